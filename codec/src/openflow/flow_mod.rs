@@ -1,0 +1,153 @@
+//! OFPT_FLOW_MOD (spec 1.3.5 §7.3.4.1).
+//!
+//! ```text
+//! struct ofp_flow_mod {
+//!     struct ofp_header header;
+//!     uint64_t cookie; uint64_t cookie_mask; uint8_t table_id; uint8_t command;
+//!     uint16_t idle_timeout; uint16_t hard_timeout; uint16_t priority; uint32_t buffer_id;
+//!     uint32_t out_port; uint32_t out_group; uint16_t flags; uint8_t pad[2];
+//!     struct ofp_match match;            /* variable, padded to 8 */
+//!     struct ofp_instruction instructions[0];
+//! };
+//! ```
+
+use bytes::{BufMut, BytesMut};
+use serde::Serialize;
+
+use super::error::wire_enum;
+use super::instruction::Instruction;
+use super::oxm::Match;
+use super::types::{BufferId, Cookie, GroupId, PortNo, TableId};
+use super::wire::Reader;
+use super::DecodeError;
+
+wire_enum! {
+    /// `ofp_flow_mod_command`.
+    FlowModCommand: u8 {
+        /// New flow.
+        Add = 0 => "ADD",
+        /// Modify all matching flows.
+        Modify = 1 => "MODIFY",
+        /// Modify the flow matching exactly, with the same priority.
+        ModifyStrict = 2 => "MODIFY_STRICT",
+        /// Delete all matching flows.
+        Delete = 3 => "DELETE",
+        /// Delete the flow matching exactly, with the same priority.
+        DeleteStrict = 4 => "DELETE_STRICT",
+    }
+}
+
+/// `ofp_flow_mod_flags` bit: send FLOW_REMOVED when the flow expires or is deleted.
+pub const FLOW_MOD_SEND_FLOW_REM: u16 = 1 << 0;
+/// `ofp_flow_mod_flags` bit: check for overlapping entries first.
+pub const FLOW_MOD_CHECK_OVERLAP: u16 = 1 << 1;
+/// `ofp_flow_mod_flags` bit: reset flow packet and byte counts.
+pub const FLOW_MOD_RESET_COUNTS: u16 = 1 << 2;
+/// `ofp_flow_mod_flags` bit: don't keep track of packet count.
+pub const FLOW_MOD_NO_PKT_COUNTS: u16 = 1 << 3;
+/// `ofp_flow_mod_flags` bit: don't keep track of byte count.
+pub const FLOW_MOD_NO_BYT_COUNTS: u16 = 1 << 4;
+
+/// OFPT_FLOW_MOD: add, change or delete flow entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowMod {
+    /// Opaque controller-issued identifier.
+    pub cookie: Cookie,
+    /// For modify and delete: which cookie bits must match.
+    pub cookie_mask: u64,
+    /// Table to put the flow in (or `TableId::ALL` for deletes).
+    pub table_id: TableId,
+    /// What to do.
+    pub command: FlowModCommand,
+    /// Idle time before discarding, in seconds (0: never).
+    pub idle_timeout: u16,
+    /// Max time before discarding, in seconds (0: never).
+    pub hard_timeout: u16,
+    /// Priority of the entry.
+    pub priority: u16,
+    /// Buffered packet to apply to.
+    pub buffer_id: BufferId,
+    /// For deletes: only flows that output to this port (`PortNo::ANY`: no filter).
+    pub out_port: PortNo,
+    /// For deletes: only flows that output to this group (`GroupId::ANY`: no filter).
+    pub out_group: GroupId,
+    /// `ofp_flow_mod_flags` bits.
+    pub flags: u16,
+    /// Fields to match.
+    pub matches: Match,
+    /// Instructions.
+    pub instructions: Vec<Instruction>,
+}
+
+impl Default for FlowMod {
+    fn default() -> Self {
+        FlowMod {
+            cookie: Cookie(0),
+            cookie_mask: 0,
+            table_id: TableId(0),
+            command: FlowModCommand::Add,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority: 0x8000,
+            buffer_id: BufferId::NO_BUFFER,
+            out_port: PortNo::ANY,
+            out_group: GroupId::ANY,
+            flags: 0,
+            matches: Match::default(),
+            instructions: Vec::new(),
+        }
+    }
+}
+
+impl FlowMod {
+    /// Parses the body after the OpenFlow header.
+    pub fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let cookie = Cookie(r.u64("flow_mod cookie")?);
+        let cookie_mask = r.u64("flow_mod cookie_mask")?;
+        let table_id = TableId(r.u8("flow_mod table_id")?);
+        let command = FlowModCommand::from(r.u8("flow_mod command")?);
+        let idle_timeout = r.u16("flow_mod idle_timeout")?;
+        let hard_timeout = r.u16("flow_mod hard_timeout")?;
+        let priority = r.u16("flow_mod priority")?;
+        let buffer_id = BufferId(r.u32("flow_mod buffer_id")?);
+        let out_port = PortNo(r.u32("flow_mod out_port")?);
+        let out_group = GroupId(r.u32("flow_mod out_group")?);
+        let flags = r.u16("flow_mod flags")?;
+        r.skip(2, "flow_mod pad")?;
+        let matches = Match::parse(r)?;
+        let instructions = Instruction::parse_list(r)?;
+        Ok(FlowMod {
+            cookie,
+            cookie_mask,
+            table_id,
+            command,
+            idle_timeout,
+            hard_timeout,
+            priority,
+            buffer_id,
+            out_port,
+            out_group,
+            flags,
+            matches,
+            instructions,
+        })
+    }
+
+    /// Emits the body after the OpenFlow header.
+    pub fn emit(&self, buf: &mut BytesMut) {
+        buf.put_u64(self.cookie.0);
+        buf.put_u64(self.cookie_mask);
+        buf.put_u8(self.table_id.0);
+        buf.put_u8(self.command.into());
+        buf.put_u16(self.idle_timeout);
+        buf.put_u16(self.hard_timeout);
+        buf.put_u16(self.priority);
+        buf.put_u32(self.buffer_id.0);
+        buf.put_u32(self.out_port.0);
+        buf.put_u32(self.out_group.0);
+        buf.put_u16(self.flags);
+        buf.put_bytes(0, 2);
+        self.matches.emit(buf);
+        Instruction::emit_list(&self.instructions, buf);
+    }
+}

@@ -1,0 +1,8 @@
+//! OFPT_GROUP_MOD (spec 1.3.5 §7.3.4.2).
+
+use super::opaque_body;
+
+opaque_body!(
+    /// OFPT_GROUP_MOD (spec 1.3.5 §7.3.4.2); body kept as bytes until decoded in full.
+    GroupMod
+);

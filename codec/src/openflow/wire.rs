@@ -1,0 +1,213 @@
+//! Byte-level helpers shared by every OpenFlow structure: a bounds-checked reader that knows its
+//! absolute offset, and a guard that patches a length field once the body has been written.
+
+use bytes::{BufMut, BytesMut};
+
+use super::DecodeError;
+
+/// A bounds-checked cursor over a message. Every read either succeeds or returns
+/// [`DecodeError::Truncated`] naming what was being read and where.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    /// Offset of `data[0]` within the outermost message, for error reports.
+    base: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over a whole message.
+    pub fn new(data: &'a [u8]) -> Self {
+        Reader { data, pos: 0, base: 0 }
+    }
+
+    /// Absolute offset of the next byte to be read.
+    pub fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    /// Bytes left to read.
+    pub fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    /// True when every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    /// The unread bytes, without consuming them.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.data[self.pos..]
+    }
+
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.remaining() < n {
+            return Err(DecodeError::Truncated {
+                what,
+                offset: self.offset(),
+                need: n,
+                have: self.remaining(),
+            });
+        }
+        let s = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// Reads `n` bytes.
+    pub fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        self.take(n, what)
+    }
+
+    /// Reads a fixed-size array.
+    pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        let s = self.take(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    /// Skips `n` bytes (padding).
+    pub fn skip(&mut self, n: usize, what: &'static str) -> Result<(), DecodeError> {
+        self.take(n, what).map(|_| ())
+    }
+
+    /// Reads one byte.
+    pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    /// Reads a big-endian u16.
+    pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+
+    /// Reads a big-endian u32.
+    pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(what)?))
+    }
+
+    /// Reads a big-endian u64.
+    pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array(what)?))
+    }
+
+    /// Splits off a sub-reader over the next `n` bytes, which keeps absolute offsets.
+    pub fn sub(&mut self, n: usize, what: &'static str) -> Result<Reader<'a>, DecodeError> {
+        let base = self.offset();
+        let data = self.take(n, what)?;
+        Ok(Reader { data, pos: 0, base })
+    }
+
+    /// Reads a length field (which counts from `start_offset`, the absolute offset where the
+    /// structure began) and returns a sub-reader over the rest of the structure. Rejects lengths
+    /// shorter than `min` or longer than what is left.
+    pub fn sub_to_len(
+        &mut self,
+        start_offset: usize,
+        len: usize,
+        min: usize,
+        what: &'static str,
+    ) -> Result<Reader<'a>, DecodeError> {
+        let consumed = self.offset() - start_offset;
+        if len < min.max(consumed) {
+            return Err(DecodeError::BadLength { what, offset: start_offset, len });
+        }
+        let body = len - consumed;
+        if body > self.remaining() {
+            return Err(DecodeError::Truncated {
+                what,
+                offset: self.offset(),
+                need: body,
+                have: self.remaining(),
+            });
+        }
+        self.sub(body, what)
+    }
+
+    /// Reads a NUL-padded fixed-width string (as in `ofp_port.name`).
+    pub fn fixed_str(&mut self, n: usize, what: &'static str) -> Result<String, DecodeError> {
+        let s = self.take(n, what)?;
+        let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+        Ok(String::from_utf8_lossy(&s[..end]).into_owned())
+    }
+}
+
+/// Writes a NUL-padded fixed-width string, truncated to leave at least one NUL.
+pub fn put_fixed_str(buf: &mut BytesMut, s: &str, n: usize) {
+    let b = s.as_bytes();
+    let k = b.len().min(n.saturating_sub(1));
+    buf.put_slice(&b[..k]);
+    buf.put_bytes(0, n - k);
+}
+
+/// Number of zero bytes that pad `len` up to a multiple of 8.
+pub fn pad8(len: usize) -> usize {
+    (8 - len % 8) % 8
+}
+
+/// Patches a big-endian u16 length field once the structure it measures has been written, so
+/// that no length is ever computed by hand twice.
+#[must_use = "a length guard must be finished"]
+pub struct LengthGuard {
+    start: usize,
+    field: usize,
+}
+
+impl LengthGuard {
+    /// Starts a structure at the current end of `buf` whose u16 length field sits `field_at`
+    /// bytes into it. The caller writes the field itself (any value); `finish` overwrites it.
+    pub fn start(buf: &BytesMut, field_at: usize) -> Self {
+        LengthGuard { start: buf.len(), field: buf.len() + field_at }
+    }
+
+    /// Patches the length field with the bytes written since `start` and returns that length.
+    /// Structures longer than 65535 bytes cannot be expressed; callers keep them below.
+    pub fn finish(self, buf: &mut BytesMut) -> usize {
+        let len = buf.len() - self.start;
+        let v = u16::try_from(len).unwrap_or(u16::MAX);
+        buf[self.field..self.field + 2].copy_from_slice(&v.to_be_bytes());
+        len
+    }
+
+    /// Like `finish`, then pads the structure with zeros to a multiple of 8 (the padding is not
+    /// counted in the length field, as for `ofp_match`).
+    pub fn finish_padded(self, buf: &mut BytesMut) -> usize {
+        let len = self.finish(buf);
+        buf.put_bytes(0, pad8(len));
+        len
+    }
+
+    /// Pads to a multiple of 8 first and counts the padding in the length (as for actions).
+    pub fn pad_and_finish(self, buf: &mut BytesMut) -> usize {
+        let len = buf.len() - self.start;
+        buf.put_bytes(0, pad8(len));
+        self.finish(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_reports_offset_of_truncation() {
+        let mut r = Reader::new(&[1, 2, 3]);
+        assert_eq!(r.u16("a").unwrap(), 0x0102);
+        let err = r.u16("b").unwrap_err();
+        assert_eq!(err, DecodeError::Truncated { what: "b", offset: 2, need: 2, have: 1 });
+    }
+
+    #[test]
+    fn guard_patches_length() {
+        let mut b = BytesMut::new();
+        b.put_u8(9);
+        let g = LengthGuard::start(&b, 2);
+        b.put_u16(0xdead);
+        b.put_u16(0);
+        b.put_u8(7);
+        assert_eq!(g.finish_padded(&mut b), 5);
+        assert_eq!(&b[..], &[9, 0xde, 0xad, 0, 5, 7, 0, 0, 0]);
+    }
+}

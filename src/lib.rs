@@ -1,0 +1,8 @@
+//! periscope: an OpenFlow 1.3 / OVSDB controller that keeps tenant traffic mirrors attached to
+//! their VMs across live migration.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use periscope_codec as codec;
+pub use periscope_topology as topology;

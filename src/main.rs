@@ -1,0 +1,5 @@
+//! The `periscope` command.
+
+fn main() {
+    println!("periscope");
+}
