@@ -6,3 +6,6 @@
 
 pub use periscope_codec as codec;
 pub use periscope_topology as topology;
+
+pub mod cli;
+pub mod controller;

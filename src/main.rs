@@ -1,5 +1,18 @@
-//! The `periscope` command.
+//! The `periscope` command: the controller, and the tools that go with it.
 
-fn main() {
-    println!("periscope");
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use periscope::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match periscope::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("periscope: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

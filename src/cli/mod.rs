@@ -1,0 +1,28 @@
+//! Command-line interface: one subcommand per tool, each dispatched to the module that owns it.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// periscope: keeps tenant traffic mirrors attached to their VMs across live migration.
+#[derive(Debug, Parser)]
+#[command(name = "periscope", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller.
+    Run(crate::controller::RunArgs),
+}
+
+/// Runs the chosen subcommand and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => crate::controller::run(args),
+    }
+}
