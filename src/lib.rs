@@ -9,3 +9,7 @@ pub use periscope_topology as topology;
 
 pub mod cli;
 pub mod controller;
+pub mod log;
+pub mod openflow;
+pub mod policy;
+pub mod reconcile;

@@ -1,0 +1,235 @@
+//! The controller's core: one task that owns every piece of state and turns events from
+//! switches (and, later, OVSDB and the northbound API) into reconciliations. It never blocks:
+//! commands to a switch go into that switch's bounded queue.
+
+use std::collections::HashMap;
+
+use slog::{debug, info, o, warn, Logger};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use periscope_codec::openflow::{
+    Dpid, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
+};
+
+use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
+use crate::openflow::session::SessionEvent;
+use crate::policy::{self, cookie};
+use crate::reconcile::{desired_set, Batch, Change, FlowSet, Reconciler};
+
+/// Tag of the flow dump that starts every reconciliation of a new connection.
+const TAG_DUMP: u64 = u64::MAX;
+/// Bits of a batch tag that hold the index of a change within its batch.
+const INDEX_BITS: u32 = 24;
+/// The index value that marks a batch's closing barrier.
+const BARRIER_INDEX: u64 = (1 << INDEX_BITS) - 1;
+
+fn batch_tag(batch: u64, index: u64) -> u64 {
+    batch << INDEX_BITS | index
+}
+
+fn split_tag(tag: u64) -> (u64, u64) {
+    (tag >> INDEX_BITS, tag & BARRIER_INDEX)
+}
+
+/// One connected switch.
+struct Switch {
+    peer: String,
+    commands: mpsc::Sender<SwitchCommand>,
+    dpid: Option<Dpid>,
+    log: Logger,
+    reconciler: Reconciler,
+}
+
+/// The controller's state.
+pub struct Core {
+    log: Logger,
+    switches: HashMap<ConnId, Switch>,
+    by_dpid: HashMap<Dpid, ConnId>,
+}
+
+impl Core {
+    /// An empty controller.
+    pub fn new(log: Logger) -> Self {
+        Core { log, switches: HashMap::new(), by_dpid: HashMap::new() }
+    }
+
+    /// The datapath ids of switches whose handshake finished.
+    pub fn connected(&self) -> Vec<Dpid> {
+        let mut v: Vec<_> = self.by_dpid.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Handles one event from a switch connection.
+    pub fn handle_switch_event(&mut self, conn: ConnId, ev: SwitchEvent) {
+        match ev {
+            SwitchEvent::Accepted { peer, commands } => {
+                debug!(self.log, "switch connected"; "conn" => conn.0, "peer" => &peer);
+                let log = self.log.new(o!("conn" => conn.0, "peer" => peer.clone()));
+                self.switches.insert(
+                    conn,
+                    Switch { peer, commands, dpid: None, log, reconciler: Reconciler::new() },
+                );
+            }
+            SwitchEvent::Refused { tag, error } => {
+                if let Some(sw) = self.switches.get(&conn) {
+                    warn!(sw.log, "request not sent"; "tag" => tag, "error" => %error);
+                }
+            }
+            SwitchEvent::Session(ev) => self.handle_session_event(conn, ev),
+        }
+    }
+
+    fn handle_session_event(&mut self, conn: ConnId, ev: SessionEvent) {
+        let Some(sw) = self.switches.get_mut(&conn) else { return };
+        match ev {
+            SessionEvent::Ready { features, ports } => {
+                let dpid = features.datapath_id;
+                sw.log = sw.log.new(o!("dpid" => dpid.to_string()));
+                info!(sw.log, "switch ready"; "ports" => ports.len(), "tables" => features.n_tables);
+                sw.dpid = Some(dpid);
+                if let Some(old) = self.by_dpid.insert(dpid, conn) {
+                    if old != conn {
+                        // The switch reconnected before we noticed the old connection die.
+                        if let Some(o) = self.switches.remove(&old) {
+                            info!(o.log, "replaced by a new connection from the same datapath");
+                            let _ = o.commands.try_send(SwitchCommand::Close);
+                        }
+                    }
+                }
+                self.start_dump(conn);
+            }
+            SessionEvent::Reply { request, replies } if request.tag == TAG_DUMP => {
+                let flows: Vec<_> = replies
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        Message::MultipartReply(r) => match r.body {
+                            MultipartReplyBody::Flow(f) => Some(f),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                debug!(sw.log, "read our flows back"; "flows" => flows.len());
+                sw.reconciler.handle_dump(&flows);
+                self.reconcile(conn);
+            }
+            SessionEvent::RequestFailed { request, xid, error } => {
+                let what =
+                    request.as_ref().map(|r| r.label.as_str()).unwrap_or("an unknown request");
+                warn!(sw.log, "switch refused a request";
+                    "xid" => %xid, "request" => what,
+                    "error" => format!("{:?} code {}", error.err_type, error.code));
+                if let Some(r) = request {
+                    if r.tag != TAG_DUMP {
+                        let (batch, index) = split_tag(r.tag);
+                        sw.reconciler.handle_failed(batch, index as usize);
+                    }
+                }
+            }
+            SessionEvent::Confirmed { barrier, .. } => {
+                let (batch, _) = split_tag(barrier.tag);
+                let refused = sw.reconciler.handle_confirmed(batch);
+                let rtt = barrier.sent_at.elapsed();
+                debug!(sw.log, "batch confirmed"; "batch" => batch, "refused" => refused.len(),
+                    "ms" => rtt.as_secs_f64() * 1e3);
+                self.reconcile(conn);
+            }
+            SessionEvent::Closed(reason) => {
+                info!(sw.log, "switch disconnected"; "reason" => %reason);
+                if let Some(dpid) = sw.dpid {
+                    if self.by_dpid.get(&dpid) == Some(&conn) {
+                        self.by_dpid.remove(&dpid);
+                    }
+                }
+                self.switches.remove(&conn);
+            }
+            SessionEvent::Malformed { error, msg_type } => {
+                warn!(sw.log, "malformed message from switch"; "type" => msg_type, "error" => %error);
+            }
+            SessionEvent::EchoRtt(rtt) => {
+                debug!(sw.log, "echo"; "rtt_ms" => rtt.as_secs_f64() * 1e3);
+            }
+            SessionEvent::PortStatus(ps) => {
+                debug!(sw.log, "port status"; "port" => %ps.desc.port_no, "name" => &ps.desc.name,
+                    "reason" => ?ps.reason);
+            }
+            SessionEvent::PacketIn(_)
+            | SessionEvent::FlowRemoved(_)
+            | SessionEvent::Reply { .. }
+            | SessionEvent::Other(_) => {}
+        }
+    }
+
+    /// Reads our flows back from a newly connected switch.
+    fn start_dump(&mut self, conn: ConnId) {
+        let req = MultipartRequest {
+            flags: 0,
+            body: MultipartRequestBody::Flow(FlowStatsRequest {
+                cookie: periscope_codec::openflow::Cookie(cookie::MAGIC),
+                cookie_mask: cookie::OURS_MASK,
+                ..FlowStatsRequest::default()
+            }),
+        };
+        self.send(
+            conn,
+            vec![Request {
+                msg: Message::MultipartRequest(req),
+                tag: TAG_DUMP,
+                label: "dump our flows".into(),
+            }],
+        );
+    }
+
+    /// The flows a bridge should hold.
+    fn desired(&self, _dpid: Dpid) -> FlowSet {
+        desired_set(&policy::base_pipeline())
+    }
+
+    /// Plans and sends the next batch for a switch, if it needs one.
+    fn reconcile(&mut self, conn: ConnId) {
+        let Some(dpid) = self.switches.get(&conn).and_then(|s| s.dpid) else { return };
+        let desired = self.desired(dpid);
+        let Some(sw) = self.switches.get_mut(&conn) else { return };
+        let Some(batch) = sw.reconciler.plan(&desired) else { return };
+        info!(sw.log, "reconciling"; "batch" => batch.id, "changes" => batch.changes.len());
+        let requests = batch_requests(&batch);
+        self.send(conn, requests);
+    }
+
+    fn send(&mut self, conn: ConnId, requests: Vec<Request>) {
+        let Some(sw) = self.switches.get_mut(&conn) else { return };
+        match sw.commands.try_send(SwitchCommand::Send(requests)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                // The switch cannot keep up: drop the connection; it will reconnect and be
+                // reconciled from a fresh read of its flows.
+                warn!(sw.log, "switch is not keeping up; disconnecting it"; "peer" => &sw.peer);
+                sw.reconciler.reset();
+                let _ = sw.commands.try_send(SwitchCommand::Close);
+            }
+            Err(TrySendError::Closed(_)) => sw.reconciler.reset(),
+        }
+    }
+}
+
+fn batch_requests(batch: &Batch) -> Vec<Request> {
+    let mut out = Vec::with_capacity(batch.changes.len() + 1);
+    for (i, c) in batch.changes.iter().enumerate() {
+        let fm = c.flow_mod();
+        let label = match c {
+            Change::Delete(..) => {
+                format!("delete flow table={} priority={}", fm.table_id, fm.priority)
+            }
+            Change::Put(..) => format!("add flow table={} priority={}", fm.table_id, fm.priority),
+        };
+        out.push(Request { msg: Message::FlowMod(fm), tag: batch_tag(batch.id, i as u64), label });
+    }
+    out.push(Request {
+        msg: Message::BarrierRequest,
+        tag: batch_tag(batch.id, BARRIER_INDEX),
+        label: format!("barrier of batch {}", batch.id),
+    });
+    out
+}

@@ -1,0 +1,93 @@
+//! `periscope run`: the controller process. It binds the listeners, spawns a driver per
+//! connection, and runs the [`core::Core`] that turns events into flows.
+
+pub mod core;
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use slog::{info, o};
+use tokio::sync::mpsc;
+
+use crate::log::{logger, LogFormat, LogLevel};
+use crate::openflow::listener::{Bound, ListenAddr};
+use crate::openflow::session::SessionConfig;
+
+/// Options of `periscope run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Where switches connect: `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
+    #[arg(long = "openflow", default_value = "ptcp:6653", value_name = "ADDR")]
+    pub openflow: Vec<ListenAddr>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "term")]
+    pub log_format: LogFormat,
+    /// Log level: critical, error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    pub log_level: LogLevel,
+    /// Seconds of silence after which a switch is sent an echo request.
+    #[arg(long, default_value_t = 5)]
+    pub echo_interval: u64,
+    /// Seconds an echo request may go unanswered before the switch is declared dead.
+    #[arg(long, default_value_t = 15)]
+    pub echo_timeout: u64,
+}
+
+/// Runs the controller until SIGINT or SIGTERM.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Capacity of the queue of events from all drivers to the core.
+const EVENT_QUEUE: usize = 65_536;
+
+async fn serve(args: RunArgs) -> anyhow::Result<()> {
+    let log = logger(args.log_format, args.log_level);
+    let cfg = SessionConfig {
+        echo_interval: Duration::from_secs(args.echo_interval.max(1)),
+        echo_timeout: Duration::from_secs(args.echo_timeout.max(1)),
+        ..SessionConfig::default()
+    };
+    let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
+    let ids = Arc::new(AtomicU64::new(1));
+    let mut listeners = Vec::new();
+    for addr in &args.openflow {
+        let bound = Bound::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+        // One line per endpoint on stdout, for people and scripts that started us with port 0.
+        println!("openflow listening on {}", bound.local());
+        listeners.push(tokio::spawn(bound.serve(
+            ids.clone(),
+            cfg.clone(),
+            tx.clone(),
+            log.new(o!()),
+        )));
+    }
+    drop(tx);
+    let mut core = core::Core::new(log.new(o!()));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some((conn, ev)) => core.handle_switch_event(conn, ev),
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    info!(log, "shutting down");
+    for l in listeners {
+        l.abort();
+        let _ = l.await;
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The tokio driver of one OpenFlow connection: it owns the socket and the timer, and only
+//! moves bytes and events between them and the sans-IO [`Session`].
+
+use std::time::Instant;
+
+use futures::{SinkExt, StreamExt};
+use slog::{debug, o, warn, Logger};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+
+use periscope_codec::openflow::Message;
+
+use super::framing::OfpCodec;
+use super::session::{SendError, Session, SessionConfig, SessionEvent};
+
+/// Identifies one accepted OpenFlow connection for the lifetime of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// What the controller asks a connection's driver to do.
+#[derive(Debug)]
+pub enum SwitchCommand {
+    /// Send requests in order; each one's `tag` and `label` come back with its outcome.
+    Send(Vec<Request>),
+    /// Close the connection.
+    Close,
+}
+
+/// One request for the switch.
+#[derive(Debug)]
+pub struct Request {
+    /// The message.
+    pub msg: Message,
+    /// The caller's tag.
+    pub tag: u64,
+    /// The caller's description, for logs.
+    pub label: String,
+}
+
+/// What a driver tells the controller.
+#[derive(Debug)]
+pub enum SwitchEvent {
+    /// A connection was accepted; commands for it go to `commands`.
+    Accepted {
+        /// The peer's address.
+        peer: String,
+        /// Where to send commands for this connection.
+        commands: mpsc::Sender<SwitchCommand>,
+    },
+    /// The session reported something.
+    Session(SessionEvent),
+    /// A request could not be queued.
+    Refused {
+        /// The caller's tag.
+        tag: u64,
+        /// Why.
+        error: SendError,
+    },
+}
+
+/// Capacity of a connection's command queue: a slow switch fills its own queue, not others'.
+pub const COMMAND_QUEUE: usize = 256;
+
+/// Runs one connection until it closes. Events go to `events`, tagged with `conn`.
+pub async fn drive<S>(
+    stream: S,
+    conn: ConnId,
+    peer: String,
+    cfg: SessionConfig,
+    events: mpsc::Sender<(ConnId, SwitchEvent)>,
+    log: Logger,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let log = log.new(o!("conn" => conn.0, "peer" => peer.clone()));
+    let (cmd_tx, mut commands) = mpsc::channel(COMMAND_QUEUE);
+    if events.send((conn, SwitchEvent::Accepted { peer, commands: cmd_tx })).await.is_err() {
+        return;
+    }
+    let mut framed = Framed::new(stream, OfpCodec);
+    let mut session = Session::new(Instant::now(), cfg);
+    loop {
+        let mut wrote = false;
+        while let Some(m) = session.poll_transmit() {
+            wrote = true;
+            if let Err(e) = framed.feed(m).await {
+                session.handle_close(format!("write failed: {e}"));
+                break;
+            }
+        }
+        if wrote {
+            if let Err(e) = framed.flush().await {
+                session.handle_close(format!("write failed: {e}"));
+            }
+        }
+        let mut closed = false;
+        while let Some(ev) = session.poll_event() {
+            closed |= matches!(ev, SessionEvent::Closed(_));
+            if events.send((conn, SwitchEvent::Session(ev))).await.is_err() {
+                return;
+            }
+        }
+        if closed {
+            // Best effort: anything queued before closing (HELLO_FAILED) is already flushed.
+            debug!(log, "connection closed");
+            return;
+        }
+        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            frame = framed.next() => match frame {
+                Some(Ok(f)) => session.handle_frame(Instant::now(), f),
+                Some(Err(e)) => {
+                    warn!(log, "dropping connection"; "error" => %e);
+                    session.handle_close(e.to_string());
+                }
+                None => session.handle_close("connection closed by the switch"),
+            },
+            cmd = commands.recv() => match cmd {
+                Some(SwitchCommand::Send(requests)) => {
+                    let now = Instant::now();
+                    for Request { msg, tag, label } in requests {
+                        if let Err(error) = session.send(now, msg, tag, label) {
+                            if events.send((conn, SwitchEvent::Refused { tag, error })).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                Some(SwitchCommand::Close) | None => session.handle_close("closed by the controller"),
+            },
+            _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

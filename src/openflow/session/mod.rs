@@ -1,0 +1,585 @@
+//! The OpenFlow 1.3 session with one switch, sans-IO.
+//!
+//! The session is fed what arrives (`handle_frame`) and the passing of time (`handle_timeout`),
+//! and hands back what to send (`poll_transmit`) and what happened (`poll_event`). It owns the
+//! handshake (HELLO version negotiation, FEATURES, SET_CONFIG, PORT_DESC), echo keepalive in both
+//! directions with a dead-peer timeout, transaction ids, multipart reassembly, and the matching
+//! of errors, replies and barrier replies to the requests that caused them. It never touches a
+//! socket or a clock: the driver does.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use periscope_codec::openflow::error::hello_failed;
+use periscope_codec::openflow::multipart::MULTIPART_MORE;
+use periscope_codec::openflow::{
+    DecodeError, Dpid, ErrorMsg, ErrorType, FeaturesReply, Hello, Message, MsgType, MultipartReply,
+    MultipartReplyBody, MultipartRequest, MultipartRequestBody, OfpMessage, Port, PortReason,
+    PortStatus, SwitchConfig, Xid, OFP_VERSION_1_3,
+};
+
+use super::framing::Frame;
+
+/// Bytes of a failed request quoted back in an OFPT_ERROR, as the spec asks (at least 64).
+const ERROR_DATA_LEN: usize = 64;
+
+/// Timers and limits of a session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Idle time after which we send an echo request.
+    pub echo_interval: Duration,
+    /// Time an echo request may stay unanswered before the peer is declared dead.
+    pub echo_timeout: Duration,
+    /// Time the whole handshake may take.
+    pub handshake_timeout: Duration,
+    /// Bytes of a table-miss packet the switch should send us.
+    pub miss_send_len: u16,
+    /// Requests that may await a reply or barrier at once; more are refused (backpressure).
+    pub max_outstanding: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            echo_interval: Duration::from_secs(5),
+            echo_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            miss_send_len: 128,
+            max_outstanding: 65_536,
+        }
+    }
+}
+
+/// Where the session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the peer's HELLO.
+    Hello,
+    /// Waiting for FEATURES_REPLY.
+    Features,
+    /// Waiting for the PORT_DESC reply.
+    PortDesc,
+    /// Handshake done; requests may be sent.
+    Ready,
+    /// Closed; nothing more will be sent or accepted.
+    Closed,
+}
+
+/// Why a session closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer does not speak OpenFlow 1.3.
+    IncompatibleVersion {
+        /// The peer's header version.
+        peer_version: u8,
+    },
+    /// The peer sent something other than HELLO first.
+    NoHello {
+        /// What it sent.
+        got: MsgType,
+    },
+    /// The handshake did not finish in time.
+    HandshakeTimeout(Phase),
+    /// No answer to an echo request in time.
+    EchoTimeout,
+    /// The peer refused our HELLO.
+    HelloFailed(ErrorMsg),
+    /// The driver closed the session (socket closed, shutdown).
+    Local(String),
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::IncompatibleVersion { peer_version } => {
+                write!(
+                    f,
+                    "peer does not speak OpenFlow 1.3 (its HELLO has version {peer_version:#04x})"
+                )
+            }
+            CloseReason::NoHello { got } => write!(f, "peer sent {got:?} before HELLO"),
+            CloseReason::HandshakeTimeout(p) => write!(f, "handshake timed out waiting in {p:?}"),
+            CloseReason::EchoTimeout => f.write_str("echo request unanswered: peer is dead"),
+            CloseReason::HelloFailed(e) => {
+                write!(f, "peer refused our HELLO: {}", String::from_utf8_lossy(&e.data))
+            }
+            CloseReason::Local(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Something the controller should know about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// The handshake finished: the switch is known and its ports listed.
+    Ready {
+        /// The FEATURES_REPLY.
+        features: FeaturesReply,
+        /// The ports from PORT_DESC.
+        ports: Vec<Port>,
+    },
+    /// A port was added, removed or changed.
+    PortStatus(PortStatus),
+    /// A packet was sent to the controller.
+    PacketIn(Box<periscope_codec::openflow::PacketIn>),
+    /// A flow was removed (it asked for notification).
+    FlowRemoved(periscope_codec::openflow::FlowRemoved),
+    /// A request failed on the switch.
+    RequestFailed {
+        /// The failed request, if we still knew it.
+        request: Option<Outstanding>,
+        /// The xid of the error.
+        xid: Xid,
+        /// The error.
+        error: ErrorMsg,
+    },
+    /// A barrier reply: every request sent before it that did not fail is now confirmed.
+    Confirmed {
+        /// The barrier request.
+        barrier: Outstanding,
+        /// Tags of the requests it confirms, in send order.
+        tags: Vec<u64>,
+    },
+    /// A complete reply to a request (multipart parts are reassembled into one list).
+    Reply {
+        /// The request.
+        request: Outstanding,
+        /// Every reply message, in order (one, except for multipart).
+        replies: Vec<Message>,
+    },
+    /// A round trip time measured with an echo.
+    EchoRtt(Duration),
+    /// The peer sent bytes we could not parse; we answered with an OFPT_ERROR.
+    Malformed {
+        /// What was wrong.
+        error: DecodeError,
+        /// Message type byte of the bad frame.
+        msg_type: u8,
+    },
+    /// An unsolicited message the session does not handle itself.
+    Other(OfpMessage),
+    /// The session is closed; the driver should close the connection.
+    Closed(CloseReason),
+}
+
+/// A request the switch has not yet answered or confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outstanding {
+    /// Its xid.
+    pub xid: Xid,
+    /// Its message type.
+    pub msg_type: MsgType,
+    /// The caller's tag, returned with the reply or confirmation.
+    pub tag: u64,
+    /// The caller's description, for logs (for a flow mod, the flow in ovs-ofctl syntax).
+    pub label: String,
+    /// When it was sent.
+    pub sent_at: Instant,
+}
+
+/// Why a request could not be queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The handshake has not finished, or the session is closed.
+    #[error("session is not ready (phase {0:?})")]
+    NotReady(Phase),
+    /// Too many requests await confirmation.
+    #[error("too many outstanding requests ({0})")]
+    Busy(usize),
+}
+
+/// How a request is completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Completion {
+    /// By a reply with the same xid.
+    Reply,
+    /// By the next barrier reply (no reply of its own unless it fails).
+    Barrier,
+    /// It is the barrier.
+    IsBarrier,
+}
+
+#[derive(Debug)]
+struct Entry {
+    req: Outstanding,
+    completion: Completion,
+    parts: Vec<Message>,
+}
+
+/// The OpenFlow session with one switch.
+#[derive(Debug)]
+pub struct Session {
+    cfg: SessionConfig,
+    phase: Phase,
+    next_xid: u32,
+    next_seq: u64,
+    /// Outstanding requests by send order.
+    outstanding: BTreeMap<u64, Entry>,
+    seq_by_xid: HashMap<Xid, u64>,
+    features: Option<FeaturesReply>,
+    ports: Vec<Port>,
+    handshake_xid: Option<Xid>,
+    handshake_deadline: Instant,
+    last_rx: Instant,
+    echo: Option<(Xid, Instant)>,
+    transmit: VecDeque<OfpMessage>,
+    events: VecDeque<SessionEvent>,
+}
+
+impl Session {
+    /// A new session; our HELLO is queued at once.
+    pub fn new(now: Instant, cfg: SessionConfig) -> Self {
+        let mut s = Session {
+            handshake_deadline: now + cfg.handshake_timeout,
+            cfg,
+            phase: Phase::Hello,
+            next_xid: 1,
+            next_seq: 0,
+            outstanding: BTreeMap::new(),
+            seq_by_xid: HashMap::new(),
+            features: None,
+            ports: Vec::new(),
+            handshake_xid: None,
+            last_rx: now,
+            echo: None,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        let xid = s.alloc_xid();
+        s.push(xid, Message::Hello(Hello::with_versions(&[OFP_VERSION_1_3])));
+        s
+    }
+
+    /// The phase of the session.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The datapath id, once FEATURES_REPLY arrived.
+    pub fn dpid(&self) -> Option<Dpid> {
+        self.features.as_ref().map(|f| f.datapath_id)
+    }
+
+    /// Requests awaiting a reply or a barrier.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<OfpMessage> {
+        self.transmit.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Ready => Some(match self.echo {
+                Some((_, sent)) => sent + self.cfg.echo_timeout,
+                None => self.last_rx + self.cfg.echo_interval,
+            }),
+            _ => Some(self.handshake_deadline),
+        }
+    }
+
+    /// Lets time pass: sends echo requests, and declares the peer dead when it stays silent.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Closed => {}
+            Phase::Ready => match self.echo {
+                Some((_, sent)) if now >= sent + self.cfg.echo_timeout => {
+                    self.close(CloseReason::EchoTimeout)
+                }
+                None if now >= self.last_rx + self.cfg.echo_interval => {
+                    let xid = self.alloc_xid();
+                    self.echo = Some((xid, now));
+                    self.push(xid, Message::EchoRequest(Vec::new()));
+                }
+                _ => {}
+            },
+            p => {
+                if now >= self.handshake_deadline {
+                    self.close(CloseReason::HandshakeTimeout(p));
+                }
+            }
+        }
+    }
+
+    /// Closes the session from our side (the driver's socket closed, or shutdown).
+    pub fn handle_close(&mut self, why: impl Into<String>) {
+        self.close(CloseReason::Local(why.into()));
+    }
+
+    /// Handles one frame from the peer.
+    pub fn handle_frame(&mut self, now: Instant, frame: Frame) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.last_rx = now;
+        match frame {
+            Frame::Message(m) => self.handle_message(now, m),
+            Frame::Malformed { raw, error } => {
+                let (err_type, code) = error.ofp_error();
+                let xid = match raw.get(4..8) {
+                    Some(&[a, b, c, d]) => Xid(u32::from_be_bytes([a, b, c, d])),
+                    _ => Xid(0),
+                };
+                let msg_type = raw.get(1).copied().unwrap_or(0);
+                let data = raw[..raw.len().min(ERROR_DATA_LEN)].to_vec();
+                self.push(
+                    xid,
+                    Message::Error(ErrorMsg { err_type, code, experimenter: None, data }),
+                );
+                self.events.push_back(SessionEvent::Malformed { error, msg_type });
+            }
+        }
+    }
+
+    /// Queues a request. `tag` and `label` come back with its reply, confirmation or error.
+    /// Requests without a reply of their own (flow mods, group mods...) are confirmed by the
+    /// next barrier: call [`Session::barrier`] after a batch.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        tag: u64,
+        label: impl Into<String>,
+    ) -> Result<Xid, SendError> {
+        if self.phase != Phase::Ready {
+            return Err(SendError::NotReady(self.phase));
+        }
+        if self.outstanding.len() >= self.cfg.max_outstanding {
+            return Err(SendError::Busy(self.outstanding.len()));
+        }
+        let completion = match msg.msg_type() {
+            MsgType::BarrierRequest => Completion::IsBarrier,
+            MsgType::MultipartRequest
+            | MsgType::EchoRequest
+            | MsgType::FeaturesRequest
+            | MsgType::GetConfigRequest
+            | MsgType::QueueGetConfigRequest
+            | MsgType::RoleRequest
+            | MsgType::GetAsyncRequest => Completion::Reply,
+            // Bundle control requests get a reply; bundle adds are confirmed by the commit.
+            MsgType::Experimenter if matches!(msg, Message::BundleControl(_)) => Completion::Reply,
+            _ => Completion::Barrier,
+        };
+        let xid = self.alloc_xid();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let req =
+            Outstanding { xid, msg_type: msg.msg_type(), tag, label: label.into(), sent_at: now };
+        self.outstanding.insert(seq, Entry { req, completion, parts: Vec::new() });
+        self.seq_by_xid.insert(xid, seq);
+        self.push(xid, msg);
+        Ok(xid)
+    }
+
+    /// Queues a barrier request; its reply confirms everything sent before it.
+    pub fn barrier(&mut self, now: Instant, tag: u64) -> Result<Xid, SendError> {
+        self.send(now, Message::BarrierRequest, tag, "barrier")
+    }
+
+    fn alloc_xid(&mut self) -> Xid {
+        let x = Xid(self.next_xid);
+        // Skip 0, which some switches treat as "no xid".
+        self.next_xid = self.next_xid.wrapping_add(1).max(1);
+        x
+    }
+
+    fn push(&mut self, xid: Xid, msg: Message) {
+        self.transmit.push_back(OfpMessage::new(xid, msg));
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.phase != Phase::Closed {
+            self.phase = Phase::Closed;
+            self.events.push_back(SessionEvent::Closed(reason));
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, m: OfpMessage) {
+        let OfpMessage { version, xid, msg } = m;
+        if self.phase == Phase::Hello {
+            match msg {
+                Message::Hello(h) => {
+                    if h.supports(version, OFP_VERSION_1_3) {
+                        self.phase = Phase::Features;
+                        let x = self.alloc_xid();
+                        self.handshake_xid = Some(x);
+                        self.push(x, Message::FeaturesRequest);
+                    } else {
+                        let text = b"periscope speaks OpenFlow 1.3 (0x04) only".to_vec();
+                        let err = ErrorMsg {
+                            err_type: ErrorType::HelloFailed,
+                            code: hello_failed::INCOMPATIBLE,
+                            experimenter: None,
+                            data: text,
+                        };
+                        // Answer in the peer's own version so that it can read why.
+                        self.transmit.push_back(OfpMessage {
+                            version,
+                            xid,
+                            msg: Message::Error(err),
+                        });
+                        self.close(CloseReason::IncompatibleVersion { peer_version: version });
+                    }
+                }
+                Message::Error(e) if e.err_type == ErrorType::HelloFailed => {
+                    self.close(CloseReason::HelloFailed(e))
+                }
+                other => self.close(CloseReason::NoHello { got: other.msg_type() }),
+            }
+            return;
+        }
+        match msg {
+            Message::EchoRequest(data) => self.push(xid, Message::EchoReply(data)),
+            Message::EchoReply(_) if self.echo.is_some_and(|(x, _)| x == xid) => {
+                if let Some((_, sent)) = self.echo.take() {
+                    self.events
+                        .push_back(SessionEvent::EchoRtt(now.saturating_duration_since(sent)));
+                }
+            }
+            Message::FeaturesReply(f)
+                if self.phase == Phase::Features && Some(xid) == self.handshake_xid =>
+            {
+                self.features = Some(f);
+                self.phase = Phase::PortDesc;
+                let cfg = SwitchConfig { flags: 0, miss_send_len: self.cfg.miss_send_len };
+                let x = self.alloc_xid();
+                self.push(x, Message::SetConfig(cfg));
+                let x = self.alloc_xid();
+                self.handshake_xid = Some(x);
+                self.push(
+                    x,
+                    Message::MultipartRequest(MultipartRequest {
+                        flags: 0,
+                        body: MultipartRequestBody::PortDesc,
+                    }),
+                );
+            }
+            Message::MultipartReply(r)
+                if self.phase == Phase::PortDesc && Some(xid) == self.handshake_xid =>
+            {
+                self.handle_port_desc(r)
+            }
+            Message::PortStatus(ps) => {
+                self.apply_port_status(&ps);
+                if self.phase == Phase::Ready {
+                    self.events.push_back(SessionEvent::PortStatus(ps));
+                }
+            }
+            Message::PacketIn(p) => self.events.push_back(SessionEvent::PacketIn(Box::new(p))),
+            Message::FlowRemoved(f) => self.events.push_back(SessionEvent::FlowRemoved(f)),
+            Message::Error(error) => {
+                let request = self.take_outstanding(xid).map(|e| e.req);
+                if request.is_none()
+                    && self.handshake_xid == Some(xid)
+                    && self.phase != Phase::Ready
+                {
+                    // The switch refused a handshake request: we cannot go on with it.
+                    let phase = self.phase;
+                    self.events.push_back(SessionEvent::RequestFailed {
+                        request: None,
+                        xid,
+                        error,
+                    });
+                    self.close(CloseReason::HandshakeTimeout(phase));
+                    return;
+                }
+                self.events.push_back(SessionEvent::RequestFailed { request, xid, error });
+            }
+            Message::BarrierReply => self.handle_barrier_reply(xid),
+            Message::MultipartReply(r) => self.handle_reply_part(xid, r),
+            msg @ (Message::RoleReply(_)
+            | Message::GetConfigReply(_)
+            | Message::GetAsyncReply(_)
+            | Message::QueueGetConfigReply(_)
+            | Message::FeaturesReply(_)
+            | Message::BundleControl(_)
+            | Message::EchoReply(_)) => match self.take_outstanding(xid) {
+                Some(e) => self
+                    .events
+                    .push_back(SessionEvent::Reply { request: e.req, replies: vec![msg] }),
+                None => self.events.push_back(SessionEvent::Other(OfpMessage::new(xid, msg))),
+            },
+            msg => self.events.push_back(SessionEvent::Other(OfpMessage { version, xid, msg })),
+        }
+    }
+
+    fn handle_port_desc(&mut self, r: MultipartReply) {
+        let more = r.flags & MULTIPART_MORE != 0;
+        if let MultipartReplyBody::PortDesc(ports) = r.body {
+            self.ports.extend(ports);
+        }
+        if !more {
+            self.phase = Phase::Ready;
+            self.handshake_xid = None;
+            if let Some(features) = self.features.clone() {
+                self.events.push_back(SessionEvent::Ready { features, ports: self.ports.clone() });
+            }
+        }
+    }
+
+    fn apply_port_status(&mut self, ps: &PortStatus) {
+        self.ports.retain(|p| p.port_no != ps.desc.port_no);
+        if ps.reason != PortReason::Delete {
+            self.ports.push(ps.desc.clone());
+        }
+    }
+
+    fn take_outstanding(&mut self, xid: Xid) -> Option<Entry> {
+        let seq = self.seq_by_xid.remove(&xid)?;
+        self.outstanding.remove(&seq)
+    }
+
+    fn handle_reply_part(&mut self, xid: Xid, r: MultipartReply) {
+        let more = r.flags & MULTIPART_MORE != 0;
+        let Some(&seq) = self.seq_by_xid.get(&xid) else {
+            self.events
+                .push_back(SessionEvent::Other(OfpMessage::new(xid, Message::MultipartReply(r))));
+            return;
+        };
+        if let Some(e) = self.outstanding.get_mut(&seq) {
+            e.parts.push(Message::MultipartReply(r));
+        }
+        if !more {
+            if let Some(e) = self.take_outstanding(xid) {
+                self.events.push_back(SessionEvent::Reply { request: e.req, replies: e.parts });
+            }
+        }
+    }
+
+    fn handle_barrier_reply(&mut self, xid: Xid) {
+        let Some(&barrier_seq) = self.seq_by_xid.get(&xid) else {
+            return;
+        };
+        // Everything sent before the barrier that awaits a barrier is now done. Requests that
+        // failed were already removed by their errors, which the switch sends first.
+        let done: Vec<u64> = self
+            .outstanding
+            .range(..barrier_seq)
+            .filter(|(_, e)| e.completion == Completion::Barrier)
+            .map(|(s, _)| *s)
+            .collect();
+        let mut tags = Vec::with_capacity(done.len());
+        for s in done {
+            if let Some(e) = self.outstanding.remove(&s) {
+                self.seq_by_xid.remove(&e.req.xid);
+                tags.push(e.req.tag);
+            }
+        }
+        if let Some(b) = self.take_outstanding(xid) {
+            self.events.push_back(SessionEvent::Confirmed { barrier: b.req, tags });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
