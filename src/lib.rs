@@ -10,6 +10,7 @@ pub use periscope_topology as topology;
 pub mod cli;
 pub mod controller;
 pub mod log;
+pub mod northbound;
 pub mod openflow;
 pub mod policy;
 pub mod reconcile;

@@ -11,6 +11,10 @@ use periscope_codec::openflow::{
     Dpid, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
 };
 
+use serde_json::{json, Value};
+
+use crate::northbound::api::{ApiCall, ApiReply};
+use crate::northbound::store::{StoreError, Taps};
 use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
 use crate::openflow::session::SessionEvent;
 use crate::policy::{self, cookie};
@@ -45,12 +49,13 @@ pub struct Core {
     log: Logger,
     switches: HashMap<ConnId, Switch>,
     by_dpid: HashMap<Dpid, ConnId>,
+    taps: Taps,
 }
 
 impl Core {
     /// An empty controller.
     pub fn new(log: Logger) -> Self {
-        Core { log, switches: HashMap::new(), by_dpid: HashMap::new() }
+        Core { log, switches: HashMap::new(), by_dpid: HashMap::new(), taps: Taps::new() }
     }
 
     /// The datapath ids of switches whose handshake finished.
@@ -58,6 +63,80 @@ impl Core {
         let mut v: Vec<_> = self.by_dpid.keys().copied().collect();
         v.sort();
         v
+    }
+
+    /// Answers one northbound API call.
+    pub fn handle_api(&mut self, call: ApiCall) -> ApiReply {
+        let changed = matches!(
+            call,
+            ApiCall::CreateService(_)
+                | ApiCall::DeleteService(_)
+                | ApiCall::CreateFlow(_)
+                | ApiCall::DeleteFlow(_)
+        );
+        let reply = match call {
+            ApiCall::ListServices => ApiReply::ok(json!(self.taps.services().collect::<Vec<_>>())),
+            ApiCall::GetService(id) => match self.taps.service(id) {
+                Some(s) => ApiReply::ok(json!(s)),
+                None => store_error(StoreError::NotFound { what: "tap service", id: id.0 }),
+            },
+            ApiCall::CreateService(spec) => match self.taps.create_service(spec) {
+                Ok(s) => {
+                    info!(self.log, "tap service created"; "id" => s.id.0, "tenant" => &s.tenant, "key" => s.key);
+                    ApiReply { status: 201, body: json!(s) }
+                }
+                Err(e) => store_error(e),
+            },
+            ApiCall::DeleteService(id) => match self.taps.delete_service(id) {
+                Ok(s) => ApiReply::ok(json!(s)),
+                Err(e) => store_error(e),
+            },
+            ApiCall::ListFlows => ApiReply::ok(json!(self.taps.flows().collect::<Vec<_>>())),
+            ApiCall::GetFlow(id) => match self.taps.flow(id) {
+                Some(f) => ApiReply::ok(json!(f)),
+                None => store_error(StoreError::NotFound { what: "tap flow", id: id.0 }),
+            },
+            ApiCall::CreateFlow(spec) => match self.taps.create_flow(spec) {
+                Ok(f) => {
+                    info!(self.log, "tap flow created"; "id" => f.id.0, "tenant" => &f.tenant);
+                    ApiReply { status: 201, body: json!(f) }
+                }
+                Err(e) => store_error(e),
+            },
+            ApiCall::DeleteFlow(id) => match self.taps.delete_flow(id) {
+                Ok(f) => ApiReply::ok(json!(f)),
+                Err(e) => store_error(e),
+            },
+            ApiCall::Switches => {
+                let list: Vec<Value> = self
+                    .switches
+                    .values()
+                    .filter_map(|s| {
+                        let dpid = s.dpid?;
+                        Some(json!({
+                            "dpid": dpid.to_string(),
+                            "peer": s.peer,
+                            "our_flows": s.reconciler.actual().map(|a| a.len()),
+                        }))
+                    })
+                    .collect();
+                ApiReply::ok(json!(list))
+            }
+            ApiCall::Topology | ApiCall::Interface(_) => {
+                ApiReply::error(501, "the topology is not available yet", Value::Null)
+            }
+        };
+        if changed && reply.status < 300 {
+            self.reconcile_all();
+        }
+        reply
+    }
+
+    fn reconcile_all(&mut self) {
+        let conns: Vec<ConnId> = self.by_dpid.values().copied().collect();
+        for c in conns {
+            self.reconcile(c);
+        }
     }
 
     /// Handles one event from a switch connection.
@@ -212,6 +291,17 @@ impl Core {
             Err(TrySendError::Closed(_)) => sw.reconciler.reset(),
         }
     }
+}
+
+fn store_error(e: StoreError) -> ApiReply {
+    let status = match e {
+        StoreError::NotFound { .. } => 404,
+        StoreError::KeyTaken { .. } | StoreError::InUse { .. } => 409,
+        StoreError::KeysExhausted => 507,
+        StoreError::ForeignService { .. } => 404,
+    };
+    let detail = serde_json::to_value(&e).unwrap_or(Value::Null);
+    ApiReply::error(status, &e, detail)
 }
 
 fn batch_requests(batch: &Batch) -> Vec<Request> {

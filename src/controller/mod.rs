@@ -22,6 +22,9 @@ pub struct RunArgs {
     /// Where switches connect: `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
     #[arg(long = "openflow", default_value = "ptcp:6653", value_name = "ADDR")]
     pub openflow: Vec<ListenAddr>,
+    /// Where the northbound REST API listens (`IP:PORT`).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
+    pub api: std::net::SocketAddr,
     /// Log format.
     #[arg(long, value_enum, default_value = "term")]
     pub log_format: LogFormat,
@@ -71,6 +74,12 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         )));
     }
     drop(tx);
+    let api = tokio::net::TcpListener::bind(args.api)
+        .await
+        .with_context(|| format!("binding the API on {}", args.api))?;
+    println!("api listening on http://{}", api.local_addr().context("API address")?);
+    let (api_tx, mut api_rx) = mpsc::channel(1024);
+    listeners.push(tokio::spawn(crate::northbound::api::serve(api, api_tx, log.new(o!()))));
     let mut core = core::Core::new(log.new(o!()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -79,6 +88,9 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             ev = rx.recv() => match ev {
                 Some((conn, ev)) => core.handle_switch_event(conn, ev),
                 None => break,
+            },
+            call = api_rx.recv() => if let Some((call, reply)) = call {
+                let _ = reply.send(core.handle_api(call));
             },
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,

@@ -1,0 +1,240 @@
+//! The desired taps: what tenants asked for, owned here and nowhere else. Every operation
+//! checks everything first and then applies, so a refused request changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::model::{TapFlow, TapFlowId, TapFlowSpec, TapService, TapServiceId, TapServiceSpec};
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum StoreError {
+    /// No such object (or not the caller's).
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// Kind of object.
+        what: &'static str,
+        /// Its id.
+        id: u64,
+    },
+    /// The key is already used by another tap service.
+    #[error("key {key} is already used by tap service {by}")]
+    KeyTaken {
+        /// The key.
+        key: u32,
+        /// The service using it.
+        by: u64,
+    },
+    /// Every key is in use.
+    #[error("no free key left")]
+    KeysExhausted,
+    /// The tap service still has tap flows.
+    #[error("tap service {id} still has tap flows {flows:?}; delete them first")]
+    InUse {
+        /// The service.
+        id: u64,
+        /// Its flows.
+        flows: Vec<u64>,
+    },
+    /// The tap flow names a tap service of another tenant.
+    #[error("tap service {service} does not belong to tenant {tenant}")]
+    ForeignService {
+        /// The service.
+        service: u64,
+        /// The tenant of the tap flow.
+        tenant: String,
+    },
+}
+
+/// The tap services and tap flows.
+#[derive(Debug, Default, Clone)]
+pub struct Taps {
+    services: BTreeMap<TapServiceId, TapService>,
+    flows: BTreeMap<TapFlowId, TapFlow>,
+    keys: BTreeMap<u32, TapServiceId>,
+    next_id: u64,
+}
+
+/// Keys below this are left for the operator's manual use.
+const FIRST_ALLOCATED_KEY: u32 = 1000;
+
+impl Taps {
+    /// No taps.
+    pub fn new() -> Self {
+        Taps::default()
+    }
+
+    /// Every tap service.
+    pub fn services(&self) -> impl Iterator<Item = &TapService> {
+        self.services.values()
+    }
+
+    /// Every tap flow.
+    pub fn flows(&self) -> impl Iterator<Item = &TapFlow> {
+        self.flows.values()
+    }
+
+    /// One tap service.
+    pub fn service(&self, id: TapServiceId) -> Option<&TapService> {
+        self.services.get(&id)
+    }
+
+    /// One tap flow.
+    pub fn flow(&self, id: TapFlowId) -> Option<&TapFlow> {
+        self.flows.get(&id)
+    }
+
+    fn alloc_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Creates a tap service, allocating its key if none was asked for.
+    pub fn create_service(&mut self, spec: TapServiceSpec) -> Result<TapService, StoreError> {
+        let key = match spec.key {
+            Some(k) => {
+                if let Some(by) = self.keys.get(&k) {
+                    return Err(StoreError::KeyTaken { key: k, by: by.0 });
+                }
+                k
+            }
+            None => self.free_key(spec.encap.max_key())?,
+        };
+        let id = TapServiceId(self.alloc_id());
+        let s = TapService {
+            id,
+            name: spec.name,
+            tenant: spec.tenant,
+            encap: spec.encap,
+            remote_ip: spec.remote_ip,
+            key,
+            snaplen: spec.snaplen,
+        };
+        self.keys.insert(key, id);
+        self.services.insert(id, s.clone());
+        Ok(s)
+    }
+
+    fn free_key(&self, max: u32) -> Result<u32, StoreError> {
+        let mut want = FIRST_ALLOCATED_KEY;
+        for &k in self.keys.range(FIRST_ALLOCATED_KEY..).map(|(k, _)| k) {
+            if k != want {
+                break;
+            }
+            want = want.checked_add(1).ok_or(StoreError::KeysExhausted)?;
+        }
+        if want > max {
+            return Err(StoreError::KeysExhausted);
+        }
+        Ok(want)
+    }
+
+    /// Deletes a tap service that no tap flow uses.
+    pub fn delete_service(&mut self, id: TapServiceId) -> Result<TapService, StoreError> {
+        if !self.services.contains_key(&id) {
+            return Err(StoreError::NotFound { what: "tap service", id: id.0 });
+        }
+        let flows: Vec<u64> =
+            self.flows.values().filter(|f| f.tap_service == id).map(|f| f.id.0).collect();
+        if !flows.is_empty() {
+            return Err(StoreError::InUse { id: id.0, flows });
+        }
+        let s = self
+            .services
+            .remove(&id)
+            .ok_or(StoreError::NotFound { what: "tap service", id: id.0 })?;
+        self.keys.remove(&s.key);
+        Ok(s)
+    }
+
+    /// Creates a tap flow towards one of the same tenant's tap services.
+    pub fn create_flow(&mut self, spec: TapFlowSpec) -> Result<TapFlow, StoreError> {
+        let svc = self
+            .services
+            .get(&spec.tap_service)
+            .ok_or(StoreError::NotFound { what: "tap service", id: spec.tap_service.0 })?;
+        if svc.tenant != spec.tenant {
+            return Err(StoreError::ForeignService { service: svc.id.0, tenant: spec.tenant });
+        }
+        let id = TapFlowId(self.alloc_id());
+        let f = TapFlow {
+            id,
+            name: spec.name,
+            tenant: spec.tenant,
+            tap_service: spec.tap_service,
+            source: spec.source,
+            direction: spec.direction,
+            filter: spec.filter,
+        };
+        self.flows.insert(id, f.clone());
+        Ok(f)
+    }
+
+    /// Deletes a tap flow.
+    pub fn delete_flow(&mut self, id: TapFlowId) -> Result<TapFlow, StoreError> {
+        self.flows.remove(&id).ok_or(StoreError::NotFound { what: "tap flow", id: id.0 })
+    }
+
+    /// Every key in use.
+    pub fn keys(&self) -> BTreeSet<u32> {
+        self.keys.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::super::model::*;
+    use super::*;
+
+    fn svc(tenant: &str, key: Option<u32>) -> TapServiceSpec {
+        TapServiceSpec {
+            name: "c".into(),
+            tenant: tenant.into(),
+            encap: Encap::Vxlan,
+            remote_ip: IpAddr::from([192, 0, 2, 9]),
+            key,
+            snaplen: None,
+        }
+    }
+
+    fn flow(tenant: &str, service: TapServiceId) -> TapFlowSpec {
+        TapFlowSpec {
+            name: "f".into(),
+            tenant: tenant.into(),
+            tap_service: service,
+            source: Source::IfaceId("p1".into()),
+            direction: Direction::Both,
+            filter: Filter::default(),
+        }
+    }
+
+    #[test]
+    fn keys_are_unique_across_tenants_and_allocated_around_taken_ones() {
+        let mut t = Taps::new();
+        assert_eq!(t.create_service(svc("a", Some(1001))).unwrap().key, 1001);
+        assert_eq!(t.create_service(svc("b", None)).unwrap().key, 1000);
+        assert_eq!(t.create_service(svc("b", None)).unwrap().key, 1002);
+        assert_eq!(
+            t.create_service(svc("c", Some(1000))),
+            Err(StoreError::KeyTaken { key: 1000, by: 2 })
+        );
+        assert_eq!(t.services().count(), 3);
+    }
+
+    #[test]
+    fn a_flow_needs_its_own_tenants_service_and_blocks_its_deletion() {
+        let mut t = Taps::new();
+        let s = t.create_service(svc("a", None)).unwrap();
+        assert!(matches!(t.create_flow(flow("b", s.id)), Err(StoreError::ForeignService { .. })));
+        let f = t.create_flow(flow("a", s.id)).unwrap();
+        assert!(matches!(t.delete_service(s.id), Err(StoreError::InUse { .. })));
+        t.delete_flow(f.id).unwrap();
+        t.delete_service(s.id).unwrap();
+        // Its key is free again.
+        assert_eq!(t.create_service(svc("a", None)).unwrap().key, 1000);
+    }
+}
