@@ -85,6 +85,26 @@ impl DecodeError {
         }
     }
 
+    /// The same error with its offset moved by `by` bytes: for a message parsed on its own but
+    /// embedded in another (a bundled message), so that the offset counts from the outer start.
+    pub fn shifted(self, by: usize) -> Self {
+        match self {
+            DecodeError::Truncated { what, offset, need, have } => {
+                DecodeError::Truncated { what, offset: offset + by, need, have }
+            }
+            DecodeError::BadLength { what, offset, len } => {
+                DecodeError::BadLength { what, offset: offset + by, len }
+            }
+            DecodeError::BadValue { what, offset, value } => {
+                DecodeError::BadValue { what, offset: offset + by, value }
+            }
+            DecodeError::Trailing { what, offset, extra } => {
+                DecodeError::Trailing { what, offset: offset + by, extra }
+            }
+            DecodeError::BadVersion { .. } => self,
+        }
+    }
+
     /// The OFPT_ERROR (type, code) that tells the peer what was wrong with its message.
     pub fn ofp_error(&self) -> (ErrorType, u16) {
         match self {
