@@ -255,8 +255,8 @@ pub(crate) mod strategies {
         })
     }
 
-    /// A message that may be bundled.
-    pub(crate) fn bundlable() -> impl Strategy<Value = Message> {
+    /// A message to put in a bundle (the codec accepts any but a bundle message).
+    pub(crate) fn inner_message() -> impl Strategy<Value = Message> {
         prop_oneof![
             group::strategies::group_mod().prop_map(Message::GroupMod),
             meter::strategies::meter_mod().prop_map(Message::MeterMod),
@@ -268,7 +268,7 @@ pub(crate) mod strategies {
 
     /// Any bundle add message whose inner xid is `xid`.
     pub(crate) fn add(xid: u32) -> impl Strategy<Value = BundleAdd> {
-        (any::<(u32, u16)>(), bundlable(), vec(prop(), 0..3)).prop_map(
+        (any::<(u32, u16)>(), inner_message(), vec(prop(), 0..3)).prop_map(
             move |((id, flags), msg, properties)| BundleAdd {
                 bundle_id: BundleId(id),
                 flags,

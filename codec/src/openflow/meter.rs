@@ -60,11 +60,11 @@ wire_enum! {
     /// `ofp_meter_mod_command`.
     MeterModCommand: u16 {
         /// New meter.
-        Add = 0 => "add",
+        Add = 0 => "ADD",
         /// Modify the specified meter.
-        Modify = 1 => "mod",
+        Modify = 1 => "MOD",
         /// Delete the specified meter.
-        Delete = 2 => "del",
+        Delete = 2 => "DEL",
     }
 }
 
