@@ -35,27 +35,33 @@ pub mod wire;
 
 pub use action::Action;
 pub use async_config::AsyncConfig;
-pub use bundle::{BundleAdd, BundleControl};
-pub use error::{DecodeError, ErrorMsg, ErrorType};
+pub use bundle::{BundleAdd, BundleControl, BundleCtrlType, BundleId, BundleProp};
+pub use error::{code_name, DecodeError, ErrorMsg, ErrorType};
 pub use experimenter::{Experimenter, NICIRA_EXPERIMENTER_ID, ONF_EXPERIMENTER_ID};
 pub use features::FeaturesReply;
 pub use flow_mod::{FlowMod, FlowModCommand};
 pub use flow_removed::FlowRemoved;
-pub use group::GroupMod;
+pub use group::{
+    Bucket, GroupDesc, GroupFeatures, GroupMod, GroupModCommand, GroupStats, GroupType,
+};
 pub use hello::{Hello, HelloElement};
 pub use instruction::Instruction;
-pub use meter::MeterMod;
+pub use meter::{MeterBand, MeterConfig, MeterFeatures, MeterMod, MeterModCommand, MeterStats};
 pub use multipart::{
-    FlowStats, FlowStatsRequest, MultipartReply, MultipartReplyBody, MultipartRequest,
-    MultipartRequestBody, MultipartType, SwitchDesc,
+    AggregateStats, FlowStats, FlowStatsRequest, MultipartExperimenter, MultipartReply,
+    MultipartReplyBody, MultipartRequest, MultipartRequestBody, MultipartType, PortStats,
+    SwitchDesc,
 };
 pub use oxm::{Match, OxmField};
 pub use packet::{PacketIn, PacketInReason, PacketOut};
 pub use port::{Port, PortMod, PortReason, PortStatus};
-pub use queue::{QueueGetConfigReply, QueueGetConfigRequest};
+pub use queue::{
+    PacketQueue, QueueGetConfigReply, QueueGetConfigRequest, QueueProp, QueueStats,
+    QueueStatsRequest,
+};
 pub use role::{ControllerRole, RoleMsg};
 pub use switch_config::SwitchConfig;
-pub use table::TableMod;
+pub use table::{TableFeatureProp, TableFeatures, TableMod, TableStats};
 pub use types::{BufferId, Cookie, Dpid, GroupId, MacAddr, MeterId, PortNo, QueueId, TableId, Xid};
 
 use wire::{LengthGuard, Reader};
