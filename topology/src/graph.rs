@@ -1,0 +1,643 @@
+//! The graph: raw observed state, its indexes, and `apply`, which writes a change into the raw
+//! state, marks what it may have affected, then settles the indexes and emits the difference.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::mem;
+
+use periscope_codec::openflow::{Dpid, PortNo};
+
+use crate::change::{Change, HypervisorSnapshot, PortStatusReason};
+use crate::event::{Event, EventKind, Link, Location};
+use crate::ids::{Generation, HypervisorId, Millis, RowRef, SwitchPort, Uuid};
+use crate::index::{
+    attached_of, bridge_state, links_of, multi_insert, multi_remove, nested_get, nested_insert,
+    nested_remove, recompute, Indexes, Raw,
+};
+use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
+
+/// Default `external_ids` key naming an interface's tenant.
+pub const DEFAULT_TENANT_KEY: &str = "tenant-id";
+
+/// Settings of the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopologyConfig {
+    /// The `Interface.external_ids` key whose value is the owning tenant.
+    pub tenant_key: String,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        TopologyConfig { tenant_key: DEFAULT_TENANT_KEY.to_owned() }
+    }
+}
+
+/// The live topology graph: hypervisors, bridges, ports, interfaces, switches and links.
+///
+/// Pure and deterministic: the same changes give the same state and events. Every change costs
+/// O(log n) plus the size of the rows it touches (a bridge row lists all its ports, so a bridge
+/// upsert is linear in its ports, as the OVSDB message carrying it is).
+#[derive(Debug, Clone, Default)]
+pub struct Topology {
+    pub(crate) config: TopologyConfig,
+    pub(crate) generation: Generation,
+    pub(crate) raw: Raw,
+    pub(crate) idx: Indexes,
+}
+
+/// What one `apply` touched, with the before-images needed to diff.
+#[derive(Default)]
+struct Pending {
+    /// Interfaces whose attachment, location, row or links may have changed.
+    ifaces: BTreeSet<RowRef>,
+    /// Interface rows as they were before this apply.
+    iface_orig: BTreeMap<RowRef, Option<InterfaceRow>>,
+    /// Bridges whose derived state may have changed.
+    bridges: BTreeSet<RowRef>,
+    /// Hypervisor facts as they were before this apply.
+    hv_orig: BTreeMap<HypervisorId, Option<HypervisorInfo>>,
+    /// Links touched, and whether each existed before this apply.
+    links: BTreeMap<Link, bool>,
+}
+
+fn rows_of<V>(map: &BTreeMap<RowRef, V>, h: &HypervisorId) -> Vec<RowRef> {
+    let start = RowRef { hypervisor: h.clone(), uuid: Uuid::default() };
+    map.range(start..).map(|(k, _)| k).take_while(|k| k.hypervisor == *h).cloned().collect()
+}
+
+fn lldp_key(a: SwitchPort, b: SwitchPort) -> (SwitchPort, SwitchPort) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// Marks the interfaces named `name` on bridges with `dpid` (their ofport may come from the
+/// switch's port of that name).
+fn dirty_named(idx: &Indexes, dpid: Dpid, name: &str, p: &mut Pending) {
+    for b in idx.by_dpid.get(&dpid).into_iter().flatten() {
+        for uuid in nested_get(&idx.iface_by_name, &b.hypervisor, name).into_iter().flatten() {
+            p.ifaces.insert(RowRef { hypervisor: b.hypervisor.clone(), uuid: uuid.clone() });
+        }
+    }
+}
+
+impl Topology {
+    /// An empty graph.
+    pub fn new(config: TopologyConfig) -> Topology {
+        Topology { config, ..Topology::default() }
+    }
+
+    /// The settings the graph was made with.
+    pub fn config(&self) -> &TopologyConfig {
+        &self.config
+    }
+
+    /// The current generation: how many applies have emitted events.
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// Applies one change; see [`Topology::apply_batch`].
+    pub fn apply(&mut self, change: Change) -> Vec<Event> {
+        self.apply_batch(std::iter::once(change))
+    }
+
+    /// Applies several changes as one transition (e.g. one OVSDB update message): the events are
+    /// the difference between the state before the first and after the last, under one new
+    /// generation. Emits nothing and keeps the generation when nothing visible changed.
+    pub fn apply_batch(&mut self, changes: impl IntoIterator<Item = Change>) -> Vec<Event> {
+        let mut p = Pending::default();
+        for change in changes {
+            self.write(change, &mut p);
+        }
+        let kinds = self.settle(p);
+        if kinds.is_empty() {
+            return Vec::new();
+        }
+        self.generation = Generation(self.generation.0 + 1);
+        let generation = self.generation;
+        kinds.into_iter().map(|kind| Event { generation, kind }).collect()
+    }
+
+    /// Expires the LLDP links last seen more than `max_age` before `now`, as one transition.
+    pub fn expire_lldp(&mut self, now: Millis, max_age: Millis) -> Vec<Event> {
+        let stale: Vec<Change> = self
+            .raw
+            .lldp
+            .iter()
+            .filter(|(_, seen)| seen.0.saturating_add(max_age.0) < now.0)
+            .map(|((a, b), _)| Change::LldpLinkExpired { a: *a, b: *b })
+            .collect();
+        self.apply_batch(stale)
+    }
+
+    /// Checks every index against a recomputation from the raw state; `Err` describes the first
+    /// difference. O(n): for tests and debugging.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let fresh = recompute(&self.raw, &self.config.tenant_key);
+        if fresh == self.idx {
+            return Ok(());
+        }
+        macro_rules! field {
+            ($($f:ident),*) => {$(
+                if fresh.$f != self.idx.$f {
+                    return Err(format!(
+                        "index {} differs:\n incremental: {:?}\n recomputed:  {:?}",
+                        stringify!($f), self.idx.$f, fresh.$f
+                    ));
+                }
+            )*};
+        }
+        field!(
+            port_bridges,
+            iface_ports,
+            iface_by_name,
+            of_by_name,
+            bridges,
+            by_dpid,
+            attached,
+            by_iface_id,
+            by_vm,
+            by_tenant,
+            by_ofport,
+            by_bridge_kind,
+            tunnels_by_remote,
+            underlay,
+            links,
+            iface_links
+        );
+        Err("indexes differ".to_owned())
+    }
+
+    /// Writes one change into the raw state and the structure indexes, marking what it touched.
+    fn write(&mut self, change: Change, p: &mut Pending) {
+        match change {
+            Change::HypervisorUpserted { hypervisor, info } => {
+                self.set_hypervisor(hypervisor, Some(info), p)
+            }
+            Change::HypervisorGone { hypervisor } => self.remove_hypervisor(&hypervisor, p),
+            Change::HypervisorReplaced { hypervisor, snapshot } => {
+                self.replace_hypervisor(hypervisor, snapshot, p)
+            }
+            Change::BridgeUpserted { hypervisor, row } => {
+                self.ensure_hypervisor(&hypervisor, p);
+                let r = RowRef { hypervisor, uuid: row.uuid.clone() };
+                self.set_bridge(r, Some(row), p);
+            }
+            Change::BridgeRemoved { hypervisor, uuid } => {
+                self.set_bridge(RowRef { hypervisor, uuid }, None, p)
+            }
+            Change::PortUpserted { hypervisor, row } => {
+                self.ensure_hypervisor(&hypervisor, p);
+                let r = RowRef { hypervisor, uuid: row.uuid.clone() };
+                self.set_port(r, Some(row), p);
+            }
+            Change::PortRemoved { hypervisor, uuid } => {
+                self.set_port(RowRef { hypervisor, uuid }, None, p)
+            }
+            Change::InterfaceUpserted { hypervisor, row } => {
+                self.ensure_hypervisor(&hypervisor, p);
+                let r = RowRef { hypervisor, uuid: row.uuid.clone() };
+                self.set_interface(r, Some(row), p);
+            }
+            Change::InterfaceRemoved { hypervisor, uuid } => {
+                self.set_interface(RowRef { hypervisor, uuid }, None, p)
+            }
+            Change::SwitchConnected { dpid } => {
+                let sw = self.raw.switches.entry(dpid).or_default();
+                if !sw.connected {
+                    sw.connected = true;
+                    self.dirty_dpid_bridges(dpid, p);
+                }
+            }
+            Change::SwitchDisconnected { dpid } => self.switch_gone(dpid, p),
+            Change::SwitchPortsReplaced { dpid, ports } => {
+                let keep: BTreeSet<PortNo> = ports.iter().map(|port| port.port_no).collect();
+                let known: Vec<PortNo> = self
+                    .raw
+                    .switches
+                    .get(&dpid)
+                    .map_or(Vec::new(), |s| s.ports.keys().copied().collect());
+                for no in known.into_iter().filter(|no| !keep.contains(no)) {
+                    self.set_of_port(dpid, no, None, p);
+                }
+                // A switch that reports no port still exists.
+                self.raw.switches.entry(dpid).or_default();
+                for port in ports {
+                    self.set_of_port(dpid, port.port_no, Some(port), p);
+                }
+            }
+            Change::PortStatus { dpid, reason, port } => match reason {
+                PortStatusReason::Add | PortStatusReason::Modify => {
+                    self.set_of_port(dpid, port.port_no, Some(port), p)
+                }
+                PortStatusReason::Delete => self.set_of_port(dpid, port.port_no, None, p),
+            },
+            Change::LldpLinkSeen { a, b, at } => {
+                let (a, b) = lldp_key(a, b);
+                let existed = self.raw.lldp.contains_key(&(a, b));
+                p.links.entry(Link::Lldp { a, b }).or_insert(existed);
+                self.raw.lldp.insert((a, b), at);
+            }
+            Change::LldpLinkExpired { a, b } => {
+                let (a, b) = lldp_key(a, b);
+                self.remove_lldp(|k| *k == (a, b), p);
+            }
+        }
+    }
+
+    fn ensure_hypervisor(&mut self, h: &HypervisorId, p: &mut Pending) {
+        if !self.raw.hypervisors.contains_key(h) {
+            self.set_hypervisor(h.clone(), Some(HypervisorInfo::default()), p);
+        }
+    }
+
+    fn set_hypervisor(&mut self, h: HypervisorId, info: Option<HypervisorInfo>, p: &mut Pending) {
+        let cur = self.raw.hypervisors.get(&h);
+        if cur == info.as_ref() {
+            return;
+        }
+        if !p.hv_orig.contains_key(&h) {
+            p.hv_orig.insert(h.clone(), cur.cloned());
+        }
+        match info {
+            Some(info) => self.raw.hypervisors.insert(h, info),
+            None => self.raw.hypervisors.remove(&h),
+        };
+    }
+
+    fn remove_hypervisor(&mut self, h: &HypervisorId, p: &mut Pending) {
+        for r in rows_of(&self.raw.interfaces, h) {
+            self.set_interface(r, None, p);
+        }
+        for r in rows_of(&self.raw.ports, h) {
+            self.set_port(r, None, p);
+        }
+        for r in rows_of(&self.raw.bridges, h) {
+            self.set_bridge(r, None, p);
+        }
+        self.set_hypervisor(h.clone(), None, p);
+    }
+
+    fn replace_hypervisor(&mut self, h: HypervisorId, snap: HypervisorSnapshot, p: &mut Pending) {
+        self.set_hypervisor(h.clone(), Some(snap.info), p);
+        let ifaces: BTreeSet<&Uuid> = snap.interfaces.iter().map(|r| &r.uuid).collect();
+        for r in rows_of(&self.raw.interfaces, &h).into_iter().filter(|r| !ifaces.contains(&r.uuid))
+        {
+            self.set_interface(r, None, p);
+        }
+        let ports: BTreeSet<&Uuid> = snap.ports.iter().map(|r| &r.uuid).collect();
+        for r in rows_of(&self.raw.ports, &h).into_iter().filter(|r| !ports.contains(&r.uuid)) {
+            self.set_port(r, None, p);
+        }
+        let bridges: BTreeSet<&Uuid> = snap.bridges.iter().map(|r| &r.uuid).collect();
+        for r in rows_of(&self.raw.bridges, &h).into_iter().filter(|r| !bridges.contains(&r.uuid)) {
+            self.set_bridge(r, None, p);
+        }
+        for row in snap.bridges {
+            self.set_bridge(RowRef { hypervisor: h.clone(), uuid: row.uuid.clone() }, Some(row), p);
+        }
+        for row in snap.ports {
+            self.set_port(RowRef { hypervisor: h.clone(), uuid: row.uuid.clone() }, Some(row), p);
+        }
+        for row in snap.interfaces {
+            let r = RowRef { hypervisor: h.clone(), uuid: row.uuid.clone() };
+            self.set_interface(r, Some(row), p);
+        }
+    }
+
+    fn set_interface(&mut self, r: RowRef, new: Option<InterfaceRow>, p: &mut Pending) {
+        let cur = self.raw.interfaces.get(&r);
+        if cur == new.as_ref() {
+            return;
+        }
+        if !p.iface_orig.contains_key(&r) {
+            p.iface_orig.insert(r.clone(), cur.cloned());
+        }
+        let old = self.raw.interfaces.remove(&r);
+        if let Some(old) = &old {
+            nested_remove(&mut self.idx.iface_by_name, &r.hypervisor, &old.name, &r.uuid);
+        }
+        if let Some(new) = new {
+            nested_insert(
+                &mut self.idx.iface_by_name,
+                r.hypervisor.clone(),
+                new.name.clone(),
+                r.uuid.clone(),
+            );
+            self.raw.interfaces.insert(r.clone(), new);
+        }
+        p.ifaces.insert(r);
+    }
+
+    fn set_port(&mut self, r: RowRef, new: Option<PortRow>, p: &mut Pending) {
+        if self.raw.ports.get(&r) == new.as_ref() {
+            return;
+        }
+        let old = self.raw.ports.remove(&r);
+        let empty = BTreeSet::new();
+        let old_ifaces = old.as_ref().map_or(&empty, |o| &o.interfaces);
+        let new_ifaces = new.as_ref().map_or(&empty, |n| &n.interfaces);
+        for i in old_ifaces.difference(new_ifaces) {
+            let iface = RowRef { hypervisor: r.hypervisor.clone(), uuid: i.clone() };
+            multi_remove(&mut self.idx.iface_ports, &iface, &r.uuid);
+            p.ifaces.insert(iface);
+        }
+        for i in new_ifaces.difference(old_ifaces) {
+            let iface = RowRef { hypervisor: r.hypervisor.clone(), uuid: i.clone() };
+            multi_insert(&mut self.idx.iface_ports, iface.clone(), r.uuid.clone());
+            p.ifaces.insert(iface);
+        }
+        if let Some(new) = new {
+            self.raw.ports.insert(r, new);
+        }
+    }
+
+    fn set_bridge(&mut self, r: RowRef, new: Option<BridgeRow>, p: &mut Pending) {
+        if self.raw.bridges.get(&r) == new.as_ref() {
+            return;
+        }
+        let old = self.raw.bridges.remove(&r);
+        let empty = BTreeSet::new();
+        let old_ports = old.as_ref().map_or(&empty, |o| &o.ports);
+        let new_ports = new.as_ref().map_or(&empty, |n| &n.ports);
+        for port in old_ports.difference(new_ports) {
+            let port = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
+            multi_remove(&mut self.idx.port_bridges, &port, &r.uuid);
+            self.dirty_port_ifaces(&port, p);
+        }
+        for port in new_ports.difference(old_ports) {
+            let port = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
+            multi_insert(&mut self.idx.port_bridges, port.clone(), r.uuid.clone());
+            self.dirty_port_ifaces(&port, p);
+        }
+        let old_dpid = old.as_ref().and_then(|o| o.datapath_id);
+        let new_dpid = new.as_ref().and_then(|n| n.datapath_id);
+        if old_dpid != new_dpid {
+            for port in new_ports.intersection(old_ports) {
+                let port = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
+                self.dirty_port_ifaces(&port, p);
+            }
+        }
+        if let Some(new) = new {
+            self.raw.bridges.insert(r.clone(), new);
+        }
+        p.bridges.insert(r);
+    }
+
+    fn dirty_port_ifaces(&self, port: &RowRef, p: &mut Pending) {
+        for i in self.raw.ports.get(port).into_iter().flat_map(|row| &row.interfaces) {
+            p.ifaces.insert(RowRef { hypervisor: port.hypervisor.clone(), uuid: i.clone() });
+        }
+    }
+
+    fn dirty_dpid_bridges(&self, dpid: Dpid, p: &mut Pending) {
+        p.bridges.extend(self.idx.by_dpid.get(&dpid).into_iter().flatten().cloned());
+    }
+
+    fn set_of_port(&mut self, dpid: Dpid, no: PortNo, new: Option<OfPort>, p: &mut Pending) {
+        let Some(sw) = (match &new {
+            Some(_) => Some(self.raw.switches.entry(dpid).or_default()),
+            None => self.raw.switches.get_mut(&dpid),
+        }) else {
+            return;
+        };
+        let old = match &new {
+            Some(port) => sw.ports.insert(no, port.clone()),
+            None => sw.ports.remove(&no),
+        };
+        let deleted = old.is_some() && new.is_none();
+        let old_name = old.map(|o| o.name);
+        let new_name = new.map(|n| n.name);
+        if old_name != new_name {
+            if let Some(name) = &old_name {
+                nested_remove(&mut self.idx.of_by_name, &dpid, name, &no);
+                dirty_named(&self.idx, dpid, name, p);
+            }
+            if let Some(name) = new_name {
+                dirty_named(&self.idx, dpid, &name, p);
+                nested_insert(&mut self.idx.of_by_name, dpid, name, no);
+            }
+        }
+        if deleted {
+            let gone = SwitchPort { dpid, port: no };
+            self.remove_lldp(|(a, b)| *a == gone || *b == gone, p);
+        }
+    }
+
+    fn switch_gone(&mut self, dpid: Dpid, p: &mut Pending) {
+        let Some(sw) = self.raw.switches.remove(&dpid) else {
+            return;
+        };
+        for (no, port) in &sw.ports {
+            nested_remove(&mut self.idx.of_by_name, &dpid, &port.name, no);
+            dirty_named(&self.idx, dpid, &port.name, p);
+        }
+        self.dirty_dpid_bridges(dpid, p);
+        self.remove_lldp(|(a, b)| a.dpid == dpid || b.dpid == dpid, p);
+    }
+
+    /// Removes the LLDP links matching `pred`: O(LLDP links), which are few (physical wiring).
+    fn remove_lldp(&mut self, pred: impl Fn(&(SwitchPort, SwitchPort)) -> bool, p: &mut Pending) {
+        let gone: Vec<(SwitchPort, SwitchPort)> =
+            self.raw.lldp.keys().filter(|k| pred(k)).copied().collect();
+        for (a, b) in gone {
+            p.links.entry(Link::Lldp { a, b }).or_insert(true);
+            self.raw.lldp.remove(&(a, b));
+        }
+    }
+
+    /// Brings the derived indexes up to date with what `p` marked, and returns the events.
+    fn settle(&mut self, mut p: Pending) -> Vec<EventKind> {
+        let mut out = Vec::new();
+
+        // Bridges.
+        for b in &p.bridges {
+            let new = self.raw.bridges.get(b).map(|row| bridge_state(&self.raw, row));
+            let old = match new {
+                Some(st) => self.idx.bridges.insert(b.clone(), st),
+                None => self.idx.bridges.remove(b),
+            };
+            if old == new {
+                continue;
+            }
+            let (old_dpid, new_dpid) = (old.and_then(|s| s.dpid), new.and_then(|s| s.dpid));
+            if old_dpid != new_dpid {
+                if let Some(d) = old_dpid {
+                    multi_remove(&mut self.idx.by_dpid, &d, b);
+                }
+                if let Some(d) = new_dpid {
+                    multi_insert(&mut self.idx.by_dpid, d, b.clone());
+                }
+            }
+            let (was, is) = (old.and_then(|s| s.connection()), new.and_then(|s| s.connection()));
+            if was != is {
+                if let Some(dpid) = was {
+                    out.push(EventKind::BridgeDisconnected { bridge: b.clone(), dpid });
+                }
+                if let Some(dpid) = is {
+                    out.push(EventKind::BridgeConnected { bridge: b.clone(), dpid });
+                }
+            }
+        }
+
+        // Interfaces; the places of each iface-id are captured before the first of its
+        // interfaces is updated.
+        let mut id_before: BTreeMap<String, Vec<Location>> = BTreeMap::new();
+        for r in &p.ifaces {
+            let new = attached_of(&self.raw, &self.idx, &self.config.tenant_key, r);
+            let old = self.idx.attached.get(r);
+            for id in [
+                old.and_then(|a| a.iface_id.as_ref()),
+                new.as_ref().and_then(|a| a.iface_id.as_ref()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if !id_before.contains_key(id) {
+                    let places = self.places(id);
+                    id_before.insert(id.clone(), places);
+                }
+            }
+            let attrs_changed = match (p.iface_orig.get(r), self.raw.interfaces.get(r)) {
+                (Some(Some(before)), Some(now)) => !before.same_attributes(now),
+                _ => false,
+            };
+            if old == new.as_ref() && !attrs_changed {
+                continue;
+            }
+            let old = self.idx.attached.remove(r);
+            if let Some(o) = &old {
+                self.idx.remove_attached(r, o);
+            }
+            if let Some(n) = &new {
+                self.idx.add_attached(r, n);
+                self.idx.attached.insert(r.clone(), n.clone());
+            }
+            match (old, new) {
+                (None, Some(n)) => {
+                    let ready = n.location.is_ready();
+                    out.push(EventKind::InterfaceAppeared { location: n.location.clone() });
+                    if ready {
+                        out.push(EventKind::LocationReady { location: n.location });
+                    }
+                }
+                (Some(o), None) => out.push(EventKind::InterfaceGone { location: o.location }),
+                (Some(o), Some(n)) => {
+                    if attrs_changed {
+                        out.push(EventKind::InterfaceUpdated { location: n.location.clone() });
+                    }
+                    let (was, is) = (o.location.is_ready(), n.location.is_ready());
+                    if is && (!was || o.location != n.location) {
+                        out.push(EventKind::LocationReady { location: n.location });
+                    } else if was && !is {
+                        out.push(EventKind::LocationUnready { location: o.location });
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        for (iface_id, before) in id_before {
+            let after = self.places(&iface_id);
+            if let Some(kind) = iface_id_event(iface_id, before, after) {
+                out.push(kind);
+            }
+        }
+
+        // Underlay addresses, then links of the interfaces touched or pointing at a changed one.
+        let mut changed_ips = BTreeSet::new();
+        for (h, orig) in &p.hv_orig {
+            let empty = BTreeSet::new();
+            let old = orig.as_ref().map_or(&empty, |i| &i.underlay_ips);
+            let new = self.raw.hypervisors.get(h).map_or(&empty, |i| &i.underlay_ips);
+            for ip in old.difference(new) {
+                multi_remove(&mut self.idx.underlay, ip, h);
+                changed_ips.insert(*ip);
+            }
+            for ip in new.difference(old) {
+                multi_insert(&mut self.idx.underlay, *ip, h.clone());
+                changed_ips.insert(*ip);
+            }
+        }
+        let mut link_dirty = mem::take(&mut p.ifaces);
+        for ip in &changed_ips {
+            link_dirty.extend(self.idx.tunnels_by_remote.get(ip).into_iter().flatten().cloned());
+        }
+        let none = BTreeSet::new();
+        for r in &link_dirty {
+            let new = links_of(&self.raw, &self.idx, r);
+            let old = self.idx.iface_links.get(r).unwrap_or(&none);
+            if *old == new {
+                continue;
+            }
+            let gone: Vec<Link> = old.difference(&new).cloned().collect();
+            let came: Vec<Link> = new.difference(old).cloned().collect();
+            for link in gone {
+                let existed = self.idx.links.contains(&link);
+                p.links.entry(link.clone()).or_insert(existed);
+                self.idx.remove_link(&link);
+            }
+            for link in came {
+                let existed = self.idx.links.contains(&link);
+                p.links.entry(link.clone()).or_insert(existed);
+                self.idx.add_link(&link);
+            }
+        }
+        for (link, existed) in p.links {
+            let exists = match &link {
+                Link::Lldp { a, b } => self.raw.lldp.contains_key(&(*a, *b)),
+                _ => self.idx.links.contains(&link),
+            };
+            match (existed, exists) {
+                (false, true) => out.push(EventKind::LinkUp { link }),
+                (true, false) => out.push(EventKind::LinkDown { link }),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The locations of the attached interfaces carrying `iface_id`, in row order.
+    pub(crate) fn places(&self, iface_id: &str) -> Vec<Location> {
+        self.idx
+            .by_iface_id
+            .get(iface_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| self.idx.attached.get(r))
+            .map(|a| a.location.clone())
+            .collect()
+    }
+}
+
+/// The iface-id event for places `before` -> `after` (each in row order), per the module docs
+/// of [`crate::event`].
+pub(crate) fn iface_id_event(
+    iface_id: String,
+    before: Vec<Location>,
+    after: Vec<Location>,
+) -> Option<EventKind> {
+    let rows = |v: &[Location]| v.iter().map(Location::interface_ref).collect::<BTreeSet<_>>();
+    let (b, a) = (rows(&before), rows(&after));
+    if b == a {
+        return None;
+    }
+    match (before.len(), after.len()) {
+        (1, 1) => Some(EventKind::InterfaceMoved {
+            iface_id,
+            from: before.into_iter().next()?,
+            to: after.into_iter().next()?,
+        }),
+        (0 | 1, 2..) => {
+            let (from, to) = after.into_iter().partition(|l| b.contains(&l.interface_ref()));
+            Some(EventKind::MigrationStarted { iface_id, from, to })
+        }
+        (2.., 1) => Some(EventKind::MigrationFinished {
+            iface_id,
+            from: before.into_iter().filter(|l| !a.contains(&l.interface_ref())).collect(),
+            to: after.into_iter().next()?,
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,345 @@
+//! Derived state: every index of the graph, the definitions they are computed from, and their
+//! recomputation from scratch (which `Topology::check_invariants` compares with the incremental
+//! ones).
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use periscope_codec::openflow::{Dpid, PortNo};
+
+use crate::event::{Link, Location};
+use crate::ids::{HypervisorId, Millis, RowRef, SwitchPort, Uuid};
+use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
+
+/// A map to sets that never keeps an empty set.
+pub(crate) type MultiMap<K, V> = BTreeMap<K, BTreeSet<V>>;
+/// A two-level map to sets (second key looked up by reference) that never keeps empty levels.
+pub(crate) type NestedMap<A, B, V> = BTreeMap<A, BTreeMap<B, BTreeSet<V>>>;
+
+pub(crate) fn multi_insert<K: Ord, V: Ord>(m: &mut MultiMap<K, V>, k: K, v: V) {
+    m.entry(k).or_default().insert(v);
+}
+
+pub(crate) fn multi_remove<K, Q, V>(m: &mut MultiMap<K, V>, k: &Q, v: &V)
+where
+    K: Ord + Borrow<Q>,
+    Q: Ord + ?Sized,
+    V: Ord,
+{
+    if let Some(set) = m.get_mut(k) {
+        set.remove(v);
+        if set.is_empty() {
+            m.remove(k);
+        }
+    }
+}
+
+pub(crate) fn nested_insert<A: Ord, B: Ord, V: Ord>(m: &mut NestedMap<A, B, V>, a: A, b: B, v: V) {
+    m.entry(a).or_default().entry(b).or_default().insert(v);
+}
+
+pub(crate) fn nested_remove<A: Ord, B: Ord + Borrow<str>, V: Ord>(
+    m: &mut NestedMap<A, B, V>,
+    a: &A,
+    b: &str,
+    v: &V,
+) {
+    if let Some(inner) = m.get_mut(a) {
+        multi_remove(inner, b, v);
+        if inner.is_empty() {
+            m.remove(a);
+        }
+    }
+}
+
+pub(crate) fn nested_get<'m, A: Ord, B: Ord + Borrow<str>, V: Ord>(
+    m: &'m NestedMap<A, B, V>,
+    a: &A,
+    b: &str,
+) -> Option<&'m BTreeSet<V>> {
+    m.get(a)?.get(b)
+}
+
+/// The OpenFlow side of one switch, as last reported on its connection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct SwitchState {
+    pub(crate) connected: bool,
+    pub(crate) ports: BTreeMap<PortNo, OfPort>,
+}
+
+/// What was observed: the owners of every fact. Nothing here is derived.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Raw {
+    pub(crate) hypervisors: BTreeMap<HypervisorId, HypervisorInfo>,
+    pub(crate) bridges: BTreeMap<RowRef, BridgeRow>,
+    pub(crate) ports: BTreeMap<RowRef, PortRow>,
+    pub(crate) interfaces: BTreeMap<RowRef, InterfaceRow>,
+    pub(crate) switches: BTreeMap<Dpid, SwitchState>,
+    /// Keyed by `(a, b)` with `a <= b`.
+    pub(crate) lldp: BTreeMap<(SwitchPort, SwitchPort), Millis>,
+}
+
+/// The derived state of a bridge row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BridgeState {
+    pub(crate) dpid: Option<Dpid>,
+    pub(crate) connected: bool,
+}
+
+impl BridgeState {
+    /// The dpid the bridge is connected with, if connected.
+    pub(crate) fn connection(self) -> Option<Dpid> {
+        self.dpid.filter(|_| self.connected)
+    }
+}
+
+/// The derived state of an attached interface, with the keys it is indexed under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attached {
+    pub(crate) port: Uuid,
+    pub(crate) location: Location,
+    pub(crate) kind: String,
+    pub(crate) iface_id: Option<String>,
+    pub(crate) vm_uuid: Option<String>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) tunnel_remote: Option<IpAddr>,
+}
+
+/// Every index. Structure indexes (`port_bridges` .. `of_by_name`) follow the raw rows as they
+/// are written; the others are brought up to date when a change settles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Indexes {
+    /// (hypervisor, port uuid) -> bridges whose `ports` list it.
+    pub(crate) port_bridges: MultiMap<RowRef, Uuid>,
+    /// (hypervisor, interface uuid) -> ports whose `interfaces` list it.
+    pub(crate) iface_ports: MultiMap<RowRef, Uuid>,
+    /// hypervisor -> interface name -> interface rows.
+    pub(crate) iface_by_name: NestedMap<HypervisorId, String, Uuid>,
+    /// dpid -> OpenFlow port name -> port numbers.
+    pub(crate) of_by_name: NestedMap<Dpid, String, PortNo>,
+    /// Every bridge row's derived state.
+    pub(crate) bridges: BTreeMap<RowRef, BridgeState>,
+    /// dpid -> bridges with that `datapath_id`.
+    pub(crate) by_dpid: MultiMap<Dpid, RowRef>,
+    /// Every attached interface.
+    pub(crate) attached: BTreeMap<RowRef, Attached>,
+    /// iface-id -> attached interfaces.
+    pub(crate) by_iface_id: MultiMap<String, RowRef>,
+    /// vm-uuid -> attached interfaces.
+    pub(crate) by_vm: MultiMap<String, RowRef>,
+    /// tenant -> attached interfaces.
+    pub(crate) by_tenant: MultiMap<String, RowRef>,
+    /// (dpid, ofport) -> attached interfaces with that ready location.
+    pub(crate) by_ofport: MultiMap<SwitchPort, RowRef>,
+    /// (bridge, non-empty type) -> attached interfaces.
+    pub(crate) by_bridge_kind: MultiMap<(RowRef, String), RowRef>,
+    /// fixed tunnel remote_ip -> attached tunnel interfaces.
+    pub(crate) tunnels_by_remote: MultiMap<IpAddr, RowRef>,
+    /// underlay address -> hypervisors claiming it.
+    pub(crate) underlay: MultiMap<IpAddr, HypervisorId>,
+    /// Patch and tunnel links (LLDP links are raw).
+    pub(crate) links: BTreeSet<Link>,
+    /// interface -> the patch and tunnel links it is an end of.
+    pub(crate) iface_links: MultiMap<RowRef, Link>,
+}
+
+impl Indexes {
+    /// Adds `a`'s keys to the lookup indexes (not to `attached` itself).
+    pub(crate) fn add_attached(&mut self, r: &RowRef, a: &Attached) {
+        if let Some(id) = &a.iface_id {
+            multi_insert(&mut self.by_iface_id, id.clone(), r.clone());
+        }
+        if let Some(vm) = &a.vm_uuid {
+            multi_insert(&mut self.by_vm, vm.clone(), r.clone());
+        }
+        if let Some(t) = &a.tenant {
+            multi_insert(&mut self.by_tenant, t.clone(), r.clone());
+        }
+        if let Some(sp) = a.location.switch_port() {
+            multi_insert(&mut self.by_ofport, sp, r.clone());
+        }
+        if !a.kind.is_empty() {
+            multi_insert(
+                &mut self.by_bridge_kind,
+                (a.location.bridge_ref(), a.kind.clone()),
+                r.clone(),
+            );
+        }
+        if let Some(ip) = a.tunnel_remote {
+            multi_insert(&mut self.tunnels_by_remote, ip, r.clone());
+        }
+    }
+
+    /// Removes `a`'s keys from the lookup indexes.
+    pub(crate) fn remove_attached(&mut self, r: &RowRef, a: &Attached) {
+        if let Some(id) = &a.iface_id {
+            multi_remove(&mut self.by_iface_id, id.as_str(), r);
+        }
+        if let Some(vm) = &a.vm_uuid {
+            multi_remove(&mut self.by_vm, vm.as_str(), r);
+        }
+        if let Some(t) = &a.tenant {
+            multi_remove(&mut self.by_tenant, t.as_str(), r);
+        }
+        if let Some(sp) = a.location.switch_port() {
+            multi_remove(&mut self.by_ofport, &sp, r);
+        }
+        if !a.kind.is_empty() {
+            multi_remove(&mut self.by_bridge_kind, &(a.location.bridge_ref(), a.kind.clone()), r);
+        }
+        if let Some(ip) = a.tunnel_remote {
+            multi_remove(&mut self.tunnels_by_remote, &ip, r);
+        }
+    }
+
+    /// Adds a patch or tunnel link and its ends.
+    pub(crate) fn add_link(&mut self, link: &Link) {
+        for end in link_ends(link) {
+            multi_insert(&mut self.iface_links, end.clone(), link.clone());
+        }
+        self.links.insert(link.clone());
+    }
+
+    /// Removes a patch or tunnel link and its ends.
+    pub(crate) fn remove_link(&mut self, link: &Link) {
+        for end in link_ends(link) {
+            multi_remove(&mut self.iface_links, end, link);
+        }
+        self.links.remove(link);
+    }
+}
+
+/// The interface rows a link ends at.
+pub(crate) fn link_ends(link: &Link) -> Vec<&RowRef> {
+    match link {
+        Link::Patch { a, b } => vec![a, b],
+        Link::Tunnel { iface, .. } => vec![iface],
+        Link::Lldp { .. } => Vec::new(),
+    }
+}
+
+/// The derived state of a bridge row.
+pub(crate) fn bridge_state(raw: &Raw, row: &BridgeRow) -> BridgeState {
+    let dpid = row.datapath_id;
+    let connected = dpid.and_then(|d| raw.switches.get(&d)).is_some_and(|s| s.connected);
+    BridgeState { dpid, connected }
+}
+
+/// Where interface `r` is, if attached: the definition of attachment and location. Reads the
+/// structure indexes, which must be current.
+pub(crate) fn attached_of(
+    raw: &Raw,
+    idx: &Indexes,
+    tenant_key: &str,
+    r: &RowRef,
+) -> Option<Attached> {
+    let row = raw.interfaces.get(r)?;
+    let port = idx.iface_ports.get(r)?.first()?;
+    let port_ref = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
+    let bridge = idx.port_bridges.get(&port_ref)?.first()?;
+    let bridge_ref = RowRef { hypervisor: r.hypervisor.clone(), uuid: bridge.clone() };
+    let dpid = raw.bridges.get(&bridge_ref)?.datapath_id;
+    let ofport = row.ofport.or_else(|| {
+        nested_get(&idx.of_by_name, &dpid?, &row.name).and_then(|set| set.first().copied())
+    });
+    Some(Attached {
+        port: port.clone(),
+        location: Location {
+            hypervisor: r.hypervisor.clone(),
+            bridge: bridge.clone(),
+            interface: r.uuid.clone(),
+            dpid,
+            ofport,
+        },
+        kind: row.kind.clone(),
+        iface_id: row.iface_id().map(str::to_owned),
+        vm_uuid: row.vm_uuid().map(str::to_owned),
+        tenant: row.external_id(tenant_key).map(str::to_owned),
+        tunnel_remote: row.tunnel_remote_ip(),
+    })
+}
+
+/// The patch and tunnel links interface `r` is an end of: the definition of those links. Reads
+/// `attached`, `iface_by_name` and `underlay`, which must be current.
+pub(crate) fn links_of(raw: &Raw, idx: &Indexes, r: &RowRef) -> BTreeSet<Link> {
+    let mut out = BTreeSet::new();
+    let (Some(row), Some(att)) = (raw.interfaces.get(r), idx.attached.get(r)) else {
+        return out;
+    };
+    if let Some(peer) = row.patch_peer() {
+        for uuid in nested_get(&idx.iface_by_name, &r.hypervisor, peer).into_iter().flatten() {
+            let other = RowRef { hypervisor: r.hypervisor.clone(), uuid: uuid.clone() };
+            if other == *r || !idx.attached.contains_key(&other) {
+                continue;
+            }
+            let mutual =
+                raw.interfaces.get(&other).is_some_and(|o| o.patch_peer() == Some(&row.name));
+            if mutual {
+                let (a, b) = if *r < other { (r.clone(), other) } else { (other, r.clone()) };
+                out.insert(Link::Patch { a, b });
+            }
+        }
+    }
+    if let Some(ip) = att.tunnel_remote {
+        for h in idx.underlay.get(&ip).into_iter().flatten() {
+            if *h != r.hypervisor {
+                out.insert(Link::Tunnel { iface: r.clone(), remote_ip: ip, to: h.clone() });
+            }
+        }
+    }
+    out
+}
+
+/// Every index, computed from the raw state alone.
+pub(crate) fn recompute(raw: &Raw, tenant_key: &str) -> Indexes {
+    let mut idx = Indexes::default();
+    for (b, row) in &raw.bridges {
+        for p in &row.ports {
+            let port = RowRef { hypervisor: b.hypervisor.clone(), uuid: p.clone() };
+            multi_insert(&mut idx.port_bridges, port, b.uuid.clone());
+        }
+    }
+    for (p, row) in &raw.ports {
+        for i in &row.interfaces {
+            let iface = RowRef { hypervisor: p.hypervisor.clone(), uuid: i.clone() };
+            multi_insert(&mut idx.iface_ports, iface, p.uuid.clone());
+        }
+    }
+    for (i, row) in &raw.interfaces {
+        nested_insert(
+            &mut idx.iface_by_name,
+            i.hypervisor.clone(),
+            row.name.clone(),
+            i.uuid.clone(),
+        );
+    }
+    for (d, sw) in &raw.switches {
+        for (no, port) in &sw.ports {
+            nested_insert(&mut idx.of_by_name, *d, port.name.clone(), *no);
+        }
+    }
+    for (b, row) in &raw.bridges {
+        let st = bridge_state(raw, row);
+        if let Some(d) = st.dpid {
+            multi_insert(&mut idx.by_dpid, d, b.clone());
+        }
+        idx.bridges.insert(b.clone(), st);
+    }
+    for (h, info) in &raw.hypervisors {
+        for ip in &info.underlay_ips {
+            multi_insert(&mut idx.underlay, *ip, h.clone());
+        }
+    }
+    for r in raw.interfaces.keys() {
+        if let Some(a) = attached_of(raw, &idx, tenant_key, r) {
+            idx.add_attached(r, &a);
+            idx.attached.insert(r.clone(), a);
+        }
+    }
+    let links: Vec<Link> = idx.attached.keys().flat_map(|r| links_of(raw, &idx, r)).collect();
+    for link in &links {
+        idx.add_link(link);
+    }
+    idx
+}
