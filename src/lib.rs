@@ -9,3 +9,4 @@ pub use periscope_topology as topology;
 
 pub mod cli;
 pub mod controller;
+pub mod lab;
