@@ -5,7 +5,8 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,18 @@ impl Cmd {
             c.env(k, v);
         }
         c
+    }
+
+    /// Starts the command as the leader of a new process group, so that it and anything it forks
+    /// (socat's per-connection children) can be stopped together by its pid.
+    pub(crate) fn spawn_group(&self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<Child> {
+        self.command()
+            .process_group(0)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|source| LabError::Spawn { command: self.display(), source })
     }
 
     /// Runs to completion and returns standard output; a non-zero exit is an error.
@@ -207,4 +220,18 @@ pub(crate) fn stop_pid(pid: u32, comm: Option<&str>, grace: Duration) {
     }
     let _ = Cmd::new("kill").args(["-KILL", &pid.to_string()]).run_raw();
     let _ = wait_for("process exit", grace, || (!process_alive(pid, None)).then_some(()));
+}
+
+/// Stops a child started by [`Cmd::spawn_group`] and everything in its process group: SIGTERM,
+/// up to `grace` for the leader to exit, then SIGKILL; reaps the leader.
+pub(crate) fn stop_group(child: &mut Child, grace: Duration) {
+    let group = format!("-{}", child.id());
+    let _ = Cmd::new("kill").args(["-TERM", "--", &group]).run_raw();
+    let exited = wait_for("process exit", grace, || child.try_wait().ok().flatten());
+    // Followers (forked children) may outlive the leader; the group id still names them.
+    let _ = Cmd::new("kill").args(["-KILL", "--", &group]).run_raw();
+    if exited.is_err() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }

@@ -227,13 +227,7 @@ impl Collector {
             .args(leading)
             .arg("--output")
             .arg(&self.output);
-        let mut child: Child = cmd
-            .command()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|source| LabError::Spawn { command: cmd.display(), source })?;
+        let mut child: Child = cmd.spawn_group(Stdio::piped(), Stdio::piped(), Stdio::inherit())?;
         let stdout = child.stdout.take();
         let id = self.lab.add_child(&cmd.display(), child);
         self.child = Some(id);
@@ -315,8 +309,7 @@ impl Collector {
                 child.try_wait().ok().flatten()
             });
             if exited.is_err() {
-                let _ = child.kill();
-                let _ = child.wait();
+                cmd::stop_group(&mut child, Duration::from_secs(1));
             }
         }
         self.capture()

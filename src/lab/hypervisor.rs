@@ -45,7 +45,9 @@ impl FailMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ControllerTarget {
-    /// A unix socket the controller listens on (`unix:<path>`); works across namespaces.
+    /// A unix socket the controller listens on; works across namespaces. ovs-vswitchd only
+    /// connects to sockets in its run directory, so for a path elsewhere the lab targets a symlink
+    /// it makes in the hypervisor's directory.
     Unix(PathBuf),
     /// A TCP port the controller listens on at 127.0.0.1 in the lab process's own namespace.
     /// ovs-vswitchd connects to `tcp:127.0.0.1:<port>` in its namespace, where a `socat` relay
@@ -275,7 +277,20 @@ impl Hypervisor {
     /// The string `set-controller` gets for `target`, starting a relay when one is needed.
     fn controller_string(&self, target: &ControllerTarget) -> Result<String> {
         Ok(match target {
-            ControllerTarget::Unix(path) => format!("unix:{}", path.display()),
+            ControllerTarget::Unix(path) if path.starts_with(&self.dir) => {
+                format!("unix:{}", path.display())
+            }
+            ControllerTarget::Unix(path) => {
+                // ovs-vswitchd refuses unix targets outside its run directory; a symlink there
+                // reaches the controller's socket wherever it is.
+                let n = self.lab.next_index();
+                let link = self.dir.join(format!("controller-{n}.sock"));
+                std::os::unix::fs::symlink(path, &link).map_err(|source| LabError::Io {
+                    what: format!("linking {} to {}", link.display(), path.display()),
+                    source,
+                })?;
+                format!("unix:{}", link.display())
+            }
             ControllerTarget::Raw(s) => s.clone(),
             ControllerTarget::HostTcp(port) => {
                 let sock = self.dir.join(format!("ctl-relay-{port}.sock"));
@@ -307,13 +322,7 @@ impl Hypervisor {
             None => Cmd::new("socat"),
         }
         .args([from, to]);
-        let child = cmd
-            .command()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| LabError::Spawn { command: cmd.display(), source })?;
+        let child = cmd.spawn_group(Stdio::null(), Stdio::null(), Stdio::null())?;
         self.lab.add_child(&cmd.display(), child);
         Ok(())
     }

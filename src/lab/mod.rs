@@ -387,8 +387,7 @@ impl LabInner {
             )
         };
         for (_, (_, mut child)) in children {
-            let _ = child.kill();
-            let _ = child.wait();
+            cmd::stop_group(&mut child, Duration::from_secs(1));
         }
         for d in daemons.iter().rev() {
             if let Some(pid) = read_pidfile(&d.pidfile) {

@@ -219,7 +219,13 @@ impl Vm {
     pub(crate) fn create(lab: &Arc<LabInner>, hv: &Hypervisor, o: VmOptions) -> Result<Vm> {
         lab.check_name("VM name", &o.name)?;
         let index = lab.next_index();
-        let lo = (index & 0xff) as u8;
+        let Ok(lo @ 1..=254) = u8::try_from(index) else {
+            return Err(LabError::Invalid {
+                field: "VM count",
+                value: index.to_string(),
+                expected: "at most 254 hypervisors, VMs and collectors per lab",
+            });
+        };
         let mut vm = Vm {
             lab: lab.clone(),
             netns: format!("{}-{}", lab.prefix, o.name),
@@ -363,13 +369,7 @@ impl Vm {
     /// Starts pinging in the background; [`PingRun::wait`] collects the report.
     pub fn ping_start(&self, target: Ipv4Addr, count: u32, interval: Duration) -> Result<PingRun> {
         let cmd = self.ping_cmd(target, count, interval);
-        let child = cmd
-            .command()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| LabError::Spawn { command: cmd.display(), source })?;
+        let child = cmd.spawn_group(Stdio::null(), Stdio::piped(), Stdio::null())?;
         let id = self.lab.add_child(&cmd.display(), child);
         Ok(PingRun { lab: self.lab.clone(), child: id, command: cmd.display() })
     }
