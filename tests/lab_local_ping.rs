@@ -12,9 +12,8 @@ fn two_vms_on_one_standalone_hypervisor_ping_each_other() {
     let vm2 = lab.add_vm(&hv, VmOptions::new("vm2")).expect("vm2");
 
     assert!(hv.has_iface_id(vm1.iface_id()).expect("find vm1"), "vm1's port carries its iface-id");
-    let tenant = hv
-        .vsctl(&["get", "Interface", vm1.port(), "external_ids:tenant"])
-        .expect("external id");
+    let tenant =
+        hv.vsctl(&["get", "Interface", vm1.port(), "external_ids:tenant"]).expect("external id");
     assert_eq!(tenant.trim(), "t1");
     assert_eq!(
         hv.vsctl(&["get", "Bridge", "br-int", "other_config:datapath-id"]).expect("dpid").trim(),

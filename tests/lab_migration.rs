@@ -68,7 +68,11 @@ fn ping_survives_a_make_before_break_migration() {
     );
     assert_eq!(vm1.hypervisor().name(), "hv2");
     assert_eq!(report.sent, PINGS);
-    assert!(report.lost().len() <= 5, "ping survived with at most 5 losses: lost {:?}", report.lost());
+    assert!(
+        report.lost().len() <= 5,
+        "ping survived with at most 5 losses: lost {:?}",
+        report.lost()
+    );
     let tail: Vec<u32> = (PINGS - 20..=PINGS).collect();
     assert!(
         tail.iter().all(|s| report.replies.iter().any(|r| r.seq == *s)),

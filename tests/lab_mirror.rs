@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use periscope::lab::{
-    Capture, EchoKind, Encap, Frame, HypervisorOptions, Lab, TunnelKey, TunnelKind, TunnelRemote, VmOptions,
+    Capture, EchoKind, Encap, Frame, HypervisorOptions, Lab, TunnelKey, TunnelKind, TunnelRemote,
+    VmOptions,
 };
 
 const PINGS: u16 = 10;
@@ -42,11 +43,14 @@ fn secure_bridge_mirrors_with_an_all_group() {
 fn sequential_actions_leak_flooded_broadcasts_into_the_tunnel_ports() {
     let cap = mirror(Copies::Sequential);
     let leaked: Vec<_> = cap.under(Encap::Vxlan, 200).collect();
-    assert!(!leaked.is_empty(), "expected flooded copies under vxlan/200: {:?}", cap.count_by_key());
+    assert!(
+        !leaked.is_empty(),
+        "expected flooded copies under vxlan/200: {:?}",
+        cap.count_by_key()
+    );
     // Flooded means broadcast or multicast (ARP, IPv6 neighbour discovery, MLD): group bit set.
-    let flooded = |f: &&Frame| {
-        u8::from_str_radix(&f.inner_dst[..2], 16).map(|b| b & 1 == 1).unwrap_or(false)
-    };
+    let flooded =
+        |f: &&Frame| u8::from_str_radix(&f.inner_dst[..2], 16).map(|b| b & 1 == 1).unwrap_or(false);
     assert!(leaked.iter().all(flooded), "{leaked:?}");
 }
 

@@ -27,7 +27,8 @@ fn vms_on_two_hypervisors_ping_across_a_vxlan_tunnel() {
     let vx = hv2.ofport("vx-hv1").expect("ofport").to_string();
     let fdb = hv2.appctl(&["fdb/show", "br-int"]).expect("fdb/show");
     assert!(
-        fdb.lines().any(|l| l.split_whitespace().next() == Some(vx.as_str()) && l.contains(vm1.mac())),
+        fdb.lines()
+            .any(|l| l.split_whitespace().next() == Some(vx.as_str()) && l.contains(vm1.mac())),
         "hv2 learned vm1 behind the tunnel:\n{fdb}"
     );
 }

@@ -4,8 +4,8 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -120,7 +120,11 @@ impl Cmd {
         if ok {
             Ok(out)
         } else {
-            Err(LabError::Command { command: self.display(), status, stderr: err.trim().to_string() })
+            Err(LabError::Command {
+                command: self.display(),
+                status,
+                stderr: err.trim().to_string(),
+            })
         }
     }
 

@@ -118,7 +118,8 @@ pub fn run_until(
                 while !stop.load(Ordering::Relaxed) {
                     match reader.read(&mut buf) {
                         Ok(n) => {
-                            if let Some(f) = buf.get(..n).and_then(|p| Frame::parse_gre(p, now_ns()))
+                            if let Some(f) =
+                                buf.get(..n).and_then(|p| Frame::parse_gre(p, now_ns()))
                             {
                                 write(f)?;
                             }
@@ -159,7 +160,10 @@ pub fn run_until(
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
 }
 
 fn now_ns() -> u64 {
@@ -209,7 +213,9 @@ impl Collector {
             .args(["-n", &lab.fabric, "link", "add", &fab_end, "type", "veth"])
             .args(["peer", "name", "eth0", "netns", &c.netns])
             .run()?;
-        Cmd::new("ip").args(["-n", &lab.fabric, "link", "set", &fab_end, "master", "br0", "up"]).run()?;
+        Cmd::new("ip")
+            .args(["-n", &lab.fabric, "link", "set", &fab_end, "master", "br0", "up"])
+            .run()?;
         let ns_ip = |args: &[&str]| Cmd::new("ip").args(["-n", &c.netns]).args(args).run();
         ns_ip(&["link", "set", "eth0", "address", &c.mac])?;
         ns_ip(&["addr", "add", &format!("{}/{UNDERLAY_PREFIX_LEN}", c.ip), "dev", "eth0"])?;

@@ -275,7 +275,13 @@ impl Capture {
 
     /// The sequence numbers between the lowest and highest seen that are missing, for echoes of
     /// `kind` from `ip_src` under one key.
-    pub fn missing_seqs(&self, encap: Encap, key: u32, kind: EchoKind, ip_src: Ipv4Addr) -> Vec<u16> {
+    pub fn missing_seqs(
+        &self,
+        encap: Encap,
+        key: u32,
+        kind: EchoKind,
+        ip_src: Ipv4Addr,
+    ) -> Vec<u16> {
         let seqs = self.echo_seqs(encap, key, kind, ip_src);
         let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
             return Vec::new();
@@ -370,10 +376,7 @@ mod tests {
         assert_eq!(c.foreign_keys(&[(Encap::Vxlan, 100)]), vec![(Encap::Gre, Some(999))]);
         let ip = Ipv4Addr::new(198, 51, 100, 2);
         assert_eq!(c.missing_seqs(Encap::Vxlan, 100, EchoKind::Request, ip), vec![3, 4]);
-        assert_eq!(
-            c.longest_gap(|f| f.encap == Encap::Vxlan),
-            Some(Duration::from_nanos(80))
-        );
+        assert_eq!(c.longest_gap(|f| f.encap == Encap::Vxlan), Some(Duration::from_nanos(80)));
     }
 
     #[test]

@@ -160,8 +160,10 @@ impl Hypervisor {
             });
         }
         let dir = lab.dir.join(name);
-        fs::create_dir(&dir)
-            .map_err(|source| LabError::Io { what: format!("creating {}", dir.display()), source })?;
+        fs::create_dir(&dir).map_err(|source| LabError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
         let hv = Hypervisor {
             lab: lab.clone(),
             name: name.to_string(),
@@ -205,7 +207,10 @@ impl Hypervisor {
             .arg(format!("--log-file={}", d.join("ovsdb.log").display()))
             .arg("--detach")
             .run_detaching(&d.join("ovsdb.stderr"))?;
-        Cmd::new("ovs-vsctl").arg(format!("--db={}", self.db_remote())).args(["--no-wait", "init"]).run()?;
+        Cmd::new("ovs-vsctl")
+            .arg(format!("--db={}", self.db_remote()))
+            .args(["--no-wait", "init"])
+            .run()?;
         self.lab.add_daemon(d.join("vswitchd.pid"), "ovs-vswitchd");
         self.ovs_cmd("ovs-vswitchd")
             .arg(self.db_remote())
@@ -330,13 +335,17 @@ impl Hypervisor {
     /// Waits until something listens on TCP `port` inside the hypervisor's namespace.
     fn wait_listening(&self, port: u16) -> Result<()> {
         let filter = format!("sport = :{port}");
-        cmd::wait_for("a relay listening in the hypervisor namespace", Duration::from_secs(5), || {
-            Cmd::in_netns(&self.netns, "ss")
-                .args(["-Hltn", &filter])
-                .run()
-                .ok()
-                .filter(|out| !out.trim().is_empty())
-        })
+        cmd::wait_for(
+            "a relay listening in the hypervisor namespace",
+            Duration::from_secs(5),
+            || {
+                Cmd::in_netns(&self.netns, "ss")
+                    .args(["-Hltn", &filter])
+                    .run()
+                    .ok()
+                    .filter(|out| !out.trim().is_empty())
+            },
+        )
         .map(|_| ())
     }
 
@@ -465,10 +474,11 @@ impl Hypervisor {
     /// The OpenFlow port number of interface `name` (waits for ovs-vswitchd to assign it).
     pub fn ofport(&self, name: &str) -> Result<u32> {
         let mut last = String::new();
-        let found = cmd::wait_for(&format!("an ofport for {name}"), Duration::from_secs(10), || {
-            last = self.vsctl(&["get", "Interface", name, "ofport"]).ok()?;
-            last.trim().parse::<i64>().ok().filter(|p| *p > 0)
-        });
+        let found =
+            cmd::wait_for(&format!("an ofport for {name}"), Duration::from_secs(10), || {
+                last = self.vsctl(&["get", "Interface", name, "ofport"]).ok()?;
+                last.trim().parse::<i64>().ok().filter(|p| *p > 0)
+            });
         match found {
             Ok(p) => u32::try_from(p).map_err(|_| LabError::Output {
                 command: format!("ovs-vsctl get Interface {name} ofport"),

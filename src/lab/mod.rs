@@ -245,7 +245,10 @@ impl Drop for Lab {
 
 impl std::fmt::Debug for Lab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lab").field("prefix", &self.inner.prefix).field("dir", &self.inner.dir).finish()
+        f.debug_struct("Lab")
+            .field("prefix", &self.inner.prefix)
+            .field("dir", &self.inner.dir)
+            .finish()
     }
 }
 
@@ -334,8 +337,10 @@ impl LabInner {
         if let Some(p) = std::env::var_os("PERISCOPE_LAB_COLLECTOR") {
             return Ok((p, Vec::new()));
         }
-        let exe = std::env::current_exe()
-            .map_err(|source| LabError::Io { what: "finding the current executable".into(), source })?;
+        let exe = std::env::current_exe().map_err(|source| LabError::Io {
+            what: "finding the current executable".into(),
+            source,
+        })?;
         let name = "periscope-lab-collector";
         let candidates = exe.parent().into_iter().flat_map(|d| [Some(d), d.parent()]).flatten();
         for dir in candidates {

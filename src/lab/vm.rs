@@ -142,9 +142,9 @@ impl PingReport {
                     report.replies.push(PingReply { seq, rtt_ms });
                 }
             } else if line.contains("packets transmitted") {
-                let mut nums = line.split(',').map(|part| {
-                    part.split_whitespace().next().and_then(|n| n.parse::<u32>().ok())
-                });
+                let mut nums = line
+                    .split(',')
+                    .map(|part| part.split_whitespace().next().and_then(|n| n.parse::<u32>().ok()));
                 report.sent = nums.next().flatten()?;
                 report.received = nums.next().flatten()?;
                 summary = true;
@@ -445,10 +445,10 @@ rtt min/avg/max/mdev = 0.101/0.256/0.412/0.155 ms
         let r = PingReport::parse(OUTPUT).expect("parses");
         assert_eq!(r.sent, 3);
         assert_eq!(r.received, 2);
-        assert_eq!(r.replies, vec![
-            PingReply { seq: 1, rtt_ms: 0.412 },
-            PingReply { seq: 3, rtt_ms: 0.101 }
-        ]);
+        assert_eq!(
+            r.replies,
+            vec![PingReply { seq: 1, rtt_ms: 0.412 }, PingReply { seq: 3, rtt_ms: 0.101 }]
+        );
         assert_eq!(r.lost(), vec![2]);
     }
 
