@@ -1,0 +1,236 @@
+//! The mirror pipeline: which flows copy which frames to which collector.
+//!
+//! ```text
+//! table 0  tap-out      in_port=P          -> clone(reg14=S, resubmit(,2)) per service S; goto 1
+//!                       (miss)             -> goto 1
+//! table 1  tap-in       dl_dst=MAC(P)      -> clone(reg14=S, resubmit(,3)) per service S; goto 4
+//!                       (miss)             -> goto 4
+//! table 2  filter-out   in_port=P,reg14=S,<filter>   -> tun_id=K, tun_dst=R, output(tunnel)
+//! table 3  filter-in    dl_dst=MAC,reg14=S,<filter>  -> tun_id=K, tun_dst=R, output(tunnel)
+//! table 4  forward      (miss)             -> NORMAL
+//! ```
+//!
+//! Copies are made inside `clone(...)`, so nothing they change (registers, tunnel metadata)
+//! reaches the tenant's own forwarding, which continues unchanged in table 4. A frame is copied
+//! at most once per tap service and direction: the fan-out in tables 0 and 1 visits each service
+//! once, and in tables 2 and 3 at most one flow matches per visit however the filters overlap.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use periscope_codec::openflow::{Action, Instruction, Match, OxmField, PortNo, TableId};
+
+use super::cookie::{self, Kind};
+use super::view::{BridgeView, IfaceView};
+use super::DesiredFlow;
+use crate::northbound::model::{Encap, Filter, Source, TapFlow, TapService, TapServiceId};
+use crate::northbound::store::Taps;
+
+/// Table of the frames interfaces send.
+pub const TABLE_TAP_OUT: u8 = 0;
+/// Table of the frames delivered to interfaces.
+pub const TABLE_TAP_IN: u8 = 1;
+/// Filters of copies of sent frames.
+pub const TABLE_FILTER_OUT: u8 = 2;
+/// Filters of copies of delivered frames.
+pub const TABLE_FILTER_IN: u8 = 3;
+/// The tenant's own forwarding.
+pub const TABLE_FORWARD: u8 = 4;
+/// The register that carries the tap service being served inside a clone.
+pub const SERVICE_REG: u8 = 14;
+
+const PRIORITY_CLASSIFY: u16 = 100;
+const PRIORITY_FILTER: u16 = 100;
+
+/// What one bridge needs for mirroring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgePlan {
+    /// Flows, base pipeline included.
+    pub flows: Vec<DesiredFlow>,
+    /// Encapsulations whose tunnel port the bridge needs.
+    pub tunnels: BTreeSet<Encap>,
+}
+
+/// Whether a tap flow selects an interface. A tap flow never selects an interface of
+/// another tenant, nor one whose tenant is unknown.
+pub fn selects(flow: &TapFlow, iface: &IfaceView) -> bool {
+    if iface.tenant.as_deref() != Some(flow.tenant.as_str()) {
+        return false;
+    }
+    match &flow.source {
+        Source::IfaceId(id) => *id == iface.iface_id,
+        Source::Vm(vm) => iface.vm.as_deref() == Some(vm.as_str()),
+        Source::Selector(sel) => sel.iter().all(|(k, v)| iface.external_ids.get(k) == Some(v)),
+    }
+}
+
+/// The flows and tunnel ports a bridge needs for the given taps.
+pub fn plan_bridge(view: &BridgeView, taps: &Taps) -> BridgePlan {
+    let mut plan = BridgePlan { flows: base_flows(), tunnels: BTreeSet::new() };
+    let mut ifaces: Vec<&IfaceView> = view.interfaces.iter().collect();
+    ifaces.sort_by(|a, b| (a.ofport, &a.iface_id).cmp(&(b.ofport, &b.iface_id)));
+    for iface in ifaces {
+        // Tap flows of this interface, grouped by service, per direction.
+        let mut out: BTreeMap<TapServiceId, Vec<&TapFlow>> = BTreeMap::new();
+        let mut inn: BTreeMap<TapServiceId, Vec<&TapFlow>> = BTreeMap::new();
+        for f in taps.flows().filter(|f| selects(f, iface)) {
+            let Some(svc) = taps.service(f.tap_service) else { continue };
+            if svc.tenant != f.tenant {
+                continue;
+            }
+            plan.tunnels.insert(svc.encap);
+            if f.direction.out() {
+                out.entry(svc.id).or_default().push(f);
+            }
+            if f.direction.r#in() && iface.mac.is_some() {
+                inn.entry(svc.id).or_default().push(f);
+            }
+        }
+        let side = |m: &BTreeMap<TapServiceId, Vec<&TapFlow>>| {
+            m.iter()
+                .filter_map(|(id, fs)| {
+                    let svc = taps.service(*id)?;
+                    let port = *view.tunnel_ports.get(&svc.encap)?;
+                    Some((svc, port, fs.clone()))
+                })
+                .collect::<Vec<_>>()
+        };
+        let out = side(&out);
+        let inn = side(&inn);
+        if !out.is_empty() {
+            let at = vec![OxmField::InPort(iface.ofport)];
+            plan.flows.extend(direction_flows(TABLE_TAP_OUT, TABLE_FILTER_OUT, TABLE_TAP_IN, &at, &out));
+        }
+        if let (false, Some(mac)) = (inn.is_empty(), iface.mac) {
+            let at = vec![OxmField::EthDst(mac, None)];
+            plan.flows.extend(direction_flows(TABLE_TAP_IN, TABLE_FILTER_IN, TABLE_FORWARD, &at, &inn));
+        }
+    }
+    plan
+}
+
+/// The base pipeline: every table passes frames on, and the last forwards like a learning
+/// switch, so a bridge with no tap forwards exactly as `NORMAL` would.
+fn base_flows() -> Vec<DesiredFlow> {
+    let c = cookie::cookie(Kind::Base, 0);
+    let pass = |from: u8, to: u8| DesiredFlow {
+        table: TableId(from),
+        priority: 0,
+        matches: Match::default(),
+        instructions: vec![Instruction::GotoTable(TableId(to))],
+        cookie: c,
+    };
+    vec![
+        pass(TABLE_TAP_OUT, TABLE_TAP_IN),
+        pass(TABLE_TAP_IN, TABLE_FORWARD),
+        DesiredFlow {
+            table: TableId(TABLE_FORWARD),
+            priority: 0,
+            matches: Match::default(),
+            instructions: vec![Instruction::ApplyActions(vec![Action::output(PortNo::NORMAL)])],
+            cookie: c,
+        },
+    ]
+}
+
+/// The classify flow of one interface and direction, and its filter flows.
+fn direction_flows(
+    classify_table: u8,
+    filter_table: u8,
+    next_table: u8,
+    at: &[OxmField],
+    services: &[(&TapService, PortNo, Vec<&TapFlow>)],
+) -> Vec<DesiredFlow> {
+    let mut flows = Vec::new();
+    let fanout: Vec<Action> = services
+        .iter()
+        .map(|(svc, _, _)| {
+            Action::Clone(vec![
+                Action::SetField(OxmField::reg(SERVICE_REG, svc.id.0 as u32)),
+                Action::resubmit_table(TableId(filter_table)),
+            ])
+        })
+        .collect();
+    flows.push(DesiredFlow {
+        table: TableId(classify_table),
+        priority: PRIORITY_CLASSIFY,
+        matches: Match::new(at.to_vec()),
+        instructions: vec![Instruction::ApplyActions(fanout), Instruction::GotoTable(TableId(next_table))],
+        cookie: cookie::cookie(Kind::Classify, 0),
+    });
+    for (svc, port, tap_flows) in services {
+        let copy = copy_actions(svc, *port);
+        let mut seen = BTreeSet::new();
+        for f in tap_flows {
+            let mut fields = at.to_vec();
+            fields.push(OxmField::reg(SERVICE_REG, svc.id.0 as u32));
+            fields.extend(filter_fields(&f.filter));
+            let m = Match::new(fields);
+            // Two tap flows with the same filter towards the same service need one flow.
+            if !seen.insert(format!("{m:?}")) {
+                continue;
+            }
+            flows.push(DesiredFlow {
+                table: TableId(filter_table),
+                priority: PRIORITY_FILTER,
+                matches: m,
+                instructions: vec![Instruction::ApplyActions(copy.clone())],
+                cookie: cookie::cookie(Kind::Mirror, f.id.0),
+            });
+        }
+    }
+    flows
+}
+
+/// Sends the (cloned) frame to a tap service's collector.
+fn copy_actions(svc: &TapService, tunnel: PortNo) -> Vec<Action> {
+    let mut a = vec![Action::SetField(OxmField::TunnelId(svc.key as u64, None))];
+    if let IpAddr::V4(ip) = svc.remote_ip {
+        a.push(Action::SetField(OxmField::TunIpv4Dst(ip, None)));
+    }
+    a.push(match svc.snaplen {
+        Some(n) => Action::OutputTrunc { port: tunnel, max_len: n as u32 },
+        None => Action::output(tunnel),
+    });
+    a
+}
+
+/// The match fields of a filter, with their prerequisites.
+pub fn filter_fields(f: &Filter) -> Vec<OxmField> {
+    let mut v = Vec::new();
+    if let Some(vlan) = f.vlan {
+        v.push(OxmField::VlanVid(0x1000 | vlan, None));
+    }
+    let ip = f.ip_proto.is_some() || f.src_cidr.is_some() || f.dst_cidr.is_some();
+    match (f.ethertype, ip) {
+        (Some(t), _) => v.push(OxmField::EthType(t)),
+        (None, true) => v.push(OxmField::EthType(0x0800)),
+        (None, false) => {}
+    }
+    if let Some(p) = f.ip_proto {
+        v.push(OxmField::IpProto(p));
+    }
+    if let Some(c) = f.src_cidr {
+        v.push(OxmField::Ipv4Src(c.addr, (c.len < 32).then(|| c.mask())));
+    }
+    if let Some(c) = f.dst_cidr {
+        v.push(OxmField::Ipv4Dst(c.addr, (c.len < 32).then(|| c.mask())));
+    }
+    let (src, dst) = (f.src_port, f.dst_port);
+    match f.ip_proto {
+        Some(6) => {
+            v.extend(src.map(OxmField::TcpSrc));
+            v.extend(dst.map(OxmField::TcpDst));
+        }
+        Some(17) => {
+            v.extend(src.map(OxmField::UdpSrc));
+            v.extend(dst.map(OxmField::UdpDst));
+        }
+        Some(132) => {
+            v.extend(src.map(OxmField::SctpSrc));
+            v.extend(dst.map(OxmField::SctpDst));
+        }
+        _ => {}
+    }
+    v
+}

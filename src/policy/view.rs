@@ -1,0 +1,34 @@
+//! What the policy needs to know about a bridge, taken from the topology graph. Keeping it a
+//! small plain value makes the policy a pure function that tests can feed directly.
+
+use std::collections::BTreeMap;
+
+use periscope_codec::openflow::{MacAddr, PortNo};
+
+use crate::northbound::model::Encap;
+
+/// An interface present on a bridge, with everything a tap may select or match on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceView {
+    /// `external_ids:iface-id`.
+    pub iface_id: String,
+    /// `external_ids:vm-uuid`, if set.
+    pub vm: Option<String>,
+    /// The owning tenant, if known.
+    pub tenant: Option<String>,
+    /// All of the interface's external_ids (selectors match on these).
+    pub external_ids: BTreeMap<String, String>,
+    /// OpenFlow port number on the bridge.
+    pub ofport: PortNo,
+    /// The VM's MAC address (`attached-mac`), used to recognise frames delivered to it.
+    pub mac: Option<MacAddr>,
+}
+
+/// A bridge as the policy sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgeView {
+    /// Interfaces with a known OpenFlow port, in any order.
+    pub interfaces: Vec<IfaceView>,
+    /// periscope's flow-based tunnel port for each encapsulation, where it exists already.
+    pub tunnel_ports: BTreeMap<Encap, PortNo>,
+}
