@@ -16,6 +16,7 @@
 
 mod cmd;
 pub mod collector;
+pub mod controller;
 pub mod frame;
 mod hypervisor;
 mod vm;

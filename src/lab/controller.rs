@@ -1,0 +1,162 @@
+//! A `periscope run` process for tests, scenarios and the demo: started with the arguments
+//! given, its endpoints read from the lines it prints, stopped by pid when dropped.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{LabError, Result};
+
+/// A running controller.
+pub struct ControllerProcess {
+    child: Child,
+    api: SocketAddr,
+    log: PathBuf,
+}
+
+impl ControllerProcess {
+    /// Starts `program run <args>` with the API on an ephemeral loopback port, its log written to
+    /// `log`, and waits until it has printed its API address.
+    pub fn start(
+        program: impl Into<OsString>,
+        args: &[String],
+        log: &Path,
+    ) -> Result<ControllerProcess> {
+        let program = program.into();
+        let shown = format!("{} run {}", Path::new(&program).display(), args.join(" "));
+        let logfile = std::fs::File::create(log)
+            .map_err(|e| LabError::Io { what: format!("creating {}", log.display()), source: e })?;
+        let mut child = Command::new(&program)
+            .arg("run")
+            .args(["--api", "127.0.0.1:0", "--log-level", "debug"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(logfile))
+            .spawn()
+            .map_err(|e| LabError::Io { what: format!("starting {shown}"), source: e })?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            return Err(LabError::Output { command: shown, output: "no stdout".into() });
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(std::io::Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = String::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if let Some(addr) = line.strip_prefix("api listening on http://") {
+                        if let Ok(api) = addr.trim().parse() {
+                            return Ok(ControllerProcess { child, api, log: log.to_path_buf() });
+                        }
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let tail = std::fs::read_to_string(log).unwrap_or_default();
+                    return Err(LabError::Output {
+                        command: shown,
+                        output: format!("{seen}{tail}"),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The REST API's address.
+    pub fn api(&self) -> SocketAddr {
+        self.api
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the controller has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One API call: `(status, body)`.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+        http_json(self.api, method, path, body)
+    }
+
+    /// Stops the controller with SIGTERM (then SIGKILL after 5 s) and waits for it.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    /// Kills the controller with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// A minimal HTTP/1.1 JSON request over a fresh connection: `(status, body)`.
+pub fn http_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value)> {
+    let what = format!("{method} http://{addr}{path}");
+    let io = |e| LabError::Io { what: what.clone(), source: e };
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io)?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(io)?;
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+        payload.len()
+    );
+    s.write_all(req.as_bytes()).map_err(io)?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(io)?;
+    let bad = || LabError::Output { command: what.clone(), output: raw.clone() };
+    let status: u16 = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let (_, text) = raw.split_once("\r\n\r\n").ok_or_else(bad)?;
+    let json = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(text).map_err(|_| bad())?
+    };
+    Ok((status, json))
+}
