@@ -641,3 +641,6 @@ pub(crate) fn iface_id_event(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;
