@@ -9,6 +9,7 @@ pub use periscope_topology as topology;
 
 pub mod cli;
 pub mod controller;
+pub mod demo;
 pub mod lab;
 pub mod log;
 pub mod northbound;

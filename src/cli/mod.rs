@@ -18,11 +18,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller.
     Run(crate::controller::RunArgs),
+    /// Build a small local Open vSwitch topology, run the controller on it, and show it at work.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => crate::controller::run(args),
+        Command::Demo(args) => crate::demo::run(args),
     }
 }
