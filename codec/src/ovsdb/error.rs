@@ -217,6 +217,9 @@ pub enum Problem {
     /// Two inserts of one transaction with the same `uuid-name`, or a malformed one.
     #[error("uuid-name {0:?} is duplicated or not an identifier")]
     BadUuidName(String),
+    /// A lock name that is not an identifier `[_a-zA-Z][_a-zA-Z0-9]*`.
+    #[error("lock name {0:?} is not an identifier")]
+    BadLockName(String),
     /// A condition function not applicable to the column's type.
     #[error("function {function} cannot be applied to this column type")]
     BadFunction {
