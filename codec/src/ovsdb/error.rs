@@ -248,7 +248,8 @@ pub enum Problem {
 
 /// A transaction refused before it was sent: the operation, table, column and value involved.
 #[derive(Debug, Clone, PartialEq, Error)]
-#[error("operation {op} ({op_name}) on table {table}{}{}: {problem}",
+#[error("operation {op} ({op_name}){}{}{}: {problem}",
+    if table.is_empty() { String::new() } else { format!(" on table {table}") },
     column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default(),
     value.as_ref().map(|v| format!(", value {}", abbreviate(v))).unwrap_or_default())]
 pub struct ValidationError {

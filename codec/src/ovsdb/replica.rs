@@ -394,12 +394,8 @@ impl Replica {
     /// reporting the difference from what was held before (useful after a reconnection).
     pub fn reset(&mut self, updates: TableUpdates2) -> Result<Vec<RowChange>, ReplicaError> {
         let mut fresh = self.emptied();
+        // On an empty replica only inserts can be staged: a modify or delete is refused.
         let staged = fresh.stage2(updates)?;
-        for (table, actions) in &staged {
-            if let Some((uuid, _)) = actions.iter().find(|(_, a)| !matches!(a, Action::Insert(_))) {
-                return Err(err(table, Some(*uuid), None, Problem::NoSuchRow));
-            }
-        }
         fresh.commit(staged);
         Ok(self.replace_with(fresh))
     }
