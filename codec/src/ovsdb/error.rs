@@ -217,6 +217,9 @@ pub enum Problem {
     /// Two inserts of one transaction with the same `uuid-name`, or a malformed one.
     #[error("uuid-name {0:?} is duplicated or not an identifier")]
     BadUuidName(String),
+    /// A lock name that is not an identifier `[_a-zA-Z][_a-zA-Z0-9]*`.
+    #[error("lock name {0:?} is not an identifier")]
+    BadLockName(String),
     /// A condition function not applicable to the column's type.
     #[error("function {function} cannot be applied to this column type")]
     BadFunction {
@@ -245,7 +248,8 @@ pub enum Problem {
 
 /// A transaction refused before it was sent: the operation, table, column and value involved.
 #[derive(Debug, Clone, PartialEq, Error)]
-#[error("operation {op} ({op_name}) on table {table}{}{}: {problem}",
+#[error("operation {op} ({op_name}){}{}{}: {problem}",
+    if table.is_empty() { String::new() } else { format!(" on table {table}") },
     column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default(),
     value.as_ref().map(|v| format!(", value {}", abbreviate(v))).unwrap_or_default())]
 pub struct ValidationError {

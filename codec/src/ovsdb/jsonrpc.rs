@@ -91,11 +91,10 @@ impl JsonStream {
     }
 
     fn scan(&mut self) -> Result<(), DecodeError> {
-        let buf = &self.buf;
         let mut i = self.pos;
-        while i < buf.len() {
+        while i < self.buf.len() {
             let Some(start) = self.start else {
-                match buf[i] {
+                match self.buf[i] {
                     b' ' | b'\t' | b'\n' | b'\r' => {}
                     b'{' | b'[' => {
                         self.start = Some(i);
@@ -113,46 +112,39 @@ impl JsonStream {
                 i += 1;
                 continue;
             };
+            let b = self.buf[i];
+            i += 1;
             if self.in_string {
-                // Skip ordinary string bytes quickly.
-                while i < buf.len() && !self.escape && buf[i] != b'"' && buf[i] != b'\\' {
-                    i += 1;
-                }
-                if i < buf.len() {
-                    if self.escape {
-                        self.escape = false;
-                    } else if buf[i] == b'\\' {
-                        self.escape = true;
-                    } else {
-                        self.in_string = false;
-                    }
-                    i += 1;
+                if self.escape {
+                    self.escape = false;
+                } else if b == b'\\' {
+                    self.escape = true;
+                } else if b == b'"' {
+                    self.in_string = false;
                 }
             } else {
-                match buf[i] {
+                match b {
                     b'"' => self.in_string = true,
                     b'{' | b'[' => self.depth += 1,
-                    b'}' | b']' => {
-                        self.depth -= 1;
-                        if self.depth == 0 {
-                            self.ready.push_back(start..i + 1);
-                            self.start = None;
-                        }
-                    }
+                    b'}' | b']' => self.depth -= 1,
                     _ => {}
                 }
-                i += 1;
             }
-            if let Some(start) = self.start {
-                if i - start > self.max {
-                    return Err(DecodeError::TooLong {
-                        offset: self.base + start as u64,
-                        max: self.max,
-                    });
-                }
+            if i - start > self.max {
+                return Err(DecodeError::TooLong {
+                    offset: self.base + start as u64,
+                    max: self.max,
+                });
+            }
+            if self.depth == 0 {
+                self.ready.push_back(start..i);
+                self.start = None;
             }
         }
         self.pos = i;
+        if self.ready.is_empty() {
+            self.compact();
+        }
         Ok(())
     }
 

@@ -807,6 +807,14 @@ impl<'a> Checker<'a> {
                 }
                 Ok(())
             }
+            Operation::Assert { lock } if !is_id(lock) => Err(ValidationError {
+                op: self.op,
+                op_name: self.op_name,
+                table: String::new(),
+                column: None,
+                value: Some(lock.as_str().into()),
+                problem: Box::new(Problem::BadLockName(lock.clone())),
+            }),
             Operation::Commit { .. }
             | Operation::Abort
             | Operation::Comment { .. }
@@ -1017,6 +1025,8 @@ mod tests {
             Some("x"),
         )]);
         assert!(matches!(*e.problem, Problem::WrongType { .. }));
+        let e = refused(&[Operation::Assert { lock: "my-lock".into() }]);
+        assert_eq!(*e.problem, Problem::BadLockName("my-lock".into()));
     }
 
     #[test]

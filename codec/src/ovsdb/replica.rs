@@ -69,7 +69,8 @@ enum Action {
     Delete,
 }
 
-type Staged<'u> = Vec<(&'u str, Uuid, Action)>;
+/// Checked changes by table.
+type Staged = Vec<(String, Vec<(Uuid, Action)>)>;
 
 fn err(table: &str, uuid: Option<Uuid>, column: Option<&str>, problem: Problem) -> ReplicaError {
     ReplicaError {
@@ -222,17 +223,15 @@ impl Replica {
         t: &TableReplica,
         table: &str,
         uuid: Uuid,
-        given: &Row,
+        given: Row,
     ) -> Result<Row, ReplicaError> {
         let mut row = Row::new();
         for (col, d) in given {
-            let ty = t
-                .columns
-                .get(col)
-                .ok_or_else(|| err(table, Some(uuid), Some(col), Problem::NoSuchColumn))?;
-            let d = ty.coerce(d.clone());
-            ty.check(&d, false).map_err(|p| err(table, Some(uuid), Some(col), p))?;
-            row.insert(col.clone(), d);
+            let e = |p| err(table, Some(uuid), Some(&col), p);
+            let ty = t.columns.get(&col).ok_or_else(|| e(Problem::NoSuchColumn))?;
+            let d = ty.coerce(d);
+            ty.check(&d, false).map_err(e)?;
+            row.insert(col, d);
         }
         for (col, ty) in &t.columns {
             if !row.contains_key(col) {
@@ -249,122 +248,124 @@ impl Replica {
         table: &str,
         uuid: Uuid,
         old: &Row,
-        given: &Row,
+        given: Row,
         diff: bool,
     ) -> Result<(Row, Vec<String>), ReplicaError> {
         let mut row = old.clone();
         let mut changed = Vec::new();
         for (col, d) in given {
-            let e = |p| err(table, Some(uuid), Some(col), p);
-            let ty = t.columns.get(col).ok_or_else(|| e(Problem::NoSuchColumn))?;
-            let d = ty.coerce(d.clone());
+            let e = |p| err(table, Some(uuid), Some(&col), p);
+            let ty = t.columns.get(&col).ok_or_else(|| e(Problem::NoSuchColumn))?;
+            let d = ty.coerce(d);
             let new = if diff && ty.is_composite() {
                 ty.relaxed().check(&d, false).map_err(e)?;
-                let cur = old.get(col).cloned().unwrap_or_else(|| ty.default_datum());
-                apply_diff(&cur, d).map_err(e)?
+                match old.get(&col) {
+                    Some(cur) => apply_diff(cur, d),
+                    None => apply_diff(&ty.default_datum(), d),
+                }
+                .map_err(e)?
             } else {
                 d
             };
             ty.check(&new, false).map_err(e)?;
-            if old.get(col) != Some(&new) {
+            if old.get(&col) != Some(&new) {
                 changed.push(col.clone());
             }
-            row.insert(col.clone(), new);
+            row.insert(col, new);
         }
         Ok((row, changed))
     }
 
-    fn stage2<'u>(&self, updates: &'u TableUpdates2) -> Result<Staged<'u>, ReplicaError> {
-        let mut staged = Vec::with_capacity(updates.len());
-        for (table, rows) in &updates.tables {
-            let t = self.table_of(table)?;
-            for (&uuid, u) in rows {
-                let existing = t.rows.get(&uuid);
-                let action = match (u, existing) {
+    fn stage2(&self, updates: TableUpdates2) -> Result<Staged, ReplicaError> {
+        let mut staged = Vec::with_capacity(updates.tables.len());
+        for (table, rows) in updates.tables {
+            let t = self.table_of(&table)?;
+            let mut actions = Vec::with_capacity(rows.len());
+            for (uuid, u) in rows {
+                let e = |p| Err(err(&table, Some(uuid), None, p));
+                let action = match (u, t.rows.get(&uuid)) {
                     (RowUpdate2::Initial(r) | RowUpdate2::Insert(r), None) => {
-                        Action::Insert(Self::full_row(t, table, uuid, r)?)
+                        Action::Insert(Self::full_row(t, &table, uuid, r)?)
                     }
                     (RowUpdate2::Modify(r), Some(old)) => {
-                        let (row, changed) = Self::modified_row(t, table, uuid, old, r, true)?;
+                        let (row, changed) = Self::modified_row(t, &table, uuid, old, r, true)?;
                         Action::Modify(row, changed)
                     }
                     (RowUpdate2::Delete, Some(_)) => Action::Delete,
                     (RowUpdate2::Initial(_) | RowUpdate2::Insert(_), Some(_)) => {
-                        return Err(err(table, Some(uuid), None, Problem::RowExists));
+                        return e(Problem::RowExists)
                     }
                     (RowUpdate2::Modify(_) | RowUpdate2::Delete, None) => {
-                        return Err(err(table, Some(uuid), None, Problem::NoSuchRow));
+                        return e(Problem::NoSuchRow)
                     }
                 };
-                staged.push((table.as_str(), uuid, action));
+                actions.push((uuid, action));
             }
+            staged.push((table, actions));
         }
         Ok(staged)
     }
 
-    fn stage1<'u>(&self, updates: &'u TableUpdates) -> Result<Staged<'u>, ReplicaError> {
-        let mut staged = Vec::new();
-        for (table, rows) in &updates.tables {
-            let t = self.table_of(table)?;
-            for (&uuid, u) in rows {
-                let existing = t.rows.get(&uuid);
-                let action = match (&u.old, &u.new, existing) {
-                    (None, Some(new), None) => Action::Insert(Self::full_row(t, table, uuid, new)?),
+    fn stage1(&self, updates: TableUpdates) -> Result<Staged, ReplicaError> {
+        let mut staged = Vec::with_capacity(updates.tables.len());
+        for (table, rows) in updates.tables {
+            let t = self.table_of(&table)?;
+            let mut actions = Vec::with_capacity(rows.len());
+            for (uuid, u) in rows {
+                let e = |p| Err(err(&table, Some(uuid), None, p));
+                let action = match (u.old, u.new, t.rows.get(&uuid)) {
+                    (None, Some(new), None) => {
+                        Action::Insert(Self::full_row(t, &table, uuid, new)?)
+                    }
                     (Some(_), Some(new), Some(old)) => {
-                        let (row, changed) = Self::modified_row(t, table, uuid, old, new, false)?;
+                        let (row, changed) = Self::modified_row(t, &table, uuid, old, new, false)?;
                         Action::Modify(row, changed)
                     }
                     (Some(_), None, Some(_)) => Action::Delete,
-                    (None, None, _) => {
-                        return Err(err(table, Some(uuid), None, Problem::EmptyRowUpdate))
-                    }
-                    (None, Some(_), Some(_)) => {
-                        return Err(err(table, Some(uuid), None, Problem::RowExists))
-                    }
-                    (Some(_), _, None) => {
-                        return Err(err(table, Some(uuid), None, Problem::NoSuchRow))
-                    }
+                    (None, None, _) => return e(Problem::EmptyRowUpdate),
+                    (None, Some(_), Some(_)) => return e(Problem::RowExists),
+                    (Some(_), _, None) => return e(Problem::NoSuchRow),
                 };
-                staged.push((table.as_str(), uuid, action));
+                actions.push((uuid, action));
             }
+            staged.push((table, actions));
         }
         Ok(staged)
     }
 
     /// Commits checked changes; cannot fail.
-    fn commit(&mut self, staged: Staged<'_>) -> Vec<RowChange> {
-        let mut changes = Vec::with_capacity(staged.len());
-        for (table, uuid, action) in staged {
-            let Some(t) = self.tables.get_mut(table) else { continue };
-            let kind = match action {
-                Action::Insert(row) => {
-                    t.rows.insert(uuid, row);
-                    ChangeKind::Inserted
-                }
-                Action::Modify(row, columns) => {
-                    let Some(slot) = t.rows.get_mut(&uuid) else { continue };
-                    let prev = std::mem::replace(slot, row);
-                    if columns.is_empty() {
-                        continue;
+    fn commit(&mut self, staged: Staged) -> Vec<RowChange> {
+        let mut changes = Vec::new();
+        for (table, actions) in staged {
+            let Some(t) = self.tables.get_mut(&table) else { continue };
+            for (uuid, action) in actions {
+                let kind = match action {
+                    Action::Insert(row) => {
+                        t.rows.insert(uuid, row);
+                        ChangeKind::Inserted
                     }
-                    let old = columns
-                        .iter()
-                        .filter_map(|c| prev.get(c).map(|d| (c.clone(), d.clone())))
-                        .collect();
-                    ChangeKind::Modified { columns, old }
-                }
-                Action::Delete => match t.rows.remove(&uuid) {
-                    Some(old) => ChangeKind::Deleted { old },
-                    None => continue,
-                },
-            };
-            changes.push(RowChange { table: table.to_string(), uuid, kind });
+                    Action::Modify(row, columns) => {
+                        let Some(slot) = t.rows.get_mut(&uuid) else { continue };
+                        let mut prev = std::mem::replace(slot, row);
+                        if columns.is_empty() {
+                            continue;
+                        }
+                        let old = columns.iter().filter_map(|c| prev.remove_entry(c)).collect();
+                        ChangeKind::Modified { columns, old }
+                    }
+                    Action::Delete => match t.rows.remove(&uuid) {
+                        Some(old) => ChangeKind::Deleted { old },
+                        None => continue,
+                    },
+                };
+                changes.push(RowChange { table: table.clone(), uuid, kind });
+            }
         }
         changes
     }
 
     /// Applies an `update` notification (RFC 7047 §4.1.6).
-    pub fn apply_update(&mut self, updates: &TableUpdates) -> Result<Vec<RowChange>, ReplicaError> {
+    pub fn apply_update(&mut self, updates: TableUpdates) -> Result<Vec<RowChange>, ReplicaError> {
         let staged = self.stage1(updates)?;
         Ok(self.commit(staged))
     }
@@ -372,7 +373,7 @@ impl Replica {
     /// Applies an `update2` notification.
     pub fn apply_update2(
         &mut self,
-        updates: &TableUpdates2,
+        updates: TableUpdates2,
     ) -> Result<Vec<RowChange>, ReplicaError> {
         let staged = self.stage2(updates)?;
         Ok(self.commit(staged))
@@ -382,7 +383,7 @@ impl Replica {
     pub fn apply_update3(
         &mut self,
         last_txn_id: Uuid,
-        updates: &TableUpdates2,
+        updates: TableUpdates2,
     ) -> Result<Vec<RowChange>, ReplicaError> {
         let changes = self.apply_update2(updates)?;
         self.last_txn_id = Some(last_txn_id);
@@ -391,14 +392,10 @@ impl Replica {
 
     /// Replaces the contents with a `monitor_cond` (or `monitor_cond_since`, not found) reply,
     /// reporting the difference from what was held before (useful after a reconnection).
-    pub fn reset(&mut self, updates: &TableUpdates2) -> Result<Vec<RowChange>, ReplicaError> {
+    pub fn reset(&mut self, updates: TableUpdates2) -> Result<Vec<RowChange>, ReplicaError> {
         let mut fresh = self.emptied();
+        // On an empty replica only inserts can be staged: a modify or delete is refused.
         let staged = fresh.stage2(updates)?;
-        if let Some((table, uuid, _)) =
-            staged.iter().find(|(_, _, a)| !matches!(a, Action::Insert(_)))
-        {
-            return Err(err(table, Some(*uuid), None, Problem::NoSuchRow));
-        }
         fresh.commit(staged);
         Ok(self.replace_with(fresh))
     }
@@ -406,7 +403,7 @@ impl Replica {
     /// Replaces the contents with a `monitor` reply, reporting the difference.
     pub fn reset_from_update(
         &mut self,
-        updates: &TableUpdates,
+        updates: TableUpdates,
     ) -> Result<Vec<RowChange>, ReplicaError> {
         let mut fresh = self.emptied();
         let staged = fresh.stage1(updates)?;
@@ -418,12 +415,12 @@ impl Replica {
     /// transaction, otherwise a fresh start.
     pub fn apply_cond_since_reply(
         &mut self,
-        reply: &CondSinceReply,
+        reply: CondSinceReply,
     ) -> Result<Vec<RowChange>, ReplicaError> {
         let changes = if reply.found {
-            self.apply_update2(&reply.updates)?
+            self.apply_update2(reply.updates)?
         } else {
-            self.reset(&reply.updates)?
+            self.reset(reply.updates)?
         };
         self.last_txn_id = Some(reply.last_txn_id);
         Ok(changes)
@@ -513,7 +510,7 @@ mod tests {
     fn with_row() -> Replica {
         let mut r = Replica::new(&schema());
         let ch = r
-            .apply_update2(&u2(json!({"T": {A: {"insert": {"i": 1, "s": ["set", [1, 2]], "m": ["map", [["a", "1"], ["b", "2"]]], "two": "x"}}}})))
+            .apply_update2(u2(json!({"T": {A: {"insert": {"i": 1, "s": ["set", [1, 2]], "m": ["map", [["a", "1"], ["b", "2"]]], "two": "x"}}}})))
             .unwrap();
         assert_eq!(
             ch,
@@ -530,7 +527,7 @@ mod tests {
         assert_eq!(row["r"], Datum::atom(Atom::Real(0.0)));
         assert_eq!(row["i"], Datum::atom(1));
         let mut r = Replica::new(&schema());
-        r.apply_update2(&u2(json!({"T": {A: {"initial": {"r": 2, "two": "y"}}}}))).unwrap();
+        r.apply_update2(u2(json!({"T": {A: {"initial": {"r": 2, "two": "y"}}}}))).unwrap();
         assert_eq!(r.row("T", Uuid(10)).unwrap()["r"], Datum::atom(Atom::Real(2.0)));
     }
 
@@ -538,7 +535,7 @@ mod tests {
     fn modify_diffs_sets_maps_and_scalars() {
         let mut r = with_row();
         let ch = r
-            .apply_update2(&u2(json!({"T": {A: {"modify": {
+            .apply_update2(u2(json!({"T": {A: {"modify": {
                 "i": 5,
                 "o": "now",
                 "s": ["set", [2, 3]],
@@ -556,7 +553,7 @@ mod tests {
         assert_eq!(columns, &["i", "m", "o", "s", "two"]);
         assert_eq!(old["s"], Datum::set([1, 2]));
         // An optional column is replaced, not toggled: the empty set clears it.
-        r.apply_update2(&u2(json!({"T": {A: {"modify": {"o": ["set", []]}}}}))).unwrap();
+        r.apply_update2(u2(json!({"T": {A: {"modify": {"o": ["set", []]}}}}))).unwrap();
         assert_eq!(r.row("T", Uuid(10)).unwrap()["o"], Datum::empty_set());
     }
 
@@ -575,12 +572,12 @@ mod tests {
         ];
         for b in bad {
             let mut r = r0.clone();
-            let e = r.apply_update2(&u2(b.clone())).unwrap_err();
+            let e = r.apply_update2(u2(b.clone())).unwrap_err();
             assert_eq!(r, r0, "{b} -> {e}");
         }
         let mut r = r0.clone();
         let e = r
-            .apply_update2(&u2(json!({"T": {A: {"modify": {"two": ["set", ["y", "z"]]}}}})))
+            .apply_update2(u2(json!({"T": {A: {"modify": {"two": ["set", ["y", "z"]]}}}})))
             .unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -596,9 +593,9 @@ mod tests {
             Some(&["i".to_string(), "m".to_string()][..])
         );
         let u = |v| TableUpdates::from_json(&v).unwrap();
-        r.apply_update(&u(json!({"T": {A: {"new": {"i": 1, "m": ["map", []]}}}}))).unwrap();
+        r.apply_update(u(json!({"T": {A: {"new": {"i": 1, "m": ["map", []]}}}}))).unwrap();
         let ch = r
-            .apply_update(&u(
+            .apply_update(u(
                 json!({"T": {A: {"old": {"i": 1}, "new": {"i": 2, "m": ["map", []]}}}}),
             ))
             .unwrap();
@@ -609,9 +606,8 @@ mod tests {
                 old: Row::from([("i".into(), Datum::atom(1))])
             }
         );
-        assert!(r.apply_update(&u(json!({"T": {A: {"new": {"o": "x"}, "old": {}}}}))).is_err());
-        let ch =
-            r.apply_update(&u(json!({"T": {A: {"old": {"i": 2, "m": ["map", []]}}}}))).unwrap();
+        assert!(r.apply_update(u(json!({"T": {A: {"new": {"o": "x"}, "old": {}}}}))).is_err());
+        let ch = r.apply_update(u(json!({"T": {A: {"old": {"i": 2, "m": ["map", []]}}}}))).unwrap();
         assert!(matches!(&ch[0].kind, ChangeKind::Deleted { old } if old["i"] == Datum::atom(2)));
         assert!(r.table("T").unwrap().is_empty());
         assert!(Replica::with_columns(&schema(), &[("T", Some(&["zz"]))]).is_err());
@@ -621,19 +617,19 @@ mod tests {
     fn reset_reports_the_difference() {
         let mut r = with_row();
         let b = "00000000-0000-0000-0000-00000000000b";
-        let ch = r.reset(&u2(json!({"T": {b: {"initial": {"two": "q"}}}}))).unwrap();
+        let ch = r.reset(u2(json!({"T": {b: {"initial": {"two": "q"}}}}))).unwrap();
         assert_eq!(ch.len(), 2);
         assert!(ch.iter().any(|c| c.uuid == Uuid(11) && c.kind == ChangeKind::Inserted));
         assert!(ch
             .iter()
             .any(|c| c.uuid == Uuid(10) && matches!(c.kind, ChangeKind::Deleted { .. })));
-        assert!(r.reset(&u2(json!({"T": {b: {"modify": {}}}}))).is_err());
+        assert!(r.reset(u2(json!({"T": {b: {"modify": {}}}}))).is_err());
         let reply = CondSinceReply {
             found: true,
             last_txn_id: Uuid(7),
             updates: u2(json!({"T": {b: {"delete": null}}})),
         };
-        r.apply_cond_since_reply(&reply).unwrap();
+        r.apply_cond_since_reply(reply).unwrap();
         assert_eq!(r.last_txn_id(), Some(Uuid(7)));
         assert!(r.table("T").unwrap().is_empty());
     }
