@@ -3,16 +3,31 @@
 //! ```text
 //! struct ofp_instruction { uint16_t type; uint16_t len; };
 //! struct ofp_instruction_goto_table { uint16_t type; uint16_t len; uint8_t table_id; uint8_t pad[3]; };
+//! struct ofp_instruction_write_metadata {
+//!     uint16_t type; uint16_t len; uint8_t pad[4]; uint64_t metadata; uint64_t metadata_mask;
+//! };
 //! struct ofp_instruction_actions { uint16_t type; uint16_t len; uint8_t pad[4]; struct ofp_action_header actions[0]; };
+//! struct ofp_instruction_meter { uint16_t type; uint16_t len; uint32_t meter_id; };
+//! struct ofp_instruction_experimenter { uint16_t type; uint16_t len; uint32_t experimenter; /* data */ };
 //! ```
+//! WRITE_ACTIONS, APPLY_ACTIONS and CLEAR_ACTIONS share `ofp_instruction_actions` (CLEAR has no
+//! actions).
 
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 
 use super::action::Action;
-use super::types::TableId;
+use super::types::{MeterId, TableId};
 use super::wire::{LengthGuard, Reader};
 use super::DecodeError;
+
+const OFPIT_GOTO_TABLE: u16 = 1;
+const OFPIT_WRITE_METADATA: u16 = 2;
+const OFPIT_WRITE_ACTIONS: u16 = 3;
+const OFPIT_APPLY_ACTIONS: u16 = 4;
+const OFPIT_CLEAR_ACTIONS: u16 = 5;
+const OFPIT_METER: u16 = 6;
+const OFPIT_EXPERIMENTER: u16 = 0xffff;
 
 /// One instruction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,6 +37,26 @@ pub enum Instruction {
     GotoTable(TableId),
     /// OFPIT_APPLY_ACTIONS: apply the actions now, in order.
     ApplyActions(Vec<Action>),
+    /// OFPIT_WRITE_METADATA: set the masked bits of the metadata register.
+    WriteMetadata {
+        /// New metadata bits.
+        metadata: u64,
+        /// Which bits to write.
+        mask: u64,
+    },
+    /// OFPIT_WRITE_ACTIONS: merge the actions into the action set.
+    WriteActions(Vec<Action>),
+    /// OFPIT_CLEAR_ACTIONS: empty the action set.
+    ClearActions,
+    /// OFPIT_METER: send the packet through a meter.
+    Meter(MeterId),
+    /// OFPIT_EXPERIMENTER, kept as bytes.
+    Experimenter {
+        /// Experimenter id.
+        experimenter: u32,
+        /// Bytes after the experimenter id.
+        data: Vec<u8>,
+    },
     /// An instruction this codec does not decode, kept as bytes.
     Unknown {
         /// Instruction type.
@@ -38,14 +73,45 @@ impl Instruction {
         let instruction_type = r.u16("instruction type")?;
         let len = r.u16("instruction length")? as usize;
         let mut body = r.sub_to_len(start, len, 8, "instruction")?;
-        Ok(match instruction_type {
-            1 => {
-                let t = TableId(body.u8("instruction goto_table table_id")?);
-                Instruction::GotoTable(t)
+        let fixed = |want: usize, what: &'static str| {
+            if len == want {
+                Ok(())
+            } else {
+                Err(DecodeError::BadLength { what, offset: start, len })
             }
-            4 => {
+        };
+        Ok(match instruction_type {
+            OFPIT_GOTO_TABLE => {
+                fixed(8, "instruction goto_table")?;
+                Instruction::GotoTable(TableId(body.u8("instruction goto_table table_id")?))
+            }
+            OFPIT_WRITE_METADATA => {
+                fixed(24, "instruction write_metadata")?;
+                body.skip(4, "instruction write_metadata pad")?;
+                let metadata = body.u64("instruction write_metadata metadata")?;
+                let mask = body.u64("instruction write_metadata mask")?;
+                Instruction::WriteMetadata { metadata, mask }
+            }
+            OFPIT_WRITE_ACTIONS | OFPIT_APPLY_ACTIONS => {
                 body.skip(4, "instruction actions pad")?;
-                Instruction::ApplyActions(Action::parse_list(&mut body)?)
+                let actions = Action::parse_list(&mut body)?;
+                if instruction_type == OFPIT_APPLY_ACTIONS {
+                    Instruction::ApplyActions(actions)
+                } else {
+                    Instruction::WriteActions(actions)
+                }
+            }
+            OFPIT_CLEAR_ACTIONS => {
+                fixed(8, "instruction clear_actions")?;
+                Instruction::ClearActions
+            }
+            OFPIT_METER => {
+                fixed(8, "instruction meter")?;
+                Instruction::Meter(MeterId(body.u32("instruction meter meter_id")?))
+            }
+            OFPIT_EXPERIMENTER => {
+                let experimenter = body.u32("instruction experimenter id")?;
+                Instruction::Experimenter { experimenter, data: body.rest().to_vec() }
             }
             _ => Instruction::Unknown { instruction_type, data: body.rest().to_vec() },
         })
@@ -54,22 +120,47 @@ impl Instruction {
     /// Emits one instruction.
     pub fn emit(&self, buf: &mut BytesMut) {
         let g = LengthGuard::start(buf, 2);
+        let head = |buf: &mut BytesMut, t: u16| {
+            buf.put_u16(t);
+            buf.put_u16(0);
+        };
         match self {
             Instruction::GotoTable(t) => {
-                buf.put_u16(1);
-                buf.put_u16(0);
+                head(buf, OFPIT_GOTO_TABLE);
                 buf.put_u8(t.0);
                 buf.put_bytes(0, 3);
             }
-            Instruction::ApplyActions(actions) => {
-                buf.put_u16(4);
-                buf.put_u16(0);
+            Instruction::WriteMetadata { metadata, mask } => {
+                head(buf, OFPIT_WRITE_METADATA);
+                buf.put_bytes(0, 4);
+                buf.put_u64(*metadata);
+                buf.put_u64(*mask);
+            }
+            Instruction::ApplyActions(actions) | Instruction::WriteActions(actions) => {
+                let t = if matches!(self, Instruction::ApplyActions(_)) {
+                    OFPIT_APPLY_ACTIONS
+                } else {
+                    OFPIT_WRITE_ACTIONS
+                };
+                head(buf, t);
                 buf.put_bytes(0, 4);
                 Action::emit_list(actions, buf);
             }
+            Instruction::ClearActions => {
+                head(buf, OFPIT_CLEAR_ACTIONS);
+                buf.put_bytes(0, 4);
+            }
+            Instruction::Meter(m) => {
+                head(buf, OFPIT_METER);
+                buf.put_u32(m.0);
+            }
+            Instruction::Experimenter { experimenter, data } => {
+                head(buf, OFPIT_EXPERIMENTER);
+                buf.put_u32(*experimenter);
+                buf.put_slice(data);
+            }
             Instruction::Unknown { instruction_type, data } => {
-                buf.put_u16(*instruction_type);
-                buf.put_u16(0);
+                head(buf, *instruction_type);
                 buf.put_slice(data);
             }
         }
@@ -90,5 +181,73 @@ impl Instruction {
         for i in list {
             i.emit(buf);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openflow::action::tests::hex;
+    use crate::openflow::types::PortNo;
+
+    pub(crate) fn samples() -> Vec<(&'static str, Instruction)> {
+        use Instruction::*;
+        vec![
+            ("0001 0008 03 000000", GotoTable(TableId(3))),
+            (
+                "0002 0018 00000000 0000000000000005 00000000000000ff",
+                WriteMetadata { metadata: 5, mask: 0xff },
+            ),
+            (
+                "0003 0018 00000000 0000 0010 00000003 0000 000000000000",
+                WriteActions(vec![Action::Output { port: PortNo(3), max_len: 0 }]),
+            ),
+            ("0004 0008 00000000", ApplyActions(vec![])),
+            (
+                "0004 0018 00000000 0000 0010 0000000b ffff 000000000000",
+                ApplyActions(vec![Action::output(PortNo(11))]),
+            ),
+            ("0005 0008 00000000", ClearActions),
+            ("0006 0008 00000001", Meter(MeterId(1))),
+            (
+                "ffff 0010 00002320 0102030405060708",
+                Experimenter { experimenter: 0x2320, data: vec![1, 2, 3, 4, 5, 6, 7, 8] },
+            ),
+            ("0042 0008 01020304", Unknown { instruction_type: 0x42, data: vec![1, 2, 3, 4] }),
+        ]
+    }
+
+    fn parse_one(b: &[u8]) -> Result<Instruction, DecodeError> {
+        let mut r = Reader::new(b);
+        let i = Instruction::parse(&mut r)?;
+        assert!(r.is_empty());
+        Ok(i)
+    }
+
+    #[test]
+    fn every_sample_parses_and_emits() {
+        for (h, i) in samples() {
+            let b = hex(h);
+            assert_eq!(parse_one(&b), Ok(i.clone()), "parse {h}");
+            let mut out = BytesMut::new();
+            i.emit(&mut out);
+            assert_eq!(&out[..], &b[..], "emit {i:?}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_errors() {
+        for (h, _) in samples() {
+            let b = hex(h);
+            for n in 0..b.len() {
+                assert!(Instruction::parse(&mut Reader::new(&b[..n])).is_err(), "{h} cut at {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_length_is_named() {
+        let err = parse_one(&hex("0006 0010 00000001 00000000 00000000")).unwrap_err();
+        assert_eq!(err, DecodeError::BadLength { what: "instruction meter", offset: 0, len: 16 });
     }
 }

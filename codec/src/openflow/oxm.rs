@@ -1,22 +1,40 @@
-//! Flow matches: `ofp_match` of type OFPMT_OXM with its OXM TLVs (spec 1.3.5 §7.2.3).
+//! Flow matches: `ofp_match` of type OFPMT_OXM with its OXM TLVs (spec 1.3.5 §7.2.3), plus the
+//! Nicira (NXM) and ONF experimenter fields Open vSwitch uses in OpenFlow 1.3.
 //!
 //! ```text
 //! struct ofp_match { uint16_t type; uint16_t length; uint8_t oxm_fields[0]; uint8_t pad[...]; };
 //! OXM TLV header: oxm_class:16 | oxm_field:7 | oxm_hasmask:1 | oxm_length:8
+//! experimenter OXM (class 0xffff): header, uint32_t experimenter, then the value (and mask)
 //! ```
-//! `length` counts the 4-byte header and the TLVs, not the padding to 8 bytes.
+//! `length` counts the 4-byte header and the TLVs, not the padding to 8 bytes. `oxm_length`
+//! counts the value and the mask, and for class 0xffff the 4-byte experimenter id too.
+//!
+//! Every typed field knows its [`FieldInfo`]: names, class, width and whether it may be masked.
+//! The spec allows masks on fewer fields than Open vSwitch does; this codec follows Open vSwitch
+//! for TCP/UDP/SCTP ports and the IPv6 neighbour discovery fields, which OVS sends masked.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 
+use super::experimenter::ONF_EXPERIMENTER_ID;
 use super::types::{MacAddr, PortNo};
 use super::wire::{LengthGuard, Reader};
 use super::DecodeError;
 
 /// OFPMT_OXM.
 const MATCH_TYPE_OXM: u16 = 1;
+/// NXM_OF: Nicira's class for the fields of OpenFlow 1.0.
+pub const OXM_CLASS_NXM_0: u16 = 0x0000;
+/// NXM_NX: Nicira's class for its own extension fields (registers, tunnels, conntrack).
+pub const OXM_CLASS_NXM_1: u16 = 0x0001;
 /// OFPXMC_OPENFLOW_BASIC.
 pub const OXM_CLASS_OPENFLOW_BASIC: u16 = 0x8000;
+/// OFPXMC_PACKET_REGS: the 64-bit packet registers (OVS `xreg0`..`xreg7`).
+pub const OXM_CLASS_PACKET_REGS: u16 = 0x8001;
+/// OFPXMC_EXPERIMENTER: a 4-byte experimenter id follows the header.
+pub const OXM_CLASS_EXPERIMENTER: u16 = 0xffff;
 
 /// A flow match: the OXM fields in wire order. An empty match matches every packet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -25,30 +43,496 @@ pub struct Match {
     pub fields: Vec<OxmField>,
 }
 
-/// One OXM TLV.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// How a field's value is laid out on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum OxmField {
-    /// OXM_OF_IN_PORT: switch input port.
-    InPort(PortNo),
-    /// OXM_OF_ETH_DST with optional mask.
-    EthDst(MacAddr, Option<MacAddr>),
-    /// OXM_OF_ETH_SRC with optional mask.
-    EthSrc(MacAddr, Option<MacAddr>),
-    /// OXM_OF_ETH_TYPE.
-    EthType(u16),
-    /// A field this codec does not decode, kept as bytes so that it round-trips.
-    Unknown {
-        /// OXM class.
-        class: u16,
-        /// Field number within the class.
-        field: u8,
-        /// Whether a mask follows the value (the mask is the second half of `payload`).
-        has_mask: bool,
-        /// Value, then mask if `has_mask`.
-        payload: Vec<u8>,
-    },
+pub enum Kind {
+    /// One byte.
+    U8,
+    /// Big-endian u16.
+    U16,
+    /// Big-endian 24-bit integer (PBB I-SID).
+    U24,
+    /// Big-endian u32.
+    U32,
+    /// Big-endian u64.
+    U64,
+    /// Six-byte Ethernet address.
+    Mac,
+    /// Four-byte IPv4 address.
+    Ipv4,
+    /// Sixteen-byte IPv6 address.
+    Ipv6,
+    /// Four-byte OpenFlow port number.
+    Port,
 }
+
+impl Kind {
+    /// Bytes of one value (without mask).
+    pub fn len(self) -> usize {
+        match self {
+            Kind::U8 => 1,
+            Kind::U16 => 2,
+            Kind::U24 => 3,
+            Kind::U32 | Kind::Ipv4 | Kind::Port => 4,
+            Kind::U64 => 8,
+            Kind::Mac => 6,
+            Kind::Ipv6 => 16,
+        }
+    }
+}
+
+/// How the `ovs-ofctl` text format writes a field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TextKind {
+    /// Decimal when exact, `0x../0x..` when masked.
+    Dec,
+    /// Hexadecimal with `0x`.
+    Hex,
+    /// `aa:bb:cc:dd:ee:ff`.
+    Mac,
+    /// Dotted quad or IPv6 text, masks as prefix length when contiguous.
+    Ip,
+    /// Port number or reserved port name.
+    Port,
+    /// Conntrack state flags (`+trk+new`, `new|trk`).
+    CtState,
+    /// Tunnel flags (`+oam`).
+    TunFlags,
+    /// TCP flags (`+syn-ack`).
+    TcpFlags,
+}
+
+/// What the codec and the text format know about one typed field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// Open vSwitch's field name (used by `set_field`, accepted in matches).
+    pub name: &'static str,
+    /// The name `ovs-ofctl` prints in matches (legacy names such as `dl_dst`, `nw_src`, `tp_dst`).
+    pub match_name: &'static str,
+    /// The name used in decode errors.
+    pub what: &'static str,
+    /// OXM class.
+    pub class: u16,
+    /// Experimenter id, for class 0xffff.
+    pub experimenter: Option<u32>,
+    /// Field number within the class.
+    pub field: u8,
+    /// Wire layout of the value.
+    pub kind: Kind,
+    /// Whether a mask may follow the value.
+    pub maskable: bool,
+    /// Significant bits (as in `NXM_NX_REG0[]` subfields).
+    pub bits: u16,
+    /// Text format of the value.
+    pub text: TextKind,
+    /// Position in `ovs-ofctl`'s canonical match order.
+    pub rank: u16,
+}
+
+impl FieldInfo {
+    /// Bytes of the TLV payload (experimenter id, value and mask).
+    pub fn payload_len(&self, has_mask: bool) -> usize {
+        let v = self.kind.len() * if has_mask { 2 } else { 1 };
+        v + if self.experimenter.is_some() { 4 } else { 0 }
+    }
+
+    /// The header naming this field (as NXM actions carry it).
+    pub fn header(&self) -> OxmHeader {
+        OxmHeader {
+            class: self.class,
+            field: self.field,
+            has_mask: false,
+            length: self.payload_len(false) as u8,
+            experimenter: self.experimenter,
+        }
+    }
+
+    /// Looks a field up by OVS name (`tun_id`, `reg3`, `eth_dst`...) or printed match name.
+    pub fn by_name(name: &str) -> Option<&'static FieldInfo> {
+        all_fields()
+            .find(|f| f.name == name)
+            .or_else(|| all_fields().find(|f| f.match_name == name))
+    }
+
+    /// Looks a field up by its wire identity.
+    pub fn by_id(class: u16, experimenter: Option<u32>, field: u8) -> Option<&'static FieldInfo> {
+        all_fields()
+            .find(|f| f.class == class && f.field == field && f.experimenter == experimenter)
+    }
+}
+
+/// Every typed field, in declaration order.
+pub fn all_fields() -> impl Iterator<Item = &'static FieldInfo> {
+    FIELDS.iter().chain(REG_FIELDS.iter()).chain(XREG_FIELDS.iter())
+}
+
+/// A field value, independent of the field it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Value {
+    /// [`Kind::U8`].
+    U8(u8),
+    /// [`Kind::U16`].
+    U16(u16),
+    /// [`Kind::U24`].
+    U24(u32),
+    /// [`Kind::U32`].
+    U32(u32),
+    /// [`Kind::U64`].
+    U64(u64),
+    /// [`Kind::Mac`].
+    Mac(MacAddr),
+    /// [`Kind::Ipv4`].
+    Ipv4(Ipv4Addr),
+    /// [`Kind::Ipv6`].
+    Ipv6(Ipv6Addr),
+    /// [`Kind::Port`].
+    Port(PortNo),
+}
+
+impl Value {
+    /// Reads a value of `kind`.
+    pub fn read(kind: Kind, r: &mut Reader<'_>, what: &'static str) -> Result<Value, DecodeError> {
+        Ok(match kind {
+            Kind::U8 => Value::U8(r.u8(what)?),
+            Kind::U16 => Value::U16(r.u16(what)?),
+            Kind::U24 => {
+                let b: [u8; 3] = r.array(what)?;
+                Value::U24(u32::from_be_bytes([0, b[0], b[1], b[2]]))
+            }
+            Kind::U32 => Value::U32(r.u32(what)?),
+            Kind::U64 => Value::U64(r.u64(what)?),
+            Kind::Mac => Value::Mac(MacAddr(r.array(what)?)),
+            Kind::Ipv4 => Value::Ipv4(Ipv4Addr::from(r.array::<4>(what)?)),
+            Kind::Ipv6 => Value::Ipv6(Ipv6Addr::from(r.array::<16>(what)?)),
+            Kind::Port => Value::Port(PortNo(r.u32(what)?)),
+        })
+    }
+
+    /// Writes the value in its wire layout.
+    pub fn write(&self, buf: &mut BytesMut) {
+        match *self {
+            Value::U8(v) => buf.put_u8(v),
+            Value::U16(v) => buf.put_u16(v),
+            Value::U24(v) => buf.put_slice(&v.to_be_bytes()[1..]),
+            Value::U32(v) => buf.put_u32(v),
+            Value::U64(v) => buf.put_u64(v),
+            Value::Mac(m) => buf.put_slice(&m.0),
+            Value::Ipv4(a) => buf.put_slice(&a.octets()),
+            Value::Ipv6(a) => buf.put_slice(&a.octets()),
+            Value::Port(p) => buf.put_u32(p.0),
+        }
+    }
+
+    /// The value as an unsigned integer, when it is one (addresses included).
+    pub fn as_u128(&self) -> u128 {
+        match *self {
+            Value::U8(v) => v.into(),
+            Value::U16(v) => v.into(),
+            Value::U24(v) | Value::U32(v) => v.into(),
+            Value::U64(v) => v.into(),
+            Value::Mac(m) => m.0.iter().fold(0u128, |a, b| a << 8 | u128::from(*b)),
+            Value::Ipv4(a) => u32::from(a).into(),
+            Value::Ipv6(a) => u128::from(a),
+            Value::Port(p) => p.0.into(),
+        }
+    }
+
+    /// A value of `kind` from an unsigned integer, if it fits.
+    pub fn from_u128(kind: Kind, v: u128) -> Option<Value> {
+        Some(match kind {
+            Kind::U8 => Value::U8(u8::try_from(v).ok()?),
+            Kind::U16 => Value::U16(u16::try_from(v).ok()?),
+            Kind::U24 if v < 1 << 24 => Value::U24(v as u32),
+            Kind::U24 => return None,
+            Kind::U32 => Value::U32(u32::try_from(v).ok()?),
+            Kind::U64 => Value::U64(u64::try_from(v).ok()?),
+            Kind::Mac if v < 1 << 48 => {
+                let b = v.to_be_bytes();
+                let mut m = [0u8; 6];
+                m.copy_from_slice(&b[10..]);
+                Value::Mac(MacAddr(m))
+            }
+            Kind::Mac => return None,
+            Kind::Ipv4 => Value::Ipv4(Ipv4Addr::from(u32::try_from(v).ok()?)),
+            Kind::Ipv6 => Value::Ipv6(Ipv6Addr::from(v)),
+            Kind::Port => Value::Port(PortNo(u32::try_from(v).ok()?)),
+        })
+    }
+}
+
+/// Converts a typed field value to and from [`Value`].
+trait FieldType: Sized + Copy {
+    fn from_value(v: Value) -> Option<Self>;
+}
+
+macro_rules! field_type {
+    ($t:ty: $($v:ident),*) => {
+        impl FieldType for $t {
+            fn from_value(v: Value) -> Option<Self> {
+                match v {
+                    $(Value::$v(x) => Some(x),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+field_type!(u8: U8);
+field_type!(u16: U16);
+field_type!(u32: U32, U24);
+field_type!(u64: U64);
+field_type!(MacAddr: Mac);
+field_type!(Ipv4Addr: Ipv4);
+field_type!(Ipv6Addr: Ipv6);
+field_type!(PortNo: Port);
+
+/// Declares the typed OXM fields: the enum variants, their [`FieldInfo`] table and the
+/// conversions to and from [`Value`]. Exact-match fields carry one value; maskable fields carry
+/// a value and an optional mask.
+macro_rules! oxm_fields {
+    (
+        exact { $($(#[$ed:meta])* $ev:ident($et:ty) = $ec:expr, $ee:expr, $ef:expr,
+            $ek:ident, $etx:ident, $en:literal, $emn:literal, $eb:expr, $er:expr;)* }
+        masked { $($(#[$md:meta])* $mv:ident($mt:ty) = $mc:expr, $me:expr, $mf:expr,
+            $mk:ident, $mtx:ident, $mn:literal, $mmn:literal, $mb:expr, $mr:expr;)* }
+    ) => {
+        /// One OXM TLV: a typed field, or an unknown one kept as bytes.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[non_exhaustive]
+        pub enum OxmField {
+            $($(#[$ed])* $ev($et),)*
+            $($(#[$md])* $mv($mt, Option<$mt>),)*
+            /// NXM_NX_REG0..15: a 32-bit Open vSwitch register (index, value, mask).
+            Reg(u8, u32, Option<u32>),
+            /// OXM_OF_PKT_REG0..7 (OVS `xreg0`..`xreg7`): a 64-bit packet register.
+            XReg(u8, u64, Option<u64>),
+            /// An experimenter field (class 0xffff) this codec does not decode, kept as bytes.
+            Experimenter {
+                /// Experimenter id.
+                experimenter: u32,
+                /// Field number.
+                field: u8,
+                /// Whether a mask follows the value (the second half of `payload`).
+                has_mask: bool,
+                /// Value, then mask if `has_mask`, after the experimenter id.
+                payload: Vec<u8>,
+            },
+            /// A field this codec does not decode, kept as bytes so that it round-trips.
+            Unknown {
+                /// OXM class.
+                class: u16,
+                /// Field number within the class.
+                field: u8,
+                /// Whether a mask follows the value (the mask is the second half of `payload`).
+                has_mask: bool,
+                /// Value, then mask if `has_mask`.
+                payload: Vec<u8>,
+            },
+        }
+
+        static FIELDS: &[FieldInfo] = &[
+            $(FieldInfo {
+                name: $en, match_name: $emn, what: concat!("oxm ", $en), class: $ec,
+                experimenter: $ee, field: $ef, kind: Kind::$ek, maskable: false, bits: $eb,
+                text: TextKind::$etx, rank: $er,
+            },)*
+            $(FieldInfo {
+                name: $mn, match_name: $mmn, what: concat!("oxm ", $mn), class: $mc,
+                experimenter: $me, field: $mf, kind: Kind::$mk, maskable: true, bits: $mb,
+                text: TextKind::$mtx, rank: $mr,
+            },)*
+        ];
+
+        impl OxmField {
+            /// Metadata of a typed field; `None` for unknown and experimenter-opaque fields.
+            pub fn info(&self) -> Option<&'static FieldInfo> {
+                let (class, exp, field) = match self {
+                    $(OxmField::$ev(..) => ($ec, $ee, $ef),)*
+                    $(OxmField::$mv(..) => ($mc, $me, $mf),)*
+                    OxmField::Reg(i, ..) => return REG_FIELDS.get(usize::from(*i)),
+                    OxmField::XReg(i, ..) => return XREG_FIELDS.get(usize::from(*i)),
+                    OxmField::Experimenter { .. } | OxmField::Unknown { .. } => return None,
+                };
+                FieldInfo::by_id(class, exp, field)
+            }
+
+            /// The value and mask of a typed field.
+            pub fn value(&self) -> Option<(Value, Option<Value>)> {
+                Some(match self {
+                    $(OxmField::$ev(v) => (Value::$ek(*v), None),)*
+                    $(OxmField::$mv(v, m) => (Value::$mk(*v), m.map(Value::$mk)),)*
+                    OxmField::Reg(_, v, m) => (Value::U32(*v), m.map(Value::U32)),
+                    OxmField::XReg(_, v, m) => (Value::U64(*v), m.map(Value::U64)),
+                    OxmField::Experimenter { .. } | OxmField::Unknown { .. } => return None,
+                })
+            }
+
+            /// Builds a typed field from its metadata, value and mask. `None` when the values
+            /// are of the wrong kind, or a mask is given for a field that takes none.
+            pub fn from_value(
+                info: &FieldInfo,
+                v: Value,
+                m: Option<Value>,
+            ) -> Option<OxmField> {
+                if m.is_some() && !info.maskable {
+                    return None;
+                }
+                let id = (info.class, info.experimenter, info.field);
+                if info.class == OXM_CLASS_NXM_1 && info.field < 16 && info.experimenter.is_none() {
+                    return Some(OxmField::Reg(info.field, u32::from_value(v)?, opt(m)?));
+                }
+                if info.class == OXM_CLASS_PACKET_REGS && info.field < 8 {
+                    return Some(OxmField::XReg(info.field, u64::from_value(v)?, opt(m)?));
+                }
+                $(if id == ($ec, $ee, $ef) {
+                    return Some(OxmField::$ev(<$et>::from_value(v)?));
+                })*
+                $(if id == ($mc, $me, $mf) {
+                    return Some(OxmField::$mv(<$mt>::from_value(v)?, opt(m)?));
+                })*
+                None
+            }
+        }
+    };
+}
+
+fn opt<T: FieldType>(m: Option<Value>) -> Option<Option<T>> {
+    match m {
+        None => Some(None),
+        Some(v) => T::from_value(v).map(Some),
+    }
+}
+
+const B: u16 = OXM_CLASS_OPENFLOW_BASIC;
+const NX: u16 = OXM_CLASS_NXM_1;
+const EXP: u16 = OXM_CLASS_EXPERIMENTER;
+const ONF: Option<u32> = Some(ONF_EXPERIMENTER_ID);
+
+// Columns: variant(type) = class, experimenter, field, wire kind, text kind, OVS name,
+// printed match name, significant bits, rank in `ovs-ofctl`'s match order.
+oxm_fields! {
+    exact {
+        /// OXM_OF_IN_PORT: switch input port.
+        InPort(PortNo) = B, None, 0, Port, Port, "in_port", "in_port", 32, 80;
+        /// OXM_OF_IN_PHY_PORT: physical input port.
+        InPhyPort(PortNo) = B, None, 1, Port, Port, "in_phy_port", "in_phy_port", 32, 81;
+        /// OXM_OF_ETH_TYPE: Ethernet frame type.
+        EthType(u16) = B, None, 5, U16, Hex, "eth_type", "dl_type", 16, 140;
+        /// OXM_OF_VLAN_PCP: VLAN priority (3 bits).
+        VlanPcp(u8) = B, None, 7, U8, Dec, "vlan_pcp", "dl_vlan_pcp", 3, 110;
+        /// OXM_OF_IP_DSCP: the 6 DSCP bits of the IP ToS (OVS prints `nw_tos`, shifted by 2).
+        IpDscp(u8) = B, None, 8, U8, Dec, "ip_dscp", "nw_tos", 6, 180;
+        /// OXM_OF_IP_ECN: the 2 ECN bits of the IP ToS.
+        IpEcn(u8) = B, None, 9, U8, Dec, "nw_ecn", "nw_ecn", 2, 190;
+        /// OXM_OF_IP_PROTO: IP protocol number.
+        IpProto(u8) = B, None, 10, U8, Dec, "nw_proto", "nw_proto", 8, 160;
+        /// OXM_OF_ICMPV4_TYPE.
+        Icmpv4Type(u8) = B, None, 19, U8, Dec, "icmp_type", "icmp_type", 8, 210;
+        /// OXM_OF_ICMPV4_CODE.
+        Icmpv4Code(u8) = B, None, 20, U8, Dec, "icmp_code", "icmp_code", 8, 211;
+        /// OXM_OF_ARP_OP: ARP opcode.
+        ArpOp(u16) = B, None, 21, U16, Dec, "arp_op", "arp_op", 16, 161;
+        /// OXM_OF_ICMPV6_TYPE.
+        Icmpv6Type(u8) = B, None, 29, U8, Dec, "icmpv6_type", "icmp_type", 8, 212;
+        /// OXM_OF_ICMPV6_CODE.
+        Icmpv6Code(u8) = B, None, 30, U8, Dec, "icmpv6_code", "icmp_code", 8, 213;
+        /// OXM_OF_MPLS_LABEL: the 20-bit MPLS label.
+        MplsLabel(u32) = B, None, 34, U32, Dec, "mpls_label", "mpls_label", 20, 200;
+        /// OXM_OF_MPLS_TC: the 3-bit MPLS traffic class.
+        MplsTc(u8) = B, None, 35, U8, Dec, "mpls_tc", "mpls_tc", 3, 201;
+        /// OXM_OF_MPLS_BOS: MPLS bottom-of-stack bit.
+        MplsBos(u8) = B, None, 36, U8, Dec, "mpls_bos", "mpls_bos", 1, 202;
+        /// NXM_NX_IP_TTL: IP time to live.
+        NwTtl(u8) = NX, None, 29, U8, Dec, "nw_ttl", "nw_ttl", 8, 195;
+        /// NXM_NX_CT_ZONE: conntrack zone (read-only).
+        CtZone(u16) = NX, None, 106, U16, Dec, "ct_zone", "ct_zone", 16, 11;
+    }
+    masked {
+        /// OXM_OF_METADATA: table metadata, with optional mask.
+        Metadata(u64) = B, None, 2, U64, Hex, "metadata", "metadata", 64, 70;
+        /// OXM_OF_ETH_DST with optional mask.
+        EthDst(MacAddr) = B, None, 3, Mac, Mac, "eth_dst", "dl_dst", 48, 130;
+        /// OXM_OF_ETH_SRC with optional mask.
+        EthSrc(MacAddr) = B, None, 4, Mac, Mac, "eth_src", "dl_src", 48, 120;
+        /// OXM_OF_VLAN_VID: VLAN id with the OFPVID_PRESENT bit (0x1000), optional mask.
+        VlanVid(u16) = B, None, 6, U16, Dec, "vlan_vid", "vlan_vid", 12, 100;
+        /// OXM_OF_IPV4_SRC with optional mask.
+        Ipv4Src(Ipv4Addr) = B, None, 11, Ipv4, Ip, "ip_src", "nw_src", 32, 150;
+        /// OXM_OF_IPV4_DST with optional mask.
+        Ipv4Dst(Ipv4Addr) = B, None, 12, Ipv4, Ip, "ip_dst", "nw_dst", 32, 151;
+        /// OXM_OF_TCP_SRC (OVS allows a mask).
+        TcpSrc(u16) = B, None, 13, U16, Dec, "tcp_src", "tp_src", 16, 220;
+        /// OXM_OF_TCP_DST (OVS allows a mask).
+        TcpDst(u16) = B, None, 14, U16, Dec, "tcp_dst", "tp_dst", 16, 221;
+        /// OXM_OF_UDP_SRC (OVS allows a mask).
+        UdpSrc(u16) = B, None, 15, U16, Dec, "udp_src", "tp_src", 16, 222;
+        /// OXM_OF_UDP_DST (OVS allows a mask).
+        UdpDst(u16) = B, None, 16, U16, Dec, "udp_dst", "tp_dst", 16, 223;
+        /// OXM_OF_SCTP_SRC (OVS allows a mask).
+        SctpSrc(u16) = B, None, 17, U16, Dec, "sctp_src", "tp_src", 16, 224;
+        /// OXM_OF_SCTP_DST (OVS allows a mask).
+        SctpDst(u16) = B, None, 18, U16, Dec, "sctp_dst", "tp_dst", 16, 225;
+        /// OXM_OF_ARP_SPA with optional mask.
+        ArpSpa(Ipv4Addr) = B, None, 22, Ipv4, Ip, "arp_spa", "arp_spa", 32, 152;
+        /// OXM_OF_ARP_TPA with optional mask.
+        ArpTpa(Ipv4Addr) = B, None, 23, Ipv4, Ip, "arp_tpa", "arp_tpa", 32, 153;
+        /// OXM_OF_ARP_SHA with optional mask.
+        ArpSha(MacAddr) = B, None, 24, Mac, Mac, "arp_sha", "arp_sha", 48, 170;
+        /// OXM_OF_ARP_THA with optional mask.
+        ArpTha(MacAddr) = B, None, 25, Mac, Mac, "arp_tha", "arp_tha", 48, 171;
+        /// OXM_OF_IPV6_SRC with optional mask.
+        Ipv6Src(Ipv6Addr) = B, None, 26, Ipv6, Ip, "ipv6_src", "ipv6_src", 128, 154;
+        /// OXM_OF_IPV6_DST with optional mask.
+        Ipv6Dst(Ipv6Addr) = B, None, 27, Ipv6, Ip, "ipv6_dst", "ipv6_dst", 128, 155;
+        /// OXM_OF_IPV6_FLABEL: the 20-bit flow label, optional mask.
+        Ipv6Flabel(u32) = B, None, 28, U32, Hex, "ipv6_label", "ipv6_label", 20, 156;
+        /// OXM_OF_IPV6_ND_TARGET (OVS allows a mask).
+        Ipv6NdTarget(Ipv6Addr) = B, None, 31, Ipv6, Ip, "nd_target", "nd_target", 128, 214;
+        /// OXM_OF_IPV6_ND_SLL (OVS allows a mask).
+        Ipv6NdSll(MacAddr) = B, None, 32, Mac, Mac, "nd_sll", "nd_sll", 48, 215;
+        /// OXM_OF_IPV6_ND_TLL (OVS allows a mask).
+        Ipv6NdTll(MacAddr) = B, None, 33, Mac, Mac, "nd_tll", "nd_tll", 48, 216;
+        /// OXM_OF_PBB_ISID: 24-bit PBB service id, optional mask.
+        PbbIsid(u32) = B, None, 37, U24, Hex, "pbb_isid", "pbb_isid", 24, 240;
+        /// OXM_OF_TUNNEL_ID: tunnel key (OVS `tun_id`; the tenant key in periscope).
+        TunnelId(u64) = B, None, 38, U64, Hex, "tun_id", "tun_id", 64, 60;
+        /// OXM_OF_IPV6_EXTHDR: IPv6 extension header pseudo-field, optional mask.
+        Ipv6Exthdr(u16) = B, None, 39, U16, Hex, "ipv6_exthdr", "ipv6_exthdr", 9, 241;
+        /// NXM_NX_TUN_IPV4_SRC: outer IPv4 source of a tunnel.
+        TunIpv4Src(Ipv4Addr) = NX, None, 31, Ipv4, Ip, "tun_src", "tun_src", 32, 61;
+        /// NXM_NX_TUN_IPV4_DST: outer IPv4 destination of a tunnel.
+        TunIpv4Dst(Ipv4Addr) = NX, None, 32, Ipv4, Ip, "tun_dst", "tun_dst", 32, 62;
+        /// NXM_NX_TUN_FLAGS: tunnel flags (bit 0: OAM).
+        TunFlags(u16) = NX, None, 104, U16, TunFlags, "tun_flags", "tun_flags", 1, 63;
+        /// NXM_NX_PKT_MARK: packet mark (Linux skb mark).
+        PktMark(u32) = NX, None, 33, U32, Hex, "pkt_mark", "pkt_mark", 32, 5;
+        /// NXM_NX_CT_STATE: conntrack state flags.
+        CtState(u32) = NX, None, 105, U32, CtState, "ct_state", "ct_state", 32, 10;
+        /// NXM_NX_CT_MARK: conntrack mark.
+        CtMark(u32) = NX, None, 107, U32, Hex, "ct_mark", "ct_mark", 32, 12;
+        /// ONFOXM_ET_TCP_FLAGS: TCP flags (ONF experimenter field in OpenFlow 1.3).
+        TcpFlags(u16) = EXP, ONF, 42, U16, TcpFlags, "tcp_flags", "tcp_flags", 12, 230;
+    }
+}
+
+macro_rules! reg_fields {
+    ($class:expr, $kind:ident, $bits:expr, $rank:expr; $($i:literal $name:literal)*) => {
+        [$(FieldInfo {
+            name: $name, match_name: $name, what: concat!("oxm ", $name), class: $class,
+            experimenter: None, field: $i, kind: Kind::$kind, maskable: true, bits: $bits,
+            text: TextKind::Hex, rank: $rank + $i,
+        },)*]
+    };
+}
+
+static REG_FIELDS: [FieldInfo; 16] = reg_fields!(NX, U32, 32, 40;
+    0 "reg0" 1 "reg1" 2 "reg2" 3 "reg3" 4 "reg4" 5 "reg5" 6 "reg6" 7 "reg7"
+    8 "reg8" 9 "reg9" 10 "reg10" 11 "reg11" 12 "reg12" 13 "reg13" 14 "reg14" 15 "reg15");
+static XREG_FIELDS: [FieldInfo; 8] = reg_fields!(OXM_CLASS_PACKET_REGS, U64, 64, 56;
+    0 "xreg0" 1 "xreg1" 2 "xreg2" 3 "xreg3" 4 "xreg4" 5 "xreg5" 6 "xreg6" 7 "xreg7");
 
 impl Match {
     /// A match on the given fields.
@@ -88,74 +572,572 @@ impl Match {
         }
         g.finish_padded(buf);
     }
+
+    /// The first field for which `f` returns something.
+    pub fn find<T>(&self, f: impl FnMut(&OxmField) -> Option<T>) -> Option<T> {
+        self.fields.iter().find_map(f)
+    }
 }
 
 impl OxmField {
     /// Parses one OXM TLV.
     pub fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let start = r.offset();
-        let class = r.u16("oxm class")?;
-        let fh = r.u8("oxm field")?;
-        let len = r.u8("oxm length")? as usize;
-        let field = fh >> 1;
-        let has_mask = fh & 1 == 1;
-        let mut v = r.sub(len, "oxm payload")?;
-        let bad_len = || DecodeError::BadLength { what: "oxm payload", offset: start, len };
-        let out = match (class, field, has_mask, len) {
-            (OXM_CLASS_OPENFLOW_BASIC, 0, false, 4) => {
-                OxmField::InPort(PortNo(v.u32("oxm in_port")?))
-            }
-            (OXM_CLASS_OPENFLOW_BASIC, 3, false, 6) => {
-                OxmField::EthDst(MacAddr(v.array("oxm eth_dst")?), None)
-            }
-            (OXM_CLASS_OPENFLOW_BASIC, 3, true, 12) => OxmField::EthDst(
-                MacAddr(v.array("oxm eth_dst")?),
-                Some(MacAddr(v.array("oxm eth_dst mask")?)),
-            ),
-            (OXM_CLASS_OPENFLOW_BASIC, 4, false, 6) => {
-                OxmField::EthSrc(MacAddr(v.array("oxm eth_src")?), None)
-            }
-            (OXM_CLASS_OPENFLOW_BASIC, 4, true, 12) => OxmField::EthSrc(
-                MacAddr(v.array("oxm eth_src")?),
-                Some(MacAddr(v.array("oxm eth_src mask")?)),
-            ),
-            (OXM_CLASS_OPENFLOW_BASIC, 5, false, 2) => OxmField::EthType(v.u16("oxm eth_type")?),
-            (OXM_CLASS_OPENFLOW_BASIC, 0 | 3 | 4 | 5, _, _) => return Err(bad_len()),
-            _ => OxmField::Unknown { class, field, has_mask, payload: v.rest().to_vec() },
+        let h = OxmHeader::parse(r)?;
+        let len = usize::from(h.length);
+        let exp_len = if h.experimenter.is_some() { 4 } else { 0 };
+        let mut v = r.sub(len - exp_len, "oxm payload")?;
+        let Some(info) = FieldInfo::by_id(h.class, h.experimenter, h.field) else {
+            let payload = v.rest().to_vec();
+            return Ok(match h.experimenter {
+                Some(experimenter) => OxmField::Experimenter {
+                    experimenter,
+                    field: h.field,
+                    has_mask: h.has_mask,
+                    payload,
+                },
+                None => OxmField::Unknown {
+                    class: h.class,
+                    field: h.field,
+                    has_mask: h.has_mask,
+                    payload,
+                },
+            });
         };
-        Ok(out)
+        if h.has_mask && !info.maskable {
+            return Err(DecodeError::BadValue {
+                what: info.what,
+                offset: start + 2,
+                value: u64::from(h.field) << 1 | 1,
+            });
+        }
+        if len != info.payload_len(h.has_mask) {
+            return Err(DecodeError::BadLength { what: info.what, offset: start, len });
+        }
+        let value = Value::read(info.kind, &mut v, info.what)?;
+        let mask = if h.has_mask { Some(Value::read(info.kind, &mut v, info.what)?) } else { None };
+        OxmField::from_value(info, value, mask).ok_or(DecodeError::BadValue {
+            what: info.what,
+            offset: start,
+            value: u64::from(h.field),
+        })
     }
 
     /// Emits one OXM TLV.
     pub fn emit(&self, buf: &mut BytesMut) {
-        let basic = |buf: &mut BytesMut, field: u8, has_mask: bool, len: usize| {
-            buf.put_u16(OXM_CLASS_OPENFLOW_BASIC);
-            buf.put_u8(field << 1 | has_mask as u8);
-            buf.put_u8(len as u8);
-        };
         match self {
-            OxmField::InPort(p) => {
-                basic(buf, 0, false, 4);
-                buf.put_u32(p.0);
+            OxmField::Unknown { class, field, has_mask, payload } => {
+                let length = u8::try_from(payload.len()).unwrap_or(u8::MAX);
+                OxmHeader {
+                    class: *class,
+                    field: *field,
+                    has_mask: *has_mask,
+                    length,
+                    experimenter: None,
+                }
+                .emit(buf);
+                buf.put_slice(&payload[..usize::from(length)]);
             }
-            OxmField::EthDst(m, mask) | OxmField::EthSrc(m, mask) => {
-                let f = if matches!(self, OxmField::EthDst(..)) { 3 } else { 4 };
-                basic(buf, f, mask.is_some(), if mask.is_some() { 12 } else { 6 });
-                buf.put_slice(&m.0);
-                if let Some(mask) = mask {
-                    buf.put_slice(&mask.0);
+            OxmField::Experimenter { experimenter, field, has_mask, payload } => {
+                let n = payload.len().min(usize::from(u8::MAX) - 4);
+                OxmHeader {
+                    class: OXM_CLASS_EXPERIMENTER,
+                    field: *field,
+                    has_mask: *has_mask,
+                    length: (n + 4) as u8,
+                    experimenter: Some(*experimenter),
+                }
+                .emit(buf);
+                buf.put_slice(&payload[..n]);
+            }
+            _ => {
+                let (Some(info), Some((v, m))) = (self.info(), self.value()) else { return };
+                let mut h = info.header();
+                h.has_mask = m.is_some();
+                h.length = info.payload_len(m.is_some()) as u8;
+                h.emit(buf);
+                v.write(buf);
+                if let Some(m) = m {
+                    m.write(buf);
                 }
             }
-            OxmField::EthType(t) => {
-                basic(buf, 5, false, 2);
-                buf.put_u16(*t);
-            }
-            OxmField::Unknown { class, field, has_mask, payload } => {
-                buf.put_u16(*class);
-                buf.put_u8(field << 1 | *has_mask as u8);
-                buf.put_u8(payload.len() as u8);
-                buf.put_slice(payload);
+        }
+    }
+
+    /// The header this field is emitted with.
+    pub fn header(&self) -> OxmHeader {
+        match self {
+            OxmField::Unknown { class, field, has_mask, payload } => OxmHeader {
+                class: *class,
+                field: *field,
+                has_mask: *has_mask,
+                length: u8::try_from(payload.len()).unwrap_or(u8::MAX),
+                experimenter: None,
+            },
+            OxmField::Experimenter { experimenter, field, has_mask, payload } => OxmHeader {
+                class: OXM_CLASS_EXPERIMENTER,
+                field: *field,
+                has_mask: *has_mask,
+                length: u8::try_from(payload.len() + 4).unwrap_or(u8::MAX),
+                experimenter: Some(*experimenter),
+            },
+            _ => {
+                let masked = matches!(self.value(), Some((_, Some(_))));
+                self.info().map_or(OxmHeader::default(), |i| {
+                    let mut h = i.header();
+                    h.has_mask = masked;
+                    h.length = i.payload_len(masked) as u8;
+                    h
+                })
             }
         }
+    }
+
+    /// Emitted size of the TLV, header included.
+    pub fn len(&self) -> usize {
+        let h = self.header();
+        4 + usize::from(h.length)
+    }
+}
+
+/// An OXM/NXM header without a value: how Nicira actions (`load`, `move`) name a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+pub struct OxmHeader {
+    /// OXM class.
+    pub class: u16,
+    /// Field number within the class.
+    pub field: u8,
+    /// The hasmask bit.
+    pub has_mask: bool,
+    /// The length byte (payload bytes, experimenter id included).
+    pub length: u8,
+    /// Experimenter id, present exactly when `class` is 0xffff.
+    pub experimenter: Option<u32>,
+}
+
+impl OxmHeader {
+    /// Parses a 4-byte header, or 8 bytes for class 0xffff.
+    pub fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let start = r.offset();
+        let class = r.u16("oxm class")?;
+        let fh = r.u8("oxm field")?;
+        let length = r.u8("oxm length")?;
+        let experimenter = if class == OXM_CLASS_EXPERIMENTER {
+            if length < 4 {
+                return Err(DecodeError::BadLength {
+                    what: "oxm experimenter",
+                    offset: start,
+                    len: length.into(),
+                });
+            }
+            Some(r.u32("oxm experimenter")?)
+        } else {
+            None
+        };
+        Ok(OxmHeader { class, field: fh >> 1, has_mask: fh & 1 == 1, length, experimenter })
+    }
+
+    /// Emits the header (8 bytes for an experimenter header).
+    pub fn emit(&self, buf: &mut BytesMut) {
+        buf.put_u16(self.class);
+        buf.put_u8(self.field << 1 | u8::from(self.has_mask));
+        buf.put_u8(self.length);
+        if let Some(e) = self.experimenter {
+            buf.put_u32(e);
+        }
+    }
+
+    /// Bytes the header takes on the wire.
+    pub fn wire_len(&self) -> usize {
+        if self.experimenter.is_some() {
+            8
+        } else {
+            4
+        }
+    }
+
+    /// The typed field this header names, if any.
+    pub fn info(&self) -> Option<&'static FieldInfo> {
+        FieldInfo::by_id(self.class, self.experimenter, self.field)
+    }
+
+    /// Width of the field in bits: known widths for typed and NXM fields, else 8 × length.
+    pub fn bits(&self) -> u16 {
+        if let Some(n) = nxm_entry(self) {
+            return n.3;
+        }
+        let vlen = usize::from(self.length).saturating_sub(self.experimenter.map_or(0, |_| 4));
+        let vlen = if self.has_mask { vlen / 2 } else { vlen };
+        self.info().map_or((vlen * 8) as u16, |i| i.bits)
+    }
+
+    /// The NXM/OXM name Open vSwitch prints in `load`/`move` (`NXM_NX_REG0`, `OXM_OF_METADATA`).
+    pub fn nxm_name(&self) -> Option<&'static str> {
+        nxm_entry(self).map(|n| n.2)
+    }
+
+    /// The header for an NXM/OXM name as `nxm_name` gives it, or an OVS field name.
+    pub fn by_name(name: &str) -> Option<OxmHeader> {
+        if let Some(&(class, field, _, _, bytes)) = NXM_NAMES.iter().find(|n| n.2 == name) {
+            return Some(OxmHeader {
+                class,
+                field,
+                has_mask: false,
+                length: bytes,
+                experimenter: None,
+            });
+        }
+        if name == "ONFOXM_ET_TCP_FLAGS" {
+            return FieldInfo::by_name("tcp_flags").map(FieldInfo::header);
+        }
+        FieldInfo::by_name(name).map(FieldInfo::header)
+    }
+}
+
+/// NXM/OXM names of headers as Open vSwitch prints them in `load:` and `move:` actions:
+/// (class, field, name, significant bits, value bytes).
+static NXM_NAMES: &[(u16, u8, &str, u16, u8)] = &[
+    (OXM_CLASS_NXM_0, 0, "NXM_OF_IN_PORT", 16, 2),
+    (OXM_CLASS_NXM_0, 1, "NXM_OF_ETH_DST", 48, 6),
+    (OXM_CLASS_NXM_0, 2, "NXM_OF_ETH_SRC", 48, 6),
+    (OXM_CLASS_NXM_0, 3, "NXM_OF_ETH_TYPE", 16, 2),
+    (OXM_CLASS_NXM_0, 4, "NXM_OF_VLAN_TCI", 16, 2),
+    (OXM_CLASS_NXM_0, 5, "NXM_OF_IP_TOS", 8, 1),
+    (OXM_CLASS_NXM_0, 6, "NXM_OF_IP_PROTO", 8, 1),
+    (OXM_CLASS_NXM_0, 7, "NXM_OF_IP_SRC", 32, 4),
+    (OXM_CLASS_NXM_0, 8, "NXM_OF_IP_DST", 32, 4),
+    (OXM_CLASS_NXM_0, 9, "NXM_OF_TCP_SRC", 16, 2),
+    (OXM_CLASS_NXM_0, 10, "NXM_OF_TCP_DST", 16, 2),
+    (OXM_CLASS_NXM_0, 11, "NXM_OF_UDP_SRC", 16, 2),
+    (OXM_CLASS_NXM_0, 12, "NXM_OF_UDP_DST", 16, 2),
+    (OXM_CLASS_NXM_0, 13, "NXM_OF_ICMP_TYPE", 8, 1),
+    (OXM_CLASS_NXM_0, 14, "NXM_OF_ICMP_CODE", 8, 1),
+    (OXM_CLASS_NXM_0, 15, "NXM_OF_ARP_OP", 16, 2),
+    (OXM_CLASS_NXM_0, 16, "NXM_OF_ARP_SPA", 32, 4),
+    (OXM_CLASS_NXM_0, 17, "NXM_OF_ARP_TPA", 32, 4),
+    (OXM_CLASS_NXM_1, 0, "NXM_NX_REG0", 32, 4),
+    (OXM_CLASS_NXM_1, 1, "NXM_NX_REG1", 32, 4),
+    (OXM_CLASS_NXM_1, 2, "NXM_NX_REG2", 32, 4),
+    (OXM_CLASS_NXM_1, 3, "NXM_NX_REG3", 32, 4),
+    (OXM_CLASS_NXM_1, 4, "NXM_NX_REG4", 32, 4),
+    (OXM_CLASS_NXM_1, 5, "NXM_NX_REG5", 32, 4),
+    (OXM_CLASS_NXM_1, 6, "NXM_NX_REG6", 32, 4),
+    (OXM_CLASS_NXM_1, 7, "NXM_NX_REG7", 32, 4),
+    (OXM_CLASS_NXM_1, 8, "NXM_NX_REG8", 32, 4),
+    (OXM_CLASS_NXM_1, 9, "NXM_NX_REG9", 32, 4),
+    (OXM_CLASS_NXM_1, 10, "NXM_NX_REG10", 32, 4),
+    (OXM_CLASS_NXM_1, 11, "NXM_NX_REG11", 32, 4),
+    (OXM_CLASS_NXM_1, 12, "NXM_NX_REG12", 32, 4),
+    (OXM_CLASS_NXM_1, 13, "NXM_NX_REG13", 32, 4),
+    (OXM_CLASS_NXM_1, 14, "NXM_NX_REG14", 32, 4),
+    (OXM_CLASS_NXM_1, 15, "NXM_NX_REG15", 32, 4),
+    (OXM_CLASS_NXM_1, 16, "NXM_NX_TUN_ID", 64, 8),
+    (OXM_CLASS_NXM_1, 17, "NXM_NX_ARP_SHA", 48, 6),
+    (OXM_CLASS_NXM_1, 18, "NXM_NX_ARP_THA", 48, 6),
+    (OXM_CLASS_NXM_1, 19, "NXM_NX_IPV6_SRC", 128, 16),
+    (OXM_CLASS_NXM_1, 20, "NXM_NX_IPV6_DST", 128, 16),
+    (OXM_CLASS_NXM_1, 21, "NXM_NX_ICMPV6_TYPE", 8, 1),
+    (OXM_CLASS_NXM_1, 22, "NXM_NX_ICMPV6_CODE", 8, 1),
+    (OXM_CLASS_NXM_1, 23, "NXM_NX_ND_TARGET", 128, 16),
+    (OXM_CLASS_NXM_1, 24, "NXM_NX_ND_SLL", 48, 6),
+    (OXM_CLASS_NXM_1, 25, "NXM_NX_ND_TLL", 48, 6),
+    (OXM_CLASS_NXM_1, 26, "NXM_NX_IP_FRAG", 2, 1),
+    (OXM_CLASS_NXM_1, 27, "NXM_NX_IPV6_LABEL", 20, 4),
+    (OXM_CLASS_NXM_1, 28, "NXM_NX_IP_ECN", 2, 1),
+    (OXM_CLASS_NXM_1, 29, "NXM_NX_IP_TTL", 8, 1),
+    (OXM_CLASS_NXM_1, 30, "NXM_NX_MPLS_TTL", 8, 1),
+    (OXM_CLASS_NXM_1, 31, "NXM_NX_TUN_IPV4_SRC", 32, 4),
+    (OXM_CLASS_NXM_1, 32, "NXM_NX_TUN_IPV4_DST", 32, 4),
+    (OXM_CLASS_NXM_1, 33, "NXM_NX_PKT_MARK", 32, 4),
+    (OXM_CLASS_NXM_1, 34, "NXM_NX_TCP_FLAGS", 12, 2),
+    (OXM_CLASS_NXM_1, 35, "NXM_NX_DP_HASH", 32, 4),
+    (OXM_CLASS_NXM_1, 36, "NXM_NX_RECIRC_ID", 32, 4),
+    (OXM_CLASS_NXM_1, 37, "NXM_NX_CONJ_ID", 32, 4),
+    (OXM_CLASS_NXM_1, 104, "NXM_NX_TUN_FLAGS", 1, 2),
+    (OXM_CLASS_NXM_1, 105, "NXM_NX_CT_STATE", 32, 4),
+    (OXM_CLASS_NXM_1, 106, "NXM_NX_CT_ZONE", 16, 2),
+    (OXM_CLASS_NXM_1, 107, "NXM_NX_CT_MARK", 32, 4),
+    (OXM_CLASS_NXM_1, 108, "NXM_NX_CT_LABEL", 128, 16),
+    (OXM_CLASS_PACKET_REGS, 0, "OXM_OF_PKT_REG0", 64, 8),
+    (OXM_CLASS_PACKET_REGS, 1, "OXM_OF_PKT_REG1", 64, 8),
+    (OXM_CLASS_PACKET_REGS, 2, "OXM_OF_PKT_REG2", 64, 8),
+    (OXM_CLASS_PACKET_REGS, 3, "OXM_OF_PKT_REG3", 64, 8),
+    (OXM_CLASS_PACKET_REGS, 4, "OXM_OF_PKT_REG4", 64, 8),
+    (OXM_CLASS_PACKET_REGS, 5, "OXM_OF_PKT_REG5", 64, 8),
+    (OXM_CLASS_PACKET_REGS, 6, "OXM_OF_PKT_REG6", 64, 8),
+    (OXM_CLASS_PACKET_REGS, 7, "OXM_OF_PKT_REG7", 64, 8),
+    (B, 0, "OXM_OF_IN_PORT", 32, 4),
+    (B, 1, "OXM_OF_IN_PHY_PORT", 32, 4),
+    (B, 2, "OXM_OF_METADATA", 64, 8),
+    (B, 3, "OXM_OF_ETH_DST", 48, 6),
+    (B, 4, "OXM_OF_ETH_SRC", 48, 6),
+    (B, 5, "OXM_OF_ETH_TYPE", 16, 2),
+    (B, 6, "OXM_OF_VLAN_VID", 12, 2),
+    (B, 7, "OXM_OF_VLAN_PCP", 3, 1),
+    (B, 8, "OXM_OF_IP_DSCP", 6, 1),
+    (B, 9, "OXM_OF_IP_ECN", 2, 1),
+    (B, 10, "OXM_OF_IP_PROTO", 8, 1),
+    (B, 11, "OXM_OF_IPV4_SRC", 32, 4),
+    (B, 12, "OXM_OF_IPV4_DST", 32, 4),
+    (B, 13, "OXM_OF_TCP_SRC", 16, 2),
+    (B, 14, "OXM_OF_TCP_DST", 16, 2),
+    (B, 15, "OXM_OF_UDP_SRC", 16, 2),
+    (B, 16, "OXM_OF_UDP_DST", 16, 2),
+    (B, 17, "OXM_OF_SCTP_SRC", 16, 2),
+    (B, 18, "OXM_OF_SCTP_DST", 16, 2),
+    (B, 19, "OXM_OF_ICMPV4_TYPE", 8, 1),
+    (B, 20, "OXM_OF_ICMPV4_CODE", 8, 1),
+    (B, 21, "OXM_OF_ARP_OP", 16, 2),
+    (B, 22, "OXM_OF_ARP_SPA", 32, 4),
+    (B, 23, "OXM_OF_ARP_TPA", 32, 4),
+    (B, 24, "OXM_OF_ARP_SHA", 48, 6),
+    (B, 25, "OXM_OF_ARP_THA", 48, 6),
+    (B, 26, "OXM_OF_IPV6_SRC", 128, 16),
+    (B, 27, "OXM_OF_IPV6_DST", 128, 16),
+    (B, 28, "OXM_OF_IPV6_FLABEL", 20, 4),
+    (B, 29, "OXM_OF_ICMPV6_TYPE", 8, 1),
+    (B, 30, "OXM_OF_ICMPV6_CODE", 8, 1),
+    (B, 31, "OXM_OF_IPV6_ND_TARGET", 128, 16),
+    (B, 32, "OXM_OF_IPV6_ND_SLL", 48, 6),
+    (B, 33, "OXM_OF_IPV6_ND_TLL", 48, 6),
+    (B, 34, "OXM_OF_MPLS_LABEL", 20, 4),
+    (B, 35, "OXM_OF_MPLS_TC", 3, 1),
+    (B, 36, "OXM_OF_MPLS_BOS", 1, 1),
+    (B, 37, "OXM_OF_PBB_ISID", 24, 3),
+    (B, 38, "OXM_OF_TUNNEL_ID", 64, 8),
+    (B, 39, "OXM_OF_IPV6_EXTHDR", 9, 2),
+];
+
+fn nxm_entry(h: &OxmHeader) -> Option<&'static (u16, u8, &'static str, u16, u8)> {
+    if h.has_mask || h.experimenter.is_some() {
+        return None;
+    }
+    NXM_NAMES.iter().find(|n| n.0 == h.class && n.1 == h.field && n.4 == h.length)
+}
+
+/// A bit range of a field, as Nicira actions address it (`NXM_NX_REG0[0..15]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Subfield {
+    /// The field.
+    pub field: OxmHeader,
+    /// First bit (0 = least significant).
+    pub ofs: u16,
+    /// Number of bits (at least 1).
+    pub n_bits: u16,
+}
+
+impl Subfield {
+    /// The whole of `field`.
+    pub fn whole(field: OxmHeader) -> Self {
+        Subfield { field, ofs: 0, n_bits: field.bits() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    fn emit(f: &OxmField) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        f.emit(&mut b);
+        b.to_vec()
+    }
+
+    fn parse(b: &[u8]) -> Result<OxmField, DecodeError> {
+        let mut r = Reader::new(b);
+        let f = OxmField::parse(&mut r)?;
+        assert!(r.is_empty(), "left over: {:?}", r.rest());
+        Ok(f)
+    }
+
+    /// One static sample per typed field (and the opaque forms), as Open vSwitch encodes them.
+    pub(crate) fn samples() -> Vec<(&'static str, OxmField)> {
+        use OxmField::*;
+        let mac = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 1]);
+        let mmask = MacAddr([0xff, 0xff, 0xff, 0, 0, 0]);
+        let v6 = "2001:db8::1".parse::<Ipv6Addr>().unwrap();
+        let v6m = "ffff:ffff:ffff:ffff::".parse::<Ipv6Addr>().unwrap();
+        vec![
+            ("80000004 00000001", InPort(PortNo(1))),
+            ("80000204 fffffffe", InPhyPort(PortNo::LOCAL)),
+            ("80000408 0000000000000005", Metadata(5, None)),
+            ("80000510 0000000000000005 00000000000000ff", Metadata(5, Some(0xff))),
+            ("80000606 fa163e000001", EthDst(mac, None)),
+            ("8000070c fa163e000001 ffffff000000", EthDst(mac, Some(mmask))),
+            ("80000806 fa163e000001", EthSrc(mac, None)),
+            ("8000090c fa163e000001 ffffff000000", EthSrc(mac, Some(mmask))),
+            ("80000a02 0800", EthType(0x0800)),
+            ("80000c02 100a", VlanVid(0x100a, None)),
+            ("80000d04 1000 1000", VlanVid(0x1000, Some(0x1000))),
+            ("80000e01 03", VlanPcp(3)),
+            ("80001001 2e", IpDscp(46)),
+            ("80001201 02", IpEcn(2)),
+            ("80001401 06", IpProto(6)),
+            ("80001604 0a000001", Ipv4Src(Ipv4Addr::new(10, 0, 0, 1), None)),
+            (
+                "80001708 0a000000 ff000000",
+                Ipv4Src(Ipv4Addr::new(10, 0, 0, 0), Some(Ipv4Addr::new(255, 0, 0, 0))),
+            ),
+            ("80001804 0a000001", Ipv4Dst(Ipv4Addr::new(10, 0, 0, 1), None)),
+            ("80001a02 0050", TcpSrc(80, None)),
+            ("80001b04 0100 ff00", TcpSrc(0x100, Some(0xff00))),
+            ("80001c02 01bb", TcpDst(443, None)),
+            ("80001e02 0035", UdpSrc(53, None)),
+            ("80002002 0035", UdpDst(53, None)),
+            ("80002202 0005", SctpSrc(5, None)),
+            ("80002402 0007", SctpDst(7, None)),
+            ("80002601 03", Icmpv4Type(3)),
+            ("80002801 01", Icmpv4Code(1)),
+            ("80002a02 0001", ArpOp(1)),
+            ("80002c04 0a000001", ArpSpa(Ipv4Addr::new(10, 0, 0, 1), None)),
+            ("80002e04 0a000002", ArpTpa(Ipv4Addr::new(10, 0, 0, 2), None)),
+            ("80003006 fa163e000001", ArpSha(mac, None)),
+            ("8000330c fa163e000001 ffffff000000", ArpTha(mac, Some(mmask))),
+            ("80003410 20010db8000000000000000000000001", Ipv6Src(v6, None)),
+            (
+                "80003720 20010db8000000000000000000000001 ffffffffffffffff0000000000000000",
+                Ipv6Dst(v6, Some(v6m)),
+            ),
+            ("80003804 00000005", Ipv6Flabel(5, None)),
+            ("80003a01 87", Icmpv6Type(135)),
+            ("80003c01 00", Icmpv6Code(0)),
+            ("80003e10 20010db8000000000000000000000001", Ipv6NdTarget(v6, None)),
+            ("80004006 fa163e000001", Ipv6NdSll(mac, None)),
+            ("80004206 fa163e000001", Ipv6NdTll(mac, None)),
+            ("80004404 00000005", MplsLabel(5)),
+            ("80004601 03", MplsTc(3)),
+            ("80004801 01", MplsBos(1)),
+            ("80004a03 000005", PbbIsid(5, None)),
+            ("80004b06 000005 ffffff", PbbIsid(5, Some(0xff_ffff))),
+            ("80004c08 0000000000000064", TunnelId(100, None)),
+            ("80004d10 0000000000000064 00000000000000ff", TunnelId(100, Some(0xff))),
+            ("80004e02 0001", Ipv6Exthdr(1, None)),
+            ("80004f04 0001 0001", Ipv6Exthdr(1, Some(1))),
+            ("00013e04 01020304", TunIpv4Src(Ipv4Addr::new(1, 2, 3, 4), None)),
+            ("00014004 c0000209", TunIpv4Dst(Ipv4Addr::new(192, 0, 2, 9), None)),
+            ("0001d104 0001 0001", TunFlags(1, Some(1))),
+            ("00014204 00000007", PktMark(7, None)),
+            ("00010108 00000001 000000ff", Reg(0, 1, Some(0xff))),
+            ("00011e04 00000005", Reg(15, 5, None)),
+            ("80010008 0000000000000005", XReg(0, 5, None)),
+            ("80010f10 0000000000000005 00000000000000ff", XReg(7, 5, Some(0xff))),
+            ("0001d308 00000021 00000021", CtState(0x21, Some(0x21))),
+            ("0001d402 0005", CtZone(5)),
+            ("0001d708 00000001 00000003", CtMark(1, Some(3))),
+            ("00013a01 40", NwTtl(64)),
+            ("ffff5406 4f4e4600 0012", TcpFlags(0x12, None)),
+            ("ffff5508 4f4e4600 0002 0012", TcpFlags(0x2, Some(0x12))),
+            (
+                "ffff0206 00002320 0005",
+                Experimenter {
+                    experimenter: 0x2320,
+                    field: 1,
+                    has_mask: false,
+                    payload: vec![0, 5],
+                },
+            ),
+            ("00013401 01", Unknown { class: 1, field: 26, has_mask: false, payload: vec![1] }),
+        ]
+    }
+
+    #[test]
+    fn every_sample_parses_and_emits() {
+        for (h, f) in samples() {
+            let b = hex(h);
+            assert_eq!(parse(&b).as_ref(), Ok(&f), "parse {h}");
+            assert_eq!(emit(&f), b, "emit {f:?}");
+            assert_eq!(f.len(), b.len(), "len {f:?}");
+        }
+    }
+
+    #[test]
+    fn samples_cover_every_basic_field() {
+        let seen: Vec<u8> = samples()
+            .iter()
+            .filter_map(|(_, f)| f.info())
+            .filter(|i| i.class == OXM_CLASS_OPENFLOW_BASIC)
+            .map(|i| i.field)
+            .collect();
+        for f in 0..40u8 {
+            assert!(seen.contains(&f), "no sample for OXM basic field {f}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_errors() {
+        for (h, _) in samples() {
+            let b = hex(h);
+            for n in 0..b.len() {
+                assert!(parse(&b[..n]).is_err(), "{h} truncated to {n} parsed");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_length_names_field_and_offset() {
+        // OXM_OF_IN_PORT with a 2-byte payload, 8 bytes into a buffer.
+        let b = hex("0000000000000000 80000002 0001");
+        let mut r = Reader::new(&b);
+        r.skip(8, "x").unwrap();
+        let err = OxmField::parse(&mut r).unwrap_err();
+        assert_eq!(err, DecodeError::BadLength { what: "oxm in_port", offset: 8, len: 2 });
+        assert!(err.to_string().contains("in_port"));
+    }
+
+    #[test]
+    fn mask_on_unmaskable_field_is_rejected() {
+        let err = parse(&hex("80000b04 0800 ffff")).unwrap_err();
+        assert!(matches!(err, DecodeError::BadValue { what: "oxm eth_type", .. }), "{err:?}");
+    }
+
+    #[test]
+    fn experimenter_field_shorter_than_its_id_is_rejected() {
+        let err = parse(&hex("ffff0202 0000")).unwrap_err();
+        assert!(matches!(err, DecodeError::BadLength { what: "oxm experimenter", .. }), "{err:?}");
+    }
+
+    #[test]
+    fn unknown_fields_round_trip_byte_identically() {
+        for h in
+            ["00051004 01020304", "8000a003 aabbcc", "80aa0100", "ffffff0a 12345678 aabbccddeeff"]
+        {
+            let b = hex(h);
+            let f = parse(&b).unwrap();
+            assert!(f.info().is_none(), "{h} decoded as {f:?}");
+            assert_eq!(emit(&f), b);
+        }
+    }
+
+    #[test]
+    fn match_from_ovs_round_trips() {
+        // What `ovs-ofctl add-flow` sent for
+        // tun_id=0x64,tun_src=1.2.3.4,tun_flags=+oam,reg0=0x1/0xff,ct_state=+trk+new,...
+        let b = hex("0001004a 80004c08 0000000000000064 0001d104 00010001 00013e04 01020304 \
+             00010108 00000001 000000ff 0001d308 00000021 00000021 0001d402 0005 \
+             0001d708 00000001 00000003 000000000000");
+        let m = Match::parse(&mut Reader::new(&b)).unwrap();
+        assert_eq!(m.fields.len(), 7);
+        assert_eq!(m.fields[0], OxmField::TunnelId(100, None));
+        let mut out = BytesMut::new();
+        m.emit(&mut out);
+        assert_eq!(&out[..], &b[..]);
+    }
+
+    #[test]
+    fn names_resolve_both_ways() {
+        for f in all_fields() {
+            assert_eq!(FieldInfo::by_name(f.name), Some(f), "{}", f.name);
+            assert_eq!(FieldInfo::by_id(f.class, f.experimenter, f.field), Some(f));
+        }
+        let h = OxmHeader::by_name("NXM_NX_REG0").unwrap();
+        assert_eq!((h.class, h.field, h.length), (1, 0, 4));
+        assert_eq!(h.nxm_name(), Some("NXM_NX_REG0"));
+        assert_eq!(OxmHeader::by_name("reg3").unwrap().field, 3);
+        assert_eq!(OxmHeader::by_name("NXM_NX_TUN_FLAGS").unwrap().bits(), 1);
     }
 }
