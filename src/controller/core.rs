@@ -3,6 +3,7 @@
 //! commands to a switch go into that switch's bounded queue.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use slog::{debug, info, o, warn, Logger};
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -13,12 +14,18 @@ use periscope_codec::openflow::{
 
 use serde_json::{json, Value};
 
+use periscope_topology::change::PortStatusReason;
+use periscope_topology::rows::OfPort;
+use periscope_topology::{Change, EventKind, Topology, TopologyConfig};
+
 use crate::northbound::api::{ApiCall, ApiReply};
 use crate::northbound::store::{StoreError, Taps};
 use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
 use crate::openflow::session::SessionEvent;
-use crate::policy::{self, cookie};
-use crate::reconcile::{desired_set, Batch, Change, FlowSet, Reconciler};
+use crate::policy::cookie;
+use crate::policy::desired::{bridge_view, topology_source};
+use crate::policy::mirror::plan_bridge;
+use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
 
 /// Tag of the flow dump that starts every reconciliation of a new connection.
 const TAG_DUMP: u64 = u64::MAX;
@@ -42,6 +49,10 @@ struct Switch {
     dpid: Option<Dpid>,
     log: Logger,
     reconciler: Reconciler,
+    /// Since when the switch has been known to need a change (for reprogramming times).
+    dirty_since: Option<Instant>,
+    /// How long the last change took, from noticing it to the switch's confirmation.
+    last_reprogram: Option<Duration>,
 }
 
 /// The controller's state.
@@ -50,12 +61,50 @@ pub struct Core {
     switches: HashMap<ConnId, Switch>,
     by_dpid: HashMap<Dpid, ConnId>,
     taps: Taps,
+    topology: Topology,
 }
 
 impl Core {
     /// An empty controller.
-    pub fn new(log: Logger) -> Self {
-        Core { log, switches: HashMap::new(), by_dpid: HashMap::new(), taps: Taps::new() }
+    pub fn new(log: Logger, topology: TopologyConfig) -> Self {
+        Core {
+            log,
+            switches: HashMap::new(),
+            by_dpid: HashMap::new(),
+            taps: Taps::new(),
+            topology: Topology::new(topology),
+        }
+    }
+
+    /// The live topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Applies topology changes (from OVSDB or OpenFlow) and reprograms what they affect.
+    pub fn handle_topology(&mut self, changes: Vec<Change>) {
+        let events = self.topology.apply_batch(changes);
+        if events.is_empty() {
+            return;
+        }
+        for e in &events {
+            let g = e.generation.0;
+            match &e.kind {
+                EventKind::MigrationStarted { iface_id, .. } => {
+                    info!(self.log, "migration started"; "iface_id" => iface_id, "generation" => g)
+                }
+                EventKind::MigrationFinished { iface_id, to, .. } => {
+                    info!(self.log, "migration finished"; "iface_id" => iface_id, "generation" => g,
+                        "to" => format!("{}/{:?}", to.hypervisor, to.ofport))
+                }
+                EventKind::InterfaceMoved { iface_id, to, .. } => {
+                    info!(self.log, "interface moved"; "iface_id" => iface_id, "generation" => g,
+                        "to" => format!("{}/{:?}", to.hypervisor, to.ofport))
+                }
+                other => debug!(self.log, "topology"; "generation" => g, "event" => ?other),
+            }
+        }
+        self.reconcile_all();
     }
 
     /// The datapath ids of switches whose handshake finished.
@@ -93,7 +142,7 @@ impl Core {
             },
             ApiCall::ListFlows => ApiReply::ok(json!(self.taps.flows().collect::<Vec<_>>())),
             ApiCall::GetFlow(id) => match self.taps.flow(id) {
-                Some(f) => ApiReply::ok(json!(f)),
+                Some(f) => ApiReply::ok(self.flow_status(f)),
                 None => store_error(StoreError::NotFound { what: "tap flow", id: id.0 }),
             },
             ApiCall::CreateFlow(spec) => match self.taps.create_flow(spec) {
@@ -122,14 +171,50 @@ impl Core {
                     .collect();
                 ApiReply::ok(json!(list))
             }
-            ApiCall::Topology | ApiCall::Interface(_) => {
-                ApiReply::error(501, "the topology is not available yet", Value::Null)
+            ApiCall::Topology => ApiReply::ok(json!(self.topology.snapshot())),
+            ApiCall::Interface(id) => {
+                let locations = self.topology.locations(&id);
+                if locations.is_empty() {
+                    ApiReply::error(
+                        404,
+                        format!("interface {id:?} is not attached anywhere"),
+                        Value::Null,
+                    )
+                } else {
+                    ApiReply::ok(json!({ "iface_id": id, "locations": locations }))
+                }
             }
         };
         if changed && reply.status < 300 {
             self.reconcile_all();
         }
         reply
+    }
+
+    /// A tap flow with where it is active now and how long its bridges took to reprogram.
+    fn flow_status(&self, f: &crate::northbound::model::TapFlow) -> Value {
+        let mut active = Vec::new();
+        for i in self.topology.interfaces(&topology_source(&f.source)) {
+            if i.tenant() != Some(f.tenant.as_str()) {
+                continue;
+            }
+            let l = i.location;
+            let sw = l.dpid.and_then(|d| self.by_dpid.get(&d)).and_then(|c| self.switches.get(c));
+            active.push(json!({
+                "iface_id": i.iface_id(),
+                "hypervisor": l.hypervisor.to_string(),
+                "dpid": l.dpid.map(|d| d.to_string()),
+                "ofport": l.ofport.map(|p| p.0),
+                "programmed": sw.is_some_and(|s| s.dirty_since.is_none() && !s.reconciler.busy()),
+                "last_reprogram_ms": sw.and_then(|s| s.last_reprogram).map(|d| d.as_secs_f64() * 1e3),
+            }));
+        }
+        let mut v = json!(f);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("status".into(), json!(if active.is_empty() { "PENDING" } else { "ACTIVE" }));
+            o.insert("active".into(), Value::Array(active));
+        }
+        v
     }
 
     fn reconcile_all(&mut self) {
@@ -147,7 +232,15 @@ impl Core {
                 let log = self.log.new(o!("conn" => conn.0, "peer" => peer.clone()));
                 self.switches.insert(
                     conn,
-                    Switch { peer, commands, dpid: None, log, reconciler: Reconciler::new() },
+                    Switch {
+                        peer,
+                        commands,
+                        dpid: None,
+                        log,
+                        reconciler: Reconciler::new(),
+                        dirty_since: None,
+                        last_reprogram: None,
+                    },
                 );
             }
             SwitchEvent::Refused { tag, error } => {
@@ -176,6 +269,11 @@ impl Core {
                         }
                     }
                 }
+                let ports = ports.iter().map(of_port).collect();
+                self.topology.apply_batch([
+                    Change::SwitchConnected { dpid },
+                    Change::SwitchPortsReplaced { dpid, ports },
+                ]);
                 self.start_dump(conn);
             }
             SessionEvent::Reply { request, replies } if request.tag == TAG_DUMP => {
@@ -210,9 +308,10 @@ impl Core {
             SessionEvent::Confirmed { barrier, .. } => {
                 let (batch, _) = split_tag(barrier.tag);
                 let refused = sw.reconciler.handle_confirmed(batch);
-                let rtt = barrier.sent_at.elapsed();
-                debug!(sw.log, "batch confirmed"; "batch" => batch, "refused" => refused.len(),
-                    "ms" => rtt.as_secs_f64() * 1e3);
+                let took = sw.dirty_since.take().map(|t| t.elapsed());
+                sw.last_reprogram = took.or(sw.last_reprogram);
+                info!(sw.log, "batch confirmed"; "batch" => batch, "refused" => refused.len(),
+                    "reprogram_ms" => took.map(|d| d.as_secs_f64() * 1e3));
                 self.reconcile(conn);
             }
             SessionEvent::Closed(reason) => {
@@ -220,6 +319,7 @@ impl Core {
                 if let Some(dpid) = sw.dpid {
                     if self.by_dpid.get(&dpid) == Some(&conn) {
                         self.by_dpid.remove(&dpid);
+                        self.topology.apply(Change::SwitchDisconnected { dpid });
                     }
                 }
                 self.switches.remove(&conn);
@@ -233,6 +333,18 @@ impl Core {
             SessionEvent::PortStatus(ps) => {
                 debug!(sw.log, "port status"; "port" => %ps.desc.port_no, "name" => &ps.desc.name,
                     "reason" => ?ps.reason);
+                if let Some(dpid) = sw.dpid {
+                    let reason = match ps.reason {
+                        periscope_codec::openflow::PortReason::Add => PortStatusReason::Add,
+                        periscope_codec::openflow::PortReason::Delete => PortStatusReason::Delete,
+                        _ => PortStatusReason::Modify,
+                    };
+                    self.handle_topology(vec![Change::PortStatus {
+                        dpid,
+                        reason,
+                        port: of_port(&ps.desc),
+                    }]);
+                }
             }
             SessionEvent::PacketIn(_)
             | SessionEvent::FlowRemoved(_)
@@ -262,8 +374,10 @@ impl Core {
     }
 
     /// The flows a bridge should hold.
-    fn desired(&self, _dpid: Dpid) -> FlowSet {
-        desired_set(&policy::base_pipeline())
+    fn desired(&self, dpid: Dpid) -> FlowSet {
+        let view =
+            bridge_view(&self.topology, &self.taps, dpid).map(|(_, v)| v).unwrap_or_default();
+        desired_set(&plan_bridge(&view, &self.taps).flows)
     }
 
     /// Plans and sends the next batch for a switch, if it needs one.
@@ -272,6 +386,7 @@ impl Core {
         let desired = self.desired(dpid);
         let Some(sw) = self.switches.get_mut(&conn) else { return };
         let Some(batch) = sw.reconciler.plan(&desired) else { return };
+        sw.dirty_since.get_or_insert_with(Instant::now);
         info!(sw.log, "reconciling"; "batch" => batch.id, "changes" => batch.changes.len());
         let requests = batch_requests(&batch);
         self.send(conn, requests);
@@ -293,6 +408,10 @@ impl Core {
     }
 }
 
+fn of_port(p: &periscope_codec::openflow::Port) -> OfPort {
+    OfPort { port_no: p.port_no, name: p.name.clone(), live: p.is_live() }
+}
+
 fn store_error(e: StoreError) -> ApiReply {
     let status = match e {
         StoreError::NotFound { .. } => 404,
@@ -309,10 +428,12 @@ fn batch_requests(batch: &Batch) -> Vec<Request> {
     for (i, c) in batch.changes.iter().enumerate() {
         let fm = c.flow_mod();
         let label = match c {
-            Change::Delete(..) => {
+            FlowChange::Delete(..) => {
                 format!("delete flow table={} priority={}", fm.table_id, fm.priority)
             }
-            Change::Put(..) => format!("add flow table={} priority={}", fm.table_id, fm.priority),
+            FlowChange::Put(..) => {
+                format!("add flow table={} priority={}", fm.table_id, fm.priority)
+            }
         };
         out.push(Request { msg: Message::FlowMod(fm), tag: batch_tag(batch.id, i as u64), label });
     }

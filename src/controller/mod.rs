@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// Where the northbound REST API listens (`IP:PORT`).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
     pub api: std::net::SocketAddr,
+    /// The `Interface.external_ids` key that names an interface's tenant.
+    #[arg(long, default_value = periscope_topology::DEFAULT_TENANT_KEY)]
+    pub tenant_key: String,
     /// Log format.
     #[arg(long, value_enum, default_value = "term")]
     pub log_format: LogFormat,
@@ -80,7 +83,8 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     println!("api listening on http://{}", api.local_addr().context("API address")?);
     let (api_tx, mut api_rx) = mpsc::channel(1024);
     listeners.push(tokio::spawn(crate::northbound::api::serve(api, api_tx, log.new(o!()))));
-    let mut core = core::Core::new(log.new(o!()));
+    let topology = periscope_topology::TopologyConfig { tenant_key: args.tenant_key.clone() };
+    let mut core = core::Core::new(log.new(o!()), topology);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     loop {

@@ -21,8 +21,10 @@ pub const OURS_MASK: u64 = 0xffff << 48;
 pub enum Kind {
     /// The base pipeline (table-miss forwarding).
     Base = 1,
-    /// A copy of a tap flow's traffic.
+    /// A copy of a tap flow's traffic (owner: the tap flow).
     Mirror = 2,
+    /// The fan-out of an interface's frames to its tap services.
+    Classify = 3,
 }
 
 /// The cookie of a flow of `kind` serving `owner` (40 bits; larger ids are truncated).

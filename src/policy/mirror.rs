@@ -86,27 +86,46 @@ pub fn plan_bridge(view: &BridgeView, taps: &Taps) -> BridgePlan {
                 inn.entry(svc.id).or_default().push(f);
             }
         }
-        let side = |m: &BTreeMap<TapServiceId, Vec<&TapFlow>>| {
-            m.iter()
-                .filter_map(|(id, fs)| {
-                    let svc = taps.service(*id)?;
-                    let port = *view.tunnel_ports.get(&svc.encap)?;
-                    Some((svc, port, fs.clone()))
-                })
-                .collect::<Vec<_>>()
-        };
-        let out = side(&out);
-        let inn = side(&inn);
+        let out = side(taps, view, &out);
+        let inn = side(taps, view, &inn);
         if !out.is_empty() {
             let at = vec![OxmField::InPort(iface.ofport)];
-            plan.flows.extend(direction_flows(TABLE_TAP_OUT, TABLE_FILTER_OUT, TABLE_TAP_IN, &at, &out));
+            plan.flows.extend(direction_flows(
+                TABLE_TAP_OUT,
+                TABLE_FILTER_OUT,
+                TABLE_TAP_IN,
+                &at,
+                &out,
+            ));
         }
         if let (false, Some(mac)) = (inn.is_empty(), iface.mac) {
             let at = vec![OxmField::EthDst(mac, None)];
-            plan.flows.extend(direction_flows(TABLE_TAP_IN, TABLE_FILTER_IN, TABLE_FORWARD, &at, &inn));
+            plan.flows.extend(direction_flows(
+                TABLE_TAP_IN,
+                TABLE_FILTER_IN,
+                TABLE_FORWARD,
+                &at,
+                &inn,
+            ));
         }
     }
     plan
+}
+
+/// The services of one interface and direction that can be served now (their tunnel port
+/// exists), with that port and the tap flows towards each.
+fn side<'a>(
+    taps: &'a Taps,
+    view: &BridgeView,
+    m: &BTreeMap<TapServiceId, Vec<&'a TapFlow>>,
+) -> Vec<(&'a TapService, PortNo, Vec<&'a TapFlow>)> {
+    m.iter()
+        .filter_map(|(id, fs)| {
+            let svc = taps.service(*id)?;
+            let port = *view.tunnel_ports.get(&svc.encap)?;
+            Some((svc, port, fs.clone()))
+        })
+        .collect()
 }
 
 /// The base pipeline: every table passes frames on, and the last forwards like a learning
@@ -146,8 +165,8 @@ fn direction_flows(
         .iter()
         .map(|(svc, _, _)| {
             Action::Clone(vec![
-                Action::SetField(OxmField::reg(SERVICE_REG, svc.id.0 as u32)),
-                Action::resubmit_table(TableId(filter_table)),
+                Action::SetField(OxmField::Reg(SERVICE_REG, svc.id.0 as u32, None)),
+                Action::ResubmitTable { in_port: PortNo::IN_PORT, table: TableId(filter_table) },
             ])
         })
         .collect();
@@ -155,7 +174,10 @@ fn direction_flows(
         table: TableId(classify_table),
         priority: PRIORITY_CLASSIFY,
         matches: Match::new(at.to_vec()),
-        instructions: vec![Instruction::ApplyActions(fanout), Instruction::GotoTable(TableId(next_table))],
+        instructions: vec![
+            Instruction::ApplyActions(fanout),
+            Instruction::GotoTable(TableId(next_table)),
+        ],
         cookie: cookie::cookie(Kind::Classify, 0),
     });
     for (svc, port, tap_flows) in services {
@@ -163,7 +185,7 @@ fn direction_flows(
         let mut seen = BTreeSet::new();
         for f in tap_flows {
             let mut fields = at.to_vec();
-            fields.push(OxmField::reg(SERVICE_REG, svc.id.0 as u32));
+            fields.push(OxmField::Reg(SERVICE_REG, svc.id.0 as u32, None));
             fields.extend(filter_fields(&f.filter));
             let m = Match::new(fields);
             // Two tap flows with the same filter towards the same service need one flow.
@@ -219,18 +241,21 @@ pub fn filter_fields(f: &Filter) -> Vec<OxmField> {
     let (src, dst) = (f.src_port, f.dst_port);
     match f.ip_proto {
         Some(6) => {
-            v.extend(src.map(OxmField::TcpSrc));
-            v.extend(dst.map(OxmField::TcpDst));
+            v.extend(src.map(|p| OxmField::TcpSrc(p, None)));
+            v.extend(dst.map(|p| OxmField::TcpDst(p, None)));
         }
         Some(17) => {
-            v.extend(src.map(OxmField::UdpSrc));
-            v.extend(dst.map(OxmField::UdpDst));
+            v.extend(src.map(|p| OxmField::UdpSrc(p, None)));
+            v.extend(dst.map(|p| OxmField::UdpDst(p, None)));
         }
         Some(132) => {
-            v.extend(src.map(OxmField::SctpSrc));
-            v.extend(dst.map(OxmField::SctpDst));
+            v.extend(src.map(|p| OxmField::SctpSrc(p, None)));
+            v.extend(dst.map(|p| OxmField::SctpDst(p, None)));
         }
         _ => {}
     }
     v
 }
+
+#[cfg(test)]
+mod tests;

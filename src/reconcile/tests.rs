@@ -3,7 +3,14 @@
 use periscope_codec::openflow::*;
 
 use super::*;
-use crate::policy::{base_pipeline, cookie};
+use crate::northbound::store::Taps;
+use crate::policy::mirror::plan_bridge;
+use crate::policy::view::BridgeView;
+use crate::policy::{cookie, DesiredFlow};
+
+fn base_pipeline() -> Vec<DesiredFlow> {
+    plan_bridge(&BridgeView::default(), &Taps::new()).flows
+}
 
 /// A switch's flow table: applies flow mods as OpenFlow says, and dumps flow stats.
 #[derive(Default)]
@@ -99,7 +106,7 @@ fn converges_and_then_sends_nothing() {
     let mut want = base_pipeline();
     want.push(mirror_flow(1));
     let desired = desired_set(&want);
-    assert_eq!(run(&mut r, &mut t, &desired), 2);
+    assert_eq!(run(&mut r, &mut t, &desired), 4);
     assert_eq!(run(&mut r, &mut t, &desired), 0);
     // A reconnect reads the same flows back: still nothing to send.
     let mut r2 = Reconciler::new();

@@ -452,35 +452,6 @@ fn take_rest(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<u8>, DecodeEr
     Ok(v)
 }
 
-/// Declares a message body kept as opaque bytes, for families not yet decoded field by field.
-macro_rules! opaque_body {
-    ($(#[$m:meta])* $name:ident) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Default)]
-        pub struct $name {
-            /// The body bytes.
-            pub raw: Vec<u8>,
-        }
-
-        impl $name {
-            /// Parses the body after the OpenFlow header.
-            pub fn parse(
-                r: &mut super::wire::Reader<'_>,
-            ) -> Result<Self, super::DecodeError> {
-                let raw = r.rest().to_vec();
-                r.skip(raw.len(), stringify!($name))?;
-                Ok($name { raw })
-            }
-
-            /// Emits the body after the OpenFlow header.
-            pub fn emit(&self, buf: &mut bytes::BytesMut) {
-                bytes::BufMut::put_slice(buf, &self.raw);
-            }
-        }
-    };
-}
-pub(crate) use opaque_body;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,233 @@
+//! The mirror policy, checked by where packets go through the flows it produces.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use periscope_codec::openflow::{MacAddr, OxmField, PortNo};
+use serde_json::json;
+
+use super::*;
+use crate::northbound::model::{TapFlowSpec, TapServiceSpec};
+use crate::policy::trace::{Output, Packet, Pipeline};
+use crate::policy::view::{BridgeView, IfaceView};
+
+const VXLAN_PORT: PortNo = PortNo(100);
+const GRE_PORT: PortNo = PortNo(101);
+const COLLECTOR_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
+const COLLECTOR_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 60);
+
+fn mac(n: u8) -> MacAddr {
+    MacAddr([0x02, 0, 0, 0, 0, n])
+}
+
+fn iface(n: u8, tenant: &str, app: &str) -> IfaceView {
+    IfaceView {
+        iface_id: format!("port-{n}"),
+        vm: Some(format!("vm-{n}")),
+        tenant: Some(tenant.into()),
+        external_ids: BTreeMap::from([("app".to_string(), app.to_string())]),
+        ofport: PortNo(n as u32),
+        mac: Some(mac(n)),
+    }
+}
+
+fn bridge(ifaces: Vec<IfaceView>) -> BridgeView {
+    BridgeView {
+        interfaces: ifaces,
+        tunnel_ports: BTreeMap::from([(Encap::Vxlan, VXLAN_PORT), (Encap::Gre, GRE_PORT)]),
+    }
+}
+
+fn service(
+    taps: &mut Taps,
+    tenant: &str,
+    encap: &str,
+    ip: Ipv4Addr,
+    extra: serde_json::Value,
+) -> TapService {
+    let mut body =
+        json!({"name": "c", "tenant": tenant, "encap": encap, "remote_ip": ip.to_string()});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    taps.create_service(TapServiceSpec::from_json(&body).unwrap()).unwrap()
+}
+
+fn flow(
+    taps: &mut Taps,
+    tenant: &str,
+    svc: &TapService,
+    source: serde_json::Value,
+    dir: &str,
+    filter: serde_json::Value,
+) {
+    let mut body = json!({"name": "f", "tenant": tenant, "tap_service": svc.id.0, "source": source, "direction": dir});
+    if !filter.is_null() {
+        body["filter"] = filter;
+    }
+    taps.create_flow(TapFlowSpec::from_json(&body).unwrap()).unwrap();
+}
+
+/// An IPv4 packet from `src` (a VM number, entering on its port) to `dst`.
+fn ip_packet(from_port: u8, src: u8, dst: u8, proto: u8, dst_port: u16) -> Packet {
+    let mut f = vec![
+        OxmField::InPort(PortNo(from_port as u32)),
+        OxmField::EthSrc(mac(src), None),
+        OxmField::EthDst(mac(dst), None),
+        OxmField::EthType(0x0800),
+        OxmField::IpProto(proto),
+        OxmField::Ipv4Src(Ipv4Addr::new(10, 0, 0, src), None),
+        OxmField::Ipv4Dst(Ipv4Addr::new(10, 0, 0, dst), None),
+    ];
+    match proto {
+        6 => f.push(OxmField::TcpDst(dst_port, None)),
+        17 => f.push(OxmField::UdpDst(dst_port, None)),
+        _ => {}
+    }
+    Packet::new(f)
+}
+
+/// (tunnel port, key, destination) of every copy.
+fn copies(view: &BridgeView, taps: &Taps, p: &Packet) -> Vec<(PortNo, u64, Ipv4Addr)> {
+    let plan = plan_bridge(view, taps);
+    let t = Pipeline::new(&plan.flows).run(p);
+    assert!(t.unmodelled.is_empty(), "{:?}", t.unmodelled);
+    // The tenant's own forwarding is untouched: exactly one NORMAL, with no tunnel metadata.
+    let normal = t.normal();
+    assert_eq!(normal.len(), 1, "{t:?}");
+    assert_eq!(*normal[0], *p, "forwarding saw a modified packet");
+    let mut out: Vec<_> = t
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Port { port, packet, .. } => Some((
+                *port,
+                packet.tun_id().unwrap_or(0),
+                packet.tun_dst().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            )),
+            Output::Normal(_) => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_bridge_without_taps_forwards_everything_normally() {
+    let taps = Taps::new();
+    let view = bridge(vec![iface(1, "a", "web")]);
+    assert_eq!(copies(&view, &taps, &ip_packet(1, 1, 2, 1, 0)), vec![]);
+    assert!(plan_bridge(&view, &taps).tunnels.is_empty());
+}
+
+#[test]
+fn both_directions_are_copied_once_with_the_service_key() {
+    let mut taps = Taps::new();
+    let s = service(&mut taps, "a", "vxlan", COLLECTOR_A, json!({}));
+    flow(&mut taps, "a", &s, json!({"iface_id": "port-1"}), "BOTH", serde_json::Value::Null);
+    let view = bridge(vec![iface(1, "a", "web"), iface(2, "a", "db")]);
+    let want = vec![(VXLAN_PORT, s.key as u64, COLLECTOR_A)];
+    assert_eq!(copies(&view, &taps, &ip_packet(1, 1, 2, 1, 0)), want, "sent by vm1");
+    assert_eq!(copies(&view, &taps, &ip_packet(2, 2, 1, 1, 0)), want, "delivered to vm1");
+    assert_eq!(copies(&view, &taps, &ip_packet(2, 2, 3, 1, 0)), vec![], "vm2 to elsewhere");
+    assert_eq!(plan_bridge(&view, &taps).tunnels, [Encap::Vxlan].into());
+}
+
+#[test]
+fn direction_out_copies_only_what_the_vm_sends() {
+    let mut taps = Taps::new();
+    let s = service(&mut taps, "a", "gre", COLLECTOR_A, json!({"key": 77}));
+    flow(&mut taps, "a", &s, json!({"vm": "vm-1"}), "OUT", serde_json::Value::Null);
+    let view = bridge(vec![iface(1, "a", "web"), iface(2, "a", "db")]);
+    assert_eq!(copies(&view, &taps, &ip_packet(1, 1, 2, 1, 0)), vec![(GRE_PORT, 77, COLLECTOR_A)]);
+    assert_eq!(copies(&view, &taps, &ip_packet(2, 2, 1, 1, 0)), vec![]);
+}
+
+#[test]
+fn filters_select_frames_and_overlapping_filters_copy_once() {
+    let mut taps = Taps::new();
+    let s = service(&mut taps, "a", "vxlan", COLLECTOR_A, json!({}));
+    let src = json!({"iface_id": "port-1"});
+    flow(&mut taps, "a", &s, src.clone(), "OUT", json!({"ip_proto": 6, "dst_port": 443}));
+    flow(&mut taps, "a", &s, src.clone(), "OUT", json!({"ip_proto": 6}));
+    flow(&mut taps, "a", &s, src, "OUT", json!({"dst_cidr": "10.0.0.0/24"}));
+    let view = bridge(vec![iface(1, "a", "web")]);
+    let one = vec![(VXLAN_PORT, s.key as u64, COLLECTOR_A)];
+    assert_eq!(copies(&view, &taps, &ip_packet(1, 1, 2, 6, 443)), one, "all three filters match");
+    assert_eq!(copies(&view, &taps, &ip_packet(1, 1, 2, 17, 53)), one, "only the CIDR filter");
+    let outside = Packet::new([
+        OxmField::InPort(PortNo(1)),
+        OxmField::EthDst(mac(9), None),
+        OxmField::EthType(0x0800),
+        OxmField::IpProto(17),
+        OxmField::Ipv4Dst(Ipv4Addr::new(192, 0, 2, 1), None),
+    ]);
+    assert_eq!(copies(&view, &taps, &outside), vec![], "no filter matches");
+}
+
+#[test]
+fn several_services_each_get_their_own_copy_and_key() {
+    let mut taps = Taps::new();
+    let a = service(&mut taps, "a", "vxlan", COLLECTOR_A, json!({}));
+    let b = service(&mut taps, "a", "gre", COLLECTOR_B, json!({"snaplen": 128}));
+    flow(&mut taps, "a", &a, json!({"selector": {"app": "web"}}), "BOTH", serde_json::Value::Null);
+    flow(&mut taps, "a", &b, json!({"iface_id": "port-1"}), "OUT", serde_json::Value::Null);
+    let view = bridge(vec![iface(1, "a", "web")]);
+    let got = copies(&view, &taps, &ip_packet(1, 1, 2, 1, 0));
+    assert_eq!(
+        got,
+        vec![(VXLAN_PORT, a.key as u64, COLLECTOR_A), (GRE_PORT, b.key as u64, COLLECTOR_B)]
+    );
+    // The GRE copy is truncated to the service's snap length.
+    let plan = plan_bridge(&view, &taps);
+    let t = Pipeline::new(&plan.flows).run(&ip_packet(1, 1, 2, 1, 0));
+    let gre = t.outputs.iter().find_map(|o| match o {
+        Output::Port { port, max_len, .. } if *port == GRE_PORT => Some(*max_len),
+        _ => None,
+    });
+    assert_eq!(gre, Some(Some(128)));
+}
+
+#[test]
+fn a_tenant_never_taps_another_tenants_interface() {
+    let mut taps = Taps::new();
+    let s = service(&mut taps, "a", "vxlan", COLLECTOR_A, json!({}));
+    // Tenant a selects by a label that tenant b's VM also carries.
+    flow(&mut taps, "a", &s, json!({"selector": {"app": "web"}}), "BOTH", serde_json::Value::Null);
+    let mut unknown = iface(3, "a", "web");
+    unknown.tenant = None;
+    let view = bridge(vec![iface(1, "a", "web"), iface(2, "b", "web"), unknown]);
+    let want = vec![(VXLAN_PORT, s.key as u64, COLLECTOR_A)];
+    assert_eq!(copies(&view, &taps, &ip_packet(1, 1, 9, 1, 0)), want);
+    assert_eq!(copies(&view, &taps, &ip_packet(2, 2, 9, 1, 0)), vec![], "tenant b's VM");
+    assert_eq!(copies(&view, &taps, &ip_packet(3, 3, 9, 1, 0)), vec![], "a VM of unknown tenant");
+}
+
+#[test]
+fn no_copy_flows_until_the_tunnel_port_exists_but_the_port_is_asked_for() {
+    let mut taps = Taps::new();
+    let s = service(&mut taps, "a", "gre", COLLECTOR_A, json!({}));
+    flow(&mut taps, "a", &s, json!({"iface_id": "port-1"}), "BOTH", serde_json::Value::Null);
+    let mut view = bridge(vec![iface(1, "a", "web")]);
+    view.tunnel_ports.clear();
+    let plan = plan_bridge(&view, &taps);
+    assert_eq!(plan.tunnels, [Encap::Gre].into());
+    assert_eq!(copies(&view, &taps, &ip_packet(1, 1, 2, 1, 0)), vec![]);
+    let _ = IpAddr::V4(COLLECTOR_A);
+}
+
+#[test]
+fn flows_carry_cookies_naming_their_tap_flow() {
+    let mut taps = Taps::new();
+    let s = service(&mut taps, "a", "vxlan", COLLECTOR_A, json!({}));
+    flow(&mut taps, "a", &s, json!({"iface_id": "port-1"}), "BOTH", serde_json::Value::Null);
+    let id = taps.flows().next().unwrap().id.0;
+    let plan = plan_bridge(&bridge(vec![iface(1, "a", "web")]), &taps);
+    assert!(plan.flows.iter().all(|f| cookie::is_ours(f.cookie)));
+    let mirror: Vec<_> = plan
+        .flows
+        .iter()
+        .filter(|f| cookie::decode(f.cookie) == Some((Kind::Mirror as u8, id)))
+        .collect();
+    assert_eq!(mirror.len(), 2, "one filter flow per direction");
+}
