@@ -23,7 +23,7 @@ use crate::northbound::store::{StoreError, Taps};
 use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
 use crate::openflow::session::SessionEvent;
 use crate::policy::cookie;
-use crate::policy::desired::{bridge_view, topology_source};
+use crate::policy::desired::{desired, topology_source, BridgeDesired};
 use crate::policy::mirror::plan_bridge;
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
 
@@ -62,6 +62,9 @@ pub struct Core {
     by_dpid: HashMap<Dpid, ConnId>,
     taps: Taps,
     topology: Topology,
+    /// What every bridge should hold: derived from `topology` and `taps`, recomputed whenever
+    /// either changes, never edited.
+    plans: std::collections::BTreeMap<Dpid, BridgeDesired>,
 }
 
 impl Core {
@@ -73,6 +76,7 @@ impl Core {
             by_dpid: HashMap::new(),
             taps: Taps::new(),
             topology: Topology::new(topology),
+            plans: Default::default(),
         }
     }
 
@@ -218,6 +222,7 @@ impl Core {
     }
 
     fn reconcile_all(&mut self) {
+        self.plans = desired(&self.topology, &self.taps);
         let conns: Vec<ConnId> = self.by_dpid.values().copied().collect();
         for c in conns {
             self.reconcile(c);
@@ -373,11 +378,12 @@ impl Core {
         );
     }
 
-    /// The flows a bridge should hold.
+    /// The flows a bridge should hold (the base pipeline if the topology does not know it).
     fn desired(&self, dpid: Dpid) -> FlowSet {
-        let view =
-            bridge_view(&self.topology, &self.taps, dpid).map(|(_, v)| v).unwrap_or_default();
-        desired_set(&plan_bridge(&view, &self.taps).flows)
+        match self.plans.get(&dpid) {
+            Some(d) => desired_set(&d.plan.flows),
+            None => desired_set(&plan_bridge(&Default::default(), &self.taps).flows),
+        }
     }
 
     /// Plans and sends the next batch for a switch, if it needs one.

@@ -1,8 +1,8 @@
 //! The whole policy: from the topology and the taps to what every bridge should hold.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use periscope_codec::openflow::{Dpid, PortNo};
+use periscope_codec::openflow::Dpid;
 use periscope_topology::query::Source as TopoSource;
 use periscope_topology::{RowRef, Topology};
 
@@ -30,19 +30,36 @@ pub struct BridgeDesired {
     pub plan: BridgePlan,
 }
 
-/// The view of one bridge: the tapped interfaces on it and periscope's tunnel ports.
-pub fn bridge_view(topology: &Topology, taps: &Taps, dpid: Dpid) -> Option<(RowRef, BridgeView)> {
-    let bridge = topology.bridge_by_dpid(dpid)?;
-    let mut view = BridgeView::default();
-    let mut seen = std::collections::BTreeSet::new();
+/// The views of every bridge with a datapath id, built in one pass over the tap flows: the
+/// tapped interfaces on each and periscope's tunnel ports there.
+pub fn bridge_views(topology: &Topology, taps: &Taps) -> BTreeMap<Dpid, (RowRef, BridgeView)> {
+    let mut views: BTreeMap<Dpid, (RowRef, BridgeView)> = BTreeMap::new();
+    for b in topology.bridges() {
+        let Some(dpid) = b.row.datapath_id else { continue };
+        let mut view = BridgeView::default();
+        for kind in ["vxlan", "gre"] {
+            for t in topology.tunnel_ports(b.bridge, kind) {
+                if let (true, Some(encap), Some(port)) =
+                    (is_our_tunnel(t.row), tunnel_encap(t.row), t.location.ofport)
+                {
+                    view.tunnel_ports.insert(encap, port);
+                }
+            }
+        }
+        views.entry(dpid).or_insert((b.bridge.clone(), view));
+    }
+    let mut seen = BTreeSet::new();
     for flow in taps.flows() {
         for i in topology.interfaces(&topology_source(&flow.source)) {
-            if i.location.dpid != Some(dpid) || !seen.insert(i.interface_ref()) {
-                continue;
-            }
-            let (Some(ofport), Some(iface_id)) = (i.location.ofport, i.iface_id()) else {
+            let (Some(dpid), Some(ofport), Some(iface_id)) =
+                (i.location.dpid, i.location.ofport, i.iface_id())
+            else {
                 continue;
             };
+            let Some((_, view)) = views.get_mut(&dpid) else { continue };
+            if !seen.insert(i.interface_ref()) {
+                continue;
+            }
             view.interfaces.push(IfaceView {
                 iface_id: iface_id.to_string(),
                 vm: i.vm_uuid().map(str::to_string),
@@ -53,29 +70,15 @@ pub fn bridge_view(topology: &Topology, taps: &Taps, dpid: Dpid) -> Option<(RowR
             });
         }
     }
-    for kind in ["vxlan", "gre"] {
-        for t in topology.tunnel_ports(bridge.bridge, kind) {
-            if let (true, Some(encap), Some(PortNo(p))) =
-                (is_our_tunnel(t.row), tunnel_encap(t.row), t.location.ofport)
-            {
-                view.tunnel_ports.insert(encap, PortNo(p));
-            }
-        }
-    }
-    Some((bridge.bridge.clone(), view))
+    views
 }
 
-/// What every connected bridge should hold.
-pub fn desired(
-    topology: &Topology,
-    taps: &Taps,
-    dpids: impl IntoIterator<Item = Dpid>,
-) -> BTreeMap<Dpid, BridgeDesired> {
-    dpids
+/// What every bridge with a datapath id should hold.
+pub fn desired(topology: &Topology, taps: &Taps) -> BTreeMap<Dpid, BridgeDesired> {
+    bridge_views(topology, taps)
         .into_iter()
-        .filter_map(|dpid| {
-            let (bridge, view) = bridge_view(topology, taps, dpid)?;
-            Some((dpid, BridgeDesired { bridge, plan: plan_bridge(&view, taps) }))
+        .map(|(dpid, (bridge, view))| {
+            (dpid, BridgeDesired { bridge, plan: plan_bridge(&view, taps) })
         })
         .collect()
 }

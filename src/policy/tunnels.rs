@@ -2,10 +2,13 @@
 //! one (`remote_ip=flow`, `key=flow`), marked as periscope's in `external_ids` so that nothing
 //! else is ever taken for one, and the OVSDB operations that create and remove them.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use periscope_codec::ovsdb::{
     Atom, Condition, Datum, Function, Mutation, Mutator, Operation, Row, Uuid,
 };
 use periscope_topology::rows::InterfaceRow;
+use periscope_topology::{RowRef, Topology, Uuid as TopoUuid};
 
 use crate::northbound::model::Encap;
 
@@ -89,4 +92,82 @@ pub fn delete_ops(bridge: Uuid, port: Uuid) -> Vec<Operation> {
         conditions: vec![Condition::new("_uuid", Function::Eq, Datum::atom(Atom::Uuid(bridge)))],
         mutations: vec![Mutation::new("ports", Mutator::Delete, Datum::atom(Atom::Uuid(port)))],
     }]
+}
+
+/// A change to periscope's tunnel ports on one bridge.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TunnelChange {
+    /// The bridge needs a tunnel port for this encapsulation.
+    Create {
+        /// The bridge row.
+        bridge: RowRef,
+        /// The encapsulation.
+        encap: Encap,
+    },
+    /// Nobody on the bridge needs this tunnel port any more.
+    Delete {
+        /// The bridge row.
+        bridge: RowRef,
+        /// The encapsulation.
+        encap: Encap,
+        /// The `Port` row to remove.
+        port: TopoUuid,
+    },
+}
+
+impl TunnelChange {
+    /// The bridge and encapsulation it concerns.
+    pub fn key(&self) -> (RowRef, Encap) {
+        match self {
+            TunnelChange::Create { bridge, encap } | TunnelChange::Delete { bridge, encap, .. } => {
+                (bridge.clone(), *encap)
+            }
+        }
+    }
+
+    /// The OVSDB operations that make the change, or why they cannot be built.
+    pub fn ops(&self) -> Result<Vec<Operation>, String> {
+        let parse =
+            |u: &TopoUuid| u.0.parse::<Uuid>().map_err(|_| format!("bad row uuid {:?}", u.0));
+        match self {
+            TunnelChange::Create { bridge, encap } => Ok(create_ops(parse(&bridge.uuid)?, *encap)),
+            TunnelChange::Delete { bridge, port, .. } => {
+                Ok(delete_ops(parse(&bridge.uuid)?, parse(port)?))
+            }
+        }
+    }
+}
+
+/// The tunnel port changes that make every bridge hold exactly the tunnel ports its taps need:
+/// `needed` maps each bridge to the encapsulations its plan asks for.
+pub fn plan_tunnels(
+    topology: &Topology,
+    needed: &BTreeMap<RowRef, BTreeSet<Encap>>,
+) -> Vec<TunnelChange> {
+    let mut out = Vec::new();
+    for b in topology.bridges() {
+        let want = needed.get(b.bridge).cloned().unwrap_or_default();
+        let mut have = BTreeSet::new();
+        for kind in ["vxlan", "gre"] {
+            for t in topology.tunnel_ports(b.bridge, kind) {
+                let Some(encap) = tunnel_encap(t.row).filter(|_| is_our_tunnel(t.row)) else {
+                    continue;
+                };
+                have.insert(encap);
+                if !want.contains(&encap) {
+                    if let Some(port) = topology.port_of_interface(&t.interface_ref()) {
+                        out.push(TunnelChange::Delete {
+                            bridge: b.bridge.clone(),
+                            encap,
+                            port: port.uuid.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for encap in want.difference(&have) {
+            out.push(TunnelChange::Create { bridge: b.bridge.clone(), encap: *encap });
+        }
+    }
+    out
 }

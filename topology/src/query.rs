@@ -230,3 +230,15 @@ impl Topology {
             .collect()
     }
 }
+
+impl Topology {
+    /// The `Port` row that holds the interface `r`, if known.
+    pub fn port_of_interface(&self, r: &RowRef) -> Option<&crate::rows::PortRow> {
+        self.raw
+            .ports
+            .iter()
+            .filter(|(p, _)| p.hypervisor == r.hypervisor)
+            .map(|(_, row)| row)
+            .find(|row| row.interfaces.contains(&r.uuid))
+    }
+}
