@@ -16,12 +16,15 @@ use serde_json::{json, Value};
 
 use periscope_topology::change::PortStatusReason;
 use periscope_topology::rows::OfPort;
-use periscope_topology::{Change, EventKind, Topology, TopologyConfig};
+use periscope_topology::{Change, EventKind, HypervisorId, Topology, TopologyConfig};
 
 use crate::northbound::api::{ApiCall, ApiReply};
 use crate::northbound::store::{StoreError, Taps};
 use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
 use crate::openflow::session::SessionEvent;
+use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
+use crate::ovsdb::session::SessionEvent as OvsdbEvent;
+use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::policy::cookie;
 use crate::policy::desired::{desired, topology_source, BridgeDesired};
 use crate::policy::mirror::plan_bridge;
@@ -55,6 +58,12 @@ struct Switch {
     last_reprogram: Option<Duration>,
 }
 
+/// One hypervisor's OVSDB connection, as the core sees it.
+struct OvsdbPeer {
+    commands: mpsc::Sender<OvsdbCommand>,
+    connected: bool,
+}
+
 /// The controller's state.
 pub struct Core {
     log: Logger,
@@ -65,6 +74,10 @@ pub struct Core {
     /// What every bridge should hold: derived from `topology` and `taps`, recomputed whenever
     /// either changes, never edited.
     plans: std::collections::BTreeMap<Dpid, BridgeDesired>,
+    ovsdb: HashMap<HypervisorId, OvsdbPeer>,
+    /// Tunnel port changes sent and not yet answered, by tag.
+    tunnel_txns: HashMap<u64, TunnelChange>,
+    next_txn: u64,
 }
 
 impl Core {
@@ -77,12 +90,107 @@ impl Core {
             taps: Taps::new(),
             topology: Topology::new(topology),
             plans: Default::default(),
+            ovsdb: HashMap::new(),
+            tunnel_txns: HashMap::new(),
+            next_txn: 1,
         }
     }
 
     /// The live topology.
     pub fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// Registers the command queue of a hypervisor's OVSDB driver.
+    pub fn add_ovsdb(&mut self, hv: HypervisorId, commands: mpsc::Sender<OvsdbCommand>) {
+        self.ovsdb.insert(hv, OvsdbPeer { commands, connected: false });
+    }
+
+    /// Handles one event from a hypervisor's OVSDB driver.
+    pub fn handle_ovsdb_event(&mut self, hv: HypervisorId, ev: DriverEvent) {
+        match ev {
+            DriverEvent::Accepted { peer, commands } => {
+                info!(self.log, "ovsdb-server connected to us"; "hypervisor" => %hv, "peer" => peer);
+                self.add_ovsdb(hv, commands);
+            }
+            DriverEvent::ConnectFailed { remote, error, retry_in } => {
+                debug!(self.log, "ovsdb connect failed"; "hypervisor" => %hv, "remote" => remote,
+                    "error" => error, "retry_ms" => retry_in.as_millis() as u64);
+            }
+            DriverEvent::Refused { tag, error } => {
+                if let Some(c) = self.tunnel_txns.remove(&tag) {
+                    warn!(self.log, "tunnel port change not sent"; "hypervisor" => %hv, "change" => ?c, "error" => %error);
+                }
+            }
+            DriverEvent::Session(ev) => self.handle_ovsdb_session(hv, ev),
+            _ => {}
+        }
+    }
+
+    fn handle_ovsdb_session(&mut self, hv: HypervisorId, ev: OvsdbEvent) {
+        match ev {
+            OvsdbEvent::Connected { system_id, resumed, monitor, .. } => {
+                info!(self.log, "ovsdb monitoring"; "hypervisor" => %hv, "system_id" => system_id,
+                    "resumed" => resumed, "monitor" => monitor.name());
+                if let Some(p) = self.ovsdb.get_mut(&hv) {
+                    p.connected = true;
+                }
+            }
+            OvsdbEvent::Snapshot(change) => self.handle_topology(vec![change]),
+            OvsdbEvent::Changes(changes) => self.handle_topology(changes),
+            OvsdbEvent::TxnReply { tag, result, .. } => {
+                let Some(change) = self.tunnel_txns.remove(&tag) else { return };
+                match result {
+                    Ok(reply) => match reply.error() {
+                        None => debug!(self.log, "tunnel port change committed"; "hypervisor" => %hv, "change" => ?change),
+                        Some((i, e)) => warn!(self.log, "tunnel port change failed";
+                            "hypervisor" => %hv, "change" => ?change, "operation" => i, "error" => ?e),
+                    },
+                    Err(e) => warn!(self.log, "tunnel port change failed"; "hypervisor" => %hv, "change" => ?change, "error" => %e),
+                }
+                // Whatever happened, look again: the topology shows what the database holds.
+                self.reconcile_tunnels();
+            }
+            OvsdbEvent::Closed { reason } => {
+                info!(self.log, "ovsdb connection lost"; "hypervisor" => %hv, "reason" => ?reason);
+                if let Some(p) = self.ovsdb.get_mut(&hv) {
+                    p.connected = false;
+                }
+                // Unanswered transactions of that hypervisor will never be answered.
+                self.tunnel_txns.retain(|_, c| c.key().0.hypervisor != hv);
+            }
+            other => debug!(self.log, "ovsdb"; "hypervisor" => %hv, "event" => ?other),
+        }
+    }
+
+    /// Creates and removes periscope's tunnel ports so that each bridge has exactly those its
+    /// taps need. At most one change per bridge and encapsulation is in flight.
+    fn reconcile_tunnels(&mut self) {
+        let needed = self.plans.values().map(|d| (d.bridge.clone(), d.plan.tunnels.clone())).collect();
+        for change in plan_tunnels(&self.topology, &needed) {
+            let key = change.key();
+            if self.tunnel_txns.values().any(|c| c.key() == key) {
+                continue;
+            }
+            let hv = key.0.hypervisor.clone();
+            let Some(peer) = self.ovsdb.get(&hv).filter(|p| p.connected) else { continue };
+            let ops = match change.ops() {
+                Ok(ops) => ops,
+                Err(e) => {
+                    warn!(self.log, "cannot build tunnel port change"; "change" => ?change, "error" => e);
+                    continue;
+                }
+            };
+            let tag = self.next_txn;
+            self.next_txn += 1;
+            match peer.commands.try_send(OvsdbCommand::Transact { ops, reply: ReplyTo::Tag(tag) }) {
+                Ok(()) => {
+                    info!(self.log, "changing tunnel ports"; "hypervisor" => %hv, "change" => ?change);
+                    self.tunnel_txns.insert(tag, change);
+                }
+                Err(e) => warn!(self.log, "hypervisor not keeping up"; "hypervisor" => %hv, "error" => %e),
+            }
+        }
     }
 
     /// Applies topology changes (from OVSDB or OpenFlow) and reprograms what they affect.
@@ -223,6 +331,7 @@ impl Core {
 
     fn reconcile_all(&mut self) {
         self.plans = desired(&self.topology, &self.taps);
+        self.reconcile_tunnels();
         let conns: Vec<ConnId> = self.by_dpid.values().copied().collect();
         for c in conns {
             self.reconcile(c);

@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 use crate::log::{logger, LogFormat, LogLevel};
 use crate::openflow::listener::{Bound, ListenAddr};
 use crate::openflow::session::SessionConfig;
+use crate::ovsdb::driver::{spawn_active, DriverConfig, Listener};
+use crate::ovsdb::remote::Remote;
 
 /// Options of `periscope run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -22,6 +24,11 @@ pub struct RunArgs {
     /// Where switches connect: `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
     #[arg(long = "openflow", default_value = "ptcp:6653", value_name = "ADDR")]
     pub openflow: Vec<ListenAddr>,
+    /// A hypervisor's ovsdb-server: `[NAME=]REMOTE`, where REMOTE is `unix:PATH` or
+    /// `tcp:IP:PORT` (we connect), or `punix:PATH` / `ptcp:PORT[:IP]` (servers connect to us,
+    /// as set with `ovs-vsctl set-manager`). Repeatable.
+    #[arg(long = "ovsdb", value_name = "[NAME=]REMOTE")]
+    pub ovsdb: Vec<OvsdbArg>,
     /// Where the northbound REST API listens (`IP:PORT`).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
     pub api: std::net::SocketAddr,
@@ -40,6 +47,28 @@ pub struct RunArgs {
     /// Seconds an echo request may go unanswered before the switch is declared dead.
     #[arg(long, default_value_t = 15)]
     pub echo_timeout: u64,
+}
+
+/// One `--ovsdb` argument.
+#[derive(Debug, Clone)]
+pub struct OvsdbArg {
+    /// The hypervisor's name (the remote itself when not given).
+    pub name: String,
+    /// Where its ovsdb-server is.
+    pub remote: Remote,
+}
+
+impl std::str::FromStr for OvsdbArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, remote) = match s.split_once('=') {
+            Some((n, r)) if !n.is_empty() && !n.contains(':') => (n.to_string(), r),
+            _ => (s.to_string(), s),
+        };
+        let remote: Remote = remote.parse().map_err(|e| format!("{e}"))?;
+        Ok(OvsdbArg { name, remote })
+    }
 }
 
 /// Runs the controller until SIGINT or SIGTERM.
@@ -85,6 +114,24 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     listeners.push(tokio::spawn(crate::northbound::api::serve(api, api_tx, log.new(o!()))));
     let topology = periscope_topology::TopologyConfig { tenant_key: args.tenant_key.clone() };
     let mut core = core::Core::new(log.new(o!()), topology);
+    let (ovsdb_tx, mut ovsdb_rx) = mpsc::channel(EVENT_QUEUE);
+    for arg in &args.ovsdb {
+        let hv = periscope_topology::HypervisorId(arg.name.clone());
+        if arg.remote.is_passive() {
+            let listener = Listener::bind(&arg.remote, DriverConfig::default(), ovsdb_tx.clone(), log.new(o!()))
+                .await
+                .with_context(|| format!("listening for ovsdb-servers on {}", arg.remote))?;
+            println!("ovsdb listening on {}", listener.local());
+            listeners.push(tokio::spawn(listener.serve()));
+        } else {
+            let handle = spawn_active(hv.clone(), arg.remote.clone(), DriverConfig::default(), ovsdb_tx.clone(), log.new(o!()))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            core.add_ovsdb(hv, handle.commands.clone());
+            listeners.push(handle.task);
+        }
+    }
+    drop(ovsdb_tx);
+    let mut ovsdb_open = !args.ovsdb.is_empty();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     loop {
@@ -92,6 +139,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             ev = rx.recv() => match ev {
                 Some((conn, ev)) => core.handle_switch_event(conn, ev),
                 None => break,
+            },
+            ev = ovsdb_rx.recv(), if ovsdb_open => match ev {
+                Some((hv, ev)) => core.handle_ovsdb_event(hv, ev),
+                None => ovsdb_open = false,
             },
             call = api_rx.recv() => if let Some((call, reply)) = call {
                 let _ = reply.send(core.handle_api(call));
