@@ -14,5 +14,6 @@ pub mod lab;
 pub mod log;
 pub mod northbound;
 pub mod openflow;
+pub mod ovsdb;
 pub mod policy;
 pub mod reconcile;

@@ -199,14 +199,7 @@ impl Hypervisor {
             std::env::var("PERISCOPE_OVS_SCHEMA").unwrap_or_else(|_| DEFAULT_SCHEMA.to_string());
         Cmd::new("ovsdb-tool").arg("create").arg(d.join("conf.db")).arg(&schema).run()?;
         self.lab.add_daemon(d.join("ovsdb.pid"), "ovsdb-server");
-        self.ovs_cmd("ovsdb-server")
-            .arg(d.join("conf.db"))
-            .arg(format!("--remote=punix:{}", d.join("db.sock").display()))
-            .arg(format!("--unixctl={}", d.join("ovsdb.ctl").display()))
-            .arg(format!("--pidfile={}", d.join("ovsdb.pid").display()))
-            .arg(format!("--log-file={}", d.join("ovsdb.log").display()))
-            .arg("--detach")
-            .run_detaching(&d.join("ovsdb.stderr"))?;
+        self.start_ovsdb_server()?;
         Cmd::new("ovs-vsctl")
             .arg(format!("--db={}", self.db_remote()))
             .args(["--no-wait", "init"])
@@ -220,6 +213,24 @@ impl Hypervisor {
             .arg("--detach")
             .run_detaching(&d.join("vswitchd.stderr"))?;
         Ok(())
+    }
+
+    fn start_ovsdb_server(&self) -> Result<()> {
+        let d = &self.dir;
+        self.ovs_cmd("ovsdb-server")
+            .arg(d.join("conf.db"))
+            .arg(format!("--remote=punix:{}", d.join("db.sock").display()))
+            .arg(format!("--unixctl={}", d.join("ovsdb.ctl").display()))
+            .arg(format!("--pidfile={}", d.join("ovsdb.pid").display()))
+            .arg(format!("--log-file={}", d.join("ovsdb.log").display()))
+            .arg("--detach")
+            .run_detaching(&d.join("ovsdb.stderr"))
+    }
+
+    /// Starts ovsdb-server again with the command line it was first started with, after it was
+    /// stopped or killed (by the pid in `<dir>/ovsdb.pid`). Remotes added later are not restored.
+    pub fn restart_ovsdb(&self) -> Result<()> {
+        self.start_ovsdb_server()
     }
 
     fn build_br_phy(&self) -> Result<()> {
