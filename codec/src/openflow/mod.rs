@@ -23,6 +23,7 @@ pub mod hello;
 pub mod instruction;
 pub mod meter;
 pub mod multipart;
+pub mod ofctl;
 pub mod oxm;
 pub mod packet;
 pub mod port;
