@@ -29,6 +29,8 @@ pub mod packet;
 pub mod port;
 pub mod queue;
 pub mod role;
+#[cfg(test)]
+mod strategy;
 pub mod switch_config;
 pub mod table;
 pub mod types;
