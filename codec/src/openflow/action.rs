@@ -424,7 +424,7 @@ fn parse_padded_oxm(
     len: usize,
 ) -> Result<OxmField, DecodeError> {
     let f = OxmField::parse(body)?;
-    let used = head + f.len();
+    let used = head + f.wire_len();
     if len != used + super::wire::pad8(used) {
         return Err(DecodeError::BadLength { what: "action set_field", offset: start, len });
     }

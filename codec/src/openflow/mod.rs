@@ -23,11 +23,14 @@ pub mod hello;
 pub mod instruction;
 pub mod meter;
 pub mod multipart;
+pub mod ofctl;
 pub mod oxm;
 pub mod packet;
 pub mod port;
 pub mod queue;
 pub mod role;
+#[cfg(test)]
+mod strategy;
 pub mod switch_config;
 pub mod table;
 pub mod types;

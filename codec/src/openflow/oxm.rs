@@ -69,7 +69,7 @@ pub enum Kind {
 
 impl Kind {
     /// Bytes of one value (without mask).
-    pub fn len(self) -> usize {
+    pub fn width(self) -> usize {
         match self {
             Kind::U8 => 1,
             Kind::U16 => 2,
@@ -134,7 +134,7 @@ pub struct FieldInfo {
 impl FieldInfo {
     /// Bytes of the TLV payload (experimenter id, value and mask).
     pub fn payload_len(&self, has_mask: bool) -> usize {
-        let v = self.kind.len() * if has_mask { 2 } else { 1 };
+        let v = self.kind.width() * if has_mask { 2 } else { 1 };
         v + if self.experimenter.is_some() { 4 } else { 0 }
     }
 
@@ -694,7 +694,7 @@ impl OxmField {
     }
 
     /// Emitted size of the TLV, header included.
-    pub fn len(&self) -> usize {
+    pub fn wire_len(&self) -> usize {
         let h = self.header();
         4 + usize::from(h.length)
     }
@@ -1051,7 +1051,7 @@ mod tests {
             let b = hex(h);
             assert_eq!(parse(&b).as_ref(), Ok(&f), "parse {h}");
             assert_eq!(emit(&f), b, "emit {f:?}");
-            assert_eq!(f.len(), b.len(), "len {f:?}");
+            assert_eq!(f.wire_len(), b.len(), "len {f:?}");
         }
     }
 
