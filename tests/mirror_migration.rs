@@ -108,7 +108,7 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
         report.sent,
         cap_a.count_by_key()
     );
-    eprintln!("{}", ctl.log().lines().filter(|l| l.contains("migration") || l.contains("reprogram")).collect::<Vec<_>>().join("\n"));
+    eprintln!("{}", ctl.log().lines().filter(|l| l.contains("migration") || l.contains("reprogrammed") || l.contains("tunnel")).collect::<Vec<_>>().join("\n"));
 
     // Every reply vm1 sent (as vm3 saw it) was copied as sent by vm1, and every request it
     // answered was copied as delivered to it: no gap across the migration.

@@ -123,7 +123,6 @@ impl Core {
                 }
             }
             DriverEvent::Session(ev) => self.handle_ovsdb_session(hv, ev),
-            _ => {}
         }
     }
 
@@ -214,6 +213,16 @@ impl Core {
                         "to" => format!("{}/{:?}", to.hypervisor, to.ofport))
                 }
                 other => debug!(self.log, "topology"; "generation" => g, "event" => ?other),
+            }
+        }
+        // Every bridge an event touches owes a confirmation from now on: the reprogramming time
+        // runs from the moment the change was seen to the switch's confirmation.
+        let now = Instant::now();
+        for e in &events {
+            for dpid in event_dpids(&e.kind) {
+                if let Some(sw) = self.by_dpid.get(&dpid).and_then(|c| self.switches.get_mut(c)) {
+                    sw.dirty_since.get_or_insert(now);
+                }
             }
         }
         self.reconcile_all();
@@ -422,11 +431,17 @@ impl Core {
             SessionEvent::Confirmed { barrier, .. } => {
                 let (batch, _) = split_tag(barrier.tag);
                 let refused = sw.reconciler.handle_confirmed(batch);
-                let took = sw.dirty_since.take().map(|t| t.elapsed());
-                sw.last_reprogram = took.or(sw.last_reprogram);
                 info!(sw.log, "batch confirmed"; "batch" => batch, "refused" => refused.len(),
-                    "reprogram_ms" => took.map(|d| d.as_secs_f64() * 1e3));
+                    "ms" => barrier.sent_at.elapsed().as_secs_f64() * 1e3);
                 self.reconcile(conn);
+                // Done when nothing more is in flight: the bridge holds what was wanted.
+                if let Some(sw) = self.switches.get_mut(&conn).filter(|s| !s.reconciler.busy()) {
+                    if let Some(t) = sw.dirty_since.take() {
+                        let took = t.elapsed();
+                        sw.last_reprogram = Some(took);
+                        info!(sw.log, "bridge reprogrammed"; "ms" => took.as_secs_f64() * 1e3);
+                    }
+                }
             }
             SessionEvent::Closed(reason) => {
                 info!(sw.log, "switch disconnected"; "reason" => %reason);
@@ -521,6 +536,22 @@ impl Core {
             Err(TrySendError::Closed(_)) => sw.reconciler.reset(),
         }
     }
+}
+
+/// The datapaths whose interfaces an event concerns.
+fn event_dpids(kind: &EventKind) -> Vec<Dpid> {
+    let locs: Vec<&periscope_topology::Location> = match kind {
+        EventKind::InterfaceAppeared { location }
+        | EventKind::InterfaceGone { location }
+        | EventKind::InterfaceUpdated { location }
+        | EventKind::LocationReady { location }
+        | EventKind::LocationUnready { location } => vec![location],
+        EventKind::InterfaceMoved { from, to, .. } => vec![from, to],
+        EventKind::MigrationStarted { from, to, .. } => from.iter().chain(to).collect(),
+        EventKind::MigrationFinished { from, to, .. } => from.iter().chain(std::iter::once(to)).collect(),
+        _ => Vec::new(),
+    };
+    locs.into_iter().filter_map(|l| l.dpid).collect()
 }
 
 fn of_port(p: &periscope_codec::openflow::Port) -> OfPort {

@@ -118,11 +118,15 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     for arg in &args.ovsdb {
         let hv = periscope_topology::HypervisorId(arg.name.clone());
         if arg.remote.is_passive() {
-            let listener = Listener::bind(&arg.remote, DriverConfig::default(), ovsdb_tx.clone(), log.new(o!()))
+            let listener = Listener::bind(&arg.remote)
                 .await
                 .with_context(|| format!("listening for ovsdb-servers on {}", arg.remote))?;
             println!("ovsdb listening on {}", listener.local());
-            listeners.push(tokio::spawn(listener.serve()));
+            listeners.push(tokio::spawn(listener.serve(
+                DriverConfig::default(),
+                ovsdb_tx.clone(),
+                log.new(o!()),
+            )));
         } else {
             let handle = spawn_active(hv.clone(), arg.remote.clone(), DriverConfig::default(), ovsdb_tx.clone(), log.new(o!()))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -773,13 +773,14 @@ impl Session {
         Ok(match method {
             MonitorMethod::CondSince => {
                 let reply = CondSinceReply::from_json(v)?;
-                let changes = replica.apply_cond_since_reply(&reply)?;
-                self.resume_from = Some(reply.last_txn_id);
-                (!reply.found, changes)
+                let (found, last_txn_id) = (reply.found, reply.last_txn_id);
+                let changes = replica.apply_cond_since_reply(reply)?;
+                self.resume_from = Some(last_txn_id);
+                (!found, changes)
             }
-            MonitorMethod::Cond => (true, replica.reset(&TableUpdates2::from_json(v)?)?),
+            MonitorMethod::Cond => (true, replica.reset(TableUpdates2::from_json(v)?)?),
             MonitorMethod::Plain => {
-                (true, replica.reset_from_update(&TableUpdates::from_json(v)?)?)
+                (true, replica.reset_from_update(TableUpdates::from_json(v)?)?)
             }
         })
     }
@@ -856,14 +857,14 @@ impl Session {
         let applied = match typed {
             ServerNotification::Update { monitor_id, updates } => self
                 .check_monitor("update", &monitor_id)
-                .and_then(|r| Ok(r.apply_update(&updates)?)),
+                .and_then(|r| Ok(r.apply_update(updates)?)),
             ServerNotification::Update2 { monitor_id, updates } => self
                 .check_monitor("update2", &monitor_id)
-                .and_then(|r| Ok(r.apply_update2(&updates)?)),
+                .and_then(|r| Ok(r.apply_update2(updates)?)),
             ServerNotification::Update3 { monitor_id, last_txn_id, updates } => {
                 let r = self
                     .check_monitor("update3", &monitor_id)
-                    .and_then(|r| Ok(r.apply_update3(last_txn_id, &updates)?));
+                    .and_then(|r| Ok(r.apply_update3(last_txn_id, updates)?));
                 if r.is_ok() {
                     self.resume_from = Some(last_txn_id);
                 }
