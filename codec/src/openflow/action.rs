@@ -108,6 +108,8 @@ pub enum Action {
     /// OFPAT_POP_PBB.
     PopPbb,
     /// NXAST_RESUBMIT: look the packet up again in the current table, as if from `in_port`.
+    /// Ports travel as OpenFlow 1.0 16-bit ports here and in the other Nicira actions (see
+    /// [`port_to_16`]); a port without a 16-bit form is sent as 0, which switches refuse.
     Resubmit {
         /// Input port for the lookup (`IN_PORT`: the packet's own).
         in_port: PortNo,
@@ -128,7 +130,8 @@ pub enum Action {
         /// Bytes to keep.
         max_len: u32,
     },
-    /// NXAST_REG_LOAD: load `value` into a subfield (`load:0x1->NXM_NX_REG0[0..7]`).
+    /// NXAST_REG_LOAD: load `value` into a subfield (`load:0x1->NXM_NX_REG0[0..7]`). The wire
+    /// holds 1..=64 bits and a 4-byte header: `n_bits` is clamped to that range when emitted.
     RegLoad {
         /// Destination bits.
         dst: Subfield,

@@ -963,7 +963,11 @@ impl MatchBuilder {
                 format!("unknown match field `{name}`; accepted: {MATCH_FIELDS_ACCEPTED}"),
             );
         };
-        let (v, m) = parse_field_value(token, info, value)?;
+        let (mut v, m) = parse_field_value(token, info, value)?;
+        if let Some(m) = m {
+            // Bits outside the mask do not matter; Open vSwitch clears them, and so do we.
+            v = Value::from_u128(info.kind, v.as_u128() & m.as_u128()).unwrap_or(v);
+        }
         match OxmField::from_value(info, v, m) {
             Some(f) => {
                 self.fields.push(f);

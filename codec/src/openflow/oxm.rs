@@ -305,9 +305,11 @@ macro_rules! oxm_fields {
         pub enum OxmField {
             $($(#[$ed])* $ev($et),)*
             $($(#[$md])* $mv($mt, Option<$mt>),)*
-            /// NXM_NX_REG0..15: a 32-bit Open vSwitch register (index, value, mask).
+            /// NXM_NX_REG0..15: a 32-bit Open vSwitch register (index 0..=15, value, mask).
             Reg(u8, u32, Option<u32>),
-            /// OXM_OF_PKT_REG0..7 (OVS `xreg0`..`xreg7`): a 64-bit packet register.
+            /// OXM_OF_PKT_REG0..7 (OVS `xreg0`..`xreg7`): a 64-bit packet register (index,
+            /// value, mask). Open vSwitch implements indexes 0..=7; higher ones are emitted as
+            /// asked and come back as `Unknown`.
             XReg(u8, u64, Option<u64>),
             /// An experimenter field (class 0xffff) this codec does not decode, kept as bytes.
             Experimenter {
@@ -650,6 +652,14 @@ impl OxmField {
                 .emit(buf);
                 buf.put_slice(&payload[..n]);
             }
+            OxmField::Reg(i, v, m) if usize::from(*i) >= REG_FIELDS.len() => {
+                // No such register in Open vSwitch: sent as asked, for the switch to refuse.
+                emit_raw(buf, OXM_CLASS_NXM_1, *i, Value::U32(*v), m.map(Value::U32));
+            }
+            OxmField::XReg(i, v, m) if usize::from(*i) >= XREG_FIELDS.len() => {
+                // OpenFlow allows 128 packet registers; Open vSwitch implements 8.
+                emit_raw(buf, OXM_CLASS_PACKET_REGS, *i, Value::U64(*v), m.map(Value::U64));
+            }
             _ => {
                 let (Some(info), Some((v, m))) = (self.info(), self.value()) else { return };
                 let mut h = info.header();
@@ -681,6 +691,20 @@ impl OxmField {
                 length: u8::try_from(payload.len() + 4).unwrap_or(u8::MAX),
                 experimenter: Some(*experimenter),
             },
+            OxmField::Reg(i, _, m) if usize::from(*i) >= REG_FIELDS.len() => OxmHeader {
+                class: OXM_CLASS_NXM_1,
+                field: i & 0x7f,
+                has_mask: m.is_some(),
+                length: if m.is_some() { 8 } else { 4 },
+                experimenter: None,
+            },
+            OxmField::XReg(i, _, m) if usize::from(*i) >= XREG_FIELDS.len() => OxmHeader {
+                class: OXM_CLASS_PACKET_REGS,
+                field: i & 0x7f,
+                has_mask: m.is_some(),
+                length: if m.is_some() { 16 } else { 8 },
+                experimenter: None,
+            },
             _ => {
                 let masked = matches!(self.value(), Some((_, Some(_))));
                 self.info().map_or(OxmHeader::default(), |i| {
@@ -698,6 +722,23 @@ impl OxmField {
         let h = self.header();
         4 + usize::from(h.length)
     }
+}
+
+fn emit_raw(buf: &mut BytesMut, class: u16, field: u8, v: Value, m: Option<Value>) {
+    let mut b = BytesMut::new();
+    v.write(&mut b);
+    if let Some(m) = m {
+        m.write(&mut b);
+    }
+    let h = OxmHeader {
+        class,
+        field: field & 0x7f,
+        has_mask: m.is_some(),
+        length: b.len() as u8,
+        experimenter: None,
+    };
+    h.emit(buf);
+    buf.put_slice(&b);
 }
 
 /// An OXM/NXM header without a value: how Nicira actions (`load`, `move`) name a field.
@@ -1087,6 +1128,14 @@ mod tests {
         let err = OxmField::parse(&mut r).unwrap_err();
         assert_eq!(err, DecodeError::BadLength { what: "oxm in_port", offset: 8, len: 2 });
         assert!(err.to_string().contains("in_port"));
+    }
+
+    #[test]
+    fn registers_beyond_ovs_still_encode() {
+        let f = OxmField::XReg(9, 5, None);
+        assert_eq!(emit(&f), hex("80011208 0000000000000005"));
+        assert_eq!(f.wire_len(), 12);
+        assert_eq!(f.header().field, 9);
     }
 
     #[test]

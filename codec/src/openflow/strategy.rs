@@ -89,6 +89,27 @@ pub fn matches() -> BoxedStrategy<Match> {
     vec(oxm_field(), 0..8).prop_map(Match::new).boxed()
 }
 
+/// A match as the text parser produces it: masked values have no bits outside their mask.
+pub fn text_matches() -> BoxedStrategy<Match> {
+    matches()
+        .prop_map(|m| {
+            let fields = m
+                .fields
+                .into_iter()
+                .map(|f| match (f.info(), f.value()) {
+                    (Some(info), Some((v, Some(mask)))) => {
+                        Value::from_u128(info.kind, v.as_u128() & mask.as_u128())
+                            .and_then(|v| OxmField::from_value(info, v, Some(mask)))
+                            .unwrap_or(f)
+                    }
+                    _ => f,
+                })
+                .collect();
+            Match::new(fields)
+        })
+        .boxed()
+}
+
 /// A named field header (as `load`/`move` use them) with a bit range inside its width.
 pub fn subfield() -> BoxedStrategy<Subfield> {
     let names = vec![
@@ -405,7 +426,7 @@ mod props {
         }
 
         #[test]
-        fn match_text_round_trips(m in matches()) {
+        fn match_text_round_trips(m in text_matches()) {
             let text = m.to_string();
             let back = parse_match(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
             prop_assert_eq!(back.to_string(), text.clone());
@@ -429,7 +450,7 @@ mod props {
         }
 
         #[test]
-        fn flow_text_round_trips(fm in flow_mod_with(matches(), text_instructions())) {
+        fn flow_text_round_trips(fm in flow_mod_with(text_matches(), text_instructions())) {
             let text = fm.to_string();
             let back = parse_flow(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
             prop_assert_eq!(sorted(&back.matches), sorted(&fm.matches), "{}", text);
