@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn snapshot_translates_every_table() {
         let mut r = replica();
-        r.reset(&initial()).expect("reset");
+        r.reset(initial()).expect("reset");
         let s = snapshot(&r);
         assert_eq!(s.info.system_id.as_deref(), Some("sys-1"));
         assert_eq!(s.info.hostname.as_deref(), Some("hv1"));
@@ -357,9 +357,9 @@ mod tests {
     #[test]
     fn inserts_modifications_and_deletes_become_upserts_and_removals() {
         let mut r = replica();
-        r.reset(&initial()).expect("reset");
+        r.reset(initial()).expect("reset");
         let rc = r
-            .apply_update2(&updates(json!({"Interface": {IF: {"modify": {"ofport": 7}}}})))
+            .apply_update2(updates(json!({"Interface": {IF: {"modify": {"ofport": 7}}}})))
             .expect("modify");
         let c = changes(&hv(), &r, &rc);
         let [Change::InterfaceUpserted { row, .. }] = &c[..] else { panic!("{c:?}") };
@@ -367,7 +367,7 @@ mod tests {
 
         // Columns the topology does not read change nothing.
         let rc = r
-            .apply_update2(&updates(json!({
+            .apply_update2(updates(json!({
                 "Interface": {IF: {"modify": {"link_state": "down"}}},
                 "Port": {PT: {"modify": {"tag": 6}}},
                 "Bridge": {BR: {"modify": {"fail_mode": "standalone"}}},
@@ -377,7 +377,7 @@ mod tests {
         assert_eq!(changes(&hv(), &r, &rc), vec![]);
 
         let rc = r
-            .apply_update2(&updates(json!({"Open_vSwitch": {OVS: {"modify": {"external_ids": ["map", [["hostname", "hv1b"]]]}}}})))
+            .apply_update2(updates(json!({"Open_vSwitch": {OVS: {"modify": {"external_ids": ["map", [["hostname", "hv1b"]]]}}}})))
             .expect("modify");
         let c = changes(&hv(), &r, &rc);
         let [Change::HypervisorUpserted { info, .. }] = &c[..] else { panic!("{c:?}") };
@@ -385,7 +385,7 @@ mod tests {
 
         let new_if = "00000000-0000-0000-0000-0000000000d2";
         let rc = r
-            .apply_update2(&updates(json!({
+            .apply_update2(updates(json!({
                 "Interface": {IF: {"delete": null}, new_if: {"insert": {"name": "vm2", "type": "internal", "ofport": -1}}},
                 "Port": {PT: {"delete": null}},
                 "Bridge": {BR: {"modify": {"ports": ["uuid", PT], "datapath_id": "zz"}}},
@@ -413,7 +413,7 @@ mod tests {
         assert_eq!(c.len(), 4, "{c:?}");
 
         let rc = r
-            .apply_update2(&updates(json!({"Open_vSwitch": {OVS: {"delete": null}}})))
+            .apply_update2(updates(json!({"Open_vSwitch": {OVS: {"delete": null}}})))
             .expect("delete");
         assert_eq!(
             changes(&hv(), &r, &rc),
