@@ -9,10 +9,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use periscope_codec::openflow::MacAddr;
-use periscope_codec::ovsdb::{Atom, ChangeKind, Datum, Replica, Row, RowChange, Uuid};
+use periscope_codec::ovsdb::{
+    Atom, ChangeKind, Datum, Replica, ReplicaError, Row, RowChange, TableUpdates2, Uuid,
+};
 use periscope_topology::{
-    ofport_from_ovsdb, parse_datapath_id, BridgeRow, Change, HypervisorId, HypervisorInfo,
-    HypervisorSnapshot, InterfaceRow, PortRow, Uuid as RowUuid,
+    ofport_from_ovsdb, parse_datapath_id, BridgeRow, Change, Event, HypervisorId, HypervisorInfo,
+    HypervisorSnapshot, InterfaceRow, PortRow, Topology, Uuid as RowUuid,
 };
 
 /// The root table: one row describing the hypervisor.
@@ -169,17 +171,8 @@ pub fn replaced(hypervisor: &HypervisorId, replica: &Replica) -> Change {
     Change::HypervisorReplaced { hypervisor: hypervisor.clone(), snapshot: snapshot(replica) }
 }
 
-/// The row as it was before a modification: the current row with the old values put back.
-fn previous(current: &Row, old: &Row) -> Row {
-    let mut prev = current.clone();
-    for (c, d) in old {
-        prev.insert(c.clone(), d.clone());
-    }
-    prev
-}
-
 /// The topology changes for row changes just applied to `replica` (which must already hold the
-/// new contents). Modifications of columns the topology does not read (link state,
+/// new contents). Modifications of columns the topology does not read (link state, tags,
 /// controllers...) give nothing.
 pub fn changes(
     hypervisor: &HypervisorId,
@@ -195,72 +188,83 @@ pub fn changes(
     out
 }
 
+/// Columns the topology reads, per table.
+fn read_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        OPEN_VSWITCH => &["external_ids"],
+        BRIDGE => &["name", "datapath_id", "ports"],
+        PORT => &["name", "interfaces"],
+        INTERFACE => &["name", "type", "ofport", "mac_in_use", "external_ids", "options"],
+        _ => &[],
+    }
+}
+
 fn change(hv: &HypervisorId, replica: &Replica, rc: &RowChange) -> Option<Change> {
     let hypervisor = hv.clone();
     let table = rc.table.as_str();
-    if let ChangeKind::Deleted { .. } = rc.kind {
-        let uuid = row_uuid(rc.uuid);
-        return match table {
-            OPEN_VSWITCH => {
-                Some(Change::HypervisorUpserted { hypervisor, info: HypervisorInfo::default() })
+    match &rc.kind {
+        ChangeKind::Deleted { .. } => {
+            let uuid = row_uuid(rc.uuid);
+            return match table {
+                OPEN_VSWITCH => {
+                    Some(Change::HypervisorUpserted { hypervisor, info: HypervisorInfo::default() })
+                }
+                BRIDGE => Some(Change::BridgeRemoved { hypervisor, uuid }),
+                PORT => Some(Change::PortRemoved { hypervisor, uuid }),
+                INTERFACE => Some(Change::InterfaceRemoved { hypervisor, uuid }),
+                _ => None,
+            };
+        }
+        // An upsert only when a column the topology reads changed.
+        ChangeKind::Modified { columns, .. } => {
+            let read = read_columns(table);
+            if !columns.iter().any(|c| read.contains(&c.as_str())) {
+                return None;
             }
-            BRIDGE => Some(Change::BridgeRemoved { hypervisor, uuid }),
-            PORT => Some(Change::PortRemoved { hypervisor, uuid }),
-            INTERFACE => Some(Change::InterfaceRemoved { hypervisor, uuid }),
-            _ => None,
-        };
+        }
+        _ => {}
     }
     let row = replica.row(table, rc.uuid)?;
-    let prev = match &rc.kind {
-        ChangeKind::Modified { old, .. } => Some(previous(row, old)),
-        _ => None,
-    };
-    // An upsert only when what the topology reads changed.
-    fn upsert<T: PartialEq>(
-        now: T,
-        prev: Option<&Row>,
-        f: impl Fn(&Row) -> T,
-        wrap: impl FnOnce(T) -> Change,
-    ) -> Option<Change> {
-        match prev {
-            Some(p) if f(p) == now => None,
-            _ => Some(wrap(now)),
-        }
-    }
     let u = rc.uuid;
-    let p = prev.as_ref();
-    match table {
-        OPEN_VSWITCH => upsert(hypervisor_info(row), p, hypervisor_info, |info| {
-            Change::HypervisorUpserted { hypervisor, info }
-        }),
-        BRIDGE => upsert(
-            bridge_row(u, row),
-            p,
-            |r| bridge_row(u, r),
-            |row| Change::BridgeUpserted { hypervisor, row },
-        ),
-        PORT => upsert(
-            port_row(u, row),
-            p,
-            |r| port_row(u, r),
-            |row| Change::PortUpserted { hypervisor, row },
-        ),
-        INTERFACE => upsert(
-            interface_row(u, row),
-            p,
-            |r| interface_row(u, r),
-            |row| Change::InterfaceUpserted { hypervisor, row },
-        ),
-        _ => None,
-    }
+    Some(match table {
+        OPEN_VSWITCH => Change::HypervisorUpserted { hypervisor, info: hypervisor_info(row) },
+        BRIDGE => Change::BridgeUpserted { hypervisor, row: bridge_row(u, row) },
+        PORT => Change::PortUpserted { hypervisor, row: port_row(u, row) },
+        INTERFACE => Change::InterfaceUpserted { hypervisor, row: interface_row(u, row) },
+        _ => return None,
+    })
+}
+
+/// The path of a first connection or a resync in one call: replaces the replica's contents with
+/// a full monitor reply and applies the result to the topology, which reports only what differs.
+pub fn apply_full_state(
+    hypervisor: &HypervisorId,
+    replica: &mut Replica,
+    updates: &TableUpdates2,
+    topology: &mut Topology,
+) -> Result<Vec<Event>, ReplicaError> {
+    replica.reset(updates)?;
+    Ok(topology.apply(replaced(hypervisor, replica)))
+}
+
+/// The path of an `update2`/`update3` in one call: applies it to the replica, translates the row
+/// changes and applies them to the topology.
+pub fn apply_update(
+    hypervisor: &HypervisorId,
+    replica: &mut Replica,
+    updates: &TableUpdates2,
+    topology: &mut Topology,
+) -> Result<Vec<Event>, ReplicaError> {
+    let rc = replica.apply_update2(updates)?;
+    Ok(topology.apply_batch(changes(hypervisor, replica, &rc)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use periscope_codec::openflow::{Dpid, PortNo};
-    use periscope_codec::ovsdb::{DatabaseSchema, TableUpdates2};
-    use periscope_topology::{EventKind, Topology, TopologyConfig};
+    use periscope_codec::ovsdb::DatabaseSchema;
+    use periscope_topology::{EventKind, TopologyConfig};
     use serde_json::{json, Value};
 
     const OVS: &str = "00000000-0000-0000-0000-0000000000a0";

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use periscope_codec::ovsdb::{Atom, Datum, Operation, Row};
+use periscope_codec::ovsdb::{Datum, Operation, Row};
 use periscope_topology::{EventKind, Topology, TopologyConfig};
 use serde_json::{json, Value};
 
@@ -400,7 +400,10 @@ fn transact_is_validated_sent_and_its_reply_matched() {
         conditions: vec![],
         row: Row::from([("fail_mode".to_string(), Datum::atom("secure"))]),
     };
-    assert_eq!(p.session.transact(&[op.clone()], 1), Err(TxnError::NotReady(Phase::Disconnected)));
+    assert_eq!(
+        p.session.transact(std::slice::from_ref(&op), 1),
+        Err(TxnError::NotReady(Phase::Disconnected))
+    );
     p.handshake();
 
     let bad = Operation::Update {
@@ -414,7 +417,7 @@ fn transact_is_validated_sent_and_its_reply_matched() {
     assert!(e.to_string().contains("\"sometimes\""), "{e}");
     assert!(p.sent().is_empty(), "nothing sent for a refused transaction");
 
-    let a = p.session.transact(&[op.clone()], 10).expect("sent");
+    let a = p.session.transact(std::slice::from_ref(&op), 10).expect("sent");
     let b =
         p.session.transact(&[op, Operation::Comment { comment: "x".into() }], 11).expect("sent");
     let out = p.sent();
@@ -624,5 +627,4 @@ fn input_split_anywhere_gives_the_same_result() {
             "split {split}: {ev:?}"
         );
     }
-    let _ = Atom::Integer(0);
 }
