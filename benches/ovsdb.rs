@@ -74,7 +74,7 @@ fn main() {
         let mut r = replica(&schema);
         let mut topo = Topology::new(TopologyConfig::default());
         let t = Instant::now();
-        let events = translate::apply_full_state(&hv, &mut r, &updates, &mut topo).expect("apply");
+        let events = translate::apply_full_state(&hv, &mut r, updates.clone(), &mut topo).expect("apply");
         apply.push(t.elapsed().as_secs_f64());
         ready = events.len();
         black_box(&topo);
@@ -82,11 +82,11 @@ fn main() {
     // The same snapshot again (a resync that finds nothing changed).
     let mut r = replica(&schema);
     let mut topo = Topology::new(TopologyConfig::default());
-    translate::apply_full_state(&hv, &mut r, &updates, &mut topo).expect("apply");
+    translate::apply_full_state(&hv, &mut r, updates.clone(), &mut topo).expect("apply");
     let mut resync = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let ev = translate::apply_full_state(&hv, &mut r, &updates, &mut topo).expect("resync");
+        let ev = translate::apply_full_state(&hv, &mut r, updates.clone(), &mut topo).expect("resync");
         resync.push(t.elapsed().as_secs_f64());
         assert!(ev.is_empty(), "an unchanged resync emits nothing");
     }
@@ -106,7 +106,7 @@ fn main() {
     for _ in 0..5 {
         let t = Instant::now();
         for i in 0..n {
-            let ev = translate::apply_update(&hv, &mut r, &typed[(i & 1) as usize], &mut topo)
+            let ev = translate::apply_update(&hv, &mut r, typed[(i & 1) as usize].clone(), &mut topo)
                 .expect("update");
             black_box(ev);
         }
@@ -133,7 +133,7 @@ fn main() {
             else {
                 panic!()
             };
-            black_box(translate::apply_update(&hv, &mut r, &updates, &mut topo).expect("update"));
+            black_box(translate::apply_update(&hv, &mut r, updates.clone(), &mut topo).expect("update"));
         }
         wire_rate.push(f64::from(n) / t.elapsed().as_secs_f64());
     }

@@ -240,7 +240,7 @@ fn change(hv: &HypervisorId, replica: &Replica, rc: &RowChange) -> Option<Change
 pub fn apply_full_state(
     hypervisor: &HypervisorId,
     replica: &mut Replica,
-    updates: &TableUpdates2,
+    updates: TableUpdates2,
     topology: &mut Topology,
 ) -> Result<Vec<Event>, ReplicaError> {
     replica.reset(updates)?;
@@ -252,7 +252,7 @@ pub fn apply_full_state(
 pub fn apply_update(
     hypervisor: &HypervisorId,
     replica: &mut Replica,
-    updates: &TableUpdates2,
+    updates: TableUpdates2,
     topology: &mut Topology,
 ) -> Result<Vec<Event>, ReplicaError> {
     let rc = replica.apply_update2(updates)?;
