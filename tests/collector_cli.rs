@@ -181,15 +181,22 @@ fn sigterm_stops_with_a_summary_and_pcap_files_per_key() {
 fn stdin_eof_stops_it_after_ready() {
     let tmp = TempDir::new();
     let pcaps = tmp.0.join("pcap");
-    let mut col = start(&["--pcap-dir", pcaps.to_str().expect("utf-8"), "--stdin-stop", "--ready"]);
+    let json = tmp.0.join("frames.jsonl");
+    let mut col = start(&[
+        "--pcap-dir",
+        pcaps.to_str().expect("utf-8"),
+        "--output",
+        json.to_str().expect("utf-8"),
+        "--stdin-stop",
+        "--ready",
+    ]);
     let mut stdout = BufReader::new(col.child.stdout.take().expect("stdout"));
     let mut line = String::new();
     stdout.read_line(&mut line).expect("ready");
     assert_eq!(line, "ready\n");
     let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("sender");
     tx.send_to(&vxlan(7, 60), col.vxlan).expect("send");
-    // Give the datagram time to arrive: nothing else tells when it was read.
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_lines(&json, 1);
     drop(col.child.stdin.take());
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).expect("stdout");
@@ -197,6 +204,56 @@ fn stdin_eof_stops_it_after_ready() {
     assert!(exit.success(), "{exit}");
     assert!(rest.contains("total: 1 frames under 1 keys, 0 malformed"), "{rest}");
     assert_eq!(pcap_records(&pcaps.join("vxlan-7.pcap")), [60]);
+}
+
+/// GRE on loopback: a raw socket of ours sends to 127.0.0.1 and the collector's raw socket,
+/// bound to 127.0.0.1, receives. The key is unique to this run, since any raw GRE socket on
+/// this host's loopback sees these packets.
+#[test]
+fn gre_copies_on_loopback_are_split_by_key() {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let tmp = TempDir::new();
+    let pcaps = tmp.0.join("pcap");
+    let json = tmp.0.join("frames.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_periscope"))
+        .args(["collector", "--listen", "127.0.0.1", "--vxlan-port", "0", "--stdin-stop"])
+        .arg("--pcap-dir")
+        .arg(&pcaps)
+        .arg("--output")
+        .arg(&json)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("periscope collector starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the listening line");
+    assert!(line.contains("gre on raw ip 127.0.0.1"), "{line}");
+    let mut col = Running { child, vxlan: "127.0.0.1:0".parse().expect("addr"), stderr };
+
+    let key = 0x5000_0000 | (std::process::id() & 0xff_ffff);
+    let sender = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(47))).expect("raw");
+    let to = SockAddr::from(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let mut gre = vec![0x20, 0x00, 0x65, 0x58];
+    gre.extend_from_slice(&key.to_be_bytes());
+    gre.extend_from_slice(&vxlan(0, 74)[8..]);
+    let mut not_ethernet = gre.clone();
+    not_ethernet[2..4].copy_from_slice(&[0x08, 0x00]);
+    sender.send_to(&not_ethernet, &to).expect("send GRE carrying IPv4");
+    for _ in 0..3 {
+        sender.send_to(&gre, &to).expect("send GRE");
+    }
+    // One socket, one queue: once the third copy is written, the first datagram was counted.
+    wait_for_lines(&json, 3);
+    drop(col.child.stdin.take());
+    let mut stdout = String::new();
+    col.child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("stdout");
+    assert!(col.child.wait().expect("exits").success());
+    let row = format!("gre    {key:>10}          3          222");
+    assert!(stdout.lines().any(|l| l.starts_with(&row)), "{row:?} in\n{stdout}");
+    assert!(stdout.contains("malformed gre-protocol: "), "{stdout}");
+    assert_eq!(pcap_records(&pcaps.join(format!("gre-{key}.pcap"))), [74, 74, 74]);
 }
 
 #[test]

@@ -250,7 +250,9 @@ pub fn run_until(
             if let Some(every) = config.summary_every {
                 if last_summary.elapsed() >= every {
                     last_summary = Instant::now();
-                    summary(lock(&recorder).tally());
+                    // A copy, so that a slow reader of the summary never holds up receiving.
+                    let tally = lock(&recorder).tally().clone();
+                    summary(&tally);
                 }
             }
         }
