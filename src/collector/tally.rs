@@ -41,6 +41,7 @@ pub struct MalformedStats {
 
 /// Where a counted frame went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Slot {
     /// The first frame of a tunnel that has a slot now.
     New,
@@ -73,7 +74,7 @@ impl Tally {
 
     /// Counts a frame of `len` bytes received under `tunnel` at `t_ns`.
     pub fn count(&mut self, tunnel: Tunnel, len: usize, t_ns: u64) -> Slot {
-        let slot = if let Some(stats) = self.keys.get_mut(&tunnel) {
+        if let Some(stats) = self.keys.get_mut(&tunnel) {
             stats.add(len, t_ns);
             Slot::Known
         } else if self.keys.len() < self.max_keys {
@@ -82,8 +83,7 @@ impl Tally {
         } else {
             self.other.add(len, t_ns);
             Slot::Other
-        };
-        slot
+        }
     }
 
     /// Counts a malformed datagram.
