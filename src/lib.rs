@@ -8,6 +8,7 @@ pub use periscope_codec as codec;
 pub use periscope_topology as topology;
 
 pub mod cli;
+pub mod collector;
 pub mod controller;
 pub mod demo;
 pub mod lab;

@@ -20,6 +20,8 @@ pub enum Command {
     Run(crate::controller::RunArgs),
     /// Build a small local Open vSwitch topology, run the controller on it, and show it at work.
     Demo(crate::demo::DemoArgs),
+    /// Receive mirror copies (VXLAN, GRE): count them per key, write pcap files, summarize.
+    Collector(crate::collector::CollectorArgs),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -27,5 +29,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => crate::controller::run(args),
         Command::Demo(args) => crate::demo::run(args),
+        Command::Collector(args) => crate::collector::run(args),
     }
 }

@@ -1,34 +1,28 @@
-//! A mirror collector: the program that receives VXLAN and GRE copies and writes one JSON line
-//! per frame, and the [`Collector`] handle that runs it in its own namespace on the underlay.
+//! The lab's mirror collector: the program that receives VXLAN and GRE copies and writes one
+//! JSON line per frame, and the [`Collector`] handle that runs it in its own namespace on the
+//! underlay.
 //!
-//! The program listens on UDP 4789 (a plain socket) and on a raw `IPPROTO_GRE` socket (which
-//! std cannot open, hence `socket2`). Having both sockets open also keeps the kernel from answering
-//! the copies with ICMP port/protocol unreachable. It prints `ready` on stdout once both sockets
-//! are open, and stops when its stdin closes (or on SIGTERM, whose default action is fine since
-//! each line is flushed as it is written).
+//! The program is the product collector ([`crate::collector`]) with the lab's settings: every
+//! address, no pcap files, no summary, `ready` on stdout once its sockets are open, and a stop
+//! when its stdin closes (or on SIGINT/SIGTERM). Each line is flushed as it is written.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
+pub use crate::collector::CollectorError;
 
 use super::cmd::{self, Cmd};
-use super::frame::{Capture, Frame};
+use super::frame::Capture;
 use super::{Endpoint, LabError, LabInner, Result, UNDERLAY_PREFIX_LEN};
 
-/// IP protocol number of GRE.
-const IPPROTO_GRE: i32 = 47;
-/// How often the receive loops look at the stop flag.
-const POLL: Duration = Duration::from_millis(100);
 /// How long a collector may take to open its sockets.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,41 +40,35 @@ pub struct CollectorArgs {
     pub no_gre: bool,
 }
 
-/// Why the collector program stopped with an error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CollectorError {
-    /// A socket or the output file could not be opened or written.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+impl CollectorArgs {
+    /// The product collector's configuration for these options.
+    pub fn config(&self) -> crate::collector::Config {
+        crate::collector::Config {
+            listen: Ipv4Addr::UNSPECIFIED,
+            vxlan_port: self.vxlan_port,
+            gre: !self.no_gre,
+            pcap_dir: None,
+            output: Some(self.output.clone()),
+            summary_every: None,
+            max_keys: DEFAULT_MAX_KEYS,
+        }
+    }
 }
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> CollectorError {
-    let what = what.into();
-    move |source| CollectorError::Io { what, source }
-}
+/// The key limit of the lab's collector (the product's default); JSON lines are written for
+/// every frame whatever its key.
+const DEFAULT_MAX_KEYS: usize = 1024;
 
 /// Runs the collector program: opens its sockets, prints `ready`, records frames until stdin
-/// closes.
+/// closes or SIGINT/SIGTERM arrives.
 pub fn run(args: &CollectorArgs) -> std::result::Result<(), CollectorError> {
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    thread::spawn(move || {
-        let mut sink = [0u8; 256];
-        let mut stdin = io::stdin();
-        // EOF or an error both mean our parent is gone or wants us to stop.
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        flag.store(true, Ordering::Relaxed);
-    });
+    crate::collector::stop_on_stdin_eof(stop.clone());
+    // Without the handlers, the default action of SIGTERM (exit) is fine too: lines are flushed.
+    let _ = crate::collector::stop_on_signals(stop.clone());
     run_until(args, &stop, || {
-        println!("ready");
-        let _ = io::stdout().flush();
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(b"ready\n").and_then(|()| out.flush());
     })
 }
 
@@ -90,84 +78,7 @@ pub fn run_until(
     stop: &AtomicBool,
     ready: impl FnOnce(),
 ) -> std::result::Result<(), CollectorError> {
-    let out = File::create(&args.output)
-        .map_err(io_err(format!("creating {}", args.output.display())))?;
-    let out = Mutex::new(io::LineWriter::new(out));
-    let udp = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, args.vxlan_port))
-        .map_err(io_err(format!("binding UDP port {}", args.vxlan_port)))?;
-    udp.set_read_timeout(Some(POLL)).map_err(io_err("setting a UDP read timeout"))?;
-    let gre = if args.no_gre {
-        None
-    } else {
-        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_GRE)))
-            .map_err(io_err("opening a raw GRE socket"))?;
-        s.set_read_timeout(Some(POLL)).map_err(io_err("setting a GRE read timeout"))?;
-        Some(s)
-    };
-    ready();
-    let write = |frame: Frame| -> std::result::Result<(), CollectorError> {
-        let line = serde_json::to_string(&frame).unwrap_or_default();
-        let mut w = out.lock().unwrap_or_else(|p| p.into_inner());
-        writeln!(w, "{line}").map_err(io_err(format!("writing {}", args.output.display())))
-    };
-    thread::scope(|s| {
-        let gre_loop = gre.as_ref().map(|sock| {
-            s.spawn(|| -> std::result::Result<(), CollectorError> {
-                let mut buf = vec![0u8; 65536];
-                let mut reader: &Socket = sock;
-                while !stop.load(Ordering::Relaxed) {
-                    match reader.read(&mut buf) {
-                        Ok(n) => {
-                            if let Some(f) =
-                                buf.get(..n).and_then(|p| Frame::parse_gre(p, now_ns()))
-                            {
-                                write(f)?;
-                            }
-                        }
-                        Err(e) if is_timeout(&e) => {}
-                        Err(e) => return Err(io_err("receiving GRE")(e)),
-                    }
-                }
-                Ok(())
-            })
-        });
-        let mut buf = vec![0u8; 65536];
-        let mut result = Ok(());
-        while !stop.load(Ordering::Relaxed) {
-            match udp.recv_from(&mut buf) {
-                Ok((n, SocketAddr::V4(from))) => {
-                    if let Some(f) =
-                        buf.get(..n).and_then(|p| Frame::parse_vxlan(p, *from.ip(), now_ns()))
-                    {
-                        if let Err(e) = write(f) {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                }
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) => {}
-                Err(e) => {
-                    result = Err(io_err("receiving VXLAN")(e));
-                    break;
-                }
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        let gre_result = gre_loop.map(|h| h.join().unwrap_or(Ok(()))).unwrap_or(Ok(()));
-        result.and(gre_result)
-    })
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    crate::collector::run_until(&args.config(), stop, |_| ready(), |_| {}).map(|_| ())
 }
 
 /// A collector of the lab: a namespace on the underlay running the collector program.
