@@ -74,7 +74,8 @@ fn main() {
         let mut r = replica(&schema);
         let mut topo = Topology::new(TopologyConfig::default());
         let t = Instant::now();
-        let events = translate::apply_full_state(&hv, &mut r, updates.clone(), &mut topo).expect("apply");
+        let events =
+            translate::apply_full_state(&hv, &mut r, updates.clone(), &mut topo).expect("apply");
         apply.push(t.elapsed().as_secs_f64());
         ready = events.len();
         black_box(&topo);
@@ -86,7 +87,8 @@ fn main() {
     let mut resync = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let ev = translate::apply_full_state(&hv, &mut r, updates.clone(), &mut topo).expect("resync");
+        let ev =
+            translate::apply_full_state(&hv, &mut r, updates.clone(), &mut topo).expect("resync");
         resync.push(t.elapsed().as_secs_f64());
         assert!(ev.is_empty(), "an unchanged resync emits nothing");
     }
@@ -106,8 +108,9 @@ fn main() {
     for _ in 0..5 {
         let t = Instant::now();
         for i in 0..n {
-            let ev = translate::apply_update(&hv, &mut r, typed[(i & 1) as usize].clone(), &mut topo)
-                .expect("update");
+            let ev =
+                translate::apply_update(&hv, &mut r, typed[(i & 1) as usize].clone(), &mut topo)
+                    .expect("update");
             black_box(ev);
         }
         typed_rate.push(f64::from(n) / t.elapsed().as_secs_f64());
@@ -133,7 +136,9 @@ fn main() {
             else {
                 panic!()
             };
-            black_box(translate::apply_update(&hv, &mut r, updates.clone(), &mut topo).expect("update"));
+            black_box(
+                translate::apply_update(&hv, &mut r, updates.clone(), &mut topo).expect("update"),
+            );
         }
         wire_rate.push(f64::from(n) / t.elapsed().as_secs_f64());
     }
@@ -144,7 +149,7 @@ fn main() {
         let mut r = replica(&schema);
         let mut topo = Topology::new(TopologyConfig::default());
         let t = Instant::now();
-        r.reset(&updates).expect("reset");
+        r.reset(updates.clone()).expect("reset");
         parts[0].push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let change = translate::replaced(&hv, &r);

@@ -34,7 +34,9 @@ fn mirror_flows(hv: &Hypervisor) -> Vec<String> {
 }
 
 fn has_port(hv: &Hypervisor, name: &str) -> bool {
-    hv.vsctl(&["list-ports", "br-int"]).map(|p| p.lines().any(|l| l.trim() == name)).unwrap_or(false)
+    hv.vsctl(&["list-ports", "br-int"])
+        .map(|p| p.lines().any(|l| l.trim() == name))
+        .unwrap_or(false)
 }
 
 fn post(ctl: &ControllerProcess, path: &str, body: Value) -> Value {
@@ -54,12 +56,20 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     // The tenants' own overlay: a VXLAN star around hv3 (key 7), forwarded by NORMAL.
     for (edge, other) in [(&hv1, &hv3), (&hv2, &hv3), (&hv3, &hv1), (&hv3, &hv2)] {
         let name = format!("vx-{}", other.name());
-        edge.add_tunnel_port(&name, TunnelKind::Vxlan, TunnelRemote::Ip(other.underlay_ip()), TunnelKey::Fixed(7))
-            .expect("tenant tunnel");
+        edge.add_tunnel_port(
+            &name,
+            TunnelKind::Vxlan,
+            TunnelRemote::Ip(other.underlay_ip()),
+            TunnelKey::Fixed(7),
+        )
+        .expect("tenant tunnel");
     }
-    let mut vm1 = lab.add_vm(&hv1, VmOptions::new("vm1").external_id("tenant-id", "bank-a")).expect("vm1");
-    let vm3 = lab.add_vm(&hv3, VmOptions::new("vm3").external_id("tenant-id", "bank-a")).expect("vm3");
-    let vm4 = lab.add_vm(&hv1, VmOptions::new("vm4").external_id("tenant-id", "bank-b")).expect("vm4");
+    let mut vm1 =
+        lab.add_vm(&hv1, VmOptions::new("vm1").external_id("tenant-id", "bank-a")).expect("vm1");
+    let vm3 =
+        lab.add_vm(&hv3, VmOptions::new("vm3").external_id("tenant-id", "bank-a")).expect("vm3");
+    let vm4 =
+        lab.add_vm(&hv1, VmOptions::new("vm4").external_id("tenant-id", "bank-b")).expect("vm4");
     let mut col_a = lab.add_collector("cola").expect("collector a");
     let mut col_b = lab.add_collector("colb").expect("collector b");
 
@@ -67,27 +77,47 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     for hv in [&hv1, &hv2, &hv3] {
         args.push(format!("--ovsdb={}={}", hv.name(), hv.db_remote()));
     }
-    let ctl = ControllerProcess::start(PERISCOPE, &args, &lab.dir().join("controller.log")).expect("controller");
+    let ctl = ControllerProcess::start(PERISCOPE, &args, &lab.dir().join("controller.log"))
+        .expect("controller");
 
-    let svc_a = post(&ctl, "/v1/tap_services", json!({
-        "name": "perf-a", "tenant": "bank-a", "encap": "vxlan", "remote_ip": col_a.ip().to_string()
-    }));
-    let svc_b = post(&ctl, "/v1/tap_services", json!({
-        "name": "perf-b", "tenant": "bank-b", "encap": "gre", "remote_ip": col_b.ip().to_string()
-    }));
+    let svc_a = post(
+        &ctl,
+        "/v1/tap_services",
+        json!({
+            "name": "perf-a", "tenant": "bank-a", "encap": "vxlan", "remote_ip": col_a.ip().to_string()
+        }),
+    );
+    let svc_b = post(
+        &ctl,
+        "/v1/tap_services",
+        json!({
+            "name": "perf-b", "tenant": "bank-b", "encap": "gre", "remote_ip": col_b.ip().to_string()
+        }),
+    );
     let key_a = svc_a["key"].as_u64().expect("key a") as u32;
     let key_b = svc_b["key"].as_u64().expect("key b") as u32;
     assert_ne!(key_a, key_b, "keys are unique across tenants");
-    let flow_a = post(&ctl, "/v1/tap_flows", json!({
-        "name": "vm1", "tenant": "bank-a", "tap_service": svc_a["id"], "source": {"vm": vm1.vm_uuid()}, "direction": "BOTH"
-    }));
-    let flow_b = post(&ctl, "/v1/tap_flows", json!({
-        "name": "vm4", "tenant": "bank-b", "tap_service": svc_b["id"], "source": {"iface_id": vm4.iface_id()}, "direction": "BOTH"
-    }));
+    let flow_a = post(
+        &ctl,
+        "/v1/tap_flows",
+        json!({
+            "name": "vm1", "tenant": "bank-a", "tap_service": svc_a["id"], "source": {"vm": vm1.vm_uuid()}, "direction": "BOTH"
+        }),
+    );
+    let flow_b = post(
+        &ctl,
+        "/v1/tap_flows",
+        json!({
+            "name": "vm4", "tenant": "bank-b", "tap_service": svc_b["id"], "source": {"iface_id": vm4.iface_id()}, "direction": "BOTH"
+        }),
+    );
     wait_for("mirror flows and tunnel ports on hv1", Duration::from_secs(20), || {
         has_port(&hv1, "psc-vxlan") && has_port(&hv1, "psc-gre") && mirror_flows(&hv1).len() >= 6
     });
-    assert!(!has_port(&hv2, "psc-vxlan") && !has_port(&hv3, "psc-vxlan"), "tunnel ports only where taps need them");
+    assert!(
+        !has_port(&hv2, "psc-vxlan") && !has_port(&hv3, "psc-vxlan"),
+        "tunnel ports only where taps need them"
+    );
 
     // Warm up MAC learning and tunnel neighbours, then start the capture for real.
     assert_eq!(vm3.ping(vm1.ip(), 3, Duration::from_millis(50)).expect("warm-up").received, 3);
@@ -108,33 +138,59 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
         report.sent,
         cap_a.count_by_key()
     );
-    eprintln!("{}", ctl.log().lines().filter(|l| l.contains("migration") || l.contains("reprogrammed") || l.contains("tunnel")).collect::<Vec<_>>().join("\n"));
+    eprintln!(
+        "{}",
+        ctl.log()
+            .lines()
+            .filter(|l| l.contains("migration")
+                || l.contains("reprogrammed")
+                || l.contains("tunnel"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
     // Every reply vm1 sent (as vm3 saw it) was copied as sent by vm1, and every request it
     // answered was copied as delivered to it: no gap across the migration.
     let replied: BTreeSet<u16> = report.replies.iter().map(|r| r.seq as u16).collect();
-    assert!(replied.len() as u32 >= PINGS - 10, "the VM's own traffic survived: {:?}", report.lost());
-    let out_copies: BTreeSet<u16> = cap_a.echo_seqs(Encap::Vxlan, key_a, EchoKind::Reply, vm1.ip()).into_iter().collect();
-    let in_copies: BTreeSet<u16> = cap_a.echo_seqs(Encap::Vxlan, key_a, EchoKind::Request, vm3.ip()).into_iter().collect();
+    assert!(
+        replied.len() as u32 >= PINGS - 10,
+        "the VM's own traffic survived: {:?}",
+        report.lost()
+    );
+    let out_copies: BTreeSet<u16> =
+        cap_a.echo_seqs(Encap::Vxlan, key_a, EchoKind::Reply, vm1.ip()).into_iter().collect();
+    let in_copies: BTreeSet<u16> =
+        cap_a.echo_seqs(Encap::Vxlan, key_a, EchoKind::Request, vm3.ip()).into_iter().collect();
     let missing_out: Vec<_> = replied.difference(&out_copies).collect();
     let missing_in: Vec<_> = replied.difference(&in_copies).collect();
     assert!(missing_out.is_empty(), "replies sent by vm1 but not copied: {missing_out:?}");
     assert!(missing_in.is_empty(), "requests answered by vm1 but not copied: {missing_in:?}");
     assert_eq!(cap_a.duplicates().len(), 0, "duplicate copies: {:?}", cap_a.duplicates());
-    assert_eq!(cap_a.foreign_keys(&[(Encap::Vxlan, key_a)]), vec![], "only tenant a's key at a's collector");
+    assert_eq!(
+        cap_a.foreign_keys(&[(Encap::Vxlan, key_a)]),
+        vec![],
+        "only tenant a's key at a's collector"
+    );
     // Tenant b's collector never sees tenant a's traffic.
-    assert!(cap_b.frames.iter().all(|f| f.ip_src != Some(vm1.ip()) && f.ip_dst != Some(vm1.ip())), "leak to b");
+    assert!(
+        cap_b.frames.iter().all(|f| f.ip_src != Some(vm1.ip()) && f.ip_dst != Some(vm1.ip())),
+        "leak to b"
+    );
     assert_eq!(cap_b.foreign_keys(&[(Encap::Gre, key_b)]), vec![]);
 
     // The source keeps what vm4 (still there) needs and nothing of vm1's.
     wait_for("hv1 cleaned of vm1's tap", Duration::from_secs(10), || !has_port(&hv1, "psc-vxlan"));
     assert!(has_port(&hv1, "psc-gre"), "vm4's tunnel port stays");
     let hv1_flows = mirror_flows(&hv1);
-    assert!(hv1_flows.iter().all(|l| !l.contains(vm1.mac())), "stale flows for vm1 on hv1: {hv1_flows:#?}");
+    assert!(
+        hv1_flows.iter().all(|l| !l.contains(vm1.mac())),
+        "stale flows for vm1 on hv1: {hv1_flows:#?}"
+    );
     assert!(has_port(&hv2, "psc-vxlan"), "destination has its tunnel port");
 
     // The tap flow reports where it is active now.
-    let (_, status) = ctl.call("GET", &format!("/v1/tap_flows/{}", flow_a["id"]), None).expect("status");
+    let (_, status) =
+        ctl.call("GET", &format!("/v1/tap_flows/{}", flow_a["id"]), None).expect("status");
     assert_eq!(status["status"], "ACTIVE", "{status}");
     assert_eq!(status["active"][0]["hypervisor"], "hv2", "{status}");
 

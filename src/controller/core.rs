@@ -24,10 +24,10 @@ use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
 use crate::openflow::session::SessionEvent;
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
-use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::policy::cookie;
 use crate::policy::desired::{desired, topology_source, BridgeDesired};
 use crate::policy::mirror::plan_bridge;
+use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
 
 /// Tag of the flow dump that starts every reconciliation of a new connection.
@@ -141,11 +141,15 @@ impl Core {
                 let Some(change) = self.tunnel_txns.remove(&tag) else { return };
                 match result {
                     Ok(reply) => match reply.error() {
-                        None => debug!(self.log, "tunnel port change committed"; "hypervisor" => %hv, "change" => ?change),
+                        None => {
+                            debug!(self.log, "tunnel port change committed"; "hypervisor" => %hv, "change" => ?change)
+                        }
                         Some((i, e)) => warn!(self.log, "tunnel port change failed";
                             "hypervisor" => %hv, "change" => ?change, "operation" => i, "error" => ?e),
                     },
-                    Err(e) => warn!(self.log, "tunnel port change failed"; "hypervisor" => %hv, "change" => ?change, "error" => %e),
+                    Err(e) => {
+                        warn!(self.log, "tunnel port change failed"; "hypervisor" => %hv, "change" => ?change, "error" => %e)
+                    }
                 }
                 // Whatever happened, look again: the topology shows what the database holds.
                 self.reconcile_tunnels();
@@ -165,7 +169,8 @@ impl Core {
     /// Creates and removes periscope's tunnel ports so that each bridge has exactly those its
     /// taps need. At most one change per bridge and encapsulation is in flight.
     fn reconcile_tunnels(&mut self) {
-        let needed = self.plans.values().map(|d| (d.bridge.clone(), d.plan.tunnels.clone())).collect();
+        let needed =
+            self.plans.values().map(|d| (d.bridge.clone(), d.plan.tunnels.clone())).collect();
         for change in plan_tunnels(&self.topology, &needed) {
             let key = change.key();
             if self.tunnel_txns.values().any(|c| c.key() == key) {
@@ -187,7 +192,9 @@ impl Core {
                     info!(self.log, "changing tunnel ports"; "hypervisor" => %hv, "change" => ?change);
                     self.tunnel_txns.insert(tag, change);
                 }
-                Err(e) => warn!(self.log, "hypervisor not keeping up"; "hypervisor" => %hv, "error" => %e),
+                Err(e) => {
+                    warn!(self.log, "hypervisor not keeping up"; "hypervisor" => %hv, "error" => %e)
+                }
             }
         }
     }
@@ -548,7 +555,9 @@ fn event_dpids(kind: &EventKind) -> Vec<Dpid> {
         | EventKind::LocationUnready { location } => vec![location],
         EventKind::InterfaceMoved { from, to, .. } => vec![from, to],
         EventKind::MigrationStarted { from, to, .. } => from.iter().chain(to).collect(),
-        EventKind::MigrationFinished { from, to, .. } => from.iter().chain(std::iter::once(to)).collect(),
+        EventKind::MigrationFinished { from, to, .. } => {
+            from.iter().chain(std::iter::once(to)).collect()
+        }
         _ => Vec::new(),
     };
     locs.into_iter().filter_map(|l| l.dpid).collect()

@@ -128,8 +128,14 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
                 log.new(o!()),
             )));
         } else {
-            let handle = spawn_active(hv.clone(), arg.remote.clone(), DriverConfig::default(), ovsdb_tx.clone(), log.new(o!()))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let handle = spawn_active(
+                hv.clone(),
+                arg.remote.clone(),
+                DriverConfig::default(),
+                ovsdb_tx.clone(),
+                log.new(o!()),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             core.add_ovsdb(hv, handle.commands.clone());
             listeners.push(handle.task);
         }

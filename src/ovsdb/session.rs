@@ -779,9 +779,7 @@ impl Session {
                 (!found, changes)
             }
             MonitorMethod::Cond => (true, replica.reset(TableUpdates2::from_json(v)?)?),
-            MonitorMethod::Plain => {
-                (true, replica.reset_from_update(TableUpdates::from_json(v)?)?)
-            }
+            MonitorMethod::Plain => (true, replica.reset_from_update(TableUpdates::from_json(v)?)?),
         })
     }
 
@@ -855,9 +853,9 @@ impl Session {
             Err(e) => return self.fail(e.into()),
         };
         let applied = match typed {
-            ServerNotification::Update { monitor_id, updates } => self
-                .check_monitor("update", &monitor_id)
-                .and_then(|r| Ok(r.apply_update(updates)?)),
+            ServerNotification::Update { monitor_id, updates } => {
+                self.check_monitor("update", &monitor_id).and_then(|r| Ok(r.apply_update(updates)?))
+            }
             ServerNotification::Update2 { monitor_id, updates } => self
                 .check_monitor("update2", &monitor_id)
                 .and_then(|r| Ok(r.apply_update2(updates)?)),
