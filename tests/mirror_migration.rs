@@ -68,6 +68,10 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
         lab.add_vm(&hv1, VmOptions::new("vm1").external_id("tenant-id", "bank-a")).expect("vm1");
     let vm3 =
         lab.add_vm(&hv3, VmOptions::new("vm3").external_id("tenant-id", "bank-a")).expect("vm3");
+    // A second pinger on the destination: its requests to vm1 cross the destination bridge on
+    // their way to the source while vm1 is present at both, and must not be copied twice.
+    let vm2 =
+        lab.add_vm(&hv2, VmOptions::new("vm2").external_id("tenant-id", "bank-a")).expect("vm2");
     let vm4 =
         lab.add_vm(&hv1, VmOptions::new("vm4").external_id("tenant-id", "bank-b")).expect("vm4");
     let mut col_a = lab.add_collector("cola").expect("collector a");
@@ -121,10 +125,13 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
 
     // Warm up MAC learning and tunnel neighbours, then start the capture for real.
     assert_eq!(vm3.ping(vm1.ip(), 3, Duration::from_millis(50)).expect("warm-up").received, 3);
+    assert_eq!(vm2.ping(vm1.ip(), 3, Duration::from_millis(50)).expect("warm-up").received, 3);
     let run = vm3.ping_start(vm1.ip(), PINGS, Duration::from_millis(20)).expect("ping");
+    let run2 = vm2.ping_start(vm1.ip(), PINGS, Duration::from_millis(20)).expect("ping");
     std::thread::sleep(Duration::from_millis(800));
     let t = vm1.migrate(&hv2).expect("migrate");
     let report = run.wait().expect("ping report");
+    let report2 = run2.wait().expect("ping report");
     // Give the last copies time to arrive.
     std::thread::sleep(Duration::from_millis(300));
     let cap_a = col_a.stop().expect("capture a");
@@ -165,6 +172,16 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     let missing_in: Vec<_> = replied.difference(&in_copies).collect();
     assert!(missing_out.is_empty(), "replies sent by vm1 but not copied: {missing_out:?}");
     assert!(missing_in.is_empty(), "requests answered by vm1 but not copied: {missing_in:?}");
+    // The same for the pinger on the destination.
+    let replied2: BTreeSet<u16> = report2.replies.iter().map(|r| r.seq as u16).collect();
+    assert!(replied2.len() as u32 >= PINGS - 10, "vm2's pings survived: {:?}", report2.lost());
+    let in2: BTreeSet<u16> =
+        cap_a.echo_seqs(Encap::Vxlan, key_a, EchoKind::Request, vm2.ip()).into_iter().collect();
+    let missing_in2: Vec<_> = replied2.difference(&in2).collect();
+    assert!(
+        missing_in2.is_empty(),
+        "vm2's requests answered by vm1 but not copied: {missing_in2:?}"
+    );
     assert_eq!(cap_a.duplicates().len(), 0, "duplicate copies: {:?}", cap_a.duplicates());
     assert_eq!(
         cap_a.foreign_keys(&[(Encap::Vxlan, key_a)]),

@@ -9,7 +9,8 @@ use slog::{debug, info, o, warn, Logger};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use periscope_codec::openflow::{
-    Dpid, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
+    Action, BufferId, Dpid, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest,
+    MultipartRequestBody, PacketOut, PortNo,
 };
 
 use serde_json::{json, Value};
@@ -25,7 +26,7 @@ use crate::openflow::session::SessionEvent;
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
 use crate::policy::cookie;
-use crate::policy::desired::{desired, topology_source, BridgeDesired};
+use crate::policy::desired::{desired, topology_source, Activity, BridgeDesired};
 use crate::policy::mirror::plan_bridge;
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
@@ -58,6 +59,22 @@ struct Switch {
     last_reprogram: Option<Duration>,
 }
 
+/// Frames a VM sent at its new place before the copies of what it receives were moved there:
+/// held by the controller, released into the pipeline once every bridge involved confirmed.
+struct Hold {
+    frames: Vec<Vec<u8>>,
+    since: Instant,
+    /// The bridges that must have confirmed their new flows first.
+    involved: Vec<Dpid>,
+}
+
+/// Frames held per probed port, at most; more are dropped (the VM retransmits).
+const HOLD_MAX_FRAMES: usize = 512;
+/// Held frames are released after this long even if a bridge never confirmed.
+const HOLD_MAX: Duration = Duration::from_millis(500);
+/// Tag of re-injected frames.
+const TAG_RELEASE: u64 = u64::MAX - 1;
+
 /// One hypervisor's OVSDB connection, as the core sees it.
 struct OvsdbPeer {
     commands: mpsc::Sender<OvsdbCommand>,
@@ -74,6 +91,10 @@ pub struct Core {
     /// What every bridge should hold: derived from `topology` and `taps`, recomputed whenever
     /// either changes, never edited.
     plans: std::collections::BTreeMap<Dpid, BridgeDesired>,
+    /// Where each migrating iface-id is known to run (observed: from the topology's events and
+    /// from the first frame a VM sends at its new place).
+    activity: Activity,
+    holds: HashMap<(Dpid, PortNo), Hold>,
     ovsdb: HashMap<HypervisorId, OvsdbPeer>,
     /// Tunnel port changes sent and not yet answered, by tag.
     tunnel_txns: HashMap<u64, TunnelChange>,
@@ -90,6 +111,8 @@ impl Core {
             taps: Taps::new(),
             topology: Topology::new(topology),
             plans: Default::default(),
+            activity: Activity::new(),
+            holds: HashMap::new(),
             ovsdb: HashMap::new(),
             tunnel_txns: HashMap::new(),
             next_txn: 1,
@@ -99,6 +122,106 @@ impl Core {
     /// The live topology.
     pub fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// Follows where each interface runs: a single place is where it runs; a migration keeps it
+    /// where it was until the VM's first frame is seen at the destination (or the source goes).
+    fn track_activity(&mut self, kind: &EventKind) {
+        match kind {
+            EventKind::InterfaceAppeared { location } | EventKind::LocationReady { location } => {
+                if let Some(id) =
+                    self.topology.interface(&location.interface_ref()).and_then(|i| i.iface_id())
+                {
+                    if self.topology.locations(id).len() == 1 {
+                        self.activity.insert(id.to_string(), location.interface_ref());
+                    }
+                }
+            }
+            EventKind::InterfaceMoved { iface_id, to, .. } => {
+                self.activity.insert(iface_id.clone(), to.interface_ref());
+            }
+            EventKind::MigrationFinished { iface_id, to, .. } => {
+                self.activity.insert(iface_id.clone(), to.interface_ref());
+            }
+            EventKind::InterfaceGone { location } => {
+                self.activity.retain(|_, r| *r != location.interface_ref());
+            }
+            _ => {}
+        }
+    }
+
+    /// A frame from a probe flow: the VM now runs behind that port. The frame is held until the
+    /// copies of delivered frames have moved here (and left the old place), then re-injected.
+    fn handle_probe(&mut self, dpid: Dpid, pin: periscope_codec::openflow::PacketIn) {
+        let Some(port) = pin.in_port() else { return };
+        if let Some(h) = self.holds.get_mut(&(dpid, port)) {
+            if h.frames.len() < HOLD_MAX_FRAMES {
+                h.frames.push(pin.data);
+            }
+            return;
+        }
+        let at = periscope_topology::SwitchPort { dpid, port };
+        let Some(i) = self.topology.interface_at(at) else { return };
+        let (Some(id), me) = (i.iface_id().map(str::to_string), i.interface_ref()) else { return };
+        let involved: Vec<Dpid> =
+            self.topology.locations(&id).iter().filter_map(|l| l.dpid).collect();
+        info!(self.log, "interface active at its new place"; "iface_id" => &id,
+            "hypervisor" => %me.hypervisor, "ofport" => port.0);
+        self.activity.insert(id, me);
+        self.holds
+            .insert((dpid, port), Hold { frames: vec![pin.data], since: Instant::now(), involved });
+        if let Some(sw) = self.by_dpid.get(&dpid).and_then(|c| self.switches.get_mut(c)) {
+            sw.dirty_since.get_or_insert(Instant::now());
+        }
+        self.reconcile_all();
+        self.release_holds();
+    }
+
+    /// Re-injects held frames whose bridges have all confirmed (or waited too long).
+    fn release_holds(&mut self) {
+        let idle = |core: &Core, d: &Dpid| {
+            core.by_dpid
+                .get(d)
+                .and_then(|c| core.switches.get(c))
+                .is_none_or(|s| !s.reconciler.busy())
+        };
+        let ready: Vec<(Dpid, PortNo)> = self
+            .holds
+            .iter()
+            .filter(|(_, h)| {
+                h.since.elapsed() > HOLD_MAX || h.involved.iter().all(|d| idle(self, d))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in ready {
+            let Some(h) = self.holds.remove(&key) else { continue };
+            let (dpid, port) = key;
+            let Some(conn) = self.by_dpid.get(&dpid).copied() else { continue };
+            debug!(self.log, "re-injecting held frames"; "dpid" => dpid.to_string(), "port" => port.0,
+                "frames" => h.frames.len(), "held_ms" => h.since.elapsed().as_secs_f64() * 1e3);
+            let requests = h
+                .frames
+                .into_iter()
+                .map(|data| Request {
+                    msg: Message::PacketOut(PacketOut {
+                        buffer_id: BufferId::NO_BUFFER,
+                        in_port: port,
+                        actions: vec![Action::output(PortNo::TABLE)],
+                        data,
+                    }),
+                    tag: TAG_RELEASE,
+                    label: format!("re-inject a held frame from port {}", port.0),
+                })
+                .collect();
+            self.send(conn, requests);
+        }
+    }
+
+    /// Lets time pass: releases held frames that waited too long.
+    pub fn tick(&mut self) {
+        if !self.holds.is_empty() {
+            self.release_holds();
+        }
     }
 
     /// Registers the command queue of a hypervisor's OVSDB driver.
@@ -221,6 +344,9 @@ impl Core {
                 }
                 other => debug!(self.log, "topology"; "generation" => g, "event" => ?other),
             }
+        }
+        for e in &events {
+            self.track_activity(&e.kind);
         }
         // Every bridge an event touches owes a confirmation from now on: the reprogramming time
         // runs from the moment the change was seen to the switch's confirmation.
@@ -346,7 +472,7 @@ impl Core {
     }
 
     fn reconcile_all(&mut self) {
-        self.plans = desired(&self.topology, &self.taps);
+        self.plans = desired(&self.topology, &self.taps, &self.activity);
         self.reconcile_tunnels();
         let conns: Vec<ConnId> = self.by_dpid.values().copied().collect();
         for c in conns {
@@ -449,6 +575,7 @@ impl Core {
                         info!(sw.log, "bridge reprogrammed"; "ms" => took.as_secs_f64() * 1e3);
                     }
                 }
+                self.release_holds();
             }
             SessionEvent::Closed(reason) => {
                 info!(sw.log, "switch disconnected"; "reason" => %reason);
@@ -482,10 +609,14 @@ impl Core {
                     }]);
                 }
             }
-            SessionEvent::PacketIn(_)
-            | SessionEvent::FlowRemoved(_)
-            | SessionEvent::Reply { .. }
-            | SessionEvent::Other(_) => {}
+            SessionEvent::PacketIn(pin) => {
+                let probe =
+                    cookie::decode(pin.cookie).map(|(k, _)| k) == Some(cookie::Kind::Probe as u8);
+                if let (true, Some(dpid)) = (probe, sw.dpid) {
+                    self.handle_probe(dpid, *pin);
+                }
+            }
+            SessionEvent::FlowRemoved(_) | SessionEvent::Reply { .. } | SessionEvent::Other(_) => {}
         }
     }
 
@@ -522,7 +653,17 @@ impl Core {
         let Some(dpid) = self.switches.get(&conn).and_then(|s| s.dpid) else { return };
         let desired = self.desired(dpid);
         let Some(sw) = self.switches.get_mut(&conn) else { return };
-        let Some(batch) = sw.reconciler.plan(&desired) else { return };
+        let Some(batch) = sw.reconciler.plan(&desired) else {
+            // Nothing to send: if nothing is in flight and nothing waits for a tunnel port, the
+            // bridge holds what it should.
+            let complete = self.plans.get(&dpid).is_none_or(|d| d.complete);
+            if complete && !sw.reconciler.busy() && !sw.reconciler.needs_dump() {
+                if let Some(t) = sw.dirty_since.take() {
+                    debug!(sw.log, "bridge already as wanted"; "ms" => t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            return;
+        };
         sw.dirty_since.get_or_insert_with(Instant::now);
         info!(sw.log, "reconciling"; "batch" => batch.id, "changes" => batch.changes.len());
         let requests = batch_requests(&batch);

@@ -144,8 +144,11 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let mut ovsdb_open = !args.ovsdb.is_empty();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
+            _ = tick.tick() => core.tick(),
             ev = rx.recv() => match ev {
                 Some((conn, ev)) => core.handle_switch_event(conn, ev),
                 None => break,

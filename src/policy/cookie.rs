@@ -25,6 +25,9 @@ pub enum Kind {
     Mirror = 2,
     /// The fan-out of an interface's frames to its tap services.
     Classify = 3,
+    /// The same, at a place where the interface is not active yet: its first frame goes to the
+    /// controller too.
+    Probe = 4,
 }
 
 /// The cookie of a flow of `kind` serving `owner` (40 bits; larger ids are truncated).

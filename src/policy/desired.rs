@@ -28,11 +28,21 @@ pub struct BridgeDesired {
     pub bridge: RowRef,
     /// Flows and tunnel ports.
     pub plan: BridgePlan,
+    /// Whether every tunnel port the plan needs exists already, so that its flows are all
+    /// there (copies towards a missing tunnel port wait for it).
+    pub complete: bool,
 }
 
 /// The views of every bridge with a datapath id, built in one pass over the tap flows: the
 /// tapped interfaces on each and periscope's tunnel ports there.
-pub fn bridge_views(topology: &Topology, taps: &Taps) -> BTreeMap<Dpid, (RowRef, BridgeView)> {
+///
+/// `active` says, per iface-id, which of its interface rows the VM is known to run behind; an
+/// interface present at several places is active only there (see [`IfaceView::in_active`]).
+pub fn bridge_views(
+    topology: &Topology,
+    taps: &Taps,
+    active: &Activity,
+) -> BTreeMap<Dpid, (RowRef, BridgeView)> {
     let mut views: BTreeMap<Dpid, (RowRef, BridgeView)> = BTreeMap::new();
     for b in topology.bridges() {
         let Some(dpid) = b.row.datapath_id else { continue };
@@ -57,9 +67,12 @@ pub fn bridge_views(topology: &Topology, taps: &Taps) -> BTreeMap<Dpid, (RowRef,
                 continue;
             };
             let Some((_, view)) = views.get_mut(&dpid) else { continue };
-            if !seen.insert(i.interface_ref()) {
+            let me = i.interface_ref();
+            if !seen.insert(me.clone()) {
                 continue;
             }
+            let places = topology.locations(iface_id).len();
+            let in_active = places < 2 || active.get(iface_id).is_none_or(|a| *a == me);
             view.interfaces.push(IfaceView {
                 iface_id: iface_id.to_string(),
                 vm: i.vm_uuid().map(str::to_string),
@@ -67,18 +80,29 @@ pub fn bridge_views(topology: &Topology, taps: &Taps) -> BTreeMap<Dpid, (RowRef,
                 external_ids: i.row.external_ids.clone(),
                 ofport,
                 mac: i.mac(),
+                in_active,
+                probe: !in_active,
             });
         }
     }
     views
 }
 
+/// Where each iface-id is known to be active: the interface row its VM runs behind.
+pub type Activity = std::collections::HashMap<String, RowRef>;
+
 /// What every bridge with a datapath id should hold.
-pub fn desired(topology: &Topology, taps: &Taps) -> BTreeMap<Dpid, BridgeDesired> {
-    bridge_views(topology, taps)
+pub fn desired(
+    topology: &Topology,
+    taps: &Taps,
+    active: &Activity,
+) -> BTreeMap<Dpid, BridgeDesired> {
+    bridge_views(topology, taps, active)
         .into_iter()
         .map(|(dpid, (bridge, view))| {
-            (dpid, BridgeDesired { bridge, plan: plan_bridge(&view, taps) })
+            let plan = plan_bridge(&view, taps);
+            let complete = plan.tunnels.iter().all(|e| view.tunnel_ports.contains_key(e));
+            (dpid, BridgeDesired { bridge, plan, complete })
         })
         .collect()
 }

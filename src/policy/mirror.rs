@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use periscope_codec::openflow::action::CONTROLLER_MAX_LEN_NO_BUFFER;
 use periscope_codec::openflow::{Action, Instruction, Match, OxmField, PortNo, TableId};
 
 use super::cookie::{self, Kind};
@@ -40,6 +41,8 @@ pub const TABLE_FORWARD: u8 = 4;
 pub const SERVICE_REG: u8 = 14;
 
 const PRIORITY_CLASSIFY: u16 = 100;
+/// Above the classify flows: a probed interface's frames go to the controller first.
+const PRIORITY_PROBE: u16 = 110;
 const PRIORITY_FILTER: u16 = 100;
 
 /// What one bridge needs for mirroring.
@@ -86,8 +89,29 @@ pub fn plan_bridge(view: &BridgeView, taps: &Taps) -> BridgePlan {
                 inn.entry(svc.id).or_default().push(f);
             }
         }
+        let inn_all = !inn.is_empty();
+        if !iface.in_active {
+            inn.clear();
+        }
         let out = side(taps, view, &out);
         let inn = side(taps, view, &inn);
+        if iface.probe && inn_all {
+            // Present here but not running here yet: what the VM sends from here goes to the
+            // controller and nowhere else, until the controller has moved the copies of
+            // delivered frames here and re-injects it. Until then nothing here (nor any MAC
+            // table) knows the VM is here, so every frame towards it is still copied at the
+            // place it runs from, once.
+            plan.flows.push(DesiredFlow {
+                table: TableId(TABLE_TAP_OUT),
+                priority: PRIORITY_PROBE,
+                matches: Match::new(vec![OxmField::InPort(iface.ofport)]),
+                instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+                    port: PortNo::CONTROLLER,
+                    max_len: CONTROLLER_MAX_LEN_NO_BUFFER,
+                }])],
+                cookie: cookie::cookie(Kind::Probe, 0),
+            });
+        }
         if !out.is_empty() {
             let at = vec![OxmField::InPort(iface.ofport)];
             plan.flows.extend(direction_flows(

@@ -22,6 +22,14 @@ pub struct IfaceView {
     pub ofport: PortNo,
     /// The VM's MAC address (`attached-mac`), used to recognise frames delivered to it.
     pub mac: Option<MacAddr>,
+    /// Whether frames delivered to the interface are copied here. During a live migration the
+    /// interface is present at two places but runs at one: delivered frames are copied only
+    /// where it is active, or a frame forwarded from one place to the other would be copied
+    /// twice.
+    pub in_active: bool,
+    /// Whether the first frame the interface sends here must be reported to the controller: it
+    /// is present here but not yet active (a migration's destination before the VM runs there).
+    pub probe: bool,
 }
 
 /// A bridge as the policy sees it.

@@ -28,6 +28,8 @@ fn iface(n: u8, tenant: &str, app: &str) -> IfaceView {
         external_ids: BTreeMap::from([("app".to_string(), app.to_string())]),
         ofport: PortNo(n as u32),
         mac: Some(mac(n)),
+        in_active: true,
+        probe: false,
     }
 }
 
@@ -230,4 +232,28 @@ fn flows_carry_cookies_naming_their_tap_flow() {
         .filter(|f| cookie::decode(f.cookie) == Some((Kind::Mirror as u8, id)))
         .collect();
     assert_eq!(mirror.len(), 2, "one filter flow per direction");
+}
+
+#[test]
+fn an_inactive_place_holds_what_the_vm_sends_for_the_controller_and_copies_nothing_delivered() {
+    let mut taps = Taps::new();
+    let s = service(&mut taps, "a", "vxlan", COLLECTOR_A, json!({}));
+    flow(&mut taps, "a", &s, json!({"iface_id": "port-1"}), "BOTH", serde_json::Value::Null);
+    let mut dest = iface(1, "a", "web");
+    dest.in_active = false;
+    dest.probe = true;
+    let view = bridge(vec![dest]);
+    let plan = plan_bridge(&view, &taps);
+    let pipeline = Pipeline::new(&plan.flows);
+    // A frame forwarded towards the VM's MAC is not copied here (the active place copies it).
+    assert_eq!(copies(&view, &taps, &ip_packet(2, 2, 1, 1, 0)), vec![]);
+    // What the VM sends here goes to the controller only: no copy, no forwarding (yet).
+    let t = pipeline.run(&ip_packet(1, 1, 2, 1, 0));
+    assert_eq!(t.to_port(PortNo::CONTROLLER).len(), 1, "{t:?}");
+    assert_eq!(t.outputs.len(), 1, "{t:?}");
+    // Once active, nothing goes to the controller any more and both directions are copied.
+    let view = bridge(vec![iface(1, "a", "web")]);
+    let t = Pipeline::new(&plan_bridge(&view, &taps).flows).run(&ip_packet(1, 1, 2, 1, 0));
+    assert!(t.to_port(PortNo::CONTROLLER).is_empty());
+    assert_eq!(t.to_port(VXLAN_PORT).len(), 1);
 }
