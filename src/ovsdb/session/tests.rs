@@ -568,7 +568,7 @@ fn oversized_message_closes_before_it_is_buffered_whole() {
     let mut p = Pair::with(SessionConfig { max_message: 1 << 16, ..SessionConfig::default() });
     p.handshake();
     let mut big = br#"{"method":"update3","params":["periscope",""#.to_vec();
-    big.extend(std::iter::repeat(b'x').take(1 << 17));
+    big.extend(std::iter::repeat_n(b'x', 1 << 17));
     p.deliver_raw(&big);
     let r = p.closed_reason();
     assert!(r.to_string().contains("exceeds the maximum of 65536 bytes"), "{r}");
