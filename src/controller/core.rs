@@ -72,6 +72,8 @@ struct Hold {
 const HOLD_MAX_FRAMES: usize = 512;
 /// Held frames are released after this long even if a bridge never confirmed.
 const HOLD_MAX: Duration = Duration::from_millis(500);
+/// Reprogramming times kept for statistics.
+const REPROGRAMS_KEPT: usize = 4096;
 /// Tag of re-injected frames.
 const TAG_RELEASE: u64 = u64::MAX - 1;
 
@@ -95,6 +97,8 @@ pub struct Core {
     /// from the first frame a VM sends at its new place).
     activity: Activity,
     holds: HashMap<(Dpid, PortNo), Hold>,
+    /// The most recent reprogramming times (bounded), for `GET /v1/stats`.
+    reprograms: std::collections::VecDeque<Duration>,
     ovsdb: HashMap<HypervisorId, OvsdbPeer>,
     /// Tunnel port changes sent and not yet answered, by tag.
     tunnel_txns: HashMap<u64, TunnelChange>,
@@ -113,6 +117,7 @@ impl Core {
             plans: Default::default(),
             activity: Activity::new(),
             holds: HashMap::new(),
+            reprograms: std::collections::VecDeque::new(),
             ovsdb: HashMap::new(),
             tunnel_txns: HashMap::new(),
             next_txn: 1,
@@ -426,6 +431,7 @@ impl Core {
                 ApiReply::ok(json!(list))
             }
             ApiCall::Topology => ApiReply::ok(json!(self.topology.snapshot())),
+            ApiCall::Stats => ApiReply::ok(self.stats()),
             ApiCall::Interface(id) => {
                 let locations = self.topology.locations(&id);
                 if locations.is_empty() {
@@ -469,6 +475,26 @@ impl Core {
             o.insert("active".into(), Value::Array(active));
         }
         v
+    }
+
+    /// Counters and reprogramming times.
+    fn stats(&self) -> Value {
+        let mut ms: Vec<f64> = self.reprograms.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        let q = |p: f64| ms.get(((ms.len() as f64 - 1.0) * p).round() as usize).copied();
+        json!({
+            "switches": self.by_dpid.len(),
+            "hypervisors": self.ovsdb.values().filter(|p| p.connected).count(),
+            "tap_services": self.taps.services().count(),
+            "tap_flows": self.taps.flows().count(),
+            "topology_generation": self.topology.generation().0,
+            "reprogram_ms": {
+                "count": ms.len(),
+                "p50": q(0.5),
+                "p99": q(0.99),
+                "max": ms.last(),
+            },
+        })
     }
 
     fn reconcile_all(&mut self) {
@@ -573,6 +599,10 @@ impl Core {
                         let took = t.elapsed();
                         sw.last_reprogram = Some(took);
                         info!(sw.log, "bridge reprogrammed"; "ms" => took.as_secs_f64() * 1e3);
+                        if self.reprograms.len() == REPROGRAMS_KEPT {
+                            self.reprograms.pop_front();
+                        }
+                        self.reprograms.push_back(took);
                     }
                 }
                 self.release_holds();

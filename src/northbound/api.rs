@@ -44,6 +44,8 @@ pub enum ApiCall {
     Interface(String),
     /// `GET /v1/switches`.
     Switches,
+    /// `GET /v1/stats`.
+    Stats,
 }
 
 /// The core's answer: an HTTP status and a JSON body.
@@ -207,6 +209,7 @@ async fn route(req: Request<Incoming>) -> Result<ApiCall, ApiReply> {
         }
         ["v1", "topology"] if method == Method::GET => Ok(ApiCall::Topology),
         ["v1", "switches"] if method == Method::GET => Ok(ApiCall::Switches),
+        ["v1", "stats"] if method == Method::GET => Ok(ApiCall::Stats),
         ["v1", "interfaces", iface] if method == Method::GET => {
             Ok(ApiCall::Interface(iface.to_string()))
         }
@@ -216,7 +219,7 @@ async fn route(req: Request<Incoming>) -> Result<ApiCall, ApiReply> {
         _ => Err(ApiReply::error(
             404,
             format!("no such resource: {path}"),
-            json!({ "resources": ["/v1/tap_services", "/v1/tap_flows", "/v1/topology", "/v1/interfaces/{iface_id}", "/v1/switches"] }),
+            json!({ "resources": ["/v1/tap_services", "/v1/tap_flows", "/v1/topology", "/v1/interfaces/{iface_id}", "/v1/switches", "/v1/stats"] }),
         )),
     }
 }
