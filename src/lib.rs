@@ -15,3 +15,4 @@ pub mod northbound;
 pub mod openflow;
 pub mod policy;
 pub mod reconcile;
+pub mod scenario;

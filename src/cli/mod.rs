@@ -18,11 +18,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller.
     Run(crate::controller::RunArgs),
+    /// Run, list and check end-to-end scenarios on real Open vSwitch.
+    Scenario(crate::scenario::ScenarioArgs),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => crate::controller::run(args),
+        Command::Scenario(args) => crate::scenario::run(args),
     }
 }
