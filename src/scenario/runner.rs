@@ -339,11 +339,11 @@ impl<'a> Run<'a> {
             self.create_flow(&f.name)?;
         }
         if !spec.tap_services.is_empty() || !spec.tap_flows.is_empty() {
-            self.progress.say(&format!(
-                "{} tap services, {} tap flows created",
-                lock(&self.taps).services.len(),
-                lock(&self.taps).flows.len()
-            ));
+            let (services, flows) = {
+                let t = lock(&self.taps);
+                (t.services.len(), t.flows.len())
+            };
+            self.progress.say(&format!("{services} tap services, {flows} tap flows created"));
         }
         if !self.stop.sleep(Duration::from_secs_f64(spec.settle_s)) {
             bail!("interrupted");
