@@ -362,6 +362,29 @@ impl<'a> Run<'a> {
     /// Waits until every hypervisor's `br-int` is connected and has been read back; returns
     /// how long it took in milliseconds.
     fn wait_switches(&self, api: std::net::SocketAddr) -> anyhow::Result<f64> {
+        self.wait_switches_except(api, &BTreeMap::new())
+    }
+
+    /// The connection (`peer`) the controller lists for each connected datapath id.
+    fn switch_peers(&self, api: std::net::SocketAddr) -> BTreeMap<String, String> {
+        let Ok((200, Value::Array(list))) = http::request(api, "GET", "/v1/switches", None) else {
+            return BTreeMap::new();
+        };
+        list.iter()
+            .filter_map(|s| {
+                let dpid = s.get("dpid")?.as_str()?.to_string();
+                Some((dpid, s.get("peer").and_then(Value::as_str).unwrap_or_default().to_string()))
+            })
+            .collect()
+    }
+
+    /// Like [`Run::wait_switches`], but a datapath still on the connection listed in `old`
+    /// does not count (it has not reconnected yet).
+    fn wait_switches_except(
+        &self,
+        api: std::net::SocketAddr,
+        old: &BTreeMap<String, String>,
+    ) -> anyhow::Result<f64> {
         let start = Instant::now();
         let want: Vec<String> = self.hvs.values().map(|h| format!("{:016x}", h.dpid())).collect();
         let mut missing = want.clone();
@@ -371,6 +394,11 @@ impl<'a> Run<'a> {
                 let ready: Vec<&str> = list
                     .iter()
                     .filter(|s| s.get("our_flows").is_none_or_not_null())
+                    .filter(|s| {
+                        let dpid = s.get("dpid").and_then(Value::as_str).unwrap_or_default();
+                        let peer = s.get("peer").and_then(Value::as_str).unwrap_or_default();
+                        old.get(dpid).is_none_or_ne(peer)
+                    })
                     .filter_map(|s| s.get("dpid").and_then(Value::as_str))
                     .collect();
                 missing = want.iter().filter(|d| !ready.contains(&d.as_str())).cloned().collect();
@@ -681,13 +709,20 @@ impl<'a> Run<'a> {
                     .filter(|(ip, _)| *ip != hv.underlay_ip())
                     .cloned()
                     .collect();
+                let api = self.api().ok();
+                let dpid = format!("{:016x}", hv.dpid());
+                let old: BTreeMap<String, String> = api
+                    .map(|a| self.switch_peers(a))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(d, _)| *d == dpid)
+                    .collect();
                 let start = Instant::now();
                 ovs::restart_vswitchd(hv, &neighbors)?;
                 let restarted = start.elapsed().as_secs_f64() * 1e3;
-                let api = self.api().ok();
                 match api {
                     Some(api) => {
-                        let back = self.wait_switches(api)?;
+                        let back = self.wait_switches_except(api, &old)?;
                         Ok(format!(
                             "restarted in {restarted:.0} ms, switches ready {back:.0} ms later"
                         ))
@@ -888,6 +923,17 @@ trait OptExt {
 impl OptExt for Option<&str> {
     fn is_none_or_eq(&self, v: &str) -> bool {
         self.map_or(true, |x| x == v)
+    }
+}
+
+/// An optional value that is absent or differs.
+trait NoneOrNe {
+    fn is_none_or_ne(&self, v: &str) -> bool;
+}
+
+impl NoneOrNe for Option<&String> {
+    fn is_none_or_ne(&self, v: &str) -> bool {
+        self.map_or(true, |x| x != v)
     }
 }
 
