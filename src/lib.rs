@@ -18,3 +18,4 @@ pub mod openflow;
 pub mod ovsdb;
 pub mod policy;
 pub mod reconcile;
+pub mod scenario;

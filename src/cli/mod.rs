@@ -22,6 +22,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Receive mirror copies (VXLAN, GRE): count them per key, write pcap files, summarize.
     Collector(crate::collector::CollectorArgs),
+    /// Run, list and check end-to-end scenarios on real Open vSwitch.
+    Scenario(crate::scenario::ScenarioArgs),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -30,5 +32,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => crate::controller::run(args),
         Command::Demo(args) => crate::demo::run(args),
         Command::Collector(args) => crate::collector::run(args),
+        Command::Scenario(args) => crate::scenario::run(args),
     }
 }

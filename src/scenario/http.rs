@@ -1,0 +1,195 @@
+//! A tiny blocking HTTP/1.1 client for the controller's JSON API: one request per connection
+//! (`Connection: close`), a bounded response, nothing else.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Largest response accepted.
+const MAX_RESPONSE: u64 = 16 << 20;
+/// Connect, read and write timeout.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a request got no usable answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// Connecting, sending or receiving failed.
+    #[error("{method} {path} on {addr}: {source}")]
+    Io {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Server.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The answer is not an HTTP response with a JSON (or empty) body.
+    #[error("{method} {path} on {addr}: bad response: {reason}")]
+    Response {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Server.
+        addr: SocketAddr,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Sends one request with an optional JSON body; returns the status and the JSON body
+/// (`Null` when empty).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), HttpError> {
+    let io = |source| HttpError::Io { method: method.into(), path: path.into(), addr, source };
+    let bad = |reason: String| HttpError::Response {
+        method: method.into(),
+        path: path.into(),
+        addr,
+        reason,
+    };
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
+    s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
+    );
+    if body.is_some() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
+    s.write_all(head.as_bytes()).map_err(io)?;
+    s.write_all(payload.as_bytes()).map_err(io)?;
+    let mut raw = Vec::new();
+    s.take(MAX_RESPONSE).read_to_end(&mut raw).map_err(io)?;
+    parse_response(&raw).map_err(bad)
+}
+
+/// Splits a complete response into its status and JSON body. Understands `Content-Length`,
+/// `chunked` and read-to-close bodies.
+pub fn parse_response(raw: &[u8]) -> Result<(u16, Value), String> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of headers")?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
+    let rest = &raw[end + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.split_whitespace();
+    let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
+        return Err(format!("bad status line {status_line:?}"));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("bad status line {status_line:?}"));
+    }
+    let status: u16 = code.parse().map_err(|_| format!("bad status code {code:?}"))?;
+    let mut length = None;
+    let mut chunked = false;
+    for l in lines {
+        let Some((k, v)) = l.split_once(':') else { continue };
+        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+        if k == "content-length" {
+            length = Some(v.parse::<usize>().map_err(|_| format!("bad content-length {v:?}"))?);
+        } else if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
+            chunked = true;
+        }
+    }
+    let body = if chunked {
+        dechunk(rest)?
+    } else if let Some(n) = length {
+        rest.get(..n).ok_or(format!("body shorter than content-length {n}"))?.to_vec()
+    } else {
+        rest.to_vec()
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok((status, Value::Null));
+    }
+    let v = serde_json::from_slice(&body).map_err(|e| format!("body is not JSON: {e}"))?;
+    Ok((status, v))
+}
+
+fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunk size")?;
+        let size_text = std::str::from_utf8(&b[..eol]).map_err(|_| "bad chunk size")?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        b = &b[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = b.get(..size).ok_or("truncated chunk")?;
+        out.extend_from_slice(chunk);
+        b = b.get(size + 2..).ok_or("truncated chunk end")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::thread;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn parses_length_chunked_and_empty_bodies() {
+        let r = b"HTTP/1.1 201 Created\r\ncontent-length: 8\r\n\r\n{\"id\":1}";
+        assert_eq!(parse_response(r), Ok((201, json!({"id": 1}))));
+        let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n";
+        assert_eq!(parse_response(r), Ok((200, json!([1, 2]))));
+        assert_eq!(parse_response(b"HTTP/1.1 204 No Content\r\n\r\n"), Ok((204, Value::Null)));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for r in [
+            &b"nonsense"[..],
+            b"HTTP/1.1 abc\r\n\r\n",
+            b"SMTP 200\r\n\r\n",
+            b"HTTP/1.1 200\r\ncontent-length: 99\r\n\r\n{}",
+            b"HTTP/1.1 200\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200\r\n\r\n{not json",
+        ] {
+            assert!(parse_response(r).is_err(), "{:?}", String::from_utf8_lossy(r));
+        }
+    }
+
+    #[test]
+    fn talks_to_a_server() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let server = thread::spawn(move || {
+            let (mut s, _) = l.accept().expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !String::from_utf8_lossy(&got).contains("{\"a\":1}") {
+                let n = s.read(&mut buf).expect("read");
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").expect("write");
+            String::from_utf8_lossy(&got).into_owned()
+        });
+        let (status, body) =
+            request(addr, "POST", "/v1/x", Some(&json!({"a": 1}))).expect("request");
+        assert_eq!((status, body), (200, json!({})));
+        let seen = server.join().expect("server");
+        assert!(seen.starts_with("POST /v1/x HTTP/1.1\r\n"), "{seen}");
+        assert!(seen.contains("Content-Length: 7\r\n"), "{seen}");
+    }
+}

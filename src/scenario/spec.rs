@@ -1,0 +1,430 @@
+//! A scenario as the runner sees it once its file has been read and checked: every name a
+//! step or an expectation uses refers to something declared, so running it cannot fail on a typo.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::northbound::model::{Direction, Encap};
+
+/// A scenario file, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// The file's stem (`basic` for `scenarios/basic.toml`).
+    pub name: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// One line saying what it shows.
+    pub description: String,
+    /// Seconds to let the controller program the taps before the timeline starts.
+    pub settle_s: f64,
+    /// `[[hypervisor]]`, in file order.
+    pub hypervisors: Vec<HypervisorSpec>,
+    /// `[[vm]]`, in file order.
+    pub vms: Vec<VmSpec>,
+    /// `[[collector]]`, in file order.
+    pub collectors: Vec<CollectorSpec>,
+    /// `[[tap_service]]`, in file order.
+    pub tap_services: Vec<TapServiceSpec>,
+    /// `[[tap_flow]]`, in file order.
+    pub tap_flows: Vec<TapFlowSpec>,
+    /// `[[step]]`: the timeline, in file order.
+    pub steps: Vec<Step>,
+    /// `[[expect]]`: what must hold at the end.
+    pub expects: Vec<Expect>,
+}
+
+impl Scenario {
+    /// The VM declared under `name`.
+    pub fn vm(&self, name: &str) -> Option<&VmSpec> {
+        self.vms.iter().find(|v| v.name == name)
+    }
+
+    /// The tap service declared under `name`.
+    pub fn tap_service(&self, name: &str) -> Option<&TapServiceSpec> {
+        self.tap_services.iter().find(|s| s.name == name)
+    }
+
+    /// The tap flow declared under `name`.
+    pub fn tap_flow(&self, name: &str) -> Option<&TapFlowSpec> {
+        self.tap_flows.iter().find(|f| f.name == name)
+    }
+
+    /// The tenants, in order of first appearance among the VMs.
+    pub fn tenants(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for v in &self.vms {
+            if !out.contains(&v.tenant) {
+                out.push(v.tenant.clone());
+            }
+        }
+        out
+    }
+
+    /// The `start_ping` step named `name`.
+    pub fn ping(&self, name: &str) -> Option<&PingSpec> {
+        self.steps.iter().find_map(|s| match &s.action {
+            Action::StartPing(p) if p.name == name => Some(p),
+            _ => None,
+        })
+    }
+}
+
+/// How a hypervisor's `br-int` reaches the controller (and, once the controller speaks OVSDB,
+/// how the controller reaches the hypervisor's ovsdb-server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Unix sockets in the lab directory.
+    Unix,
+    /// TCP on 127.0.0.1, relayed into the hypervisor's namespace.
+    Tcp,
+}
+
+/// `[[hypervisor]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HypervisorSpec {
+    /// Name (1 to 10 of `a-z0-9-`).
+    pub name: String,
+    /// Controller transport.
+    pub controller: Transport,
+}
+
+/// `[[vm]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    /// Name (1 to 10 of `a-z0-9-`).
+    pub name: String,
+    /// Where it starts.
+    pub hypervisor: String,
+    /// Owning tenant: written to `external_ids:tenant`; each tenant gets its own VLAN on
+    /// `br-int`, so tenants may reuse addresses.
+    pub tenant: String,
+    /// MAC address; the lab's default when `None`.
+    pub mac: Option<String>,
+    /// IPv4 address and prefix length; the lab's default when `None`.
+    pub ip: Option<(Ipv4Addr, u8)>,
+    /// Interface MTU; the lab's default (1450) when `None`.
+    pub mtu: Option<u32>,
+    /// `external_ids:iface-id`; derived from the lab prefix when `None`.
+    pub iface_id: Option<String>,
+    /// `external_ids:vm-uuid`; derived from the lab prefix when `None`.
+    pub vm_uuid: Option<String>,
+    /// More `external_ids` (what selectors match on).
+    pub external_ids: BTreeMap<String, String>,
+    /// Created before the timeline (`true`) or by a `create_vm` step.
+    pub create: bool,
+}
+
+/// `[[collector]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorSpec {
+    /// Name (1 to 10 of `a-z0-9-`).
+    pub name: String,
+}
+
+/// `[[tap_service]]`: the API's tap service, with the collector named instead of its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapServiceSpec {
+    /// Name.
+    pub name: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// Encapsulation.
+    pub encap: Encap,
+    /// The collector whose underlay address becomes `remote_ip`.
+    pub collector: String,
+    /// The key asked for; the controller allocates one when `None`.
+    pub key: Option<u32>,
+    /// Truncation length of copies.
+    pub snaplen: Option<u16>,
+}
+
+/// Which interfaces a tap flow copies, with VMs named as in the scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TapSource {
+    /// The `iface-id` of the named VM.
+    IfaceId(String),
+    /// The `vm-uuid` of the named VM.
+    Vm(String),
+    /// Every interface whose external_ids hold all these pairs.
+    Selector(BTreeMap<String, String>),
+}
+
+/// `[[tap_flow]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TapFlowSpec {
+    /// Name.
+    pub name: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// The `[[tap_service]]` it copies to.
+    pub service: String,
+    /// Which interfaces.
+    pub source: TapSource,
+    /// Which direction, seen from the VM.
+    pub direction: Direction,
+    /// The API's `filter` object, passed as is.
+    pub filter: Option<Value>,
+    /// Created before the timeline (`true`) or by a `create_tap_flow` step.
+    pub create: bool,
+}
+
+/// One `[[step]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Seconds after the timeline starts; `None` runs right after the previous step. Steps that
+    /// share an `at` run concurrently.
+    pub at: Option<f64>,
+    /// What to do.
+    pub action: Action,
+}
+
+/// `start_ping`: a background `ping` from one VM to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingSpec {
+    /// Name expectations refer to (`ping1`, `ping2`, ... by default).
+    pub name: String,
+    /// Sending VM.
+    pub from: String,
+    /// Target VM.
+    pub to: String,
+    /// Milliseconds between echo requests.
+    pub interval_ms: u64,
+    /// Echo requests to send.
+    pub count: u32,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Starts a background ping.
+    StartPing(PingSpec),
+    /// Live-migrates a VM, make-before-break.
+    Migrate {
+        /// The VM.
+        vm: String,
+        /// The destination hypervisor.
+        to: String,
+    },
+    /// Creates a VM declared with `create = false`.
+    CreateVm {
+        /// The VM.
+        vm: String,
+        /// The hypervisor; the VM's declared one when `None`.
+        on: Option<String>,
+    },
+    /// Unplugs a VM and removes its interface.
+    DeleteVm {
+        /// The VM.
+        vm: String,
+    },
+    /// Creates a tap flow declared with `create = false` (or deleted before).
+    CreateTapFlow {
+        /// The tap flow.
+        tap_flow: String,
+    },
+    /// Deletes a tap flow.
+    DeleteTapFlow {
+        /// The tap flow.
+        tap_flow: String,
+    },
+    /// Stops the controller (SIGTERM) and starts it again; the tap services and flows are
+    /// created again through the API, with the same keys, as a northbound would.
+    RestartController,
+    /// Kills the controller (SIGKILL); a later `restart_controller` starts it again.
+    KillController,
+    /// Restarts one hypervisor's ovs-vswitchd (flows and tunnel neighbors are lost).
+    RestartVswitchd {
+        /// The hypervisor.
+        hypervisor: String,
+    },
+    /// Does nothing for a while.
+    Wait {
+        /// How long.
+        seconds: f64,
+    },
+    /// Stops one or every running ping.
+    StopTraffic {
+        /// The ping; every one when `None`.
+        ping: Option<String>,
+    },
+}
+
+impl Action {
+    /// The action's name in the scenario file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::StartPing(_) => "start_ping",
+            Action::Migrate { .. } => "migrate",
+            Action::CreateVm { .. } => "create_vm",
+            Action::DeleteVm { .. } => "delete_vm",
+            Action::CreateTapFlow { .. } => "create_tap_flow",
+            Action::DeleteTapFlow { .. } => "delete_tap_flow",
+            Action::RestartController => "restart_controller",
+            Action::KillController => "kill_controller",
+            Action::RestartVswitchd { .. } => "restart_vswitchd",
+            Action::Wait { .. } => "wait",
+            Action::StopTraffic { .. } => "stop_traffic",
+        }
+    }
+
+    /// A short human description (`migrate vm1 -> hv2`).
+    pub fn describe(&self) -> String {
+        match self {
+            Action::StartPing(p) => format!(
+                "start_ping {} {} -> {} ({} x {} ms)",
+                p.name, p.from, p.to, p.count, p.interval_ms
+            ),
+            Action::Migrate { vm, to } => format!("migrate {vm} -> {to}"),
+            Action::CreateVm { vm, on: Some(hv) } => format!("create_vm {vm} on {hv}"),
+            Action::CreateVm { vm, on: None } => format!("create_vm {vm}"),
+            Action::DeleteVm { vm } => format!("delete_vm {vm}"),
+            Action::CreateTapFlow { tap_flow } => format!("create_tap_flow {tap_flow}"),
+            Action::DeleteTapFlow { tap_flow } => format!("delete_tap_flow {tap_flow}"),
+            Action::RestartController => "restart_controller".into(),
+            Action::KillController => "kill_controller".into(),
+            Action::RestartVswitchd { hypervisor } => format!("restart_vswitchd {hypervisor}"),
+            Action::Wait { seconds } => format!("wait {seconds} s"),
+            Action::StopTraffic { ping: Some(p) } => format!("stop_traffic {p}"),
+            Action::StopTraffic { ping: None } => "stop_traffic".into(),
+        }
+    }
+}
+
+/// One `[[expect]]`: an assertion checked after the timeline.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Expect {
+    /// Every echo of a ping that `vm` sent or received (per `direction`) arrived at the
+    /// collector under the service's key exactly once; at most `max_loss` missing per kind.
+    Copies {
+        /// The collector.
+        collector: String,
+        /// The tap service (its encapsulation and key).
+        service: String,
+        /// The `start_ping` step.
+        ping: String,
+        /// The tapped VM: the ping's sender or its target.
+        vm: String,
+        /// Which of the VM's frames are expected.
+        direction: Direction,
+        /// Missing copies allowed, per echo kind.
+        max_loss: u32,
+    },
+    /// No echo frame arrived twice under one key (only the service's key when given).
+    NoDuplicates {
+        /// The collector.
+        collector: String,
+        /// Restricts the check to one tap service.
+        service: Option<String>,
+    },
+    /// The collector received only keys of `tenant`'s services aimed at it, and under those
+    /// only frames to or from `tenant`'s VMs.
+    NoForeign {
+        /// The collector.
+        collector: String,
+        /// The tenant that owns the collector.
+        tenant: String,
+    },
+    /// No frame of a ping arrived at the collector at all (isolation, untapped VMs).
+    NoCopies {
+        /// The collector.
+        collector: String,
+        /// The `start_ping` step.
+        ping: String,
+    },
+    /// The longest silence in a ping's copies is at most the ping's own longest silence (between
+    /// replies) plus `tolerance_ms`.
+    Gap {
+        /// The collector.
+        collector: String,
+        /// The tap service.
+        service: String,
+        /// The `start_ping` step.
+        ping: String,
+        /// Allowed extra silence.
+        tolerance_ms: u64,
+    },
+    /// The ping itself lost at most `max_loss` echoes (forwarding between VMs is intact).
+    Ping {
+        /// The `start_ping` step.
+        ping: String,
+        /// Lost echoes allowed.
+        max_loss: u32,
+    },
+    /// `br-int` of the hypervisor holds no periscope flow other than the base pipeline.
+    NoLeftoverFlows {
+        /// The hypervisor.
+        hypervisor: String,
+        /// How long to wait for it to become true.
+        within_s: f64,
+    },
+    /// `br-int` of the hypervisor has no tunnel port (the runner makes none; the controller
+    /// makes them for taps).
+    NoLeftoverTunnelPorts {
+        /// The hypervisor.
+        hypervisor: String,
+        /// How long to wait for it to become true.
+        within_s: f64,
+    },
+}
+
+impl Expect {
+    /// The expectation's name in the scenario file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Expect::Copies { .. } => "copies",
+            Expect::NoDuplicates { .. } => "no_duplicates",
+            Expect::NoForeign { .. } => "no_foreign",
+            Expect::NoCopies { .. } => "no_copies",
+            Expect::Gap { .. } => "gap",
+            Expect::Ping { .. } => "ping",
+            Expect::NoLeftoverFlows { .. } => "no_leftover_flows",
+            Expect::NoLeftoverTunnelPorts { .. } => "no_leftover_tunnel_ports",
+        }
+    }
+
+    /// A short human description.
+    pub fn describe(&self) -> String {
+        match self {
+            Expect::Copies { collector, service, ping, vm, direction, max_loss } => format!(
+                "copies of {vm}'s {ping} ({}) at {collector} via {service}, loss <= {max_loss}",
+                direction_str(*direction)
+            ),
+            Expect::NoDuplicates { collector, service: Some(s) } => {
+                format!("no duplicates at {collector} via {s}")
+            }
+            Expect::NoDuplicates { collector, service: None } => {
+                format!("no duplicates at {collector}")
+            }
+            Expect::NoForeign { collector, tenant } => {
+                format!("only {tenant}'s keys and frames at {collector}")
+            }
+            Expect::NoCopies { collector, ping } => format!("no copies of {ping} at {collector}"),
+            Expect::Gap { collector, service, ping, tolerance_ms } => format!(
+                "gap in copies of {ping} at {collector} via {service} <= own gap + {tolerance_ms} ms"
+            ),
+            Expect::Ping { ping, max_loss } => format!("{ping} loses <= {max_loss}"),
+            Expect::NoLeftoverFlows { hypervisor, .. } => {
+                format!("no leftover periscope flows on {hypervisor}")
+            }
+            Expect::NoLeftoverTunnelPorts { hypervisor, .. } => {
+                format!("no leftover tunnel ports on {hypervisor}")
+            }
+        }
+    }
+}
+
+/// `IN`, `OUT` or `BOTH`, as the API writes directions.
+pub fn direction_str(d: Direction) -> &'static str {
+    match d {
+        Direction::In => "IN",
+        Direction::Out => "OUT",
+        Direction::Both => "BOTH",
+    }
+}
