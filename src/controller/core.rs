@@ -64,8 +64,15 @@ struct Switch {
 struct Hold {
     frames: Vec<Vec<u8>>,
     since: Instant,
-    /// The bridges that must have confirmed their new flows first.
-    involved: Vec<Dpid>,
+    /// The interface the VM now runs behind.
+    to: periscope_topology::RowRef,
+    /// Its iface-id.
+    iface_id: String,
+    /// Whether the copies of delivered frames are arriving here (second phase) or still
+    /// leaving the other places (first phase).
+    arriving: bool,
+    /// The bridges that must confirm the current phase, with the batch that carries it.
+    involved: Vec<(Dpid, u64)>,
 }
 
 /// Frames held per probed port, at most; more are dropped (the VM retransmits).
@@ -138,18 +145,18 @@ impl Core {
                     self.topology.interface(&location.interface_ref()).and_then(|i| i.iface_id())
                 {
                     if self.topology.locations(id).len() == 1 {
-                        self.activity.insert(id.to_string(), location.interface_ref());
+                        self.activity.insert(id.to_string(), Some(location.interface_ref()));
                     }
                 }
             }
             EventKind::InterfaceMoved { iface_id, to, .. } => {
-                self.activity.insert(iface_id.clone(), to.interface_ref());
+                self.activity.insert(iface_id.clone(), Some(to.interface_ref()));
             }
             EventKind::MigrationFinished { iface_id, to, .. } => {
-                self.activity.insert(iface_id.clone(), to.interface_ref());
+                self.activity.insert(iface_id.clone(), Some(to.interface_ref()));
             }
             EventKind::InterfaceGone { location } => {
-                self.activity.retain(|_, r| *r != location.interface_ref());
+                self.activity.retain(|_, r| r.as_ref() != Some(&location.interface_ref()));
             }
             _ => {}
         }
@@ -168,58 +175,111 @@ impl Core {
         let at = periscope_topology::SwitchPort { dpid, port };
         let Some(i) = self.topology.interface_at(at) else { return };
         let (Some(id), me) = (i.iface_id().map(str::to_string), i.interface_ref()) else { return };
-        let involved: Vec<Dpid> =
-            self.topology.locations(&id).iter().filter_map(|l| l.dpid).collect();
+        if self.activity.get(&id) == Some(&Some(me.clone())) {
+            // Sent before the probe flow left the switch: the copies are here already.
+            if let Some(conn) = self.by_dpid.get(&dpid).copied() {
+                self.send(conn, vec![reinject(port, pin.data)]);
+            }
+            return;
+        }
         info!(self.log, "interface active at its new place"; "iface_id" => &id,
             "hypervisor" => %me.hypervisor, "ofport" => port.0);
-        self.activity.insert(id, me);
-        self.holds
-            .insert((dpid, port), Hold { frames: vec![pin.data], since: Instant::now(), involved });
         if let Some(sw) = self.by_dpid.get(&dpid).and_then(|c| self.switches.get_mut(c)) {
             sw.dirty_since.get_or_insert(Instant::now());
         }
-        self.reconcile_all();
+        // First the copies of delivered frames leave the old places (frames still delivered
+        // there reach no VM), then they arrive here, then the held frames go on: a frame is
+        // never copied at two places.
+        let others: Vec<Dpid> = self
+            .topology
+            .locations(&id)
+            .iter()
+            .filter(|l| l.interface_ref() != me)
+            .filter_map(|l| l.dpid)
+            .collect();
+        self.activity.insert(id.clone(), None);
+        let involved = self.reconcile_tracking(&others);
+        let hold = Hold {
+            frames: vec![pin.data],
+            since: Instant::now(),
+            to: me,
+            iface_id: id,
+            arriving: false,
+            involved,
+        };
+        self.holds.insert((dpid, port), hold);
         self.release_holds();
     }
 
-    /// Re-injects held frames whose bridges have all confirmed (or waited too long).
+    /// Reconciles everything and returns, for each of `dpids`, the batch that will carry the
+    /// changes: the one planned now for an idle switch, the one after its current for a busy one.
+    fn reconcile_tracking(&mut self, dpids: &[Dpid]) -> Vec<(Dpid, u64)> {
+        let busy: Vec<bool> =
+            dpids.iter().map(|d| self.switch(*d).is_some_and(|s| s.reconciler.busy())).collect();
+        self.reconcile_all();
+        dpids
+            .iter()
+            .zip(busy)
+            .filter_map(|(d, busy)| {
+                Some((*d, self.switch(*d)?.reconciler.planned_through() + u64::from(busy)))
+            })
+            .collect()
+    }
+
+    /// Moves held frames on: to the second phase when the old places confirmed, into the
+    /// pipeline when the new place confirmed (or when they waited too long).
     fn release_holds(&mut self) {
-        let idle = |core: &Core, d: &Dpid| {
-            core.by_dpid
-                .get(d)
-                .and_then(|c| core.switches.get(c))
-                .is_none_or(|s| !s.reconciler.busy())
+        // Done once the batch carrying the phase is confirmed, or nothing is in flight.
+        let done = |core: &Core, (d, batch): &(Dpid, u64)| {
+            core.switch(*d)
+                .is_none_or(|s| !s.reconciler.busy() || s.reconciler.confirmed_through() >= *batch)
         };
+        let phase_done: Vec<(Dpid, PortNo)> = self
+            .holds
+            .iter()
+            .filter(|(_, h)| h.involved.iter().all(|i| done(self, i)))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in phase_done {
+            let Some(h) = self.holds.get(&key) else { continue };
+            if h.arriving {
+                continue;
+            }
+            let (id, to) = (h.iface_id.clone(), h.to.clone());
+            self.activity.insert(id, Some(to));
+            let involved = self.reconcile_tracking(&[key.0]);
+            if let Some(h) = self.holds.get_mut(&key) {
+                h.arriving = true;
+                h.involved = involved;
+            }
+        }
         let ready: Vec<(Dpid, PortNo)> = self
             .holds
             .iter()
             .filter(|(_, h)| {
-                h.since.elapsed() > HOLD_MAX || h.involved.iter().all(|d| idle(self, d))
+                h.since.elapsed() > HOLD_MAX
+                    || (h.arriving && h.involved.iter().all(|i| done(self, i)))
             })
             .map(|(k, _)| *k)
             .collect();
         for key in ready {
             let Some(h) = self.holds.remove(&key) else { continue };
+            if !h.arriving || self.activity.get(&h.iface_id) != Some(&Some(h.to.clone())) {
+                // Waited too long: let the copies arrive here now, whatever happened elsewhere.
+                self.activity.insert(h.iface_id.clone(), Some(h.to.clone()));
+                self.reconcile_all();
+            }
             let (dpid, port) = key;
             let Some(conn) = self.by_dpid.get(&dpid).copied() else { continue };
             debug!(self.log, "re-injecting held frames"; "dpid" => dpid.to_string(), "port" => port.0,
                 "frames" => h.frames.len(), "held_ms" => h.since.elapsed().as_secs_f64() * 1e3);
-            let requests = h
-                .frames
-                .into_iter()
-                .map(|data| Request {
-                    msg: Message::PacketOut(PacketOut {
-                        buffer_id: BufferId::NO_BUFFER,
-                        in_port: port,
-                        actions: vec![Action::output(PortNo::TABLE)],
-                        data,
-                    }),
-                    tag: TAG_RELEASE,
-                    label: format!("re-inject a held frame from port {}", port.0),
-                })
-                .collect();
+            let requests = h.frames.into_iter().map(|data| reinject(port, data)).collect();
             self.send(conn, requests);
         }
+    }
+
+    fn switch(&self, dpid: Dpid) -> Option<&Switch> {
+        self.by_dpid.get(&dpid).and_then(|c| self.switches.get(c))
     }
 
     /// Lets time pass: releases held frames that waited too long.
@@ -713,6 +773,20 @@ impl Core {
             }
             Err(TrySendError::Closed(_)) => sw.reconciler.reset(),
         }
+    }
+}
+
+/// A held frame sent back into the pipeline as if it had just arrived on `port`.
+fn reinject(port: PortNo, data: Vec<u8>) -> Request {
+    Request {
+        msg: Message::PacketOut(PacketOut {
+            buffer_id: BufferId::NO_BUFFER,
+            in_port: port,
+            actions: vec![Action::output(PortNo::TABLE)],
+            data,
+        }),
+        tag: TAG_RELEASE,
+        label: format!("re-inject a held frame from port {}", port.0),
     }
 }
 

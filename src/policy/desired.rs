@@ -72,7 +72,14 @@ pub fn bridge_views(
                 continue;
             }
             let places = topology.locations(iface_id).len();
-            let in_active = places < 2 || active.get(iface_id).is_none_or(|a| *a == me);
+            let in_active = places < 2
+                || match active.get(iface_id) {
+                    None => true,
+                    Some(at) => at.as_ref() == Some(&me),
+                };
+            // Where it is present but not active, what it sends goes to the controller (which
+            // holds it while the copies move).
+            let probe = !in_active;
             view.interfaces.push(IfaceView {
                 iface_id: iface_id.to_string(),
                 vm: i.vm_uuid().map(str::to_string),
@@ -81,15 +88,17 @@ pub fn bridge_views(
                 ofport,
                 mac: i.mac(),
                 in_active,
-                probe: !in_active,
+                probe,
             });
         }
     }
     views
 }
 
-/// Where each iface-id is known to be active: the interface row its VM runs behind.
-pub type Activity = std::collections::HashMap<String, RowRef>;
+/// Where each iface-id is known to be active: the interface row its VM runs behind, or `None`
+/// while it moves (the copies of delivered frames have left the old place and not yet reached
+/// the new one; nothing is delivered to the VM meanwhile).
+pub type Activity = std::collections::HashMap<String, Option<RowRef>>;
 
 /// What every bridge with a datapath id should hold.
 pub fn desired(

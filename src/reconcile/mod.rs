@@ -135,6 +135,8 @@ pub struct Reconciler {
     /// Flows the switch refused, with the body it refused: not retried until desired changes.
     refused: FlowSet,
     next_batch: u64,
+    /// The last batch confirmed.
+    confirmed: u64,
 }
 
 impl Reconciler {
@@ -151,6 +153,16 @@ impl Reconciler {
     /// Whether a batch awaits confirmation.
     pub fn busy(&self) -> bool {
         self.in_flight.is_some()
+    }
+
+    /// The id of the last batch planned (0 before the first).
+    pub fn planned_through(&self) -> u64 {
+        self.next_batch
+    }
+
+    /// The id of the last batch confirmed (0 before the first).
+    pub fn confirmed_through(&self) -> u64 {
+        self.confirmed
     }
 
     /// Our flows the switch is known to hold.
@@ -213,6 +225,7 @@ impl Reconciler {
         let Some((b, failed)) = self.in_flight.take_if(|(b, _)| b.id == batch) else {
             return Vec::new();
         };
+        self.confirmed = b.id;
         let actual = self.actual.get_or_insert_with(FlowSet::new);
         let mut refused = Vec::new();
         for (i, c) in b.changes.into_iter().enumerate() {
@@ -237,7 +250,11 @@ impl Reconciler {
 
     /// The connection was lost: nothing is known about the switch any more.
     pub fn reset(&mut self) {
-        *self = Reconciler { next_batch: self.next_batch, ..Reconciler::default() };
+        *self = Reconciler {
+            next_batch: self.next_batch,
+            confirmed: self.next_batch,
+            ..Reconciler::default()
+        };
     }
 }
 

@@ -153,7 +153,13 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let iface_id = sec.opt_text("iface_id")?;
         let vm_uuid = sec.opt_text("vm_uuid")?;
         let external_ids = sec.opt_string_table("external_ids")?;
-        for k in ["iface-id", "attached-mac", "vm-uuid", "iface-status", "tenant"] {
+        for k in [
+            "iface-id",
+            "attached-mac",
+            "vm-uuid",
+            "iface-status",
+            periscope_topology::DEFAULT_TENANT_KEY,
+        ] {
             if external_ids.contains_key(k) {
                 return Err(sec.field_err(
                     &format!("external_ids.{k}"),

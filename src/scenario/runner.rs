@@ -416,7 +416,7 @@ impl<'a> Run<'a> {
         let mut o = VmOptions::new(name)
             .iface_id(&self.iface_id(name))
             .vm_uuid(&self.vm_uuid(name))
-            .external_id("tenant", &v.tenant);
+            .external_id(periscope_topology::DEFAULT_TENANT_KEY, &v.tenant);
         for (k, val) in &v.external_ids {
             o = o.external_id(k, val);
         }

@@ -100,7 +100,7 @@ pub struct VmSpec {
     pub name: String,
     /// Where it starts.
     pub hypervisor: String,
-    /// Owning tenant: written to `external_ids:tenant`; each tenant gets its own VLAN on
+    /// Owning tenant: written to `external_ids:tenant-id` (the controller's default tenant key); each tenant gets its own VLAN on
     /// `br-int`, so tenants may reuse addresses.
     pub tenant: String,
     /// MAC address; the lab's default when `None`.
