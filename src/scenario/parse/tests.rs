@@ -217,8 +217,8 @@ const BAD: &[(&str, &str, &str)] = &[
     ("mtu = 1400", "mtu = 100000", "mtu"),
     (
         "external_ids = { app = \"web\" }",
-        "external_ids = { tenant = \"x\" }",
-        "external_ids.tenant",
+        "external_ids = { \"tenant-id\" = \"x\" }",
+        "external_ids.tenant-id",
     ),
     ("encap = \"gre\"", "encap = \"geneve\"", "encap"),
     ("collector = \"col1\"", "collector = \"col2\"", "collector"),
