@@ -176,13 +176,18 @@ class Sandbox:
                              "--prefix", self.prefix, "--dir", self.dir] + argv)
         child = subprocess.Popen(cmd, env=self.env)
         try:
-            return child.wait(timeout=INNER_TIMEOUT_S)
+            status = child.wait(timeout=INNER_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             print(f"FAIL: the run took more than {INNER_TIMEOUT_S} s; stopping it", flush=True)
-            return self.stop_child(child) or 1
+            self.stop_child(child)
+            return 1
         except Interrupted:
             self.stop_child(child)
             raise
+        if status < 0:
+            print(f"FAIL: the inner process was killed by {signal.Signals(-status).name}",
+                  flush=True)
+        return status if status in (0, 1, 2) else 1
 
     @staticmethod
     def stop_child(child):
