@@ -81,7 +81,8 @@ def run(cmd, check=True, env=None, timeout=20):
     """Runs a command, returns its stdout; raises SetupError with its output when it fails."""
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and p.returncode != 0:
-        raise SetupError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip() or p.stdout.strip()}")
+        said = p.stderr.strip() or p.stdout.strip()
+        raise SetupError(f"{' '.join(cmd)}: exit {p.returncode}: {said}")
     return p.stdout
 
 
@@ -329,12 +330,10 @@ class Inner:
         self.collector = None
         self.api = None
         self.of_port = None
-        self.report = []
         self.started_at = None
 
     def say(self, line):
-        """One report line (printed at once, kept for the summary)."""
-        self.report.append(line)
+        """One report line."""
         print(line, flush=True)
 
     def track(self, pid, what):
@@ -493,14 +492,17 @@ class Inner:
     def check_active(self, flow_id, phase, dpid, ofport):
         """The tap flow's status: active at exactly (dpid, ofport) and programmed there."""
         status, v = self.http("GET", f"/v1/tap_flows/{flow_id}")
-        active = v.get("active", []) if status == 200 and isinstance(v, dict) else []
-        where = ", ".join(f"dpid {int(a['dpid'], 16)} port {a['ofport']}"
+        if status != 200 or not isinstance(v, dict):
+            return [f"{phase}: GET /v1/tap_flows/{flow_id}: {status} {v}"]
+        active = v.get("active", [])
+        where = ", ".join(f"dpid {int(a.get('dpid') or '0', 16)} port {a.get('ofport')}"
                           f"{'' if a.get('programmed') else ' (not programmed)'}"
                           for a in active)
-        self.say(f"{phase}: periscope reports the tap flow {v.get('status') if isinstance(v, dict) else status}"
-                 f" at {where or 'nowhere'}")
-        if status != 200 or v.get("status") != "ACTIVE" or len(active) != 1 \
-                or int(active[0]["dpid"], 16) != dpid or active[0]["ofport"] != ofport \
+        self.say(f"{phase}: periscope reports the tap flow {v.get('status')} at "
+                 f"{where or 'nowhere'}")
+        if v.get("status") != "ACTIVE" or len(active) != 1 \
+                or int(active[0].get("dpid") or "0", 16) != dpid \
+                or active[0].get("ofport") != ofport \
                 or not active[0].get("programmed"):
             return [f"{phase}: tap flow should be ACTIVE and programmed at dpid {dpid} port "
                     f"{ofport} only: {json.dumps(v)}"]
