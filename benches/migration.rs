@@ -12,11 +12,14 @@
 use std::time::Duration;
 
 use periscope::lab::controller::ControllerProcess;
-use periscope::lab::{ControllerTarget, HypervisorOptions, Lab, TunnelKey, TunnelKind, TunnelRemote, VmOptions};
+use periscope::lab::{
+    ControllerTarget, HypervisorOptions, Lab, TunnelKey, TunnelKind, TunnelRemote, VmOptions,
+};
 use serde_json::json;
 
 fn main() {
-    let n: usize = std::env::var("PERISCOPE_BENCH_MIGRATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let n: usize =
+        std::env::var("PERISCOPE_BENCH_MIGRATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let exe = env!("CARGO_BIN_EXE_periscope");
     let lab = Lab::new().expect("lab (needs root)");
     let sock = lab.dir().join("of.sock");
@@ -24,8 +27,13 @@ fn main() {
     let hv1 = lab.add_hypervisor("hv1", opts()).expect("hv1");
     let hv2 = lab.add_hypervisor("hv2", opts()).expect("hv2");
     for (a, b) in [(&hv1, &hv2), (&hv2, &hv1)] {
-        a.add_tunnel_port(&format!("vx-{}", b.name()), TunnelKind::Vxlan, TunnelRemote::Ip(b.underlay_ip()), TunnelKey::Fixed(7))
-            .expect("tenant tunnel");
+        a.add_tunnel_port(
+            &format!("vx-{}", b.name()),
+            TunnelKind::Vxlan,
+            TunnelRemote::Ip(b.underlay_ip()),
+            TunnelKey::Fixed(7),
+        )
+        .expect("tenant tunnel");
     }
     let tenant = |o: VmOptions| o.external_id("tenant-id", "bank-a").external_id("app", "payments");
     let mut vm = lab.add_vm(&hv1, tenant(VmOptions::new("vm"))).expect("vm");
@@ -38,7 +46,8 @@ fn main() {
         format!("--ovsdb=hv2={}", hv2.db_remote()),
         "--log-format=json".to_string(),
     ];
-    let ctl = ControllerProcess::start(exe, &args, &lab.dir().join("controller.log")).expect("controller");
+    let ctl = ControllerProcess::start(exe, &args, &lab.dir().join("controller.log"))
+        .expect("controller");
     let (_, svc) = ctl
         .call("POST", "/v1/tap_services", Some(&json!({"name": "c", "tenant": "bank-a", "encap": "vxlan", "remote_ip": col.ip().to_string()})))
         .expect("service");
@@ -59,9 +68,13 @@ fn main() {
         std::thread::sleep(Duration::from_millis(300));
         let log = ctl.log();
         // The first reprogramming of the destination after the interface appeared there.
-        let first = log.lines().skip(before).filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|v| {
-            v["msg"] == "bridge reprogrammed" && v["dpid"].as_str() == Some(dest.as_str())
-        });
+        let first = log
+            .lines()
+            .skip(before)
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| {
+                v["msg"] == "bridge reprogrammed" && v["dpid"].as_str() == Some(dest.as_str())
+            });
         if let Some(ms) = first.and_then(|v| v["ms"].as_f64()) {
             dest_ms.push(ms);
         }
@@ -75,8 +88,20 @@ fn main() {
     }
     let mean = dest_ms.iter().sum::<f64>() / dest_ms.len() as f64;
     println!("{:<34} {:>9} {:>9} {:>9} {:>9}", "", "mean ms", "p50 ms", "p99 ms", "max ms");
-    println!("{:<34} {mean:>9.2} {:>9.2} {:>9.2} {:>9.2}", "periscope (destination confirmed)", q(0.5), q(0.99), q(1.0));
-    println!("{:<34} {:>9} {:>9} {:>9} {:>9}", "OVN anchor (ovn-heater, 13,750 ports)", "1149", "-", "1711 p95", "-");
+    println!(
+        "{:<34} {mean:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+        "periscope (destination confirmed)",
+        q(0.5),
+        q(0.99),
+        q(1.0)
+    );
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9}",
+        "OVN anchor (ovn-heater, 13,750 ports)", "1149", "-", "1711 p95", "-"
+    );
     println!("ratio (OVN mean / periscope mean): {:.0}x", 1149.0 / mean);
-    println!("{}", json!({"migrations": n, "measured": dest_ms.len(), "mean_ms": mean, "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0)}));
+    println!(
+        "{}",
+        json!({"migrations": n, "measured": dest_ms.len(), "mean_ms": mean, "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0)})
+    );
 }

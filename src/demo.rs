@@ -125,7 +125,7 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
     wait("the mirror flows on hv1", Duration::from_secs(20), || {
         Ok(flows(&hv1, "cookie=0x505302")?.len() >= 2)
     })?;
-    println!("    hv1 now holds a tunnel port psc-vxlan and these copy flows:");
+    println!("    hv1 now holds a tunnel port psc-vx-... and these copy flows:");
     for f in flows(&hv1, "cookie=0x50530")? {
         println!("      {f}");
     }

@@ -33,9 +33,11 @@ fn mirror_flows(hv: &Hypervisor) -> Vec<String> {
         .collect()
 }
 
-fn has_port(hv: &Hypervisor, name: &str) -> bool {
+/// Whether br-int has a port whose name starts with `prefix` (periscope's tunnel ports are
+/// `psc-vx-<bridge>` and `psc-gre-<bridge>`).
+fn has_port(hv: &Hypervisor, prefix: &str) -> bool {
     hv.vsctl(&["list-ports", "br-int"])
-        .map(|p| p.lines().any(|l| l.trim() == name))
+        .map(|p| p.lines().any(|l| l.trim().starts_with(prefix)))
         .unwrap_or(false)
 }
 
@@ -116,10 +118,10 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
         }),
     );
     wait_for("mirror flows and tunnel ports on hv1", Duration::from_secs(20), || {
-        has_port(&hv1, "psc-vxlan") && has_port(&hv1, "psc-gre") && mirror_flows(&hv1).len() >= 6
+        has_port(&hv1, "psc-vx-") && has_port(&hv1, "psc-gre-") && mirror_flows(&hv1).len() >= 6
     });
     assert!(
-        !has_port(&hv2, "psc-vxlan") && !has_port(&hv3, "psc-vxlan"),
+        !has_port(&hv2, "psc-vx-") && !has_port(&hv3, "psc-vx-"),
         "tunnel ports only where taps need them"
     );
 
@@ -196,14 +198,14 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     assert_eq!(cap_b.foreign_keys(&[(Encap::Gre, key_b)]), vec![]);
 
     // The source keeps what vm4 (still there) needs and nothing of vm1's.
-    wait_for("hv1 cleaned of vm1's tap", Duration::from_secs(10), || !has_port(&hv1, "psc-vxlan"));
-    assert!(has_port(&hv1, "psc-gre"), "vm4's tunnel port stays");
+    wait_for("hv1 cleaned of vm1's tap", Duration::from_secs(10), || !has_port(&hv1, "psc-vx-"));
+    assert!(has_port(&hv1, "psc-gre-"), "vm4's tunnel port stays");
     let hv1_flows = mirror_flows(&hv1);
     assert!(
         hv1_flows.iter().all(|l| !l.contains(vm1.mac())),
         "stale flows for vm1 on hv1: {hv1_flows:#?}"
     );
-    assert!(has_port(&hv2, "psc-vxlan"), "destination has its tunnel port");
+    assert!(has_port(&hv2, "psc-vx-"), "destination has its tunnel port");
 
     // The tap flow reports where it is active now.
     let (_, status) =
@@ -218,7 +220,7 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     }
     wait_for("no tunnel port and no mirror flow anywhere", Duration::from_secs(10), || {
         [&hv1, &hv2, &hv3].iter().all(|hv| {
-            !has_port(hv, "psc-vxlan") && !has_port(hv, "psc-gre") && mirror_flows(hv).is_empty()
+            !has_port(hv, "psc-vx-") && !has_port(hv, "psc-gre-") && mirror_flows(hv).is_empty()
         })
     });
     // The tenants' forwarding still works after all that.

@@ -82,7 +82,7 @@ fn a_selector_tap_mirrors_new_vms_from_their_first_packet_and_a_filter_selects_f
     let tunnels = || hv.vsctl(&["list-ports", "br-int"]).unwrap_or_default();
     wait_for("both tunnel ports", Duration::from_secs(20), || {
         let t = tunnels();
-        t.contains("psc-gre") && t.contains("psc-vxlan")
+        t.contains("psc-gre-") && t.contains("psc-vx-")
     });
     let copy_flows = || {
         let dump = hv.ofctl(&["dump-flows", "br-int"]).unwrap_or_default();

@@ -637,8 +637,8 @@ class Inner:
                                            "tap_service": svc["id"],
                                            "source": {"iface_id": iface_id},
                                            "direction": "BOTH"})
-        t = wait_until("psc-vxlan and the tap's flows on s1", 10,
-                       lambda: "psc-vxlan" in self.ports("s1") and self.tap_flows("s1"))
+        t = wait_until("psc-vx-* and the tap's flows on s1", 10,
+                       lambda: any(p.startswith("psc-vx-") for p in self.ports("s1")) and self.tap_flows("s1"))
         self.say(f"tap: service {svc['id']} vxlan key {key} -> {COLLECTOR_IP}, flow "
                  f"{flow['id']} on iface-id {iface_id} BOTH; on s1 in {t * 1000:.0f} ms")
 
@@ -652,7 +652,7 @@ class Inner:
         s1.move(h1_intf, s3, NEW_PORT, ids)
         t_moved = time.monotonic() - t0
         t = wait_until("the tap reprogrammed on s3 and gone from s1", 10, lambda: (
-            "psc-vxlan" in self.ports("s3") and self.tap_flows("s3")
+            any(p.startswith("psc-vx-") for p in self.ports("s3")) and self.tap_flows("s3")
             and not self.owned_ports("s1") and not self.tap_flows("s1")))
         self.say(f"move: h1's port moved s1 -> s3 as {h1_intf.name} (port {NEW_PORT}, same "
                  f"iface-id) in {t_moved * 1000:.0f} ms; tap on s3 {t * 1000:.0f} ms later")

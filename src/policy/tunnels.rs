@@ -15,11 +15,15 @@ use crate::northbound::model::Encap;
 /// The `external_ids` key that marks rows periscope created.
 pub const OWNED_KEY: &str = "periscope-owned";
 
-/// The name of periscope's tunnel port for an encapsulation.
-pub fn port_name(encap: Encap) -> &'static str {
+/// The name of periscope's tunnel port for an encapsulation on a bridge: `psc-vx-` or
+/// `psc-gre-` and the first six hex digits of the bridge row's uuid. Port names are unique
+/// across an Open vSwitch database, which may hold several bridges (Mininet's does), and stay
+/// within the 15 bytes of an interface name.
+pub fn port_name(encap: Encap, bridge: Uuid) -> String {
+    let id = format!("{:032x}", bridge.0);
     match encap {
-        Encap::Vxlan => "psc-vxlan",
-        Encap::Gre => "psc-gre",
+        Encap::Vxlan => format!("psc-vx-{}", &id[..6]),
+        Encap::Gre => format!("psc-gre-{}", &id[..6]),
     }
 }
 
@@ -50,15 +54,15 @@ fn string_map(pairs: &[(&str, &str)]) -> Datum {
 
 /// Adds periscope's tunnel port for `encap` to the bridge row `bridge`.
 pub fn create_ops(bridge: Uuid, encap: Encap) -> Vec<Operation> {
-    let name = port_name(encap);
+    let name = port_name(encap, bridge);
     let owned = string_map(&[(OWNED_KEY, "true")]);
     let mut iface = Row::new();
-    iface.insert("name".into(), Datum::atom(Atom::String(name.into())));
+    iface.insert("name".into(), Datum::atom(Atom::String(name.clone())));
     iface.insert("type".into(), Datum::atom(Atom::String(encap.ovs_type().into())));
     iface.insert("options".into(), string_map(&[("key", "flow"), ("remote_ip", "flow")]));
     iface.insert("external_ids".into(), owned.clone());
     let mut port = Row::new();
-    port.insert("name".into(), Datum::atom(Atom::String(name.into())));
+    port.insert("name".into(), Datum::atom(Atom::String(name.clone())));
     port.insert("interfaces".into(), Datum::atom(Atom::NamedUuid("iface".into())));
     port.insert("external_ids".into(), owned);
     vec![
