@@ -83,7 +83,14 @@ fn main() {
     let q = |p: f64| dest_ms[((dest_ms.len() as f64 - 1.0) * p).round() as usize];
     println!("migrations: {n}, destination reprogrammings measured: {}", dest_ms.len());
     if dest_ms.is_empty() {
-        println!("(none measured; controller log in {})", lab.dir().display());
+        for l in ctl
+            .log()
+            .lines()
+            .filter(|l| l.contains("reprogram") || l.contains("migration"))
+            .take(10)
+        {
+            println!("  {l}");
+        }
         std::process::exit(1);
     }
     let mean = dest_ms.iter().sum::<f64>() / dest_ms.len() as f64;

@@ -652,10 +652,16 @@ impl Core {
                 let refused = sw.reconciler.handle_confirmed(batch);
                 info!(sw.log, "batch confirmed"; "batch" => batch, "refused" => refused.len(),
                     "ms" => barrier.sent_at.elapsed().as_secs_f64() * 1e3);
+                let started = sw.dirty_since.take();
+                let dpid = sw.dpid;
                 self.reconcile(conn);
-                // Done when nothing more is in flight: the bridge holds what was wanted.
-                if let Some(sw) = self.switches.get_mut(&conn).filter(|s| !s.reconciler.busy()) {
-                    if let Some(t) = sw.dirty_since.take() {
+                // Done when nothing more is in flight and nothing waits for a tunnel port: the
+                // bridge holds what was wanted, and the time runs from the first change seen.
+                let complete = dpid.and_then(|d| self.plans.get(&d)).is_none_or(|d| d.complete);
+                if let (Some(sw), Some(t)) = (self.switches.get_mut(&conn), started) {
+                    if sw.reconciler.busy() || !complete {
+                        sw.dirty_since = Some(t);
+                    } else {
                         let took = t.elapsed();
                         sw.last_reprogram = Some(took);
                         info!(sw.log, "bridge reprogrammed"; "ms" => took.as_secs_f64() * 1e3);
