@@ -22,6 +22,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Receive mirror copies (VXLAN, GRE): count them per key, write pcap files, summarize.
     Collector(crate::collector::CollectorArgs),
+    /// Decode OpenFlow 1.3 messages (hex or raw bytes) and print them as `ovs-ofctl ofp-print`.
+    OfpPrint(crate::ofprint::OfpPrintArgs),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -30,5 +32,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => crate::controller::run(args),
         Command::Demo(args) => crate::demo::run(args),
         Command::Collector(args) => crate::collector::run(args),
+        Command::OfpPrint(args) => crate::ofprint::run(args),
     }
 }
