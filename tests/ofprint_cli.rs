@@ -138,7 +138,7 @@ fn table_features_show_the_tables_as_ovs_does() {
     let theirs = ovs_print("tf", &bytes);
     let keep = |l: &&str| {
         l.starts_with("OFPST_")
-            || l.starts_with("  table ")
+            || l.starts_with("  table")
             || l.contains("metadata: match=")
             || l.contains("max_entries=")
     };
