@@ -197,7 +197,7 @@ pub enum Value {
 
 impl Value {
     /// Reads a value of `kind`.
-    #[inline]
+    #[inline(always)]
     pub fn read(kind: Kind, r: &mut Reader<'_>, what: &'static str) -> Result<Value, DecodeError> {
         Ok(match kind {
             Kind::U8 => Value::U8(r.u8(what)?),
@@ -216,7 +216,7 @@ impl Value {
     }
 
     /// Writes the value in its wire layout.
-    #[inline]
+    #[inline(always)]
     pub fn write(&self, buf: &mut BytesMut) {
         match *self {
             Value::U8(v) => buf.put_u8(v),
@@ -436,21 +436,52 @@ macro_rules! oxm_fields {
                 has_mask: bool,
                 what: &'static str,
                 bad: impl Fn() -> DecodeError + Copy,
-            ) -> Option<Result<OxmField, DecodeError>> {
-                let id = *FIELD_IDS.get(i)?;
-                Some((|| {
-                    Ok(match id {
-                        $(FieldId::$ev => OxmField::$ev(read_as(Kind::$ek, r, what, bad)?),)*
-                        $(FieldId::$mv => {
-                            let v = read_as(Kind::$mk, r, what, bad)?;
-                            let m = if has_mask { Some(read_as(Kind::$mk, r, what, bad)?) } else { None };
-                            OxmField::$mv(v, m)
-                        })*
-                    })
-                })())
+            ) -> Result<Option<OxmField>, DecodeError> {
+                let Some(&id) = FIELD_IDS.get(i) else { return Ok(None) };
+                Ok(Some(match id {
+                    $(FieldId::$ev => OxmField::$ev(read_as(Kind::$ek, r, what, bad)?),)*
+                    $(FieldId::$mv => {
+                        let v = read_as(Kind::$mk, r, what, bad)?;
+                        let m = if has_mask { Some(read_as(Kind::$mk, r, what, bad)?) } else { None };
+                        OxmField::$mv(v, m)
+                    })*
+                }))
+            }
+
+            /// Emits a typed field other than a register: false for the other kinds.
+            #[inline]
+            fn emit_typed(&self, buf: &mut BytesMut) -> bool {
+                match self {
+                    $(OxmField::$ev(v) => {
+                        put_tlv(buf, &FIELDS[FieldId::$ev as usize], Value::$ek(*v), None)
+                    })*
+                    $(OxmField::$mv(v, m) => {
+                        put_tlv(buf, &FIELDS[FieldId::$mv as usize], Value::$mk(*v), m.map(Value::$mk))
+                    })*
+                    _ => return false,
+                }
+                true
             }
         }
     };
+}
+
+/// Writes one TLV of a typed field: header, value, mask. Inlined with a constant value kind,
+/// this is a few stores after one capacity check.
+#[inline(always)]
+fn put_tlv(buf: &mut BytesMut, info: &FieldInfo, v: Value, m: Option<Value>) {
+    let len = info.payload_len(m.is_some());
+    buf.reserve(4 + len);
+    buf.put_u16(info.class);
+    buf.put_u8(info.field << 1 | u8::from(m.is_some()));
+    buf.put_u8(len as u8);
+    if let Some(e) = info.experimenter {
+        buf.put_u32(e);
+    }
+    v.write(buf);
+    if let Some(m) = m {
+        m.write(buf);
+    }
 }
 
 /// Reads a value of `kind` as the Rust type of its field; a kind that does not fit the type is
@@ -780,8 +811,8 @@ impl OxmField {
         }
         let bad =
             || DecodeError::BadValue { what: info.what, offset: start, value: u64::from(h.field) };
-        if let Some(f) = OxmField::parse_typed(i, &mut v, h.has_mask, info.what, bad) {
-            return f;
+        if let Some(f) = OxmField::parse_typed(i, &mut v, h.has_mask, info.what, bad)? {
+            return Ok(f);
         }
         if i - FIELDS.len() < REG_FIELDS.len() {
             let value = read_as(info.kind, &mut v, info.what, bad)?;
@@ -831,6 +862,7 @@ impl OxmField {
                 // OpenFlow allows 128 packet registers; Open vSwitch implements 8.
                 emit_raw(buf, OXM_CLASS_PACKET_REGS, *i, Value::U64(*v), m.map(Value::U64));
             }
+            _ if self.emit_typed(buf) => {}
             _ => {
                 let Some((info, v, m)) = self.typed() else { return };
                 let mut h = info.header();
