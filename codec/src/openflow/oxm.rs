@@ -215,6 +215,28 @@ impl Value {
         })
     }
 
+    /// A value of `kind` from the first bytes of `p`; `None` if `p` is too short.
+    #[inline(always)]
+    pub(crate) fn from_slice(kind: Kind, p: &[u8]) -> Option<Value> {
+        fn a<const N: usize>(p: &[u8]) -> Option<[u8; N]> {
+            p.get(..N)?.try_into().ok()
+        }
+        Some(match kind {
+            Kind::U8 => Value::U8(*p.first()?),
+            Kind::U16 => Value::U16(u16::from_be_bytes(a(p)?)),
+            Kind::U24 => {
+                let b: [u8; 3] = a(p)?;
+                Value::U24(u32::from_be_bytes([0, b[0], b[1], b[2]]))
+            }
+            Kind::U32 => Value::U32(u32::from_be_bytes(a(p)?)),
+            Kind::U64 => Value::U64(u64::from_be_bytes(a(p)?)),
+            Kind::Mac => Value::Mac(MacAddr(a(p)?)),
+            Kind::Ipv4 => Value::Ipv4(Ipv4Addr::from(a::<4>(p)?)),
+            Kind::Ipv6 => Value::Ipv6(Ipv6Addr::from(a::<16>(p)?)),
+            Kind::Port => Value::Port(PortNo(u32::from_be_bytes(a(p)?))),
+        })
+    }
+
     /// Writes the value in its wire layout.
     #[inline(always)]
     pub fn write(&self, buf: &mut BytesMut) {
@@ -446,6 +468,25 @@ macro_rules! oxm_fields {
                         OxmField::$mv(v, m)
                     })*
                 }))
+            }
+
+            /// Builds the field at position `i` of `FIELDS` from its TLV payload, whose length
+            /// has been checked; `None` if `i` is not there.
+            #[inline]
+            fn from_payload(i: usize, p: &[u8], has_mask: bool) -> Option<OxmField> {
+                let kind = FIELDS.get(i)?.kind;
+                let m = match has_mask {
+                    true => Some(Value::from_slice(kind, p.get(kind.width()..)?)?),
+                    false => None,
+                };
+                Some(match *FIELD_IDS.get(i)? {
+                    $(FieldId::$ev => {
+                        OxmField::$ev(<$et>::from_value(Value::from_slice(Kind::$ek, p)?)?)
+                    })*
+                    $(FieldId::$mv => {
+                        OxmField::$mv(<$mt>::from_value(Value::from_slice(Kind::$mk, p)?)?, opt(m)?)
+                    })*
+                })
             }
 
             /// Emits a typed field other than a register: false for the other kinds.
@@ -732,7 +773,15 @@ impl Match {
         let mut body = r.sub_to_len(start, len, 4, "match")?;
         let mut fields = Vec::with_capacity(count_tlvs(body.rest()));
         while !body.is_empty() {
-            fields.push(OxmField::parse(&mut body)?);
+            // Well-formed typed fields take the fast path; anything else (opaque fields, bad
+            // lengths or masks, truncation) the full parser, which also names the error.
+            match OxmField::parse_fast(body.rest()) {
+                Some((f, n)) => {
+                    body.skip(n, "oxm")?;
+                    fields.push(f);
+                }
+                None => fields.push(OxmField::parse(&mut body)?),
+            }
         }
         let pad = super::wire::pad8(len);
         r.skip(pad, "match padding")?;
@@ -772,6 +821,43 @@ fn count_tlvs(data: &[u8]) -> usize {
 }
 
 impl OxmField {
+    /// Decodes a well-formed typed (non-experimenter) TLV at the start of `data` straight from
+    /// the bytes: the field and its length. `None` for anything [`OxmField::parse`] must look
+    /// at (it gives the same value for what this accepts).
+    #[inline]
+    fn parse_fast(data: &[u8]) -> Option<(OxmField, usize)> {
+        let &[c0, c1, fh, len] = data.get(..4)? else { return None };
+        let class = u16::from_be_bytes([c0, c1]);
+        if class == OXM_CLASS_EXPERIMENTER {
+            return None;
+        }
+        let (field, has_mask, len) = (fh >> 1, fh & 1 == 1, usize::from(len));
+        let payload = data.get(4..4 + len)?;
+        let i = field_index(class, None, field)?;
+        let info = field_at(i)?;
+        if (has_mask && !info.maskable) || len != info.payload_len(has_mask) {
+            return None;
+        }
+        let f = match i.checked_sub(FIELDS.len()) {
+            None => OxmField::from_payload(i, payload, has_mask)?,
+            Some(r) => {
+                let w = info.kind.width();
+                let v = Value::from_slice(info.kind, payload)?;
+                let m = if has_mask {
+                    Some(Value::from_slice(info.kind, payload.get(w..)?)?)
+                } else {
+                    None
+                };
+                if r < REG_FIELDS.len() {
+                    OxmField::Reg(info.field, u32::from_value(v)?, opt(m)?)
+                } else {
+                    OxmField::XReg(info.field, u64::from_value(v)?, opt(m)?)
+                }
+            }
+        };
+        Some((f, 4 + len))
+    }
+
     /// Parses one OXM TLV.
     #[inline]
     pub fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {

@@ -142,12 +142,17 @@ impl<'a> Reader<'a> {
         self.sub(body, what)
     }
 
-    /// Reads a NUL-padded fixed-width string (as in `ofp_port.name`).
+    /// Reads a NUL-padded fixed-width string (as in `ofp_port.name`). Like Open vSwitch, keeps
+    /// at most `n - 1` bytes (the last is the terminator); bytes that are not UTF-8 become
+    /// U+FFFD, and the text is cut back to `n - 1` bytes at a character boundary so that it
+    /// is emitted as read.
     #[inline]
     pub fn fixed_str(&mut self, n: usize, what: &'static str) -> Result<String, DecodeError> {
         let s = self.take(n, what)?;
         let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-        Ok(String::from_utf8_lossy(&s[..end]).into_owned())
+        let mut text = String::from_utf8_lossy(&s[..end]).into_owned();
+        text.truncate(floor_char_boundary(&text, n.saturating_sub(1)));
+        Ok(text)
     }
 }
 
@@ -168,11 +173,17 @@ pub fn count_structs(data: &[u8], min: usize) -> usize {
     n
 }
 
-/// Writes a NUL-padded fixed-width string, truncated to leave at least one NUL.
+/// The largest character boundary of `s` at or below `at`.
+fn floor_char_boundary(s: &str, at: usize) -> usize {
+    (0..=at.min(s.len())).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+}
+
+/// Writes a NUL-padded fixed-width string, truncated (at a character boundary) to leave at
+/// least one NUL.
 #[inline]
 pub fn put_fixed_str(buf: &mut BytesMut, s: &str, n: usize) {
     let b = s.as_bytes();
-    let k = b.len().min(n.saturating_sub(1));
+    let k = floor_char_boundary(s, n.saturating_sub(1));
     buf.put_slice(&b[..k]);
     buf.put_bytes(0, n - k);
 }
@@ -237,6 +248,38 @@ mod tests {
         assert_eq!(r.u16("a").unwrap(), 0x0102);
         let err = r.u16("b").unwrap_err();
         assert_eq!(err, DecodeError::Truncated { what: "b", offset: 2, need: 2, have: 1 });
+    }
+
+    fn fixed_round_trip(field: &[u8]) -> (String, String) {
+        let first = Reader::new(field).fixed_str(field.len(), "name").unwrap();
+        let mut b = BytesMut::new();
+        put_fixed_str(&mut b, &first, field.len());
+        assert_eq!(b.len(), field.len());
+        (first, Reader::new(&b).fixed_str(field.len(), "name").unwrap())
+    }
+
+    #[test]
+    fn fixed_str_that_grows_when_decoded_round_trips() {
+        // Found by fuzzing: six invalid bytes became six 3-byte U+FFFD, which emit cut to five.
+        let mut field = [0xffu8; 16];
+        field[6] = 0;
+        let (first, again) = fixed_round_trip(&field);
+        assert_eq!(first, again);
+        assert_eq!(first, "\u{fffd}".repeat(5));
+    }
+
+    #[test]
+    fn fixed_str_without_terminator_keeps_all_but_the_last_byte() {
+        let (first, again) = fixed_round_trip(b"abcdefghijklmnop");
+        assert_eq!(first, "abcdefghijklmno");
+        assert_eq!(again, first);
+    }
+
+    #[test]
+    fn put_fixed_str_cuts_at_a_character_boundary() {
+        let mut b = BytesMut::new();
+        put_fixed_str(&mut b, "\u{e9}\u{e9}\u{e9}", 6);
+        assert_eq!(&b[..], &[0xc3, 0xa9, 0xc3, 0xa9, 0, 0]);
     }
 
     #[test]
