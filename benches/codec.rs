@@ -32,8 +32,18 @@ fn split(mut data: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// Operations per second: median of `runs` timed runs of `n` operations.
-fn rate(n: u64, runs: usize, mut op: impl FnMut()) -> f64 {
+/// Operations per second: median of `runs` timed runs of `n` operations. With
+/// `PERISCOPE_BENCH_ONLY=a,b`, the other workloads are skipped (0), for profiling one with
+/// `perf` or callgrind.
+fn rate(name: &str, n: u64, runs: usize, mut op: impl FnMut()) -> f64 {
+    if std::env::var("PERISCOPE_BENCH_ONLY").is_ok_and(|only| !only.split(',').any(|o| o == name)) {
+        return 0.0;
+    }
+    // `PERISCOPE_BENCH_ITERS=n` runs each workload n times once (for callgrind).
+    let (n, runs) = match std::env::var("PERISCOPE_BENCH_ITERS").ok().and_then(|v| v.parse().ok()) {
+        Some(iters) => (iters, 1),
+        None => (n, runs),
+    };
     for _ in 0..n.min(1000) {
         op();
     }
@@ -63,14 +73,14 @@ fn main() {
         (
             "flowmod_parse",
             flowmod.len(),
-            rate(2_000_000, 9, || {
+            rate("flowmod_parse", 2_000_000, 9, || {
                 black_box(OfpMessage::parse(black_box(&flowmod)).ok());
             }),
         ),
         (
             "flowmod_emit",
             flowmod.len(),
-            rate(2_000_000, 9, || {
+            rate("flowmod_emit", 2_000_000, 9, || {
                 buf.clear();
                 black_box(&parsed_fm).emit(&mut buf);
                 black_box(&buf);
@@ -79,7 +89,7 @@ fn main() {
         (
             "flowmod_parse_emit",
             flowmod.len(),
-            rate(2_000_000, 9, || {
+            rate("flowmod_parse_emit", 2_000_000, 9, || {
                 buf.clear();
                 if let Ok(m) = OfpMessage::parse(black_box(&flowmod)) {
                     m.emit(&mut buf);
@@ -90,14 +100,14 @@ fn main() {
         (
             "packetin_parse",
             packetin.len(),
-            rate(2_000_000, 9, || {
+            rate("packetin_parse", 2_000_000, 9, || {
                 black_box(OfpMessage::parse(black_box(&packetin)).ok());
             }),
         ),
         (
             "flowstats1000_parse",
             stats_bytes,
-            rate(200, 9, || {
+            rate("flowstats1000_parse", 200, 9, || {
                 for s in &stats {
                     black_box(OfpMessage::parse(black_box(s)).ok());
                 }

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod lab;
 pub mod log;
 pub mod northbound;
+pub mod ofprint;
 pub mod openflow;
 pub mod ovsdb;
 pub mod policy;

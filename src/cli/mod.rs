@@ -24,6 +24,8 @@ pub enum Command {
     Collector(crate::collector::CollectorArgs),
     /// Run, list and check end-to-end scenarios on real Open vSwitch.
     Scenario(crate::scenario::ScenarioArgs),
+    /// Decode OpenFlow 1.3 messages (hex or raw bytes) and print them as `ovs-ofctl ofp-print`.
+    OfpPrint(crate::ofprint::OfpPrintArgs),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -33,5 +35,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => crate::demo::run(args),
         Command::Collector(args) => crate::collector::run(args),
         Command::Scenario(args) => crate::scenario::run(args),
+        Command::OfpPrint(args) => crate::ofprint::run(args),
     }
 }

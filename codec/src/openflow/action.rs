@@ -31,7 +31,7 @@ use serde::Serialize;
 use super::experimenter::NICIRA_EXPERIMENTER_ID;
 use super::oxm::{OxmField, OxmHeader, Subfield};
 use super::types::{GroupId, PortNo, QueueId, TableId};
-use super::wire::{LengthGuard, Reader};
+use super::wire::{count_structs, LengthGuard, Reader};
 use super::DecodeError;
 
 /// OFPCML_NO_BUFFER: send the whole packet to the controller.
@@ -396,7 +396,7 @@ impl Action {
     }
 
     fn parse_list_nested(r: &mut Reader<'_>, depth: usize) -> Result<Vec<Self>, DecodeError> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(count_structs(r.rest(), 8));
         while !r.is_empty() {
             out.push(Action::parse_nested(r, depth)?);
         }

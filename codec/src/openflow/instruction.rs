@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::action::Action;
 use super::types::{MeterId, TableId};
-use super::wire::{LengthGuard, Reader};
+use super::wire::{count_structs, LengthGuard, Reader};
 use super::DecodeError;
 
 const OFPIT_GOTO_TABLE: u16 = 1;
@@ -169,7 +169,7 @@ impl Instruction {
 
     /// Parses instructions until the reader is exhausted.
     pub fn parse_list(r: &mut Reader<'_>) -> Result<Vec<Self>, DecodeError> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(count_structs(r.rest(), 8));
         while !r.is_empty() {
             out.push(Instruction::parse(r)?);
         }

@@ -69,6 +69,7 @@ pub enum Kind {
 
 impl Kind {
     /// Bytes of one value (without mask).
+    #[inline]
     pub fn width(self) -> usize {
         match self {
             Kind::U8 => 1,
@@ -133,12 +134,14 @@ pub struct FieldInfo {
 
 impl FieldInfo {
     /// Bytes of the TLV payload (experimenter id, value and mask).
+    #[inline]
     pub fn payload_len(&self, has_mask: bool) -> usize {
         let v = self.kind.width() * if has_mask { 2 } else { 1 };
         v + if self.experimenter.is_some() { 4 } else { 0 }
     }
 
     /// The header naming this field (as NXM actions carry it).
+    #[inline]
     pub fn header(&self) -> OxmHeader {
         OxmHeader {
             class: self.class,
@@ -157,9 +160,9 @@ impl FieldInfo {
     }
 
     /// Looks a field up by its wire identity.
+    #[inline]
     pub fn by_id(class: u16, experimenter: Option<u32>, field: u8) -> Option<&'static FieldInfo> {
-        all_fields()
-            .find(|f| f.class == class && f.field == field && f.experimenter == experimenter)
+        field_index(class, experimenter, field).and_then(field_at)
     }
 }
 
@@ -194,6 +197,7 @@ pub enum Value {
 
 impl Value {
     /// Reads a value of `kind`.
+    #[inline(always)]
     pub fn read(kind: Kind, r: &mut Reader<'_>, what: &'static str) -> Result<Value, DecodeError> {
         Ok(match kind {
             Kind::U8 => Value::U8(r.u8(what)?),
@@ -211,7 +215,30 @@ impl Value {
         })
     }
 
+    /// A value of `kind` from the first bytes of `p`; `None` if `p` is too short.
+    #[inline(always)]
+    pub(crate) fn from_slice(kind: Kind, p: &[u8]) -> Option<Value> {
+        fn a<const N: usize>(p: &[u8]) -> Option<[u8; N]> {
+            p.get(..N)?.try_into().ok()
+        }
+        Some(match kind {
+            Kind::U8 => Value::U8(*p.first()?),
+            Kind::U16 => Value::U16(u16::from_be_bytes(a(p)?)),
+            Kind::U24 => {
+                let b: [u8; 3] = a(p)?;
+                Value::U24(u32::from_be_bytes([0, b[0], b[1], b[2]]))
+            }
+            Kind::U32 => Value::U32(u32::from_be_bytes(a(p)?)),
+            Kind::U64 => Value::U64(u64::from_be_bytes(a(p)?)),
+            Kind::Mac => Value::Mac(MacAddr(a(p)?)),
+            Kind::Ipv4 => Value::Ipv4(Ipv4Addr::from(a::<4>(p)?)),
+            Kind::Ipv6 => Value::Ipv6(Ipv6Addr::from(a::<16>(p)?)),
+            Kind::Port => Value::Port(PortNo(u32::from_be_bytes(a(p)?))),
+        })
+    }
+
     /// Writes the value in its wire layout.
+    #[inline(always)]
     pub fn write(&self, buf: &mut BytesMut) {
         match *self {
             Value::U8(v) => buf.put_u8(v),
@@ -335,7 +362,7 @@ macro_rules! oxm_fields {
             },
         }
 
-        static FIELDS: &[FieldInfo] = &[
+        const FIELD_TABLE: &[FieldInfo] = &[
             $(FieldInfo {
                 name: $en, match_name: $emn, what: concat!("oxm ", $en), class: $ec,
                 experimenter: $ee, field: $ef, kind: Kind::$ek, maskable: false, bits: $eb,
@@ -348,26 +375,52 @@ macro_rules! oxm_fields {
             },)*
         ];
 
+        static FIELDS: &[FieldInfo] = FIELD_TABLE;
+
+        /// The typed fields, in `FIELDS` order: `FieldId::X as usize` is X's position there.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[allow(clippy::enum_variant_names)]
+        enum FieldId {
+            $($ev,)*
+            $($mv,)*
+        }
+
+        /// Every `FieldId`, by position.
+        static FIELD_IDS: &[FieldId] = &[$(FieldId::$ev,)* $(FieldId::$mv,)*];
+
         impl OxmField {
             /// Metadata of a typed field; `None` for unknown and experimenter-opaque fields.
+            #[inline]
             pub fn info(&self) -> Option<&'static FieldInfo> {
-                let (class, exp, field) = match self {
-                    $(OxmField::$ev(..) => ($ec, $ee, $ef),)*
-                    $(OxmField::$mv(..) => ($mc, $me, $mf),)*
-                    OxmField::Reg(i, ..) => return REG_FIELDS.get(usize::from(*i)),
-                    OxmField::XReg(i, ..) => return XREG_FIELDS.get(usize::from(*i)),
-                    OxmField::Experimenter { .. } | OxmField::Unknown { .. } => return None,
-                };
-                FieldInfo::by_id(class, exp, field)
+                self.typed().map(|(info, _, _)| info)
             }
 
             /// The value and mask of a typed field.
+            #[inline]
             pub fn value(&self) -> Option<(Value, Option<Value>)> {
                 Some(match self {
                     $(OxmField::$ev(v) => (Value::$ek(*v), None),)*
                     $(OxmField::$mv(v, m) => (Value::$mk(*v), m.map(Value::$mk)),)*
                     OxmField::Reg(_, v, m) => (Value::U32(*v), m.map(Value::U32)),
                     OxmField::XReg(_, v, m) => (Value::U64(*v), m.map(Value::U64)),
+                    OxmField::Experimenter { .. } | OxmField::Unknown { .. } => return None,
+                })
+            }
+
+            /// Metadata, value and mask of a typed field in one step.
+            #[inline]
+            fn typed(&self) -> Option<(&'static FieldInfo, Value, Option<Value>)> {
+                Some(match self {
+                    $(OxmField::$ev(v) => (&FIELDS[FieldId::$ev as usize], Value::$ek(*v), None),)*
+                    $(OxmField::$mv(v, m) => {
+                        (&FIELDS[FieldId::$mv as usize], Value::$mk(*v), m.map(Value::$mk))
+                    })*
+                    OxmField::Reg(i, v, m) => {
+                        (REG_FIELDS.get(usize::from(*i))?, Value::U32(*v), m.map(Value::U32))
+                    }
+                    OxmField::XReg(i, v, m) => {
+                        (XREG_FIELDS.get(usize::from(*i))?, Value::U64(*v), m.map(Value::U64))
+                    }
                     OxmField::Experimenter { .. } | OxmField::Unknown { .. } => return None,
                 })
             }
@@ -382,23 +435,106 @@ macro_rules! oxm_fields {
                 if m.is_some() && !info.maskable {
                     return None;
                 }
-                let id = (info.class, info.experimenter, info.field);
                 if info.class == OXM_CLASS_NXM_1 && info.field < 16 && info.experimenter.is_none() {
                     return Some(OxmField::Reg(info.field, u32::from_value(v)?, opt(m)?));
                 }
                 if info.class == OXM_CLASS_PACKET_REGS && info.field < 8 {
                     return Some(OxmField::XReg(info.field, u64::from_value(v)?, opt(m)?));
                 }
-                $(if id == ($ec, $ee, $ef) {
-                    return Some(OxmField::$ev(<$et>::from_value(v)?));
-                })*
-                $(if id == ($mc, $me, $mf) {
-                    return Some(OxmField::$mv(<$mt>::from_value(v)?, opt(m)?));
-                })*
-                None
+                // The first entry of `FIELDS` with this identity decides, as a search would.
+                let i = field_index(info.class, info.experimenter, info.field)?;
+                Some(match FIELD_IDS.get(i)? {
+                    $(FieldId::$ev => OxmField::$ev(<$et>::from_value(v)?),)*
+                    $(FieldId::$mv => OxmField::$mv(<$mt>::from_value(v)?, opt(m)?),)*
+                })
+            }
+
+            /// Reads the value (and mask) of the field at position `i` of `FIELDS`, whose
+            /// header has been checked: `None` if `i` is not there.
+            #[inline]
+            fn parse_typed(
+                i: usize,
+                r: &mut Reader<'_>,
+                has_mask: bool,
+                what: &'static str,
+                bad: impl Fn() -> DecodeError + Copy,
+            ) -> Result<Option<OxmField>, DecodeError> {
+                let Some(&id) = FIELD_IDS.get(i) else { return Ok(None) };
+                Ok(Some(match id {
+                    $(FieldId::$ev => OxmField::$ev(read_as(Kind::$ek, r, what, bad)?),)*
+                    $(FieldId::$mv => {
+                        let v = read_as(Kind::$mk, r, what, bad)?;
+                        let m = if has_mask { Some(read_as(Kind::$mk, r, what, bad)?) } else { None };
+                        OxmField::$mv(v, m)
+                    })*
+                }))
+            }
+
+            /// Builds the field at position `i` of `FIELDS` from its TLV payload, whose length
+            /// has been checked; `None` if `i` is not there.
+            #[inline]
+            fn from_payload(i: usize, p: &[u8], has_mask: bool) -> Option<OxmField> {
+                let kind = FIELDS.get(i)?.kind;
+                let m = match has_mask {
+                    true => Some(Value::from_slice(kind, p.get(kind.width()..)?)?),
+                    false => None,
+                };
+                Some(match *FIELD_IDS.get(i)? {
+                    $(FieldId::$ev => {
+                        OxmField::$ev(<$et>::from_value(Value::from_slice(Kind::$ek, p)?)?)
+                    })*
+                    $(FieldId::$mv => {
+                        OxmField::$mv(<$mt>::from_value(Value::from_slice(Kind::$mk, p)?)?, opt(m)?)
+                    })*
+                })
+            }
+
+            /// Emits a typed field other than a register: false for the other kinds.
+            #[inline]
+            fn emit_typed(&self, buf: &mut BytesMut) -> bool {
+                match self {
+                    $(OxmField::$ev(v) => {
+                        put_tlv(buf, &FIELDS[FieldId::$ev as usize], Value::$ek(*v), None)
+                    })*
+                    $(OxmField::$mv(v, m) => {
+                        put_tlv(buf, &FIELDS[FieldId::$mv as usize], Value::$mk(*v), m.map(Value::$mk))
+                    })*
+                    _ => return false,
+                }
+                true
             }
         }
     };
+}
+
+/// Writes one TLV of a typed field: header, value, mask. Inlined with a constant value kind,
+/// this is a few stores after one capacity check.
+#[inline(always)]
+fn put_tlv(buf: &mut BytesMut, info: &FieldInfo, v: Value, m: Option<Value>) {
+    let len = info.payload_len(m.is_some());
+    buf.reserve(4 + len);
+    buf.put_u16(info.class);
+    buf.put_u8(info.field << 1 | u8::from(m.is_some()));
+    buf.put_u8(len as u8);
+    if let Some(e) = info.experimenter {
+        buf.put_u32(e);
+    }
+    v.write(buf);
+    if let Some(m) = m {
+        m.write(buf);
+    }
+}
+
+/// Reads a value of `kind` as the Rust type of its field; a kind that does not fit the type is
+/// a codec bug, reported as a bad value rather than a panic.
+#[inline(always)]
+fn read_as<T: FieldType>(
+    kind: Kind,
+    r: &mut Reader<'_>,
+    what: &'static str,
+    bad: impl Fn() -> DecodeError,
+) -> Result<T, DecodeError> {
+    T::from_value(Value::read(kind, r, what)?).ok_or_else(bad)
 }
 
 fn opt<T: FieldType>(m: Option<Value>) -> Option<Option<T>> {
@@ -530,11 +666,91 @@ macro_rules! reg_fields {
     };
 }
 
-static REG_FIELDS: [FieldInfo; 16] = reg_fields!(NX, U32, 32, 40;
+const REG_TABLE: [FieldInfo; 16] = reg_fields!(NX, U32, 32, 40;
     0 "reg0" 1 "reg1" 2 "reg2" 3 "reg3" 4 "reg4" 5 "reg5" 6 "reg6" 7 "reg7"
     8 "reg8" 9 "reg9" 10 "reg10" 11 "reg11" 12 "reg12" 13 "reg13" 14 "reg14" 15 "reg15");
-static XREG_FIELDS: [FieldInfo; 8] = reg_fields!(OXM_CLASS_PACKET_REGS, U64, 64, 56;
+const XREG_TABLE: [FieldInfo; 8] = reg_fields!(OXM_CLASS_PACKET_REGS, U64, 64, 56;
     0 "xreg0" 1 "xreg1" 2 "xreg2" 3 "xreg3" 4 "xreg4" 5 "xreg5" 6 "xreg6" 7 "xreg7");
+
+static REG_FIELDS: [FieldInfo; 16] = REG_TABLE;
+static XREG_FIELDS: [FieldInfo; 8] = XREG_TABLE;
+
+/// No field at this slot of [`FIELD_INDEX`].
+const NO_FIELD: u8 = u8::MAX;
+
+/// Position of each typed field in [`all_fields`] order, by class and field number, so that
+/// decoding a TLV finds its metadata without searching the table. Built at compile time; the
+/// first entry with a given identity wins, as in a search.
+struct FieldIndex {
+    basic: [u8; 128],
+    nxm1: [u8; 128],
+    packet_regs: [u8; 128],
+    onf: [u8; 128],
+}
+
+const FIELD_INDEX: FieldIndex = build_field_index();
+
+const fn build_field_index() -> FieldIndex {
+    let mut ix = FieldIndex {
+        basic: [NO_FIELD; 128],
+        nxm1: [NO_FIELD; 128],
+        packet_regs: [NO_FIELD; 128],
+        onf: [NO_FIELD; 128],
+    };
+    let mut i = 0;
+    let n = FIELD_TABLE.len() + REG_TABLE.len() + XREG_TABLE.len();
+    assert!(n < NO_FIELD as usize, "too many fields for a u8 index");
+    while i < n {
+        let f = if i < FIELD_TABLE.len() {
+            &FIELD_TABLE[i]
+        } else if i < FIELD_TABLE.len() + REG_TABLE.len() {
+            &REG_TABLE[i - FIELD_TABLE.len()]
+        } else {
+            &XREG_TABLE[i - FIELD_TABLE.len() - REG_TABLE.len()]
+        };
+        assert!(f.field < 128, "OXM field numbers have 7 bits");
+        let slot = match (f.class, f.experimenter) {
+            (OXM_CLASS_OPENFLOW_BASIC, None) => &mut ix.basic,
+            (OXM_CLASS_NXM_1, None) => &mut ix.nxm1,
+            (OXM_CLASS_PACKET_REGS, None) => &mut ix.packet_regs,
+            (OXM_CLASS_EXPERIMENTER, Some(ONF_EXPERIMENTER_ID)) => &mut ix.onf,
+            _ => panic!("a field class without an index slot"),
+        };
+        if slot[f.field as usize] == NO_FIELD {
+            slot[f.field as usize] = i as u8;
+        }
+        i += 1;
+    }
+    ix
+}
+
+/// Position in [`all_fields`] order of the first field with this identity.
+#[inline]
+fn field_index(class: u16, experimenter: Option<u32>, field: u8) -> Option<usize> {
+    let slot = match (class, experimenter) {
+        (OXM_CLASS_OPENFLOW_BASIC, None) => &FIELD_INDEX.basic,
+        (OXM_CLASS_NXM_1, None) => &FIELD_INDEX.nxm1,
+        (OXM_CLASS_PACKET_REGS, None) => &FIELD_INDEX.packet_regs,
+        (OXM_CLASS_EXPERIMENTER, Some(ONF_EXPERIMENTER_ID)) => &FIELD_INDEX.onf,
+        _ => return None,
+    };
+    match slot.get(usize::from(field)) {
+        Some(&i) if i != NO_FIELD => Some(usize::from(i)),
+        _ => None,
+    }
+}
+
+/// The field at a position of [`all_fields`] order.
+#[inline]
+fn field_at(i: usize) -> Option<&'static FieldInfo> {
+    if i < FIELDS.len() {
+        FIELDS.get(i)
+    } else if i < FIELDS.len() + REG_FIELDS.len() {
+        REG_FIELDS.get(i - FIELDS.len())
+    } else {
+        XREG_FIELDS.get(i - FIELDS.len() - REG_FIELDS.len())
+    }
+}
 
 impl Match {
     /// A match on the given fields.
@@ -555,9 +771,17 @@ impl Match {
         }
         let len = r.u16("match length")? as usize;
         let mut body = r.sub_to_len(start, len, 4, "match")?;
-        let mut fields = Vec::new();
+        let mut fields = Vec::with_capacity(count_tlvs(body.rest()));
         while !body.is_empty() {
-            fields.push(OxmField::parse(&mut body)?);
+            // Well-formed typed fields take the fast path; anything else (opaque fields, bad
+            // lengths or masks, truncation) the full parser, which also names the error.
+            match OxmField::parse_fast(body.rest()) {
+                Some((f, n)) => {
+                    body.skip(n, "oxm")?;
+                    fields.push(f);
+                }
+                None => fields.push(OxmField::parse(&mut body)?),
+            }
         }
         let pad = super::wire::pad8(len);
         r.skip(pad, "match padding")?;
@@ -581,15 +805,70 @@ impl Match {
     }
 }
 
+/// How many OXM TLVs `data` holds, counting until one would overrun it: the exact capacity
+/// for a well-formed match, and never more than `data.len() / 4`.
+#[inline]
+fn count_tlvs(data: &[u8]) -> usize {
+    let (mut n, mut at) = (0, 0);
+    while let Some(&len) = data.get(at + 3) {
+        at += 4 + usize::from(len);
+        if at > data.len() {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 impl OxmField {
+    /// Decodes a well-formed typed (non-experimenter) TLV at the start of `data` straight from
+    /// the bytes: the field and its length. `None` for anything [`OxmField::parse`] must look
+    /// at (it gives the same value for what this accepts).
+    #[inline]
+    fn parse_fast(data: &[u8]) -> Option<(OxmField, usize)> {
+        let &[c0, c1, fh, len] = data.get(..4)? else { return None };
+        let class = u16::from_be_bytes([c0, c1]);
+        if class == OXM_CLASS_EXPERIMENTER {
+            return None;
+        }
+        let (field, has_mask, len) = (fh >> 1, fh & 1 == 1, usize::from(len));
+        let payload = data.get(4..4 + len)?;
+        let i = field_index(class, None, field)?;
+        let info = field_at(i)?;
+        if (has_mask && !info.maskable) || len != info.payload_len(has_mask) {
+            return None;
+        }
+        let f = match i.checked_sub(FIELDS.len()) {
+            None => OxmField::from_payload(i, payload, has_mask)?,
+            Some(r) => {
+                let w = info.kind.width();
+                let v = Value::from_slice(info.kind, payload)?;
+                let m = if has_mask {
+                    Some(Value::from_slice(info.kind, payload.get(w..)?)?)
+                } else {
+                    None
+                };
+                if r < REG_FIELDS.len() {
+                    OxmField::Reg(info.field, u32::from_value(v)?, opt(m)?)
+                } else {
+                    OxmField::XReg(info.field, u64::from_value(v)?, opt(m)?)
+                }
+            }
+        };
+        Some((f, 4 + len))
+    }
+
     /// Parses one OXM TLV.
+    #[inline]
     pub fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let start = r.offset();
         let h = OxmHeader::parse(r)?;
         let len = usize::from(h.length);
         let exp_len = if h.experimenter.is_some() { 4 } else { 0 };
         let mut v = r.sub(len - exp_len, "oxm payload")?;
-        let Some(info) = FieldInfo::by_id(h.class, h.experimenter, h.field) else {
+        let found =
+            field_index(h.class, h.experimenter, h.field).and_then(|i| Some((i, field_at(i)?)));
+        let Some((i, info)) = found else {
             let payload = v.rest().to_vec();
             return Ok(match h.experimenter {
                 Some(experimenter) => OxmField::Experimenter {
@@ -616,16 +895,25 @@ impl OxmField {
         if len != info.payload_len(h.has_mask) {
             return Err(DecodeError::BadLength { what: info.what, offset: start, len });
         }
-        let value = Value::read(info.kind, &mut v, info.what)?;
-        let mask = if h.has_mask { Some(Value::read(info.kind, &mut v, info.what)?) } else { None };
-        OxmField::from_value(info, value, mask).ok_or(DecodeError::BadValue {
-            what: info.what,
-            offset: start,
-            value: u64::from(h.field),
-        })
+        let bad =
+            || DecodeError::BadValue { what: info.what, offset: start, value: u64::from(h.field) };
+        if let Some(f) = OxmField::parse_typed(i, &mut v, h.has_mask, info.what, bad)? {
+            return Ok(f);
+        }
+        if i - FIELDS.len() < REG_FIELDS.len() {
+            let value = read_as(info.kind, &mut v, info.what, bad)?;
+            let mask =
+                if h.has_mask { Some(read_as(info.kind, &mut v, info.what, bad)?) } else { None };
+            return Ok(OxmField::Reg(info.field, value, mask));
+        }
+        let value = read_as(info.kind, &mut v, info.what, bad)?;
+        let mask =
+            if h.has_mask { Some(read_as(info.kind, &mut v, info.what, bad)?) } else { None };
+        Ok(OxmField::XReg(info.field, value, mask))
     }
 
     /// Emits one OXM TLV.
+    #[inline]
     pub fn emit(&self, buf: &mut BytesMut) {
         match self {
             OxmField::Unknown { class, field, has_mask, payload } => {
@@ -660,8 +948,9 @@ impl OxmField {
                 // OpenFlow allows 128 packet registers; Open vSwitch implements 8.
                 emit_raw(buf, OXM_CLASS_PACKET_REGS, *i, Value::U64(*v), m.map(Value::U64));
             }
+            _ if self.emit_typed(buf) => {}
             _ => {
-                let (Some(info), Some((v, m))) = (self.info(), self.value()) else { return };
+                let Some((info, v, m)) = self.typed() else { return };
                 let mut h = info.header();
                 h.has_mask = m.is_some();
                 h.length = info.payload_len(m.is_some()) as u8;
@@ -675,6 +964,7 @@ impl OxmField {
     }
 
     /// The header this field is emitted with.
+    #[inline]
     pub fn header(&self) -> OxmHeader {
         match self {
             OxmField::Unknown { class, field, has_mask, payload } => OxmHeader {
@@ -705,19 +995,17 @@ impl OxmField {
                 length: if m.is_some() { 16 } else { 8 },
                 experimenter: None,
             },
-            _ => {
-                let masked = matches!(self.value(), Some((_, Some(_))));
-                self.info().map_or(OxmHeader::default(), |i| {
-                    let mut h = i.header();
-                    h.has_mask = masked;
-                    h.length = i.payload_len(masked) as u8;
-                    h
-                })
-            }
+            _ => self.typed().map_or(OxmHeader::default(), |(i, _, m)| {
+                let mut h = i.header();
+                h.has_mask = m.is_some();
+                h.length = i.payload_len(m.is_some()) as u8;
+                h
+            }),
         }
     }
 
     /// Emitted size of the TLV, header included.
+    #[inline]
     pub fn wire_len(&self) -> usize {
         let h = self.header();
         4 + usize::from(h.length)
@@ -758,6 +1046,7 @@ pub struct OxmHeader {
 
 impl OxmHeader {
     /// Parses a 4-byte header, or 8 bytes for class 0xffff.
+    #[inline]
     pub fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let start = r.offset();
         let class = r.u16("oxm class")?;
@@ -779,6 +1068,7 @@ impl OxmHeader {
     }
 
     /// Emits the header (8 bytes for an experimenter header).
+    #[inline]
     pub fn emit(&self, buf: &mut BytesMut) {
         buf.put_u16(self.class);
         buf.put_u8(self.field << 1 | u8::from(self.has_mask));
@@ -1175,6 +1465,41 @@ mod tests {
         let mut out = BytesMut::new();
         m.emit(&mut out);
         assert_eq!(&out[..], &b[..]);
+    }
+
+    #[test]
+    fn indexed_lookup_agrees_with_a_search_of_the_table() {
+        let search = |c: u16, e: Option<u32>, f: u8| {
+            all_fields().find(|x| x.class == c && x.field == f && x.experimenter == e)
+        };
+        for class in [0, 1, 2, 0x8000, 0x8001, 0x8002, 0xffff] {
+            for exp in [None, Some(ONF_EXPERIMENTER_ID), Some(0x2320)] {
+                for field in 0..=255u8 {
+                    let fast = FieldInfo::by_id(class, exp, field);
+                    let slow = search(class, exp, field);
+                    assert!(
+                        fast.map(|f| f as *const FieldInfo) == slow.map(|f| f as *const FieldInfo),
+                        "{class:#x} {exp:?} {field}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_field_builds_from_its_own_value() {
+        for info in all_fields() {
+            let v = Value::from_u128(info.kind, 1).unwrap();
+            let f = OxmField::from_value(info, v, None).unwrap();
+            assert!(std::ptr::eq(f.info().unwrap(), info), "{}", info.name);
+            assert_eq!(f.value(), Some((v, None)));
+            if info.maskable {
+                let g = OxmField::from_value(info, v, Some(v)).unwrap();
+                assert_eq!(g.value(), Some((v, Some(v))), "{}", info.name);
+            } else {
+                assert_eq!(OxmField::from_value(info, v, Some(v)), None, "{}", info.name);
+            }
+        }
     }
 
     #[test]

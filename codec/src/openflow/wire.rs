@@ -17,50 +17,59 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A reader over a whole message.
+    #[inline]
     pub fn new(data: &'a [u8]) -> Self {
         Reader { data, pos: 0, base: 0 }
     }
 
     /// Absolute offset of the next byte to be read.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.base + self.pos
     }
 
     /// Bytes left to read.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
 
     /// True when every byte has been read.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// The unread bytes, without consuming them.
+    #[inline]
     pub fn rest(&self) -> &'a [u8] {
         &self.data[self.pos..]
     }
 
+    #[inline]
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated {
-                what,
-                offset: self.offset(),
-                need: n,
-                have: self.remaining(),
-            });
+            return Err(self.truncated(n, what));
         }
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
     }
 
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self, n: usize, what: &'static str) -> DecodeError {
+        DecodeError::Truncated { what, offset: self.offset(), need: n, have: self.remaining() }
+    }
+
     /// Reads `n` bytes.
+    #[inline]
     pub fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         self.take(n, what)
     }
 
     /// Reads a fixed-size array.
+    #[inline]
     pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         let s = self.take(N, what)?;
         let mut a = [0u8; N];
@@ -69,31 +78,37 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips `n` bytes (padding).
+    #[inline]
     pub fn skip(&mut self, n: usize, what: &'static str) -> Result<(), DecodeError> {
         self.take(n, what).map(|_| ())
     }
 
     /// Reads one byte.
+    #[inline]
     pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.take(1, what)?[0])
     }
 
     /// Reads a big-endian u16.
+    #[inline]
     pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.array(what)?))
     }
 
     /// Reads a big-endian u32.
+    #[inline]
     pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array(what)?))
     }
 
     /// Reads a big-endian u64.
+    #[inline]
     pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.array(what)?))
     }
 
     /// Splits off a sub-reader over the next `n` bytes, which keeps absolute offsets.
+    #[inline]
     pub fn sub(&mut self, n: usize, what: &'static str) -> Result<Reader<'a>, DecodeError> {
         let base = self.offset();
         let data = self.take(n, what)?;
@@ -103,6 +118,7 @@ impl<'a> Reader<'a> {
     /// Reads a length field (which counts from `start_offset`, the absolute offset where the
     /// structure began) and returns a sub-reader over the rest of the structure. Rejects lengths
     /// shorter than `min` or longer than what is left.
+    #[inline]
     pub fn sub_to_len(
         &mut self,
         start_offset: usize,
@@ -126,23 +142,54 @@ impl<'a> Reader<'a> {
         self.sub(body, what)
     }
 
-    /// Reads a NUL-padded fixed-width string (as in `ofp_port.name`).
+    /// Reads a NUL-padded fixed-width string (as in `ofp_port.name`). Like Open vSwitch, keeps
+    /// at most `n - 1` bytes (the last is the terminator); bytes that are not UTF-8 become
+    /// U+FFFD, and the text is cut back to `n - 1` bytes at a character boundary so that it
+    /// is emitted as read.
+    #[inline]
     pub fn fixed_str(&mut self, n: usize, what: &'static str) -> Result<String, DecodeError> {
         let s = self.take(n, what)?;
         let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-        Ok(String::from_utf8_lossy(&s[..end]).into_owned())
+        let mut text = String::from_utf8_lossy(&s[..end]).into_owned();
+        text.truncate(floor_char_boundary(&text, n.saturating_sub(1)));
+        Ok(text)
     }
 }
 
-/// Writes a NUL-padded fixed-width string, truncated to leave at least one NUL.
+/// How many structures with a 16-bit length at byte 2 (actions, instructions, buckets...) `data`
+/// holds, counting until a length is below `min` or overruns `data`: the exact capacity for a
+/// well-formed list, and never more than `data.len() / min`.
+#[inline]
+pub fn count_structs(data: &[u8], min: usize) -> usize {
+    let (mut n, mut at) = (0, 0);
+    while let (Some(&hi), Some(&lo)) = (data.get(at + 2), data.get(at + 3)) {
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        if len < min.max(1) || at + len > data.len() {
+            break;
+        }
+        at += len;
+        n += 1;
+    }
+    n
+}
+
+/// The largest character boundary of `s` at or below `at`.
+fn floor_char_boundary(s: &str, at: usize) -> usize {
+    (0..=at.min(s.len())).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+}
+
+/// Writes a NUL-padded fixed-width string, truncated (at a character boundary) to leave at
+/// least one NUL.
+#[inline]
 pub fn put_fixed_str(buf: &mut BytesMut, s: &str, n: usize) {
     let b = s.as_bytes();
-    let k = b.len().min(n.saturating_sub(1));
+    let k = floor_char_boundary(s, n.saturating_sub(1));
     buf.put_slice(&b[..k]);
     buf.put_bytes(0, n - k);
 }
 
 /// Number of zero bytes that pad `len` up to a multiple of 8.
+#[inline]
 pub fn pad8(len: usize) -> usize {
     (8 - len % 8) % 8
 }
@@ -158,12 +205,14 @@ pub struct LengthGuard {
 impl LengthGuard {
     /// Starts a structure at the current end of `buf` whose u16 length field sits `field_at`
     /// bytes into it. The caller writes the field itself (any value); `finish` overwrites it.
+    #[inline]
     pub fn start(buf: &BytesMut, field_at: usize) -> Self {
         LengthGuard { start: buf.len(), field: buf.len() + field_at }
     }
 
     /// Patches the length field with the bytes written since `start` and returns that length.
     /// Structures longer than 65535 bytes cannot be expressed; callers keep them below.
+    #[inline]
     pub fn finish(self, buf: &mut BytesMut) -> usize {
         let len = buf.len() - self.start;
         let v = u16::try_from(len).unwrap_or(u16::MAX);
@@ -173,6 +222,7 @@ impl LengthGuard {
 
     /// Like `finish`, then pads the structure with zeros to a multiple of 8 (the padding is not
     /// counted in the length field, as for `ofp_match`).
+    #[inline]
     pub fn finish_padded(self, buf: &mut BytesMut) -> usize {
         let len = self.finish(buf);
         buf.put_bytes(0, pad8(len));
@@ -180,6 +230,7 @@ impl LengthGuard {
     }
 
     /// Pads to a multiple of 8 first and counts the padding in the length (as for actions).
+    #[inline]
     pub fn pad_and_finish(self, buf: &mut BytesMut) -> usize {
         let len = buf.len() - self.start;
         buf.put_bytes(0, pad8(len));
@@ -197,6 +248,38 @@ mod tests {
         assert_eq!(r.u16("a").unwrap(), 0x0102);
         let err = r.u16("b").unwrap_err();
         assert_eq!(err, DecodeError::Truncated { what: "b", offset: 2, need: 2, have: 1 });
+    }
+
+    fn fixed_round_trip(field: &[u8]) -> (String, String) {
+        let first = Reader::new(field).fixed_str(field.len(), "name").unwrap();
+        let mut b = BytesMut::new();
+        put_fixed_str(&mut b, &first, field.len());
+        assert_eq!(b.len(), field.len());
+        (first, Reader::new(&b).fixed_str(field.len(), "name").unwrap())
+    }
+
+    #[test]
+    fn fixed_str_that_grows_when_decoded_round_trips() {
+        // Found by fuzzing: six invalid bytes became six 3-byte U+FFFD, which emit cut to five.
+        let mut field = [0xffu8; 16];
+        field[6] = 0;
+        let (first, again) = fixed_round_trip(&field);
+        assert_eq!(first, again);
+        assert_eq!(first, "\u{fffd}".repeat(5));
+    }
+
+    #[test]
+    fn fixed_str_without_terminator_keeps_all_but_the_last_byte() {
+        let (first, again) = fixed_round_trip(b"abcdefghijklmnop");
+        assert_eq!(first, "abcdefghijklmno");
+        assert_eq!(again, first);
+    }
+
+    #[test]
+    fn put_fixed_str_cuts_at_a_character_boundary() {
+        let mut b = BytesMut::new();
+        put_fixed_str(&mut b, "\u{e9}\u{e9}\u{e9}", 6);
+        assert_eq!(&b[..], &[0xc3, 0xa9, 0xc3, 0xa9, 0, 0]);
     }
 
     #[test]
