@@ -11,6 +11,7 @@ pub mod cli;
 pub mod collector;
 pub mod controller;
 pub mod demo;
+pub mod discovery;
 pub mod lab;
 pub mod log;
 pub mod northbound;

@@ -17,8 +17,11 @@ use serde_json::{json, Value};
 
 use periscope_topology::change::PortStatusReason;
 use periscope_topology::rows::OfPort;
-use periscope_topology::{Change, EventKind, HypervisorId, Topology, TopologyConfig};
+use periscope_topology::{
+    Change, Event, EventKind, HypervisorId, Millis, Topology, TopologyConfig,
+};
 
+use crate::discovery::{probed_ports, LldpError, Prober, ProberConfig};
 use crate::northbound::api::{ApiCall, ApiReply};
 use crate::northbound::store::{StoreError, Taps};
 use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
@@ -83,6 +86,8 @@ const HOLD_MAX: Duration = Duration::from_millis(500);
 const REPROGRAMS_KEPT: usize = 4096;
 /// Tag of re-injected frames.
 const TAG_RELEASE: u64 = u64::MAX - 1;
+/// Tag of LLDP probes.
+const TAG_LLDP: u64 = u64::MAX - 2;
 
 /// One hypervisor's OVSDB connection, as the core sees it.
 struct OvsdbPeer {
@@ -110,6 +115,10 @@ pub struct Core {
     /// Tunnel port changes sent and not yet answered, by tag.
     tunnel_txns: HashMap<u64, TunnelChange>,
     next_txn: u64,
+    /// LLDP link discovery between switches.
+    prober: Prober,
+    /// The zero of the topology's clock.
+    epoch: Instant,
 }
 
 impl Core {
@@ -128,6 +137,59 @@ impl Core {
             ovsdb: HashMap::new(),
             tunnel_txns: HashMap::new(),
             next_txn: 1,
+            prober: Prober::new(ProberConfig::default(), nonce()),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> Millis {
+        Millis(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    /// Forgets links no longer seen and sends the probes due now, from switches that hold the
+    /// flow keeping LLDP away from everything but the controller.
+    fn discover(&mut self) {
+        let now = self.now_ms();
+        let expired = self.prober.expire(&mut self.topology, now);
+        self.handle_events(expired);
+        let ports = probed_ports(&self.topology);
+        let mut per_switch: HashMap<ConnId, Vec<Request>> = HashMap::new();
+        for p in self.prober.poll_probes(now, &ports) {
+            let Some(conn) = self.by_dpid.get(&p.dpid).copied() else { continue };
+            let guarded =
+                self.switches.get(&conn).and_then(|s| s.reconciler.actual()).is_some_and(|a| {
+                    a.values().any(|f| {
+                        cookie::decode(f.cookie).map(|(k, _)| k)
+                            == Some(cookie::Kind::Discovery as u8)
+                    })
+                });
+            if !guarded {
+                continue;
+            }
+            per_switch.entry(conn).or_default().push(Request {
+                msg: Message::PacketOut(PacketOut {
+                    buffer_id: BufferId::NO_BUFFER,
+                    in_port: PortNo::CONTROLLER,
+                    actions: vec![Action::output(p.port)],
+                    data: p.frame,
+                }),
+                tag: TAG_LLDP,
+                label: format!("LLDP probe out of port {}", p.port.0),
+            });
+        }
+        for (conn, requests) in per_switch {
+            self.send(conn, requests);
+        }
+    }
+
+    /// A frame from the discovery flow: a link if it is one of our probes.
+    fn handle_lldp(&mut self, dpid: Dpid, pin: periscope_codec::openflow::PacketIn) {
+        let Some(port) = pin.in_port() else { return };
+        match self.prober.handle_frame(self.now_ms(), dpid, port, &pin.data) {
+            Ok(Some(seen)) => self.handle_topology(vec![seen]),
+            Ok(None) | Err(LldpError::Foreign) => {}
+            Err(e) => debug!(self.log, "bad LLDP frame"; "dpid" => dpid.to_string(),
+                "port" => port.0, "error" => %e),
         }
     }
 
@@ -287,6 +349,7 @@ impl Core {
         if !self.holds.is_empty() {
             self.release_holds();
         }
+        self.discover();
     }
 
     /// Registers the command queue of a hypervisor's OVSDB driver.
@@ -390,6 +453,11 @@ impl Core {
     /// Applies topology changes (from OVSDB or OpenFlow) and reprograms what they affect.
     pub fn handle_topology(&mut self, changes: Vec<Change>) {
         let events = self.topology.apply_batch(changes);
+        self.handle_events(events);
+    }
+
+    /// Follows up on what the topology says changed.
+    fn handle_events(&mut self, events: Vec<Event>) {
         if events.is_empty() {
             return;
         }
@@ -406,6 +474,12 @@ impl Core {
                 EventKind::InterfaceMoved { iface_id, to, .. } => {
                     info!(self.log, "interface moved"; "iface_id" => iface_id, "generation" => g,
                         "to" => format!("{}/{:?}", to.hypervisor, to.ofport))
+                }
+                EventKind::LinkUp { link } => {
+                    info!(self.log, "link up"; "link" => ?link, "generation" => g)
+                }
+                EventKind::LinkDown { link } => {
+                    info!(self.log, "link down"; "link" => ?link, "generation" => g)
                 }
                 other => debug!(self.log, "topology"; "generation" => g, "event" => ?other),
             }
@@ -706,10 +780,15 @@ impl Core {
                 }
             }
             SessionEvent::PacketIn(pin) => {
-                let probe =
-                    cookie::decode(pin.cookie).map(|(k, _)| k) == Some(cookie::Kind::Probe as u8);
-                if let (true, Some(dpid)) = (probe, sw.dpid) {
-                    self.handle_probe(dpid, *pin);
+                let kind = cookie::decode(pin.cookie).map(|(k, _)| k);
+                match (kind, sw.dpid) {
+                    (Some(k), Some(dpid)) if k == cookie::Kind::Probe as u8 => {
+                        self.handle_probe(dpid, *pin)
+                    }
+                    (Some(k), Some(dpid)) if k == cookie::Kind::Discovery as u8 => {
+                        self.handle_lldp(dpid, *pin)
+                    }
+                    _ => {}
                 }
             }
             SessionEvent::FlowRemoved(_) | SessionEvent::Reply { .. } | SessionEvent::Other(_) => {}
@@ -780,6 +859,18 @@ impl Core {
             Err(TrySendError::Closed(_)) => sw.reconciler.reset(),
         }
     }
+}
+
+/// A nonce for this controller's LLDP probes: different on every run, so that probes of
+/// another controller (or of an earlier run) on the same cables are not taken for ours.
+fn nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish()
 }
 
 /// A held frame sent back into the pipeline as if it had just arrived on `port`.

@@ -28,6 +28,8 @@ pub enum Kind {
     /// The same, at a place where the interface is not active yet: its first frame goes to the
     /// controller too.
     Probe = 4,
+    /// The LLDP link probes: sent to the controller and nowhere else.
+    Discovery = 5,
 }
 
 /// The cookie of a flow of `kind` serving `owner` (40 bits; larger ids are truncated).

@@ -44,6 +44,10 @@ const PRIORITY_CLASSIFY: u16 = 100;
 /// Above the classify flows: a probed interface's frames go to the controller first.
 const PRIORITY_PROBE: u16 = 110;
 const PRIORITY_FILTER: u16 = 100;
+/// Above everything in table 0: LLDP probes never reach a copy nor the tenant's forwarding.
+const PRIORITY_DISCOVERY: u16 = 200;
+/// The LLDP ethertype.
+const ETH_TYPE_LLDP: u16 = 0x88cc;
 
 /// What one bridge needs for mirroring.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -153,7 +157,8 @@ fn side<'a>(
 }
 
 /// The base pipeline: every table passes frames on, and the last forwards like a learning
-/// switch, so a bridge with no tap forwards exactly as `NORMAL` would.
+/// switch, so a bridge with no tap forwards exactly as `NORMAL` would. LLDP goes to the
+/// controller only (link discovery), before any copy is made.
 fn base_flows() -> Vec<DesiredFlow> {
     let c = cookie::cookie(Kind::Base, 0);
     let pass = |from: u8, to: u8| DesiredFlow {
@@ -172,6 +177,16 @@ fn base_flows() -> Vec<DesiredFlow> {
             matches: Match::default(),
             instructions: vec![Instruction::ApplyActions(vec![Action::output(PortNo::NORMAL)])],
             cookie: c,
+        },
+        DesiredFlow {
+            table: TableId(TABLE_TAP_OUT),
+            priority: PRIORITY_DISCOVERY,
+            matches: Match::new(vec![OxmField::EthType(ETH_TYPE_LLDP)]),
+            instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+                port: PortNo::CONTROLLER,
+                max_len: CONTROLLER_MAX_LEN_NO_BUFFER,
+            }])],
+            cookie: cookie::cookie(Kind::Discovery, 0),
         },
     ]
 }

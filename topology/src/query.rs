@@ -210,6 +210,15 @@ impl Topology {
         self.raw.switches.get(&dpid).is_some_and(|s| s.connected)
     }
 
+    /// The OpenFlow ports of every connected switch, as last reported, by dpid and port number.
+    pub fn switch_ports(&self) -> impl Iterator<Item = (Dpid, &crate::rows::OfPort)> {
+        self.raw
+            .switches
+            .iter()
+            .filter(|(_, s)| s.connected)
+            .flat_map(|(d, s)| s.ports.values().map(move |p| (*d, p)))
+    }
+
     /// Every link: patch and tunnel links, then LLDP links.
     pub fn links(&self) -> Vec<Link> {
         let lldp = self.raw.lldp.keys().map(|(a, b)| Link::Lldp { a: *a, b: *b });
