@@ -62,8 +62,8 @@ fn wait(
 
 /// Runs the demo; exits non-zero if anything it shows did not work.
 pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
-    if !is_root() {
-        bail!("the demo builds network namespaces and Open vSwitch instances: run it as root");
+    if let Err(why) = crate::lab::preflight::check() {
+        bail!("cannot run the demo: {why}");
     }
     let exe = std::env::current_exe().context("finding the periscope executable")?;
     let lab = Lab::new().context("creating the lab")?;
@@ -179,15 +179,4 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
     lab.teardown();
     println!("    done: no namespace, process or file of the demo is left");
     Ok(ExitCode::SUCCESS)
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }

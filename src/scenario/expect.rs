@@ -241,13 +241,13 @@ fn no_duplicates(f: &Facts, collector: &str, service: Option<&str>) -> Judged {
     let dups: Vec<&Frame> = cap
         .duplicates()
         .into_iter()
-        .filter(|fr| only.map_or(true, |(e, k)| fr.encap == e && fr.key == Some(k)))
+        .filter(|fr| only.is_none_or(|(e, k)| fr.encap == e && fr.key == Some(k)))
         .collect();
     let echoes = cap
         .frames
         .iter()
         .filter(|fr| fr.icmp.is_some())
-        .filter(|fr| only.map_or(true, |(e, k)| fr.encap == e && fr.key == Some(k)))
+        .filter(|fr| only.is_none_or(|(e, k)| fr.encap == e && fr.key == Some(k)))
         .count();
     let sample: Vec<String> = dups
         .iter()

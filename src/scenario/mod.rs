@@ -112,6 +112,9 @@ pub fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
 
 fn run_file(a: &RunArgs) -> anyhow::Result<ExitCode> {
     let spec = load(&a.file)?;
+    if let Err(why) = crate::lab::preflight::check() {
+        anyhow::bail!("cannot run {}: {why}", a.file.display());
+    }
     let program = std::env::current_exe().context("finding the periscope executable")?;
     let opts = RunOptions {
         collector: Some((

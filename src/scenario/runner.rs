@@ -922,7 +922,7 @@ trait OptExt {
 
 impl OptExt for Option<&str> {
     fn is_none_or_eq(&self, v: &str) -> bool {
-        self.map_or(true, |x| x == v)
+        self.is_none_or(|x| x == v)
     }
 }
 
@@ -933,7 +933,7 @@ trait NoneOrNe {
 
 impl NoneOrNe for Option<&String> {
     fn is_none_or_ne(&self, v: &str) -> bool {
-        self.map_or(true, |x| x != v)
+        self.is_none_or(|x| x != v)
     }
 }
 
@@ -944,6 +944,6 @@ trait NotNull {
 
 impl NotNull for Option<&Value> {
     fn is_none_or_not_null(&self) -> bool {
-        self.map_or(true, |v| !v.is_null())
+        self.is_none_or(|v| !v.is_null())
     }
 }
