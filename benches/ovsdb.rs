@@ -67,15 +67,25 @@ fn main() {
     let updates = updates.expect("parsed");
     let n_if = updates.tables.get("Interface").map_or(0, |t| t.len());
 
+    // `PERISCOPE_BENCH_PROFILE=apply`: one snapshot apply and nothing else, to run under
+    // `valgrind --tool=callgrind`.
+    if std::env::var("PERISCOPE_BENCH_PROFILE").as_deref() == Ok("apply") {
+        let mut r = replica(&schema);
+        let mut topo = Topology::new(TopologyConfig::default());
+        let events = translate::apply_full_state(&hv, &mut r, updates, &mut topo).expect("apply");
+        println!("{} events", events.len());
+        return;
+    }
+
     // Apply: replica + translation + topology, from empty.
     let mut apply = Vec::new();
     let mut ready = 0;
     for _ in 0..7 {
         let mut r = replica(&schema);
         let mut topo = Topology::new(TopologyConfig::default());
+        let u = updates.clone();
         let t = Instant::now();
-        let events =
-            translate::apply_full_state(&hv, &mut r, updates.clone(), &mut topo).expect("apply");
+        let events = translate::apply_full_state(&hv, &mut r, u, &mut topo).expect("apply");
         apply.push(t.elapsed().as_secs_f64());
         ready = events.len();
         black_box(&topo);
@@ -86,9 +96,9 @@ fn main() {
     translate::apply_full_state(&hv, &mut r, updates.clone(), &mut topo).expect("apply");
     let mut resync = Vec::new();
     for _ in 0..5 {
+        let u = updates.clone();
         let t = Instant::now();
-        let ev =
-            translate::apply_full_state(&hv, &mut r, updates.clone(), &mut topo).expect("resync");
+        let ev = translate::apply_full_state(&hv, &mut r, u, &mut topo).expect("resync");
         resync.push(t.elapsed().as_secs_f64());
         assert!(ev.is_empty(), "an unchanged resync emits nothing");
     }
@@ -106,11 +116,10 @@ fn main() {
     let n = 100_000u32;
     let mut typed_rate = Vec::new();
     for _ in 0..5 {
+        let batch: Vec<TableUpdates2> = (0..n).map(|i| typed[(i & 1) as usize].clone()).collect();
         let t = Instant::now();
-        for i in 0..n {
-            let ev =
-                translate::apply_update(&hv, &mut r, typed[(i & 1) as usize].clone(), &mut topo)
-                    .expect("update");
+        for u in batch {
+            let ev = translate::apply_update(&hv, &mut r, u, &mut topo).expect("update");
             black_box(ev);
         }
         typed_rate.push(f64::from(n) / t.elapsed().as_secs_f64());
@@ -137,7 +146,7 @@ fn main() {
                 panic!()
             };
             black_box(
-                translate::apply_update(&hv, &mut r, updates.clone(), &mut topo).expect("update"),
+                translate::apply_update(&hv, &mut r, updates, &mut topo).expect("update"),
             );
         }
         wire_rate.push(f64::from(n) / t.elapsed().as_secs_f64());
@@ -148,8 +157,9 @@ fn main() {
     for _ in 0..5 {
         let mut r = replica(&schema);
         let mut topo = Topology::new(TopologyConfig::default());
+        let u = updates.clone();
         let t = Instant::now();
-        r.reset(updates.clone()).expect("reset");
+        r.reset(u).expect("reset");
         parts[0].push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let change = translate::replaced(&hv, &r);

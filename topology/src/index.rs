@@ -3,7 +3,8 @@
 //! ones).
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 
 use periscope_codec::openflow::{Dpid, PortNo};
@@ -12,19 +13,80 @@ use crate::event::{Link, Location};
 use crate::ids::{HypervisorId, Millis, RowRef, SwitchPort, Uuid};
 use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
 
-/// A map to sets that never keeps an empty set.
-pub(crate) type MultiMap<K, V> = BTreeMap<K, BTreeSet<V>>;
-/// A two-level map to sets (second key looked up by reference) that never keeps empty levels.
-pub(crate) type NestedMap<A, B, V> = BTreeMap<A, BTreeMap<B, BTreeSet<V>>>;
+/// A fast, fixed-key hasher for the point-lookup indexes (multiply-rotate, as rustc's FxHash).
+/// Fixed keys keep the graph deterministic; the keys come from the hypervisors' databases and
+/// the switches, not from tenants.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FastHasher(u64);
 
-pub(crate) fn multi_insert<K: Ord, V: Ord>(m: &mut MultiMap<K, V>, k: K, v: V) {
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits weakest; the table indexes with them.
+        self.0.rotate_left(26)
+    }
+}
+
+/// A hash map with [`FastHasher`]: for indexes that are only looked up, never iterated in an
+/// order anyone sees.
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A map to sets that never keeps an empty set; the sets are ordered (lowest row first).
+pub(crate) type MultiMap<K, V> = FastMap<K, BTreeSet<V>>;
+/// A two-level map to sets (second key looked up by reference) that never keeps empty levels.
+pub(crate) type NestedMap<A, B, V> = FastMap<A, FastMap<B, BTreeSet<V>>>;
+
+pub(crate) fn multi_insert<K: Hash + Eq, V: Ord>(m: &mut MultiMap<K, V>, k: K, v: V) {
     m.entry(k).or_default().insert(v);
 }
 
 pub(crate) fn multi_remove<K, Q, V>(m: &mut MultiMap<K, V>, k: &Q, v: &V)
 where
-    K: Ord + Borrow<Q>,
-    Q: Ord + ?Sized,
+    K: Hash + Eq + Borrow<Q>,
+    Q: Hash + Eq + ?Sized,
     V: Ord,
 {
     if let Some(set) = m.get_mut(k) {
@@ -35,11 +97,16 @@ where
     }
 }
 
-pub(crate) fn nested_insert<A: Ord, B: Ord, V: Ord>(m: &mut NestedMap<A, B, V>, a: A, b: B, v: V) {
+pub(crate) fn nested_insert<A: Hash + Eq, B: Hash + Eq, V: Ord>(
+    m: &mut NestedMap<A, B, V>,
+    a: A,
+    b: B,
+    v: V,
+) {
     m.entry(a).or_default().entry(b).or_default().insert(v);
 }
 
-pub(crate) fn nested_remove<A: Ord, B: Ord + Borrow<str>, V: Ord>(
+pub(crate) fn nested_remove<A: Hash + Eq, B: Hash + Eq + Borrow<str>, V: Ord>(
     m: &mut NestedMap<A, B, V>,
     a: &A,
     b: &str,
@@ -53,7 +120,7 @@ pub(crate) fn nested_remove<A: Ord, B: Ord + Borrow<str>, V: Ord>(
     }
 }
 
-pub(crate) fn nested_get<'m, A: Ord, B: Ord + Borrow<str>, V: Ord>(
+pub(crate) fn nested_get<'m, A: Hash + Eq, B: Hash + Eq + Borrow<str>, V: Ord>(
     m: &'m NestedMap<A, B, V>,
     a: &A,
     b: &str,

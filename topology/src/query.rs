@@ -1,6 +1,6 @@
 //! What the policy layer asks the graph: interfaces by source, their locations, bridges, tunnels.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use periscope_codec::openflow::{Dpid, MacAddr};
 use serde::Serialize;
@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::event::{Link, Location};
 use crate::graph::Topology;
 use crate::ids::{HypervisorId, RowRef, SwitchPort};
-use crate::index::Attached;
+use crate::index::{Attached, MultiMap};
 use crate::rows::{
     BridgeRow, HypervisorInfo, InterfaceRow, IFACE_ID_KEY, TUNNEL_TYPES, VM_UUID_KEY,
 };
@@ -97,7 +97,7 @@ impl Topology {
 
     fn lookup<'a>(
         &'a self,
-        m: &'a BTreeMap<String, BTreeSet<RowRef>>,
+        m: &'a MultiMap<String, RowRef>,
         k: &str,
     ) -> Vec<InterfaceInfo<'a>> {
         self.infos(m.get(k).into_iter().flatten())
@@ -216,9 +216,11 @@ impl Topology {
         self.idx.links.iter().cloned().chain(lldp).collect()
     }
 
-    /// The iface-ids attached at two places or more, with their locations. O(iface-ids).
+    /// The iface-ids attached at two places or more, with their locations, by iface-id.
+    /// O(iface-ids).
     pub fn migrations(&self) -> Vec<(&str, Vec<&Location>)> {
-        self.idx
+        let mut out: Vec<(&str, Vec<&Location>)> = self
+            .idx
             .by_iface_id
             .iter()
             .filter(|(_, rows)| rows.len() >= 2)
@@ -227,18 +229,16 @@ impl Topology {
                     rows.iter().filter_map(|r| self.idx.attached.get(r)).map(|a| &a.location);
                 (id.as_str(), locs.collect())
             })
-            .collect()
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
     }
 }
 
 impl Topology {
-    /// The `Port` row that holds the interface `r`, if known.
+    /// The `Port` row that holds the interface `r`, if known (the lowest row if several do).
     pub fn port_of_interface(&self, r: &RowRef) -> Option<&crate::rows::PortRow> {
-        self.raw
-            .ports
-            .iter()
-            .filter(|(p, _)| p.hypervisor == r.hypervisor)
-            .map(|(_, row)| row)
-            .find(|row| row.interfaces.contains(&r.uuid))
+        let port = self.idx.iface_ports.get(r)?.first()?;
+        self.raw.ports.get(&RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() })
     }
 }
