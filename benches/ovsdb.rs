@@ -145,9 +145,7 @@ fn main() {
             else {
                 panic!()
             };
-            black_box(
-                translate::apply_update(&hv, &mut r, updates, &mut topo).expect("update"),
-            );
+            black_box(translate::apply_update(&hv, &mut r, updates, &mut topo).expect("update"));
         }
         wire_rate.push(f64::from(n) / t.elapsed().as_secs_f64());
     }

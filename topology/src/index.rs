@@ -74,6 +74,9 @@ impl Hasher for FastHasher {
 /// order anyone sees.
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
+/// A hash set with [`FastHasher`].
+pub(crate) type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
+
 /// A map to sets that never keeps an empty set; the sets are ordered (lowest row first).
 pub(crate) type MultiMap<K, V> = FastMap<K, BTreeSet<V>>;
 /// A two-level map to sets (second key looked up by reference) that never keeps empty levels.
@@ -97,13 +100,56 @@ where
     }
 }
 
-pub(crate) fn nested_insert<A: Hash + Eq, B: Hash + Eq, V: Ord>(
+/// Row (hypervisor, uuid) -> set, nested so that lookups borrow both parts of the key.
+pub(crate) type RowMultiMap<V> = FastMap<HypervisorId, MultiMap<Uuid, V>>;
+
+/// Adds `v` under row (`h`, `uuid`), cloning the key parts only when they are new.
+pub(crate) fn row_insert<V: Ord>(m: &mut RowMultiMap<V>, h: &HypervisorId, uuid: &Uuid, v: V) {
+    let inner = match m.get_mut(h) {
+        Some(inner) => inner,
+        None => m.entry(h.clone()).or_default(),
+    };
+    match inner.get_mut(uuid) {
+        Some(set) => {
+            set.insert(v);
+        }
+        None => {
+            inner.insert(uuid.clone(), BTreeSet::from([v]));
+        }
+    }
+}
+
+/// Removes `v` from row (`h`, `uuid`), dropping emptied levels.
+pub(crate) fn row_remove<V: Ord>(m: &mut RowMultiMap<V>, h: &HypervisorId, uuid: &Uuid, v: &V) {
+    if let Some(inner) = m.get_mut(h) {
+        multi_remove(inner, uuid, v);
+        if inner.is_empty() {
+            m.remove(h);
+        }
+    }
+}
+
+/// The set under row (`h`, `uuid`).
+pub(crate) fn row_get<'m, V>(
+    m: &'m RowMultiMap<V>,
+    h: &HypervisorId,
+    uuid: &Uuid,
+) -> Option<&'m BTreeSet<V>> {
+    m.get(h)?.get(uuid)
+}
+
+/// Adds `v` under (`a`, `b`), cloning `a` only when it is new.
+pub(crate) fn nested_insert<A: Hash + Eq + Clone, B: Hash + Eq, V: Ord>(
     m: &mut NestedMap<A, B, V>,
-    a: A,
+    a: &A,
     b: B,
     v: V,
 ) {
-    m.entry(a).or_default().entry(b).or_default().insert(v);
+    let inner = match m.get_mut(a) {
+        Some(inner) => inner,
+        None => m.entry(a.clone()).or_default(),
+    };
+    inner.entry(b).or_default().insert(v);
 }
 
 pub(crate) fn nested_remove<A: Hash + Eq, B: Hash + Eq + Borrow<str>, V: Ord>(
@@ -178,9 +224,9 @@ pub(crate) struct Attached {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Indexes {
     /// (hypervisor, port uuid) -> bridges whose `ports` list it.
-    pub(crate) port_bridges: MultiMap<RowRef, Uuid>,
+    pub(crate) port_bridges: RowMultiMap<Uuid>,
     /// (hypervisor, interface uuid) -> ports whose `interfaces` list it.
-    pub(crate) iface_ports: MultiMap<RowRef, Uuid>,
+    pub(crate) iface_ports: RowMultiMap<Uuid>,
     /// hypervisor -> interface name -> interface rows.
     pub(crate) iface_by_name: NestedMap<HypervisorId, String, Uuid>,
     /// dpid -> OpenFlow port name -> port numbers.
@@ -293,18 +339,17 @@ pub(crate) fn bridge_state(raw: &Raw, row: &BridgeRow) -> BridgeState {
     BridgeState { dpid, connected }
 }
 
-/// Where interface `r` is, if attached: the definition of attachment and location. Reads the
-/// structure indexes, which must be current.
+/// Where interface `r` (whose row is `row`) is, if attached: the definition of attachment and
+/// location. Reads the structure indexes, which must be current.
 pub(crate) fn attached_of(
     raw: &Raw,
     idx: &Indexes,
     tenant_key: &str,
     r: &RowRef,
+    row: &InterfaceRow,
 ) -> Option<Attached> {
-    let row = raw.interfaces.get(r)?;
-    let port = idx.iface_ports.get(r)?.first()?;
-    let port_ref = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
-    let bridge = idx.port_bridges.get(&port_ref)?.first()?;
+    let port = row_get(&idx.iface_ports, &r.hypervisor, &r.uuid)?.first()?;
+    let bridge = row_get(&idx.port_bridges, &r.hypervisor, port)?.first()?;
     let bridge_ref = RowRef { hypervisor: r.hypervisor.clone(), uuid: bridge.clone() };
     let dpid = raw.bridges.get(&bridge_ref)?.datapath_id;
     let ofport = row.ofport.or_else(|| {
@@ -363,27 +408,20 @@ pub(crate) fn recompute(raw: &Raw, tenant_key: &str) -> Indexes {
     let mut idx = Indexes::default();
     for (b, row) in &raw.bridges {
         for p in &row.ports {
-            let port = RowRef { hypervisor: b.hypervisor.clone(), uuid: p.clone() };
-            multi_insert(&mut idx.port_bridges, port, b.uuid.clone());
+            row_insert(&mut idx.port_bridges, &b.hypervisor, p, b.uuid.clone());
         }
     }
     for (p, row) in &raw.ports {
         for i in &row.interfaces {
-            let iface = RowRef { hypervisor: p.hypervisor.clone(), uuid: i.clone() };
-            multi_insert(&mut idx.iface_ports, iface, p.uuid.clone());
+            row_insert(&mut idx.iface_ports, &p.hypervisor, i, p.uuid.clone());
         }
     }
     for (i, row) in &raw.interfaces {
-        nested_insert(
-            &mut idx.iface_by_name,
-            i.hypervisor.clone(),
-            row.name.clone(),
-            i.uuid.clone(),
-        );
+        nested_insert(&mut idx.iface_by_name, &i.hypervisor, row.name.clone(), i.uuid.clone());
     }
     for (d, sw) in &raw.switches {
         for (no, port) in &sw.ports {
-            nested_insert(&mut idx.of_by_name, *d, port.name.clone(), *no);
+            nested_insert(&mut idx.of_by_name, d, port.name.clone(), *no);
         }
     }
     for (b, row) in &raw.bridges {
@@ -398,8 +436,8 @@ pub(crate) fn recompute(raw: &Raw, tenant_key: &str) -> Indexes {
             multi_insert(&mut idx.underlay, *ip, h.clone());
         }
     }
-    for r in raw.interfaces.keys() {
-        if let Some(a) = attached_of(raw, &idx, tenant_key, r) {
+    for (r, row) in &raw.interfaces {
+        if let Some(a) = attached_of(raw, &idx, tenant_key, r, row) {
             idx.add_attached(r, &a);
             idx.attached.insert(r.clone(), a);
         }

@@ -95,11 +95,7 @@ impl Topology {
         refs.into_iter().filter_map(|r| self.info_of(r, self.idx.attached.get(r)?)).collect()
     }
 
-    fn lookup<'a>(
-        &'a self,
-        m: &'a MultiMap<String, RowRef>,
-        k: &str,
-    ) -> Vec<InterfaceInfo<'a>> {
+    fn lookup<'a>(&'a self, m: &'a MultiMap<String, RowRef>, k: &str) -> Vec<InterfaceInfo<'a>> {
         self.infos(m.get(k).into_iter().flatten())
     }
 
@@ -238,7 +234,7 @@ impl Topology {
 impl Topology {
     /// The `Port` row that holds the interface `r`, if known (the lowest row if several do).
     pub fn port_of_interface(&self, r: &RowRef) -> Option<&crate::rows::PortRow> {
-        let port = self.idx.iface_ports.get(r)?.first()?;
+        let port = crate::index::row_get(&self.idx.iface_ports, &r.hypervisor, &r.uuid)?.first()?;
         self.raw.ports.get(&RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() })
     }
 }

@@ -180,7 +180,9 @@ impl Topology {
     fn port_view(&self, bridge: &RowRef, uuid: &Uuid) -> Option<PortView> {
         let r = RowRef { hypervisor: bridge.hypervisor.clone(), uuid: uuid.clone() };
         let row = self.raw.ports.get(&r)?;
-        if self.idx.port_bridges.get(&r)?.first()? != &bridge.uuid {
+        if crate::index::row_get(&self.idx.port_bridges, &r.hypervisor, &r.uuid)?.first()?
+            != &bridge.uuid
+        {
             return None;
         }
         let interfaces = row

@@ -38,13 +38,14 @@ impl Uuid {
     fn to_ascii(self) -> [u8; 36] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'-'; 36];
-        let mut nibble = 32;
-        for (i, slot) in out.iter_mut().enumerate() {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                continue;
+        let mut j = 0;
+        for (i, b) in self.0.to_be_bytes().into_iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                j += 1;
             }
-            nibble -= 1;
-            *slot = HEX[((self.0 >> (nibble * 4)) & 0xf) as usize];
+            out[j] = HEX[usize::from(b >> 4)];
+            out[j + 1] = HEX[usize::from(b & 0xf)];
+            j += 2;
         }
         out
     }
