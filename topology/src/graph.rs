@@ -304,10 +304,10 @@ impl Topology {
     }
 
     fn remove_hypervisor(&mut self, h: &HypervisorId, p: &mut Pending) {
-        for r in rows_of(&self.raw.interfaces, h) {
+        for r in self.raw.interfaces.rows_of(h) {
             self.set_interface(r, None, p);
         }
-        for r in rows_of(&self.raw.ports, h) {
+        for r in self.raw.ports.rows_of(h) {
             self.set_port(r, None, p);
         }
         for r in rows_of(&self.raw.bridges, h) {
@@ -319,14 +319,14 @@ impl Topology {
     fn replace_hypervisor(&mut self, h: HypervisorId, snap: HypervisorSnapshot, p: &mut Pending) {
         self.set_hypervisor(h.clone(), Some(snap.info), p);
         // Rows the snapshot no longer holds go first (none on a first connection).
-        let gone = rows_of(&self.raw.interfaces, &h);
+        let gone = self.raw.interfaces.rows_of(&h);
         if !gone.is_empty() {
             let keep: FastSet<&Uuid> = snap.interfaces.iter().map(|r| &r.uuid).collect();
             for r in gone.into_iter().filter(|r| !keep.contains(&r.uuid)) {
                 self.set_interface(r, None, p);
             }
         }
-        let gone = rows_of(&self.raw.ports, &h);
+        let gone = self.raw.ports.rows_of(&h);
         if !gone.is_empty() {
             let keep: FastSet<&Uuid> = snap.ports.iter().map(|r| &r.uuid).collect();
             for r in gone.into_iter().filter(|r| !keep.contains(&r.uuid)) {
@@ -354,33 +354,32 @@ impl Topology {
     }
 
     fn set_interface(&mut self, r: RowRef, new: Option<InterfaceRow>, p: &mut Pending) {
-        use std::collections::btree_map::Entry;
-        // One search of the row map: compare, then replace in place.
-        let (old, new_name) = match (self.raw.interfaces.entry(r.clone()), new) {
-            (Entry::Occupied(e), Some(new)) => {
-                if *e.get() == new {
+        let (h, u) = (&r.hypervisor, &r.uuid);
+        // One search of the row map: compare, then replace in place. `new_name` is set when the
+        // name index must learn a name.
+        let (old, new_name) = match (self.raw.interfaces.get_mut(h, u), new) {
+            (Some(slot), Some(new)) => {
+                if *slot == new {
                     return;
                 }
-                let name = (e.get().name != new.name).then(|| new.name.clone());
-                let mut slot = e;
-                let old = mem::replace(slot.get_mut(), new);
-                (Some(old), name)
+                let name = (slot.name != new.name).then(|| new.name.clone());
+                (Some(mem::replace(slot, new)), name)
             }
-            (Entry::Occupied(e), None) => (Some(e.remove()), None),
-            (Entry::Vacant(e), Some(new)) => {
+            (Some(_), None) => (self.raw.interfaces.remove(h, u), None),
+            (None, Some(new)) => {
                 let name = Some(new.name.clone());
-                e.insert(new);
+                self.raw.interfaces.insert_new(h, u, new);
                 (None, name)
             }
-            (Entry::Vacant(_), None) => return,
+            (None, None) => return,
         };
-        // The name index changes only with the name (or the row's presence).
-        let renamed = new_name.is_some() || !self.raw.interfaces.contains_key(&r);
-        if let (Some(old), true) = (&old, renamed) {
-            nested_remove(&mut self.idx.iface_by_name, &r.hypervisor, &old.name, &r.uuid);
+        if let Some(old) = &old {
+            if new_name.is_some() || self.raw.interfaces.get(h, u).is_none() {
+                nested_remove(&mut self.idx.iface_by_name, h, &old.name, u);
+            }
         }
         if let Some(name) = new_name {
-            nested_insert(&mut self.idx.iface_by_name, &r.hypervisor, name, r.uuid.clone());
+            nested_insert(&mut self.idx.iface_by_name, h, name, u.clone());
         }
         let orig = p.ifaces.entry(r).or_default();
         if orig.is_none() {
@@ -389,31 +388,32 @@ impl Topology {
     }
 
     fn set_port(&mut self, r: RowRef, new: Option<PortRow>, p: &mut Pending) {
-        use std::collections::btree_map::Entry;
-        // One search of the row map; `cur` is the row as stored now.
-        let (old, cur) = match (self.raw.ports.entry(r.clone()), new) {
-            (Entry::Occupied(e), Some(new)) => {
-                if *e.get() == new {
+        let (h, u) = (&r.hypervisor, &r.uuid);
+        // One search of the row map when the row exists; `cur` is the row as stored now.
+        let (old, cur) = match (self.raw.ports.get_mut(h, u), new) {
+            (Some(slot), Some(new)) => {
+                if *slot == new {
                     return;
                 }
-                let slot = e.into_mut();
                 let old = mem::replace(slot, new);
                 (Some(old), Some(&*slot))
             }
-            (Entry::Occupied(e), None) => (Some(e.remove()), None),
-            (Entry::Vacant(e), Some(new)) => (None, Some(&*e.insert(new))),
-            (Entry::Vacant(_), None) => return,
+            (Some(_), None) => (self.raw.ports.remove(h, u), None),
+            (None, Some(new)) => {
+                self.raw.ports.insert_new(h, u, new);
+                (None, self.raw.ports.get(h, u))
+            }
+            (None, None) => return,
         };
         let empty = BTreeSet::new();
         let old_ifaces = old.as_ref().map_or(&empty, |o| &o.interfaces);
         let new_ifaces = cur.map_or(&empty, |n| &n.interfaces);
-        let h = &r.hypervisor;
         for i in old_ifaces.difference(new_ifaces) {
-            row_remove(&mut self.idx.iface_ports, h, i, &r.uuid);
+            row_remove(&mut self.idx.iface_ports, h, i, u);
             p.touch(RowRef { hypervisor: h.clone(), uuid: i.clone() });
         }
         for i in new_ifaces.difference(old_ifaces) {
-            row_insert(&mut self.idx.iface_ports, h, i, r.uuid.clone());
+            row_insert(&mut self.idx.iface_ports, h, i, u.clone());
             p.touch(RowRef { hypervisor: h.clone(), uuid: i.clone() });
         }
     }
@@ -426,22 +426,20 @@ impl Topology {
         let empty = BTreeSet::new();
         let old_ports = old.as_ref().map_or(&empty, |o| &o.ports);
         let new_ports = new.as_ref().map_or(&empty, |n| &n.ports);
+        let h = &r.hypervisor;
         for port in old_ports.difference(new_ports) {
-            let port = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
-            row_remove(&mut self.idx.port_bridges, &port.hypervisor, &port.uuid, &r.uuid);
-            self.dirty_port_ifaces(&port, p);
+            row_remove(&mut self.idx.port_bridges, h, port, &r.uuid);
+            self.dirty_port_ifaces(h, port, p);
         }
         for port in new_ports.difference(old_ports) {
-            let port = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
-            row_insert(&mut self.idx.port_bridges, &port.hypervisor, &port.uuid, r.uuid.clone());
-            self.dirty_port_ifaces(&port, p);
+            row_insert(&mut self.idx.port_bridges, h, port, r.uuid.clone());
+            self.dirty_port_ifaces(h, port, p);
         }
         let old_dpid = old.as_ref().and_then(|o| o.datapath_id);
         let new_dpid = new.as_ref().and_then(|n| n.datapath_id);
         if old_dpid != new_dpid {
             for port in new_ports.intersection(old_ports) {
-                let port = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
-                self.dirty_port_ifaces(&port, p);
+                self.dirty_port_ifaces(h, port, p);
             }
         }
         if let Some(new) = new {
@@ -450,9 +448,9 @@ impl Topology {
         p.bridges.insert(r);
     }
 
-    fn dirty_port_ifaces(&self, port: &RowRef, p: &mut Pending) {
-        for i in self.raw.ports.get(port).into_iter().flat_map(|row| &row.interfaces) {
-            p.touch(RowRef { hypervisor: port.hypervisor.clone(), uuid: i.clone() });
+    fn dirty_port_ifaces(&self, h: &HypervisorId, port: &Uuid, p: &mut Pending) {
+        for i in self.raw.ports.get(h, port).into_iter().flat_map(|row| &row.interfaces) {
+            p.touch(RowRef { hypervisor: h.clone(), uuid: i.clone() });
         }
     }
 
@@ -555,7 +553,7 @@ impl Topology {
         // Interfaces whose links must be recomputed: patch or tunnel ends, or ends of a link.
         let mut link_dirty: Vec<RowRef> = Vec::new();
         for &(r, orig) in &ifaces {
-            let row = self.raw.interfaces.get(r);
+            let row = self.raw.interfaces.get_ref(r);
             let new = row
                 .and_then(|row| attached_of(&self.raw, &self.idx, &self.config.tenant_key, r, row));
             let old = self.idx.attached.get(r);

@@ -100,6 +100,71 @@ where
     }
 }
 
+/// Rows of one table by hypervisor, then uuid: lookups borrow both parts of the key, and a
+/// hypervisor's rows are one inner map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowMap<V>(FastMap<HypervisorId, FastMap<Uuid, V>>);
+
+impl<V> Default for RowMap<V> {
+    fn default() -> Self {
+        RowMap(FastMap::default())
+    }
+}
+
+impl<V> RowMap<V> {
+    /// Row `uuid` of `h`.
+    pub(crate) fn get(&self, h: &HypervisorId, uuid: &Uuid) -> Option<&V> {
+        self.0.get(h)?.get(uuid)
+    }
+
+    /// Row `r`.
+    pub(crate) fn get_ref(&self, r: &RowRef) -> Option<&V> {
+        self.get(&r.hypervisor, &r.uuid)
+    }
+
+    /// Row `uuid` of `h`, mutably.
+    pub(crate) fn get_mut(&mut self, h: &HypervisorId, uuid: &Uuid) -> Option<&mut V> {
+        self.0.get_mut(h)?.get_mut(uuid)
+    }
+
+    /// Stores a row that is not there yet, cloning the key parts only when new.
+    pub(crate) fn insert_new(&mut self, h: &HypervisorId, uuid: &Uuid, v: V) {
+        let inner = match self.0.get_mut(h) {
+            Some(inner) => inner,
+            None => self.0.entry(h.clone()).or_default(),
+        };
+        inner.entry(uuid.clone()).or_insert(v);
+    }
+
+    /// Removes a row, dropping an emptied hypervisor.
+    pub(crate) fn remove(&mut self, h: &HypervisorId, uuid: &Uuid) -> Option<V> {
+        let inner = self.0.get_mut(h)?;
+        let v = inner.remove(uuid);
+        if inner.is_empty() {
+            self.0.remove(h);
+        }
+        v
+    }
+
+    /// The rows of `h`, in row order.
+    pub(crate) fn rows_of(&self, h: &HypervisorId) -> Vec<RowRef> {
+        let mut out: Vec<RowRef> = self
+            .0
+            .get(h)
+            .into_iter()
+            .flat_map(|inner| inner.keys())
+            .map(|u| RowRef { hypervisor: h.clone(), uuid: u.clone() })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Every row, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&HypervisorId, &Uuid, &V)> {
+        self.0.iter().flat_map(|(h, inner)| inner.iter().map(move |(u, v)| (h, u, v)))
+    }
+}
+
 /// Row (hypervisor, uuid) -> set, nested so that lookups borrow both parts of the key.
 pub(crate) type RowMultiMap<V> = FastMap<HypervisorId, MultiMap<Uuid, V>>;
 
@@ -186,8 +251,8 @@ pub(crate) struct SwitchState {
 pub(crate) struct Raw {
     pub(crate) hypervisors: BTreeMap<HypervisorId, HypervisorInfo>,
     pub(crate) bridges: BTreeMap<RowRef, BridgeRow>,
-    pub(crate) ports: BTreeMap<RowRef, PortRow>,
-    pub(crate) interfaces: BTreeMap<RowRef, InterfaceRow>,
+    pub(crate) ports: RowMap<PortRow>,
+    pub(crate) interfaces: RowMap<InterfaceRow>,
     pub(crate) switches: BTreeMap<Dpid, SwitchState>,
     /// Keyed by `(a, b)` with `a <= b`.
     pub(crate) lldp: BTreeMap<(SwitchPort, SwitchPort), Millis>,
@@ -236,7 +301,7 @@ pub(crate) struct Indexes {
     /// dpid -> bridges with that `datapath_id`.
     pub(crate) by_dpid: MultiMap<Dpid, RowRef>,
     /// Every attached interface.
-    pub(crate) attached: BTreeMap<RowRef, Attached>,
+    pub(crate) attached: FastMap<RowRef, Attached>,
     /// iface-id -> attached interfaces.
     pub(crate) by_iface_id: MultiMap<String, RowRef>,
     /// vm-uuid -> attached interfaces.
@@ -376,7 +441,7 @@ pub(crate) fn attached_of(
 /// `attached`, `iface_by_name` and `underlay`, which must be current.
 pub(crate) fn links_of(raw: &Raw, idx: &Indexes, r: &RowRef) -> BTreeSet<Link> {
     let mut out = BTreeSet::new();
-    let (Some(row), Some(att)) = (raw.interfaces.get(r), idx.attached.get(r)) else {
+    let (Some(row), Some(att)) = (raw.interfaces.get_ref(r), idx.attached.get(r)) else {
         return out;
     };
     if let Some(peer) = row.patch_peer() {
@@ -386,7 +451,7 @@ pub(crate) fn links_of(raw: &Raw, idx: &Indexes, r: &RowRef) -> BTreeSet<Link> {
                 continue;
             }
             let mutual =
-                raw.interfaces.get(&other).is_some_and(|o| o.patch_peer() == Some(&row.name));
+                raw.interfaces.get_ref(&other).is_some_and(|o| o.patch_peer() == Some(&row.name));
             if mutual {
                 let (a, b) = if *r < other { (r.clone(), other) } else { (other, r.clone()) };
                 out.insert(Link::Patch { a, b });
@@ -411,13 +476,13 @@ pub(crate) fn recompute(raw: &Raw, tenant_key: &str) -> Indexes {
             row_insert(&mut idx.port_bridges, &b.hypervisor, p, b.uuid.clone());
         }
     }
-    for (p, row) in &raw.ports {
+    for (h, p, row) in raw.ports.iter() {
         for i in &row.interfaces {
-            row_insert(&mut idx.iface_ports, &p.hypervisor, i, p.uuid.clone());
+            row_insert(&mut idx.iface_ports, h, i, p.clone());
         }
     }
-    for (i, row) in &raw.interfaces {
-        nested_insert(&mut idx.iface_by_name, &i.hypervisor, row.name.clone(), i.uuid.clone());
+    for (h, i, row) in raw.interfaces.iter() {
+        nested_insert(&mut idx.iface_by_name, h, row.name.clone(), i.clone());
     }
     for (d, sw) in &raw.switches {
         for (no, port) in &sw.ports {
@@ -436,10 +501,11 @@ pub(crate) fn recompute(raw: &Raw, tenant_key: &str) -> Indexes {
             multi_insert(&mut idx.underlay, *ip, h.clone());
         }
     }
-    for (r, row) in &raw.interfaces {
-        if let Some(a) = attached_of(raw, &idx, tenant_key, r, row) {
-            idx.add_attached(r, &a);
-            idx.attached.insert(r.clone(), a);
+    for (h, uuid, row) in raw.interfaces.iter() {
+        let r = RowRef { hypervisor: h.clone(), uuid: uuid.clone() };
+        if let Some(a) = attached_of(raw, &idx, tenant_key, &r, row) {
+            idx.add_attached(&r, &a);
+            idx.attached.insert(r, a);
         }
     }
     let links: Vec<Link> = idx.attached.keys().flat_map(|r| links_of(raw, &idx, r)).collect();

@@ -88,7 +88,7 @@ pub struct BridgeInfo<'a> {
 
 impl Topology {
     fn info_of<'a>(&'a self, r: &RowRef, attached: &'a Attached) -> Option<InterfaceInfo<'a>> {
-        Some(InterfaceInfo::new(attached, self.raw.interfaces.get(r)?))
+        Some(InterfaceInfo::new(attached, self.raw.interfaces.get_ref(r)?))
     }
 
     fn infos<'a>(&'a self, refs: impl IntoIterator<Item = &'a RowRef>) -> Vec<InterfaceInfo<'a>> {
@@ -120,7 +120,9 @@ impl Topology {
                 } else if let Some(v) = sel.get(&self.config.tenant_key) {
                     self.lookup(&self.idx.by_tenant, v)
                 } else {
-                    self.infos(self.idx.attached.keys())
+                    let mut all: Vec<&RowRef> = self.idx.attached.keys().collect();
+                    all.sort_unstable();
+                    self.infos(all)
                 };
                 narrowed
                     .into_iter()
@@ -235,6 +237,6 @@ impl Topology {
     /// The `Port` row that holds the interface `r`, if known (the lowest row if several do).
     pub fn port_of_interface(&self, r: &RowRef) -> Option<&crate::rows::PortRow> {
         let port = crate::index::row_get(&self.idx.iface_ports, &r.hypervisor, &r.uuid)?.first()?;
-        self.raw.ports.get(&RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() })
+        self.raw.ports.get(&r.hypervisor, port)
     }
 }

@@ -307,15 +307,15 @@ fn resync_with_the_same_rows_emits_nothing_and_a_real_change_as_a_diff() {
             .raw
             .ports
             .iter()
-            .filter(|(r, _)| r.hypervisor == hv(h))
-            .map(|(_, b)| b.clone())
+            .filter(|(r, _, _)| **r == hv(h))
+            .map(|(_, _, b)| b.clone())
             .collect(),
         interfaces: t
             .raw
             .interfaces
             .iter()
-            .filter(|(r, _)| r.hypervisor == hv(h))
-            .map(|(_, b)| b.clone())
+            .filter(|(r, _, _)| **r == hv(h))
+            .map(|(_, _, b)| b.clone())
             .collect(),
     };
     let generation = t.generation();
