@@ -12,7 +12,7 @@ use crate::event::{Event, EventKind, Link, Location};
 use crate::ids::{Generation, HypervisorId, Millis, RowRef, SwitchPort, Uuid};
 use crate::index::{
     attached_of, bridge_state, links_of, multi_insert, multi_remove, nested_get, nested_insert,
-    nested_remove, recompute, row_insert, row_remove, FastMap, FastSet, Indexes, Raw,
+    nested_remove, recompute, row_insert, row_remove, DpidMemo, FastMap, FastSet, Indexes, Raw,
 };
 use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
 
@@ -340,7 +340,15 @@ impl Topology {
                 self.set_bridge(r, None, p);
             }
         }
-        p.ifaces.reserve(snap.interfaces.len());
+        // Room for the rows up front: growing a table of 10,000 rows step by step costs more
+        // than writing them.
+        let (n_ports, n_ifaces) = (snap.ports.len(), snap.interfaces.len());
+        let new_ifaces = n_ifaces.saturating_sub(self.raw.interfaces.count(&h));
+        self.raw.ports.reserve(&h, n_ports);
+        self.raw.interfaces.reserve(&h, n_ifaces);
+        self.idx.attached.reserve(new_ifaces);
+        self.idx.by_iface_id.reserve(new_ifaces);
+        p.ifaces.reserve(n_ifaces);
         for row in snap.bridges {
             self.set_bridge(RowRef { hypervisor: h.clone(), uuid: row.uuid.clone() }, Some(row), p);
         }
@@ -546,16 +554,19 @@ impl Topology {
 
         // Interfaces, in row order; the places of each iface-id are captured before the first
         // of its interfaces is updated.
-        let touched = mem::take(&mut p.ifaces);
-        let mut ifaces: Vec<(&RowRef, &Option<Option<InterfaceRow>>)> = touched.iter().collect();
-        ifaces.sort_unstable_by(|a, b| row_cmp(a.0, b.0));
+        let mut ifaces: Vec<(RowRef, Option<Option<InterfaceRow>>)> =
+            mem::take(&mut p.ifaces).into_iter().collect();
+        ifaces.sort_unstable_by(|a, b| row_cmp(&a.0, &b.0));
         let mut id_before: FastMap<String, Vec<Location>> = FastMap::default();
         // Interfaces whose links must be recomputed: patch or tunnel ends, or ends of a link.
         let mut link_dirty: Vec<RowRef> = Vec::new();
-        for &(r, orig) in &ifaces {
+        let mut dpids = DpidMemo::default();
+        for (key, orig) in ifaces {
+            let r = &key;
             let row = self.raw.interfaces.get_ref(r);
-            let new = row
-                .and_then(|row| attached_of(&self.raw, &self.idx, &self.config.tenant_key, r, row));
+            let new = row.and_then(|row| {
+                attached_of(&self.raw, &self.idx, &self.config.tenant_key, r, row, &mut dpids)
+            });
             let old = self.idx.attached.get(r);
             for id in [
                 old.and_then(|a| a.iface_id.as_ref()),
@@ -575,7 +586,7 @@ impl Topology {
             if may_link {
                 link_dirty.push(r.clone());
             }
-            let attrs_changed = match (orig, row) {
+            let attrs_changed = match (&orig, row) {
                 (Some(Some(before)), Some(now)) => !before.same_attributes(now),
                 _ => false,
             };
@@ -614,12 +625,18 @@ impl Topology {
                 (None, None) => {}
             }
             if let Some(n) = new {
-                self.idx.attached.insert(r.clone(), n);
+                self.idx.attached.insert(key, n);
             }
         }
         let mut id_before: Vec<(String, Vec<Location>)> = id_before.into_iter().collect();
         id_before.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (iface_id, before) in id_before {
+            // Most iface-ids went from nowhere to one place: no event, and no need to copy
+            // their places.
+            let now = self.idx.by_iface_id.get(&iface_id).map_or(0, BTreeSet::len);
+            if !iface_id_event_possible(before.len(), now) {
+                continue;
+            }
             let after = self.places(&iface_id);
             if let Some(kind) = iface_id_event(iface_id, before, after) {
                 out.push(kind);
@@ -693,6 +710,13 @@ impl Topology {
     }
 }
 
+/// Whether an iface-id with `before` places before and `after` now can have an event: the
+/// places are distinct rows, so lists of different lengths are different sets, and only these
+/// shapes give one.
+fn iface_id_event_possible(before: usize, after: usize) -> bool {
+    matches!((before, after), (1, 1) | (0 | 1, 2..) | (2.., 1))
+}
+
 /// The iface-id event for places `before` -> `after` (each in row order), per the module docs
 /// of [`crate::event`].
 pub(crate) fn iface_id_event(
@@ -700,9 +724,7 @@ pub(crate) fn iface_id_event(
     before: Vec<Location>,
     after: Vec<Location>,
 ) -> Option<EventKind> {
-    // The places are distinct rows, so lists of different lengths are different sets: only
-    // these shapes can give an event.
-    if !matches!((before.len(), after.len()), (1, 1) | (0 | 1, 2..) | (2.., 1)) {
+    if !iface_id_event_possible(before.len(), after.len()) {
         return None;
     }
     let rows = |v: &[Location]| v.iter().map(Location::interface_ref).collect::<BTreeSet<_>>();

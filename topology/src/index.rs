@@ -136,6 +136,24 @@ impl<V> RowMap<V> {
         inner.entry(uuid.clone()).or_insert(v);
     }
 
+    /// Makes room for `h` to hold `rows` rows (a snapshot about to be written); only when it
+    /// will hold some, so that no empty hypervisor stays behind.
+    pub(crate) fn reserve(&mut self, h: &HypervisorId, rows: usize) {
+        if rows == 0 {
+            return;
+        }
+        let inner = match self.0.get_mut(h) {
+            Some(inner) => inner,
+            None => self.0.entry(h.clone()).or_default(),
+        };
+        inner.reserve(rows.saturating_sub(inner.len()));
+    }
+
+    /// How many rows `h` has.
+    pub(crate) fn count(&self, h: &HypervisorId) -> usize {
+        self.0.get(h).map_or(0, FastMap::len)
+    }
+
     /// Removes a row, dropping an emptied hypervisor.
     pub(crate) fn remove(&mut self, h: &HypervisorId, uuid: &Uuid) -> Option<V> {
         let inner = self.0.get_mut(h)?;
@@ -404,6 +422,26 @@ pub(crate) fn bridge_state(raw: &Raw, row: &BridgeRow) -> BridgeState {
     BridgeState { dpid, connected }
 }
 
+/// The `datapath_id` of the last bridge row looked up: the interfaces settled together are
+/// mostly on one bridge. Valid while the raw bridge rows do not change.
+#[derive(Default)]
+pub(crate) struct DpidMemo(Option<(RowRef, Option<Dpid>)>);
+
+impl DpidMemo {
+    /// The `datapath_id` of bridge `uuid` of `h`: `None` when there is no such bridge row.
+    fn get(&mut self, raw: &Raw, h: &HypervisorId, uuid: &Uuid) -> Option<Option<Dpid>> {
+        if let Some((r, dpid)) = &self.0 {
+            if r.uuid == *uuid && r.hypervisor == *h {
+                return Some(*dpid);
+            }
+        }
+        let r = RowRef { hypervisor: h.clone(), uuid: uuid.clone() };
+        let dpid = raw.bridges.get(&r)?.datapath_id;
+        self.0 = Some((r, dpid));
+        Some(dpid)
+    }
+}
+
 /// Where interface `r` (whose row is `row`) is, if attached: the definition of attachment and
 /// location. Reads the structure indexes, which must be current.
 pub(crate) fn attached_of(
@@ -412,11 +450,11 @@ pub(crate) fn attached_of(
     tenant_key: &str,
     r: &RowRef,
     row: &InterfaceRow,
+    dpids: &mut DpidMemo,
 ) -> Option<Attached> {
     let port = row_get(&idx.iface_ports, &r.hypervisor, &r.uuid)?.first()?;
     let bridge = row_get(&idx.port_bridges, &r.hypervisor, port)?.first()?;
-    let bridge_ref = RowRef { hypervisor: r.hypervisor.clone(), uuid: bridge.clone() };
-    let dpid = raw.bridges.get(&bridge_ref)?.datapath_id;
+    let dpid = dpids.get(raw, &r.hypervisor, bridge)?;
     let ofport = row.ofport.or_else(|| {
         nested_get(&idx.of_by_name, &dpid?, &row.name).and_then(|set| set.first().copied())
     });
@@ -503,7 +541,7 @@ pub(crate) fn recompute(raw: &Raw, tenant_key: &str) -> Indexes {
     }
     for (h, uuid, row) in raw.interfaces.iter() {
         let r = RowRef { hypervisor: h.clone(), uuid: uuid.clone() };
-        if let Some(a) = attached_of(raw, &idx, tenant_key, &r, row) {
+        if let Some(a) = attached_of(raw, &idx, tenant_key, &r, row, &mut DpidMemo::default()) {
             idx.add_attached(&r, &a);
             idx.attached.insert(r, a);
         }
