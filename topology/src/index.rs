@@ -13,7 +13,8 @@ use crate::event::{Link, Location};
 use crate::ids::{HypervisorId, Millis, RowRef, SwitchPort, Uuid};
 use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
 
-/// A fast, fixed-key hasher for the point-lookup indexes (multiply-rotate, as rustc's FxHash).
+/// A fast, fixed-key hasher for the point-lookup indexes (multiply-rotate per word, as rustc's
+/// FxHash, and a folded multiply to finish).
 /// Fixed keys keep the graph deterministic; the keys come from the hypervisors' databases and
 /// the switches, not from tenants.
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,8 +66,10 @@ impl Hasher for FastHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        // The multiply leaves the low bits weakest; the table indexes with them.
-        self.0.rotate_left(26)
+        // The table takes its index from the low bits and a tag from the top seven: fold a
+        // full-width product so that both ends depend on every input bit.
+        let full = u128::from(self.0) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
+        (full as u64) ^ ((full >> 64) as u64)
     }
 }
 
