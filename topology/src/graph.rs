@@ -1,6 +1,7 @@
 //! The graph: raw observed state, its indexes, and `apply`, which writes a change into the raw
 //! state, marks what it may have affected, then settles the indexes and emits the difference.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::mem;
 
@@ -11,7 +12,7 @@ use crate::event::{Event, EventKind, Link, Location};
 use crate::ids::{Generation, HypervisorId, Millis, RowRef, SwitchPort, Uuid};
 use crate::index::{
     attached_of, bridge_state, links_of, multi_insert, multi_remove, nested_get, nested_insert,
-    nested_remove, recompute, Indexes, Raw,
+    nested_remove, recompute, row_insert, row_remove, DpidMemo, FastMap, FastSet, Indexes, Raw,
 };
 use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
 
@@ -47,10 +48,9 @@ pub struct Topology {
 /// What one `apply` touched, with the before-images needed to diff.
 #[derive(Default)]
 struct Pending {
-    /// Interfaces whose attachment, location, row or links may have changed.
-    ifaces: BTreeSet<RowRef>,
-    /// Interface rows as they were before this apply.
-    iface_orig: BTreeMap<RowRef, Option<InterfaceRow>>,
+    /// Interfaces whose attachment, location, row or links may have changed, each with its
+    /// row as it was before this apply when this apply wrote the row (`Some(None)`: it had none).
+    ifaces: FastMap<RowRef, Option<Option<InterfaceRow>>>,
     /// Bridges whose derived state may have changed.
     bridges: BTreeSet<RowRef>,
     /// Hypervisor facts as they were before this apply.
@@ -59,9 +59,45 @@ struct Pending {
     links: BTreeMap<Link, bool>,
 }
 
+impl Pending {
+    /// Marks interface `r` for settling.
+    fn touch(&mut self, r: RowRef) {
+        self.ifaces.entry(r).or_default();
+    }
+}
+
 fn rows_of<V>(map: &BTreeMap<RowRef, V>, h: &HypervisorId) -> Vec<RowRef> {
     let start = RowRef { hypervisor: h.clone(), uuid: Uuid::default() };
     map.range(start..).map(|(k, _)| k).take_while(|k| k.hypervisor == *h).cloned().collect()
+}
+
+/// `str` order without a `memcmp` call per comparison: eight bytes at a time, which settles
+/// most uuid comparisons in the first word.
+fn str_cmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len().min(b.len());
+    let (mut ac, mut bc) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
+    for (x, y) in (&mut ac).zip(&mut bc) {
+        let (mut wx, mut wy) = ([0u8; 8], [0u8; 8]);
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        match u64::from_be_bytes(wx).cmp(&u64::from_be_bytes(wy)) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+    }
+    for (x, y) in ac.remainder().iter().zip(bc.remainder()) {
+        match x.cmp(y) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// `RowRef`'s order, for sorting the rows a change touched.
+fn row_cmp(a: &RowRef, b: &RowRef) -> Ordering {
+    str_cmp(&a.hypervisor.0, &b.hypervisor.0).then_with(|| str_cmp(&a.uuid.0, &b.uuid.0))
 }
 
 fn lldp_key(a: SwitchPort, b: SwitchPort) -> (SwitchPort, SwitchPort) {
@@ -77,7 +113,7 @@ fn lldp_key(a: SwitchPort, b: SwitchPort) -> (SwitchPort, SwitchPort) {
 fn dirty_named(idx: &Indexes, dpid: Dpid, name: &str, p: &mut Pending) {
     for b in idx.by_dpid.get(&dpid).into_iter().flatten() {
         for uuid in nested_get(&idx.iface_by_name, &b.hypervisor, name).into_iter().flatten() {
-            p.ifaces.insert(RowRef { hypervisor: b.hypervisor.clone(), uuid: uuid.clone() });
+            p.touch(RowRef { hypervisor: b.hypervisor.clone(), uuid: uuid.clone() });
         }
     }
 }
@@ -268,10 +304,10 @@ impl Topology {
     }
 
     fn remove_hypervisor(&mut self, h: &HypervisorId, p: &mut Pending) {
-        for r in rows_of(&self.raw.interfaces, h) {
+        for r in self.raw.interfaces.rows_of(h) {
             self.set_interface(r, None, p);
         }
-        for r in rows_of(&self.raw.ports, h) {
+        for r in self.raw.ports.rows_of(h) {
             self.set_port(r, None, p);
         }
         for r in rows_of(&self.raw.bridges, h) {
@@ -282,19 +318,37 @@ impl Topology {
 
     fn replace_hypervisor(&mut self, h: HypervisorId, snap: HypervisorSnapshot, p: &mut Pending) {
         self.set_hypervisor(h.clone(), Some(snap.info), p);
-        let ifaces: BTreeSet<&Uuid> = snap.interfaces.iter().map(|r| &r.uuid).collect();
-        for r in rows_of(&self.raw.interfaces, &h).into_iter().filter(|r| !ifaces.contains(&r.uuid))
-        {
-            self.set_interface(r, None, p);
+        // Rows the snapshot no longer holds go first (none on a first connection).
+        let gone = self.raw.interfaces.rows_of(&h);
+        if !gone.is_empty() {
+            let keep: FastSet<&Uuid> = snap.interfaces.iter().map(|r| &r.uuid).collect();
+            for r in gone.into_iter().filter(|r| !keep.contains(&r.uuid)) {
+                self.set_interface(r, None, p);
+            }
         }
-        let ports: BTreeSet<&Uuid> = snap.ports.iter().map(|r| &r.uuid).collect();
-        for r in rows_of(&self.raw.ports, &h).into_iter().filter(|r| !ports.contains(&r.uuid)) {
-            self.set_port(r, None, p);
+        let gone = self.raw.ports.rows_of(&h);
+        if !gone.is_empty() {
+            let keep: FastSet<&Uuid> = snap.ports.iter().map(|r| &r.uuid).collect();
+            for r in gone.into_iter().filter(|r| !keep.contains(&r.uuid)) {
+                self.set_port(r, None, p);
+            }
         }
-        let bridges: BTreeSet<&Uuid> = snap.bridges.iter().map(|r| &r.uuid).collect();
-        for r in rows_of(&self.raw.bridges, &h).into_iter().filter(|r| !bridges.contains(&r.uuid)) {
-            self.set_bridge(r, None, p);
+        let gone = rows_of(&self.raw.bridges, &h);
+        if !gone.is_empty() {
+            let keep: FastSet<&Uuid> = snap.bridges.iter().map(|r| &r.uuid).collect();
+            for r in gone.into_iter().filter(|r| !keep.contains(&r.uuid)) {
+                self.set_bridge(r, None, p);
+            }
         }
+        // Room for the rows up front: growing a table of 10,000 rows step by step costs more
+        // than writing them.
+        let (n_ports, n_ifaces) = (snap.ports.len(), snap.interfaces.len());
+        let new_ifaces = n_ifaces.saturating_sub(self.raw.interfaces.count(&h));
+        self.raw.ports.reserve(&h, n_ports);
+        self.raw.interfaces.reserve(&h, n_ifaces);
+        self.idx.attached.reserve(new_ifaces);
+        self.idx.by_iface_id.reserve(new_ifaces);
+        p.ifaces.reserve(n_ifaces);
         for row in snap.bridges {
             self.set_bridge(RowRef { hypervisor: h.clone(), uuid: row.uuid.clone() }, Some(row), p);
         }
@@ -308,49 +362,67 @@ impl Topology {
     }
 
     fn set_interface(&mut self, r: RowRef, new: Option<InterfaceRow>, p: &mut Pending) {
-        let cur = self.raw.interfaces.get(&r);
-        if cur == new.as_ref() {
-            return;
-        }
-        if !p.iface_orig.contains_key(&r) {
-            p.iface_orig.insert(r.clone(), cur.cloned());
-        }
-        let old = self.raw.interfaces.remove(&r);
+        let (h, u) = (&r.hypervisor, &r.uuid);
+        // One search of the row map: compare, then replace in place. `new_name` is set when the
+        // name index must learn a name.
+        let (old, new_name) = match (self.raw.interfaces.get_mut(h, u), new) {
+            (Some(slot), Some(new)) => {
+                if *slot == new {
+                    return;
+                }
+                let name = (slot.name != new.name).then(|| new.name.clone());
+                (Some(mem::replace(slot, new)), name)
+            }
+            (Some(_), None) => (self.raw.interfaces.remove(h, u), None),
+            (None, Some(new)) => {
+                let name = Some(new.name.clone());
+                self.raw.interfaces.insert_new(h, u, new);
+                (None, name)
+            }
+            (None, None) => return,
+        };
         if let Some(old) = &old {
-            nested_remove(&mut self.idx.iface_by_name, &r.hypervisor, &old.name, &r.uuid);
+            if new_name.is_some() || self.raw.interfaces.get(h, u).is_none() {
+                nested_remove(&mut self.idx.iface_by_name, h, &old.name, u);
+            }
         }
-        if let Some(new) = new {
-            nested_insert(
-                &mut self.idx.iface_by_name,
-                r.hypervisor.clone(),
-                new.name.clone(),
-                r.uuid.clone(),
-            );
-            self.raw.interfaces.insert(r.clone(), new);
+        if let Some(name) = new_name {
+            nested_insert(&mut self.idx.iface_by_name, h, name, u.clone());
         }
-        p.ifaces.insert(r);
+        let orig = p.ifaces.entry(r).or_default();
+        if orig.is_none() {
+            *orig = Some(old);
+        }
     }
 
     fn set_port(&mut self, r: RowRef, new: Option<PortRow>, p: &mut Pending) {
-        if self.raw.ports.get(&r) == new.as_ref() {
-            return;
-        }
-        let old = self.raw.ports.remove(&r);
+        let (h, u) = (&r.hypervisor, &r.uuid);
+        // One search of the row map when the row exists; `cur` is the row as stored now.
+        let (old, cur) = match (self.raw.ports.get_mut(h, u), new) {
+            (Some(slot), Some(new)) => {
+                if *slot == new {
+                    return;
+                }
+                let old = mem::replace(slot, new);
+                (Some(old), Some(&*slot))
+            }
+            (Some(_), None) => (self.raw.ports.remove(h, u), None),
+            (None, Some(new)) => {
+                self.raw.ports.insert_new(h, u, new);
+                (None, self.raw.ports.get(h, u))
+            }
+            (None, None) => return,
+        };
         let empty = BTreeSet::new();
         let old_ifaces = old.as_ref().map_or(&empty, |o| &o.interfaces);
-        let new_ifaces = new.as_ref().map_or(&empty, |n| &n.interfaces);
+        let new_ifaces = cur.map_or(&empty, |n| &n.interfaces);
         for i in old_ifaces.difference(new_ifaces) {
-            let iface = RowRef { hypervisor: r.hypervisor.clone(), uuid: i.clone() };
-            multi_remove(&mut self.idx.iface_ports, &iface, &r.uuid);
-            p.ifaces.insert(iface);
+            row_remove(&mut self.idx.iface_ports, h, i, u);
+            p.touch(RowRef { hypervisor: h.clone(), uuid: i.clone() });
         }
         for i in new_ifaces.difference(old_ifaces) {
-            let iface = RowRef { hypervisor: r.hypervisor.clone(), uuid: i.clone() };
-            multi_insert(&mut self.idx.iface_ports, iface.clone(), r.uuid.clone());
-            p.ifaces.insert(iface);
-        }
-        if let Some(new) = new {
-            self.raw.ports.insert(r, new);
+            row_insert(&mut self.idx.iface_ports, h, i, u.clone());
+            p.touch(RowRef { hypervisor: h.clone(), uuid: i.clone() });
         }
     }
 
@@ -362,22 +434,20 @@ impl Topology {
         let empty = BTreeSet::new();
         let old_ports = old.as_ref().map_or(&empty, |o| &o.ports);
         let new_ports = new.as_ref().map_or(&empty, |n| &n.ports);
+        let h = &r.hypervisor;
         for port in old_ports.difference(new_ports) {
-            let port = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
-            multi_remove(&mut self.idx.port_bridges, &port, &r.uuid);
-            self.dirty_port_ifaces(&port, p);
+            row_remove(&mut self.idx.port_bridges, h, port, &r.uuid);
+            self.dirty_port_ifaces(h, port, p);
         }
         for port in new_ports.difference(old_ports) {
-            let port = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
-            multi_insert(&mut self.idx.port_bridges, port.clone(), r.uuid.clone());
-            self.dirty_port_ifaces(&port, p);
+            row_insert(&mut self.idx.port_bridges, h, port, r.uuid.clone());
+            self.dirty_port_ifaces(h, port, p);
         }
         let old_dpid = old.as_ref().and_then(|o| o.datapath_id);
         let new_dpid = new.as_ref().and_then(|n| n.datapath_id);
         if old_dpid != new_dpid {
             for port in new_ports.intersection(old_ports) {
-                let port = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
-                self.dirty_port_ifaces(&port, p);
+                self.dirty_port_ifaces(h, port, p);
             }
         }
         if let Some(new) = new {
@@ -386,9 +456,9 @@ impl Topology {
         p.bridges.insert(r);
     }
 
-    fn dirty_port_ifaces(&self, port: &RowRef, p: &mut Pending) {
-        for i in self.raw.ports.get(port).into_iter().flat_map(|row| &row.interfaces) {
-            p.ifaces.insert(RowRef { hypervisor: port.hypervisor.clone(), uuid: i.clone() });
+    fn dirty_port_ifaces(&self, h: &HypervisorId, port: &Uuid, p: &mut Pending) {
+        for i in self.raw.ports.get(h, port).into_iter().flat_map(|row| &row.interfaces) {
+            p.touch(RowRef { hypervisor: h.clone(), uuid: i.clone() });
         }
     }
 
@@ -417,7 +487,7 @@ impl Topology {
             }
             if let Some(name) = new_name {
                 dirty_named(&self.idx, dpid, &name, p);
-                nested_insert(&mut self.idx.of_by_name, dpid, name, no);
+                nested_insert(&mut self.idx.of_by_name, &dpid, name, no);
             }
         }
         if deleted {
@@ -482,11 +552,21 @@ impl Topology {
             }
         }
 
-        // Interfaces; the places of each iface-id are captured before the first of its
-        // interfaces is updated.
-        let mut id_before: BTreeMap<String, Vec<Location>> = BTreeMap::new();
-        for r in &p.ifaces {
-            let new = attached_of(&self.raw, &self.idx, &self.config.tenant_key, r);
+        // Interfaces, in row order; the places of each iface-id are captured before the first
+        // of its interfaces is updated.
+        let mut ifaces: Vec<(RowRef, Option<Option<InterfaceRow>>)> =
+            mem::take(&mut p.ifaces).into_iter().collect();
+        ifaces.sort_unstable_by(|a, b| row_cmp(&a.0, &b.0));
+        let mut id_before: FastMap<String, Vec<Location>> = FastMap::default();
+        // Interfaces whose links must be recomputed: patch or tunnel ends, or ends of a link.
+        let mut link_dirty: Vec<RowRef> = Vec::new();
+        let mut dpids = DpidMemo::default();
+        for (key, orig) in ifaces {
+            let r = &key;
+            let row = self.raw.interfaces.get_ref(r);
+            let new = row.and_then(|row| {
+                attached_of(&self.raw, &self.idx, &self.config.tenant_key, r, row, &mut dpids)
+            });
             let old = self.idx.attached.get(r);
             for id in [
                 old.and_then(|a| a.iface_id.as_ref()),
@@ -500,27 +580,34 @@ impl Topology {
                     id_before.insert(id.clone(), places);
                 }
             }
-            let attrs_changed = match (p.iface_orig.get(r), self.raw.interfaces.get(r)) {
+            let may_link = row.is_some_and(|row| row.patch_peer().is_some())
+                || new.as_ref().is_some_and(|n| n.tunnel_remote.is_some())
+                || self.idx.iface_links.contains_key(r);
+            if may_link {
+                link_dirty.push(r.clone());
+            }
+            let attrs_changed = match (&orig, row) {
                 (Some(Some(before)), Some(now)) => !before.same_attributes(now),
                 _ => false,
             };
             if old == new.as_ref() && !attrs_changed {
                 continue;
             }
-            let old = self.idx.attached.remove(r);
+            let old = match old {
+                Some(_) => self.idx.attached.remove(r),
+                None => None,
+            };
             if let Some(o) = &old {
                 self.idx.remove_attached(r, o);
             }
             if let Some(n) = &new {
                 self.idx.add_attached(r, n);
-                self.idx.attached.insert(r.clone(), n.clone());
             }
-            match (old, new) {
+            match (old, &new) {
                 (None, Some(n)) => {
-                    let ready = n.location.is_ready();
                     out.push(EventKind::InterfaceAppeared { location: n.location.clone() });
-                    if ready {
-                        out.push(EventKind::LocationReady { location: n.location });
+                    if n.location.is_ready() {
+                        out.push(EventKind::LocationReady { location: n.location.clone() });
                     }
                 }
                 (Some(o), None) => out.push(EventKind::InterfaceGone { location: o.location }),
@@ -530,15 +617,26 @@ impl Topology {
                     }
                     let (was, is) = (o.location.is_ready(), n.location.is_ready());
                     if is && (!was || o.location != n.location) {
-                        out.push(EventKind::LocationReady { location: n.location });
+                        out.push(EventKind::LocationReady { location: n.location.clone() });
                     } else if was && !is {
                         out.push(EventKind::LocationUnready { location: o.location });
                     }
                 }
                 (None, None) => {}
             }
+            if let Some(n) = new {
+                self.idx.attached.insert(key, n);
+            }
         }
+        let mut id_before: Vec<(String, Vec<Location>)> = id_before.into_iter().collect();
+        id_before.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (iface_id, before) in id_before {
+            // Most iface-ids went from nowhere to one place: no event, and no need to copy
+            // their places.
+            let now = self.idx.by_iface_id.get(&iface_id).map_or(0, BTreeSet::len);
+            if !iface_id_event_possible(before.len(), now) {
+                continue;
+            }
             let after = self.places(&iface_id);
             if let Some(kind) = iface_id_event(iface_id, before, after) {
                 out.push(kind);
@@ -560,10 +658,11 @@ impl Topology {
                 changed_ips.insert(*ip);
             }
         }
-        let mut link_dirty = mem::take(&mut p.ifaces);
         for ip in &changed_ips {
             link_dirty.extend(self.idx.tunnels_by_remote.get(ip).into_iter().flatten().cloned());
         }
+        link_dirty.sort_unstable_by(row_cmp);
+        link_dirty.dedup();
         let none = BTreeSet::new();
         for r in &link_dirty {
             let new = links_of(&self.raw, &self.idx, r);
@@ -611,6 +710,13 @@ impl Topology {
     }
 }
 
+/// Whether an iface-id with `before` places before and `after` now can have an event: the
+/// places are distinct rows, so lists of different lengths are different sets, and only these
+/// shapes give one.
+fn iface_id_event_possible(before: usize, after: usize) -> bool {
+    matches!((before, after), (1, 1) | (0 | 1, 2..) | (2.., 1))
+}
+
 /// The iface-id event for places `before` -> `after` (each in row order), per the module docs
 /// of [`crate::event`].
 pub(crate) fn iface_id_event(
@@ -618,6 +724,9 @@ pub(crate) fn iface_id_event(
     before: Vec<Location>,
     after: Vec<Location>,
 ) -> Option<EventKind> {
+    if !iface_id_event_possible(before.len(), after.len()) {
+        return None;
+    }
     let rows = |v: &[Location]| v.iter().map(Location::interface_ref).collect::<BTreeSet<_>>();
     let (b, a) = (rows(&before), rows(&after));
     if b == a {

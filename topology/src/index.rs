@@ -3,7 +3,8 @@
 //! ones).
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 
 use periscope_codec::openflow::{Dpid, PortNo};
@@ -12,19 +13,86 @@ use crate::event::{Link, Location};
 use crate::ids::{HypervisorId, Millis, RowRef, SwitchPort, Uuid};
 use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
 
-/// A map to sets that never keeps an empty set.
-pub(crate) type MultiMap<K, V> = BTreeMap<K, BTreeSet<V>>;
-/// A two-level map to sets (second key looked up by reference) that never keeps empty levels.
-pub(crate) type NestedMap<A, B, V> = BTreeMap<A, BTreeMap<B, BTreeSet<V>>>;
+/// A fast, fixed-key hasher for the point-lookup indexes (multiply-rotate per word, as rustc's
+/// FxHash, and a folded multiply to finish).
+/// Fixed keys keep the graph deterministic; the keys come from the hypervisors' databases and
+/// the switches, not from tenants.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FastHasher(u64);
 
-pub(crate) fn multi_insert<K: Ord, V: Ord>(m: &mut MultiMap<K, V>, k: K, v: V) {
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The table takes its index from the low bits and a tag from the top seven: fold a
+        // full-width product so that both ends depend on every input bit.
+        let full = u128::from(self.0) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
+        (full as u64) ^ ((full >> 64) as u64)
+    }
+}
+
+/// A hash map with [`FastHasher`]: for indexes that are only looked up, never iterated in an
+/// order anyone sees.
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A hash set with [`FastHasher`].
+pub(crate) type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
+
+/// A map to sets that never keeps an empty set; the sets are ordered (lowest row first).
+pub(crate) type MultiMap<K, V> = FastMap<K, BTreeSet<V>>;
+/// A two-level map to sets (second key looked up by reference) that never keeps empty levels.
+pub(crate) type NestedMap<A, B, V> = FastMap<A, FastMap<B, BTreeSet<V>>>;
+
+pub(crate) fn multi_insert<K: Hash + Eq, V: Ord>(m: &mut MultiMap<K, V>, k: K, v: V) {
     m.entry(k).or_default().insert(v);
 }
 
 pub(crate) fn multi_remove<K, Q, V>(m: &mut MultiMap<K, V>, k: &Q, v: &V)
 where
-    K: Ord + Borrow<Q>,
-    Q: Ord + ?Sized,
+    K: Hash + Eq + Borrow<Q>,
+    Q: Hash + Eq + ?Sized,
     V: Ord,
 {
     if let Some(set) = m.get_mut(k) {
@@ -35,11 +103,142 @@ where
     }
 }
 
-pub(crate) fn nested_insert<A: Ord, B: Ord, V: Ord>(m: &mut NestedMap<A, B, V>, a: A, b: B, v: V) {
-    m.entry(a).or_default().entry(b).or_default().insert(v);
+/// Rows of one table by hypervisor, then uuid: lookups borrow both parts of the key, and a
+/// hypervisor's rows are one inner map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowMap<V>(FastMap<HypervisorId, FastMap<Uuid, V>>);
+
+impl<V> Default for RowMap<V> {
+    fn default() -> Self {
+        RowMap(FastMap::default())
+    }
 }
 
-pub(crate) fn nested_remove<A: Ord, B: Ord + Borrow<str>, V: Ord>(
+impl<V> RowMap<V> {
+    /// Row `uuid` of `h`.
+    pub(crate) fn get(&self, h: &HypervisorId, uuid: &Uuid) -> Option<&V> {
+        self.0.get(h)?.get(uuid)
+    }
+
+    /// Row `r`.
+    pub(crate) fn get_ref(&self, r: &RowRef) -> Option<&V> {
+        self.get(&r.hypervisor, &r.uuid)
+    }
+
+    /// Row `uuid` of `h`, mutably.
+    pub(crate) fn get_mut(&mut self, h: &HypervisorId, uuid: &Uuid) -> Option<&mut V> {
+        self.0.get_mut(h)?.get_mut(uuid)
+    }
+
+    /// Stores a row that is not there yet, cloning the key parts only when new.
+    pub(crate) fn insert_new(&mut self, h: &HypervisorId, uuid: &Uuid, v: V) {
+        let inner = match self.0.get_mut(h) {
+            Some(inner) => inner,
+            None => self.0.entry(h.clone()).or_default(),
+        };
+        inner.entry(uuid.clone()).or_insert(v);
+    }
+
+    /// Makes room for `h` to hold `rows` rows (a snapshot about to be written); only when it
+    /// will hold some, so that no empty hypervisor stays behind.
+    pub(crate) fn reserve(&mut self, h: &HypervisorId, rows: usize) {
+        if rows == 0 {
+            return;
+        }
+        let inner = match self.0.get_mut(h) {
+            Some(inner) => inner,
+            None => self.0.entry(h.clone()).or_default(),
+        };
+        inner.reserve(rows.saturating_sub(inner.len()));
+    }
+
+    /// How many rows `h` has.
+    pub(crate) fn count(&self, h: &HypervisorId) -> usize {
+        self.0.get(h).map_or(0, FastMap::len)
+    }
+
+    /// Removes a row, dropping an emptied hypervisor.
+    pub(crate) fn remove(&mut self, h: &HypervisorId, uuid: &Uuid) -> Option<V> {
+        let inner = self.0.get_mut(h)?;
+        let v = inner.remove(uuid);
+        if inner.is_empty() {
+            self.0.remove(h);
+        }
+        v
+    }
+
+    /// The rows of `h`, in row order.
+    pub(crate) fn rows_of(&self, h: &HypervisorId) -> Vec<RowRef> {
+        let mut out: Vec<RowRef> = self
+            .0
+            .get(h)
+            .into_iter()
+            .flat_map(|inner| inner.keys())
+            .map(|u| RowRef { hypervisor: h.clone(), uuid: u.clone() })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Every row, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&HypervisorId, &Uuid, &V)> {
+        self.0.iter().flat_map(|(h, inner)| inner.iter().map(move |(u, v)| (h, u, v)))
+    }
+}
+
+/// Row (hypervisor, uuid) -> set, nested so that lookups borrow both parts of the key.
+pub(crate) type RowMultiMap<V> = FastMap<HypervisorId, MultiMap<Uuid, V>>;
+
+/// Adds `v` under row (`h`, `uuid`), cloning the key parts only when they are new.
+pub(crate) fn row_insert<V: Ord>(m: &mut RowMultiMap<V>, h: &HypervisorId, uuid: &Uuid, v: V) {
+    let inner = match m.get_mut(h) {
+        Some(inner) => inner,
+        None => m.entry(h.clone()).or_default(),
+    };
+    match inner.get_mut(uuid) {
+        Some(set) => {
+            set.insert(v);
+        }
+        None => {
+            inner.insert(uuid.clone(), BTreeSet::from([v]));
+        }
+    }
+}
+
+/// Removes `v` from row (`h`, `uuid`), dropping emptied levels.
+pub(crate) fn row_remove<V: Ord>(m: &mut RowMultiMap<V>, h: &HypervisorId, uuid: &Uuid, v: &V) {
+    if let Some(inner) = m.get_mut(h) {
+        multi_remove(inner, uuid, v);
+        if inner.is_empty() {
+            m.remove(h);
+        }
+    }
+}
+
+/// The set under row (`h`, `uuid`).
+pub(crate) fn row_get<'m, V>(
+    m: &'m RowMultiMap<V>,
+    h: &HypervisorId,
+    uuid: &Uuid,
+) -> Option<&'m BTreeSet<V>> {
+    m.get(h)?.get(uuid)
+}
+
+/// Adds `v` under (`a`, `b`), cloning `a` only when it is new.
+pub(crate) fn nested_insert<A: Hash + Eq + Clone, B: Hash + Eq, V: Ord>(
+    m: &mut NestedMap<A, B, V>,
+    a: &A,
+    b: B,
+    v: V,
+) {
+    let inner = match m.get_mut(a) {
+        Some(inner) => inner,
+        None => m.entry(a.clone()).or_default(),
+    };
+    inner.entry(b).or_default().insert(v);
+}
+
+pub(crate) fn nested_remove<A: Hash + Eq, B: Hash + Eq + Borrow<str>, V: Ord>(
     m: &mut NestedMap<A, B, V>,
     a: &A,
     b: &str,
@@ -53,7 +252,7 @@ pub(crate) fn nested_remove<A: Ord, B: Ord + Borrow<str>, V: Ord>(
     }
 }
 
-pub(crate) fn nested_get<'m, A: Ord, B: Ord + Borrow<str>, V: Ord>(
+pub(crate) fn nested_get<'m, A: Hash + Eq, B: Hash + Eq + Borrow<str>, V: Ord>(
     m: &'m NestedMap<A, B, V>,
     a: &A,
     b: &str,
@@ -73,8 +272,8 @@ pub(crate) struct SwitchState {
 pub(crate) struct Raw {
     pub(crate) hypervisors: BTreeMap<HypervisorId, HypervisorInfo>,
     pub(crate) bridges: BTreeMap<RowRef, BridgeRow>,
-    pub(crate) ports: BTreeMap<RowRef, PortRow>,
-    pub(crate) interfaces: BTreeMap<RowRef, InterfaceRow>,
+    pub(crate) ports: RowMap<PortRow>,
+    pub(crate) interfaces: RowMap<InterfaceRow>,
     pub(crate) switches: BTreeMap<Dpid, SwitchState>,
     /// Keyed by `(a, b)` with `a <= b`.
     pub(crate) lldp: BTreeMap<(SwitchPort, SwitchPort), Millis>,
@@ -111,9 +310,9 @@ pub(crate) struct Attached {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Indexes {
     /// (hypervisor, port uuid) -> bridges whose `ports` list it.
-    pub(crate) port_bridges: MultiMap<RowRef, Uuid>,
+    pub(crate) port_bridges: RowMultiMap<Uuid>,
     /// (hypervisor, interface uuid) -> ports whose `interfaces` list it.
-    pub(crate) iface_ports: MultiMap<RowRef, Uuid>,
+    pub(crate) iface_ports: RowMultiMap<Uuid>,
     /// hypervisor -> interface name -> interface rows.
     pub(crate) iface_by_name: NestedMap<HypervisorId, String, Uuid>,
     /// dpid -> OpenFlow port name -> port numbers.
@@ -123,7 +322,7 @@ pub(crate) struct Indexes {
     /// dpid -> bridges with that `datapath_id`.
     pub(crate) by_dpid: MultiMap<Dpid, RowRef>,
     /// Every attached interface.
-    pub(crate) attached: BTreeMap<RowRef, Attached>,
+    pub(crate) attached: FastMap<RowRef, Attached>,
     /// iface-id -> attached interfaces.
     pub(crate) by_iface_id: MultiMap<String, RowRef>,
     /// vm-uuid -> attached interfaces.
@@ -226,20 +425,39 @@ pub(crate) fn bridge_state(raw: &Raw, row: &BridgeRow) -> BridgeState {
     BridgeState { dpid, connected }
 }
 
-/// Where interface `r` is, if attached: the definition of attachment and location. Reads the
-/// structure indexes, which must be current.
+/// The `datapath_id` of the last bridge row looked up: the interfaces settled together are
+/// mostly on one bridge. Valid while the raw bridge rows do not change.
+#[derive(Default)]
+pub(crate) struct DpidMemo(Option<(RowRef, Option<Dpid>)>);
+
+impl DpidMemo {
+    /// The `datapath_id` of bridge `uuid` of `h`: `None` when there is no such bridge row.
+    fn get(&mut self, raw: &Raw, h: &HypervisorId, uuid: &Uuid) -> Option<Option<Dpid>> {
+        if let Some((r, dpid)) = &self.0 {
+            if r.uuid == *uuid && r.hypervisor == *h {
+                return Some(*dpid);
+            }
+        }
+        let r = RowRef { hypervisor: h.clone(), uuid: uuid.clone() };
+        let dpid = raw.bridges.get(&r)?.datapath_id;
+        self.0 = Some((r, dpid));
+        Some(dpid)
+    }
+}
+
+/// Where interface `r` (whose row is `row`) is, if attached: the definition of attachment and
+/// location. Reads the structure indexes, which must be current.
 pub(crate) fn attached_of(
     raw: &Raw,
     idx: &Indexes,
     tenant_key: &str,
     r: &RowRef,
+    row: &InterfaceRow,
+    dpids: &mut DpidMemo,
 ) -> Option<Attached> {
-    let row = raw.interfaces.get(r)?;
-    let port = idx.iface_ports.get(r)?.first()?;
-    let port_ref = RowRef { hypervisor: r.hypervisor.clone(), uuid: port.clone() };
-    let bridge = idx.port_bridges.get(&port_ref)?.first()?;
-    let bridge_ref = RowRef { hypervisor: r.hypervisor.clone(), uuid: bridge.clone() };
-    let dpid = raw.bridges.get(&bridge_ref)?.datapath_id;
+    let port = row_get(&idx.iface_ports, &r.hypervisor, &r.uuid)?.first()?;
+    let bridge = row_get(&idx.port_bridges, &r.hypervisor, port)?.first()?;
+    let dpid = dpids.get(raw, &r.hypervisor, bridge)?;
     let ofport = row.ofport.or_else(|| {
         nested_get(&idx.of_by_name, &dpid?, &row.name).and_then(|set| set.first().copied())
     });
@@ -264,7 +482,7 @@ pub(crate) fn attached_of(
 /// `attached`, `iface_by_name` and `underlay`, which must be current.
 pub(crate) fn links_of(raw: &Raw, idx: &Indexes, r: &RowRef) -> BTreeSet<Link> {
     let mut out = BTreeSet::new();
-    let (Some(row), Some(att)) = (raw.interfaces.get(r), idx.attached.get(r)) else {
+    let (Some(row), Some(att)) = (raw.interfaces.get_ref(r), idx.attached.get(r)) else {
         return out;
     };
     if let Some(peer) = row.patch_peer() {
@@ -274,7 +492,7 @@ pub(crate) fn links_of(raw: &Raw, idx: &Indexes, r: &RowRef) -> BTreeSet<Link> {
                 continue;
             }
             let mutual =
-                raw.interfaces.get(&other).is_some_and(|o| o.patch_peer() == Some(&row.name));
+                raw.interfaces.get_ref(&other).is_some_and(|o| o.patch_peer() == Some(&row.name));
             if mutual {
                 let (a, b) = if *r < other { (r.clone(), other) } else { (other, r.clone()) };
                 out.insert(Link::Patch { a, b });
@@ -296,27 +514,20 @@ pub(crate) fn recompute(raw: &Raw, tenant_key: &str) -> Indexes {
     let mut idx = Indexes::default();
     for (b, row) in &raw.bridges {
         for p in &row.ports {
-            let port = RowRef { hypervisor: b.hypervisor.clone(), uuid: p.clone() };
-            multi_insert(&mut idx.port_bridges, port, b.uuid.clone());
+            row_insert(&mut idx.port_bridges, &b.hypervisor, p, b.uuid.clone());
         }
     }
-    for (p, row) in &raw.ports {
+    for (h, p, row) in raw.ports.iter() {
         for i in &row.interfaces {
-            let iface = RowRef { hypervisor: p.hypervisor.clone(), uuid: i.clone() };
-            multi_insert(&mut idx.iface_ports, iface, p.uuid.clone());
+            row_insert(&mut idx.iface_ports, h, i, p.clone());
         }
     }
-    for (i, row) in &raw.interfaces {
-        nested_insert(
-            &mut idx.iface_by_name,
-            i.hypervisor.clone(),
-            row.name.clone(),
-            i.uuid.clone(),
-        );
+    for (h, i, row) in raw.interfaces.iter() {
+        nested_insert(&mut idx.iface_by_name, h, row.name.clone(), i.clone());
     }
     for (d, sw) in &raw.switches {
         for (no, port) in &sw.ports {
-            nested_insert(&mut idx.of_by_name, *d, port.name.clone(), *no);
+            nested_insert(&mut idx.of_by_name, d, port.name.clone(), *no);
         }
     }
     for (b, row) in &raw.bridges {
@@ -331,10 +542,11 @@ pub(crate) fn recompute(raw: &Raw, tenant_key: &str) -> Indexes {
             multi_insert(&mut idx.underlay, *ip, h.clone());
         }
     }
-    for r in raw.interfaces.keys() {
-        if let Some(a) = attached_of(raw, &idx, tenant_key, r) {
-            idx.add_attached(r, &a);
-            idx.attached.insert(r.clone(), a);
+    for (h, uuid, row) in raw.interfaces.iter() {
+        let r = RowRef { hypervisor: h.clone(), uuid: uuid.clone() };
+        if let Some(a) = attached_of(raw, &idx, tenant_key, &r, row, &mut DpidMemo::default()) {
+            idx.add_attached(&r, &a);
+            idx.attached.insert(r, a);
         }
     }
     let links: Vec<Link> = idx.attached.keys().flat_map(|r| links_of(raw, &idx, r)).collect();

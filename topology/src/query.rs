@@ -1,6 +1,6 @@
 //! What the policy layer asks the graph: interfaces by source, their locations, bridges, tunnels.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use periscope_codec::openflow::{Dpid, MacAddr};
 use serde::Serialize;
@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::event::{Link, Location};
 use crate::graph::Topology;
 use crate::ids::{HypervisorId, RowRef, SwitchPort};
-use crate::index::Attached;
+use crate::index::{Attached, MultiMap};
 use crate::rows::{
     BridgeRow, HypervisorInfo, InterfaceRow, IFACE_ID_KEY, TUNNEL_TYPES, VM_UUID_KEY,
 };
@@ -88,18 +88,14 @@ pub struct BridgeInfo<'a> {
 
 impl Topology {
     fn info_of<'a>(&'a self, r: &RowRef, attached: &'a Attached) -> Option<InterfaceInfo<'a>> {
-        Some(InterfaceInfo::new(attached, self.raw.interfaces.get(r)?))
+        Some(InterfaceInfo::new(attached, self.raw.interfaces.get_ref(r)?))
     }
 
     fn infos<'a>(&'a self, refs: impl IntoIterator<Item = &'a RowRef>) -> Vec<InterfaceInfo<'a>> {
         refs.into_iter().filter_map(|r| self.info_of(r, self.idx.attached.get(r)?)).collect()
     }
 
-    fn lookup<'a>(
-        &'a self,
-        m: &'a BTreeMap<String, BTreeSet<RowRef>>,
-        k: &str,
-    ) -> Vec<InterfaceInfo<'a>> {
+    fn lookup<'a>(&'a self, m: &'a MultiMap<String, RowRef>, k: &str) -> Vec<InterfaceInfo<'a>> {
         self.infos(m.get(k).into_iter().flatten())
     }
 
@@ -124,7 +120,9 @@ impl Topology {
                 } else if let Some(v) = sel.get(&self.config.tenant_key) {
                     self.lookup(&self.idx.by_tenant, v)
                 } else {
-                    self.infos(self.idx.attached.keys())
+                    let mut all: Vec<&RowRef> = self.idx.attached.keys().collect();
+                    all.sort_unstable();
+                    self.infos(all)
                 };
                 narrowed
                     .into_iter()
@@ -225,9 +223,11 @@ impl Topology {
         self.idx.links.iter().cloned().chain(lldp).collect()
     }
 
-    /// The iface-ids attached at two places or more, with their locations. O(iface-ids).
+    /// The iface-ids attached at two places or more, with their locations, by iface-id.
+    /// O(iface-ids).
     pub fn migrations(&self) -> Vec<(&str, Vec<&Location>)> {
-        self.idx
+        let mut out: Vec<(&str, Vec<&Location>)> = self
+            .idx
             .by_iface_id
             .iter()
             .filter(|(_, rows)| rows.len() >= 2)
@@ -236,18 +236,16 @@ impl Topology {
                     rows.iter().filter_map(|r| self.idx.attached.get(r)).map(|a| &a.location);
                 (id.as_str(), locs.collect())
             })
-            .collect()
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
     }
 }
 
 impl Topology {
-    /// The `Port` row that holds the interface `r`, if known.
+    /// The `Port` row that holds the interface `r`, if known (the lowest row if several do).
     pub fn port_of_interface(&self, r: &RowRef) -> Option<&crate::rows::PortRow> {
-        self.raw
-            .ports
-            .iter()
-            .filter(|(p, _)| p.hypervisor == r.hypervisor)
-            .map(|(_, row)| row)
-            .find(|row| row.interfaces.contains(&r.uuid))
+        let port = crate::index::row_get(&self.idx.iface_ports, &r.hypervisor, &r.uuid)?.first()?;
+        self.raw.ports.get(&r.hypervisor, port)
     }
 }

@@ -146,13 +146,14 @@ impl Topology {
                 locations: locs.into_iter().cloned().collect(),
             })
             .collect();
-        let unattached_interfaces = self
+        let mut unattached_interfaces: Vec<RowRef> = self
             .raw
             .interfaces
-            .keys()
+            .iter()
+            .map(|(h, u, _)| RowRef { hypervisor: h.clone(), uuid: u.clone() })
             .filter(|r| !self.idx.attached.contains_key(r))
-            .cloned()
             .collect();
+        unattached_interfaces.sort_unstable();
         TopologySnapshot {
             generation: self.generation,
             hypervisors,
@@ -179,8 +180,10 @@ impl Topology {
     /// Port `uuid` under `bridge`, if that is where it is attached.
     fn port_view(&self, bridge: &RowRef, uuid: &Uuid) -> Option<PortView> {
         let r = RowRef { hypervisor: bridge.hypervisor.clone(), uuid: uuid.clone() };
-        let row = self.raw.ports.get(&r)?;
-        if self.idx.port_bridges.get(&r)?.first()? != &bridge.uuid {
+        let row = self.raw.ports.get_ref(&r)?;
+        if crate::index::row_get(&self.idx.port_bridges, &r.hypervisor, &r.uuid)?.first()?
+            != &bridge.uuid
+        {
             return None;
         }
         let interfaces = row
@@ -189,7 +192,7 @@ impl Topology {
             .filter_map(|i| {
                 let r = RowRef { hypervisor: bridge.hypervisor.clone(), uuid: i.clone() };
                 let att = self.idx.attached.get(&r).filter(|a| a.port == *uuid)?;
-                let row = self.raw.interfaces.get(&r)?;
+                let row = self.raw.interfaces.get_ref(&r)?;
                 Some(InterfaceView {
                     uuid: row.uuid.clone(),
                     name: row.name.clone(),

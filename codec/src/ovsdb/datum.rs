@@ -32,18 +32,30 @@ impl Uuid {
     pub const ZERO: Uuid = Uuid(0);
 }
 
+impl Uuid {
+    /// The canonical text form as ASCII bytes (what `Display` prints), without the formatting
+    /// machinery: row uuids are printed once per row of every snapshot.
+    fn to_ascii(self) -> [u8; 36] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut j = 0;
+        for (i, b) in self.0.to_be_bytes().into_iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                j += 1;
+            }
+            out[j] = HEX[usize::from(b >> 4)];
+            out[j + 1] = HEX[usize::from(b & 0xf)];
+            j += 2;
+        }
+        out
+    }
+}
+
 impl fmt::Display for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = self.0;
-        write!(
-            f,
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            (v >> 96) as u32,
-            (v >> 80) as u16,
-            (v >> 64) as u16,
-            (v >> 48) as u16,
-            v & 0xffff_ffff_ffff
-        )
+        let ascii = self.to_ascii();
+        // Only hex digits and dashes were written.
+        f.write_str(std::str::from_utf8(&ascii).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -555,6 +567,21 @@ mod tests {
         let upper: Uuid = U.to_uppercase().parse().unwrap();
         assert_eq!(upper, u);
         assert_eq!(Uuid::ZERO.to_string(), "00000000-0000-0000-0000-000000000000");
+    }
+
+    #[test]
+    fn uuid_display_matches_the_field_layout() {
+        for v in [0u128, 1, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210, 1 << 100] {
+            let fields = format!(
+                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                (v >> 96) as u32,
+                (v >> 80) as u16,
+                (v >> 64) as u16,
+                (v >> 48) as u16,
+                v & 0xffff_ffff_ffff
+            );
+            assert_eq!(Uuid(v).to_string(), fields);
+        }
     }
 
     #[test]

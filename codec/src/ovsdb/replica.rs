@@ -218,27 +218,30 @@ impl Replica {
         self.tables.get(table).ok_or_else(|| err(table, None, None, Problem::NoSuchTable))
     }
 
-    /// A complete row from the columns given, others at their defaults.
+    /// A complete row from the columns given, others at their defaults. Both are sorted, so the
+    /// row is built in one merge of the two and bulk-loaded.
     fn full_row(
         t: &TableReplica,
         table: &str,
         uuid: Uuid,
         given: Row,
     ) -> Result<Row, ReplicaError> {
-        let mut row = Row::new();
+        let mut out: Vec<(String, Datum)> = Vec::with_capacity(t.columns.len());
+        let mut columns = t.columns.iter().peekable();
         for (col, d) in given {
             let e = |p| err(table, Some(uuid), Some(&col), p);
-            let ty = t.columns.get(&col).ok_or_else(|| e(Problem::NoSuchColumn))?;
+            while let Some((c, ty)) = columns.next_if(|(c, _)| c.as_str() < col.as_str()) {
+                out.push((c.clone(), ty.default_datum()));
+            }
+            let Some((_, ty)) = columns.next_if(|(c, _)| **c == col) else {
+                return Err(e(Problem::NoSuchColumn));
+            };
             let d = ty.coerce(d);
             ty.check(&d, false).map_err(e)?;
-            row.insert(col, d);
+            out.push((col, d));
         }
-        for (col, ty) in &t.columns {
-            if !row.contains_key(col) {
-                row.insert(col.clone(), ty.default_datum());
-            }
-        }
-        Ok(row)
+        out.extend(columns.map(|(c, ty)| (c.clone(), ty.default_datum())));
+        Ok(out.into_iter().collect())
     }
 
     /// The row after replacing (`diff` false) or diffing (`diff` true, update2) columns, and
@@ -333,8 +336,8 @@ impl Replica {
         Ok(staged)
     }
 
-    /// Commits checked changes; cannot fail.
-    fn commit(&mut self, staged: Staged) -> Vec<RowChange> {
+    /// Commits checked changes; cannot fail. Reports the row changes when `report` is set.
+    fn commit(&mut self, staged: Staged, report: bool) -> Vec<RowChange> {
         let mut changes = Vec::new();
         for (table, actions) in staged {
             let Some(t) = self.tables.get_mut(&table) else { continue };
@@ -358,7 +361,9 @@ impl Replica {
                         None => continue,
                     },
                 };
-                changes.push(RowChange { table: table.clone(), uuid, kind });
+                if report {
+                    changes.push(RowChange { table: table.clone(), uuid, kind });
+                }
             }
         }
         changes
@@ -367,7 +372,7 @@ impl Replica {
     /// Applies an `update` notification (RFC 7047 §4.1.6).
     pub fn apply_update(&mut self, updates: TableUpdates) -> Result<Vec<RowChange>, ReplicaError> {
         let staged = self.stage1(updates)?;
-        Ok(self.commit(staged))
+        Ok(self.commit(staged, true))
     }
 
     /// Applies an `update2` notification.
@@ -376,7 +381,7 @@ impl Replica {
         updates: TableUpdates2,
     ) -> Result<Vec<RowChange>, ReplicaError> {
         let staged = self.stage2(updates)?;
-        Ok(self.commit(staged))
+        Ok(self.commit(staged, true))
     }
 
     /// Applies an `update3` notification and remembers its transaction id.
@@ -396,7 +401,7 @@ impl Replica {
         let mut fresh = self.emptied();
         // On an empty replica only inserts can be staged: a modify or delete is refused.
         let staged = fresh.stage2(updates)?;
-        fresh.commit(staged);
+        fresh.commit(staged, false);
         Ok(self.replace_with(fresh))
     }
 
@@ -407,7 +412,7 @@ impl Replica {
     ) -> Result<Vec<RowChange>, ReplicaError> {
         let mut fresh = self.emptied();
         let staged = fresh.stage1(updates)?;
-        fresh.commit(staged);
+        fresh.commit(staged, false);
         Ok(self.replace_with(fresh))
     }
 

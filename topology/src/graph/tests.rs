@@ -307,15 +307,15 @@ fn resync_with_the_same_rows_emits_nothing_and_a_real_change_as_a_diff() {
             .raw
             .ports
             .iter()
-            .filter(|(r, _)| r.hypervisor == hv(h))
-            .map(|(_, b)| b.clone())
+            .filter(|(r, _, _)| **r == hv(h))
+            .map(|(_, _, b)| b.clone())
             .collect(),
         interfaces: t
             .raw
             .interfaces
             .iter()
-            .filter(|(r, _)| r.hypervisor == hv(h))
-            .map(|(_, b)| b.clone())
+            .filter(|(r, _, _)| **r == hv(h))
+            .map(|(_, _, b)| b.clone())
             .collect(),
     };
     let generation = t.generation();
@@ -635,4 +635,25 @@ fn ten_thousand_interface_upserts_stay_fast() {
     t.check_invariants().unwrap();
     // Generous even for a debug build on a shared machine; quadratic work would take minutes.
     assert!(elapsed.as_secs() < 20, "20,000 interface upserts took {elapsed:?}");
+}
+
+#[test]
+fn fast_row_order_is_row_ref_order() {
+    let words = ["", "a", "hv1", "hv10", "hv2", "0123456789abcdef", "0123456789abcdeg", "01234567"];
+    for a in words {
+        for b in words {
+            assert_eq!(super::str_cmp(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            let (ra, rb) = (RowRef::new(a, b), RowRef::new(b, a));
+            assert_eq!(super::row_cmp(&ra, &rb), ra.cmp(&rb), "{ra} vs {rb}");
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn fast_str_order_is_str_order(a in "[0-9a-f-]{0,40}", b in "[0-9a-f-]{0,40}") {
+        proptest::prop_assert_eq!(super::str_cmp(&a, &b), a.cmp(&b));
+        let prefix = format!("{a}{b}");
+        proptest::prop_assert_eq!(super::str_cmp(&prefix, &a), prefix.as_str().cmp(a.as_str()));
+    }
 }
