@@ -42,6 +42,12 @@ pub fn is_ours(c: Cookie) -> bool {
     c.0 & OURS_MASK == MAGIC
 }
 
+/// Whether a cookie is that of a flow serving taps (copies, their fan-out, probes), as opposed
+/// to the pipeline every bridge has (base forwarding, discovery).
+pub fn serves_taps(c: Cookie) -> bool {
+    matches!(decode(c), Some((k, _)) if k == Kind::Mirror as u8 || k == Kind::Classify as u8 || k == Kind::Probe as u8)
+}
+
 /// The kind and owner of one of our cookies.
 pub fn decode(c: Cookie) -> Option<(u8, u64)> {
     is_ours(c).then_some(((c.0 >> 40) as u8, c.0 & 0xff_ffff_ffff))

@@ -145,21 +145,21 @@ pub fn restart_vswitchd(hv: &Hypervisor, neighbors: &[(Ipv4Addr, String)]) -> an
     Ok(())
 }
 
-/// periscope's flows on `br-int` other than the base pipeline, as `dump-flows` prints them.
+/// periscope's flows on `br-int` that serve taps (not the pipeline every bridge has), as
+/// `dump-flows` prints them.
 pub fn leftover_flows(hv: &Hypervisor) -> anyhow::Result<Vec<String>> {
     let filter = format!("cookie={:#x}/{:#x}", cookie::MAGIC, cookie::OURS_MASK);
     let out = hv.ofctl(&["dump-flows", "br-int", &filter])?;
     Ok(non_base_flows(&out))
 }
 
-/// The lines of a `dump-flows` output whose cookie is periscope's and not the base pipeline's.
+/// The lines of a `dump-flows` output whose cookie is that of a periscope flow serving taps.
 pub fn non_base_flows(dump: &str) -> Vec<String> {
     dump.lines()
         .filter_map(|l| {
             let c = l.split("cookie=").nth(1)?.split([',', ' ']).next()?;
             let c = u64::from_str_radix(c.trim_start_matches("0x"), 16).ok()?;
-            let (kind, _) = cookie::decode(periscope_codec::openflow::Cookie(c))?;
-            (kind != cookie::Kind::Base as u8).then(|| l.trim().to_string())
+            cookie::serves_taps(periscope_codec::openflow::Cookie(c)).then(|| l.trim().to_string())
         })
         .collect()
 }
