@@ -105,6 +105,8 @@ pub struct Core {
     /// What every bridge should hold: derived from `topology` and `taps`, recomputed whenever
     /// either changes, never edited.
     plans: std::collections::BTreeMap<Dpid, BridgeDesired>,
+    /// The flows of each plan in the reconciler's form, kept with the plans.
+    flowsets: HashMap<Dpid, FlowSet>,
     /// Where each migrating iface-id is known to run (observed: from the topology's events and
     /// from the first frame a VM sends at its new place).
     activity: Activity,
@@ -131,6 +133,7 @@ impl Core {
             taps: Taps::new(),
             topology: Topology::new(topology),
             plans: Default::default(),
+            flowsets: HashMap::new(),
             activity: Activity::new(),
             holds: HashMap::new(),
             reprograms: std::collections::VecDeque::new(),
@@ -631,12 +634,26 @@ impl Core {
         })
     }
 
+    /// Recomputes what every bridge should hold and reconciles the bridges whose plan changed
+    /// (a bridge whose plan did not change has nothing new to do: its own confirmations drive
+    /// it on).
     fn reconcile_all(&mut self) {
-        self.plans = desired(&self.topology, &self.taps, &self.activity);
+        let plans = desired(&self.topology, &self.taps, &self.activity);
+        let mut changed = Vec::new();
+        for (dpid, d) in &plans {
+            if self.plans.get(dpid) != Some(d) {
+                self.flowsets.insert(*dpid, desired_set(&d.plan.flows));
+                changed.push(*dpid);
+            }
+        }
+        self.flowsets.retain(|d, _| plans.contains_key(d));
+        changed.extend(self.plans.keys().filter(|d| !plans.contains_key(d)));
+        self.plans = plans;
         self.reconcile_tunnels();
-        let conns: Vec<ConnId> = self.by_dpid.values().copied().collect();
-        for c in conns {
-            self.reconcile(c);
+        for dpid in changed {
+            if let Some(c) = self.by_dpid.get(&dpid).copied() {
+                self.reconcile(c);
+            }
         }
     }
 
@@ -815,20 +832,17 @@ impl Core {
         );
     }
 
-    /// The flows a bridge should hold (the base pipeline if the topology does not know it).
-    fn desired(&self, dpid: Dpid) -> FlowSet {
-        match self.plans.get(&dpid) {
-            Some(d) => desired_set(&d.plan.flows),
-            None => desired_set(&plan_bridge(&Default::default(), &self.taps).flows),
-        }
-    }
-
     /// Plans and sends the next batch for a switch, if it needs one.
     fn reconcile(&mut self, conn: ConnId) {
         let Some(dpid) = self.switches.get(&conn).and_then(|s| s.dpid) else { return };
-        let desired = self.desired(dpid);
+        if !self.flowsets.contains_key(&dpid) {
+            // A bridge the topology does not know (yet): the base pipeline.
+            let base = desired_set(&plan_bridge(&Default::default(), &self.taps).flows);
+            self.flowsets.insert(dpid, base);
+        }
+        let Some(desired) = self.flowsets.get(&dpid) else { return };
         let Some(sw) = self.switches.get_mut(&conn) else { return };
-        let Some(batch) = sw.reconciler.plan(&desired) else {
+        let Some(batch) = sw.reconciler.plan(desired) else {
             // Nothing to send: if nothing is in flight and nothing waits for a tunnel port, the
             // bridge holds what it should.
             let complete = self.plans.get(&dpid).is_none_or(|d| d.complete);

@@ -6,7 +6,7 @@ use periscope_codec::openflow::Dpid;
 use periscope_topology::query::Source as TopoSource;
 use periscope_topology::{RowRef, Topology};
 
-use super::mirror::{plan_bridge, BridgePlan};
+use super::mirror::{plan_bridge_indexed, BridgePlan, TapIndex};
 use super::tunnels::{is_our_tunnel, tunnel_encap};
 use super::view::{BridgeView, IfaceView};
 use crate::northbound::model::Source;
@@ -106,10 +106,11 @@ pub fn desired(
     taps: &Taps,
     active: &Activity,
 ) -> BTreeMap<Dpid, BridgeDesired> {
+    let index = TapIndex::new(taps);
     bridge_views(topology, taps, active)
         .into_iter()
         .map(|(dpid, (bridge, view))| {
-            let plan = plan_bridge(&view, taps);
+            let plan = plan_bridge_indexed(&view, taps, &index);
             let complete = plan.tunnels.iter().all(|e| view.tunnel_ports.contains_key(e));
             (dpid, BridgeDesired { bridge, plan, complete })
         })

@@ -15,7 +15,7 @@
 //! at most once per tap service and direction: the fan-out in tables 0 and 1 visits each service
 //! once, and in tables 2 and 3 at most one flow matches per visit however the filters overlap.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use periscope_codec::openflow::action::CONTROLLER_MAX_LEN_NO_BUFFER;
@@ -71,8 +71,51 @@ pub fn selects(flow: &TapFlow, iface: &IfaceView) -> bool {
     }
 }
 
+/// The tap flows by the kind of source they name, so that the tap flows of an interface are
+/// found without looking at every tap flow: by iface-id and by VM through a map, and only the
+/// selectors are tried one by one.
+#[derive(Debug, Default)]
+pub struct TapIndex<'a> {
+    by_iface: HashMap<&'a str, Vec<&'a TapFlow>>,
+    by_vm: HashMap<&'a str, Vec<&'a TapFlow>>,
+    selectors: Vec<&'a TapFlow>,
+}
+
+impl<'a> TapIndex<'a> {
+    /// Indexes every tap flow.
+    pub fn new(taps: &'a Taps) -> Self {
+        let mut ix = TapIndex::default();
+        for f in taps.flows() {
+            match &f.source {
+                Source::IfaceId(id) => ix.by_iface.entry(id.as_str()).or_default().push(f),
+                Source::Vm(vm) => ix.by_vm.entry(vm.as_str()).or_default().push(f),
+                Source::Selector(_) => ix.selectors.push(f),
+            }
+        }
+        ix
+    }
+
+    /// The tap flows that select an interface, in id order.
+    pub fn selecting(&self, iface: &IfaceView) -> Vec<&'a TapFlow> {
+        let mut v: Vec<&TapFlow> =
+            self.by_iface.get(iface.iface_id.as_str()).into_iter().flatten().copied().collect();
+        if let Some(vm) = &iface.vm {
+            v.extend(self.by_vm.get(vm.as_str()).into_iter().flatten().copied());
+        }
+        v.extend(self.selectors.iter().copied());
+        v.retain(|f| selects(f, iface));
+        v.sort_by_key(|f| f.id);
+        v
+    }
+}
+
 /// The flows and tunnel ports a bridge needs for the given taps.
 pub fn plan_bridge(view: &BridgeView, taps: &Taps) -> BridgePlan {
+    plan_bridge_indexed(view, taps, &TapIndex::new(taps))
+}
+
+/// [`plan_bridge`] with the tap flows already indexed (one index serves every bridge).
+pub fn plan_bridge_indexed(view: &BridgeView, taps: &Taps, index: &TapIndex<'_>) -> BridgePlan {
     let mut plan = BridgePlan { flows: base_flows(), tunnels: BTreeSet::new() };
     let mut ifaces: Vec<&IfaceView> = view.interfaces.iter().collect();
     ifaces.sort_by(|a, b| (a.ofport, &a.iface_id).cmp(&(b.ofport, &b.iface_id)));
@@ -80,7 +123,7 @@ pub fn plan_bridge(view: &BridgeView, taps: &Taps) -> BridgePlan {
         // Tap flows of this interface, grouped by service, per direction.
         let mut out: BTreeMap<TapServiceId, Vec<&TapFlow>> = BTreeMap::new();
         let mut inn: BTreeMap<TapServiceId, Vec<&TapFlow>> = BTreeMap::new();
-        for f in taps.flows().filter(|f| selects(f, iface)) {
+        for f in index.selecting(iface) {
             let Some(svc) = taps.service(f.tap_service) else { continue };
             if svc.tenant != f.tenant {
                 continue;
@@ -228,7 +271,9 @@ fn direction_flows(
             fields.extend(filter_fields(&f.filter));
             let m = Match::new(fields);
             // Two tap flows with the same filter towards the same service need one flow.
-            if !seen.insert(format!("{m:?}")) {
+            let mut key = bytes::BytesMut::new();
+            m.emit(&mut key);
+            if !seen.insert(key) {
                 continue;
             }
             flows.push(DesiredFlow {
