@@ -10,7 +10,7 @@
 //! verifies the chain to the CA, sets no expected host, and only records the peer's common
 //! name. So with these files a periscope client trusts any server whose certificate the CA
 //! signed, exactly as `ovs-vsctl --db=ssl:...` does; keep the CA to the hosts it should vouch
-//! for. Revocation lists are not consulted (OVS does not load any either).
+//! for. Revocation lists are not consulted.
 
 use std::fmt;
 use std::io::BufReader;
@@ -125,8 +125,9 @@ fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 impl TlsConfig {
-    /// Reads the three files and builds both configurations (TLS 1.2 and 1.3; OVS 3.1 offers
-    /// TLS 1.0 to 1.2 by default, so 1.2 is what it negotiates).
+    /// Reads the three files and builds both configurations (TLS 1.2 and 1.3; ovsdb-server
+    /// 3.1 supports TLSv1 to TLSv1.2 only (ovsdb-server(1) `--ssl-protocols`), so 1.2 is what
+    /// it negotiates).
     pub fn load(files: &TlsFiles) -> Result<TlsConfig, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let chain = certs("certificate", &files.certificate)?;
