@@ -3,6 +3,7 @@
 
 pub mod core;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::openflow::listener::{Bound, ListenAddr};
 use crate::openflow::session::SessionConfig;
 use crate::ovsdb::driver::{spawn_active, DriverConfig, Listener};
 use crate::ovsdb::remote::Remote;
+use crate::ovsdb::tls::{TlsConfig, TlsFiles};
 
 /// Options of `periscope run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,11 +26,23 @@ pub struct RunArgs {
     /// Where switches connect: `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
     #[arg(long = "openflow", default_value = "ptcp:6653", value_name = "ADDR")]
     pub openflow: Vec<ListenAddr>,
-    /// A hypervisor's ovsdb-server: `[NAME=]REMOTE`, where REMOTE is `unix:PATH` or
-    /// `tcp:IP:PORT` (we connect), or `punix:PATH` / `ptcp:PORT[:IP]` (servers connect to us,
-    /// as set with `ovs-vsctl set-manager`). Repeatable.
+    /// A hypervisor's ovsdb-server: `[NAME=]REMOTE`, where REMOTE is `unix:PATH`,
+    /// `tcp:IP:PORT` or `ssl:IP:PORT` (we connect), or `punix:PATH`, `ptcp:PORT[:IP]` or
+    /// `pssl:PORT[:IP]` (servers connect to us, as set with `ovs-vsctl set-manager`).
+    /// Repeatable.
     #[arg(long = "ovsdb", value_name = "[NAME=]REMOTE")]
     pub ovsdb: Vec<OvsdbArg>,
+    /// PEM private key for `ssl:`/`pssl:` OVSDB remotes (like ovsdb-server's `--private-key`).
+    #[arg(long, value_name = "FILE")]
+    pub ovsdb_private_key: Option<PathBuf>,
+    /// PEM certificate for `ssl:`/`pssl:` OVSDB remotes, signed by the CA the servers trust
+    /// (like `--certificate`).
+    #[arg(long, value_name = "FILE")]
+    pub ovsdb_certificate: Option<PathBuf>,
+    /// PEM CA certificate that ovsdb-servers' certificates must chain to (like `--ca-cert`).
+    /// Host names and addresses in certificates are not checked, as in Open vSwitch.
+    #[arg(long, value_name = "FILE")]
+    pub ovsdb_ca_cert: Option<PathBuf>,
     /// Where the northbound REST API listens (`IP:PORT`).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
     pub api: std::net::SocketAddr,
@@ -71,6 +85,40 @@ impl std::str::FromStr for OvsdbArg {
     }
 }
 
+impl RunArgs {
+    /// The TLS configuration of the OVSDB remotes: `None` when no `ssl:`/`pssl:` remote is
+    /// given and no TLS flag either; otherwise all three files, loaded, or an error that names
+    /// the missing flags or the bad file.
+    pub fn ovsdb_tls(&self) -> anyhow::Result<Option<TlsConfig>> {
+        let flags = [
+            ("--ovsdb-private-key", &self.ovsdb_private_key),
+            ("--ovsdb-certificate", &self.ovsdb_certificate),
+            ("--ovsdb-ca-cert", &self.ovsdb_ca_cert),
+        ];
+        let tls_remote = self.ovsdb.iter().find(|a| a.remote.is_tls());
+        let missing: Vec<&str> =
+            flags.iter().filter(|(_, v)| v.is_none()).map(|(f, _)| *f).collect();
+        if tls_remote.is_none() && missing.len() == flags.len() {
+            return Ok(None);
+        }
+        if !missing.is_empty() {
+            let why = match tls_remote {
+                Some(a) => format!("--ovsdb {} uses TLS", a.remote),
+                None => "the OVSDB TLS flags go together".to_string(),
+            };
+            anyhow::bail!("{why}: missing {} FILE", missing.join(" FILE, "));
+        }
+        let (Some(key), Some(cert), Some(ca)) =
+            (&self.ovsdb_private_key, &self.ovsdb_certificate, &self.ovsdb_ca_cert)
+        else {
+            return Ok(None);
+        };
+        let files =
+            TlsFiles { private_key: key.clone(), certificate: cert.clone(), ca_cert: ca.clone() };
+        Ok(Some(TlsConfig::load(&files).context("loading the OVSDB TLS files")?))
+    }
+}
+
 /// Runs the controller until SIGINT or SIGTERM.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -86,6 +134,7 @@ const EVENT_QUEUE: usize = 65_536;
 
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let log = logger(args.log_format, args.log_level);
+    let ovsdb_cfg = DriverConfig { tls: args.ovsdb_tls()?, ..DriverConfig::default() };
     let cfg = SessionConfig {
         echo_interval: Duration::from_secs(args.echo_interval.max(1)),
         echo_timeout: Duration::from_secs(args.echo_timeout.max(1)),
@@ -123,7 +172,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("listening for ovsdb-servers on {}", arg.remote))?;
             println!("ovsdb listening on {}", listener.local());
             listeners.push(tokio::spawn(listener.serve(
-                DriverConfig::default(),
+                ovsdb_cfg.clone(),
                 ovsdb_tx.clone(),
                 log.new(o!()),
             )));
@@ -131,7 +180,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             let handle = spawn_active(
                 hv.clone(),
                 arg.remote.clone(),
-                DriverConfig::default(),
+                ovsdb_cfg.clone(),
                 ovsdb_tx.clone(),
                 log.new(o!()),
             )
@@ -170,4 +219,61 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         let _ = l.await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::RunArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn args(a: &[&str]) -> RunArgs {
+        let mut all = vec!["periscope"];
+        all.extend_from_slice(a);
+        Cli::try_parse_from(all).unwrap_or_else(|e| panic!("{a:?}: {e}")).run
+    }
+
+    #[test]
+    fn no_tls_remote_and_no_tls_flag_needs_no_tls() {
+        let a = args(&["--ovsdb", "tcp:127.0.0.1:6640", "--ovsdb", "punix:/tmp/x.sock"]);
+        assert!(a.ovsdb_tls().expect("no TLS needed").is_none());
+    }
+
+    #[test]
+    fn an_ssl_remote_without_the_files_names_the_missing_flags() {
+        let a = args(&["--ovsdb", "hv1=ssl:192.0.2.7:6640", "--ovsdb-ca-cert", "/ca.pem"]);
+        let e = a.ovsdb_tls().unwrap_err().to_string();
+        assert!(e.contains("--ovsdb ssl:192.0.2.7:6640 uses TLS"), "{e}");
+        assert!(e.contains("--ovsdb-private-key FILE, --ovsdb-certificate FILE"), "{e}");
+        assert!(!e.contains("--ovsdb-ca-cert"), "{e}");
+    }
+
+    #[test]
+    fn tls_flags_without_an_ssl_remote_go_together() {
+        let a = args(&["--ovsdb-private-key", "/k.pem"]);
+        let e = a.ovsdb_tls().unwrap_err().to_string();
+        assert!(e.contains("missing --ovsdb-certificate FILE, --ovsdb-ca-cert FILE"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_tls_files_are_named() {
+        let a = args(&[
+            "--ovsdb",
+            "pssl:0:127.0.0.1",
+            "--ovsdb-private-key",
+            "/nonexistent/periscope-k.pem",
+            "--ovsdb-certificate",
+            "/nonexistent/periscope-c.pem",
+            "--ovsdb-ca-cert",
+            "/nonexistent/periscope-ca.pem",
+        ]);
+        let e = format!("{:#}", a.ovsdb_tls().unwrap_err());
+        assert!(e.contains("/nonexistent/periscope-c.pem"), "{e}");
+    }
 }

@@ -1,9 +1,10 @@
 //! The tokio drivers of OVSDB sessions: one task per hypervisor, which owns the socket and the
 //! timer and only moves bytes, events and commands between them and the sans-IO [`Session`].
 //!
-//! Active remotes (`tcp:`, `unix:`) are connected by [`spawn_active`], again after every
+//! Active remotes (`tcp:`, `ssl:`, `unix:`) are connected by [`spawn_active`], again after every
 //! disconnection with a bounded exponential backoff (100 ms doubling to 5 s by default; reset
-//! once a connection reaches its monitor). Passive remotes (`ptcp:`, `punix:`) are served by
+//! once a connection reaches its monitor). Passive remotes (`ptcp:`, `pssl:`, `punix:`) are
+//! served by
 //! [`Listener`], which runs one session per accepted connection, named by the hypervisor's
 //! `system-id` so that a server reconnecting to us resyncs into the same hypervisor. Every task
 //! has its own bounded command queue; events of all tasks go to one bounded queue to the
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use super::remote::Remote;
 use super::session::{LockOp, Phase, RequestId, Session, SessionConfig, SessionEvent, TxnError};
+use super::tls::{handshake_error, TlsConfig};
 
 /// Capacity of a hypervisor's command queue.
 pub const COMMAND_QUEUE: usize = 64;
@@ -42,8 +44,10 @@ pub struct DriverConfig {
     pub backoff_min: Duration,
     /// Largest delay before reconnecting.
     pub backoff_max: Duration,
-    /// Time a connection attempt may take.
+    /// Time a connection attempt may take, TLS handshake included.
     pub connect_timeout: Duration,
+    /// Key, certificate and CA for `ssl:` and `pssl:` remotes; `None` refuses them.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for DriverConfig {
@@ -53,6 +57,7 @@ impl Default for DriverConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -143,7 +148,8 @@ pub struct Handle {
 )]
 pub struct NotActive(pub String);
 
-/// Starts the driver of an active remote (`tcp:` or `unix:`), named `hypervisor`.
+/// Starts the driver of an active remote (`tcp:`, `ssl:` or `unix:`), named `hypervisor`.
+/// An `ssl:` remote without `cfg.tls` fails each attempt with [`DriverEvent::ConnectFailed`].
 pub fn spawn_active(
     hypervisor: HypervisorId,
     remote: Remote,
@@ -164,11 +170,32 @@ pub fn spawn_active(
 trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
-async fn connect(remote: &Remote) -> std::io::Result<Box<dyn Conn>> {
+/// Why an `ssl:` or `pssl:` remote cannot be used.
+fn no_tls(remote: &Remote) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("remote {remote} needs TLS: no private key, certificate and CA certificate given"),
+    )
+}
+
+async fn connect(remote: &Remote, tls: Option<&TlsConfig>) -> std::io::Result<Box<dyn Conn>> {
     match remote {
         Remote::Tcp(a) => {
             let s = TcpStream::connect(a).await?;
             let _ = s.set_nodelay(true);
+            Ok(Box::new(s))
+        }
+        Remote::Ssl(a) => {
+            let tls = tls.ok_or_else(|| no_tls(remote))?;
+            let s = TcpStream::connect(a).await?;
+            let _ = s.set_nodelay(true);
+            // The name is only a formality for rustls: the verifier checks the chain alone.
+            let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(a.ip().into());
+            let s = tls
+                .connector()
+                .connect(name, s)
+                .await
+                .map_err(|e| handshake_error(&remote.to_string(), e))?;
             Ok(Box::new(s))
         }
         Remote::Unix(p) => Ok(Box::new(UnixStream::connect(p).await?)),
@@ -361,7 +388,7 @@ async fn run_active(
     };
     let mut delay = cfg.backoff_min;
     loop {
-        match tokio::time::timeout(cfg.connect_timeout, connect(&remote)).await {
+        match tokio::time::timeout(cfg.connect_timeout, connect(&remote, cfg.tls.as_ref())).await {
             Ok(Ok(conn)) => {
                 debug!(d.log, "connected");
                 if let Ended::Stop = d.run_connection(conn).await {
@@ -395,11 +422,15 @@ async fn run_active(
     }
 }
 
-/// A bound passive remote (`ptcp:` or `punix:`), before it accepts.
+/// A bound passive remote (`ptcp:`, `pssl:` or `punix:`), before it accepts.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Listener {
     /// TCP.
     Tcp(TcpListener),
+    /// TCP, each connection secured with TLS by [`Listener::serve`] (which needs
+    /// [`DriverConfig::tls`]).
+    Ssl(TcpListener),
     /// Unix socket, with its path (removed when the listener goes away).
     Unix(UnixListener, PathBuf),
 }
@@ -409,6 +440,7 @@ impl Listener {
     pub async fn bind(remote: &Remote) -> std::io::Result<Listener> {
         match remote {
             Remote::PTcp(a) => Ok(Listener::Tcp(TcpListener::bind(a).await?)),
+            Remote::PSsl(a) => Ok(Listener::Ssl(TcpListener::bind(a).await?)),
             Remote::PUnix(p) => {
                 if p.exists() && std::os::unix::net::UnixStream::connect(p).is_err() {
                     std::fs::remove_file(p)?;
@@ -432,12 +464,21 @@ impl Listener {
                 Ok(a) => format!("tcp:{a}"),
                 Err(_) => "tcp:?".into(),
             },
+            Listener::Ssl(l) => match l.local_addr() {
+                Ok(a) => format!("ssl:{a}"),
+                Err(_) => "ssl:?".into(),
+            },
             Listener::Unix(_, p) => format!("unix:{}", p.display()),
         }
     }
 
     /// Accepts connections until the task is dropped, running one session per connection.
+    /// A `pssl:` listener without [`DriverConfig::tls`] logs why and returns at once.
     pub async fn serve(self, cfg: DriverConfig, events: EventSender, log: Logger) {
+        if let (Listener::Ssl(_), None) = (&self, &cfg.tls) {
+            warn!(log, "not listening"; "error" => %no_tls(&Remote::PSsl(self.addr())));
+            return;
+        }
         info!(log, "listening for ovsdb-servers"; "on" => self.local());
         let seq = Arc::new(AtomicU64::new(1));
         loop {
@@ -447,6 +488,32 @@ impl Listener {
                     let _ = s.set_nodelay(true);
                     (Box::new(s) as Box<dyn Conn>, format!("tcp:{peer}"))
                 }),
+                Listener::Ssl(l) => match l.accept().await {
+                    Ok((s, peer)) => {
+                        let _ = s.set_nodelay(true);
+                        // The handshake runs in the connection's task: a slow client must
+                        // not hold up the others.
+                        let peer = format!("ssl:{peer}");
+                        let log = log.new(o!("peer" => peer.clone()));
+                        let (cfg, events) = (cfg.clone(), events.clone());
+                        tokio::spawn(async move {
+                            let Some(tls) = cfg.tls.clone() else { return };
+                            let hs =
+                                tokio::time::timeout(cfg.connect_timeout, tls.acceptor().accept(s));
+                            match hs.await {
+                                Ok(Ok(s)) => run_passive(Box::new(s), peer, cfg, events, log).await,
+                                Ok(Err(e)) => {
+                                    warn!(log, "refused"; "error" => %handshake_error(&peer, e))
+                                }
+                                Err(_) => {
+                                    warn!(log, "refused"; "error" => "TLS handshake timed out")
+                                }
+                            }
+                        });
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
                 Listener::Unix(l, p) => l.accept().await.map(|(s, _)| {
                     (Box::new(s) as Box<dyn Conn>, format!("unix:{}#{n}", p.display()))
                 }),
@@ -462,6 +529,18 @@ impl Listener {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
+        }
+    }
+}
+
+impl Listener {
+    /// The bound TCP address (unspecified for a unix socket).
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Listener::Tcp(l) | Listener::Ssl(l) => {
+                l.local_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into())
+            }
+            Listener::Unix(..) => ([0, 0, 0, 0], 0).into(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! OVSDB remotes, written the way Open vSwitch writes them (ovsdb-server(1) `--remote`,
-//! `ovs-vsctl set-manager`): active `tcp:IP[:PORT]` and `unix:PATH`, where the controller
-//! connects to an ovsdb-server; passive `ptcp:[PORT][:IP]` and `punix:PATH`, where
-//! ovsdb-servers connect to the controller. `ssl:` and `pssl:` are recognised and refused.
+//! `ovs-vsctl set-manager`): active `tcp:IP[:PORT]`, `ssl:IP[:PORT]` and `unix:PATH`, where
+//! the controller connects to an ovsdb-server; passive `ptcp:[PORT][:IP]`,
+//! `pssl:[PORT][:IP]` and `punix:PATH`, where ovsdb-servers connect to the controller.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -17,10 +17,14 @@ pub const OVSDB_PORT: u16 = 6640;
 pub enum Remote {
     /// `tcp:IP[:PORT]`: connect to the server.
     Tcp(SocketAddr),
+    /// `ssl:IP[:PORT]`: connect to the server over TLS.
+    Ssl(SocketAddr),
     /// `unix:PATH`: connect to the server's unix socket.
     Unix(PathBuf),
     /// `ptcp:[PORT][:IP]`: listen; servers connect to us.
     PTcp(SocketAddr),
+    /// `pssl:[PORT][:IP]`: listen for TLS; servers connect to us.
+    PSsl(SocketAddr),
     /// `punix:PATH`: listen on a unix socket; servers connect to us.
     PUnix(PathBuf),
 }
@@ -30,22 +34,12 @@ pub enum Remote {
 #[non_exhaustive]
 pub enum RemoteError {
     /// No known `scheme:` prefix.
-    #[error("remote {remote:?}: unknown scheme {scheme:?}; expected tcp:IP[:PORT], unix:PATH, ptcp:[PORT][:IP] or punix:PATH")]
+    #[error("remote {remote:?}: unknown scheme {scheme:?}; expected tcp:IP[:PORT], ssl:IP[:PORT], unix:PATH, ptcp:[PORT][:IP], pssl:[PORT][:IP] or punix:PATH")]
     UnknownScheme {
         /// The whole remote.
         remote: String,
         /// What stood before the first `:` (the whole string if none).
         scheme: String,
-    },
-    /// A scheme Open vSwitch knows but periscope does not implement yet.
-    #[error(
-        "remote {remote:?}: {scheme}: is not supported yet (use tcp:, unix:, ptcp: or punix:)"
-    )]
-    NotSupported {
-        /// The whole remote.
-        remote: String,
-        /// `ssl` or `pssl`.
-        scheme: &'static str,
     },
     /// A port that is not a number in 0..=65535.
     #[error("remote {remote:?}: bad port {port:?}; expected a number from 0 to 65535")]
@@ -74,9 +68,14 @@ pub enum RemoteError {
 }
 
 impl Remote {
-    /// True for `ptcp:` and `punix:`, where the controller listens.
+    /// True for `ptcp:`, `pssl:` and `punix:`, where the controller listens.
     pub fn is_passive(&self) -> bool {
-        matches!(self, Remote::PTcp(_) | Remote::PUnix(_))
+        matches!(self, Remote::PTcp(_) | Remote::PSsl(_) | Remote::PUnix(_))
+    }
+
+    /// True for `ssl:` and `pssl:`, which need a key, a certificate and a CA certificate.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Remote::Ssl(_) | Remote::PSsl(_))
     }
 }
 
@@ -120,25 +119,27 @@ impl FromStr for Remote {
 
     fn from_str(s: &str) -> Result<Remote, RemoteError> {
         let (scheme, rest) = s.split_once(':').unwrap_or((s, ""));
+        let active = || -> Result<SocketAddr, RemoteError> {
+            let (addr, p) = split_ip_port(rest);
+            Ok(SocketAddr::new(ip(s, addr)?, port(s, p)?))
+        };
+        // ptcp:[PORT][:IP] and pssl:[PORT][:IP]
+        let passive = || -> Result<SocketAddr, RemoteError> {
+            let (p, addr) = match rest.split_once(':') {
+                Some((p, a)) => (p, a),
+                None => (rest, ""),
+            };
+            let addr =
+                if addr.is_empty() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { ip(s, addr)? };
+            Ok(SocketAddr::new(addr, port(s, Some(p))?))
+        };
         match scheme {
-            "tcp" => {
-                let (addr, p) = split_ip_port(rest);
-                Ok(Remote::Tcp(SocketAddr::new(ip(s, addr)?, port(s, p)?)))
-            }
+            "tcp" => Ok(Remote::Tcp(active()?)),
+            "ssl" => Ok(Remote::Ssl(active()?)),
             "unix" => Ok(Remote::Unix(path(s, "unix", rest)?)),
-            "ptcp" => {
-                // ptcp:[PORT][:IP]
-                let (p, addr) = match rest.split_once(':') {
-                    Some((p, a)) => (p, a),
-                    None => (rest, ""),
-                };
-                let addr =
-                    if addr.is_empty() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { ip(s, addr)? };
-                Ok(Remote::PTcp(SocketAddr::new(addr, port(s, Some(p))?)))
-            }
+            "ptcp" => Ok(Remote::PTcp(passive()?)),
+            "pssl" => Ok(Remote::PSsl(passive()?)),
             "punix" => Ok(Remote::PUnix(path(s, "punix", rest)?)),
-            "ssl" => Err(RemoteError::NotSupported { remote: s.into(), scheme: "ssl" }),
-            "pssl" => Err(RemoteError::NotSupported { remote: s.into(), scheme: "pssl" }),
             _ => Err(RemoteError::UnknownScheme { remote: s.into(), scheme: scheme.into() }),
         }
     }
@@ -149,9 +150,12 @@ impl fmt::Display for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Remote::Tcp(a) => write!(f, "tcp:{a}"),
+            Remote::Ssl(a) => write!(f, "ssl:{a}"),
             Remote::Unix(p) => write!(f, "unix:{}", p.display()),
             Remote::PTcp(a) if a.is_ipv6() => write!(f, "ptcp:{}:[{}]", a.port(), a.ip()),
             Remote::PTcp(a) => write!(f, "ptcp:{}:{}", a.port(), a.ip()),
+            Remote::PSsl(a) if a.is_ipv6() => write!(f, "pssl:{}:[{}]", a.port(), a.ip()),
+            Remote::PSsl(a) => write!(f, "pssl:{}:{}", a.port(), a.ip()),
             Remote::PUnix(p) => write!(f, "punix:{}", p.display()),
         }
     }
@@ -176,6 +180,10 @@ mod tests {
             Remote::Unix("/run/openvswitch/db.sock".into())
         );
         assert!(!ok("unix:/x").is_passive());
+        assert_eq!(ok("ssl:192.0.2.7:6641"), Remote::Ssl("192.0.2.7:6641".parse().unwrap()));
+        assert_eq!(ok("ssl:[::1]"), Remote::Ssl("[::1]:6640".parse().unwrap()));
+        assert!(ok("ssl:192.0.2.7").is_tls() && !ok("ssl:192.0.2.7").is_passive());
+        assert!(!ok("tcp:192.0.2.7").is_tls());
     }
 
     #[test]
@@ -186,6 +194,10 @@ mod tests {
         assert_eq!(ok("ptcp:6640:[::1]"), Remote::PTcp("[::1]:6640".parse().unwrap()));
         assert_eq!(ok("punix:/tmp/m.sock"), Remote::PUnix("/tmp/m.sock".into()));
         assert!(ok("punix:/tmp/m.sock").is_passive());
+        assert_eq!(ok("pssl:6640"), Remote::PSsl("0.0.0.0:6640".parse().unwrap()));
+        assert_eq!(ok("pssl:0:127.0.0.1"), Remote::PSsl("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(ok("pssl:7:[::1]"), Remote::PSsl("[::1]:7".parse().unwrap()));
+        assert!(ok("pssl:").is_passive() && ok("pssl:").is_tls());
     }
 
     #[test]
@@ -197,6 +209,10 @@ mod tests {
             "ptcp:1:127.0.0.1",
             "ptcp:2:[::1]",
             "punix:/p",
+            "ssl:192.0.2.7:6641",
+            "ssl:[::1]:7000",
+            "pssl:1:127.0.0.1",
+            "pssl:2:[::1]",
         ] {
             let r = ok(s);
             assert_eq!(ok(&r.to_string()), r, "{s}");
@@ -214,8 +230,9 @@ mod tests {
             ("ptcp:x", "bad port \"x\""),
             ("unix:", "unix: needs a socket path"),
             ("punix:", "punix: needs a socket path"),
-            ("ssl:192.0.2.7:6640", "ssl: is not supported yet"),
-            ("pssl:6640", "pssl: is not supported yet"),
+            ("ssl:192.0.2.7:https", "bad port \"https\""),
+            ("ssl:host.example", "bad IP address \"host.example\""),
+            ("pssl:6640:nope", "bad IP address \"nope\""),
             ("udp:1.2.3.4:5", "unknown scheme \"udp\""),
             ("/run/db.sock", "unknown scheme \"/run/db.sock\""),
         ];
