@@ -2,7 +2,7 @@
 //! switches (and, later, OVSDB and the northbound API) into reconciliations. It never blocks:
 //! commands to a switch go into that switch's bounded queue.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use slog::{debug, info, o, warn, Logger};
@@ -82,6 +82,8 @@ struct Hold {
 const HOLD_MAX_FRAMES: usize = 512;
 /// Held frames are released after this long even if a bridge never confirmed.
 const HOLD_MAX: Duration = Duration::from_millis(500);
+/// How often every bridge's plan is recomputed whatever happened.
+const FULL_RECOMPUTE: Duration = Duration::from_secs(1);
 /// Reprogramming times kept for statistics.
 const REPROGRAMS_KEPT: usize = 4096;
 /// Tag of re-injected frames.
@@ -107,6 +109,8 @@ pub struct Core {
     plans: std::collections::BTreeMap<Dpid, BridgeDesired>,
     /// The flows of each plan in the reconciler's form, kept with the plans.
     flowsets: HashMap<Dpid, FlowSet>,
+    /// When every plan was last recomputed.
+    last_full: Instant,
     /// Where each migrating iface-id is known to run (observed: from the topology's events and
     /// from the first frame a VM sends at its new place).
     activity: Activity,
@@ -134,6 +138,7 @@ impl Core {
             topology: Topology::new(topology),
             plans: Default::default(),
             flowsets: HashMap::new(),
+            last_full: Instant::now(),
             activity: Activity::new(),
             holds: HashMap::new(),
             reprograms: std::collections::VecDeque::new(),
@@ -281,7 +286,7 @@ impl Core {
     fn reconcile_tracking(&mut self, dpids: &[Dpid]) -> Vec<(Dpid, u64)> {
         let busy: Vec<bool> =
             dpids.iter().map(|d| self.switch(*d).is_some_and(|s| s.reconciler.busy())).collect();
-        self.reconcile_all();
+        self.reconcile_bridges(Some(&dpids.iter().copied().collect()));
         dpids
             .iter()
             .zip(busy)
@@ -347,8 +352,12 @@ impl Core {
         self.by_dpid.get(&dpid).and_then(|c| self.switches.get(c))
     }
 
-    /// Lets time pass: releases held frames that waited too long.
+    /// Lets time pass: releases held frames that waited too long, and now and then recomputes
+    /// every bridge's plan (changes are otherwise recomputed only for the bridges they touch).
     pub fn tick(&mut self) {
+        if self.last_full.elapsed() >= FULL_RECOMPUTE {
+            self.reconcile_all();
+        }
         if !self.holds.is_empty() {
             self.release_holds();
         }
@@ -493,14 +502,16 @@ impl Core {
         // Every bridge an event touches owes a confirmation from now on: the reprogramming time
         // runs from the moment the change was seen to the switch's confirmation.
         let now = Instant::now();
+        let mut affected = BTreeSet::new();
         for e in &events {
             for dpid in event_dpids(&e.kind) {
+                affected.insert(dpid);
                 if let Some(sw) = self.by_dpid.get(&dpid).and_then(|c| self.switches.get_mut(c)) {
                     sw.dirty_since.get_or_insert(now);
                 }
             }
         }
-        self.reconcile_all();
+        self.reconcile_bridges(Some(&affected));
     }
 
     /// The datapath ids of switches whose handshake finished.
@@ -634,11 +645,17 @@ impl Core {
         })
     }
 
-    /// Recomputes what every bridge should hold and reconciles the bridges whose plan changed
-    /// (a bridge whose plan did not change has nothing new to do: its own confirmations drive
-    /// it on).
+    /// Recomputes what every bridge should hold and reconciles the bridges whose plan changed.
     fn reconcile_all(&mut self) {
-        let plans = desired(&self.topology, &self.taps, &self.activity);
+        self.last_full = Instant::now();
+        self.reconcile_bridges(None);
+    }
+
+    /// Recomputes what the given bridges (all, with `None`) should hold and reconciles those
+    /// whose plan changed (a bridge whose plan did not change has nothing new to do: its own
+    /// confirmations drive it on).
+    fn reconcile_bridges(&mut self, only: Option<&BTreeSet<Dpid>>) {
+        let plans = desired(&self.topology, &self.taps, &self.activity, only);
         let mut changed = Vec::new();
         for (dpid, d) in &plans {
             if self.plans.get(dpid) != Some(d) {
@@ -646,9 +663,18 @@ impl Core {
                 changed.push(*dpid);
             }
         }
-        self.flowsets.retain(|d, _| plans.contains_key(d));
-        changed.extend(self.plans.keys().filter(|d| !plans.contains_key(d)));
-        self.plans = plans;
+        let gone: Vec<Dpid> = self
+            .plans
+            .keys()
+            .filter(|d| !plans.contains_key(d) && only.is_none_or(|o| o.contains(d)))
+            .copied()
+            .collect();
+        for d in gone {
+            self.plans.remove(&d);
+            self.flowsets.remove(&d);
+            changed.push(d);
+        }
+        self.plans.extend(plans);
         self.reconcile_tunnels();
         for dpid in changed {
             if let Some(c) = self.by_dpid.get(&dpid).copied() {

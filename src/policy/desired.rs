@@ -38,14 +38,20 @@ pub struct BridgeDesired {
 ///
 /// `active` says, per iface-id, which of its interface rows the VM is known to run behind; an
 /// interface present at several places is active only there (see [`IfaceView::in_active`]).
+///
+/// `only`, when given, restricts the work to those bridges.
 pub fn bridge_views(
     topology: &Topology,
     taps: &Taps,
     active: &Activity,
+    only: Option<&BTreeSet<Dpid>>,
 ) -> BTreeMap<Dpid, (RowRef, BridgeView)> {
     let mut views: BTreeMap<Dpid, (RowRef, BridgeView)> = BTreeMap::new();
     for b in topology.bridges() {
         let Some(dpid) = b.row.datapath_id else { continue };
+        if only.is_some_and(|o| !o.contains(&dpid)) {
+            continue;
+        }
         let mut view = BridgeView::default();
         for kind in ["vxlan", "gre"] {
             for t in topology.tunnel_ports(b.bridge, kind) {
@@ -100,14 +106,15 @@ pub fn bridge_views(
 /// the new one; nothing is delivered to the VM meanwhile).
 pub type Activity = std::collections::HashMap<String, Option<RowRef>>;
 
-/// What every bridge with a datapath id should hold.
+/// What every bridge with a datapath id (or, with `only`, each of those bridges) should hold.
 pub fn desired(
     topology: &Topology,
     taps: &Taps,
     active: &Activity,
+    only: Option<&BTreeSet<Dpid>>,
 ) -> BTreeMap<Dpid, BridgeDesired> {
     let index = TapIndex::new(taps);
-    bridge_views(topology, taps, active)
+    bridge_views(topology, taps, active, only)
         .into_iter()
         .map(|(dpid, (bridge, view))| {
             let plan = plan_bridge_indexed(&view, taps, &index);
