@@ -67,6 +67,8 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let exe = std::env::current_exe().context("finding the periscope executable")?;
     let lab = Lab::new().context("creating the lab")?;
+    // The collector runs as this same binary, so the demo needs nothing else built.
+    lab.set_collector_command(&exe, vec!["scenario".into(), "collector".into()]);
     println!(
         "periscope demo (everything below is named {}-*, and removed at the end)",
         lab.prefix()

@@ -676,6 +676,11 @@ impl Core {
         }
         self.plans.extend(plans);
         self.reconcile_tunnels();
+        // The bridges an event touched are looked at even when their plan did not change, so
+        // that one with nothing to do is seen to hold what it should.
+        if let Some(o) = only {
+            changed.extend(o.iter().filter(|d| !changed.contains(d)).copied().collect::<Vec<_>>());
+        }
         for dpid in changed {
             if let Some(c) = self.by_dpid.get(&dpid).copied() {
                 self.reconcile(c);
