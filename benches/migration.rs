@@ -17,7 +17,7 @@ use periscope::lab::{
 };
 use serde_json::json;
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let n: usize =
         std::env::var("PERISCOPE_BENCH_MIGRATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let exe = env!("CARGO_BIN_EXE_periscope");
@@ -91,7 +91,8 @@ fn main() {
         {
             println!("  {l}");
         }
-        std::process::exit(1);
+        // Returning (not exiting) lets the controller and the lab be torn down.
+        return std::process::ExitCode::FAILURE;
     }
     let mean = dest_ms.iter().sum::<f64>() / dest_ms.len() as f64;
     println!("{:<34} {:>9} {:>9} {:>9} {:>9}", "", "mean ms", "p50 ms", "p99 ms", "max ms");
@@ -111,4 +112,5 @@ fn main() {
         "{}",
         json!({"migrations": n, "measured": dest_ms.len(), "mean_ms": mean, "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0)})
     );
+    std::process::ExitCode::SUCCESS
 }
