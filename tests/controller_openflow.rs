@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{ControllerTarget, Hypervisor, HypervisorOptions, Lab, VmOptions};
@@ -17,12 +17,8 @@ fn flows(hv: &Hypervisor) -> String {
 }
 
 /// Waits until `cond` holds, or fails the test with `what`.
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    periscope::lab::wait_until(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn ours(dump: &str) -> Vec<&str> {

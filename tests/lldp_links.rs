@@ -2,7 +2,7 @@
 //! the same hypervisor shows up in `GET /v1/topology` within seconds, is gone soon after the
 //! veth is deleted, and no VM ever receives a probe while VMs still reach each other.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{ControllerTarget, HypervisorOptions, Lab, VmOptions};
@@ -11,13 +11,8 @@ use serde_json::Value;
 const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
 
 /// Waits until `cond` holds, or fails the test with `what`.
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    start.elapsed()
+fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) -> Duration {
+    periscope::lab::wait_until(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The LLDP links the controller shows, as sorted ((dpid, port), (dpid, port)) pairs.

@@ -4,7 +4,7 @@
 //! the taps removes every flow and tunnel port they needed.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{
@@ -16,12 +16,8 @@ use serde_json::{json, Value};
 const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
 const PINGS: u32 = 150;
 
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    periscope::lab::wait_until(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// periscope's flows on br-int that copy traffic (not the base pipeline).

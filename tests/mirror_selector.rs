@@ -2,7 +2,7 @@
 //! later from their first packet, never another tenant's VM even with the same label, and a
 //! filter copies only the frames it selects.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{ControllerTarget, EchoKind, Encap, HypervisorOptions, Lab, VmOptions};
@@ -16,12 +16,8 @@ fn post(ctl: &ControllerProcess, path: &str, body: Value) -> Value {
     v
 }
 
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    periscope::lab::wait_until(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn labelled(name: &str, tenant: &str, app: &str) -> VmOptions {

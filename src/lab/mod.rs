@@ -462,3 +462,22 @@ fn reserve_prefix() -> Result<(String, u32, PathBuf)> {
     }
     Err(LabError::Timeout { what: "a free lab prefix".into(), after: Duration::ZERO })
 }
+
+/// Polls `cond` every 50 ms until it holds, and says how long that took; a timeout names
+/// `what` was awaited.
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Result<Duration> {
+    let start = std::time::Instant::now();
+    loop {
+        if cond() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return Err(LabError::Timeout { what: what.to_string(), after: timeout });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
