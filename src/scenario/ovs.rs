@@ -97,26 +97,40 @@ fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// Stops one of `hv`'s daemons by the pid in `pidfile`: SIGTERM, SIGKILL after 5 s.
+fn stop_daemon(hv: &Hypervisor, pidfile: &Path, program: &str) -> anyhow::Result<()> {
+    let pid = read_pid(pidfile).with_context(|| format!("reading {program}'s pidfile"))?;
+    if !alive(pid, program) {
+        bail!("{program} (pid {pid}) of {} is not running", hv.name());
+    }
+    signal(pid, "-TERM");
+    let start = Instant::now();
+    while alive(pid, program) {
+        if start.elapsed() > Duration::from_secs(5) {
+            signal(pid, "-KILL");
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("{program} (pid {pid}) of {} does not exit", hv.name());
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Restarts `hv`'s ovsdb-server on the same database, socket and log (the controller's OVSDB
+/// client reconnects and resyncs; nothing in the database is lost).
+pub fn restart_ovsdb(hv: &Hypervisor) -> anyhow::Result<()> {
+    stop_daemon(hv, &hv.dir().join("ovsdb.pid"), "ovsdb-server")?;
+    hv.restart_ovsdb().context("starting ovsdb-server again")?;
+    Ok(())
+}
+
 /// Restarts `hv`'s ovs-vswitchd: stopped by the pid in its pidfile, started again on the same
 /// database, sockets and log; then the tunnel neighbors it forgot are seeded again.
 pub fn restart_vswitchd(hv: &Hypervisor, neighbors: &[(Ipv4Addr, String)]) -> anyhow::Result<()> {
     let dir = hv.dir();
     let pidfile = dir.join("vswitchd.pid");
-    let pid = read_pid(&pidfile).context("reading ovs-vswitchd's pidfile")?;
-    if !alive(pid, "ovs-vswitchd") {
-        bail!("ovs-vswitchd (pid {pid}) of {} is not running", hv.name());
-    }
-    signal(pid, "-TERM");
-    let start = Instant::now();
-    while alive(pid, "ovs-vswitchd") {
-        if start.elapsed() > Duration::from_secs(5) {
-            signal(pid, "-KILL");
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            bail!("ovs-vswitchd (pid {pid}) of {} does not exit", hv.name());
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    stop_daemon(hv, &pidfile, "ovs-vswitchd")?;
     let stderr = std::fs::File::create(dir.join("vswitchd.stderr")).context("vswitchd.stderr")?;
     let status = Command::new("ip")
         .args(["netns", "exec", hv.netns(), "ovs-vswitchd"])

@@ -752,6 +752,7 @@ fn parse_step(sec: &mut Section<'_>, s: &Scenario) -> Result<Step, ScenarioError
         "restart_controller" => Action::RestartController,
         "kill_controller" => Action::KillController,
         "restart_vswitchd" => Action::RestartVswitchd { hypervisor: hv_ref(sec, "hypervisor", s)? },
+        "restart_ovsdb" => Action::RestartOvsdb { hypervisor: hv_ref(sec, "hypervisor", s)? },
         "wait" => {
             let seconds = sec.opt_float("seconds", 0.0, 3600.0)?;
             Action::Wait {
@@ -785,8 +786,8 @@ fn parse_step(sec: &mut Section<'_>, s: &Scenario) -> Result<Step, ScenarioError
             return Err(sec.bad(
                 "action",
                 "one of start_ping, migrate, create_vm, delete_vm, create_tap_flow, \
-                 delete_tap_flow, restart_controller, kill_controller, restart_vswitchd, wait, \
-                 stop_traffic",
+                 delete_tap_flow, restart_controller, kill_controller, restart_vswitchd, \
+                 restart_ovsdb, wait, stop_traffic",
             ))
         }
     };
@@ -944,7 +945,9 @@ fn play(
         Action::RestartController | Action::KillController => {
             vec!["the controller".into(), "everything".into()]
         }
-        Action::RestartVswitchd { hypervisor } => vec![format!("hypervisor {hypervisor}")],
+        Action::RestartVswitchd { hypervisor } | Action::RestartOvsdb { hypervisor } => {
+            vec![format!("hypervisor {hypervisor}")]
+        }
         Action::Wait { .. } | Action::StopTraffic { .. } => vec!["everything".into()],
     };
     Ok(touches)

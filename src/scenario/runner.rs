@@ -701,6 +701,12 @@ impl<'a> Run<'a> {
                 Ok(format!("pid {pid} killed"))
             }
             Action::RestartController => self.restart_controller(),
+            Action::RestartOvsdb { hypervisor } => {
+                let hv = self.hv(hypervisor)?;
+                let start = Instant::now();
+                ovs::restart_ovsdb(hv)?;
+                Ok(format!("restarted in {:.0} ms", start.elapsed().as_secs_f64() * 1e3))
+            }
             Action::RestartVswitchd { hypervisor } => {
                 let hv = self.hv(hypervisor)?;
                 let neighbors: Vec<(Ipv4Addr, String)> = self

@@ -243,6 +243,11 @@ pub enum Action {
         /// The hypervisor.
         hypervisor: String,
     },
+    /// Restarts one hypervisor's ovsdb-server (the database is kept).
+    RestartOvsdb {
+        /// The hypervisor.
+        hypervisor: String,
+    },
     /// Does nothing for a while.
     Wait {
         /// How long.
@@ -268,6 +273,7 @@ impl Action {
             Action::RestartController => "restart_controller",
             Action::KillController => "kill_controller",
             Action::RestartVswitchd { .. } => "restart_vswitchd",
+            Action::RestartOvsdb { .. } => "restart_ovsdb",
             Action::Wait { .. } => "wait",
             Action::StopTraffic { .. } => "stop_traffic",
         }
@@ -289,6 +295,7 @@ impl Action {
             Action::RestartController => "restart_controller".into(),
             Action::KillController => "kill_controller".into(),
             Action::RestartVswitchd { hypervisor } => format!("restart_vswitchd {hypervisor}"),
+            Action::RestartOvsdb { hypervisor } => format!("restart_ovsdb {hypervisor}"),
             Action::Wait { seconds } => format!("wait {seconds} s"),
             Action::StopTraffic { ping: Some(p) } => format!("stop_traffic {p}"),
             Action::StopTraffic { ping: None } => "stop_traffic".into(),
