@@ -5,16 +5,18 @@
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::json;
 
 use crate::lab::controller::ControllerProcess;
+use crate::lab::wait_until;
 use crate::lab::{
     ControllerTarget, EchoKind, Encap, Hypervisor, HypervisorOptions, Lab, TunnelKey, TunnelKind,
     TunnelRemote, VmOptions,
 };
+use crate::policy::cookie::{self, Kind};
 
 /// Options of `periscope demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,39 +26,25 @@ fn step(n: u32, what: &str) {
     println!("\n[{n}] {what}");
 }
 
-fn flows(hv: &Hypervisor, cookie_prefix: &str) -> anyhow::Result<Vec<String>> {
-    let dump = hv.ofctl(&["dump-flows", "br-int"])?;
-    Ok(dump
-        .lines()
-        .filter(|l| l.contains(cookie_prefix))
-        .map(|l| {
-            // What an engineer reads: table, priority, match and actions (no counters).
-            l.split(", ")
-                .filter(|f| {
-                    !["cookie=", "duration=", "n_packets=", "n_bytes=", " cookie="]
-                        .iter()
-                        .any(|p| f.trim_start().starts_with(p.trim_start()))
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-                .trim()
-                .to_string()
-        })
-        .collect())
+/// periscope's flows on br-int whose cookie is of `kind` (all of periscope's with `None`), as
+/// an engineer reads them: `ovs-ofctl --no-stats dump-flows` filtered by cookie.
+fn flows(hv: &Hypervisor, kind: Option<Kind>) -> anyhow::Result<Vec<String>> {
+    let (c, mask) = match kind {
+        None => (cookie::MAGIC, cookie::OURS_MASK),
+        Some(k) => (cookie::cookie(k, 0).0, cookie::OURS_MASK | 0xff << 40),
+    };
+    let dump =
+        hv.ofctl(&["--no-stats", "dump-flows", "br-int", &format!("cookie={c:#x}/{mask:#x}")])?;
+    Ok(dump.lines().filter(|l| l.contains("actions=")).map(|l| l.trim().to_string()).collect())
 }
 
+/// Waits until `cond` holds; an error from it counts as "not yet".
 fn wait(
     what: &str,
     timeout: Duration,
     mut cond: impl FnMut() -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
-    let start = Instant::now();
-    while !cond()? {
-        if start.elapsed() > timeout {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(what, timeout, || cond().unwrap_or(false))?;
     Ok(())
 }
 
@@ -107,7 +95,7 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
     let ctl = ControllerProcess::start(&exe, &args, &lab.dir().join("controller.log"))?;
     println!("    controller pid {}, REST API on http://{}", ctl.pid(), ctl.api());
     wait("the bridges' pipelines", Duration::from_secs(20), || {
-        Ok(!flows(&hv1, "cookie=0x5053")?.is_empty() && !flows(&hv2, "cookie=0x5053")?.is_empty())
+        Ok(!flows(&hv1, None)?.is_empty() && !flows(&hv2, None)?.is_empty())
     })?;
     vm2.ping(vm1.ip(), 3, Duration::from_millis(50))?;
     let r = vm2.ping(vm1.ip(), 5, Duration::from_millis(50))?;
@@ -125,10 +113,10 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
         tf["id"], tf["source"], tf["direction"]
     );
     wait("the mirror flows on hv1", Duration::from_secs(20), || {
-        Ok(flows(&hv1, "cookie=0x505302")?.len() >= 2)
+        Ok(flows(&hv1, Some(Kind::Mirror))?.len() >= 2)
     })?;
     println!("    hv1 now holds a tunnel port psc-vx-... and these copy flows:");
-    for f in flows(&hv1, "cookie=0x50530")? {
+    for f in flows(&hv1, None)? {
         println!("      {f}");
     }
 
@@ -160,12 +148,12 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("    collector, VNI {key}: {} frames; every answered ping copied both ways: {}; duplicates: {}; other keys: {:?}",
         cap.frames.len(), missed == 0, cap.duplicates().len(), cap.foreign_keys(&[(Encap::Vxlan, key)]));
     wait("hv1 cleaned up", Duration::from_secs(10), || {
-        Ok(flows(&hv1, "cookie=0x505302")?.is_empty())
+        Ok(flows(&hv1, Some(Kind::Mirror))?.is_empty())
     })?;
     println!(
         "    hv1 copy flows after the migration: {}; hv2 copy flows: {}",
-        flows(&hv1, "cookie=0x505302")?.len(),
-        flows(&hv2, "cookie=0x505302")?.len()
+        flows(&hv1, Some(Kind::Mirror))?.len(),
+        flows(&hv2, Some(Kind::Mirror))?.len()
     );
     let (_, status) = ctl.call("GET", &format!("/v1/tap_flows/{}", tf["id"]), None)?;
     println!(
