@@ -48,6 +48,7 @@ fn main() -> std::process::ExitCode {
     ];
     let ctl = ControllerProcess::start(exe, &args, &lab.dir().join("controller.log"))
         .expect("controller");
+    ctl.allow("bank-a", &[&format!("{}/32", col.ip())]).expect("bank-a's collectors");
     let (_, svc) = ctl
         .call("POST", "/v1/tap_services", Some(&json!({"name": "c", "tenant": "bank-a", "encap": "vxlan", "remote_ip": col.ip().to_string()})))
         .expect("service");

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 
 use periscope::controller::core::Core;
 use periscope::northbound::api::ApiCall;
-use periscope::northbound::model::{TapFlowSpec, TapServiceSpec};
+use periscope::northbound::auth::Caller;
 use periscope::openflow::driver::{ConnId, SwitchCommand, SwitchEvent, COMMAND_QUEUE};
 use periscope::openflow::session::{Outstanding, SessionEvent};
 use periscope::policy::cookie;
@@ -48,6 +48,11 @@ use periscope_topology::{Change, HypervisorId, TopologyConfig, Uuid};
 
 const HYPERVISORS: usize = 50;
 const VMS: usize = 1000;
+
+/// The bench acts as the operator.
+fn operator() -> Caller {
+    Caller::operator("bench")
+}
 const TENANTS: usize = 20;
 const BURST: usize = 100;
 /// Tag of the flow dump the core sends first (`TAG_DUMP` in the core).
@@ -375,13 +380,17 @@ impl Bench {
         // Taps: one service per tenant, one tap flow per VM (by VM uuid or by iface-id).
         let mut services = Vec::new();
         for t in 0..TENANTS {
-            let spec = TapServiceSpec::from_json(&json!({
+            let allow = json!({"allowed_collectors": ["192.0.2.0/24"], "max_tap_flows": VMS});
+            let r = b.timed(|c| {
+                c.handle_api_as(&operator(), ApiCall::PutTenant(format!("tenant-{t:02}"), allow))
+            });
+            assert_eq!(r.status, 201, "{}", r.body);
+            let spec = json!({
                 "name": format!("collector-{t:02}"), "tenant": format!("tenant-{t:02}"),
                 "encap": if t % 2 == 0 { "vxlan" } else { "gre" },
                 "remote_ip": format!("192.0.2.{}", 10 + t),
-            }))
-            .expect("service spec");
-            let r = b.timed(|c| c.handle_api(ApiCall::CreateService(spec)));
+            });
+            let r = b.timed(|c| c.handle_api_as(&operator(), ApiCall::CreateService(spec)));
             assert_eq!(r.status, 201, "{}", r.body);
             services.push(r.body["id"].as_u64().expect("service id"));
         }
@@ -391,12 +400,11 @@ impl Bench {
             } else {
                 json!({"iface_id": format!("port-{v:04}")})
             };
-            let spec = TapFlowSpec::from_json(&json!({
+            let spec = json!({
                 "name": format!("tap-{v:04}"), "tenant": format!("tenant-{:02}", v % TENANTS),
                 "tap_service": services[v % TENANTS], "source": source, "direction": "BOTH",
-            }))
-            .expect("flow spec");
-            let r = b.timed(|c| c.handle_api(ApiCall::CreateFlow(spec)));
+            });
+            let r = b.timed(|c| c.handle_api_as(&operator(), ApiCall::CreateFlow(spec)));
             assert_eq!(r.status, 201, "{}", r.body);
             b.tap_flows += 1;
         }
@@ -661,7 +669,7 @@ impl Bench {
     }
 
     fn stats(&mut self) -> Value {
-        self.timed(|c| c.handle_api(ApiCall::Stats)).body
+        self.timed(|c| c.handle_api_as(&operator(), ApiCall::Stats)).body
     }
 }
 

@@ -102,6 +102,8 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("    ping vm2 -> vm1: {}/{} replies", r.received, r.sent);
 
     step(3, "The tenant asks for a copy of vm1's traffic (REST API)");
+    ctl.allow("bank-a", &[&format!("{}/32", col.ip())])?;
+    println!("    PUT /v1/tenants/bank-a -> copies may go to {} only", col.ip());
     let svc = json!({"name": "perf", "tenant": "bank-a", "encap": "vxlan", "remote_ip": col.ip().to_string()});
     let (_, svc) = ctl.call("POST", "/v1/tap_services", Some(&svc))?;
     println!("    POST /v1/tap_services -> {svc}");

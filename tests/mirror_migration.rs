@@ -81,6 +81,8 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     }
     let ctl = ControllerProcess::start(PERISCOPE, &args, &lab.dir().join("controller.log"))
         .expect("controller");
+    ctl.allow("bank-a", &[&format!("{}/32", col_a.ip())]).expect("bank-a's collectors");
+    ctl.allow("bank-b", &[&format!("{}/32", col_b.ip())]).expect("bank-b's collectors");
 
     let svc_a = post(
         &ctl,

@@ -44,6 +44,7 @@ fn a_selector_tap_mirrors_new_vms_from_their_first_packet_and_a_filter_selects_f
     ];
     let ctl = ControllerProcess::start(PERISCOPE, &args, &lab.dir().join("controller.log"))
         .expect("controller");
+    ctl.allow("bank-a", &[&format!("{}/32", col.ip())]).expect("bank-a's collectors");
 
     let svc = post(
         &ctl,

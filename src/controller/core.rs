@@ -13,8 +13,6 @@ use periscope_codec::openflow::{
     MultipartRequestBody, PacketOut, PortNo,
 };
 
-use serde_json::{json, Value};
-
 use periscope_topology::change::PortStatusReason;
 use periscope_topology::rows::OfPort;
 use periscope_topology::{
@@ -22,17 +20,17 @@ use periscope_topology::{
 };
 
 use crate::discovery::{probed_ports, LldpError, Prober, ProberConfig};
-use crate::northbound::api::{ApiCall, ApiReply};
-use crate::northbound::store::{StoreError, Taps};
 use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
 use crate::openflow::session::SessionEvent;
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
 use crate::policy::cookie;
-use crate::policy::desired::{desired, topology_source, Activity, BridgeDesired};
+use crate::policy::desired::{desired, Activity, BridgeDesired};
 use crate::policy::mirror::plan_bridge;
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
+
+mod northbound;
 
 /// Tag of the flow dump that starts every reconciliation of a new connection.
 const TAG_DUMP: u64 = u64::MAX;
@@ -102,7 +100,8 @@ pub struct Core {
     log: Logger,
     switches: HashMap<ConnId, Switch>,
     by_dpid: HashMap<Dpid, ConnId>,
-    taps: Taps,
+    /// The desired state and the northbound API's writes on their way to it.
+    nb: northbound::Front,
     topology: Topology,
     /// What every bridge should hold: derived from `topology` and `taps`, recomputed whenever
     /// either changes, never edited.
@@ -134,7 +133,7 @@ impl Core {
             log,
             switches: HashMap::new(),
             by_dpid: HashMap::new(),
-            taps: Taps::new(),
+            nb: northbound::Front::in_memory(),
             topology: Topology::new(topology),
             plans: Default::default(),
             flowsets: HashMap::new(),
@@ -361,6 +360,7 @@ impl Core {
         if !self.holds.is_empty() {
             self.release_holds();
         }
+        self.northbound_tick();
         self.discover();
     }
 
@@ -521,130 +521,6 @@ impl Core {
         v
     }
 
-    /// Answers one northbound API call.
-    pub fn handle_api(&mut self, call: ApiCall) -> ApiReply {
-        let changed = matches!(
-            call,
-            ApiCall::CreateService(_)
-                | ApiCall::DeleteService(_)
-                | ApiCall::CreateFlow(_)
-                | ApiCall::DeleteFlow(_)
-        );
-        let reply = match call {
-            ApiCall::ListServices => ApiReply::ok(json!(self.taps.services().collect::<Vec<_>>())),
-            ApiCall::GetService(id) => match self.taps.service(id) {
-                Some(s) => ApiReply::ok(json!(s)),
-                None => store_error(StoreError::NotFound { what: "tap service", id: id.0 }),
-            },
-            ApiCall::CreateService(spec) => match self.taps.create_service(spec) {
-                Ok(s) => {
-                    info!(self.log, "tap service created"; "id" => s.id.0, "tenant" => &s.tenant, "key" => s.key);
-                    ApiReply { status: 201, body: json!(s) }
-                }
-                Err(e) => store_error(e),
-            },
-            ApiCall::DeleteService(id) => match self.taps.delete_service(id) {
-                Ok(s) => ApiReply::ok(json!(s)),
-                Err(e) => store_error(e),
-            },
-            ApiCall::ListFlows => ApiReply::ok(json!(self.taps.flows().collect::<Vec<_>>())),
-            ApiCall::GetFlow(id) => match self.taps.flow(id) {
-                Some(f) => ApiReply::ok(self.flow_status(f)),
-                None => store_error(StoreError::NotFound { what: "tap flow", id: id.0 }),
-            },
-            ApiCall::CreateFlow(spec) => match self.taps.create_flow(spec) {
-                Ok(f) => {
-                    info!(self.log, "tap flow created"; "id" => f.id.0, "tenant" => &f.tenant);
-                    ApiReply { status: 201, body: json!(f) }
-                }
-                Err(e) => store_error(e),
-            },
-            ApiCall::DeleteFlow(id) => match self.taps.delete_flow(id) {
-                Ok(f) => ApiReply::ok(json!(f)),
-                Err(e) => store_error(e),
-            },
-            ApiCall::Switches => {
-                let list: Vec<Value> = self
-                    .switches
-                    .values()
-                    .filter_map(|s| {
-                        let dpid = s.dpid?;
-                        Some(json!({
-                            "dpid": dpid.to_string(),
-                            "peer": s.peer,
-                            "our_flows": s.reconciler.actual().map(|a| a.len()),
-                        }))
-                    })
-                    .collect();
-                ApiReply::ok(json!(list))
-            }
-            ApiCall::Topology => ApiReply::ok(json!(self.topology.snapshot())),
-            ApiCall::Stats => ApiReply::ok(self.stats()),
-            ApiCall::Interface(id) => {
-                let locations = self.topology.locations(&id);
-                if locations.is_empty() {
-                    ApiReply::error(
-                        404,
-                        format!("interface {id:?} is not attached anywhere"),
-                        Value::Null,
-                    )
-                } else {
-                    ApiReply::ok(json!({ "iface_id": id, "locations": locations }))
-                }
-            }
-        };
-        if changed && reply.status < 300 {
-            self.reconcile_all();
-        }
-        reply
-    }
-
-    /// A tap flow with where it is active now and how long its bridges took to reprogram.
-    fn flow_status(&self, f: &crate::northbound::model::TapFlow) -> Value {
-        let mut active = Vec::new();
-        for i in self.topology.interfaces(&topology_source(&f.source)) {
-            if i.tenant() != Some(f.tenant.as_str()) {
-                continue;
-            }
-            let l = i.location;
-            let sw = l.dpid.and_then(|d| self.by_dpid.get(&d)).and_then(|c| self.switches.get(c));
-            active.push(json!({
-                "iface_id": i.iface_id(),
-                "hypervisor": l.hypervisor.to_string(),
-                "dpid": l.dpid.map(|d| d.to_string()),
-                "ofport": l.ofport.map(|p| p.0),
-                "programmed": sw.is_some_and(|s| s.dirty_since.is_none() && !s.reconciler.busy()),
-                "last_reprogram_ms": sw.and_then(|s| s.last_reprogram).map(|d| d.as_secs_f64() * 1e3),
-            }));
-        }
-        let mut v = json!(f);
-        if let Some(o) = v.as_object_mut() {
-            o.insert("status".into(), json!(if active.is_empty() { "PENDING" } else { "ACTIVE" }));
-            o.insert("active".into(), Value::Array(active));
-        }
-        v
-    }
-
-    /// Counters and reprogramming times.
-    fn stats(&self) -> Value {
-        let mut ms: Vec<f64> = self.reprograms.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        ms.sort_by(|a, b| a.total_cmp(b));
-        let q = |p: f64| ms.get(((ms.len() as f64 - 1.0) * p).round() as usize).copied();
-        json!({
-            "switches": self.by_dpid.len(),
-            "hypervisors": self.ovsdb.values().filter(|p| p.connected).count(),
-            "tap_services": self.taps.services().count(),
-            "tap_flows": self.taps.flows().count(),
-            "topology_generation": self.topology.generation().0,
-            "reprogram_ms": {
-                "count": ms.len(),
-                "p50": q(0.5),
-                "p99": q(0.99),
-                "max": ms.last(),
-            },
-        })
-    }
-
     /// Recomputes what every bridge should hold and reconciles the bridges whose plan changed.
     fn reconcile_all(&mut self) {
         self.last_full = Instant::now();
@@ -655,7 +531,7 @@ impl Core {
     /// whose plan changed (a bridge whose plan did not change has nothing new to do: its own
     /// confirmations drive it on).
     fn reconcile_bridges(&mut self, only: Option<&BTreeSet<Dpid>>) {
-        let plans = desired(&self.topology, &self.taps, &self.activity, only);
+        let plans = desired(&self.topology, &self.nb.state.taps, &self.activity, only);
         let mut changed = Vec::new();
         for (dpid, d) in &plans {
             if self.plans.get(dpid) != Some(d) {
@@ -865,10 +741,15 @@ impl Core {
 
     /// Plans and sends the next batch for a switch, if it needs one.
     fn reconcile(&mut self, conn: ConnId) {
+        // Until the desired state is read, what a switch holds is kept as it is: a restarted
+        // controller must not clean copies it has not yet been told about.
+        if !self.nb.ready {
+            return;
+        }
         let Some(dpid) = self.switches.get(&conn).and_then(|s| s.dpid) else { return };
         if !self.flowsets.contains_key(&dpid) {
             // A bridge the topology does not know (yet): the base pipeline.
-            let base = desired_set(&plan_bridge(&Default::default(), &self.taps).flows);
+            let base = desired_set(&plan_bridge(&Default::default(), &self.nb.state.taps).flows);
             self.flowsets.insert(dpid, base);
         }
         let Some(desired) = self.flowsets.get(&dpid) else { return };
@@ -952,17 +833,6 @@ fn event_dpids(kind: &EventKind) -> Vec<Dpid> {
 
 fn of_port(p: &periscope_codec::openflow::Port) -> OfPort {
     OfPort { port_no: p.port_no, name: p.name.clone(), live: p.is_live() }
-}
-
-fn store_error(e: StoreError) -> ApiReply {
-    let status = match e {
-        StoreError::NotFound { .. } => 404,
-        StoreError::KeyTaken { .. } | StoreError::InUse { .. } => 409,
-        StoreError::KeysExhausted => 507,
-        StoreError::ForeignService { .. } => 404,
-    };
-    let detail = serde_json::to_value(&e).unwrap_or(Value::Null);
-    ApiReply::error(status, &e, detail)
 }
 
 fn batch_requests(batch: &Batch) -> Vec<Request> {

@@ -14,6 +14,9 @@ use slog::{info, o};
 use tokio::sync::mpsc;
 
 use crate::log::{logger, LogFormat, LogLevel};
+use crate::northbound::auth::{KnownToken, Role};
+use crate::northbound::config::Config;
+use crate::northbound::server::{Files, Supervisor};
 use crate::openflow::listener::{Bound, ListenAddr};
 use crate::openflow::session::SessionConfig;
 use crate::ovsdb::driver::{spawn_active, DriverConfig, Listener};
@@ -46,6 +49,19 @@ pub struct RunArgs {
     /// Where the northbound REST API listens (`IP:PORT`).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
     pub api: std::net::SocketAddr,
+    /// The northbound database (desired state, tenants, tokens, audit): `unix:PATH`,
+    /// `tcp:IP:PORT` or `ssl:IP:PORT` of an ovsdb-server serving `Periscope_Northbound`,
+    /// standalone or clustered. Without it, periscope runs its own ovsdb-server on a database
+    /// in `--data-dir`.
+    #[arg(long, value_name = "REMOTE")]
+    pub nb: Option<Remote>,
+    /// Where periscope keeps its files: the embedded northbound database, the bootstrap
+    /// operator token.
+    #[arg(long, default_value = "/var/lib/periscope", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Tokens and default quotas (TOML; see the README).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The `Interface.external_ids` key that names an interface's tenant.
     #[arg(long, default_value = periscope_topology::DEFAULT_TENANT_KEY)]
     pub tenant_key: String,
@@ -140,6 +156,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         echo_timeout: Duration::from_secs(args.echo_timeout.max(1)),
         ..SessionConfig::default()
     };
+    let (nb_config, nb_remote, embedded) = northbound(&args, &log).await?;
     let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
     let ids = Arc::new(AtomicU64::new(1));
     let mut listeners = Vec::new();
@@ -158,11 +175,30 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let api = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| format!("binding the API on {}", args.api))?;
-    println!("api listening on http://{}", api.local_addr().context("API address")?);
+    let api_addr = api.local_addr().context("API address")?;
     let (api_tx, mut api_rx) = mpsc::channel(1024);
     listeners.push(tokio::spawn(crate::northbound::api::serve(api, api_tx, log.new(o!()))));
     let topology = periscope_topology::TopologyConfig { tenant_key: args.tenant_key.clone() };
-    let mut core = core::Core::new(log.new(o!()), topology);
+    let (nb_tx, mut nb_rx) = mpsc::channel(1024);
+    let nb_cfg = DriverConfig {
+        session: crate::ovsdb::session::SessionConfig {
+            database: &crate::northbound::db::DATABASE,
+            ..Default::default()
+        },
+        ..ovsdb_cfg.clone()
+    };
+    let nb = spawn_active(
+        periscope_topology::HypervisorId("northbound".into()),
+        nb_remote.clone(),
+        nb_cfg,
+        nb_tx,
+        log.new(o!("database" => "northbound")),
+    )
+    .map_err(|e| anyhow::anyhow!("--nb {nb_remote}: {e}"))?;
+    println!("northbound database {nb_remote}");
+    let mut core =
+        core::Core::with_northbound(log.new(o!()), topology, nb_config, nb.commands.clone());
+    listeners.push(nb.task);
     let (ovsdb_tx, mut ovsdb_rx) = mpsc::channel(EVENT_QUEUE);
     for arg in &args.ovsdb {
         let hv = periscope_topology::HypervisorId(arg.name.clone());
@@ -191,6 +227,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     }
     drop(ovsdb_tx);
     let mut ovsdb_open = !args.ovsdb.is_empty();
+    let mut api_announced = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -206,8 +243,19 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
                 Some((hv, ev)) => core.handle_ovsdb_event(hv, ev),
                 None => ovsdb_open = false,
             },
-            call = api_rx.recv() => if let Some((call, reply)) = call {
-                let _ = reply.send(core.handle_api(call));
+            ev = nb_rx.recv() => match ev {
+                Some((_, ev)) => {
+                    core.handle_nb_event(ev);
+                    if !api_announced && core.northbound_ready() {
+                        // The API answers from the desired state: ready once that is read.
+                        println!("api listening on http://{api_addr}");
+                        api_announced = true;
+                    }
+                }
+                None => break,
+            },
+            call = api_rx.recv() => if let Some((req, reply)) = call {
+                core.handle_api(req, reply);
             },
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
@@ -218,7 +266,40 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         l.abort();
         let _ = l.await;
     }
+    if let Some(s) = embedded {
+        s.stop().await;
+    }
     Ok(())
+}
+
+/// The configuration, where the northbound database is, and the embedded server when
+/// periscope runs its own.
+async fn northbound(
+    args: &RunArgs,
+    log: &slog::Logger,
+) -> anyhow::Result<(Config, Remote, Option<Supervisor>)> {
+    let mut config = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Config::default(),
+    };
+    if !config.has_operator() {
+        let (hash, path) = crate::northbound::config::bootstrap_token(&args.data_dir)
+            .map_err(|e| anyhow::anyhow!("the bootstrap operator token: {e}"))?;
+        config.tokens.insert(
+            hash,
+            KnownToken { name: "bootstrap".into(), role: Role::Operator, origin: "bootstrap" },
+        );
+        // For people and scripts that start us: where the operator's token is.
+        println!("operator token in {}", path.display());
+    }
+    if let Some(r) = &args.nb {
+        return Ok((config, r.clone(), None));
+    }
+    let files = Files { dir: args.data_dir.clone() };
+    let server = Supervisor::start(files.clone(), log.new(o!("database" => "northbound")))
+        .await
+        .context("starting the embedded northbound database")?;
+    Ok((config, Remote::Unix(files.socket()), Some(server)))
 }
 
 #[cfg(test)]

@@ -18,11 +18,14 @@ pub struct ControllerProcess {
     child: Child,
     api: SocketAddr,
     log: PathBuf,
+    data: PathBuf,
+    token: Option<String>,
 }
 
 impl ControllerProcess {
     /// Starts `program run <args>` with the API on an ephemeral loopback port, its log written to
-    /// `log`, and waits until it has printed its API address.
+    /// `log`, its data (the embedded northbound database, the operator token) beside the log,
+    /// and waits until it has printed its API address.
     pub fn start(
         program: impl Into<OsString>,
         args: &[String],
@@ -32,9 +35,12 @@ impl ControllerProcess {
         let shown = format!("{} run {}", Path::new(&program).display(), args.join(" "));
         let logfile = std::fs::File::create(log)
             .map_err(|e| LabError::Io { what: format!("creating {}", log.display()), source: e })?;
+        let data = log.with_extension("data");
         let mut child = Command::new(&program)
             .arg("run")
             .args(["--api", "127.0.0.1:0", "--log-level", "debug"])
+            .arg("--data-dir")
+            .arg(&data)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -54,20 +60,27 @@ impl ControllerProcess {
             }
         });
         let mut seen = String::new();
+        let mut token = None;
         loop {
             match rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(line) => {
                     seen.push_str(&line);
                     seen.push('\n');
+                    if let Some(path) = line.strip_prefix("operator token in ") {
+                        token =
+                            std::fs::read_to_string(path.trim()).ok().map(|t| t.trim().to_string());
+                    }
                     if let Some(addr) = line.strip_prefix("api listening on http://") {
                         if let Ok(api) = addr.trim().parse() {
-                            return Ok(ControllerProcess { child, api, log: log.to_path_buf() });
+                            let log = log.to_path_buf();
+                            return Ok(ControllerProcess { child, api, log, data, token });
                         }
                     }
                 }
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
+                    crate::northbound::server::stop_leftover(&data);
                     let tail = std::fs::read_to_string(log).unwrap_or_default();
                     return Err(LabError::Output {
                         command: shown,
@@ -93,9 +106,27 @@ impl ControllerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// One API call: `(status, body)`.
+    /// One API call as the operator: `(status, body)`.
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
-        http_json(self.api, method, path, body)
+        http_json(self.api, self.token.as_deref(), method, path, body)
+    }
+
+    /// The operator's token (the bootstrap token the controller made).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Lets `tenant`'s tap services send copies to the given prefixes (`PUT /v1/tenants`).
+    pub fn allow(&self, tenant: &str, collectors: &[&str]) -> Result<()> {
+        let body = serde_json::json!({ "allowed_collectors": collectors });
+        let path = format!("/v1/tenants/{tenant}");
+        match self.call("PUT", &path, Some(&body))? {
+            (200 | 201, _) => Ok(()),
+            (status, reply) => Err(LabError::Output {
+                command: format!("PUT {path}"),
+                output: format!("{status}: {reply}"),
+            }),
+        }
     }
 
     /// Stops the controller with SIGTERM (then SIGKILL after 5 s) and waits for it.
@@ -110,6 +141,12 @@ impl ControllerProcess {
     }
 
     fn terminate(&mut self) {
+        self.stop_process();
+        // A controller that was killed leaves its northbound ovsdb-server behind.
+        crate::northbound::server::stop_leftover(&self.data);
+    }
+
+    fn stop_process(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
@@ -131,9 +168,11 @@ impl Drop for ControllerProcess {
     }
 }
 
-/// A minimal HTTP/1.1 JSON request over a fresh connection: `(status, body)`.
+/// A minimal HTTP/1.1 JSON request over a fresh connection, with a bearer token when given:
+/// `(status, body)`.
 pub fn http_json(
     addr: SocketAddr,
+    token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<&Value>,
@@ -143,8 +182,9 @@ pub fn http_json(
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io)?;
     s.set_read_timeout(Some(Duration::from_secs(10))).map_err(io)?;
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
         payload.len()
     );
     s.write_all(req.as_bytes()).map_err(io)?;

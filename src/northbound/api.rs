@@ -14,38 +14,168 @@ use slog::{debug, info, warn, Logger};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use super::model::{FieldError, TapFlowId, TapFlowSpec, TapServiceId, TapServiceSpec};
+use super::auth::TokenHash;
+use super::model::{TapFlowId, TapServiceId};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
 
+/// Which part of a list a caller wants: `?tenant=&name=&limit=&marker=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Only objects of this tenant.
+    pub tenant: Option<String>,
+    /// Only objects of this name.
+    pub name: Option<String>,
+    /// At most this many (sorted by id).
+    pub limit: Option<usize>,
+    /// Only objects with an id above this one (the last id of the previous page).
+    pub marker: Option<u64>,
+}
+
+/// Most objects one page holds, and the page size when none is asked for.
+pub const MAX_PAGE: usize = 1000;
+
+impl Query {
+    fn parse(q: Option<&str>) -> Result<Query, ApiReply> {
+        let mut out = Query::default();
+        for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_decode(v);
+            let bad = |expected: &str| {
+                ApiReply::fail(
+                    400,
+                    "bad_query",
+                    format!("bad query parameter {k}={v:?}; expected {expected}"),
+                    Some(k),
+                    Value::Null,
+                )
+            };
+            match k {
+                "tenant" => out.tenant = Some(v.clone()),
+                "name" => out.name = Some(v.clone()),
+                "limit" => {
+                    out.limit = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|n| (1..=MAX_PAGE).contains(n))
+                            .ok_or_else(|| bad(&format!("an integer from 1 to {MAX_PAGE}")))?,
+                    )
+                }
+                "marker" => out.marker = Some(v.parse().map_err(|_| bad("the id of an object"))?),
+                _ => return Err(bad("one of tenant, name, limit, marker")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keeps the objects this query selects, given each one's id, tenant and name.
+    pub fn page<T>(&self, items: impl Iterator<Item = (u64, String, String, T)>) -> Vec<T> {
+        items
+            .filter(|(id, t, n, _)| {
+                self.marker.is_none_or(|m| *id > m)
+                    && self.tenant.as_ref().is_none_or(|q| q == t)
+                    && self.name.as_ref().is_none_or(|q| q == n)
+            })
+            .take(self.limit.unwrap_or(MAX_PAGE))
+            .map(|(_, _, _, x)| x)
+            .collect()
+    }
+}
+
+/// Decodes `%XX` escapes; anything else, a malformed escape included, stays as it is.
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A request for the core.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ApiCall {
     /// `GET /v1/tap_services`.
-    ListServices,
+    ListServices(Query),
     /// `GET /v1/tap_services/{id}`.
     GetService(TapServiceId),
-    /// `POST /v1/tap_services`.
-    CreateService(TapServiceSpec),
+    /// `POST /v1/tap_services`, with its body.
+    CreateService(Value),
     /// `DELETE /v1/tap_services/{id}`.
     DeleteService(TapServiceId),
     /// `GET /v1/tap_flows`.
-    ListFlows,
+    ListFlows(Query),
     /// `GET /v1/tap_flows/{id}`.
     GetFlow(TapFlowId),
-    /// `POST /v1/tap_flows`.
-    CreateFlow(TapFlowSpec),
+    /// `POST /v1/tap_flows`, with its body.
+    CreateFlow(Value),
     /// `DELETE /v1/tap_flows/{id}`.
     DeleteFlow(TapFlowId),
     /// `GET /v1/topology`.
     Topology,
     /// `GET /v1/interfaces/{iface_id}`.
     Interface(String),
+    /// `PUT /v1/interfaces/{iface_id}`: register it to a tenant.
+    PutInterface(String, Value),
     /// `GET /v1/switches`.
     Switches,
     /// `GET /v1/stats`.
     Stats,
+    /// `GET /v1/tenants`.
+    ListTenants,
+    /// `GET /v1/tenants/{name}`.
+    GetTenant(String),
+    /// `PUT /v1/tenants/{name}`.
+    PutTenant(String, Value),
+    /// `DELETE /v1/tenants/{name}`.
+    DeleteTenant(String),
+    /// `GET /v1/tokens`.
+    ListTokens,
+    /// `POST /v1/tokens`.
+    CreateToken(Value),
+    /// `DELETE /v1/tokens/{name}`.
+    DeleteToken(String),
+    /// `GET /v1/audit`.
+    Audit(Query),
+}
+
+impl ApiCall {
+    /// Whether the call may change the desired state.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            ApiCall::CreateService(_)
+                | ApiCall::DeleteService(_)
+                | ApiCall::CreateFlow(_)
+                | ApiCall::DeleteFlow(_)
+                | ApiCall::PutInterface(..)
+                | ApiCall::PutTenant(..)
+                | ApiCall::DeleteTenant(_)
+                | ApiCall::CreateToken(_)
+                | ApiCall::DeleteToken(_)
+        )
+    }
+}
+
+/// A call with the caller's credentials: the hash of the token it presented, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiRequest {
+    /// `Authorization: Bearer <token>` (or `X-Auth-Token`), hashed.
+    pub token: Option<TokenHash>,
+    /// What it asks.
+    pub call: ApiCall,
 }
 
 /// The core's answer: an HTTP status and a JSON body.
@@ -63,23 +193,32 @@ impl ApiReply {
         ApiReply { status: 200, body }
     }
 
-    /// An error status with `{"error": message, ...detail}`.
-    pub fn error(status: u16, message: impl std::fmt::Display, detail: Value) -> Self {
-        let mut body = json!({ "error": message.to_string() });
-        if let (Some(b), Value::Object(d)) = (body.as_object_mut(), detail) {
+    /// An error: `{"error": {"code", "message", "field"?, ...detail}}`.
+    pub fn fail(
+        status: u16,
+        code: &str,
+        message: impl std::fmt::Display,
+        field: Option<&str>,
+        detail: Value,
+    ) -> Self {
+        let mut e = json!({ "code": code, "message": message.to_string() });
+        if let Some(f) = field {
+            e["field"] = json!(f);
+        }
+        if let (Some(b), Value::Object(d)) = (e.as_object_mut(), detail) {
             b.extend(d);
         }
-        ApiReply { status, body }
+        ApiReply { status, body: json!({ "error": e }) }
     }
 
-    fn bad_field(e: FieldError) -> Self {
-        let detail = serde_json::to_value(&e).unwrap_or(Value::Null);
-        ApiReply::error(400, &e, detail)
+    /// The error's code, if this is an error.
+    pub fn code(&self) -> Option<&str> {
+        self.body.get("error")?.get("code")?.as_str()
     }
 }
 
 /// A call on its way to the core, with where to answer.
-pub type Envelope = (ApiCall, oneshot::Sender<ApiReply>);
+pub type Envelope = (ApiRequest, oneshot::Sender<ApiReply>);
 
 /// Serves the API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, core: mpsc::Sender<Envelope>, log: Logger) {
@@ -114,8 +253,9 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let token = credentials(&req);
     let reply = match route(req).await {
-        Ok(call) => ask(&core, call).await,
+        Ok(call) => ask(&core, ApiRequest { token, call }).await,
         Err(reply) => reply,
     };
     debug!(log, "API request"; "peer" => %peer, "method" => %method, "path" => &path, "status" => reply.status);
@@ -127,23 +267,46 @@ async fn handle(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
     );
+    if reply.status == 401 {
+        resp.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer realm=\"periscope\""),
+        );
+    }
     Ok(resp)
 }
 
-async fn ask(core: &mpsc::Sender<Envelope>, call: ApiCall) -> ApiReply {
+/// The token a request presents, hashed: `Authorization: Bearer <token>`, or OpenStack's
+/// `X-Auth-Token: <token>`.
+fn credentials<B>(req: &Request<B>) -> Option<TokenHash> {
+    let h = req.headers();
+    let bearer = h
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let token = bearer.or_else(|| h.get("x-auth-token").and_then(|v| v.to_str().ok()))?;
+    Some(TokenHash::of(token.trim()))
+}
+
+fn shutting_down() -> ApiReply {
+    ApiReply::fail(503, "unavailable", "the controller is shutting down", None, Value::Null)
+}
+
+async fn ask(core: &mpsc::Sender<Envelope>, req: ApiRequest) -> ApiReply {
     let (tx, rx) = oneshot::channel();
-    if core.send((call, tx)).await.is_err() {
-        return ApiReply::error(503, "the controller is shutting down", Value::Null);
+    if core.send((req, tx)).await.is_err() {
+        return shutting_down();
     }
-    rx.await
-        .unwrap_or_else(|_| ApiReply::error(503, "the controller is shutting down", Value::Null))
+    rx.await.unwrap_or_else(|_| shutting_down())
 }
 
 fn parse_id(s: &str, what: &str) -> Result<u64, ApiReply> {
     s.parse().map_err(|_| {
-        ApiReply::error(
+        ApiReply::fail(
             404,
+            "not_found",
             format!("{what} {s:?} not found"),
+            None,
             json!({ "expected": "a numeric id" }),
         )
     })
@@ -151,75 +314,105 @@ fn parse_id(s: &str, what: &str) -> Result<u64, ApiReply> {
 
 async fn body_json(req: Request<Incoming>) -> Result<Value, ApiReply> {
     let bytes = Limited::new(req.into_body(), MAX_BODY).collect().await.map_err(|e| {
-        ApiReply::error(
+        ApiReply::fail(
             413,
+            "too_large",
             format!("request body unreadable or over {MAX_BODY} bytes: {e}"),
+            None,
             Value::Null,
         )
     })?;
-    serde_json::from_slice(&bytes.to_bytes())
-        .map_err(|e| ApiReply::error(400, format!("request body is not JSON: {e}"), Value::Null))
+    serde_json::from_slice(&bytes.to_bytes()).map_err(|e| {
+        ApiReply::fail(400, "bad_json", format!("request body is not JSON: {e}"), None, Value::Null)
+    })
 }
+
+/// The resources, for a caller who asked for one that does not exist.
+const RESOURCES: &[&str] = &[
+    "/v1/tap_services",
+    "/v1/tap_flows",
+    "/v1/tenants",
+    "/v1/tokens",
+    "/v1/audit",
+    "/v1/topology",
+    "/v1/interfaces/{iface_id}",
+    "/v1/switches",
+    "/v1/stats",
+    "/v1/openapi.json",
+];
 
 async fn route(req: Request<Incoming>) -> Result<ApiCall, ApiReply> {
     let path = req.uri().path().trim_end_matches('/').to_string();
-    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    let parts: Vec<String> = path.split('/').skip(1).map(percent_decode).collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let method = req.method().clone();
+    let query = || Query::parse(req.uri().query());
     let not_allowed = |allowed: &str| {
-        ApiReply::error(
+        ApiReply::fail(
             405,
+            "method_not_allowed",
             format!("{method} is not allowed on {path}"),
+            None,
             json!({ "allowed": allowed }),
         )
     };
-    match parts.as_slice() {
-        ["v1", "tap_services"] => match method {
-            Method::GET => Ok(ApiCall::ListServices),
-            Method::POST => {
-                let v = body_json(req).await?;
-                TapServiceSpec::from_json(&v)
-                    .map(ApiCall::CreateService)
-                    .map_err(ApiReply::bad_field)
-            }
-            _ => Err(not_allowed("GET, POST")),
-        },
-        ["v1", "tap_services", id] => {
+    match (parts.as_slice(), &method) {
+        (["v1", "openapi.json"], &Method::GET) => Err(ApiReply::ok(super::openapi::document())),
+        (["v1", "tap_services"], &Method::GET) => Ok(ApiCall::ListServices(query()?)),
+        (["v1", "tap_services"], &Method::POST) => {
+            Ok(ApiCall::CreateService(body_json(req).await?))
+        }
+        (["v1", "tap_services"], _) => Err(not_allowed("GET, POST")),
+        (["v1", "tap_services", id], m) => {
             let id = TapServiceId(parse_id(id, "tap service")?);
-            match method {
+            match *m {
                 Method::GET => Ok(ApiCall::GetService(id)),
                 Method::DELETE => Ok(ApiCall::DeleteService(id)),
                 _ => Err(not_allowed("GET, DELETE")),
             }
         }
-        ["v1", "tap_flows"] => match method {
-            Method::GET => Ok(ApiCall::ListFlows),
-            Method::POST => {
-                let v = body_json(req).await?;
-                TapFlowSpec::from_json(&v).map(ApiCall::CreateFlow).map_err(ApiReply::bad_field)
-            }
-            _ => Err(not_allowed("GET, POST")),
-        },
-        ["v1", "tap_flows", id] => {
+        (["v1", "tap_flows"], &Method::GET) => Ok(ApiCall::ListFlows(query()?)),
+        (["v1", "tap_flows"], &Method::POST) => Ok(ApiCall::CreateFlow(body_json(req).await?)),
+        (["v1", "tap_flows"], _) => Err(not_allowed("GET, POST")),
+        (["v1", "tap_flows", id], m) => {
             let id = TapFlowId(parse_id(id, "tap flow")?);
-            match method {
+            match *m {
                 Method::GET => Ok(ApiCall::GetFlow(id)),
                 Method::DELETE => Ok(ApiCall::DeleteFlow(id)),
                 _ => Err(not_allowed("GET, DELETE")),
             }
         }
-        ["v1", "topology"] if method == Method::GET => Ok(ApiCall::Topology),
-        ["v1", "switches"] if method == Method::GET => Ok(ApiCall::Switches),
-        ["v1", "stats"] if method == Method::GET => Ok(ApiCall::Stats),
-        ["v1", "interfaces", iface] if method == Method::GET => {
-            Ok(ApiCall::Interface(iface.to_string()))
+        (["v1", "tenants"], &Method::GET) => Ok(ApiCall::ListTenants),
+        (["v1", "tenants"], _) => Err(not_allowed("GET")),
+        (["v1", "tenants", name], &Method::GET) => Ok(ApiCall::GetTenant(name.to_string())),
+        (["v1", "tenants", name], &Method::PUT) => {
+            Ok(ApiCall::PutTenant(name.to_string(), body_json(req).await?))
         }
-        ["v1", "topology"] | ["v1", "switches"] | ["v1", "interfaces", _] => {
+        (["v1", "tenants", name], &Method::DELETE) => Ok(ApiCall::DeleteTenant(name.to_string())),
+        (["v1", "tenants", _], _) => Err(not_allowed("GET, PUT, DELETE")),
+        (["v1", "tokens"], &Method::GET) => Ok(ApiCall::ListTokens),
+        (["v1", "tokens"], &Method::POST) => Ok(ApiCall::CreateToken(body_json(req).await?)),
+        (["v1", "tokens"], _) => Err(not_allowed("GET, POST")),
+        (["v1", "tokens", name], &Method::DELETE) => Ok(ApiCall::DeleteToken(name.to_string())),
+        (["v1", "tokens", _], _) => Err(not_allowed("DELETE")),
+        (["v1", "audit"], &Method::GET) => Ok(ApiCall::Audit(query()?)),
+        (["v1", "topology"], &Method::GET) => Ok(ApiCall::Topology),
+        (["v1", "switches"], &Method::GET) => Ok(ApiCall::Switches),
+        (["v1", "stats"], &Method::GET) => Ok(ApiCall::Stats),
+        (["v1", "interfaces", iface], &Method::GET) => Ok(ApiCall::Interface(iface.to_string())),
+        (["v1", "interfaces", iface], &Method::PUT) => {
+            Ok(ApiCall::PutInterface(iface.to_string(), body_json(req).await?))
+        }
+        (["v1", "interfaces", _], _) => Err(not_allowed("GET, PUT")),
+        (["v1", "audit" | "topology" | "switches" | "stats" | "openapi.json"], _) => {
             Err(not_allowed("GET"))
         }
-        _ => Err(ApiReply::error(
+        _ => Err(ApiReply::fail(
             404,
+            "not_found",
             format!("no such resource: {path}"),
-            json!({ "resources": ["/v1/tap_services", "/v1/tap_flows", "/v1/topology", "/v1/interfaces/{iface_id}", "/v1/switches", "/v1/stats"] }),
+            None,
+            json!({ "resources": RESOURCES }),
         )),
     }
 }

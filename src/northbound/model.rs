@@ -268,18 +268,123 @@ pub struct TapFlow {
     pub filter: Filter,
 }
 
-/// Reads fields out of a JSON object, refusing unknown ones.
+/// What a request field holds, for the parser's table and the OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// A non-empty string.
+    Text,
+    /// An integer in a range.
+    Integer(u64, u64),
+    /// One of these strings.
+    OneOf(&'static [&'static str]),
+    /// An IPv4 address.
+    Ipv4,
+    /// An IPv4 prefix.
+    Cidr,
+    /// An object, described elsewhere.
+    Object,
+}
+
+/// One field a request body may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDoc {
+    /// Its name.
+    pub name: &'static str,
+    /// What it holds.
+    pub kind: FieldKind,
+    /// Whether it must be given.
+    pub required: bool,
+    /// What it means.
+    pub doc: &'static str,
+}
+
+impl FieldDoc {
+    /// Its JSON schema.
+    pub fn schema(&self) -> Value {
+        let mut s = match self.kind {
+            FieldKind::Text => {
+                serde_json::json!({"type": "string", "minLength": 1, "maxLength": NAME_MAX})
+            }
+            FieldKind::Integer(min, max) => {
+                serde_json::json!({"type": "integer", "minimum": min, "maximum": max})
+            }
+            FieldKind::OneOf(v) => serde_json::json!({"type": "string", "enum": v}),
+            FieldKind::Ipv4 => serde_json::json!({"type": "string", "format": "ipv4"}),
+            FieldKind::Cidr => serde_json::json!({"type": "string", "example": "10.0.0.0/24"}),
+            FieldKind::Object => serde_json::json!({"type": "object"}),
+        };
+        s["description"] = Value::from(self.doc);
+        s
+    }
+}
+
+const fn field(name: &'static str, kind: FieldKind, required: bool, doc: &'static str) -> FieldDoc {
+    FieldDoc { name, kind, required, doc }
+}
+
+/// The fields of `POST /v1/tap_services`.
+pub const SERVICE_FIELDS: &[FieldDoc] = &[
+    field("name", FieldKind::Text, true, "unique per tenant"),
+    field("tenant", FieldKind::Text, false, "the owner; a tenant's token may leave it out"),
+    field("encap", FieldKind::OneOf(&["vxlan", "gre"]), true, "how copies travel"),
+    field("remote_ip", FieldKind::Ipv4, true, "the collector, inside the tenant's allow-list"),
+    field(
+        "key",
+        FieldKind::Integer(1, 4_294_967_295),
+        false,
+        "VNI (at most 16777215) or GRE key; allocated when left out",
+    ),
+    field("snaplen", FieldKind::Integer(64, 65535), false, "copies are cut to this many bytes"),
+];
+
+/// The fields of `POST /v1/tap_flows`.
+pub const FLOW_FIELDS: &[FieldDoc] = &[
+    field("name", FieldKind::Text, true, "unique per tenant"),
+    field("tenant", FieldKind::Text, false, "the owner; a tenant's token may leave it out"),
+    field(
+        "tap_service",
+        FieldKind::Integer(1, u64::MAX),
+        true,
+        "the id of one of the tenant's tap services",
+    ),
+    field("source", FieldKind::Object, true, "which interfaces"),
+    field("direction", FieldKind::OneOf(&["IN", "OUT", "BOTH"]), true, "seen from the VM"),
+    field("filter", FieldKind::Object, false, "which frames; every field given must match"),
+];
+
+/// The fields of a tap flow's `filter`.
+pub const FILTER_FIELDS: &[FieldDoc] = &[
+    field("vlan", FieldKind::Integer(0, 4095), false, "802.1Q VLAN id"),
+    field("ethertype", FieldKind::Integer(0x600, 0xffff), false, "Ethernet type"),
+    field("ip_proto", FieldKind::Integer(0, 255), false, "IP protocol"),
+    field("src_cidr", FieldKind::Cidr, false, "IPv4 source prefix"),
+    field("dst_cidr", FieldKind::Cidr, false, "IPv4 destination prefix"),
+    field(
+        "src_port",
+        FieldKind::Integer(0, 65535),
+        false,
+        "TCP/UDP/SCTP source port (needs ip_proto)",
+    ),
+    field(
+        "dst_port",
+        FieldKind::Integer(0, 65535),
+        false,
+        "TCP/UDP/SCTP destination port (needs ip_proto)",
+    ),
+];
+
+/// Reads fields out of a JSON object, refusing those its table does not list.
 struct Fields<'a> {
     prefix: &'a str,
     obj: &'a Map<String, Value>,
-    seen: Vec<&'static str>,
+    table: &'static [FieldDoc],
 }
 
 impl<'a> Fields<'a> {
-    fn new(prefix: &'a str, v: &'a Value) -> Result<Self, FieldError> {
+    fn new(prefix: &'a str, v: &'a Value, table: &'static [FieldDoc]) -> Result<Self, FieldError> {
         let field = if prefix.is_empty() { "body" } else { prefix.trim_end_matches('.') };
         let obj = v.as_object().ok_or_else(|| FieldError::new(field, Some(v), "a JSON object"))?;
-        Ok(Fields { prefix, obj, seen: Vec::new() })
+        Ok(Fields { prefix, obj, table })
     }
 
     fn path(&self, name: &str) -> String {
@@ -287,7 +392,7 @@ impl<'a> Fields<'a> {
     }
 
     fn get(&mut self, name: &'static str) -> Option<&'a Value> {
-        self.seen.push(name);
+        debug_assert!(self.table.iter().any(|f| f.name == name), "{name} is not in the table");
         self.obj.get(name).filter(|v| !v.is_null())
     }
 
@@ -338,8 +443,9 @@ impl<'a> Fields<'a> {
 
     fn finish(self) -> Result<(), FieldError> {
         for (k, v) in self.obj {
-            if !self.seen.contains(&k.as_str()) {
-                let known = self.seen.join(", ");
+            if !self.table.iter().any(|f| f.name == k) {
+                let known: Vec<&str> = self.table.iter().map(|f| f.name).collect();
+                let known = known.join(", ");
                 return Err(FieldError::new(
                     &self.path(k),
                     Some(v),
@@ -356,7 +462,7 @@ const NAME_MAX: usize = 255;
 impl TapServiceSpec {
     /// Validates a `POST /v1/tap_services` body.
     pub fn from_json(v: &Value) -> Result<Self, FieldError> {
-        let mut f = Fields::new("", v)?;
+        let mut f = Fields::new("", v, SERVICE_FIELDS)?;
         let name = f.string("name", NAME_MAX)?;
         let tenant = f.string("tenant", NAME_MAX)?;
         let ev = f.get("encap");
@@ -390,7 +496,7 @@ impl TapServiceSpec {
 impl TapFlowSpec {
     /// Validates a `POST /v1/tap_flows` body.
     pub fn from_json(v: &Value) -> Result<Self, FieldError> {
-        let mut f = Fields::new("", v)?;
+        let mut f = Fields::new("", v, FLOW_FIELDS)?;
         let name = f.string("name", NAME_MAX)?;
         let tenant = f.string("tenant", NAME_MAX)?;
         let tap_service = TapServiceId(
@@ -459,7 +565,7 @@ fn parse_source(v: Option<&Value>) -> Result<Source, FieldError> {
 }
 
 fn parse_filter(v: &Value) -> Result<Filter, FieldError> {
-    let mut f = Fields::new("filter.", v)?;
+    let mut f = Fields::new("filter.", v, FILTER_FIELDS)?;
     let filter = Filter {
         vlan: f.opt_uint("vlan", 0, 4095)?.map(|x| x as u16),
         ethertype: f.opt_uint("ethertype", 0x600, 0xffff)?.map(|x| x as u16),

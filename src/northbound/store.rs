@@ -48,12 +48,13 @@ pub enum StoreError {
     },
 }
 
-/// The tap services and tap flows.
-#[derive(Debug, Default, Clone)]
+/// The tap services and tap flows, and the interfaces the operator registered to a tenant.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Taps {
     services: BTreeMap<TapServiceId, TapService>,
     flows: BTreeMap<TapFlowId, TapFlow>,
     keys: BTreeMap<u32, TapServiceId>,
+    owners: BTreeMap<String, String>,
     next_id: u64,
 }
 
@@ -91,8 +92,82 @@ impl Taps {
         self.next_id
     }
 
-    /// Creates a tap service, allocating its key if none was asked for.
+    /// The next id [`Taps::create_service`] or [`Taps::create_flow`] will give is above `floor`.
+    pub fn reserve_ids(&mut self, floor: u64) {
+        self.next_id = self.next_id.max(floor);
+    }
+
+    /// The largest id given so far.
+    pub fn last_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// The tenant the operator registered `iface_id` to, if any.
+    pub fn registered_owner(&self, iface_id: &str) -> Option<&str> {
+        self.owners.get(iface_id).map(String::as_str)
+    }
+
+    /// Every registration, iface-id to tenant.
+    pub fn owners(&self) -> &BTreeMap<String, String> {
+        &self.owners
+    }
+
+    /// The tenant an interface belongs to: the operator's registration wins over what the
+    /// interface's own `external_ids` say.
+    pub fn tenant_of<'a>(
+        &'a self,
+        iface_id: Option<&str>,
+        said: Option<&'a str>,
+    ) -> Option<&'a str> {
+        iface_id.and_then(|i| self.registered_owner(i)).or(said)
+    }
+
+    /// Registers `iface_id` to `tenant` (or removes the registration with `None`).
+    pub fn set_owner(&mut self, iface_id: &str, tenant: Option<&str>) {
+        match tenant {
+            Some(t) => self.owners.insert(iface_id.to_string(), t.to_string()),
+            None => self.owners.remove(iface_id),
+        };
+    }
+
+    /// Puts back a tap service read from storage, keeping its id and key.
+    pub fn restore_service(&mut self, s: TapService) -> Result<(), StoreError> {
+        if let Some(by) = self.keys.get(&s.key) {
+            return Err(StoreError::KeyTaken { key: s.key, by: by.0 });
+        }
+        self.next_id = self.next_id.max(s.id.0);
+        self.keys.insert(s.key, s.id);
+        self.services.insert(s.id, s);
+        Ok(())
+    }
+
+    /// Puts back a tap flow read from storage; its tap service must be there already and
+    /// belong to the same tenant.
+    pub fn restore_flow(&mut self, f: TapFlow) -> Result<(), StoreError> {
+        let svc = self
+            .services
+            .get(&f.tap_service)
+            .ok_or(StoreError::NotFound { what: "tap service", id: f.tap_service.0 })?;
+        if svc.tenant != f.tenant {
+            return Err(StoreError::ForeignService { service: svc.id.0, tenant: f.tenant });
+        }
+        self.next_id = self.next_id.max(f.id.0);
+        self.flows.insert(f.id, f);
+        Ok(())
+    }
+
+    /// Creates a tap service, allocating its key if none was asked for (and none of `avoid`).
     pub fn create_service(&mut self, spec: TapServiceSpec) -> Result<TapService, StoreError> {
+        self.create_service_avoiding(spec, &BTreeSet::new())
+    }
+
+    /// Creates a tap service; an allocated key is none of `avoid` (keys other writers are
+    /// taking at this moment).
+    pub fn create_service_avoiding(
+        &mut self,
+        spec: TapServiceSpec,
+        avoid: &BTreeSet<u32>,
+    ) -> Result<TapService, StoreError> {
         let key = match spec.key {
             Some(k) => {
                 if let Some(by) = self.keys.get(&k) {
@@ -100,7 +175,7 @@ impl Taps {
                 }
                 k
             }
-            None => self.free_key(spec.encap.max_key())?,
+            None => self.free_key(spec.encap.max_key(), avoid)?,
         };
         let id = TapServiceId(self.alloc_id());
         let s = TapService {
@@ -117,9 +192,10 @@ impl Taps {
         Ok(s)
     }
 
-    fn free_key(&self, max: u32) -> Result<u32, StoreError> {
+    fn free_key(&self, max: u32, avoid: &BTreeSet<u32>) -> Result<u32, StoreError> {
         let mut want = FIRST_ALLOCATED_KEY;
-        for &k in self.keys.range(FIRST_ALLOCATED_KEY..).map(|(k, _)| k) {
+        let taken = self.keys.keys().chain(avoid.iter()).copied().collect::<BTreeSet<u32>>();
+        for &k in taken.range(FIRST_ALLOCATED_KEY..) {
             if k != want {
                 break;
             }

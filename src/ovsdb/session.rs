@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use super::translate::{self, BRIDGE, CONTROLLER, INTERFACE, OPEN_VSWITCH, PORT};
 
-/// The database the session monitors.
+/// The hypervisor database.
 pub const DATABASE: &str = "Open_vSwitch";
 
 /// The id of the session's one monitor.
@@ -61,9 +61,37 @@ pub const MONITORED: &[(&str, bool, &[&str])] = &[
     (CONTROLLER, false, &["target", "is_connected", "role"]),
 ];
 
+/// A database a session can monitor, and how its rows reach the controller.
+#[derive(Debug)]
+pub struct Database {
+    /// The database's name, checked against the server's schema.
+    pub name: &'static str,
+    /// Tables and columns monitored, as in [`MONITORED`].
+    pub tables: &'static [(&'static str, bool, &'static [&'static str])],
+    /// What the session reports of the rows.
+    pub rows: RowsAs,
+}
+
+/// How a session reports what its monitor replicated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowsAs {
+    /// As topology changes ([`SessionEvent::Snapshot`], [`SessionEvent::Changes`]): the
+    /// hypervisor database.
+    Topology,
+    /// As a copy of the whole replica after every change ([`SessionEvent::Rows`]): a small
+    /// database whose reader wants a consistent snapshot (the northbound database).
+    Replica,
+}
+
+/// The hypervisor's `Open_vSwitch` database, read into the topology.
+pub static VSWITCH: Database =
+    Database { name: DATABASE, tables: MONITORED, rows: RowsAs::Topology };
+
 /// Timers and limits of a session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
+    /// The database monitored.
+    pub database: &'static Database,
     /// Time without anything received after which we send an echo request.
     pub echo_interval: Duration,
     /// Time after our echo request during which something must arrive, or the peer is dead.
@@ -80,6 +108,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
+            database: &VSWITCH,
             echo_interval: Duration::from_secs(5),
             echo_timeout: Duration::from_secs(10),
             max_message: DEFAULT_MAX_MESSAGE,
@@ -271,6 +300,9 @@ pub enum SessionEvent {
     Snapshot(Change),
     /// Rows changed.
     Changes(Vec<Change>),
+    /// The whole replica, after the monitor's first reply and after every change (only for a
+    /// database read [`RowsAs::Replica`]).
+    Rows(Box<Replica>),
     /// The reply to [`Session::transact`].
     TxnReply {
         /// The request.
@@ -454,7 +486,7 @@ impl Session {
         self.last_rx = now;
         self.probe = None;
         let id = self.request(Pending::Schema);
-        self.transmit.push_back(Request::get_schema(id.into(), DATABASE).into());
+        self.transmit.push_back(Request::get_schema(id.into(), self.cfg.database.name).into());
     }
 
     /// The connection is gone (EOF, socket error). Pending transactions fail; held locks are
@@ -466,7 +498,7 @@ impl Session {
     /// The controller no longer wants this hypervisor: closes the connection, and removes the
     /// hypervisor from the topology if it was announced.
     pub fn shutdown(&mut self) {
-        if self.announced {
+        if self.announced && self.cfg.database.rows == RowsAs::Topology {
             self.announced = false;
             self.events.push_back(SessionEvent::Changes(vec![Change::HypervisorGone {
                 hypervisor: self.hypervisor.clone(),
@@ -537,7 +569,7 @@ impl Session {
         }
         self.transacts += 1;
         let id = self.request(Pending::Transact { tag });
-        self.transmit.push_back(Request::transact(id.into(), DATABASE, ops).into());
+        self.transmit.push_back(Request::transact(id.into(), self.cfg.database.name, ops).into());
         Ok(RequestId(id))
     }
 
@@ -683,13 +715,14 @@ impl Session {
         };
         let schema_error =
             |problem: String| ProtocolError::Schema { database: schema.name.clone(), problem };
-        if schema.name != DATABASE {
-            let e = schema_error(format!("expected database {DATABASE}"));
+        let database = self.cfg.database;
+        if schema.name != database.name {
+            let e = schema_error(format!("expected database {}", database.name));
             return self.fail(e);
         }
         if self.schema.as_ref() != Some(&schema) || self.replica.is_none() {
             let mut tables: Vec<(&str, Vec<&str>)> = Vec::new();
-            for (table, required, columns) in MONITORED {
+            for (table, required, columns) in database.tables {
                 match schema.table(table) {
                     Some(t) => tables.push((
                         table,
@@ -725,12 +758,11 @@ impl Session {
         let resume = self.resume_from;
         let id = Value::from(self.request(Pending::Monitor(method)));
         let mid = Value::from(MONITOR_ID);
+        let db = self.cfg.database.name;
         let req = match method {
-            MonitorMethod::CondSince => {
-                Request::monitor_cond_since(id, DATABASE, mid, &reqs, resume)
-            }
-            MonitorMethod::Cond => Request::monitor_cond(id, DATABASE, mid, &reqs),
-            MonitorMethod::Plain => Request::monitor(id, DATABASE, mid, &reqs),
+            MonitorMethod::CondSince => Request::monitor_cond_since(id, db, mid, &reqs, resume),
+            MonitorMethod::Cond => Request::monitor_cond(id, db, mid, &reqs),
+            MonitorMethod::Plain => Request::monitor(id, db, mid, &reqs),
         };
         self.transmit.push_back(req.into());
     }
@@ -785,8 +817,11 @@ impl Session {
 
     fn announce(&mut self, method: MonitorMethod, full: bool, changes: &[RowChange]) {
         let Some(replica) = &self.replica else { return };
-        let system_id =
-            translate::root_row(replica).and_then(translate::system_id).map(str::to_string);
+        let topology = self.cfg.database.rows == RowsAs::Topology;
+        let system_id = translate::root_row(replica)
+            .filter(|_| topology)
+            .and_then(translate::system_id)
+            .map(str::to_string);
         if self.cfg.name_by_system_id && !self.announced {
             if let Some(s) = &system_id {
                 self.hypervisor = HypervisorId(s.clone());
@@ -799,7 +834,9 @@ impl Session {
             monitor: method,
             resumed: !full,
         });
-        if full || !self.announced {
+        if !topology {
+            self.events.push_back(SessionEvent::Rows(Box::new(replica.clone())));
+        } else if full || !self.announced {
             self.events
                 .push_back(SessionEvent::Snapshot(translate::replaced(&self.hypervisor, replica)));
         } else {
@@ -888,7 +925,12 @@ impl Session {
         };
         match applied {
             Ok(rc) => {
-                if let Some(replica) = &self.replica {
+                let Some(replica) = &self.replica else { return };
+                if self.cfg.database.rows == RowsAs::Replica {
+                    if !rc.is_empty() {
+                        self.events.push_back(SessionEvent::Rows(Box::new(replica.clone())));
+                    }
+                } else {
                     let c = translate::changes(&self.hypervisor, replica, &rc);
                     if !c.is_empty() {
                         self.events.push_back(SessionEvent::Changes(c));

@@ -89,7 +89,7 @@ pub fn bridge_views(
             view.interfaces.push(IfaceView {
                 iface_id: iface_id.to_string(),
                 vm: i.vm_uuid().map(str::to_string),
-                tenant: i.tenant().map(str::to_string),
+                tenant: taps.tenant_of(Some(iface_id), i.tenant()).map(str::to_string),
                 external_ids: i.row.external_ids.clone(),
                 ofport,
                 mac: i.mac(),

@@ -34,6 +34,8 @@ pub struct ControllerConfig {
     pub log: PathBuf,
     /// `--log-level`.
     pub log_level: String,
+    /// `--data-dir`: kept across restarts, so the northbound database is too.
+    pub data_dir: PathBuf,
 }
 
 impl ControllerConfig {
@@ -51,6 +53,8 @@ impl ControllerConfig {
             ["--api", "127.0.0.1:0", "--log-format", "term", "--log-level"].map(OsString::from),
         );
         a.push(self.log_level.clone().into());
+        a.push("--data-dir".into());
+        a.push(self.data_dir.clone().into());
         a
     }
 }
@@ -69,6 +73,9 @@ pub fn supports_ovsdb(program: &Path) -> bool {
 /// A running controller.
 pub struct ControllerProc {
     child: Child,
+    data_dir: PathBuf,
+    /// The operator's token, read from the file the controller names.
+    pub token: Option<String>,
     /// Where its REST API listens.
     pub api: SocketAddr,
     /// The OpenFlow endpoints it printed.
@@ -104,6 +111,8 @@ impl ControllerProc {
         }
         let mut proc = ControllerProc {
             child,
+            data_dir: cfg.data_dir.clone(),
+            token: None,
             api: SocketAddr::from(([127, 0, 0, 1], 0)),
             openflow: Vec::new(),
         };
@@ -112,7 +121,10 @@ impl ControllerProc {
             let left = START_TIMEOUT.saturating_sub(start.elapsed());
             match rx.recv_timeout(left.min(Duration::from_millis(200))) {
                 Ok(line) => {
-                    if let Some(ep) = line.strip_prefix("openflow listening on ") {
+                    if let Some(path) = line.strip_prefix("operator token in ") {
+                        proc.token =
+                            std::fs::read_to_string(path.trim()).ok().map(|t| t.trim().to_string());
+                    } else if let Some(ep) = line.strip_prefix("openflow listening on ") {
                         proc.openflow.push(ep.trim().to_string());
                     } else if let Some(a) = line.strip_prefix("api listening on http://") {
                         proc.api = a
@@ -175,6 +187,8 @@ impl ControllerProc {
 impl Drop for ControllerProc {
     fn drop(&mut self) {
         self.stop();
+        // A controller that was killed leaves its northbound ovsdb-server behind.
+        crate::northbound::server::stop_leftover(&self.data_dir);
     }
 }
 

@@ -51,6 +51,17 @@ pub fn request(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value), HttpError> {
+    request_as(addr, None, method, path, body)
+}
+
+/// [`request`] with `Authorization: Bearer <token>` when a token is given.
+pub fn request_as(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), HttpError> {
     let io = |source| HttpError::Io { method: method.into(), path: path.into(), addr, source };
     let bad = |reason: String| HttpError::Response {
         method: method.into(),
@@ -67,6 +78,9 @@ pub fn request(
     );
     if body.is_some() {
         head.push_str("Content-Type: application/json\r\n");
+    }
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
     s.write_all(head.as_bytes()).map_err(io)?;

@@ -301,6 +301,7 @@ impl<'a> Run<'a> {
             ovsdb,
             log: self.lab.dir().join("controller.log"),
             log_level: self.opts.log_level.clone(),
+            data_dir: self.lab.dir().join("controller.data"),
         };
         self.check_stop()?;
         let ctl = ControllerProc::start(&cfg)?;
@@ -330,6 +331,17 @@ impl<'a> Run<'a> {
             self.check_stop()?;
             self.create_vm(&v.name, None)?;
         }
+        // The operator lets each tenant send copies to its own collectors, and nowhere else.
+        let mut allowed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for s in &spec.tap_services {
+            if let Some(ip) = self.collector_ips.get(&s.collector) {
+                allowed.entry(s.tenant.as_str()).or_default().push(format!("{ip}/32"));
+            }
+        }
+        for (tenant, cidrs) in &allowed {
+            let body = json!({ "allowed_collectors": cidrs });
+            self.api_call("PUT", &format!("/v1/tenants/{tenant}"), Some(&body))?;
+        }
         for s in &spec.tap_services {
             self.check_stop()?;
             self.create_service(&s.name, None)?;
@@ -351,6 +363,11 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// The operator's token of the running controller.
+    fn token(&self) -> Option<String> {
+        lock(&self.controller).as_ref().and_then(|c| c.token.clone())
+    }
+
     /// The API address of the running controller.
     fn api(&self) -> anyhow::Result<std::net::SocketAddr> {
         lock(&self.controller)
@@ -367,7 +384,9 @@ impl<'a> Run<'a> {
 
     /// The connection (`peer`) the controller lists for each connected datapath id.
     fn switch_peers(&self, api: std::net::SocketAddr) -> BTreeMap<String, String> {
-        let Ok((200, Value::Array(list))) = http::request(api, "GET", "/v1/switches", None) else {
+        let Ok((200, Value::Array(list))) =
+            http::request_as(api, self.token().as_deref(), "GET", "/v1/switches", None)
+        else {
             return BTreeMap::new();
         };
         list.iter()
@@ -390,7 +409,9 @@ impl<'a> Run<'a> {
         let mut missing = want.clone();
         while start.elapsed() < CONNECT_TIMEOUT {
             self.check_stop()?;
-            if let Ok((200, Value::Array(list))) = http::request(api, "GET", "/v1/switches", None) {
+            if let Ok((200, Value::Array(list))) =
+                http::request_as(api, self.token().as_deref(), "GET", "/v1/switches", None)
+            {
                 let ready: Vec<&str> = list
                     .iter()
                     .filter(|s| s.get("our_flows").is_none_or_not_null())
@@ -473,7 +494,7 @@ impl<'a> Run<'a> {
 
     fn api_call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         let api = self.api()?;
-        let (status, reply) = http::request(api, method, path, body)?;
+        let (status, reply) = http::request_as(api, self.token().as_deref(), method, path, body)?;
         if !(200..300).contains(&status) {
             bail!("{method} {path} answered {status}: {reply}");
         }
@@ -767,22 +788,23 @@ impl<'a> Run<'a> {
         *g = Some(c);
         drop(g);
         let back = self.wait_switches(api)?;
-        // The desired taps live in the northbound, not in the controller: create them again,
-        // with the keys they had.
+        // The desired taps live in the northbound database, which outlives the controller:
+        // every tap acknowledged before must still be there.
         let (services, flows) = {
             let t = lock(&self.taps);
             (t.services.clone(), t.flows.clone())
         };
-        *lock(&self.taps) = TapState::default();
-        for (name, (_, key)) in &services {
-            self.create_service(name, Some(*key))?;
+        for (name, (id, _)) in &services {
+            self.api_call("GET", &format!("/v1/tap_services/{id}"), None)
+                .with_context(|| format!("tap service {name} after the restart"))?;
         }
-        for (name, _) in &flows {
-            self.create_flow(name)?;
+        for (name, id) in &flows {
+            self.api_call("GET", &format!("/v1/tap_flows/{id}"), None)
+                .with_context(|| format!("tap flow {name} after the restart"))?;
         }
         Ok(format!(
             "{was} in {down:.0} ms, new pid {pid}, switches ready after {back:.0} ms, \
-             {} services and {} flows created again",
+             {} services and {} flows still in the northbound database",
             services.len(),
             flows.len()
         ))

@@ -21,7 +21,8 @@ pub use method::{
     CondSinceReply, MonitorRequest, MonitorRequests, MonitorSelect, ServerNotification,
 };
 pub use operation::{
-    validate, Condition, Function, Mutation, Mutator, OpResult, Operation, TransactReply,
+    validate, Condition, Function, Mutation, Mutator, OpResult, Operation, OvsdbOpError,
+    TransactReply, WaitUntil,
 };
 pub use replica::{ChangeKind, Replica, RowChange};
 pub use schema::{BaseType, ColumnSchema, ColumnType, DatabaseSchema, MaxCount, TableSchema};

@@ -1,0 +1,551 @@
+//! The northbound database, `Periscope_Northbound` (schema: `periscope-nb.ovsschema`): where
+//! the desired state lives, shared by every controller instance and by anything else that
+//! writes it (`ovsdb-client transact` included).
+//!
+//! [`Northbound::from_replica`] reads the monitored rows into the typed state the controller
+//! acts on; the `*_ops` functions write it. Rows that do not make sense (written by hand, or by
+//! a newer version) are skipped with a line in [`Northbound::problems`] naming the row and the
+//! field, never half-read.
+//!
+//! The database keeps the rules that two writers could break at once: the indexes make ids,
+//! keys and names unique, a tap flow's strong reference keeps its tap service alive, and the
+//! writers add `wait` operations for what their checks read (a tenant's allow-list and quota,
+//! its current rows), so a transaction built on a stale view fails instead of committing.
+
+use std::collections::BTreeMap;
+
+use periscope_codec::ovsdb::{
+    Atom, Condition, Datum, Function, Operation, Replica, Row, Uuid, WaitUntil,
+};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::auth::{KnownToken, Role, TokenHash, Tokens};
+use super::model::{
+    Ipv4Cidr, Source, TapFlow, TapFlowId, TapFlowSpec, TapService, TapServiceId, TapServiceSpec,
+};
+use super::store::Taps;
+use crate::ovsdb::session::{Database, RowsAs};
+
+/// The schema, as shipped.
+pub const SCHEMA: &str = include_str!("periscope-nb.ovsschema");
+/// The database's name.
+pub const NAME: &str = "Periscope_Northbound";
+
+/// Table names.
+pub const TENANT: &str = "Tenant";
+/// Table of API tokens.
+pub const TOKEN: &str = "Token";
+/// Table of interfaces registered to a tenant by the operator.
+pub const INTERFACE_OWNER: &str = "Interface_Owner";
+/// Table of tap services.
+pub const TAP_SERVICE: &str = "Tap_Service";
+/// Table of tap flows.
+pub const TAP_FLOW: &str = "Tap_Flow";
+/// Table of the audit trail.
+pub const AUDIT: &str = "Audit";
+
+/// Everything is monitored, every column.
+const TABLES: &[(&str, bool, &[&str])] = &[
+    (TENANT, true, &["name", "allowed_collectors", "max_tap_services", "max_tap_flows"]),
+    (TOKEN, true, &["name", "sha256", "role", "tenant", "created_ms"]),
+    (INTERFACE_OWNER, true, &["iface_id", "tenant"]),
+    (TAP_SERVICE, true, &["id", "name", "tenant", "encap", "remote_ip", "key", "snaplen"]),
+    (
+        TAP_FLOW,
+        true,
+        &["id", "name", "tenant", "tap_service", "source_kind", "source", "direction", "filter"],
+    ),
+    (AUDIT, true, &["time_ms", "actor", "tenant", "action", "object", "before", "after"]),
+];
+
+/// The session profile of the northbound database.
+pub static DATABASE: Database = Database { name: NAME, tables: TABLES, rows: RowsAs::Replica };
+
+/// A tenant as the operator configured it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    /// Its name (the `tenant` of its objects and the value of the interfaces' tenant key).
+    pub name: String,
+    /// Where its tap services may send copies.
+    pub allowed_collectors: Vec<Ipv4Cidr>,
+    /// Its own limit on tap services, over the configured default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tap_services: Option<u32>,
+    /// Its own limit on tap flows, over the configured default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tap_flows: Option<u32>,
+}
+
+impl Tenant {
+    /// Whether a collector at `ip` is allowed.
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        let std::net::IpAddr::V4(v4) = ip else { return false };
+        self.allowed_collectors
+            .iter()
+            .any(|c| u32::from(v4) & u32::from(c.mask()) == u32::from(c.addr))
+    }
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// When, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// The token's name.
+    pub actor: String,
+    /// The tenant the change was for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// What was done, e.g. `create tap_service`.
+    pub action: String,
+    /// What it was done to, e.g. `tap_service/7`.
+    pub object: String,
+    /// The object before (`null` when created).
+    pub before: Value,
+    /// The object after (`null` when deleted).
+    pub after: Value,
+}
+
+/// The desired state, as read from the northbound database.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Northbound {
+    /// Tap services, tap flows and interface registrations.
+    pub taps: Taps,
+    /// Tenants by name.
+    pub tenants: BTreeMap<String, Tenant>,
+    /// Tokens made through the API.
+    pub tokens: Tokens,
+    /// The audit trail, oldest first.
+    pub audit: Vec<AuditEntry>,
+    /// Row UUIDs of the tap services (tap flows refer to them).
+    pub service_rows: BTreeMap<TapServiceId, Uuid>,
+    /// Rows that could not be read, and why.
+    pub problems: Vec<String>,
+}
+
+fn column<'a>(row: &'a Row, name: &str) -> Option<&'a Atom> {
+    row.get(name).and_then(Datum::as_atom)
+}
+
+fn string(row: &Row, name: &str) -> Option<String> {
+    column(row, name).and_then(Atom::as_str).map(str::to_string)
+}
+
+fn integer(row: &Row, name: &str) -> Option<i64> {
+    column(row, name).and_then(Atom::as_integer)
+}
+
+fn strings(row: &Row, name: &str) -> Vec<String> {
+    row.get(name)
+        .and_then(Datum::as_set)
+        .map(|s| s.iter().filter_map(Atom::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn string_map(row: &Row, name: &str) -> BTreeMap<String, String> {
+    row.get(name)
+        .and_then(Datum::as_map)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn opt_u32(row: &Row, name: &str) -> Option<u32> {
+    integer(row, name).and_then(|n| u32::try_from(n).ok())
+}
+
+/// Numeric filter fields; the others are text.
+const NUMERIC_FILTER: &[&str] = &["vlan", "ethertype", "ip_proto", "src_port", "dst_port"];
+
+impl Northbound {
+    /// Reads the replica of the northbound database.
+    pub fn from_replica(r: &Replica) -> Northbound {
+        let mut nb = Northbound::default();
+        let rows = |t: &str| r.table(t).into_iter().flat_map(|m| m.iter());
+        for (uuid, row) in rows(TENANT) {
+            match tenant_from_row(row) {
+                Ok(t) => {
+                    nb.tenants.insert(t.name.clone(), t);
+                }
+                Err(e) => nb.problems.push(format!("{TENANT} row {uuid}: {e}")),
+            }
+        }
+        for (uuid, row) in rows(TOKEN) {
+            match token_from_row(row) {
+                Ok((h, t)) => nb.tokens.insert(h, t),
+                Err(e) => nb.problems.push(format!("{TOKEN} row {uuid}: {e}")),
+            }
+        }
+        for (_, row) in rows(INTERFACE_OWNER) {
+            if let (Some(i), Some(t)) = (string(row, "iface_id"), string(row, "tenant")) {
+                nb.taps.set_owner(&i, Some(&t));
+            }
+        }
+        // Services first (sorted by id, so that a key two rows claim goes to the older one),
+        // then the flows that refer to them.
+        let mut services: Vec<(Uuid, Result<TapService, String>)> =
+            rows(TAP_SERVICE).map(|(u, row)| (*u, service_from_row(row))).collect();
+        services.sort_by_key(|(_, s)| s.as_ref().map(|s| s.id).ok());
+        let mut by_uuid = BTreeMap::new();
+        for (uuid, s) in services {
+            match s.and_then(|s| {
+                let id = s.id;
+                nb.taps.restore_service(s).map(|()| id).map_err(|e| e.to_string())
+            }) {
+                Ok(id) => {
+                    by_uuid.insert(uuid, id);
+                    nb.service_rows.insert(id, uuid);
+                }
+                Err(e) => nb.problems.push(format!("{TAP_SERVICE} row {uuid}: {e}")),
+            }
+        }
+        for (uuid, row) in rows(TAP_FLOW) {
+            match flow_from_row(row, &by_uuid)
+                .and_then(|f| nb.taps.restore_flow(f).map_err(|e| e.to_string()))
+            {
+                Ok(()) => {}
+                Err(e) => nb.problems.push(format!("{TAP_FLOW} row {uuid}: {e}")),
+            }
+        }
+        for (_, row) in rows(AUDIT) {
+            let json_of = |c: &str| {
+                string(row, c).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null)
+            };
+            nb.audit.push(AuditEntry {
+                time_ms: integer(row, "time_ms").unwrap_or_default(),
+                actor: string(row, "actor").unwrap_or_default(),
+                tenant: strings(row, "tenant").into_iter().next(),
+                action: string(row, "action").unwrap_or_default(),
+                object: string(row, "object").unwrap_or_default(),
+                before: json_of("before"),
+                after: json_of("after"),
+            });
+        }
+        nb.audit.sort_by_key(|a| a.time_ms);
+        nb
+    }
+}
+
+fn tenant_from_row(row: &Row) -> Result<Tenant, String> {
+    let name = string(row, "name").ok_or("no name")?;
+    let mut allowed = Vec::new();
+    for c in strings(row, "allowed_collectors") {
+        allowed.push(c.parse::<Ipv4Cidr>().map_err(|e| format!("allowed_collectors: {e}"))?);
+    }
+    Ok(Tenant {
+        name,
+        allowed_collectors: allowed,
+        max_tap_services: opt_u32(row, "max_tap_services"),
+        max_tap_flows: opt_u32(row, "max_tap_flows"),
+    })
+}
+
+fn token_from_row(row: &Row) -> Result<(TokenHash, KnownToken), String> {
+    let name = string(row, "name").ok_or("no name")?;
+    let hash = TokenHash::parse(&string(row, "sha256").unwrap_or_default())
+        .map_err(|e| format!("sha256: {e}"))?;
+    let role = match (string(row, "role").as_deref(), strings(row, "tenant").pop()) {
+        (Some("operator"), _) => Role::Operator,
+        (Some("tenant"), Some(t)) => Role::Tenant(t),
+        _ => return Err("role: expected \"operator\", or \"tenant\" with a tenant".into()),
+    };
+    Ok((hash, KnownToken { name, role, origin: "api" }))
+}
+
+fn service_from_row(row: &Row) -> Result<TapService, String> {
+    let id = integer(row, "id").filter(|i| *i > 0).ok_or("no id")? as u64;
+    let mut body = json!({
+        "name": string(row, "name"),
+        "tenant": string(row, "tenant"),
+        "encap": string(row, "encap"),
+        "remote_ip": string(row, "remote_ip"),
+        "key": integer(row, "key"),
+    });
+    if let Some(s) = integer(row, "snaplen") {
+        body["snaplen"] = json!(s);
+    }
+    let spec = TapServiceSpec::from_json(&body).map_err(|e| e.to_string())?;
+    Ok(TapService {
+        id: TapServiceId(id),
+        name: spec.name,
+        tenant: spec.tenant,
+        encap: spec.encap,
+        remote_ip: spec.remote_ip,
+        key: spec.key.ok_or("no key")?,
+        snaplen: spec.snaplen,
+    })
+}
+
+fn flow_from_row(row: &Row, services: &BTreeMap<Uuid, TapServiceId>) -> Result<TapFlow, String> {
+    let id = integer(row, "id").filter(|i| *i > 0).ok_or("no id")? as u64;
+    let svc = column(row, "tap_service")
+        .and_then(Atom::as_uuid)
+        .and_then(|u| services.get(&u))
+        .ok_or("tap_service: no such tap service")?;
+    let source = string_map(row, "source");
+    let source = match string(row, "source_kind").as_deref() {
+        Some("selector") => json!({ "selector": source }),
+        Some(k @ ("iface_id" | "vm")) => json!({ k: source.get(k) }),
+        other => return Err(format!("source_kind: {other:?} is not iface_id, vm or selector")),
+    };
+    let mut filter = Map::new();
+    for (k, v) in string_map(row, "filter") {
+        let value = if NUMERIC_FILTER.contains(&k.as_str()) {
+            v.parse::<u64>().map(Value::from).unwrap_or(Value::String(v))
+        } else {
+            Value::String(v)
+        };
+        filter.insert(k, value);
+    }
+    let body = json!({
+        "name": string(row, "name"),
+        "tenant": string(row, "tenant"),
+        "tap_service": svc.0,
+        "source": source,
+        "direction": string(row, "direction"),
+        "filter": filter,
+    });
+    let spec = TapFlowSpec::from_json(&body).map_err(|e| e.to_string())?;
+    Ok(TapFlow {
+        id: TapFlowId(id),
+        name: spec.name,
+        tenant: spec.tenant,
+        tap_service: spec.tap_service,
+        source: spec.source,
+        direction: spec.direction,
+        filter: spec.filter,
+    })
+}
+
+fn eq(column: &str, value: impl Into<Atom>) -> Vec<Condition> {
+    vec![Condition::new(column, Function::Eq, Datum::atom(value))]
+}
+
+fn opt(v: Option<impl Into<Atom>>) -> Datum {
+    match v {
+        Some(a) => Datum::atom(a),
+        None => Datum::empty_set(),
+    }
+}
+
+fn i64_of(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+/// The row of a tap service.
+pub fn service_row(s: &TapService) -> Row {
+    Row::from([
+        ("id".into(), Datum::atom(i64_of(s.id.0))),
+        ("name".into(), Datum::atom(s.name.as_str())),
+        ("tenant".into(), Datum::atom(s.tenant.as_str())),
+        ("encap".into(), Datum::atom(s.encap.ovs_type())),
+        ("remote_ip".into(), Datum::atom(s.remote_ip.to_string())),
+        ("key".into(), Datum::atom(i64::from(s.key))),
+        ("snaplen".into(), opt(s.snaplen.map(i64::from))),
+    ])
+}
+
+/// The row of a tap flow whose tap service is the row `service`.
+pub fn flow_row(f: &TapFlow, service: Uuid) -> Row {
+    let (kind, source): (&str, BTreeMap<String, String>) = match &f.source {
+        Source::IfaceId(i) => ("iface_id", BTreeMap::from([("iface_id".into(), i.clone())])),
+        Source::Vm(v) => ("vm", BTreeMap::from([("vm".into(), v.clone())])),
+        Source::Selector(s) => ("selector", s.clone()),
+    };
+    let filter: Vec<(String, String)> = match serde_json::to_value(&f.filter) {
+        Ok(Value::Object(m)) => m
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let direction = match f.direction {
+        super::model::Direction::In => "IN",
+        super::model::Direction::Out => "OUT",
+        super::model::Direction::Both => "BOTH",
+    };
+    Row::from([
+        ("id".into(), Datum::atom(i64_of(f.id.0))),
+        ("name".into(), Datum::atom(f.name.as_str())),
+        ("tenant".into(), Datum::atom(f.tenant.as_str())),
+        ("tap_service".into(), Datum::atom(service)),
+        ("source_kind".into(), Datum::atom(kind)),
+        ("source".into(), Datum::map(source)),
+        ("direction".into(), Datum::atom(direction)),
+        ("filter".into(), Datum::map(filter)),
+    ])
+}
+
+/// The row of a tenant.
+pub fn tenant_row(t: &Tenant) -> Row {
+    Row::from([
+        ("name".into(), Datum::atom(t.name.as_str())),
+        (
+            "allowed_collectors".into(),
+            Datum::set(t.allowed_collectors.iter().map(|c| Atom::string(c.to_string()))),
+        ),
+        ("max_tap_services".into(), opt(t.max_tap_services.map(i64::from))),
+        ("max_tap_flows".into(), opt(t.max_tap_flows.map(i64::from))),
+    ])
+}
+
+/// Inserts a row.
+pub fn insert(table: &str, row: Row) -> Operation {
+    Operation::Insert { table: table.into(), row, uuid_name: None }
+}
+
+/// Deletes the rows whose `column` is `value`.
+pub fn delete(table: &str, column: &str, value: impl Into<Atom>) -> Operation {
+    Operation::Delete { table: table.into(), conditions: eq(column, value) }
+}
+
+/// Sets `row`'s columns in the rows whose `column` is `value`.
+pub fn update(table: &str, column: &str, value: impl Into<Atom>, row: Row) -> Operation {
+    Operation::Update { table: table.into(), conditions: eq(column, value), row }
+}
+
+/// Fails the transaction unless the rows whose `column` is `value` show exactly `rows` in
+/// `columns` (none: no such row).
+pub fn wait_for(
+    table: &str,
+    column: &str,
+    value: impl Into<Atom>,
+    columns: &[&str],
+    rows: Vec<Row>,
+) -> Operation {
+    Operation::Wait {
+        table: table.into(),
+        conditions: eq(column, value),
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        until: WaitUntil::Eq,
+        rows,
+        timeout: Some(0),
+    }
+}
+
+/// Only the given columns of a row.
+pub fn project(row: &Row, columns: &[&str]) -> Row {
+    columns.iter().filter_map(|c| Some((c.to_string(), row.get(*c)?.clone()))).collect()
+}
+
+/// The row of a token (its hash, never the token).
+pub fn token_row(name: &str, hash: &TokenHash, role: &Role, now_ms: i64) -> Row {
+    let (role, tenant) = match role {
+        Role::Operator => ("operator", None),
+        Role::Tenant(t) => ("tenant", Some(t.as_str())),
+    };
+    Row::from([
+        ("name".into(), Datum::atom(name)),
+        ("sha256".into(), Datum::atom(hash.0.as_str())),
+        ("role".into(), Datum::atom(role)),
+        ("tenant".into(), opt(tenant)),
+        ("created_ms".into(), Datum::atom(now_ms)),
+    ])
+}
+
+/// The row of an audit entry.
+pub fn audit_row(a: &AuditEntry) -> Row {
+    Row::from([
+        ("time_ms".into(), Datum::atom(a.time_ms)),
+        ("actor".into(), Datum::atom(a.actor.as_str())),
+        ("tenant".into(), opt(a.tenant.as_deref())),
+        ("action".into(), Datum::atom(a.action.as_str())),
+        ("object".into(), Datum::atom(a.object.as_str())),
+        ("before".into(), Datum::atom(a.before.to_string())),
+        ("after".into(), Datum::atom(a.after.to_string())),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use periscope_codec::ovsdb::DatabaseSchema;
+
+    use super::super::model::{Direction, Encap, Filter};
+    use super::*;
+
+    fn schema() -> DatabaseSchema {
+        let v: Value = serde_json::from_str(SCHEMA).expect("schema is JSON");
+        DatabaseSchema::from_json(&v).expect("schema parses")
+    }
+
+    #[test]
+    fn the_monitored_columns_are_the_schemas() {
+        let s = schema();
+        assert_eq!(s.name, NAME);
+        for (table, _, columns) in TABLES {
+            let t = s.table(table).unwrap_or_else(|| panic!("table {table}"));
+            for c in *columns {
+                assert!(t.columns.contains_key(*c), "{table}.{c}");
+            }
+            assert_eq!(t.columns.len(), columns.len() + usize::from(*table == TENANT), "{table}");
+        }
+    }
+
+    #[test]
+    fn rows_written_are_valid_and_read_back_the_same() {
+        let s = schema();
+        let svc = TapService {
+            id: TapServiceId(3),
+            name: "perf".into(),
+            tenant: "bank-a".into(),
+            encap: Encap::Gre,
+            remote_ip: "192.0.2.9".parse().expect("ip"),
+            key: 1001,
+            snaplen: Some(128),
+        };
+        let flow = TapFlow {
+            id: TapFlowId(4),
+            name: "web".into(),
+            tenant: "bank-a".into(),
+            tap_service: svc.id,
+            source: Source::Selector(BTreeMap::from([("app".into(), "pay".into())])),
+            direction: Direction::Out,
+            filter: Filter {
+                ip_proto: Some(6),
+                dst_port: Some(443),
+                dst_cidr: Some("10.0.0.0/24".parse().expect("cidr")),
+                ..Filter::default()
+            },
+        };
+        let ops = vec![
+            insert(TAP_SERVICE, service_row(&svc)),
+            insert(TAP_FLOW, flow_row(&flow, Uuid(7))),
+        ];
+        periscope_codec::ovsdb::validate(&s, &ops).expect("valid against the schema");
+        assert_eq!(service_from_row(&service_row(&svc)), Ok(svc.clone()));
+        let services = BTreeMap::from([(Uuid(7), svc.id)]);
+        assert_eq!(flow_from_row(&flow_row(&flow, Uuid(7)), &services), Ok(flow));
+    }
+
+    #[test]
+    fn a_bad_row_is_named_not_half_read() {
+        let mut row = service_row(&TapService {
+            id: TapServiceId(1),
+            name: "x".into(),
+            tenant: "t".into(),
+            encap: Encap::Vxlan,
+            remote_ip: "192.0.2.9".parse().expect("ip"),
+            key: 5,
+            snaplen: None,
+        });
+        row.insert("remote_ip".into(), Datum::atom("not-an-ip"));
+        let e = service_from_row(&row).expect_err("bad ip");
+        assert!(e.contains("remote_ip"), "{e}");
+    }
+
+    #[test]
+    fn allow_lists_match_prefixes() {
+        let t = Tenant {
+            name: "a".into(),
+            allowed_collectors: vec!["192.0.2.0/28".parse().expect("cidr")],
+            max_tap_services: None,
+            max_tap_flows: None,
+        };
+        assert!(t.allows("192.0.2.15".parse().expect("ip")));
+        assert!(!t.allows("192.0.2.16".parse().expect("ip")));
+    }
+}
