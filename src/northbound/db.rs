@@ -226,7 +226,20 @@ impl Northbound {
             });
         }
         nb.audit.sort_by_key(|a| a.time_ms);
+        nb.refresh_blocked();
         nb
+    }
+
+    /// Blocks the tap services whose collector their tenant's allowed collectors do not
+    /// cover (any more, or ever: rows written around the API), so that no copy goes there.
+    pub fn refresh_blocked(&mut self) {
+        let blocked = self
+            .taps
+            .services()
+            .filter(|s| !self.tenants.get(&s.tenant).is_some_and(|t| t.allows(s.remote_ip)))
+            .map(|s| s.id)
+            .collect();
+        self.taps.set_blocked(blocked);
     }
 }
 

@@ -511,6 +511,7 @@ impl Context<'_> {
         let before = self.nb.tenants.get(name);
         let mut after = self.nb.clone();
         after.tenants.insert(name.to_string(), t.clone());
+        after.refresh_blocked();
         let write = match before {
             Some(_) => db::update(db::TENANT, "name", name, db::tenant_row(&t)),
             None => db::insert(db::TENANT, db::tenant_row(&t)),
@@ -549,6 +550,7 @@ impl Context<'_> {
         }
         let mut after = self.nb.clone();
         after.tenants.remove(name);
+        after.refresh_blocked();
         let ops = vec![
             self.count_guard(db::TAP_SERVICE, name, std::iter::empty()),
             db::delete(db::TENANT, "name", name),
@@ -813,3 +815,6 @@ pub fn tenant_from_json(name: &str, v: &Value) -> Result<Tenant, FieldError> {
         max_tap_flows: limit("max_tap_flows")?,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,6 +55,7 @@ pub struct Taps {
     flows: BTreeMap<TapFlowId, TapFlow>,
     keys: BTreeMap<u32, TapServiceId>,
     owners: BTreeMap<String, String>,
+    blocked: BTreeSet<TapServiceId>,
     next_id: u64,
 }
 
@@ -128,6 +129,17 @@ impl Taps {
             Some(t) => self.owners.insert(iface_id.to_string(), t.to_string()),
             None => self.owners.remove(iface_id),
         };
+    }
+
+    /// Marks the tap services whose copies must not go out (their collector is outside their
+    /// tenant's allowed collectors); the policy leaves them out.
+    pub fn set_blocked(&mut self, blocked: BTreeSet<TapServiceId>) {
+        self.blocked = blocked;
+    }
+
+    /// Whether a tap service's copies must not go out.
+    pub fn is_blocked(&self, id: TapServiceId) -> bool {
+        self.blocked.contains(&id)
     }
 
     /// Puts back a tap service read from storage, keeping its id and key.

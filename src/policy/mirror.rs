@@ -125,7 +125,7 @@ pub fn plan_bridge_indexed(view: &BridgeView, taps: &Taps, index: &TapIndex<'_>)
         let mut inn: BTreeMap<TapServiceId, Vec<&TapFlow>> = BTreeMap::new();
         for f in index.selecting(iface) {
             let Some(svc) = taps.service(f.tap_service) else { continue };
-            if svc.tenant != f.tenant {
+            if svc.tenant != f.tenant || taps.is_blocked(svc.id) {
                 continue;
             }
             plan.tunnels.insert(svc.encap);

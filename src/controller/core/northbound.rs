@@ -20,7 +20,7 @@ use crate::northbound::api::{ApiCall, ApiReply, ApiRequest};
 use crate::northbound::auth::{Caller, TokenHash, Tokens};
 use crate::northbound::config::Config;
 use crate::northbound::db::Northbound;
-use crate::northbound::model::TapFlow;
+use crate::northbound::model::{TapFlow, TapService};
 use crate::northbound::rules::{Context, Expect, Outcome, Reserved};
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
@@ -193,17 +193,16 @@ impl Core {
         }
         let taps = &self.nb.state.taps;
         let reply = match call {
-            ApiCall::ListServices(q) => ApiReply::ok(json!(q.page(
-                taps.services().filter(|s| caller.may_act_for(&s.tenant)).map(|s| (
-                    s.id.0,
-                    s.tenant.clone(),
-                    s.name.clone(),
-                    s
-                ))
-            ))),
+            ApiCall::ListServices(q) => {
+                ApiReply::ok(Value::Array(q.page(
+                    taps.services().filter(|s| caller.may_act_for(&s.tenant)).map(|s| {
+                        (s.id.0, s.tenant.clone(), s.name.clone(), self.service_status(s))
+                    }),
+                )))
+            }
             ApiCall::GetService(id) => {
                 match taps.service(id).filter(|s| caller.may_act_for(&s.tenant)) {
-                    Some(s) => ApiReply::ok(json!(s)),
+                    Some(s) => ApiReply::ok(self.service_status(s)),
                     None => not_found(format!("tap service {}", id.0)),
                 }
             }
@@ -484,6 +483,18 @@ impl Core {
         }
     }
 
+    /// A tap service, with why its copies are held back if they are.
+    fn service_status(&self, s: &TapService) -> Value {
+        let mut v = json!(s);
+        if self.nb.state.taps.is_blocked(s.id) {
+            v["blocked"] = json!(format!(
+                "{} is outside tenant {}'s allowed collectors: no copy goes there",
+                s.remote_ip, s.tenant
+            ));
+        }
+        v
+    }
+
     /// A tap flow with where it is active now and how long its bridges took to reprogram.
     fn flow_status(&self, f: &TapFlow) -> Value {
         let taps = &self.nb.state.taps;
@@ -505,7 +516,14 @@ impl Core {
         }
         let mut v = json!(f);
         if let Some(o) = v.as_object_mut() {
-            o.insert("status".into(), json!(if active.is_empty() { "PENDING" } else { "ACTIVE" }));
+            let status = if taps.is_blocked(f.tap_service) {
+                "BLOCKED"
+            } else if active.is_empty() {
+                "PENDING"
+            } else {
+                "ACTIVE"
+            };
+            o.insert("status".into(), json!(status));
             o.insert("active".into(), Value::Array(active));
         }
         v
