@@ -26,6 +26,32 @@ pub enum Command {
     Scenario(crate::scenario::ScenarioArgs),
     /// Decode OpenFlow 1.3 messages (hex or raw bytes) and print them as `ovs-ofctl ofp-print`.
     OfpPrint(crate::ofprint::OfpPrintArgs),
+    /// Make an API token and print it with the `[[token]]` entry for `run --config`.
+    Token(TokenArgs),
+}
+
+/// Options of `periscope token`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The token's name (shown in the audit trail).
+    #[arg(long)]
+    pub name: String,
+    /// The tenant it acts for; without it, the token is the operator's.
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    let token = crate::northbound::auth::new_token().map_err(|e| anyhow::anyhow!(e))?;
+    let hash = crate::northbound::auth::TokenHash::of(&token);
+    let role = match &args.tenant {
+        Some(t) => format!("tenant = {t:?}"),
+        None => "role = \"operator\"".to_string(),
+    };
+    println!("# Give this token to its holder; periscope keeps only its hash:");
+    println!("#   {token}");
+    println!("[[token]]\nname = {:?}\nsha256 = \"{}\"\n{role}", args.name, hash.0);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -36,5 +62,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Collector(args) => crate::collector::run(args),
         Command::Scenario(args) => crate::scenario::run(args),
         Command::OfpPrint(args) => crate::ofprint::run(args),
+        Command::Token(args) => token(args),
     }
 }
