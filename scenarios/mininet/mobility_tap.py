@@ -330,6 +330,7 @@ class Inner:
         self.collector = None
         self.api = None
         self.of_port = None
+        self.token = None
         self.started_at = None
 
     def say(self, line):
@@ -395,8 +396,11 @@ class Inner:
     def http(self, method, path, body=None):
         """One REST call; returns (status, decoded JSON)."""
         data = json.dumps(body).encode() if body is not None else None
+        headers = {"content-type": "application/json"}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
         req = urllib.request.Request(f"http://{self.api}{path}", data=data, method=method,
-                                     headers={"content-type": "application/json"})
+                                     headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 return r.status, json.loads(r.read() or b"null")
@@ -416,7 +420,7 @@ class Inner:
         self.periscope = subprocess.Popen(
             [self.args.periscope, "run", "--openflow", "ptcp:0:127.0.0.1",
              "--ovsdb", f"mn=unix:{self.dir}/db.sock", "--api", "127.0.0.1:0",
-             "--log-level", "debug"],
+             "--data-dir", f"{self.dir}/periscope-data", "--log-level", "debug"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True,
             start_new_session=True)
         log.close()
@@ -429,12 +433,22 @@ class Inner:
                 raise SetupError("periscope run printed no 'api listening on' line in 10 s")
             if not line:
                 raise SetupError(f"periscope run exited ({self.periscope.wait()})")
+            m = re.match(r"operator token in (\S+)", line)
+            if m:
+                with open(m.group(1)) as f:
+                    self.token = f.read().strip()
             m = re.match(r"openflow listening on tcp:127\.0\.0\.1:(\d+)", line)
             if m:
                 self.of_port = int(m.group(1))
             m = re.match(r"api listening on http://(\S+)", line)
             if m:
                 self.api = m.group(1)
+        # Its northbound ovsdb-server is ours to clean up too, should periscope die first.
+        try:
+            with open(f"{self.dir}/periscope-data/nb.pid") as f:
+                self.track(int(f.read().strip()), "periscope-nb")
+        except (OSError, ValueError):
+            pass
 
     def start_collector(self, host):
         """Starts `periscope collector` on the collector host; waits for `ready`."""
@@ -630,6 +644,10 @@ class Inner:
                  f"{self.of_port}) {time.monotonic() - self.started_at:.1f} s after net.start()")
 
         self.start_collector(col)
+        status, v = self.http("PUT", f"/v1/tenants/{tenant}",
+                              {"allowed_collectors": [f"{COLLECTOR_IP}/32"]})
+        if status not in (200, 201):
+            raise Failure(f"PUT /v1/tenants/{tenant}: {status} {v}")
         svc = self.post("/v1/tap_services", {"name": f"{p}-col", "tenant": tenant,
                                              "encap": "vxlan", "remote_ip": COLLECTOR_IP})
         key = svc["key"]
