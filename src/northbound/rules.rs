@@ -226,23 +226,28 @@ impl Context<'_> {
         self.nb.taps.last_id().max(self.reserved.last_id)
     }
 
+    /// Parses a creation body for the caller: its own tenant filled in, another refused.
+    fn spec_for_caller<T>(
+        &self,
+        body: &Value,
+        parse: impl Fn(&Value) -> Result<T, FieldError>,
+        tenant: impl Fn(&T) -> &str,
+    ) -> Result<T, Outcome> {
+        let body = own_tenant(self.caller, body).map_err(Outcome::Reply)?;
+        let spec = parse(&body).map_err(|e| Outcome::Reply(bad_field(e)))?;
+        if !self.caller.may_act_for(tenant(&spec)) {
+            let why = format!("{} cannot act for tenant {}", self.caller.role, tenant(&spec));
+            return Err(refuse(403, "forbidden", why));
+        }
+        Ok(spec)
+    }
+
     /// `POST /v1/tap_services`.
     pub fn create_service(&self, body: &Value) -> Outcome {
-        let body = match own_tenant(self.caller, body) {
-            Ok(b) => b,
-            Err(r) => return Outcome::Reply(r),
-        };
-        let spec = match TapServiceSpec::from_json(&body) {
+        let spec = match self.spec_for_caller(body, TapServiceSpec::from_json, |s| &s.tenant) {
             Ok(s) => s,
-            Err(e) => return Outcome::Reply(bad_field(e)),
+            Err(o) => return o,
         };
-        if !self.caller.may_act_for(&spec.tenant) {
-            return refuse(
-                403,
-                "forbidden",
-                format!("{} cannot act for tenant {}", self.caller.role, spec.tenant),
-            );
-        }
         if let Some(s) =
             self.nb.taps.services().find(|s| s.tenant == spec.tenant && s.name == spec.name)
         {
@@ -250,20 +255,7 @@ impl Context<'_> {
                 && s.remote_ip == spec.remote_ip
                 && spec.key.is_none_or(|k| k == s.key)
                 && s.snaplen == spec.snaplen;
-            return Outcome::Reply(if same {
-                ApiReply::ok(json!(s))
-            } else {
-                ApiReply::fail(
-                    409,
-                    "name_taken",
-                    format!(
-                        "tenant {} already has a different tap service named {:?} (id {})",
-                        s.tenant, s.name, s.id.0
-                    ),
-                    Some("name"),
-                    Value::Null,
-                )
-            });
+            return again("tap service", s, &s.tenant, &s.name, s.id.0, same);
         }
         let tenant = match self.tenant(&spec.tenant) {
             Ok(t) => t,
@@ -357,21 +349,10 @@ impl Context<'_> {
 
     /// `POST /v1/tap_flows`.
     pub fn create_flow(&self, body: &Value) -> Outcome {
-        let body = match own_tenant(self.caller, body) {
-            Ok(b) => b,
-            Err(r) => return Outcome::Reply(r),
-        };
-        let spec = match TapFlowSpec::from_json(&body) {
+        let spec = match self.spec_for_caller(body, TapFlowSpec::from_json, |f| &f.tenant) {
             Ok(s) => s,
-            Err(e) => return Outcome::Reply(bad_field(e)),
+            Err(o) => return o,
         };
-        if !self.caller.may_act_for(&spec.tenant) {
-            return refuse(
-                403,
-                "forbidden",
-                format!("{} cannot act for tenant {}", self.caller.role, spec.tenant),
-            );
-        }
         if let Some(f) =
             self.nb.taps.flows().find(|f| f.tenant == spec.tenant && f.name == spec.name)
         {
@@ -379,20 +360,7 @@ impl Context<'_> {
                 && f.source == spec.source
                 && f.direction == spec.direction
                 && f.filter == spec.filter;
-            return Outcome::Reply(if same {
-                ApiReply::ok(json!(f))
-            } else {
-                ApiReply::fail(
-                    409,
-                    "name_taken",
-                    format!(
-                        "tenant {} already has a different tap flow named {:?} (id {})",
-                        f.tenant, f.name, f.id.0
-                    ),
-                    Some("name"),
-                    Value::Null,
-                )
-            });
+            return again("tap flow", f, &f.tenant, &f.name, f.id.0, same);
         }
         let Some(svc) = self.nb.taps.service(spec.tap_service).filter(|s| s.tenant == spec.tenant)
         else {
@@ -743,6 +711,25 @@ impl Context<'_> {
             key: None,
         })
     }
+}
+
+/// The answer to a creation whose name the tenant already uses: the object itself when the
+/// request asks for the same thing (idempotent creation), 409 otherwise.
+fn again<T: serde::Serialize>(
+    what: &str,
+    existing: &T,
+    tenant: &str,
+    name: &str,
+    id: u64,
+    same: bool,
+) -> Outcome {
+    Outcome::Reply(if same {
+        ApiReply::ok(json!(existing))
+    } else {
+        let why =
+            format!("tenant {tenant} already has a different {what} named {name:?} (id {id})");
+        ApiReply::fail(409, "name_taken", why, Some("name"), Value::Null)
+    })
 }
 
 fn role_tenant(r: &Role) -> Option<&str> {
