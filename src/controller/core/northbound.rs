@@ -40,7 +40,24 @@ struct PendingWrite {
     sent: Instant,
     committed: Option<Instant>,
     key: Option<u32>,
+    /// The request, to decide again if another writer got in first.
+    request: (Caller, ApiCall),
+    /// Times it was decided again.
+    retries: u32,
 }
+
+/// A write that lost a race to another writer, waiting for the state to show the winner.
+struct Retry {
+    reply: Option<oneshot::Sender<ApiReply>>,
+    request: (Caller, ApiCall),
+    retries: u32,
+    since: Instant,
+}
+
+/// A write that keeps losing races is answered with the conflict after this many tries.
+const MAX_RETRIES: u32 = 3;
+/// A write that lost a race is decided again after this long even without news.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
 
 /// The desired state, the API's credentials and the writes in flight.
 pub(crate) struct Front {
@@ -51,6 +68,7 @@ pub(crate) struct Front {
     writer: Option<mpsc::Sender<OvsdbCommand>>,
     config: Config,
     pending: HashMap<u64, PendingWrite>,
+    retries: Vec<Retry>,
     reserved: Reserved,
     next_tag: u64,
     problems: BTreeSet<String>,
@@ -65,6 +83,7 @@ impl Front {
             writer: None,
             config: Config::default(),
             pending: HashMap::new(),
+            retries: Vec::new(),
             reserved: Reserved::default(),
             next_tag: 1,
             problems: BTreeSet::new(),
@@ -291,6 +310,7 @@ impl Core {
     }
 
     fn write(&mut self, caller: &Caller, call: ApiCall) -> Answer {
+        let request = (caller.clone(), call.clone());
         let tokens = self.tokens();
         let outcome = {
             let said = |i: &str| self.said_tenant(i);
@@ -360,9 +380,56 @@ impl Core {
                 sent: Instant::now(),
                 committed: None,
                 key: w.key,
+                request,
+                retries: 0,
             },
         );
         Answer::Later(tag)
+    }
+
+    /// Another writer took an id, key or name this write relied on: decide it again once the
+    /// state shows the winner (the rules then say what is wrong, or find a free id and key).
+    fn retry_write(&mut self, tag: u64, conflict: ApiReply) {
+        let Some(p) = self.nb.pending.remove(&tag) else { return };
+        if let Some(k) = p.key {
+            self.nb.reserved.keys.remove(&k);
+        }
+        if p.retries >= MAX_RETRIES {
+            if let Some(tx) = p.reply {
+                let _ = tx.send(conflict);
+            }
+            return;
+        }
+        self.nb.retries.push(Retry {
+            reply: p.reply,
+            request: p.request,
+            retries: p.retries + 1,
+            since: Instant::now(),
+        });
+    }
+
+    /// Decides again the writes that lost a race (all, or those waiting long enough).
+    fn run_retries(&mut self, all: bool) {
+        let (due, wait): (Vec<Retry>, Vec<Retry>) = std::mem::take(&mut self.nb.retries)
+            .into_iter()
+            .partition(|r| all || r.since.elapsed() >= RETRY_AFTER);
+        self.nb.retries = wait;
+        for r in due {
+            let (caller, call) = r.request;
+            match self.write(&caller, call) {
+                Answer::Now(reply) => {
+                    if let Some(tx) = r.reply {
+                        let _ = tx.send(reply);
+                    }
+                }
+                Answer::Later(tag) => {
+                    if let Some(p) = self.nb.pending.get_mut(&tag) {
+                        p.reply = r.reply;
+                        p.retries = r.retries;
+                    }
+                }
+            }
+        }
     }
 
     fn finish_write(&mut self, tag: u64, reply: Option<ApiReply>) {
@@ -413,6 +480,7 @@ impl Core {
                     self.reconcile_all();
                 }
                 self.finish_visible();
+                self.run_retries(true);
             }
             DriverEvent::Session(OvsdbEvent::TxnReply { tag, result, .. }) => match result {
                 Ok(r) => match r.error() {
@@ -424,7 +492,11 @@ impl Core {
                     }
                     Some((i, e)) => {
                         debug!(self.log, "northbound write refused"; "operation" => i, "error" => ?e);
-                        self.finish_write(tag, Some(refused(e)));
+                        if e.error == "constraint violation" || e.error == "timed out" {
+                            self.retry_write(tag, refused(e));
+                        } else {
+                            self.finish_write(tag, Some(refused(e)));
+                        }
                     }
                 },
                 Err(e) => {
@@ -459,6 +531,9 @@ impl Core {
 
     /// Answers writes that waited too long.
     pub(super) fn northbound_tick(&mut self) {
+        if !self.nb.retries.is_empty() {
+            self.run_retries(false);
+        }
         let now = Instant::now();
         let late: Vec<(u64, bool)> = self
             .nb
