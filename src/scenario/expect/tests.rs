@@ -44,7 +44,7 @@ fn facts() -> Facts {
         frames.push(echo(100, EchoKind::Reply, seq, t + 1));
     }
     let mut f = Facts::default();
-    f.captures.insert("col1".into(), Capture { frames });
+    f.captures.insert("col1".into(), Capture { frames, segments: Vec::new() });
     f.services.insert(
         "svc".into(),
         ServiceFacts {
