@@ -145,12 +145,18 @@ impl Collector {
     /// Starts the collector program and waits until it listens.
     fn start(&mut self) -> Result<()> {
         let (program, leading) = self.lab.collector_command()?;
-        let cmd = Cmd::in_netns(&self.netns, &program.to_string_lossy())
-            .args(leading)
+        // A command that names its own pcap directory keeps it; the capture reads it there.
+        let given = leading.iter().position(|a| a == "--pcap-dir");
+        if let Some(dir) = given.and_then(|i| leading.get(i + 1)) {
+            self.pcap_dir = PathBuf::from(dir);
+        }
+        let mut cmd = Cmd::in_netns(&self.netns, &program.to_string_lossy())
+            .args(leading.clone())
             .arg("--output")
-            .arg(&self.output)
-            .arg("--pcap-dir")
-            .arg(&self.pcap_dir);
+            .arg(&self.output);
+        if given.is_none() {
+            cmd = cmd.arg("--pcap-dir").arg(&self.pcap_dir);
+        }
         let mut child: Child = cmd.spawn_group(Stdio::piped(), Stdio::piped(), Stdio::inherit())?;
         let stdout = child.stdout.take();
         let id = self.lab.add_child(&cmd.display(), child);
