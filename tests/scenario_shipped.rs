@@ -41,7 +41,9 @@ fn run(name: &str) -> (String, Vec<String>) {
 #[test]
 fn the_shipped_scenarios_pass() {
     let mut bad = Vec::new();
-    for name in ["basic", "live-migration", "two-tenants", "ping-pong", "scale-out", "restarts"] {
+    for name in
+        ["basic", "live-migration", "two-tenants", "ping-pong", "scale-out", "restarts", "link-cut"]
+    {
         let (outcome, failed) = run(name);
         eprintln!("{name}: {outcome}");
         if outcome != "passed" {

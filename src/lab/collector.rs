@@ -38,6 +38,9 @@ pub struct CollectorArgs {
     /// Do not open the raw GRE socket.
     #[arg(long)]
     pub no_gre: bool,
+    /// Directory for one pcap file per key (the UDP and TCP analyses read them).
+    #[arg(long)]
+    pub pcap_dir: Option<PathBuf>,
 }
 
 impl CollectorArgs {
@@ -47,7 +50,7 @@ impl CollectorArgs {
             listen: Ipv4Addr::UNSPECIFIED,
             vxlan_port: self.vxlan_port,
             gre: !self.no_gre,
-            pcap_dir: None,
+            pcap_dir: self.pcap_dir.clone(),
             output: Some(self.output.clone()),
             summary_every: None,
             max_keys: DEFAULT_MAX_KEYS,
@@ -89,6 +92,7 @@ pub struct Collector {
     ip: Ipv4Addr,
     mac: String,
     output: PathBuf,
+    pcap_dir: PathBuf,
     child: Option<u64>,
 }
 
@@ -116,6 +120,7 @@ impl Collector {
             ip: Ipv4Addr::new(192, 0, 2, 100 + index as u8),
             mac: format!("02:50:00:00:02:{index:02x}"),
             output: lab.dir.join(format!("{name}.jsonl")),
+            pcap_dir: lab.dir.join(format!("{name}-pcap")),
             child: None,
         };
         lab.add_netns(&c.netns)?;
@@ -140,10 +145,18 @@ impl Collector {
     /// Starts the collector program and waits until it listens.
     fn start(&mut self) -> Result<()> {
         let (program, leading) = self.lab.collector_command()?;
-        let cmd = Cmd::in_netns(&self.netns, &program.to_string_lossy())
-            .args(leading)
+        // A command that names its own pcap directory keeps it; the capture reads it there.
+        let given = leading.iter().position(|a| a == "--pcap-dir");
+        if let Some(dir) = given.and_then(|i| leading.get(i + 1)) {
+            self.pcap_dir = PathBuf::from(dir);
+        }
+        let mut cmd = Cmd::in_netns(&self.netns, &program.to_string_lossy())
+            .args(leading.clone())
             .arg("--output")
             .arg(&self.output);
+        if given.is_none() {
+            cmd = cmd.arg("--pcap-dir").arg(&self.pcap_dir);
+        }
         let mut child: Child = cmd.spawn_group(Stdio::piped(), Stdio::piped(), Stdio::inherit())?;
         let stdout = child.stdout.take();
         let id = self.lab.add_child(&cmd.display(), child);
@@ -193,15 +206,29 @@ impl Collector {
         self.child.and_then(|id| self.lab.with_child(id, |c| c.id()))
     }
 
-    /// Everything recorded so far.
+    /// The directory of its pcap files, one per key.
+    pub fn pcap_dir(&self) -> &Path {
+        &self.pcap_dir
+    }
+
+    /// Everything recorded so far: the frames of the JSON lines, and the UDP and TCP packets
+    /// of the pcap files (flushed every second while it runs, completely once it stopped).
     pub fn capture(&self) -> Result<Capture> {
-        match std::fs::read_to_string(&self.output) {
-            Ok(text) => Ok(Capture::from_json_lines(&text)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Capture::default()),
+        let mut cap = match std::fs::read_to_string(&self.output) {
+            Ok(text) => Capture::from_json_lines(&text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Capture::default(),
             Err(source) => {
-                Err(LabError::Io { what: format!("reading {}", self.output.display()), source })
+                return Err(LabError::Io {
+                    what: format!("reading {}", self.output.display()),
+                    source,
+                })
             }
-        }
+        };
+        cap.read_pcap_dir(&self.pcap_dir).map_err(|source| LabError::Io {
+            what: format!("reading {}", self.pcap_dir.display()),
+            source,
+        })?;
+        Ok(cap)
     }
 
     /// Waits until the capture satisfies `done`, and returns it; on timeout returns the capture

@@ -13,6 +13,8 @@ pub use crate::collector::{EchoKind, Encap, Frame, IcmpEcho};
 pub struct Capture {
     /// Every frame, in arrival order.
     pub frames: Vec<Frame>,
+    /// The UDP and TCP packets among them, from the pcap files, sorted by arrival time.
+    pub segments: Vec<Segment>,
 }
 
 impl Capture {
@@ -21,7 +23,34 @@ impl Capture {
     pub fn from_json_lines(text: &str) -> Capture {
         Capture {
             frames: text.lines().filter_map(|l| serde_json::from_str::<Frame>(l).ok()).collect(),
+            segments: Vec::new(),
         }
+    }
+
+    /// Adds the UDP and TCP packets of every pcap file in `dir` (a missing directory has none).
+    pub fn read_pcap_dir(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let bytes = std::fs::read(&path)?;
+            if let Some(segs) = Segment::from_pcap(name, &bytes) {
+                self.segments.extend(segs);
+            }
+        }
+        self.segments.sort_by_key(|s| s.t_ns);
+        Ok(())
+    }
+
+    /// UDP and TCP packets received more than once under the same key (byte for byte); each
+    /// extra copy is listed once.
+    pub fn segment_duplicates(&self) -> Vec<&Segment> {
+        let mut seen = HashSet::new();
+        self.segments.iter().filter(|s| !seen.insert((s.encap, s.key, s.digest))).collect()
     }
 
     /// Number of frames per (encapsulation, key).
@@ -102,6 +131,178 @@ impl Capture {
     }
 }
 
+/// IP protocol numbers of the transports a [`Segment`] describes.
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+/// The first bytes of every datagram of a scenario UDP stream.
+pub const STREAM_MAGIC: [u8; 4] = *b"PSCU";
+
+/// The transport of a [`Segment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// The TCP header fields the analyses need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TcpFields {
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// The flag bits (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10).
+    pub flags: u8,
+}
+
+impl TcpFields {
+    /// Whether SYN is set.
+    pub fn syn(&self) -> bool {
+        self.flags & 0x02 != 0
+    }
+
+    /// Whether FIN is set.
+    pub fn fin(&self) -> bool {
+        self.flags & 0x01 != 0
+    }
+}
+
+/// A UDP or TCP packet inside a copy, read from the collector's pcap files (the JSON lines do
+/// not carry the transport header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Receive time, nanoseconds since the Unix epoch (microsecond precision: pcap).
+    pub t_ns: u64,
+    /// Encapsulation.
+    pub encap: Encap,
+    /// VNI or GRE key.
+    pub key: Option<u32>,
+    /// Inner IPv4 source.
+    pub ip_src: Ipv4Addr,
+    /// Inner IPv4 destination.
+    pub ip_dst: Ipv4Addr,
+    /// IPv4 identification (Linux numbers the packets of a connected socket in sequence).
+    pub ip_id: u16,
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Payload bytes, from the IP total length (so a truncated copy still says what it carried).
+    pub payload_len: u32,
+    /// TCP header fields, for TCP.
+    pub tcp: Option<TcpFields>,
+    /// `(stream id, sequence number)` of a scenario UDP stream datagram.
+    pub stream: Option<(u32, u32)>,
+    /// A digest of the inner frame as received: two copies of one frame are byte for byte equal.
+    pub digest: u64,
+}
+
+impl Segment {
+    /// Describes the inner Ethernet frame of a copy, if it holds an unfragmented IPv4 UDP or
+    /// TCP packet with the transport fields read here (UDP ports; TCP up to its flags).
+    pub fn parse(frame: &[u8], encap: Encap, key: Option<u32>, t_ns: u64) -> Option<Segment> {
+        let be16 = |at: usize| Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]));
+        let be32 = |at: usize| {
+            let b: [u8; 4] = frame.get(at..at + 4)?.try_into().ok()?;
+            Some(u32::from_be_bytes(b))
+        };
+        let mut at = 12;
+        let mut ethertype = be16(at)?;
+        if ethertype == 0x8100 {
+            at += 4;
+            ethertype = be16(at)?;
+        }
+        if ethertype != 0x0800 {
+            return None;
+        }
+        let ip = at + 2;
+        let ihl = usize::from(frame.get(ip)? & 0x0f) * 4;
+        let total = usize::from(be16(ip + 2)?);
+        let frag = be16(ip + 6)? & 0x3fff;
+        if ihl < 20 || frag != 0 || total < ihl {
+            return None;
+        }
+        let proto = *frame.get(ip + 9)?;
+        let addr = |o: usize| -> Option<Ipv4Addr> {
+            let b: [u8; 4] = frame.get(ip + o..ip + o + 4)?.try_into().ok()?;
+            Some(Ipv4Addr::from(b))
+        };
+        let l4 = ip + ihl;
+        let (transport, header, tcp) = match proto {
+            IPPROTO_UDP => (Transport::Udp, 8, None),
+            IPPROTO_TCP => {
+                let off = usize::from(frame.get(l4 + 12)? >> 4) * 4;
+                let fields = TcpFields {
+                    seq: be32(l4 + 4)?,
+                    ack: be32(l4 + 8)?,
+                    flags: *frame.get(l4 + 13)?,
+                };
+                (Transport::Tcp, off.max(20), Some(fields))
+            }
+            _ => return None,
+        };
+        let payload_len = total.checked_sub(ihl + header)? as u32;
+        let payload = l4 + header;
+        let stream = (transport == Transport::Udp
+            && frame.get(payload..payload + 4) == Some(&STREAM_MAGIC[..]))
+        .then(|| Some((be32(payload + 4)?, be32(payload + 8)?)))
+        .flatten();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(frame, &mut h);
+        Some(Segment {
+            t_ns,
+            encap,
+            key,
+            ip_src: addr(12)?,
+            ip_dst: addr(16)?,
+            ip_id: be16(ip + 4)?,
+            transport,
+            src_port: be16(l4)?,
+            dst_port: be16(l4 + 2)?,
+            payload_len,
+            tcp,
+            stream,
+            digest: std::hash::Hasher::finish(&h),
+        })
+    }
+
+    /// Reads one pcap file of the collector (`vxlan-<key>.pcap`, `gre-<key>.pcap`,
+    /// `gre-nokey.pcap`); a record still being written at the end is left out.
+    pub fn from_pcap(name: &str, bytes: &[u8]) -> Option<Vec<Segment>> {
+        let stem = name.strip_suffix(".pcap")?;
+        let (encap, key) = stem.split_once('-')?;
+        let encap = match encap {
+            "vxlan" => Encap::Vxlan,
+            "gre" => Encap::Gre,
+            _ => return None,
+        };
+        let key = if key == "nokey" { None } else { Some(key.parse().ok()?) };
+        let file = match crate::collector::pcap::parse(bytes) {
+            Ok(f) => f,
+            Err(crate::collector::pcap::PcapError::Truncated { field, offset, .. }) => {
+                let cut = match field {
+                    "packet data" => {
+                        offset.saturating_sub(crate::collector::pcap::RECORD_HEADER_LEN)
+                    }
+                    _ => offset,
+                };
+                crate::collector::pcap::parse(bytes.get(..cut)?).ok()?
+            }
+            Err(_) => return None,
+        };
+        Some(
+            file.records
+                .iter()
+                .filter_map(|r| Segment::parse(r.data, encap, key, r.t_ns))
+                .collect(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,7 +318,7 @@ mod tests {
             frames.push(Frame::parse_vxlan(&v, src, t).expect("decodes"));
         }
         frames.push(Frame::parse_gre(&gre(999), 110).expect("decodes"));
-        let c = Capture { frames };
+        let c = Capture { frames, segments: Vec::new() };
         assert_eq!(c.count_by_key().get(&(Encap::Vxlan, Some(100))), Some(&4));
         assert_eq!(c.duplicates().len(), 1);
         assert_eq!(c.foreign_keys(&[(Encap::Vxlan, 100)]), vec![(Encap::Gre, Some(999))]);
@@ -133,5 +334,77 @@ mod tests {
         let text = format!("{line}\n{}", &line[..line.len() / 2]);
         let c = Capture::from_json_lines(&text);
         assert_eq!(c.frames, vec![f]);
+    }
+
+    /// An Ethernet + IPv4 frame carrying `l4` (a transport header and payload).
+    pub(crate) fn ipv4_frame(proto: u8, id: u16, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x02, 0x51, 0, 0, 0, 1, 0x02, 0x51, 0, 0, 0, 2, 0x08, 0x00];
+        let total = (20 + l4.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8]);
+        f.extend_from_slice(&id.to_be_bytes());
+        f.extend_from_slice(&[0x40, 0, 64, proto, 0, 0, 198, 51, 100, 1, 198, 51, 100, 2]);
+        f.extend_from_slice(l4);
+        f
+    }
+
+    /// A UDP datagram of stream `id` with sequence number `seq`, from port 30000 to 20000.
+    pub(crate) fn stream_datagram(id: u32, seq: u32) -> Vec<u8> {
+        let mut udp = vec![0x75, 0x30, 0x4e, 0x20, 0, 28, 0, 0];
+        udp.extend_from_slice(&STREAM_MAGIC);
+        udp.extend_from_slice(&id.to_be_bytes());
+        udp.extend_from_slice(&seq.to_be_bytes());
+        udp.extend_from_slice(&[0; 8]);
+        ipv4_frame(17, seq as u16, &udp)
+    }
+
+    /// A TCP segment with `len` payload bytes.
+    pub(crate) fn tcp_segment(id: u16, seq: u32, flags: u8, len: usize) -> Vec<u8> {
+        let mut tcp = vec![0x75, 0x30, 0x4e, 0x20];
+        tcp.extend_from_slice(&seq.to_be_bytes());
+        tcp.extend_from_slice(&7u32.to_be_bytes());
+        tcp.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        tcp.extend(std::iter::repeat_n(0xab, len));
+        ipv4_frame(6, id, &tcp)
+    }
+
+    #[test]
+    fn udp_stream_datagrams_and_tcp_segments_are_described() {
+        let u = Segment::parse(&stream_datagram(9, 41), Encap::Vxlan, Some(100), 5).expect("udp");
+        assert_eq!((u.transport, u.src_port, u.dst_port), (Transport::Udp, 30000, 20000));
+        assert_eq!((u.stream, u.payload_len, u.ip_id), (Some((9, 41)), 20, 41));
+        let t =
+            Segment::parse(&tcp_segment(3, 1000, 0x18, 100), Encap::Gre, Some(7), 5).expect("tcp");
+        assert_eq!(t.transport, Transport::Tcp);
+        assert_eq!(t.tcp, Some(TcpFields { seq: 1000, ack: 7, flags: 0x18 }));
+        assert_eq!((t.payload_len, t.stream), (100, None));
+        // A copy cut by a snaplen still says how much it carried; one cut before the TCP flags
+        // (byte 14 of its header) is nothing.
+        let cut = &tcp_segment(3, 1000, 0x18, 100)[..60];
+        assert_eq!(Segment::parse(cut, Encap::Gre, None, 0).map(|s| s.payload_len), Some(100));
+        for n in 0..48 {
+            assert_eq!(Segment::parse(&tcp_segment(1, 1, 2, 0)[..n], Encap::Gre, None, 0), None);
+        }
+        assert_eq!(Segment::parse(&ipv4_frame(1, 1, &[8, 0, 0, 0]), Encap::Gre, None, 0), None);
+    }
+
+    #[test]
+    fn pcap_files_are_read_by_key_and_identical_copies_are_duplicates() {
+        use crate::collector::pcap::{PcapWriter, LINKTYPE_ETHERNET, SNAPLEN};
+        let mut w = PcapWriter::create(Vec::new(), SNAPLEN, LINKTYPE_ETHERNET).expect("header");
+        for (t, seq) in [(1_000u64, 1u32), (2_000, 2), (3_000, 2)] {
+            w.write(t, &stream_datagram(5, seq)).expect("write");
+        }
+        let mut bytes = w.into_inner();
+        let whole = Segment::from_pcap("vxlan-100.pcap", &bytes).expect("reads");
+        assert_eq!(whole.len(), 3);
+        assert!(whole.iter().all(|s| s.encap == Encap::Vxlan && s.key == Some(100)));
+        // A record being written is left out, not an error.
+        bytes.truncate(bytes.len() - 5);
+        assert_eq!(Segment::from_pcap("vxlan-100.pcap", &bytes).map(|v| v.len()), Some(2));
+        assert_eq!(Segment::from_pcap("notes.txt", &bytes), None);
+        let c = Capture { frames: Vec::new(), segments: whole };
+        let dups = c.segment_duplicates();
+        assert_eq!(dups.len(), 1);
+        assert_eq!(dups[0].stream, Some((5, 2)));
     }
 }

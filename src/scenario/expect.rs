@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::spec::{direction_str, Expect};
+use super::traffic::stream::{StreamKind, StreamOutcome};
 use super::traffic::PingOutcome;
+use crate::lab::frame::{Segment, Transport};
 use crate::lab::{Capture, EchoKind, Encap as WireEncap, Frame};
 use crate::northbound::model::{Direction, Encap};
 
@@ -56,6 +58,21 @@ pub enum Leftovers {
     Unreadable(String),
 }
 
+/// How long the controller took to reprogram a migration's destination, as its API said.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReprogramSample {
+    /// The migrated VM.
+    pub vm: String,
+    /// The destination hypervisor.
+    pub to: String,
+    /// `last_reprogram_ms` of the destination bridge once it was programmed; `None` when it was
+    /// not seen programmed in time.
+    pub ms: Option<f64>,
+    /// Why there is no time, when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Everything assertions look at.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
@@ -67,6 +84,12 @@ pub struct Facts {
     pub vms: BTreeMap<String, VmFacts>,
     /// Pings by name.
     pub pings: BTreeMap<String, PingOutcome>,
+    /// UDP streams and TCP transfers by name.
+    pub streams: BTreeMap<String, StreamOutcome>,
+    /// The reprogramming time of each migration's destination, in timeline order.
+    pub reprograms: Vec<ReprogramSample>,
+    /// `reprogram_ms` of the controller's GET /v1/stats at the end (`count`, `p50`, `p99`, `max`).
+    pub stats: Option<Value>,
     /// Non-base periscope flows left on each hypervisor's `br-int`.
     pub leftover_flows: BTreeMap<String, Leftovers>,
     /// Tunnel ports left on each hypervisor's `br-int`.
@@ -103,6 +126,17 @@ pub fn judge(e: &Expect, f: &Facts) -> Verdict {
             gap(f, collector, service, ping, *tolerance_ms)
         }
         Expect::Ping { ping, max_loss } => ping_loss(f, ping, *max_loss),
+        Expect::StreamCopies { collector, service, stream, vm, direction, max_loss } => {
+            stream_copies(f, collector, service, stream, vm, *direction, *max_loss)
+        }
+        Expect::NoStreamCopies { collector, stream } => no_stream_copies(f, collector, stream),
+        Expect::StreamGap { collector, service, stream, tolerance_ms } => {
+            stream_gap(f, collector, service, stream, *tolerance_ms)
+        }
+        Expect::Delivery { stream, max_loss } => delivery(f, stream, *max_loss),
+        Expect::Reprogram { vm, max_ms, p99_ms, stats_p99_ms } => {
+            reprogram(f, vm.as_deref(), *max_ms, *p99_ms, *stats_p99_ms)
+        }
         Expect::NoLeftoverFlows { hypervisor, .. } => {
             leftovers(f.leftover_flows.get(hypervisor), "flow")
         }
@@ -260,12 +294,38 @@ fn no_duplicates(f: &Facts, collector: &str, service: Option<&str>) -> Judged {
             format!("{:?} key {:?} {e}", fr.encap, fr.key)
         })
         .collect();
-    let detail = if dups.is_empty() {
-        format!("{echoes} echo copies, none twice")
+    let in_scope = |sg: &&Segment| only.is_none_or(|(e, k)| sg.encap == e && sg.key == Some(k));
+    let seg_dups: Vec<&Segment> = cap.segment_duplicates().into_iter().filter(in_scope).collect();
+    let segs = cap.segments.iter().filter(in_scope).count();
+    let mut sample = sample;
+    sample.extend(seg_dups.iter().take(5).map(|sg| {
+        format!(
+            "{:?} key {:?} {:?} {}:{} -> {}:{} ip id {}",
+            sg.encap,
+            sg.key,
+            sg.transport,
+            sg.ip_src,
+            sg.src_port,
+            sg.ip_dst,
+            sg.dst_port,
+            sg.ip_id
+        )
+    }));
+    let n = dups.len() + seg_dups.len();
+    let detail = if n == 0 {
+        format!("{echoes} echo copies, {segs} udp/tcp copies, none twice")
     } else {
-        format!("{} duplicates among {echoes} echo copies, e.g. {}", dups.len(), sample.join(", "))
+        format!(
+            "{n} duplicates among {echoes} echo and {segs} udp/tcp copies, e.g. {}",
+            sample.join(", ")
+        )
     };
-    (dups.is_empty(), detail, json!({"duplicates": dups.len(), "echo_frames": echoes}))
+    (
+        n == 0,
+        detail,
+        json!({"duplicates": n, "echo_frames": echoes, "segment_duplicates": seg_dups.len(),
+               "segments": segs}),
+    )
 }
 
 fn no_foreign(f: &Facts, collector: &str, tenant: &str) -> Judged {
@@ -399,6 +459,368 @@ fn leftovers(l: Option<&Leftovers>, what: &str) -> Judged {
             json!({"left": v.len(), "items": v}),
         ),
     }
+}
+
+/// The copies of one stream under one key, split by direction: `fwd` from the sender, `rev`
+/// from the receiver.
+fn stream_segments<'a>(
+    segs: impl Iterator<Item = &'a Segment>,
+    x: &StreamOutcome,
+) -> (Vec<&'a Segment>, Vec<&'a Segment>) {
+    let transport = match x.kind {
+        StreamKind::Udp => Transport::Udp,
+        StreamKind::Tcp => Transport::Tcp,
+    };
+    let mut fwd = Vec::new();
+    let mut rev = Vec::new();
+    for sg in segs.filter(|sg| sg.transport == transport) {
+        let ends = (sg.ip_src, sg.src_port, sg.ip_dst, sg.dst_port);
+        if ends == (x.from_ip, x.src_port, x.to_ip, x.dst_port) {
+            if x.kind == StreamKind::Tcp || sg.stream.is_some_and(|(id, _)| id == x.id) {
+                fwd.push(sg);
+            }
+        } else if ends == (x.to_ip, x.dst_port, x.from_ip, x.src_port) {
+            rev.push(sg);
+        }
+    }
+    (fwd, rev)
+}
+
+/// Missing byte ranges of `[0, total)` given the covered ranges `[start, end)`.
+fn holes(mut covered: Vec<(u64, u64)>, total: u64) -> Vec<(u64, u64)> {
+    covered.sort_unstable();
+    let mut out = Vec::new();
+    let mut at = 0;
+    for (a, b) in covered {
+        if a > at && at < total {
+            out.push((at, a.min(total)));
+        }
+        at = at.max(b);
+    }
+    if at < total {
+        out.push((at, total));
+    }
+    out
+}
+
+/// One direction of a TCP connection's copies, judged: every segment numbered between the
+/// first and the last (Linux numbers a connected socket's IP ids one by one, retransmissions
+/// included) arrived once, the handshake and the close are there, and, for the data, every byte
+/// is covered.
+fn tcp_direction(
+    segs: &[&Segment],
+    data_bytes: Option<u64>,
+    max_loss: u32,
+) -> (bool, String, Value) {
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for sg in segs {
+        *counts.entry(sg.digest).or_insert(0) += 1;
+    }
+    let dups = counts.values().filter(|n| **n > 1).count();
+    let syn = segs.iter().find(|sg| sg.tcp.is_some_and(|t| t.syn()));
+    let fin = segs.iter().any(|sg| sg.tcp.is_some_and(|t| t.fin()));
+    // The data sender's SYN opens its numbering; the receiver's SYN-ACK comes from the
+    // listener, so its numbering starts with its first segment after it.
+    let numbered: Vec<&&Segment> = if data_bytes.is_some() {
+        segs.iter().collect()
+    } else {
+        segs.iter().filter(|sg| !sg.tcp.is_some_and(|t| t.syn())).collect()
+    };
+    let anchor = if data_bytes.is_some() {
+        syn.map(|sg| sg.ip_id)
+    } else {
+        numbered.iter().min_by_key(|sg| sg.t_ns).map(|sg| sg.ip_id)
+    };
+    let (expected, missing_ids) = match anchor {
+        Some(a) => {
+            let offs: BTreeSet<u16> = numbered.iter().map(|sg| sg.ip_id.wrapping_sub(a)).collect();
+            let last = offs.iter().next_back().copied().unwrap_or(0);
+            let missing: Vec<u16> = (0..=last).filter(|o| !offs.contains(o)).collect();
+            (u32::from(last) + 1, missing)
+        }
+        None => (0, Vec::new()),
+    };
+    let mut problems = Vec::new();
+    if syn.is_none() {
+        problems.push("no SYN copied".to_string());
+    }
+    if !fin {
+        problems.push("no FIN copied".to_string());
+    }
+    let mut byte_holes = Vec::new();
+    if let (Some(total), Some(isn)) = (data_bytes, syn.and_then(|sg| sg.tcp).map(|t| t.seq)) {
+        let covered: Vec<(u64, u64)> = segs
+            .iter()
+            .filter(|sg| sg.payload_len > 0)
+            .filter_map(|sg| {
+                sg.tcp.map(|t| (t.seq.wrapping_sub(isn).wrapping_sub(1), sg.payload_len))
+            })
+            .map(|(rel, len)| (u64::from(rel), u64::from(rel) + u64::from(len)))
+            .collect();
+        byte_holes = holes(covered, total);
+        let missing: u64 = byte_holes.iter().map(|(a, b)| b - a).sum();
+        if missing > 0 {
+            problems.push(format!(
+                "{missing} of {total} bytes never copied, e.g. {:?}",
+                byte_holes.first()
+            ));
+        }
+    }
+    let passed =
+        problems.is_empty() && dups == 0 && missing_ids.len() as u64 <= u64::from(max_loss);
+    let mut text = format!("{}/{expected} segments", expected as usize - missing_ids.len());
+    if !missing_ids.is_empty() {
+        text.push_str(&format!(" missing ip ids +{}", few(&missing_ids)));
+    }
+    if dups > 0 {
+        text.push_str(&format!(" {dups} duplicated"));
+    }
+    for p in &problems {
+        text.push_str(&format!(", {p}"));
+    }
+    let measured = json!({
+        "expected": expected, "seen": expected as usize - missing_ids.len(),
+        "missing": missing_ids.len(), "duplicated": dups, "syn": syn.is_some(), "fin": fin,
+        "byte_holes": byte_holes.len(),
+    });
+    (passed, text, measured)
+}
+
+fn stream_copies(
+    f: &Facts,
+    collector: &str,
+    service: &str,
+    stream: &str,
+    vm: &str,
+    direction: Direction,
+    max_loss: u32,
+) -> Judged {
+    let (cap, (encap, key)) = match lookup(f, collector, service) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let Some(x) = f.streams.get(stream) else { return fail(format!("{stream} never ran")) };
+    if x.sent == 0 {
+        return fail(format!(
+            "{stream} sent nothing{}",
+            x.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+        ));
+    }
+    let (fwd, rev) =
+        stream_segments(cap.segments.iter().filter(|s| s.encap == encap && s.key == Some(key)), x);
+    let sender = x.from == vm;
+    let mut passed = true;
+    let mut parts = Vec::new();
+    let mut measured = serde_json::Map::new();
+    match x.kind {
+        StreamKind::Udp => {
+            // A datagram is known to have crossed both VMs' ports when the receiver got it.
+            let label = if sender { "datagrams sent" } else { "datagrams received" };
+            let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+            for sg in &fwd {
+                if let Some((_, seq)) = sg.stream {
+                    *counts.entry(seq).or_insert(0) += 1;
+                }
+            }
+            let missing: Vec<u32> =
+                x.seqs.iter().copied().filter(|s| !counts.contains_key(s)).collect();
+            let dups: Vec<u32> = counts.iter().filter(|(_, n)| **n > 1).map(|(s, _)| *s).collect();
+            passed = missing.len() as u64 <= u64::from(max_loss) && dups.is_empty();
+            let seen = x.seqs.len() - missing.len();
+            let mut text = format!("{label} {seen}/{}", x.seqs.len());
+            if !missing.is_empty() {
+                text.push_str(&format!(" missing {}", few(&missing)));
+            }
+            if !dups.is_empty() {
+                text.push_str(&format!(" duplicated {}", few(&dups)));
+            }
+            parts.push(text);
+            measured.insert(
+                label.replace(' ', "_"),
+                json!({"expected": x.seqs.len(), "seen": seen, "missing": missing, "duplicated": dups}),
+            );
+        }
+        StreamKind::Tcp => {
+            let mut wanted: Vec<(&str, &[&Segment], bool)> = Vec::new();
+            if direction.out() {
+                wanted.push(("sent", if sender { &fwd } else { &rev }, sender));
+            }
+            if direction.r#in() {
+                wanted.push(("received", if sender { &rev } else { &fwd }, !sender));
+            }
+            for (label, segs, data) in wanted {
+                let (ok, text, m) = tcp_direction(segs, data.then_some(x.received), max_loss);
+                passed &= ok;
+                parts.push(format!("{label} {text}"));
+                measured.insert(format!("segments_{label}"), m);
+            }
+        }
+    }
+    measured.insert("direction".into(), json!(direction_str(direction)));
+    (passed, parts.join("; "), Value::Object(measured))
+}
+
+fn no_stream_copies(f: &Facts, collector: &str, stream: &str) -> Judged {
+    let Some(cap) = f.captures.get(collector) else {
+        return fail(format!("no capture from collector {collector}"));
+    };
+    let Some(x) = f.streams.get(stream) else { return fail(format!("{stream} never ran")) };
+    let (fwd, rev) = stream_segments(cap.segments.iter(), x);
+    let seen = fwd.len() + rev.len();
+    let detail = format!("{seen} copies of {stream}'s packets ({} sent)", x.sent);
+    (seen == 0 && x.sent > 0, detail, json!({"copies": seen, "sent": x.sent}))
+}
+
+fn stream_gap(
+    f: &Facts,
+    collector: &str,
+    service: &str,
+    stream: &str,
+    tolerance_ms: u64,
+) -> Judged {
+    let (cap, (encap, key)) = match lookup(f, collector, service) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let Some(x) = f.streams.get(stream) else { return fail(format!("{stream} never ran")) };
+    let (fwd, rev) =
+        stream_segments(cap.segments.iter().filter(|s| s.encap == encap && s.key == Some(key)), x);
+    let mut times: Vec<u64> = fwd.iter().chain(rev.iter()).map(|sg| sg.t_ns).collect();
+    times.sort_unstable();
+    let (Some(first), Some(last)) = (times.first(), times.last()) else {
+        return fail(format!("no copies of {stream} at all"));
+    };
+    let mut worst = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    if let (Some(r0), Some(rn)) = (x.times_ns.first(), x.times_ns.last()) {
+        worst = worst.max(first.saturating_sub(*r0)).max(rn.saturating_sub(*last));
+    }
+    let worst_ms = worst as f64 / 1e6;
+    let own_ms = x.longest_gap_ms.unwrap_or(0.0).max(x.interval_ms);
+    let limit = own_ms + tolerance_ms as f64;
+    let detail = format!(
+        "longest silence {worst_ms:.0} ms (own traffic {own_ms:.0} ms + {tolerance_ms} ms = {limit:.0} ms)"
+    );
+    (
+        worst_ms <= limit,
+        detail,
+        json!({"gap_ms": worst_ms, "own_gap_ms": own_ms, "limit_ms": limit}),
+    )
+}
+
+fn delivery(f: &Facts, stream: &str, max_loss: u32) -> Judged {
+    let Some(x) = f.streams.get(stream) else { return fail(format!("{stream} never ran")) };
+    if let Some(e) = &x.error {
+        return fail(e.clone());
+    }
+    match x.kind {
+        StreamKind::Udp => {
+            let lost = x.lost();
+            let passed = x.sent > 0 && lost.len() as u64 <= u64::from(max_loss);
+            let mut detail = format!("{}/{} datagrams", x.received, x.sent);
+            if !lost.is_empty() {
+                detail.push_str(&format!(", lost {}", few(&lost)));
+            }
+            if x.send_errors > 0 {
+                detail.push_str(&format!(", {} sends failed", x.send_errors));
+            }
+            if let Some(g) = x.longest_gap_ms {
+                detail.push_str(&format!(", longest silence {g:.0} ms"));
+            }
+            (
+                passed,
+                detail,
+                json!({"sent": x.sent, "received": x.received, "lost": lost.len(),
+                       "send_errors": x.send_errors}),
+            )
+        }
+        StreamKind::Tcp => {
+            let passed = x.intact && x.sent > 0;
+            let mut detail = format!(
+                "{}/{} bytes{}",
+                x.received,
+                x.sent,
+                if x.intact { ", intact, closed cleanly" } else { ", NOT intact or not closed" }
+            );
+            if let Some(g) = x.longest_gap_ms {
+                detail.push_str(&format!(", longest silence {g:.0} ms"));
+            }
+            (passed, detail, json!({"sent": x.sent, "received": x.received, "intact": x.intact}))
+        }
+    }
+}
+
+/// The nearest-rank quantile the controller's own statistics use.
+fn quantile(sorted: &[f64], p: f64) -> Option<f64> {
+    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied()
+}
+
+fn reprogram(
+    f: &Facts,
+    vm: Option<&str>,
+    max_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    stats_p99_ms: Option<f64>,
+) -> Judged {
+    let samples: Vec<&ReprogramSample> =
+        f.reprograms.iter().filter(|r| vm.is_none_or(|v| r.vm == v)).collect();
+    let mut passed = true;
+    let mut parts = Vec::new();
+    let mut measured = serde_json::Map::new();
+    if max_ms.is_some() || p99_ms.is_some() {
+        let unseen: Vec<String> = samples
+            .iter()
+            .filter(|r| r.ms.is_none())
+            .map(|r| {
+                format!("{} -> {}: {}", r.vm, r.to, r.error.clone().unwrap_or_else(|| "?".into()))
+            })
+            .collect();
+        let mut ms: Vec<f64> = samples.iter().filter_map(|r| r.ms).collect();
+        ms.sort_by(f64::total_cmp);
+        let (max, p99) = (ms.last().copied(), quantile(&ms, 0.99));
+        if samples.is_empty() {
+            passed = false;
+            parts.push("no migration measured".to_string());
+        }
+        if !unseen.is_empty() {
+            passed = false;
+            parts.push(format!("{} not measured: {}", unseen.len(), few(&unseen)));
+        }
+        if let (Some(limit), Some(m)) = (max_ms, max) {
+            passed &= m <= limit;
+        }
+        if let (Some(limit), Some(p)) = (p99_ms, p99) {
+            passed &= p <= limit;
+        }
+        if let (Some(max), Some(p99), Some(p50)) = (max, p99, quantile(&ms, 0.5)) {
+            parts.push(format!(
+                "{} migrations: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+                ms.len()
+            ));
+        }
+        measured.insert(
+            "migrations".into(),
+            json!({"count": ms.len(), "ms": ms, "p99": p99, "max": max}),
+        );
+    }
+    if let Some(limit) = stats_p99_ms {
+        let p99 = f.stats.as_ref().and_then(|s| s.get("p99")).and_then(Value::as_f64);
+        let count = f.stats.as_ref().and_then(|s| s.get("count")).and_then(Value::as_u64);
+        match p99 {
+            Some(p) => {
+                passed &= p <= limit;
+                parts.push(format!(
+                    "controller: {} reprogrammings, p99 {p:.2} ms",
+                    count.unwrap_or(0)
+                ));
+            }
+            None => {
+                passed = false;
+                parts.push("the controller reported no reprogramming time".into());
+            }
+        }
+        measured.insert("controller".into(), f.stats.clone().unwrap_or(Value::Null));
+    }
+    (passed, parts.join("; "), Value::Object(measured))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod controller;
 pub mod expect;
 pub mod http;
 pub mod interrupt;
+pub mod link;
 pub mod ovs;
 pub mod parse;
 pub mod report;
@@ -59,6 +60,13 @@ pub enum ScenarioCommand {
     /// The collector program the lab starts in each collector namespace.
     #[command(hide = true)]
     Collector(CollectorArgs),
+    /// The UDP and TCP traffic generator the runner starts in VM namespaces.
+    #[command(hide = true)]
+    Traffic {
+        /// What to do.
+        #[command(subcommand)]
+        mode: traffic::stream::TrafficMode,
+    },
 }
 
 /// Options of `periscope scenario run`.
@@ -105,6 +113,10 @@ pub fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         }
         ScenarioCommand::Collector(a) => {
             crate::lab::collector::run(&a)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ScenarioCommand::Traffic { mode } => {
+            traffic::stream::run(&mode);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -10,8 +10,8 @@ use std::path::Path;
 use toml::{Table, Value};
 
 use super::spec::{
-    Action, CollectorSpec, Expect, HypervisorSpec, PingSpec, Scenario, Step, TapFlowSpec,
-    TapServiceSpec, TapSource, Transport, VmSpec,
+    Action, CollectorSpec, CutMode, Expect, HypervisorSpec, LinkKind, PingSpec, Scenario, Step,
+    StreamKind, StreamSpec, TapFlowSpec, TapServiceSpec, TapSource, Transport, VmSpec,
 };
 use crate::northbound::model::{Direction, Encap};
 
@@ -718,8 +718,10 @@ fn parse_step(sec: &mut Section<'_>, s: &Scenario) -> Result<Step, ScenarioError
                     s.steps.iter().filter(|st| matches!(st.action, Action::StartPing(_))).count();
                 format!("ping{}", n + 1)
             });
-            if s.ping(&name).is_some() {
-                return Err(sec.bad("name", "a name no other start_ping step has"));
+            if s.ping(&name).is_some() || s.stream(&name).is_some() {
+                return Err(
+                    sec.bad("name", "a name no other start_ping, start_udp or start_tcp step has")
+                );
             }
             let from = vm_ref(sec, "from", s)?;
             let to = vm_ref(sec, "to", s)?;
@@ -730,6 +732,65 @@ fn parse_step(sec: &mut Section<'_>, s: &Scenario) -> Result<Step, ScenarioError
             let count = sec.opt_uint("count", 1, 65_535)?.unwrap_or(50) as u32;
             Action::StartPing(PingSpec { name, from, to, interval_ms, count })
         }
+        "start_udp" | "start_tcp" => {
+            let kind = if action == "start_udp" { StreamKind::Udp } else { StreamKind::Tcp };
+            let prefix = if kind == StreamKind::Udp { "udp" } else { "tcp" };
+            let name = sec.opt_text("name")?.unwrap_or_else(|| {
+                let n = s
+                    .steps
+                    .iter()
+                    .filter(|st| matches!(&st.action, Action::StartStream(x) if x.kind == kind))
+                    .count();
+                format!("{prefix}{}", n + 1)
+            });
+            if s.ping(&name).is_some() || s.stream(&name).is_some() {
+                return Err(
+                    sec.bad("name", "a name no other start_ping, start_udp or start_tcp step has")
+                );
+            }
+            let from = vm_ref(sec, "from", s)?;
+            let to = vm_ref(sec, "to", s)?;
+            if from == to {
+                return Err(sec.bad("to", "a VM other than the sender"));
+            }
+            let (count, size, interval_ms) = if kind == StreamKind::Udp {
+                let rate = sec.opt_uint("rate_pps", 1, 20_000)?.unwrap_or(100);
+                let count = sec.opt_uint("count", 1, 1_000_000)?.unwrap_or(500);
+                // The payload must fit a 1450-byte MTU with its IPv4 and UDP headers.
+                let size = sec.opt_uint("size", 20, 1422)?.unwrap_or(64);
+                (count, size, 1000.0 / rate as f64)
+            } else {
+                let count = sec.opt_uint("count", 1, 100_000)?.unwrap_or(200);
+                let size = sec.opt_uint("size", 1, 65_536)?.unwrap_or(1000);
+                let interval = sec.opt_uint("interval_ms", 0, 60_000)?.unwrap_or(20);
+                (count, size, interval as f64)
+            };
+            Action::StartStream(StreamSpec {
+                name,
+                kind,
+                from,
+                to,
+                count: count as u32,
+                size: size as usize,
+                interval_ms,
+            })
+        }
+        "cut_link" => {
+            let hypervisor = hv_ref(sec, "hypervisor", s)?;
+            let link = match sec.opt_str("link")?.as_deref() {
+                None | Some("both") => LinkKind::Both,
+                Some("openflow") => LinkKind::OpenFlow,
+                Some("ovsdb") => LinkKind::Ovsdb,
+                Some(_) => return Err(sec.bad("link", "\"openflow\", \"ovsdb\" or \"both\"")),
+            };
+            let mode = match sec.opt_str("mode")?.as_deref() {
+                None | Some("reset") => CutMode::Reset,
+                Some("blackhole") => CutMode::Blackhole,
+                Some(_) => return Err(sec.bad("mode", "\"reset\" or \"blackhole\"")),
+            };
+            Action::CutLink { hypervisor, link, mode }
+        }
+        "restore_link" => Action::RestoreLink { hypervisor: hv_ref(sec, "hypervisor", s)? },
         "migrate" => Action::Migrate { vm: vm_ref(sec, "vm", s)?, to: hv_ref(sec, "to", s)? },
         "create_vm" => {
             let vm = vm_ref(sec, "vm", s)?;
@@ -780,18 +841,44 @@ fn parse_step(sec: &mut Section<'_>, s: &Scenario) -> Result<Step, ScenarioError
                     ));
                 }
             };
-            Action::StopTraffic { ping }
+            let stream = match sec.opt_str("stream")? {
+                None => None,
+                Some(x) if s.stream(&x).is_some() => Some(x),
+                Some(_) => {
+                    let known = stream_names(s);
+                    return Err(sec.unknown(
+                        "stream",
+                        "start_udp or start_tcp step before this one",
+                        known.iter(),
+                    ));
+                }
+            };
+            if ping.is_some() && stream.is_some() {
+                return Err(sec.bad("stream", "either ping or stream, not both"));
+            }
+            Action::StopTraffic { ping: ping.or(stream) }
         }
         _ => {
             return Err(sec.bad(
                 "action",
-                "one of start_ping, migrate, create_vm, delete_vm, create_tap_flow, \
-                 delete_tap_flow, restart_controller, kill_controller, restart_vswitchd, \
-                 restart_ovsdb, wait, stop_traffic",
+                "one of start_ping, start_udp, start_tcp, migrate, create_vm, delete_vm, \
+                 create_tap_flow, delete_tap_flow, restart_controller, kill_controller, \
+                 restart_vswitchd, restart_ovsdb, cut_link, restore_link, wait, stop_traffic",
             ))
         }
     };
     Ok(Step { at, action })
+}
+
+/// The names of the `start_udp` / `start_tcp` steps.
+fn stream_names(s: &Scenario) -> Vec<String> {
+    s.steps
+        .iter()
+        .filter_map(|st| match &st.action {
+            Action::StartStream(x) => Some(x.name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What a VM, a tap flow or the controller is at a point of the timeline.
@@ -803,6 +890,8 @@ struct World {
     deleted: BTreeSet<String>,
     /// Tap flows that exist.
     flows: BTreeSet<String>,
+    /// Hypervisors whose links are cut, and which.
+    cut: BTreeMap<String, LinkKind>,
 }
 
 /// Plays the timeline on paper: `at` never goes back, every step finds what it works on
@@ -882,11 +971,38 @@ fn play(
             )),
         }
     };
+    let openflow_cut = |w: &World| w.cut.iter().find(|(_, l)| l.openflow()).map(|(h, _)| h.clone());
     let touches = match a {
         Action::StartPing(p) => {
             exists(w, "from", &p.from)?;
             exists(w, "to", &p.to)?;
             vec![format!("VM {}", p.from)]
+        }
+        Action::StartStream(x) => {
+            exists(w, "from", &x.from)?;
+            exists(w, "to", &x.to)?;
+            vec![format!("VM {}", x.from), format!("VM {}", x.to)]
+        }
+        Action::CutLink { hypervisor, link, .. } => {
+            if w.cut.contains_key(hypervisor) {
+                return Err(sec.field_err(
+                    "hypervisor",
+                    &format!("{hypervisor:?}"),
+                    "a hypervisor whose link is not cut at this point (restore_link first)",
+                ));
+            }
+            w.cut.insert(hypervisor.clone(), *link);
+            vec![format!("hypervisor {hypervisor}")]
+        }
+        Action::RestoreLink { hypervisor } => {
+            if w.cut.remove(hypervisor).is_none() {
+                return Err(sec.field_err(
+                    "hypervisor",
+                    &format!("{hypervisor:?}"),
+                    "a hypervisor whose link a cut_link step before cut",
+                ));
+            }
+            vec![format!("hypervisor {hypervisor}")]
         }
         Action::Migrate { vm, to } => {
             let on = exists(w, "vm", vm)?;
@@ -943,11 +1059,30 @@ fn play(
             vec![format!("tap flow {tap_flow}"), "the controller".into()]
         }
         Action::RestartController | Action::KillController => {
+            if let (Action::RestartController, Some(hv)) = (a, openflow_cut(w)) {
+                return Err(sec.field_err(
+                    "action",
+                    "\"restart_controller\"",
+                    &format!(
+                        "another step: {hv}'s OpenFlow link is cut, and a restart waits for every \
+                         switch (restore_link first)"
+                    ),
+                ));
+            }
             vec!["the controller".into(), "everything".into()]
         }
-        Action::RestartVswitchd { hypervisor } | Action::RestartOvsdb { hypervisor } => {
+        Action::RestartVswitchd { hypervisor } => {
+            if w.cut.get(hypervisor).is_some_and(|l| l.openflow()) {
+                return Err(sec.field_err(
+                    "hypervisor",
+                    &format!("{hypervisor:?}"),
+                    "a hypervisor whose OpenFlow link is not cut (a restart waits for the switch \
+                     to come back; restore_link first)",
+                ));
+            }
             vec![format!("hypervisor {hypervisor}")]
         }
+        Action::RestartOvsdb { hypervisor } => vec![format!("hypervisor {hypervisor}")],
         Action::Wait { .. } | Action::StopTraffic { .. } => vec!["everything".into()],
     };
     Ok(touches)
@@ -967,6 +1102,16 @@ fn parse_expect(sec: &mut Section<'_>, s: &Scenario) -> Result<Expect, ScenarioE
         name_in(sec, "collector", "[[collector]]", s.collectors.iter().map(|c| &c.name))
     };
     let ping = |sec: &mut Section<'_>| name_in(sec, "ping", "start_ping step", pings.iter());
+    let streams = stream_names(s);
+    let stream = |sec: &mut Section<'_>| {
+        name_in(sec, "stream", "start_udp or start_tcp step", streams.iter())
+    };
+    // `copies`, `gap` and `no_copies` take a ping or a stream.
+    let wants_stream = matches!(kind.as_str(), "copies" | "gap" | "no_copies")
+        && sec.table.is_some_and(|t| t.contains_key("stream"));
+    if wants_stream && sec.table.is_some_and(|t| t.contains_key("ping")) {
+        return Err(sec.bad("stream", "either ping or stream, not both"));
+    }
     let service = |sec: &mut Section<'_>, collector: &str| -> Result<String, ScenarioError> {
         let name =
             name_in(sec, "service", "[[tap_service]]", s.tap_services.iter().map(|x| &x.name))?;
@@ -982,7 +1127,98 @@ fn parse_expect(sec: &mut Section<'_>, s: &Scenario) -> Result<Expect, ScenarioE
             None => Err(sec.bad("service", "a [[tap_service]]")),
         }
     };
+    let direction = |sec: &mut Section<'_>| match sec.opt_str("direction")?.as_deref() {
+        None | Some("BOTH") => Ok(Direction::Both),
+        Some("IN") => Ok(Direction::In),
+        Some("OUT") => Ok(Direction::Out),
+        Some(_) => Err(sec.bad("direction", "\"IN\", \"OUT\" or \"BOTH\"")),
+    };
     let e = match kind.as_str() {
+        "copies" if wants_stream => {
+            let collector = collector(sec)?;
+            let service = service(sec, &collector)?;
+            let stream = stream(sec)?;
+            let vm = vm_ref(sec, "vm", s)?;
+            let direction = direction(sec)?;
+            if let Some(x) = s.stream(&stream) {
+                if x.from != vm && x.to != vm {
+                    return Err(sec.bad(
+                        "vm",
+                        &format!(
+                            "the sender ({:?}) or the receiver ({:?}) of stream {stream:?}",
+                            x.from, x.to
+                        ),
+                    ));
+                }
+                let one_way = x.kind == StreamKind::Udp;
+                if one_way && x.from == vm && direction == Direction::In {
+                    return Err(sec.bad(
+                        "direction",
+                        "\"OUT\" or \"BOTH\": a UDP stream's sender only sends",
+                    ));
+                }
+                if one_way && x.to == vm && direction == Direction::Out {
+                    return Err(sec.bad(
+                        "direction",
+                        "\"IN\" or \"BOTH\": a UDP stream's receiver only receives",
+                    ));
+                }
+            }
+            let max_loss = sec.opt_uint("max_loss", 0, 1_000_000)?.unwrap_or(0) as u32;
+            Expect::StreamCopies { collector, service, stream, vm, direction, max_loss }
+        }
+        "no_copies" if wants_stream => {
+            let collector = collector(sec)?;
+            Expect::NoStreamCopies { collector, stream: stream(sec)? }
+        }
+        "gap" if wants_stream => {
+            let collector = collector(sec)?;
+            let service = service(sec, &collector)?;
+            let stream = stream(sec)?;
+            let tolerance_ms = sec.opt_uint("tolerance_ms", 0, 600_000)?.unwrap_or(100);
+            Expect::StreamGap { collector, service, stream, tolerance_ms }
+        }
+        "delivery" => {
+            let stream = stream(sec)?;
+            let max_loss = sec.opt_uint("max_loss", 0, 1_000_000)?.unwrap_or(0) as u32;
+            if max_loss > 0 && s.stream(&stream).is_some_and(|x| x.kind == StreamKind::Tcp) {
+                return Err(sec.bad("max_loss", "0 (or none): TCP delivers every byte or fails"));
+            }
+            Expect::Delivery { stream, max_loss }
+        }
+        "reprogram" => {
+            let vm = match sec.opt_str("vm")? {
+                None => None,
+                Some(_) => Some(vm_ref(sec, "vm", s)?),
+            };
+            let limit =
+                |sec: &mut Section<'_>, f: &'static str| -> Result<Option<f64>, ScenarioError> {
+                    match sec.get(f) {
+                        None => Ok(None),
+                        Some(Value::Integer(n)) if (1..=600_000).contains(n) => Ok(Some(*n as f64)),
+                        Some(Value::Float(x)) if (1.0..=600_000.0).contains(x) => Ok(Some(*x)),
+                        Some(_) => Err(sec.bad(f, "a number of milliseconds from 1 to 600000")),
+                    }
+                };
+            let max_ms = limit(sec, "max_ms")?;
+            let p99_ms = limit(sec, "p99_ms")?;
+            let stats_p99_ms = limit(sec, "stats_p99_ms")?;
+            if max_ms.is_none() && p99_ms.is_none() && stats_p99_ms.is_none() {
+                return Err(sec.bad("max_ms", "at least one of max_ms, p99_ms, stats_p99_ms"));
+            }
+            let migrates = s.steps.iter().any(|st| match &st.action {
+                Action::Migrate { vm: m, .. } => vm.as_ref().is_none_or(|v| v == m),
+                _ => false,
+            });
+            if (max_ms.is_some() || p99_ms.is_some()) && !migrates {
+                return Err(sec.bad(
+                    "max_ms",
+                    "a limit on migrations only where a migrate step (of vm, when given) exists; \
+                     stats_p99_ms alone needs none",
+                ));
+            }
+            Expect::Reprogram { vm, max_ms, p99_ms, stats_p99_ms }
+        }
         "copies" => {
             let collector = collector(sec)?;
             let service = service(sec, &collector)?;
@@ -1050,8 +1286,8 @@ fn parse_expect(sec: &mut Section<'_>, s: &Scenario) -> Result<Expect, ScenarioE
         _ => {
             return Err(sec.bad(
                 "kind",
-                "one of copies, no_duplicates, no_foreign, no_copies, gap, ping, \
-                 no_leftover_flows, no_leftover_tunnel_ports",
+                "one of copies, no_duplicates, no_foreign, no_copies, gap, ping, delivery, \
+                 reprogram, no_leftover_flows, no_leftover_tunnel_ports",
             ))
         }
     };

@@ -7,8 +7,10 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::expect::{Facts, Verdict};
+use super::expect::{Facts, ReprogramSample, Verdict};
+use super::traffic::stream::{StreamKind, StreamOutcome};
 use super::traffic::PingOutcome;
+use crate::lab::frame::Transport;
 use crate::lab::{Capture, EchoKind, Encap as WireEncap};
 
 /// How a run ended.
@@ -73,6 +75,10 @@ pub struct KeyRow {
     pub requests: usize,
     /// ICMP echo replies.
     pub replies: usize,
+    /// UDP packets.
+    pub udp: usize,
+    /// TCP segments.
+    pub tcp: usize,
     /// Everything else (ARP, IPv6 ND, ...).
     pub other: usize,
     /// Echo frames seen more than once.
@@ -119,6 +125,10 @@ pub struct Report {
     pub steps: Vec<StepRecord>,
     /// The pings.
     pub pings: Vec<PingOutcome>,
+    /// The UDP streams and TCP transfers.
+    pub streams: Vec<StreamOutcome>,
+    /// The reprogramming time of each migration's destination (when an expectation asks).
+    pub reprograms: Vec<ReprogramSample>,
     /// What each collector received.
     pub collectors: Vec<CollectorRecord>,
     /// The assertions.
@@ -144,6 +154,8 @@ pub fn collector_record(name: &str, ip: &str, cap: &Capture, facts: &Facts) -> C
             frames: 0,
             requests: 0,
             replies: 0,
+            udp: 0,
+            tcp: 0,
             other: 0,
             duplicates: 0,
             from: Vec::new(),
@@ -161,6 +173,20 @@ pub fn collector_record(name: &str, ip: &str, cap: &Capture, facts: &Facts) -> C
     }
     for d in dups {
         if let Some(row) = rows.get_mut(&d.tunnel()) {
+            row.duplicates += 1;
+        }
+    }
+    for sg in &cap.segments {
+        if let Some(row) = rows.get_mut(&(sg.encap, sg.key)) {
+            match sg.transport {
+                Transport::Udp => row.udp += 1,
+                Transport::Tcp => row.tcp += 1,
+            }
+            row.other = row.other.saturating_sub(1);
+        }
+    }
+    for sg in cap.segment_duplicates() {
+        if let Some(row) = rows.get_mut(&(sg.encap, sg.key)) {
             row.duplicates += 1;
         }
     }
@@ -262,6 +288,49 @@ impl Report {
             }
             table(&mut o, "  ", &rows);
         }
+        if !self.streams.is_empty() {
+            o.push_str("\nstreams\n");
+            let mut rows = vec![vec![
+                "name".to_string(),
+                "kind".into(),
+                "from -> to".into(),
+                "ports".into(),
+                "received".into(),
+                "lost".into(),
+                "longest silence".into(),
+                "note".into(),
+            ]];
+            for x in &self.streams {
+                let (received, lost) = match x.kind {
+                    StreamKind::Udp => {
+                        let lost = x.lost();
+                        (
+                            format!("{}/{} datagrams", x.received, x.sent),
+                            if lost.is_empty() {
+                                "0".to_string()
+                            } else {
+                                format!("{} {:?}", lost.len(), &lost[..lost.len().min(6)])
+                            },
+                        )
+                    }
+                    StreamKind::Tcp => (
+                        format!("{}/{} bytes", x.received, x.sent),
+                        if x.intact { "0 (intact)".into() } else { "NOT intact".into() },
+                    ),
+                };
+                rows.push(vec![
+                    x.name.clone(),
+                    format!("{:?}", x.kind).to_lowercase(),
+                    format!("{} -> {}", x.from, x.to),
+                    format!("{} -> {}", x.src_port, x.dst_port),
+                    received,
+                    lost,
+                    x.longest_gap_ms.map(|g| format!("{g:.0} ms")).unwrap_or_else(|| "-".into()),
+                    x.error.clone().unwrap_or_default(),
+                ]);
+            }
+            table(&mut o, "  ", &rows);
+        }
         for c in &self.collectors {
             let _ = writeln!(o, "\ncollector {} ({}): {} frames", c.name, c.ip, c.frames);
             if c.keys.is_empty() {
@@ -275,6 +344,8 @@ impl Report {
                 "frames".into(),
                 "requests".into(),
                 "replies".into(),
+                "udp".into(),
+                "tcp".into(),
                 "other".into(),
                 "dups".into(),
                 "from".into(),
@@ -287,6 +358,8 @@ impl Report {
                     k.frames.to_string(),
                     k.requests.to_string(),
                     k.replies.to_string(),
+                    k.udp.to_string(),
+                    k.tcp.to_string(),
                     k.other.to_string(),
                     k.duplicates.to_string(),
                     k.from.join(" "),
@@ -363,6 +436,7 @@ mod tests {
                 frame(100, None),
                 frame(5, Some(2)),
             ],
+            segments: Vec::new(),
         };
         let mut facts = Facts::default();
         facts.services.insert(
@@ -406,6 +480,8 @@ mod tests {
                 detail: "plug 60 ms".into(),
             }],
             pings: vec![],
+            streams: vec![],
+            reprograms: vec![],
             collectors: vec![],
             expectations: vec![Verdict {
                 kind: "ping",

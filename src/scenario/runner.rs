@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,12 +23,17 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 
 use super::controller::{supports_ovsdb, ControllerConfig, ControllerProc};
-use super::expect::{judge, Facts, Leftovers, ServiceFacts, VmFacts};
+use super::expect::{judge, Facts, Leftovers, ReprogramSample, ServiceFacts, VmFacts};
 use super::http;
 use super::interrupt::Interrupt;
+use super::link::{Endpoint, LinkRelay};
 use super::ovs;
 use super::report::{collector_record, Outcome, Report, StepRecord};
-use super::spec::{direction_str, Action, Expect, Scenario, Step, TapSource, Transport};
+use super::spec::{
+    direction_str, Action, CutMode, Expect, LinkKind, Scenario, Step, StreamSpec, TapSource,
+    Transport,
+};
+use super::traffic::stream::{StreamOutcome, StreamProc, StreamStart};
 use super::traffic::{PingOutcome, PingProc};
 use crate::lab::{
     Collector, ControllerTarget, Hypervisor, HypervisorOptions, Lab, MigrationStep, Vm, VmOptions,
@@ -55,6 +60,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const FIRST_PING_ID: u16 = 0x5100;
 /// First tenant VLAN.
 const FIRST_VLAN: u16 = 101;
+/// First UDP stream id; stream `n` has `FIRST_STREAM_ID + n`.
+const FIRST_STREAM_ID: u32 = 0x5053_0000;
+/// Stream `n` is received on port `FIRST_STREAM_PORT + n` and sent from `+ 10000`.
+const FIRST_STREAM_PORT: u16 = 20_000;
+/// How long a migration's destination may take to show as programmed in the API.
+const REPROGRAM_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs a scenario and reports; never panics on a failure of the lab or the controller, which
 /// end up in the report instead. Everything it created is gone when it returns.
@@ -72,6 +83,8 @@ pub fn run(spec: &Scenario, opts: &RunOptions, stop: &Interrupt) -> Report {
         controller: BTreeMap::new(),
         steps: Vec::new(),
         pings: Vec::new(),
+        streams: Vec::new(),
+        reprograms: Vec::new(),
         collectors: Vec::new(),
         expectations: Vec::new(),
     };
@@ -104,6 +117,9 @@ pub fn run(spec: &Scenario, opts: &RunOptions, stop: &Interrupt) -> Report {
     report.steps = run.take_steps();
     report.pings = facts.pings.values().cloned().collect();
     report.pings.sort_by(|a, b| a.started_s.total_cmp(&b.started_s));
+    report.streams = facts.streams.values().cloned().collect();
+    report.streams.sort_by(|a, b| a.started_s.total_cmp(&b.started_s));
+    report.reprograms = facts.reprograms.clone();
     report.collectors = run
         .collector_ips
         .iter()
@@ -161,10 +177,29 @@ struct TapState {
     flows: Vec<(String, u64)>,
 }
 
-/// One run's state. Fields drop in order: pings, controller, then the lab.
+/// A hypervisor's management links through relays the runner owns (for `cut_link`).
+#[derive(Default)]
+struct Links {
+    openflow: Option<LinkRelay>,
+    ovsdb: Option<LinkRelay>,
+    /// What is cut now.
+    cut: Mutex<Option<CutState>>,
+}
+
+/// A cut in force.
+struct CutState {
+    link: LinkKind,
+    mode: CutMode,
+    /// The OpenFlow connections the controller listed when it was cut.
+    peers: BTreeMap<String, String>,
+}
+
+/// One run's state. Fields drop in order: traffic, controller, relays, then the lab.
 struct Run<'a> {
     pings: Mutex<Vec<PingProc>>,
+    streams: Mutex<Vec<StreamProc>>,
     controller: Mutex<Option<ControllerProc>>,
+    links: BTreeMap<String, Links>,
     spec: &'a Scenario,
     opts: &'a RunOptions,
     stop: &'a Interrupt,
@@ -172,7 +207,10 @@ struct Run<'a> {
     ctl_cfg: Option<ControllerConfig>,
     controller_facts: BTreeMap<String, String>,
     finished_pings: Mutex<Vec<PingOutcome>>,
+    finished_streams: Mutex<Vec<StreamOutcome>>,
     next_ping_id: AtomicU16,
+    next_stream: AtomicU32,
+    reprograms: Mutex<Vec<ReprogramSample>>,
     taps: Mutex<TapState>,
     vms: BTreeMap<String, Mutex<Option<Vm>>>,
     vm_facts: Mutex<BTreeMap<String, VmFacts>>,
@@ -210,7 +248,9 @@ impl<'a> Run<'a> {
             .collect();
         Run {
             pings: Mutex::new(Vec::new()),
+            streams: Mutex::new(Vec::new()),
             controller: Mutex::new(None),
+            links: BTreeMap::new(),
             spec,
             opts,
             stop,
@@ -218,7 +258,10 @@ impl<'a> Run<'a> {
             ctl_cfg: None,
             controller_facts: BTreeMap::new(),
             finished_pings: Mutex::new(Vec::new()),
+            finished_streams: Mutex::new(Vec::new()),
             next_ping_id: AtomicU16::new(FIRST_PING_ID),
+            next_stream: AtomicU32::new(0),
+            reprograms: Mutex::new(Vec::new()),
             taps: Mutex::new(TapState::default()),
             vms: spec.vms.iter().map(|v| (v.name.clone(), Mutex::new(None))).collect(),
             vm_facts: Mutex::new(BTreeMap::new()),
@@ -251,10 +294,28 @@ impl<'a> Run<'a> {
         };
         let with_ovsdb = supports_ovsdb(&self.opts.program);
         let mut ovsdb = Vec::new();
+        let cut = spec.cut_hypervisors();
         for h in &spec.hypervisors {
             self.check_stop()?;
+            let relayed = cut.contains(&h.name.as_str());
+            let mut links = Links::default();
             let target = match (h.controller, tcp_port) {
+                (Transport::Tcp, Some(p)) if relayed => {
+                    let r = LinkRelay::start_tcp((Ipv4Addr::LOCALHOST, p).into())?;
+                    let port = r.port();
+                    links.openflow = Some(r);
+                    ControllerTarget::HostTcp(port)
+                }
                 (Transport::Tcp, Some(p)) => ControllerTarget::HostTcp(p),
+                _ if relayed => {
+                    let front = of_dir.join(format!("{}-of.sock", h.name));
+                    let r = LinkRelay::start(
+                        Endpoint::Unix(front.clone()),
+                        Endpoint::Unix(unix_sock.clone()),
+                    )?;
+                    links.openflow = Some(r);
+                    ControllerTarget::Unix(front)
+                }
                 _ => ControllerTarget::Unix(unix_sock.clone()),
             };
             let hv = self
@@ -264,10 +325,32 @@ impl<'a> Run<'a> {
             ovs::patch_to_underlay(&hv)?;
             ovs::fast_reconnect(&hv)?;
             if with_ovsdb {
-                ovsdb.push(match h.controller {
-                    Transport::Unix => hv.db_remote(),
-                    Transport::Tcp => format!("tcp:{}", hv.add_db_tcp_remote()?),
-                });
+                let remote = match (h.controller, relayed) {
+                    (Transport::Unix, false) => hv.db_remote(),
+                    (Transport::Tcp, false) => format!("tcp:{}", hv.add_db_tcp_remote()?),
+                    (Transport::Unix, true) => {
+                        let front = of_dir.join(format!("{}-db.sock", h.name));
+                        links.ovsdb = Some(LinkRelay::start(
+                            Endpoint::Unix(front.clone()),
+                            Endpoint::Unix(hv.db_socket()),
+                        )?);
+                        format!("unix:{}", front.display())
+                    }
+                    (Transport::Tcp, true) => {
+                        let r = LinkRelay::start_tcp(hv.add_db_tcp_remote()?)?;
+                        let remote = format!("tcp:127.0.0.1:{}", r.port());
+                        links.ovsdb = Some(r);
+                        remote
+                    }
+                };
+                ovsdb.push(remote);
+            }
+            if relayed {
+                self.progress.say(&format!(
+                    "hypervisor {}: management links through the runner's relays",
+                    h.name
+                ));
+                self.links.insert(h.name.clone(), links);
             }
             self.neighbors.push((hv.underlay_ip(), hv.underlay_mac().to_string()));
             self.progress.say(&format!(
@@ -674,36 +757,22 @@ impl<'a> Run<'a> {
                 lock(&self.pings).push(proc);
                 Ok(format!("{from_ip} -> {to_ip}, icmp id {id}"))
             }
+            Action::StartStream(x) => self.start_stream(tl0, x),
+            Action::CutLink { hypervisor, link, mode } => self.cut_link(hypervisor, *link, *mode),
+            Action::RestoreLink { hypervisor } => self.restore_link(hypervisor),
             Action::Migrate { vm, to } => {
-                let dest = self.hv(to)?.clone();
-                let vlan = self.vlan(vm);
-                let iface = self.iface_id(vm);
-                let mut g = lock(self.vms.get(vm).ok_or_else(|| anyhow!("no VM {vm}"))?);
-                let v = g.as_mut().ok_or_else(|| anyhow!("VM {vm} does not exist"))?;
-                let from = v.hypervisor().name().to_string();
-                let t = v.migrate_with(&dest, |step, _| {
-                    if step == MigrationStep::Plugged {
-                        // The new port joins the tenant's VLAN before the VM switches to it.
-                        let out = dest.vsctl(&[
-                            "--bare",
-                            "--columns=name",
-                            "find",
-                            "Interface",
-                            &format!("external_ids:iface-id=\"{iface}\""),
-                        ])?;
-                        if let Some(port) = out.split_whitespace().next() {
-                            dest.vsctl(&["set", "Port", port, &format!("tag={vlan}")])?;
-                        }
-                    }
-                    Ok(())
-                })?;
-                let ms = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64() * 1e3;
-                Ok(format!(
-                    "{from} -> {to}: plug {:.0} ms, switch {:.0} ms, unplug {:.0} ms",
-                    ms(t.started, t.plugged),
-                    ms(t.plugged, t.switched),
-                    ms(t.switched, t.unplugged)
-                ))
+                let detail = self.migrate(vm, to)?;
+                if !self.spec.expects.iter().any(|e| matches!(e, Expect::Reprogram { .. })) {
+                    return Ok(detail);
+                }
+                let sample = self.measure_reprogram(vm, to);
+                let more = match (&sample.ms, &sample.error) {
+                    (Some(ms), _) => format!(", destination reprogrammed in {ms:.2} ms"),
+                    (None, Some(e)) => format!(", reprogramming time unknown: {e}"),
+                    (None, None) => String::new(),
+                };
+                lock(&self.reprograms).push(sample);
+                Ok(detail + &more)
             }
             Action::CreateVm { vm, on } => self.create_vm(vm, on.as_deref()),
             Action::DeleteVm { vm } => {
@@ -764,10 +833,211 @@ impl<'a> Run<'a> {
                 Ok(String::new())
             }
             Action::StopTraffic { ping } => {
-                let stopped = self.stop_pings(tl0, ping.as_deref());
+                let mut stopped = self.stop_pings(tl0, ping.as_deref());
+                stopped.extend(self.stop_streams(tl0, ping.as_deref()));
                 Ok(format!("{} stopped", stopped.join(", ")))
             }
         }
+    }
+
+    /// Live-migrates a VM the way Nova does; the detail has the phases' times.
+    fn migrate(&self, vm: &str, to: &str) -> anyhow::Result<String> {
+        let dest = self.hv(to)?.clone();
+        let vlan = self.vlan(vm);
+        let iface = self.iface_id(vm);
+        let mut g = lock(self.vms.get(vm).ok_or_else(|| anyhow!("no VM {vm}"))?);
+        let v = g.as_mut().ok_or_else(|| anyhow!("VM {vm} does not exist"))?;
+        let from = v.hypervisor().name().to_string();
+        let t = v.migrate_with(&dest, |step, _| {
+            if step == MigrationStep::Plugged {
+                // The new port joins the tenant's VLAN before the VM switches to it.
+                let out = dest.vsctl(&[
+                    "--bare",
+                    "--columns=name",
+                    "find",
+                    "Interface",
+                    &format!("external_ids:iface-id=\"{iface}\""),
+                ])?;
+                if let Some(port) = out.split_whitespace().next() {
+                    dest.vsctl(&["set", "Port", port, &format!("tag={vlan}")])?;
+                }
+            }
+            Ok(())
+        })?;
+        let ms = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64() * 1e3;
+        Ok(format!(
+            "{from} -> {to}: plug {:.0} ms, switch {:.0} ms, unplug {:.0} ms",
+            ms(t.started, t.plugged),
+            ms(t.plugged, t.switched),
+            ms(t.switched, t.unplugged)
+        ))
+    }
+
+    /// Asks the API how long the destination bridge of a migration took to reprogram: the
+    /// tap flows' status lists where each tapped interface is active, whether its bridge is
+    /// programmed and its last reprogramming time.
+    fn measure_reprogram(&self, vm: &str, to: &str) -> ReprogramSample {
+        let mut sample =
+            ReprogramSample { vm: vm.to_string(), to: to.to_string(), ms: None, error: None };
+        let Ok(dest) = self.hv(to) else {
+            sample.error = Some(format!("no hypervisor {to}"));
+            return sample;
+        };
+        let dpid = format!("{:016x}", dest.dpid());
+        let iface = self.iface_id(vm);
+        let ids: Vec<u64> = lock(&self.taps).flows.iter().map(|f| f.1).collect();
+        let start = Instant::now();
+        let mut seen_active = false;
+        while start.elapsed() < REPROGRAM_WAIT && !self.stop.is_set() {
+            for id in &ids {
+                let Ok(flow) = self.api_call("GET", &format!("/v1/tap_flows/{id}"), None) else {
+                    continue;
+                };
+                let active = flow.get("active").and_then(Value::as_array).cloned();
+                for a in active.unwrap_or_default() {
+                    let here = a.get("iface_id").and_then(Value::as_str) == Some(iface.as_str())
+                        && a.get("dpid").and_then(Value::as_str) == Some(dpid.as_str());
+                    if !here {
+                        continue;
+                    }
+                    seen_active = true;
+                    let programmed = a.get("programmed").and_then(Value::as_bool) == Some(true);
+                    if let (true, Some(ms)) =
+                        (programmed, a.get("last_reprogram_ms").and_then(Value::as_f64))
+                    {
+                        sample.ms = Some(ms);
+                        return sample;
+                    }
+                }
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        sample.error = Some(if ids.is_empty() {
+            "no tap flow exists".into()
+        } else if seen_active {
+            format!("the destination was not programmed within {REPROGRAM_WAIT:?}")
+        } else {
+            format!("no tap flow showed {vm} active on {to} within {REPROGRAM_WAIT:?}")
+        });
+        sample
+    }
+
+    fn start_stream(&self, tl0: Instant, x: &StreamSpec) -> anyhow::Result<String> {
+        let vm = |name: &str| -> anyhow::Result<(String, Ipv4Addr)> {
+            let g = lock(self.vms.get(name).ok_or_else(|| anyhow!("no VM {name}"))?);
+            let v = g.as_ref().ok_or_else(|| anyhow!("VM {name} does not exist"))?;
+            Ok((v.netns().to_string(), v.ip()))
+        };
+        let (from_ns, from_ip) = vm(&x.from)?;
+        let (to_ns, to_ip) = vm(&x.to)?;
+        let n = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let dst_port = FIRST_STREAM_PORT.saturating_add(n as u16);
+        let src_port = dst_port.saturating_add(10_000);
+        let outcome = StreamOutcome {
+            name: x.name.clone(),
+            kind: x.kind,
+            from: x.from.clone(),
+            to: x.to.clone(),
+            from_ip,
+            to_ip,
+            src_port,
+            dst_port,
+            id: if x.kind == super::spec::StreamKind::Udp { FIRST_STREAM_ID + n } else { 0 },
+            sent: 0,
+            send_errors: 0,
+            received: 0,
+            seqs: Vec::new(),
+            duplicates: 0,
+            intact: true,
+            times_ns: Vec::new(),
+            longest_gap_ms: None,
+            interval_ms: x.interval_ms,
+            started_s: tl0.elapsed().as_secs_f64(),
+            ended_s: 0.0,
+            error: None,
+        };
+        let start = StreamStart {
+            program: &self.opts.program,
+            from_netns: &from_ns,
+            to_netns: &to_ns,
+            count: x.count,
+            size: x.size,
+        };
+        let proc = StreamProc::start(&start, outcome).context("starting the stream")?;
+        lock(&self.streams).push(proc);
+        Ok(format!("{from_ip}:{src_port} -> {to_ip}:{dst_port}"))
+    }
+
+    fn links(&self, hypervisor: &str) -> anyhow::Result<&Links> {
+        self.links
+            .get(hypervisor)
+            .ok_or_else(|| anyhow!("hypervisor {hypervisor}'s links do not go through a relay"))
+    }
+
+    fn cut_link(&self, hypervisor: &str, link: LinkKind, mode: CutMode) -> anyhow::Result<String> {
+        let l = self.links(hypervisor)?;
+        if link.ovsdb() && l.ovsdb.is_none() {
+            bail!("the controller has no OVSDB connection to cut (it runs without --ovsdb)");
+        }
+        let peers = self.api().ok().map(|a| self.switch_peers(a)).unwrap_or_default();
+        let mut cut = Vec::new();
+        if let Some(r) = l.openflow.as_ref().filter(|_| link.openflow()) {
+            r.cut(mode);
+            cut.push(format!("openflow ({} connections so far)", r.accepted()));
+        }
+        if let Some(r) = l.ovsdb.as_ref().filter(|_| link.ovsdb()) {
+            r.cut(mode);
+            cut.push(format!("ovsdb ({} connections so far)", r.accepted()));
+        }
+        *lock(&l.cut) = Some(CutState { link, mode, peers });
+        Ok(format!("{} cut by {}", cut.join(" and "), mode.as_str()))
+    }
+
+    fn restore_link(&self, hypervisor: &str) -> anyhow::Result<String> {
+        let l = self.links(hypervisor)?;
+        let CutState { link, mode, peers } =
+            lock(&l.cut).take().ok_or_else(|| anyhow!("{hypervisor}'s link is not cut"))?;
+        let start = Instant::now();
+        for r in [&l.openflow, &l.ovsdb].into_iter().flatten() {
+            r.restore();
+        }
+        let api = self.api().ok();
+        let mut parts = Vec::new();
+        if let (true, Some(api)) = (link.openflow(), api) {
+            let hv = self.hv(hypervisor)?;
+            let dpid = format!("{:016x}", hv.dpid());
+            // After a reset the switch must come back on a new connection.
+            let old: BTreeMap<String, String> = match mode {
+                CutMode::Reset => peers.into_iter().filter(|(d, _)| *d == dpid).collect(),
+                CutMode::Blackhole => BTreeMap::new(),
+            };
+            let ms = self.wait_switches_except(api, &old)?;
+            parts.push(format!("switches ready after {ms:.0} ms"));
+        }
+        if let (true, Some(api)) = (link.ovsdb(), api) {
+            let want = self.hvs.len() as u64;
+            loop {
+                self.check_stop()?;
+                let n = http::request(api, "GET", "/v1/stats", None)
+                    .ok()
+                    .and_then(|(_, v)| v.get("hypervisors").and_then(Value::as_u64));
+                if n == Some(want) {
+                    break;
+                }
+                if start.elapsed() >= CONNECT_TIMEOUT {
+                    bail!("the controller lists {n:?} of {want} hypervisors {CONNECT_TIMEOUT:?} after the restore");
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            parts.push(format!(
+                "all {want} OVSDB connections up after {:.0} ms",
+                start.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+        if api.is_none() {
+            parts.push("no controller running".into());
+        }
+        Ok(format!("{} restored: {}", link.as_str(), parts.join(", ")))
     }
 
     fn restart_controller(&self) -> anyhow::Result<String> {
@@ -828,17 +1098,48 @@ impl<'a> Run<'a> {
         names
     }
 
+    /// Stops running streams (one, or all); returns their names.
+    fn stop_streams(&self, tl0: Instant, only: Option<&str>) -> Vec<String> {
+        let procs: Vec<StreamProc> = {
+            let mut g = lock(&self.streams);
+            let (stop, keep): (Vec<StreamProc>, Vec<StreamProc>) =
+                g.drain(..).partition(|p| only.is_none_or_eq(&p.outcome.name));
+            *g = keep;
+            stop
+        };
+        // Each stop waits for its processes: stop them side by side.
+        let outcomes: Vec<StreamOutcome> = thread::scope(|sc| {
+            let hs: Vec<_> = procs
+                .into_iter()
+                .map(|p| sc.spawn(move || p.stop(tl0.elapsed().as_secs_f64())))
+                .collect();
+            hs.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        let mut names = Vec::new();
+        for o in outcomes {
+            names.push(format!("{} ({}/{})", o.name, o.received, o.sent));
+            lock(&self.finished_streams).push(o);
+        }
+        names
+    }
+
     // ---- the end ----
 
     /// Lets pings finish (or stops them), checks leftovers, stops the collectors.
     fn finish(&mut self, tl0: Instant, completed: bool) -> Facts {
         if completed {
-            let deadline = lock(&self.pings).iter().map(|p| p.deadline).max();
+            let deadline = lock(&self.pings)
+                .iter()
+                .map(|p| p.deadline)
+                .chain(lock(&self.streams).iter().map(|p| p.deadline))
+                .max();
             if let Some(d) = deadline {
-                let running = lock(&self.pings).len();
-                self.progress.say(&format!("waiting for {running} pings to finish"));
+                let running = lock(&self.pings).len() + lock(&self.streams).len();
+                self.progress.say(&format!("waiting for {running} pings and streams to finish"));
                 while Instant::now() < d && !self.stop.is_set() {
-                    if lock(&self.pings).iter_mut().all(|p| !p.running()) {
+                    if lock(&self.pings).iter_mut().all(|p| !p.running())
+                        && lock(&self.streams).iter_mut().all(|p| !p.running())
+                    {
                         break;
                     }
                     thread::sleep(Duration::from_millis(50));
@@ -846,6 +1147,7 @@ impl<'a> Run<'a> {
             }
         }
         self.stop_pings(tl0, None);
+        self.stop_streams(tl0, None);
         let mut facts = Facts::default();
         if completed {
             self.check_leftovers(&mut facts);
@@ -877,7 +1179,14 @@ impl<'a> Run<'a> {
         for p in lock(&self.finished_pings).drain(..) {
             facts.pings.insert(p.name.clone(), p);
         }
+        for x in lock(&self.finished_streams).drain(..) {
+            facts.streams.insert(x.name.clone(), x);
+        }
+        facts.reprograms = lock(&self.reprograms).clone();
         if let Some(mut c) = lock(&self.controller).take() {
+            facts.stats = http::request(c.api, "GET", "/v1/stats", None)
+                .ok()
+                .and_then(|(_, v)| v.get("reprogram_ms").cloned());
             c.stop();
         }
         facts

@@ -64,6 +64,27 @@ impl Scenario {
         out
     }
 
+    /// The `start_udp` or `start_tcp` step named `name`.
+    pub fn stream(&self, name: &str) -> Option<&StreamSpec> {
+        self.steps.iter().find_map(|s| match &s.action {
+            Action::StartStream(x) if x.name == name => Some(x),
+            _ => None,
+        })
+    }
+
+    /// The hypervisors some `cut_link` step works on (their links go through a relay).
+    pub fn cut_hypervisors(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for s in &self.steps {
+            if let Action::CutLink { hypervisor, .. } = &s.action {
+                if !out.contains(&hypervisor.as_str()) {
+                    out.push(hypervisor);
+                }
+            }
+        }
+        out
+    }
+
     /// The `start_ping` step named `name`.
     pub fn ping(&self, name: &str) -> Option<&PingSpec> {
         self.steps.iter().find_map(|s| match &s.action {
@@ -198,12 +219,100 @@ pub struct PingSpec {
     pub count: u32,
 }
 
+/// `start_udp` / `start_tcp`: a background UDP stream or TCP transfer from one VM to another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSpec {
+    /// Name expectations refer to (`udp1`, `tcp1`, ... by default).
+    pub name: String,
+    /// UDP or TCP.
+    pub kind: StreamKind,
+    /// Sending VM.
+    pub from: String,
+    /// Receiving VM.
+    pub to: String,
+    /// UDP: datagrams; TCP: messages (each one write).
+    pub count: u32,
+    /// Payload bytes per datagram or message.
+    pub size: usize,
+    /// Milliseconds between datagrams (UDP: 1000 / `rate_pps`) or messages (TCP: `interval_ms`).
+    pub interval_ms: f64,
+}
+
+pub use super::traffic::stream::StreamKind;
+
+/// Which of a hypervisor's management connections a `cut_link` / `restore_link` works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// `br-int`'s OpenFlow connection to the controller.
+    OpenFlow,
+    /// The controller's OVSDB connection to the hypervisor's ovsdb-server.
+    Ovsdb,
+    /// Both.
+    Both,
+}
+
+impl LinkKind {
+    /// The OpenFlow connection is concerned.
+    pub fn openflow(self) -> bool {
+        matches!(self, LinkKind::OpenFlow | LinkKind::Both)
+    }
+
+    /// The OVSDB connection is concerned.
+    pub fn ovsdb(self) -> bool {
+        matches!(self, LinkKind::Ovsdb | LinkKind::Both)
+    }
+
+    /// The name in the scenario file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::OpenFlow => "openflow",
+            LinkKind::Ovsdb => "ovsdb",
+            LinkKind::Both => "both",
+        }
+    }
+}
+
+/// How a link is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutMode {
+    /// Connections closed at once; new ones closed when accepted.
+    Reset,
+    /// Nothing relayed, connections kept open (the ends find out by their keepalives).
+    Blackhole,
+}
+
+impl CutMode {
+    /// The name in the scenario file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CutMode::Reset => "reset",
+            CutMode::Blackhole => "blackhole",
+        }
+    }
+}
+
 /// What a step does.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Action {
     /// Starts a background ping.
     StartPing(PingSpec),
+    /// Starts a background UDP stream or TCP transfer.
+    StartStream(StreamSpec),
+    /// Cuts a hypervisor's management link(s) to the controller.
+    CutLink {
+        /// The hypervisor.
+        hypervisor: String,
+        /// Which connections.
+        link: LinkKind,
+        /// How.
+        mode: CutMode,
+    },
+    /// Restores what `cut_link` cut and waits until the controller has the hypervisor back.
+    RestoreLink {
+        /// The hypervisor.
+        hypervisor: String,
+    },
     /// Live-migrates a VM, make-before-break.
     Migrate {
         /// The VM.
@@ -253,9 +362,9 @@ pub enum Action {
         /// How long.
         seconds: f64,
     },
-    /// Stops one or every running ping.
+    /// Stops one or every running ping and stream.
     StopTraffic {
-        /// The ping; every one when `None`.
+        /// The ping or stream; every one when `None`.
         ping: Option<String>,
     },
 }
@@ -265,6 +374,10 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::StartPing(_) => "start_ping",
+            Action::StartStream(x) if x.kind == StreamKind::Udp => "start_udp",
+            Action::StartStream(_) => "start_tcp",
+            Action::CutLink { .. } => "cut_link",
+            Action::RestoreLink { .. } => "restore_link",
             Action::Migrate { .. } => "migrate",
             Action::CreateVm { .. } => "create_vm",
             Action::DeleteVm { .. } => "delete_vm",
@@ -286,6 +399,23 @@ impl Action {
                 "start_ping {} {} -> {} ({} x {} ms)",
                 p.name, p.from, p.to, p.count, p.interval_ms
             ),
+            Action::StartStream(x) if x.kind == StreamKind::Udp => format!(
+                "start_udp {} {} -> {} ({} x {} B at {:.0}/s)",
+                x.name,
+                x.from,
+                x.to,
+                x.count,
+                x.size,
+                1000.0 / x.interval_ms
+            ),
+            Action::StartStream(x) => format!(
+                "start_tcp {} {} -> {} ({} x {} B every {} ms)",
+                x.name, x.from, x.to, x.count, x.size, x.interval_ms
+            ),
+            Action::CutLink { hypervisor, link, mode } => {
+                format!("cut_link {hypervisor} {} ({})", link.as_str(), mode.as_str())
+            }
+            Action::RestoreLink { hypervisor } => format!("restore_link {hypervisor}"),
             Action::Migrate { vm, to } => format!("migrate {vm} -> {to}"),
             Action::CreateVm { vm, on: Some(hv) } => format!("create_vm {vm} on {hv}"),
             Action::CreateVm { vm, on: None } => format!("create_vm {vm}"),
@@ -364,6 +494,62 @@ pub enum Expect {
         /// Lost echoes allowed.
         max_loss: u32,
     },
+    /// Every packet of a UDP stream or TCP transfer that `vm` sent or received (per
+    /// `direction`) arrived at the collector under the service's key exactly once.
+    StreamCopies {
+        /// The collector.
+        collector: String,
+        /// The tap service.
+        service: String,
+        /// The `start_udp` / `start_tcp` step.
+        stream: String,
+        /// The tapped VM: the stream's sender or receiver.
+        vm: String,
+        /// Which of the VM's packets are expected.
+        direction: Direction,
+        /// Missing copies allowed, per direction.
+        max_loss: u32,
+    },
+    /// No packet of a stream arrived at the collector.
+    NoStreamCopies {
+        /// The collector.
+        collector: String,
+        /// The stream.
+        stream: String,
+    },
+    /// The longest silence in a stream's copies is at most the receiver's own longest silence
+    /// plus `tolerance_ms`.
+    StreamGap {
+        /// The collector.
+        collector: String,
+        /// The tap service.
+        service: String,
+        /// The stream.
+        stream: String,
+        /// Allowed extra silence.
+        tolerance_ms: u64,
+    },
+    /// The stream reached its receiver: UDP lost at most `max_loss` datagrams, TCP delivered
+    /// every byte intact and closed cleanly.
+    Delivery {
+        /// The stream.
+        stream: String,
+        /// Datagrams lost allowed (UDP).
+        max_loss: u32,
+    },
+    /// Reprogramming times: each migration's destination bridge confirmed within `max_ms`
+    /// (and their p99 within `p99_ms`); the controller's own p99 (GET /v1/stats) within
+    /// `stats_p99_ms`.
+    Reprogram {
+        /// Only the migrations of this VM; all when `None`.
+        vm: Option<String>,
+        /// Limit for every migration.
+        max_ms: Option<f64>,
+        /// Limit for the p99 over the migrations.
+        p99_ms: Option<f64>,
+        /// Limit for the controller's p99 over every reprogramming it did.
+        stats_p99_ms: Option<f64>,
+    },
     /// `br-int` of the hypervisor holds no periscope flow other than the base pipeline.
     NoLeftoverFlows {
         /// The hypervisor.
@@ -391,6 +577,11 @@ impl Expect {
             Expect::NoCopies { .. } => "no_copies",
             Expect::Gap { .. } => "gap",
             Expect::Ping { .. } => "ping",
+            Expect::StreamCopies { .. } => "copies",
+            Expect::NoStreamCopies { .. } => "no_copies",
+            Expect::StreamGap { .. } => "gap",
+            Expect::Delivery { .. } => "delivery",
+            Expect::Reprogram { .. } => "reprogram",
             Expect::NoLeftoverFlows { .. } => "no_leftover_flows",
             Expect::NoLeftoverTunnelPorts { .. } => "no_leftover_tunnel_ports",
         }
@@ -417,6 +608,35 @@ impl Expect {
                 "gap in copies of {ping} at {collector} via {service} <= own gap + {tolerance_ms} ms"
             ),
             Expect::Ping { ping, max_loss } => format!("{ping} loses <= {max_loss}"),
+            Expect::StreamCopies { collector, service, stream, vm, direction, max_loss } => {
+                format!(
+                    "copies of {vm}'s {stream} ({}) at {collector} via {service}, loss <= {max_loss}",
+                    direction_str(*direction)
+                )
+            }
+            Expect::NoStreamCopies { collector, stream } => {
+                format!("no copies of {stream} at {collector}")
+            }
+            Expect::StreamGap { collector, service, stream, tolerance_ms } => format!(
+                "gap in copies of {stream} at {collector} via {service} <= own gap + {tolerance_ms} ms"
+            ),
+            Expect::Delivery { stream, max_loss } => {
+                format!("{stream} delivered, loss <= {max_loss}")
+            }
+            Expect::Reprogram { vm, max_ms, p99_ms, stats_p99_ms } => {
+                let mut parts = Vec::new();
+                if let Some(m) = max_ms {
+                    parts.push(format!("each <= {m} ms"));
+                }
+                if let Some(m) = p99_ms {
+                    parts.push(format!("p99 <= {m} ms"));
+                }
+                if let Some(m) = stats_p99_ms {
+                    parts.push(format!("controller p99 <= {m} ms"));
+                }
+                let of = vm.as_ref().map(|v| format!(" of {v}")).unwrap_or_default();
+                format!("reprogramming after migrations{of}: {}", parts.join(", "))
+            }
             Expect::NoLeftoverFlows { hypervisor, .. } => {
                 format!("no leftover periscope flows on {hypervisor}")
             }

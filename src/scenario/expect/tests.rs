@@ -44,7 +44,7 @@ fn facts() -> Facts {
         frames.push(echo(100, EchoKind::Reply, seq, t + 1));
     }
     let mut f = Facts::default();
-    f.captures.insert("col1".into(), Capture { frames });
+    f.captures.insert("col1".into(), Capture { frames, segments: Vec::new() });
     f.services.insert(
         "svc".into(),
         ServiceFacts {
@@ -275,4 +275,260 @@ fn leftovers_pass_only_when_read_and_empty() {
     let v = judge(&t, &f);
     assert!(!v.passed);
     assert!(v.detail.contains("1 tunnel ports left"), "{}", v.detail);
+}
+
+// ---- UDP streams, TCP transfers, reprogramming times ----
+
+use crate::lab::frame::{Segment, TcpFields, Transport};
+use crate::scenario::traffic::stream::{StreamKind, StreamOutcome};
+
+fn stream(kind: StreamKind) -> StreamOutcome {
+    StreamOutcome {
+        name: "s".into(),
+        kind,
+        from: "a".into(),
+        to: "b".into(),
+        from_ip: A,
+        to_ip: B,
+        src_port: 30000,
+        dst_port: 20000,
+        id: 9,
+        sent: 0,
+        send_errors: 0,
+        received: 0,
+        seqs: Vec::new(),
+        duplicates: 0,
+        intact: true,
+        times_ns: Vec::new(),
+        longest_gap_ms: Some(10.0),
+        interval_ms: 10.0,
+        started_s: 0.0,
+        ended_s: 1.0,
+        error: None,
+    }
+}
+
+/// A copy under VXLAN 100 at `t_ms`; `fwd` from a to b, else back.
+fn seg(
+    fwd: bool,
+    t_ms: u64,
+    ip_id: u16,
+    tcp: Option<TcpFields>,
+    len: u32,
+    udp_seq: Option<u32>,
+) -> Segment {
+    let (ip_src, ip_dst, src_port, dst_port) =
+        if fwd { (A, B, 30000, 20000) } else { (B, A, 20000, 30000) };
+    Segment {
+        t_ns: T0 + t_ms * MS,
+        encap: WireEncap::Vxlan,
+        key: Some(100),
+        ip_src,
+        ip_dst,
+        ip_id,
+        transport: if tcp.is_some() { Transport::Tcp } else { Transport::Udp },
+        src_port,
+        dst_port,
+        payload_len: len,
+        tcp,
+        stream: udp_seq.map(|s| (9, s)),
+        // Distinct frames differ; a duplicate is the same frame again.
+        digest: u64::from(ip_id) << 32 | u64::from(fwd) << 31 | u64::from(udp_seq.unwrap_or(0)),
+    }
+}
+
+/// a sent 10 datagrams to b, 10 ms apart; b got 1..=10 and col1 copied each once.
+fn udp_facts() -> Facts {
+    let mut f = facts();
+    let mut x = stream(StreamKind::Udp);
+    x.sent = 10;
+    x.received = 10;
+    x.seqs = (1..=10).collect();
+    x.times_ns = (1..=10).map(|s| T0 + s * 10 * MS).collect();
+    f.streams.insert("s".into(), x);
+    let segs = &mut f.captures.get_mut("col1").expect("col1").segments;
+    for s in 1..=10u32 {
+        segs.push(seg(true, u64::from(s) * 10, s as u16, None, 64, Some(s)));
+    }
+    f
+}
+
+fn stream_copies(vm: &str, direction: Direction) -> Expect {
+    Expect::StreamCopies {
+        collector: "col1".into(),
+        service: "svc".into(),
+        stream: "s".into(),
+        vm: vm.into(),
+        direction,
+        max_loss: 0,
+    }
+}
+
+fn tcp(seq: u32, flags: u8) -> Option<TcpFields> {
+    Some(TcpFields { seq, ack: 0, flags })
+}
+
+/// a opened a connection to b (ISN 1000), sent 3000 bytes in 3 segments, closed; b ACKed each
+/// and closed. IP ids: a's from 500 (its SYN), b's SYN-ACK 0 then from 70.
+fn tcp_facts() -> Facts {
+    let mut f = facts();
+    let mut x = stream(StreamKind::Tcp);
+    x.sent = 3000;
+    x.received = 3000;
+    x.times_ns = vec![T0 + 20 * MS, T0 + 30 * MS, T0 + 40 * MS];
+    f.streams.insert("s".into(), x);
+    let segs = &mut f.captures.get_mut("col1").expect("col1").segments;
+    segs.push(seg(true, 0, 500, tcp(1000, 0x02), 0, None));
+    segs.push(seg(false, 1, 0, tcp(7000, 0x12), 0, None));
+    segs.push(seg(true, 2, 501, tcp(1001, 0x10), 0, None));
+    for i in 0..3u32 {
+        let t = 20 + u64::from(i) * 10;
+        segs.push(seg(true, t, 502 + i as u16, tcp(1001 + i * 1000, 0x18), 1000, None));
+        segs.push(seg(false, t + 1, 70 + i as u16, tcp(7001, 0x10), 0, None));
+    }
+    segs.push(seg(true, 60, 505, tcp(4001, 0x11), 0, None));
+    segs.push(seg(false, 61, 73, tcp(7001, 0x11), 0, None));
+    segs.push(seg(true, 62, 506, tcp(4002, 0x10), 0, None));
+    f
+}
+
+fn segments(f: &mut Facts) -> &mut Vec<Segment> {
+    &mut f.captures.get_mut("col1").expect("col1").segments
+}
+
+#[test]
+fn every_udp_datagram_received_must_be_copied_once() {
+    let f = udp_facts();
+    for (vm, d) in [("a", Direction::Out), ("b", Direction::In), ("b", Direction::Both)] {
+        let v = judge(&stream_copies(vm, d), &f);
+        assert!(v.passed, "{vm} {d:?}: {}", v.detail);
+    }
+    // A lost copy of a datagram the receiver got fails; one it never got is not owed.
+    let mut lost = udp_facts();
+    segments(&mut lost).retain(|s| s.stream != Some((9, 4)));
+    let v = judge(&stream_copies("a", Direction::Out), &lost);
+    assert!(!v.passed && v.detail.contains("missing [4]"), "{}", v.detail);
+    if let Some(x) = lost.streams.get_mut("s") {
+        x.seqs.retain(|s| *s != 4);
+    }
+    assert!(judge(&stream_copies("a", Direction::Out), &lost).passed);
+    // A doubled copy fails the copies and no_duplicates.
+    let mut doubled = udp_facts();
+    let again = segments(&mut doubled)[2].clone();
+    segments(&mut doubled).push(again);
+    let v = judge(&stream_copies("b", Direction::In), &doubled);
+    assert!(!v.passed && v.detail.contains("duplicated [3]"), "{}", v.detail);
+    assert!(!judge(&no_dups(), &doubled).passed);
+    // Another stream's datagrams (another id) are not this one's.
+    let mut other = udp_facts();
+    for s in segments(&mut other) {
+        s.stream = s.stream.map(|(_, q)| (8, q));
+    }
+    assert!(!judge(&stream_copies("a", Direction::Out), &other).passed);
+}
+
+#[test]
+fn every_tcp_segment_each_way_is_owed_by_its_ip_id_and_every_byte_by_its_sequence() {
+    let f = tcp_facts();
+    for (vm, d) in [("a", Direction::Both), ("b", Direction::Both), ("a", Direction::Out)] {
+        let v = judge(&stream_copies(vm, d), &f);
+        assert!(v.passed, "{vm} {d:?}: {}", v.detail);
+    }
+    assert!(judge(&no_dups(), &f).passed);
+    // A data segment missing: a hole in the ip ids and in the bytes.
+    let mut lost = tcp_facts();
+    segments(&mut lost).retain(|s| s.ip_id != 503);
+    let v = judge(&stream_copies("a", Direction::Out), &lost);
+    assert!(!v.passed, "{}", v.detail);
+    assert!(
+        v.detail.contains("missing ip ids") && v.detail.contains("1000 of 3000 bytes"),
+        "{}",
+        v.detail
+    );
+    // A retransmission that was copied covers the bytes, but the lost copy still counts.
+    segments(&mut lost).push(seg(true, 55, 507, tcp(2001, 0x18), 1000, None));
+    let v = judge(&stream_copies("a", Direction::Out), &lost);
+    assert!(!v.passed && !v.detail.contains("bytes never copied"), "{}", v.detail);
+    // A missing ACK of the receiver fails only the direction it belongs to.
+    let mut ack = tcp_facts();
+    segments(&mut ack).retain(|s| !(s.ip_src == B && s.ip_id == 71));
+    assert!(judge(&stream_copies("a", Direction::Out), &ack).passed);
+    let v = judge(&stream_copies("a", Direction::In), &ack);
+    assert!(!v.passed && v.detail.contains("missing ip ids +[1]"), "{}", v.detail);
+    // No SYN or no FIN copied: the ends of the connection are owed too.
+    let mut syn = tcp_facts();
+    segments(&mut syn).retain(|s| !s.tcp.is_some_and(|t| t.syn() && s.ip_src == A));
+    assert!(judge(&stream_copies("a", Direction::Out), &syn).detail.contains("no SYN"));
+    let mut fin = tcp_facts();
+    segments(&mut fin).retain(|s| !s.tcp.is_some_and(|t| t.fin() && s.ip_src == B));
+    assert!(!judge(&stream_copies("b", Direction::Out), &fin).passed);
+    // A doubled segment.
+    let mut doubled = tcp_facts();
+    let again = segments(&mut doubled)[4].clone();
+    segments(&mut doubled).push(again);
+    assert!(!judge(&stream_copies("a", Direction::Both), &doubled).passed);
+    assert!(!judge(&no_dups(), &doubled).passed);
+}
+
+#[test]
+fn stream_gap_no_copies_and_delivery() {
+    let f = udp_facts();
+    let gap = |t| Expect::StreamGap {
+        collector: "col1".into(),
+        service: "svc".into(),
+        stream: "s".into(),
+        tolerance_ms: t,
+    };
+    assert!(judge(&gap(5), &f).passed);
+    let mut silent = udp_facts();
+    segments(&mut silent).retain(|s| !matches!(s.stream, Some((_, 4..=7))));
+    let v = judge(&gap(5), &silent);
+    assert!(!v.passed && v.detail.contains("longest silence 50 ms"), "{}", v.detail);
+    let none = Expect::NoStreamCopies { collector: "col1".into(), stream: "s".into() };
+    assert!(!judge(&none, &f).passed);
+    segments(&mut silent).clear();
+    assert!(judge(&none, &silent).passed);
+    let delivered = |m| Expect::Delivery { stream: "s".into(), max_loss: m };
+    assert!(judge(&delivered(0), &f).passed);
+    let mut short = udp_facts();
+    if let Some(x) = short.streams.get_mut("s") {
+        x.seqs.retain(|s| *s != 2 && *s != 9);
+    }
+    assert!(!judge(&delivered(1), &short).passed);
+    assert!(judge(&delivered(2), &short).passed);
+    let mut broken = tcp_facts();
+    assert!(judge(&delivered(0), &broken).passed);
+    if let Some(x) = broken.streams.get_mut("s") {
+        x.intact = false;
+    }
+    assert!(!judge(&delivered(0), &broken).passed);
+    assert!(!judge(&delivered(0), &Facts::default()).passed);
+}
+
+#[test]
+fn reprogramming_times_are_judged_per_migration_and_on_the_controllers_stats() {
+    let mut f = facts();
+    for (vm, ms) in [("a", Some(2.0)), ("a", Some(40.0)), ("b", Some(900.0))] {
+        f.reprograms.push(ReprogramSample { vm: vm.into(), to: "hv2".into(), ms, error: None });
+    }
+    f.stats = Some(serde_json::json!({"count": 12, "p50": 1.0, "p99": 8.5, "max": 9.0}));
+    let e = |vm: Option<&str>, max: Option<f64>, p99: Option<f64>, stats: Option<f64>| {
+        Expect::Reprogram { vm: vm.map(Into::into), max_ms: max, p99_ms: p99, stats_p99_ms: stats }
+    };
+    assert!(judge(&e(Some("a"), Some(50.0), None, None), &f).passed);
+    assert!(!judge(&e(Some("a"), Some(30.0), None, None), &f).passed);
+    assert!(!judge(&e(None, Some(50.0), None, None), &f).passed, "b's migration counts");
+    assert!(judge(&e(None, None, Some(1000.0), Some(10.0)), &f).passed);
+    assert!(!judge(&e(None, None, None, Some(5.0)), &f).passed);
+    // A migration whose time was never seen fails, and so does no migration at all.
+    f.reprograms.push(ReprogramSample {
+        vm: "a".into(),
+        to: "hv1".into(),
+        ms: None,
+        error: Some("not programmed".into()),
+    });
+    let v = judge(&e(Some("a"), Some(50.0), None, None), &f);
+    assert!(!v.passed && v.detail.contains("not programmed"), "{}", v.detail);
+    assert!(!judge(&e(Some("c"), Some(50.0), None, None), &f).passed);
+    assert!(!judge(&e(None, None, None, Some(5.0)), &Facts::default()).passed);
 }

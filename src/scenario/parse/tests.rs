@@ -320,3 +320,291 @@ fn a_section_that_is_not_a_table_is_refused() {
     let (_, field, ..) = field_error("description = \"d\"\n");
     assert_eq!(field, "hypervisor");
 }
+
+/// Every step and expectation for streams, links and reprogramming times.
+const STREAMS: &str = r#"
+description = "streams"
+
+[[hypervisor]]
+name = "hv1"
+
+[[hypervisor]]
+name = "hv2"
+
+[[vm]]
+name = "vm1"
+hypervisor = "hv1"
+tenant = "t1"
+
+[[vm]]
+name = "vm2"
+hypervisor = "hv2"
+tenant = "t1"
+
+[[collector]]
+name = "col1"
+
+[[tap_service]]
+name = "svc"
+tenant = "t1"
+encap = "vxlan"
+collector = "col1"
+
+[[tap_flow]]
+name = "vm1"
+tenant = "t1"
+service = "svc"
+source = { vm = "vm1" }
+direction = "BOTH"
+
+[[step]]
+at = 0
+action = "start_udp"
+from = "vm2"
+to = "vm1"
+rate_pps = 250
+count = 1000
+size = 100
+
+[[step]]
+at = 0.1
+action = "start_tcp"
+name = "bulk"
+from = "vm1"
+to = "vm2"
+count = 50
+size = 4000
+interval_ms = 0
+
+[[step]]
+at = 1
+action = "cut_link"
+hypervisor = "hv1"
+link = "ovsdb"
+mode = "blackhole"
+
+[[step]]
+at = 2
+action = "restore_link"
+hypervisor = "hv1"
+
+[[step]]
+at = 3
+action = "cut_link"
+hypervisor = "hv2"
+
+[[step]]
+at = 4
+action = "restore_link"
+hypervisor = "hv2"
+
+[[step]]
+at = 5
+action = "migrate"
+vm = "vm1"
+to = "hv2"
+
+[[step]]
+action = "stop_traffic"
+stream = "udp1"
+
+[[expect]]
+kind = "copies"
+collector = "col1"
+service = "svc"
+stream = "udp1"
+vm = "vm1"
+direction = "IN"
+
+[[expect]]
+kind = "copies"
+collector = "col1"
+service = "svc"
+stream = "bulk"
+vm = "vm1"
+max_loss = 2
+
+[[expect]]
+kind = "gap"
+collector = "col1"
+service = "svc"
+stream = "udp1"
+tolerance_ms = 50
+
+[[expect]]
+kind = "no_copies"
+collector = "col1"
+stream = "bulk"
+
+[[expect]]
+kind = "delivery"
+stream = "udp1"
+max_loss = 3
+
+[[expect]]
+kind = "delivery"
+stream = "bulk"
+
+[[expect]]
+kind = "reprogram"
+vm = "vm1"
+max_ms = 100
+p99_ms = 50.5
+
+[[expect]]
+kind = "reprogram"
+stats_p99_ms = 20
+"#;
+
+#[test]
+fn streams_links_and_reprogramming_parse_into_what_they_say() {
+    let s = parse("t.toml", STREAMS).expect("parses");
+    let Action::StartStream(udp) = &s.steps[0].action else { panic!("{:?}", s.steps[0]) };
+    assert_eq!(
+        (udp.name.as_str(), udp.kind, udp.count, udp.size),
+        ("udp1", StreamKind::Udp, 1000, 100)
+    );
+    assert!((udp.interval_ms - 4.0).abs() < 1e-9);
+    let Action::StartStream(tcp) = &s.steps[1].action else { panic!("{:?}", s.steps[1]) };
+    assert_eq!(
+        (tcp.name.as_str(), tcp.kind, tcp.count, tcp.size),
+        ("bulk", StreamKind::Tcp, 50, 4000)
+    );
+    assert_eq!(tcp.interval_ms, 0.0);
+    assert_eq!(
+        s.steps[2].action,
+        Action::CutLink {
+            hypervisor: "hv1".into(),
+            link: LinkKind::Ovsdb,
+            mode: CutMode::Blackhole
+        }
+    );
+    assert_eq!(s.steps[3].action, Action::RestoreLink { hypervisor: "hv1".into() });
+    assert_eq!(
+        s.steps[4].action,
+        Action::CutLink { hypervisor: "hv2".into(), link: LinkKind::Both, mode: CutMode::Reset }
+    );
+    assert_eq!(s.steps[7].action, Action::StopTraffic { ping: Some("udp1".into()) });
+    assert_eq!(s.cut_hypervisors(), vec!["hv1", "hv2"]);
+    assert!(matches!(
+        &s.expects[0],
+        Expect::StreamCopies { direction: Direction::In, max_loss: 0, .. }
+    ));
+    assert!(
+        matches!(&s.expects[1], Expect::StreamCopies { direction: Direction::Both, max_loss: 2, stream, .. } if stream == "bulk")
+    );
+    assert!(matches!(&s.expects[2], Expect::StreamGap { tolerance_ms: 50, .. }));
+    assert!(matches!(&s.expects[3], Expect::NoStreamCopies { .. }));
+    assert!(matches!(&s.expects[4], Expect::Delivery { max_loss: 3, .. }));
+    assert!(matches!(&s.expects[5], Expect::Delivery { max_loss: 0, .. }));
+    assert_eq!(
+        s.expects[6],
+        Expect::Reprogram {
+            vm: Some("vm1".into()),
+            max_ms: Some(100.0),
+            p99_ms: Some(50.5),
+            stats_p99_ms: None
+        }
+    );
+    assert_eq!(
+        s.expects[7],
+        Expect::Reprogram { vm: None, max_ms: None, p99_ms: None, stats_p99_ms: Some(20.0) }
+    );
+    assert_eq!(s.expects[0].kind(), "copies");
+    assert!(s.steps[4].action.describe().contains("cut_link hv2 both (reset)"));
+}
+
+/// (what to replace in STREAMS, by what, the field the error must name).
+const BAD_STREAMS: &[(&str, &str, &str)] = &[
+    ("rate_pps = 250", "rate_pps = 0", "rate_pps"),
+    ("size = 100", "size = 1500", "size"),
+    ("size = 4000", "size = 0", "size"),
+    ("interval_ms = 0", "interval_ms = -1", "interval_ms"),
+    ("name = \"bulk\"", "name = \"udp1\"", "name"),
+    ("from = \"vm1\"\nto = \"vm2\"", "from = \"vm2\"\nto = \"vm2\"", "to"),
+    ("link = \"ovsdb\"", "link = \"ssh\"", "link"),
+    ("mode = \"blackhole\"", "mode = \"unplug\"", "mode"),
+    ("hypervisor = \"hv1\"\nlink", "hypervisor = \"hv9\"\nlink", "hypervisor"),
+    ("stream = \"udp1\"\n\n[[expect]]", "stream = \"udp9\"\n\n[[expect]]", "stream"),
+    (
+        "stream = \"udp1\"\nvm = \"vm1\"\ndirection = \"IN\"",
+        "stream = \"udp1\"\nvm = \"vm1\"\ndirection = \"OUT\"",
+        "direction",
+    ),
+    ("stream = \"bulk\"\nvm = \"vm1\"", "stream = \"bulk\"\nvm = \"vm3\"", "vm"),
+    (
+        "kind = \"delivery\"\nstream = \"bulk\"",
+        "kind = \"delivery\"\nstream = \"bulk\"\nmax_loss = 1",
+        "max_loss",
+    ),
+    ("max_ms = 100", "max_ms = 0", "max_ms"),
+    ("stats_p99_ms = 20", "stats_p99_ms = \"fast\"", "stats_p99_ms"),
+    ("kind = \"reprogram\"\nstats_p99_ms = 20", "kind = \"reprogram\"", "max_ms"),
+    (
+        "kind = \"no_copies\"\ncollector = \"col1\"\nstream = \"bulk\"",
+        "kind = \"no_copies\"\ncollector = \"col1\"\nstream = \"bulk\"\nping = \"x\"",
+        "stream",
+    ),
+];
+
+#[test]
+fn every_bad_stream_link_or_reprogram_value_is_refused_naming_its_field() {
+    for (from, to, field) in BAD_STREAMS {
+        assert!(STREAMS.contains(from), "STREAMS lacks {from:?}");
+        let text = STREAMS.replacen(from, to, 1);
+        let (place, got, value, expected) = field_error(&text);
+        assert_eq!(got, *field, "replacing {from:?} by {to:?}: {place}: {value}: {expected}");
+        assert!(!expected.is_empty());
+    }
+}
+
+#[test]
+fn link_cuts_are_checked_on_paper() {
+    // Cutting a link that is cut already.
+    let t = STREAMS.replacen(
+        "action = \"restore_link\"\nhypervisor = \"hv1\"",
+        "action = \"cut_link\"\nhypervisor = \"hv1\"",
+        1,
+    );
+    let (_, field, _, expected) = field_error(&t);
+    assert_eq!(field, "hypervisor");
+    assert!(expected.contains("not cut"), "{expected}");
+    // Restoring a link never cut.
+    let t = STREAMS.replacen(
+        "action = \"cut_link\"\nhypervisor = \"hv2\"",
+        "action = \"wait\"\nseconds = 1",
+        1,
+    );
+    let (_, field, _, expected) = field_error(&t);
+    assert_eq!(field, "hypervisor");
+    assert!(expected.contains("cut_link"), "{expected}");
+    // Restarting the vswitchd of a hypervisor cut off by OpenFlow (its restart waits for the
+    // switch), or the controller while a switch cannot reach it.
+    let t = STREAMS.replacen(
+        "action = \"restore_link\"\nhypervisor = \"hv2\"",
+        "action = \"restart_vswitchd\"\nhypervisor = \"hv2\"",
+        1,
+    );
+    assert_eq!(field_error(&t).1, "hypervisor");
+    let t = STREAMS.replacen(
+        "action = \"restore_link\"\nhypervisor = \"hv2\"",
+        "action = \"restart_controller\"",
+        1,
+    );
+    let (_, field, _, expected) = field_error(&t);
+    assert_eq!(field, "action");
+    assert!(expected.contains("hv2"), "{expected}");
+    // An OVSDB-only cut leaves OpenFlow alone: a vswitchd restart is fine.
+    let t = STREAMS.replacen("action = \"restore_link\"\nhypervisor = \"hv1\"", "action = \"restart_vswitchd\"\nhypervisor = \"hv1\"\n\n[[step]]\nat = 2.5\naction = \"restore_link\"\nhypervisor = \"hv1\"", 1);
+    parse("t.toml", &t).expect("an OVSDB cut does not stop a vswitchd restart");
+    // A stream at the same time as a migration of its receiver.
+    let t = STREAMS.replacen("at = 5\naction = \"migrate\"", "at = 4\naction = \"migrate\"", 1);
+    let t = t.replacen(
+        "at = 4\naction = \"restore_link\"\nhypervisor = \"hv2\"",
+        "at = 4\naction = \"start_udp\"\nname = \"u2\"\nfrom = \"vm2\"\nto = \"vm1\"",
+        1,
+    );
+    let (_, field, _, expected) = field_error(&t);
+    assert_eq!(field, "at");
+    assert!(expected.contains("VM vm"), "{expected}");
+}

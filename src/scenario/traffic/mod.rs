@@ -1,6 +1,9 @@
 //! Background pings between VMs: `ping -D -e <id>` in the sender's namespace, so that every echo
 //! carries an identifier unique to its run (collectors tell runs apart by it) and every reply a
 //! timestamp (the VM's own longest silence, against which the copies' silence is judged).
+//! UDP streams and TCP transfers are in [`stream`].
+
+pub mod stream;
 
 use std::io::Read;
 use std::net::Ipv4Addr;
