@@ -1018,7 +1018,7 @@ impl<'a> Run<'a> {
             let want = self.hvs.len() as u64;
             loop {
                 self.check_stop()?;
-                let n = http::request(api, "GET", "/v1/stats", None)
+                let n = http::request_as(api, self.token().as_deref(), "GET", "/v1/stats", None)
                     .ok()
                     .and_then(|(_, v)| v.get("hypervisors").and_then(Value::as_u64));
                 if n == Some(want) {
@@ -1184,7 +1184,7 @@ impl<'a> Run<'a> {
         }
         facts.reprograms = lock(&self.reprograms).clone();
         if let Some(mut c) = lock(&self.controller).take() {
-            facts.stats = http::request(c.api, "GET", "/v1/stats", None)
+            facts.stats = http::request_as(c.api, c.token.as_deref(), "GET", "/v1/stats", None)
                 .ok()
                 .and_then(|(_, v)| v.get("reprogram_ms").cloned());
             c.stop();
