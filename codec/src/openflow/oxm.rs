@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::experimenter::ONF_EXPERIMENTER_ID;
 use super::types::{MacAddr, PortNo};
-use super::wire::{LengthGuard, Reader};
+use super::wire::{Reader, Writer};
 use super::DecodeError;
 
 /// OFPMT_OXM.
@@ -250,6 +250,25 @@ impl Value {
             Value::Ipv4(a) => buf.put_slice(&a.octets()),
             Value::Ipv6(a) => buf.put_slice(&a.octets()),
             Value::Port(p) => buf.put_u32(p.0),
+        }
+    }
+
+    /// Writes the value in its wire layout through a [`Writer`].
+    #[inline(always)]
+    pub fn put(&self, w: &mut Writer<'_>) {
+        match *self {
+            Value::U8(v) => w.u8(v),
+            Value::U16(v) => w.u16(v),
+            Value::U24(v) => {
+                let b = v.to_be_bytes();
+                w.array([b[1], b[2], b[3]]);
+            }
+            Value::U32(v) => w.u32(v),
+            Value::U64(v) => w.u64(v),
+            Value::Mac(m) => w.array(m.0),
+            Value::Ipv4(a) => w.array(a.octets()),
+            Value::Ipv6(a) => w.array(a.octets()),
+            Value::Port(p) => w.u32(p.0),
         }
     }
 
@@ -489,15 +508,15 @@ macro_rules! oxm_fields {
                 })
             }
 
-            /// Emits a typed field other than a register: false for the other kinds.
+            /// Writes a typed field other than a register: false for the other kinds.
             #[inline]
-            fn emit_typed(&self, buf: &mut BytesMut) -> bool {
+            fn write_typed(&self, w: &mut Writer<'_>) -> bool {
                 match self {
                     $(OxmField::$ev(v) => {
-                        put_tlv(buf, &FIELDS[FieldId::$ev as usize], Value::$ek(*v), None)
+                        put_tlv(w, &FIELD_TABLE[FieldId::$ev as usize], Value::$ek(*v), None)
                     })*
                     $(OxmField::$mv(v, m) => {
-                        put_tlv(buf, &FIELDS[FieldId::$mv as usize], Value::$mk(*v), m.map(Value::$mk))
+                        put_tlv(w, &FIELD_TABLE[FieldId::$mv as usize], Value::$mk(*v), m.map(Value::$mk))
                     })*
                     _ => return false,
                 }
@@ -507,21 +526,19 @@ macro_rules! oxm_fields {
     };
 }
 
-/// Writes one TLV of a typed field: header, value, mask. Inlined with a constant value kind,
-/// this is a few stores after one capacity check.
+/// Writes one TLV of a typed field: header, value, mask. Inlined with a constant field, this
+/// is a few stores.
 #[inline(always)]
-fn put_tlv(buf: &mut BytesMut, info: &FieldInfo, v: Value, m: Option<Value>) {
-    let len = info.payload_len(m.is_some());
-    buf.reserve(4 + len);
-    buf.put_u16(info.class);
-    buf.put_u8(info.field << 1 | u8::from(m.is_some()));
-    buf.put_u8(len as u8);
+fn put_tlv(w: &mut Writer<'_>, info: &FieldInfo, v: Value, m: Option<Value>) {
+    let len = info.payload_len(m.is_some()) as u32;
+    let fh = u32::from(info.field << 1 | u8::from(m.is_some()));
+    w.u32(u32::from(info.class) << 16 | fh << 8 | len);
     if let Some(e) = info.experimenter {
-        buf.put_u32(e);
+        w.u32(e);
     }
-    v.write(buf);
+    v.put(w);
     if let Some(m) = m {
-        m.write(buf);
+        m.put(w);
     }
 }
 
@@ -775,13 +792,7 @@ impl Match {
         while !body.is_empty() {
             // Well-formed typed fields take the fast path; anything else (opaque fields, bad
             // lengths or masks, truncation) the full parser, which also names the error.
-            match OxmField::parse_fast(body.rest()) {
-                Some((f, n)) => {
-                    body.skip(n, "oxm")?;
-                    fields.push(f);
-                }
-                None => fields.push(OxmField::parse(&mut body)?),
-            }
+            fields.push(OxmField::parse_quick(&mut body)?);
         }
         let pad = super::wire::pad8(len);
         r.skip(pad, "match padding")?;
@@ -790,13 +801,24 @@ impl Match {
 
     /// Emits an `ofp_match`, including its padding.
     pub fn emit(&self, buf: &mut BytesMut) {
-        let g = LengthGuard::start(buf, 2);
-        buf.put_u16(MATCH_TYPE_OXM);
-        buf.put_u16(0);
+        self.write(&mut Writer::new(buf, self.size_hint()));
+    }
+
+    /// Writes an `ofp_match`, including its padding.
+    #[inline]
+    pub fn write(&self, w: &mut Writer<'_>) {
+        let g = w.guard(2);
+        w.u32(u32::from(MATCH_TYPE_OXM) << 16);
         for f in &self.fields {
-            f.emit(buf);
+            f.write(w);
         }
-        g.finish_padded(buf);
+        g.finish_padded(w);
+    }
+
+    /// About how many bytes [`Match::emit`] writes (to size the buffer; never trusted).
+    #[inline]
+    pub fn size_hint(&self) -> usize {
+        self.fields.iter().fold(8, |n, f| n + f.size_hint())
     }
 
     /// The first field for which `f` returns something.
@@ -858,6 +880,19 @@ impl OxmField {
         Some((f, 4 + len))
     }
 
+    /// Parses one OXM TLV: well-formed typed fields straight from the bytes, anything else
+    /// through [`OxmField::parse`].
+    #[inline]
+    pub(crate) fn parse_quick(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match OxmField::parse_fast(r.rest()) {
+            Some((f, n)) => {
+                r.skip(n, "oxm")?;
+                Ok(f)
+            }
+            None => OxmField::parse(r),
+        }
+    }
+
     /// Parses one OXM TLV.
     #[inline]
     pub fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -915,6 +950,23 @@ impl OxmField {
     /// Emits one OXM TLV.
     #[inline]
     pub fn emit(&self, buf: &mut BytesMut) {
+        self.write(&mut Writer::new(buf, self.size_hint()));
+    }
+
+    /// About how many bytes [`OxmField::emit`] writes (to size the buffer; never trusted).
+    #[inline]
+    pub fn size_hint(&self) -> usize {
+        match self {
+            OxmField::Unknown { payload, .. } => 4 + payload.len(),
+            OxmField::Experimenter { payload, .. } => 8 + payload.len(),
+            // The longest typed TLV: a masked IPv6 address.
+            _ => 36,
+        }
+    }
+
+    /// Writes one OXM TLV.
+    #[inline]
+    pub fn write(&self, w: &mut Writer<'_>) {
         match self {
             OxmField::Unknown { class, field, has_mask, payload } => {
                 let length = u8::try_from(payload.len()).unwrap_or(u8::MAX);
@@ -925,8 +977,8 @@ impl OxmField {
                     length,
                     experimenter: None,
                 }
-                .emit(buf);
-                buf.put_slice(&payload[..usize::from(length)]);
+                .write(w);
+                w.slice(&payload[..usize::from(length)]);
             }
             OxmField::Experimenter { experimenter, field, has_mask, payload } => {
                 let n = payload.len().min(usize::from(u8::MAX) - 4);
@@ -937,28 +989,21 @@ impl OxmField {
                     length: (n + 4) as u8,
                     experimenter: Some(*experimenter),
                 }
-                .emit(buf);
-                buf.put_slice(&payload[..n]);
+                .write(w);
+                w.slice(&payload[..n]);
             }
             OxmField::Reg(i, v, m) if usize::from(*i) >= REG_FIELDS.len() => {
                 // No such register in Open vSwitch: sent as asked, for the switch to refuse.
-                emit_raw(buf, OXM_CLASS_NXM_1, *i, Value::U32(*v), m.map(Value::U32));
+                put_raw(w, OXM_CLASS_NXM_1, *i, Kind::U32, Value::U32(*v), m.map(Value::U32));
             }
             OxmField::XReg(i, v, m) if usize::from(*i) >= XREG_FIELDS.len() => {
                 // OpenFlow allows 128 packet registers; Open vSwitch implements 8.
-                emit_raw(buf, OXM_CLASS_PACKET_REGS, *i, Value::U64(*v), m.map(Value::U64));
+                put_raw(w, OXM_CLASS_PACKET_REGS, *i, Kind::U64, Value::U64(*v), m.map(Value::U64));
             }
-            _ if self.emit_typed(buf) => {}
+            _ if self.write_typed(w) => {}
             _ => {
                 let Some((info, v, m)) = self.typed() else { return };
-                let mut h = info.header();
-                h.has_mask = m.is_some();
-                h.length = info.payload_len(m.is_some()) as u8;
-                h.emit(buf);
-                v.write(buf);
-                if let Some(m) = m {
-                    m.write(buf);
-                }
+                put_tlv(w, info, v, m);
             }
         }
     }
@@ -1012,21 +1057,14 @@ impl OxmField {
     }
 }
 
-fn emit_raw(buf: &mut BytesMut, class: u16, field: u8, v: Value, m: Option<Value>) {
-    let mut b = BytesMut::new();
-    v.write(&mut b);
+fn put_raw(w: &mut Writer<'_>, class: u16, field: u8, kind: Kind, v: Value, m: Option<Value>) {
+    let length = (kind.width() * if m.is_some() { 2 } else { 1 }) as u8;
+    let has_mask = m.is_some();
+    OxmHeader { class, field: field & 0x7f, has_mask, length, experimenter: None }.write(w);
+    v.put(w);
     if let Some(m) = m {
-        m.write(&mut b);
+        m.put(w);
     }
-    let h = OxmHeader {
-        class,
-        field: field & 0x7f,
-        has_mask: m.is_some(),
-        length: b.len() as u8,
-        experimenter: None,
-    };
-    h.emit(buf);
-    buf.put_slice(&b);
 }
 
 /// An OXM/NXM header without a value: how Nicira actions (`load`, `move`) name a field.
@@ -1070,11 +1108,17 @@ impl OxmHeader {
     /// Emits the header (8 bytes for an experimenter header).
     #[inline]
     pub fn emit(&self, buf: &mut BytesMut) {
-        buf.put_u16(self.class);
-        buf.put_u8(self.field << 1 | u8::from(self.has_mask));
-        buf.put_u8(self.length);
+        self.write(&mut Writer::new(buf, 8));
+    }
+
+    /// Writes the header (8 bytes for an experimenter header).
+    #[inline]
+    pub fn write(&self, w: &mut Writer<'_>) {
+        w.u16(self.class);
+        w.u8(self.field << 1 | u8::from(self.has_mask));
+        w.u8(self.length);
         if let Some(e) = self.experimenter {
-            buf.put_u32(e);
+            w.u32(e);
         }
     }
 
