@@ -70,7 +70,7 @@ pub enum Kind {
 impl Kind {
     /// Bytes of one value (without mask).
     #[inline]
-    pub fn width(self) -> usize {
+    pub const fn width(self) -> usize {
         match self {
             Kind::U8 => 1,
             Kind::U16 => 2,
@@ -269,6 +269,22 @@ impl Value {
             Value::Ipv4(a) => w.array(a.octets()),
             Value::Ipv6(a) => w.array(a.octets()),
             Value::Port(p) => w.u32(p.0),
+        }
+    }
+
+    /// Writes the value into `s`, which is exactly its width.
+    #[inline(always)]
+    fn put_into(&self, s: &mut [u8]) {
+        match *self {
+            Value::U8(v) => s.copy_from_slice(&[v]),
+            Value::U16(v) => s.copy_from_slice(&v.to_be_bytes()),
+            Value::U24(v) => s.copy_from_slice(&v.to_be_bytes()[1..]),
+            Value::U32(v) => s.copy_from_slice(&v.to_be_bytes()),
+            Value::U64(v) => s.copy_from_slice(&v.to_be_bytes()),
+            Value::Mac(m) => s.copy_from_slice(&m.0),
+            Value::Ipv4(a) => s.copy_from_slice(&a.octets()),
+            Value::Ipv6(a) => s.copy_from_slice(&a.octets()),
+            Value::Port(p) => s.copy_from_slice(&p.0.to_be_bytes()),
         }
     }
 
@@ -491,19 +507,22 @@ macro_rules! oxm_fields {
 
             /// Builds the field at position `i` of `FIELDS` from its TLV payload, whose length
             /// has been checked; `None` if `i` is not there.
-            #[inline]
+            #[inline(always)]
             fn from_payload(i: usize, p: &[u8], has_mask: bool) -> Option<OxmField> {
-                let kind = FIELDS.get(i)?.kind;
-                let m = match has_mask {
-                    true => Some(Value::from_slice(kind, p.get(kind.width()..)?)?),
-                    false => None,
-                };
                 Some(match *FIELD_IDS.get(i)? {
                     $(FieldId::$ev => {
                         OxmField::$ev(<$et>::from_value(Value::from_slice(Kind::$ek, p)?)?)
                     })*
                     $(FieldId::$mv => {
-                        OxmField::$mv(<$mt>::from_value(Value::from_slice(Kind::$mk, p)?)?, opt(m)?)
+                        let v = <$mt>::from_value(Value::from_slice(Kind::$mk, p)?)?;
+                        let m = match has_mask {
+                            true => {
+                                let p = p.get(const { Kind::$mk.width() }..)?;
+                                Some(<$mt>::from_value(Value::from_slice(Kind::$mk, p)?)?)
+                            }
+                            false => None,
+                        };
+                        OxmField::$mv(v, m)
                     })*
                 })
             }
@@ -530,15 +549,19 @@ macro_rules! oxm_fields {
 /// is a few stores.
 #[inline(always)]
 fn put_tlv(w: &mut Writer<'_>, info: &FieldInfo, v: Value, m: Option<Value>) {
-    let len = info.payload_len(m.is_some()) as u32;
+    let len = info.payload_len(m.is_some());
     let fh = u32::from(info.field << 1 | u8::from(m.is_some()));
-    w.u32(u32::from(info.class) << 16 | fh << 8 | len);
+    let s = w.room(4 + len);
+    s[..4].copy_from_slice(&(u32::from(info.class) << 16 | fh << 8 | len as u32).to_be_bytes());
+    let mut at = 4;
     if let Some(e) = info.experimenter {
-        w.u32(e);
+        s[4..8].copy_from_slice(&e.to_be_bytes());
+        at = 8;
     }
-    v.put(w);
+    let vw = info.kind.width();
+    v.put_into(&mut s[at..at + vw]);
     if let Some(m) = m {
-        m.put(w);
+        m.put_into(&mut s[at + vw..at + 2 * vw]);
     }
 }
 
@@ -741,6 +764,38 @@ const fn build_field_index() -> FieldIndex {
     ix
 }
 
+/// Payload bytes of each typed field in [`all_fields`] order, without and with a mask (0: the
+/// field takes no mask), for the one-step decoder.
+const PAYLOAD_LEN: [[u8; 2]; FIELD_TABLE.len() + REG_TABLE.len() + XREG_TABLE.len()] =
+    build_payload_len();
+
+const fn build_payload_len() -> [[u8; 2]; FIELD_TABLE.len() + REG_TABLE.len() + XREG_TABLE.len()] {
+    let mut out = [[0u8; 2]; FIELD_TABLE.len() + REG_TABLE.len() + XREG_TABLE.len()];
+    let mut i = 0;
+    while i < out.len() {
+        let f = if i < FIELD_TABLE.len() {
+            &FIELD_TABLE[i]
+        } else if i < FIELD_TABLE.len() + REG_TABLE.len() {
+            &REG_TABLE[i - FIELD_TABLE.len()]
+        } else {
+            &XREG_TABLE[i - FIELD_TABLE.len() - REG_TABLE.len()]
+        };
+        let w = match f.kind {
+            Kind::U8 => 1,
+            Kind::U16 => 2,
+            Kind::U24 => 3,
+            Kind::U32 | Kind::Ipv4 | Kind::Port => 4,
+            Kind::U64 => 8,
+            Kind::Mac => 6,
+            Kind::Ipv6 => 16,
+        };
+        let e = if f.experimenter.is_some() { 4 } else { 0 };
+        out[i] = [w + e, if f.maskable { 2 * w + e } else { 0 }];
+        i += 1;
+    }
+    out
+}
+
 /// Position in [`all_fields`] order of the first field with this identity.
 #[inline]
 fn field_index(class: u16, experimenter: Option<u32>, field: u8) -> Option<usize> {
@@ -846,23 +901,22 @@ impl OxmField {
     /// Decodes a well-formed typed (non-experimenter) TLV at the start of `data` straight from
     /// the bytes: the field and its length. `None` for anything [`OxmField::parse`] must look
     /// at (it gives the same value for what this accepts).
-    #[inline]
+    #[inline(always)]
     fn parse_fast(data: &[u8]) -> Option<(OxmField, usize)> {
-        let &[c0, c1, fh, len] = data.get(..4)? else { return None };
-        let class = u16::from_be_bytes([c0, c1]);
-        if class == OXM_CLASS_EXPERIMENTER {
+        let &[c0, c1, fh, len] = data.first_chunk::<4>()?;
+        // Experimenter fields (class 0xffff) have no index without their id: not here.
+        let i = field_index(u16::from_be_bytes([c0, c1]), None, fh >> 1)?;
+        let (has_mask, len) = (fh & 1 == 1, usize::from(len));
+        // The payload length the field takes with this hasmask bit; 0 when it cannot be masked,
+        // which no decoder below accepts (every value is at least one byte).
+        if len != usize::from(PAYLOAD_LEN.get(i)?[usize::from(has_mask)]) {
             return None;
         }
-        let (field, has_mask, len) = (fh >> 1, fh & 1 == 1, usize::from(len));
         let payload = data.get(4..4 + len)?;
-        let i = field_index(class, None, field)?;
-        let info = field_at(i)?;
-        if (has_mask && !info.maskable) || len != info.payload_len(has_mask) {
-            return None;
-        }
         let f = match i.checked_sub(FIELDS.len()) {
             None => OxmField::from_payload(i, payload, has_mask)?,
             Some(r) => {
+                let info = field_at(i)?;
                 let w = info.kind.width();
                 let v = Value::from_slice(info.kind, payload)?;
                 let m = if has_mask {
@@ -967,6 +1021,9 @@ impl OxmField {
     /// Writes one OXM TLV.
     #[inline]
     pub fn write(&self, w: &mut Writer<'_>) {
+        if self.write_typed(w) {
+            return;
+        }
         match self {
             OxmField::Unknown { class, field, has_mask, payload } => {
                 let length = u8::try_from(payload.len()).unwrap_or(u8::MAX);
@@ -1000,7 +1057,6 @@ impl OxmField {
                 // OpenFlow allows 128 packet registers; Open vSwitch implements 8.
                 put_raw(w, OXM_CLASS_PACKET_REGS, *i, Kind::U64, Value::U64(*v), m.map(Value::U64));
             }
-            _ if self.write_typed(w) => {}
             _ => {
                 let Some((info, v, m)) = self.typed() else { return };
                 put_tlv(w, info, v, m);

@@ -228,8 +228,9 @@ impl<'a> Writer<'a> {
         self.pos
     }
 
+    /// Reserves the next `n` bytes (zero) and hands them out to be filled.
     #[inline(always)]
-    fn room(&mut self, n: usize) -> &mut [u8] {
+    pub fn room(&mut self, n: usize) -> &mut [u8] {
         let at = self.pos;
         let end = at + n;
         if end > self.buf.len() {
