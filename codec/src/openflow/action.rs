@@ -40,6 +40,8 @@ pub const CONTROLLER_MAX_LEN_NO_BUFFER: u16 = 0xffff;
 pub const MAX_NESTING: usize = 16;
 
 const OFPAT_OUTPUT: u16 = 0;
+/// Size of `ofp_action_output`.
+const OUTPUT_LEN: usize = 16;
 const OFPAT_COPY_TTL_OUT: u16 = 11;
 const OFPAT_COPY_TTL_IN: u16 = 12;
 const OFPAT_SET_MPLS_TTL: u16 = 15;
@@ -200,10 +202,16 @@ impl Action {
     fn parse_nested(r: &mut Reader<'_>, depth: usize) -> Result<Self, DecodeError> {
         let start = r.offset();
         // OFPAT_OUTPUT, by far the most common action, decoded in one step.
-        if let Some(&[0, 0, 0, 16, p0, p1, p2, p3, m0, m1, ..]) = r.rest().first_chunk::<16>() {
-            r.skip(16, "action output")?;
-            let port = PortNo(u32::from_be_bytes([p0, p1, p2, p3]));
-            return Ok(Action::Output { port, max_len: u16::from_be_bytes([m0, m1]) });
+        if let Some(&[t0, t1, l0, l1, p0, p1, p2, p3, m0, m1, ..]) =
+            r.rest().first_chunk::<OUTPUT_LEN>()
+        {
+            if u16::from_be_bytes([t0, t1]) == OFPAT_OUTPUT
+                && usize::from(u16::from_be_bytes([l0, l1])) == OUTPUT_LEN
+            {
+                r.skip(OUTPUT_LEN, "action output")?;
+                let port = PortNo(u32::from_be_bytes([p0, p1, p2, p3]));
+                return Ok(Action::Output { port, max_len: u16::from_be_bytes([m0, m1]) });
+            }
         }
         let action_type = r.u16("action type")?;
         let len = r.u16("action length")? as usize;
@@ -284,6 +292,16 @@ impl Action {
     /// Writes one action.
     #[inline]
     pub fn write(&self, w: &mut Writer<'_>) {
+        if let Action::Output { port, max_len } = self {
+            // The most common action, in one store: `ofp_action_output` is 16 bytes.
+            let mut a = [0u8; OUTPUT_LEN];
+            a[0..2].copy_from_slice(&OFPAT_OUTPUT.to_be_bytes());
+            a[2..4].copy_from_slice(&(OUTPUT_LEN as u16).to_be_bytes());
+            a[4..8].copy_from_slice(&port.0.to_be_bytes());
+            a[8..10].copy_from_slice(&max_len.to_be_bytes());
+            w.array(a);
+            return;
+        }
         let g = w.guard(2);
         let simple = |w: &mut Writer<'_>, t: u16| {
             w.u16(t);

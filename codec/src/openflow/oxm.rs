@@ -528,7 +528,7 @@ macro_rules! oxm_fields {
             }
 
             /// Writes a typed field other than a register: false for the other kinds.
-            #[inline]
+            #[inline(always)]
             fn write_typed(&self, w: &mut Writer<'_>) -> bool {
                 match self {
                     $(OxmField::$ev(v) => {
@@ -1019,11 +1019,17 @@ impl OxmField {
     }
 
     /// Writes one OXM TLV.
-    #[inline]
+    #[inline(always)]
     pub fn write(&self, w: &mut Writer<'_>) {
-        if self.write_typed(w) {
-            return;
+        if !self.write_typed(w) {
+            self.write_opaque(w);
         }
+    }
+
+    /// Writes the TLVs [`OxmField::write_typed`] leaves: opaque fields and registers beyond
+    /// Open vSwitch's.
+    #[inline(never)]
+    fn write_opaque(&self, w: &mut Writer<'_>) {
         match self {
             OxmField::Unknown { class, field, has_mask, payload } => {
                 let length = u8::try_from(payload.len()).unwrap_or(u8::MAX);
