@@ -1516,6 +1516,28 @@ mod tests {
     }
 
     #[test]
+    fn one_step_decoder_agrees_with_the_full_parser() {
+        // Every sample with each header byte set to every value: what the one-step decoder
+        // accepts, the full parser accepts with the same value and length.
+        let mut accepted = 0;
+        for (h, _) in samples() {
+            let b = hex(h);
+            for at in 0..4 {
+                for v in 0..=255u8 {
+                    let mut m = b.clone();
+                    m[at] = v;
+                    let Some((fast, n)) = OxmField::parse_fast(&m) else { continue };
+                    let mut r = Reader::new(&m);
+                    assert_eq!(OxmField::parse(&mut r).as_ref(), Ok(&fast), "{m:02x?}");
+                    assert_eq!(r.offset(), n, "{m:02x?}");
+                    accepted += 1;
+                }
+            }
+        }
+        assert!(accepted > 100, "the one-step decoder took only {accepted} variants");
+    }
+
+    #[test]
     fn wrong_length_names_field_and_offset() {
         // OXM_OF_IN_PORT with a 2-byte payload, 8 bytes into a buffer.
         let b = hex("0000000000000000 80000002 0001");
