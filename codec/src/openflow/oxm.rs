@@ -847,7 +847,13 @@ impl Match {
         while !body.is_empty() {
             // Well-formed typed fields take the fast path; anything else (opaque fields, bad
             // lengths or masks, truncation) the full parser, which also names the error.
-            fields.push(OxmField::parse_quick(&mut body)?);
+            match OxmField::parse_fast(body.rest()) {
+                Some((f, n)) => {
+                    body.advance(n);
+                    fields.push(f);
+                }
+                None => fields.push(OxmField::parse(&mut body)?),
+            }
         }
         let pad = super::wire::pad8(len);
         r.skip(pad, "match padding")?;
@@ -940,7 +946,7 @@ impl OxmField {
     pub(crate) fn parse_quick(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match OxmField::parse_fast(r.rest()) {
             Some((f, n)) => {
-                r.skip(n, "oxm")?;
+                r.advance(n);
                 Ok(f)
             }
             None => OxmField::parse(r),

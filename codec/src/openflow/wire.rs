@@ -86,6 +86,12 @@ impl<'a> Reader<'a> {
         Some(a)
     }
 
+    /// Moves past `n` bytes already looked at through [`Reader::rest`] (at most what is left).
+    #[inline(always)]
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.data.len());
+    }
+
     /// Skips `n` bytes (padding).
     #[inline]
     pub fn skip(&mut self, n: usize, what: &'static str) -> Result<(), DecodeError> {
