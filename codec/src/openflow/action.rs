@@ -25,13 +25,13 @@
 //! nx_action_clone        { ..., uint16_t subtype /* 42 */; uint8_t pad[6]; /* nested actions */ };
 //! ```
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::Serialize;
 
 use super::experimenter::NICIRA_EXPERIMENTER_ID;
 use super::oxm::{OxmField, OxmHeader, Subfield};
 use super::types::{GroupId, PortNo, QueueId, TableId};
-use super::wire::{count_structs, LengthGuard, Reader};
+use super::wire::{count_structs, Reader, Writer};
 use super::DecodeError;
 
 /// OFPCML_NO_BUFFER: send the whole packet to the controller.
@@ -40,6 +40,8 @@ pub const CONTROLLER_MAX_LEN_NO_BUFFER: u16 = 0xffff;
 pub const MAX_NESTING: usize = 16;
 
 const OFPAT_OUTPUT: u16 = 0;
+/// Size of `ofp_action_output`.
+const OUTPUT_LEN: usize = 16;
 const OFPAT_COPY_TTL_OUT: u16 = 11;
 const OFPAT_COPY_TTL_IN: u16 = 12;
 const OFPAT_SET_MPLS_TTL: u16 = 15;
@@ -199,6 +201,18 @@ impl Action {
 
     fn parse_nested(r: &mut Reader<'_>, depth: usize) -> Result<Self, DecodeError> {
         let start = r.offset();
+        // OFPAT_OUTPUT, by far the most common action, decoded in one step.
+        if let Some(&[t0, t1, l0, l1, p0, p1, p2, p3, m0, m1, ..]) =
+            r.rest().first_chunk::<OUTPUT_LEN>()
+        {
+            if u16::from_be_bytes([t0, t1]) == OFPAT_OUTPUT
+                && usize::from(u16::from_be_bytes([l0, l1])) == OUTPUT_LEN
+            {
+                r.skip(OUTPUT_LEN, "action output")?;
+                let port = PortNo(u32::from_be_bytes([p0, p1, p2, p3]));
+                return Ok(Action::Output { port, max_len: u16::from_be_bytes([m0, m1]) });
+            }
+        }
         let action_type = r.u16("action type")?;
         let len = r.u16("action length")? as usize;
         if len % 8 != 0 {
@@ -272,122 +286,138 @@ impl Action {
 
     /// Emits one action, padded to 8 bytes.
     pub fn emit(&self, buf: &mut BytesMut) {
-        let g = LengthGuard::start(buf, 2);
-        let simple = |buf: &mut BytesMut, t: u16| {
-            buf.put_u16(t);
-            buf.put_u16(0);
+        self.write(&mut Writer::new(buf, self.size_hint()));
+    }
+
+    /// Writes one action.
+    #[inline]
+    pub fn write(&self, w: &mut Writer<'_>) {
+        if let Action::Output { port, max_len } = self {
+            // The most common action, in one store: `ofp_action_output` is 16 bytes.
+            let mut a = [0u8; OUTPUT_LEN];
+            a[0..2].copy_from_slice(&OFPAT_OUTPUT.to_be_bytes());
+            a[2..4].copy_from_slice(&(OUTPUT_LEN as u16).to_be_bytes());
+            a[4..8].copy_from_slice(&port.0.to_be_bytes());
+            a[8..10].copy_from_slice(&max_len.to_be_bytes());
+            w.array(a);
+            return;
+        }
+        let g = w.guard(2);
+        let simple = |w: &mut Writer<'_>, t: u16| {
+            w.u16(t);
+            w.u16(0);
         };
-        let nicira = |buf: &mut BytesMut, subtype: u16| {
-            buf.put_u16(OFPAT_EXPERIMENTER);
-            buf.put_u16(0);
-            buf.put_u32(NICIRA_EXPERIMENTER_ID);
-            buf.put_u16(subtype);
+        let nicira = |w: &mut Writer<'_>, subtype: u16| {
+            w.u16(OFPAT_EXPERIMENTER);
+            w.u16(0);
+            w.u32(NICIRA_EXPERIMENTER_ID);
+            w.u16(subtype);
         };
         match self {
             Action::Output { port, max_len } => {
-                simple(buf, OFPAT_OUTPUT);
-                buf.put_u32(port.0);
-                buf.put_u16(*max_len);
+                simple(w, OFPAT_OUTPUT);
+                w.u32(port.0);
+                w.u16(*max_len);
             }
-            Action::CopyTtlOut => simple(buf, OFPAT_COPY_TTL_OUT),
-            Action::CopyTtlIn => simple(buf, OFPAT_COPY_TTL_IN),
-            Action::DecMplsTtl => simple(buf, OFPAT_DEC_MPLS_TTL),
-            Action::PopVlan => simple(buf, OFPAT_POP_VLAN),
-            Action::DecNwTtl => simple(buf, OFPAT_DEC_NW_TTL),
-            Action::PopPbb => simple(buf, OFPAT_POP_PBB),
+            Action::CopyTtlOut => simple(w, OFPAT_COPY_TTL_OUT),
+            Action::CopyTtlIn => simple(w, OFPAT_COPY_TTL_IN),
+            Action::DecMplsTtl => simple(w, OFPAT_DEC_MPLS_TTL),
+            Action::PopVlan => simple(w, OFPAT_POP_VLAN),
+            Action::DecNwTtl => simple(w, OFPAT_DEC_NW_TTL),
+            Action::PopPbb => simple(w, OFPAT_POP_PBB),
             Action::SetMplsTtl(t) => {
-                simple(buf, OFPAT_SET_MPLS_TTL);
-                buf.put_u8(*t);
+                simple(w, OFPAT_SET_MPLS_TTL);
+                w.u8(*t);
             }
             Action::SetNwTtl(t) => {
-                simple(buf, OFPAT_SET_NW_TTL);
-                buf.put_u8(*t);
+                simple(w, OFPAT_SET_NW_TTL);
+                w.u8(*t);
             }
             Action::PushVlan(e) => {
-                simple(buf, OFPAT_PUSH_VLAN);
-                buf.put_u16(*e);
+                simple(w, OFPAT_PUSH_VLAN);
+                w.u16(*e);
             }
             Action::PushMpls(e) => {
-                simple(buf, OFPAT_PUSH_MPLS);
-                buf.put_u16(*e);
+                simple(w, OFPAT_PUSH_MPLS);
+                w.u16(*e);
             }
             Action::PopMpls(e) => {
-                simple(buf, OFPAT_POP_MPLS);
-                buf.put_u16(*e);
+                simple(w, OFPAT_POP_MPLS);
+                w.u16(*e);
             }
             Action::PushPbb(e) => {
-                simple(buf, OFPAT_PUSH_PBB);
-                buf.put_u16(*e);
+                simple(w, OFPAT_PUSH_PBB);
+                w.u16(*e);
             }
             Action::SetQueue(q) => {
-                simple(buf, OFPAT_SET_QUEUE);
-                buf.put_u32(q.0);
+                simple(w, OFPAT_SET_QUEUE);
+                w.u32(q.0);
             }
             Action::Group(gr) => {
-                simple(buf, OFPAT_GROUP);
-                buf.put_u32(gr.0);
+                simple(w, OFPAT_GROUP);
+                w.u32(gr.0);
             }
             Action::SetField(f) => {
-                simple(buf, OFPAT_SET_FIELD);
-                f.emit(buf);
+                simple(w, OFPAT_SET_FIELD);
+                f.write(w);
             }
             Action::Resubmit { in_port } | Action::ResubmitTable { in_port, .. } => {
                 let (subtype, table) = match self {
                     Action::ResubmitTable { table, .. } => (NXAST_RESUBMIT_TABLE, table.0),
                     _ => (NXAST_RESUBMIT, 0),
                 };
-                nicira(buf, subtype);
-                buf.put_u16(port_to_16(*in_port).unwrap_or(0));
-                buf.put_u8(table);
+                nicira(w, subtype);
+                w.u16(port_to_16(*in_port).unwrap_or(0));
+                w.u8(table);
             }
             Action::Clone(actions) => {
-                nicira(buf, NXAST_CLONE);
-                buf.put_bytes(0, 6);
-                Action::emit_list(actions, buf);
+                nicira(w, NXAST_CLONE);
+                w.zeros(6);
+                Action::write_list(actions, w);
             }
             Action::OutputTrunc { port, max_len } => {
-                nicira(buf, NXAST_OUTPUT_TRUNC);
-                buf.put_u16(port_to_16(*port).unwrap_or(0));
-                buf.put_u32(*max_len);
+                nicira(w, NXAST_OUTPUT_TRUNC);
+                w.u16(port_to_16(*port).unwrap_or(0));
+                w.u32(*max_len);
             }
             Action::RegLoad { dst, value } => {
-                nicira(buf, NXAST_REG_LOAD);
-                buf.put_u16(dst.ofs << 6 | (dst.n_bits.clamp(1, 64) - 1));
+                nicira(w, NXAST_REG_LOAD);
+                w.u16(dst.ofs << 6 | (dst.n_bits.clamp(1, 64) - 1));
                 // NXAST_REG_LOAD only has room for a 4-byte header.
                 let mut h = dst.field;
                 h.experimenter = None;
-                h.emit(buf);
-                buf.put_u64(*value);
+                h.write(w);
+                w.u64(*value);
             }
             Action::RegLoad2(f) => {
-                nicira(buf, NXAST_REG_LOAD2);
-                f.emit(buf);
+                nicira(w, NXAST_REG_LOAD2);
+                f.write(w);
             }
             Action::RegMove { src, dst } => {
-                nicira(buf, NXAST_REG_MOVE);
-                buf.put_u16(src.n_bits);
-                buf.put_u16(src.ofs);
-                buf.put_u16(dst.ofs);
-                src.field.emit(buf);
-                dst.field.emit(buf);
+                nicira(w, NXAST_REG_MOVE);
+                w.u16(src.n_bits);
+                w.u16(src.ofs);
+                w.u16(dst.ofs);
+                src.field.write(w);
+                dst.field.write(w);
             }
             Action::Note(note) => {
-                nicira(buf, NXAST_NOTE);
-                buf.put_slice(note);
+                nicira(w, NXAST_NOTE);
+                w.slice(note);
             }
             Action::Experimenter { experimenter, data } => {
-                buf.put_u16(OFPAT_EXPERIMENTER);
-                buf.put_u16(0);
-                buf.put_u32(*experimenter);
-                buf.put_slice(data);
+                w.u16(OFPAT_EXPERIMENTER);
+                w.u16(0);
+                w.u32(*experimenter);
+                w.slice(data);
             }
             Action::Unknown { action_type, data } => {
-                buf.put_u16(*action_type);
-                buf.put_u16(0);
-                buf.put_slice(data);
+                w.u16(*action_type);
+                w.u16(0);
+                w.slice(data);
             }
         }
-        g.pad_and_finish(buf);
+        g.pad_and_finish(w);
     }
 
     /// Parses actions until the reader is exhausted.
@@ -405,8 +435,29 @@ impl Action {
 
     /// Emits a list of actions.
     pub fn emit_list(actions: &[Action], buf: &mut BytesMut) {
+        let hint = actions.iter().map(Action::size_hint).sum();
+        Action::write_list(actions, &mut Writer::new(buf, hint));
+    }
+
+    /// Writes a list of actions.
+    #[inline]
+    pub fn write_list(actions: &[Action], w: &mut Writer<'_>) {
         for a in actions {
-            a.emit(buf);
+            a.write(w);
+        }
+    }
+
+    /// About how many bytes [`Action::emit`] writes (to size the buffer; never trusted).
+    #[inline]
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Action::SetField(f) | Action::RegLoad2(f) => 16 + f.size_hint(),
+            Action::Clone(list) => list.iter().fold(16, |n, a| n + a.size_hint()),
+            Action::Note(d) => 16 + d.len(),
+            Action::Experimenter { data, .. } => 16 + data.len(),
+            Action::Unknown { data, .. } => 8 + data.len(),
+            Action::RegLoad { .. } | Action::RegMove { .. } => 32,
+            _ => 16,
         }
     }
 
@@ -426,8 +477,10 @@ fn parse_padded_oxm(
     start: usize,
     len: usize,
 ) -> Result<OxmField, DecodeError> {
-    let f = OxmField::parse(body)?;
-    let used = head + f.wire_len();
+    let at = body.offset();
+    let f = OxmField::parse_quick(body)?;
+    // What the TLV took on the wire: its emitted length, for every field the parser accepts.
+    let used = head + (body.offset() - at);
     if len != used + super::wire::pad8(used) {
         return Err(DecodeError::BadLength { what: "action set_field", offset: start, len });
     }

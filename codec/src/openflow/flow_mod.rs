@@ -11,14 +11,14 @@
 //! };
 //! ```
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::Serialize;
 
 use super::error::wire_enum;
 use super::instruction::Instruction;
 use super::oxm::Match;
 use super::types::{BufferId, Cookie, GroupId, PortNo, TableId};
-use super::wire::Reader;
+use super::wire::{Reader, Writer};
 use super::DecodeError;
 
 wire_enum! {
@@ -36,6 +36,9 @@ wire_enum! {
         DeleteStrict = 4 => "DELETE_STRICT",
     }
 }
+
+/// Bytes of `ofp_flow_mod` between the header and the match.
+const FIXED_LEN: usize = 40;
 
 /// `ofp_flow_mod_flags` bit: send FLOW_REMOVED when the flow expires or is deleted.
 pub const FLOW_MOD_SEND_FLOW_REM: u16 = 1 << 0;
@@ -102,6 +105,33 @@ impl Default for FlowMod {
 impl FlowMod {
     /// Parses the body after the OpenFlow header.
     pub fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let Some(a) = r.fixed::<FIXED_LEN>() else { return Self::parse_by_field(r) };
+        let be16 = |i: usize| u16::from_be_bytes([a[i], a[i + 1]]);
+        let be32 = |i: usize| u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+        let be64 = |i: usize| u64::from(be32(i)) << 32 | u64::from(be32(i + 4));
+        let matches = Match::parse(r)?;
+        let instructions = Instruction::parse_list(r)?;
+        Ok(FlowMod {
+            cookie: Cookie(be64(0)),
+            cookie_mask: be64(8),
+            table_id: TableId(a[16]),
+            command: FlowModCommand::from(a[17]),
+            idle_timeout: be16(18),
+            hard_timeout: be16(20),
+            priority: be16(22),
+            buffer_id: BufferId(be32(24)),
+            out_port: PortNo(be32(28)),
+            out_group: GroupId(be32(32)),
+            flags: be16(36),
+            matches,
+            instructions,
+        })
+    }
+
+    /// [`FlowMod::parse`] one field at a time, for a body too short for the fixed part: the
+    /// error names the field that is cut.
+    #[cold]
+    fn parse_by_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let cookie = Cookie(r.u64("flow_mod cookie")?);
         let cookie_mask = r.u64("flow_mod cookie_mask")?;
         let table_id = TableId(r.u8("flow_mod table_id")?);
@@ -135,19 +165,34 @@ impl FlowMod {
 
     /// Emits the body after the OpenFlow header.
     pub fn emit(&self, buf: &mut BytesMut) {
-        buf.put_u64(self.cookie.0);
-        buf.put_u64(self.cookie_mask);
-        buf.put_u8(self.table_id.0);
-        buf.put_u8(self.command.into());
-        buf.put_u16(self.idle_timeout);
-        buf.put_u16(self.hard_timeout);
-        buf.put_u16(self.priority);
-        buf.put_u32(self.buffer_id.0);
-        buf.put_u32(self.out_port.0);
-        buf.put_u32(self.out_group.0);
-        buf.put_u16(self.flags);
-        buf.put_bytes(0, 2);
-        self.matches.emit(buf);
-        Instruction::emit_list(&self.instructions, buf);
+        self.write(&mut Writer::new(buf, self.size_hint()));
+    }
+
+    /// Writes the body after the OpenFlow header.
+    #[inline]
+    pub fn write(&self, w: &mut Writer<'_>) {
+        let mut a = [0u8; FIXED_LEN];
+        a[0..8].copy_from_slice(&self.cookie.0.to_be_bytes());
+        a[8..16].copy_from_slice(&self.cookie_mask.to_be_bytes());
+        a[16] = self.table_id.0;
+        a[17] = self.command.into();
+        a[18..20].copy_from_slice(&self.idle_timeout.to_be_bytes());
+        a[20..22].copy_from_slice(&self.hard_timeout.to_be_bytes());
+        a[22..24].copy_from_slice(&self.priority.to_be_bytes());
+        a[24..28].copy_from_slice(&self.buffer_id.0.to_be_bytes());
+        a[28..32].copy_from_slice(&self.out_port.0.to_be_bytes());
+        a[32..36].copy_from_slice(&self.out_group.0.to_be_bytes());
+        a[36..38].copy_from_slice(&self.flags.to_be_bytes());
+        w.array(a);
+        self.matches.write(w);
+        Instruction::write_list(&self.instructions, w);
+    }
+
+    /// About how many bytes [`FlowMod::emit`] writes (to size the buffer; never trusted).
+    #[inline]
+    pub fn size_hint(&self) -> usize {
+        self.instructions
+            .iter()
+            .fold(FIXED_LEN + self.matches.size_hint(), |n, i| n + i.size_hint())
     }
 }

@@ -13,12 +13,12 @@
 //! WRITE_ACTIONS, APPLY_ACTIONS and CLEAR_ACTIONS share `ofp_instruction_actions` (CLEAR has no
 //! actions).
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::Serialize;
 
 use super::action::Action;
 use super::types::{MeterId, TableId};
-use super::wire::{count_structs, LengthGuard, Reader};
+use super::wire::{count_structs, Reader, Writer};
 use super::DecodeError;
 
 const OFPIT_GOTO_TABLE: u16 = 1;
@@ -119,22 +119,28 @@ impl Instruction {
 
     /// Emits one instruction.
     pub fn emit(&self, buf: &mut BytesMut) {
-        let g = LengthGuard::start(buf, 2);
-        let head = |buf: &mut BytesMut, t: u16| {
-            buf.put_u16(t);
-            buf.put_u16(0);
+        self.write(&mut Writer::new(buf, self.size_hint()));
+    }
+
+    /// Writes one instruction.
+    #[inline]
+    pub fn write(&self, w: &mut Writer<'_>) {
+        let g = w.guard(2);
+        let head = |w: &mut Writer<'_>, t: u16| {
+            w.u16(t);
+            w.u16(0);
         };
         match self {
             Instruction::GotoTable(t) => {
-                head(buf, OFPIT_GOTO_TABLE);
-                buf.put_u8(t.0);
-                buf.put_bytes(0, 3);
+                head(w, OFPIT_GOTO_TABLE);
+                w.u8(t.0);
+                w.zeros(3);
             }
             Instruction::WriteMetadata { metadata, mask } => {
-                head(buf, OFPIT_WRITE_METADATA);
-                buf.put_bytes(0, 4);
-                buf.put_u64(*metadata);
-                buf.put_u64(*mask);
+                head(w, OFPIT_WRITE_METADATA);
+                w.zeros(4);
+                w.u64(*metadata);
+                w.u64(*mask);
             }
             Instruction::ApplyActions(actions) | Instruction::WriteActions(actions) => {
                 let t = if matches!(self, Instruction::ApplyActions(_)) {
@@ -142,29 +148,29 @@ impl Instruction {
                 } else {
                     OFPIT_WRITE_ACTIONS
                 };
-                head(buf, t);
-                buf.put_bytes(0, 4);
-                Action::emit_list(actions, buf);
+                head(w, t);
+                w.zeros(4);
+                Action::write_list(actions, w);
             }
             Instruction::ClearActions => {
-                head(buf, OFPIT_CLEAR_ACTIONS);
-                buf.put_bytes(0, 4);
+                head(w, OFPIT_CLEAR_ACTIONS);
+                w.zeros(4);
             }
             Instruction::Meter(m) => {
-                head(buf, OFPIT_METER);
-                buf.put_u32(m.0);
+                head(w, OFPIT_METER);
+                w.u32(m.0);
             }
             Instruction::Experimenter { experimenter, data } => {
-                head(buf, OFPIT_EXPERIMENTER);
-                buf.put_u32(*experimenter);
-                buf.put_slice(data);
+                head(w, OFPIT_EXPERIMENTER);
+                w.u32(*experimenter);
+                w.slice(data);
             }
             Instruction::Unknown { instruction_type, data } => {
-                head(buf, *instruction_type);
-                buf.put_slice(data);
+                head(w, *instruction_type);
+                w.slice(data);
             }
         }
-        g.finish(buf);
+        g.finish(w);
     }
 
     /// Parses instructions until the reader is exhausted.
@@ -178,8 +184,29 @@ impl Instruction {
 
     /// Emits a list of instructions.
     pub fn emit_list(list: &[Instruction], buf: &mut BytesMut) {
+        let hint = list.iter().map(Instruction::size_hint).sum();
+        Instruction::write_list(list, &mut Writer::new(buf, hint));
+    }
+
+    /// Writes a list of instructions.
+    #[inline]
+    pub fn write_list(list: &[Instruction], w: &mut Writer<'_>) {
         for i in list {
-            i.emit(buf);
+            i.write(w);
+        }
+    }
+
+    /// About how many bytes [`Instruction::emit`] writes (to size the buffer; never trusted).
+    #[inline]
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Instruction::ApplyActions(a) | Instruction::WriteActions(a) => {
+                a.iter().fold(8, |n, a| n + a.size_hint())
+            }
+            Instruction::WriteMetadata { .. } => 24,
+            Instruction::Experimenter { data, .. } => 8 + data.len(),
+            Instruction::Unknown { data, .. } => 4 + data.len(),
+            _ => 8,
         }
     }
 }

@@ -67,7 +67,7 @@ pub use switch_config::SwitchConfig;
 pub use table::{TableFeatureProp, TableFeatures, TableMod, TableStats};
 pub use types::{BufferId, Cookie, Dpid, GroupId, MacAddr, MeterId, PortNo, QueueId, TableId, Xid};
 
-use wire::{LengthGuard, Reader};
+use wire::{Reader, Writer};
 
 /// The wire version of OpenFlow 1.3.
 pub const OFP_VERSION_1_3: u8 = 0x04;
@@ -241,10 +241,20 @@ impl OfpMessage {
     /// Parses exactly one message: `data` must hold the header and the whole body.
     pub fn parse(data: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(data);
-        let version = r.u8("header version")?;
-        let msg_type = r.u8("header type")?;
-        let length = r.u16("header length")? as usize;
-        let xid = Xid(r.u32("header xid")?);
+        let (version, msg_type, length, xid) = match r.fixed::<HEADER_LEN>() {
+            Some(&[v, t, l0, l1, x0, x1, x2, x3]) => (
+                v,
+                t,
+                usize::from(u16::from_be_bytes([l0, l1])),
+                Xid(u32::from_be_bytes([x0, x1, x2, x3])),
+            ),
+            None => {
+                let version = r.u8("header version")?;
+                let msg_type = r.u8("header type")?;
+                let length = r.u16("header length")? as usize;
+                (version, msg_type, length, Xid(r.u32("header xid")?))
+            }
+        };
         if length < HEADER_LEN {
             return Err(DecodeError::BadLength { what: "header", offset: 2, len: length });
         }
@@ -280,13 +290,19 @@ impl OfpMessage {
 
     /// Appends the message, header included, to `buf`.
     pub fn emit(&self, buf: &mut BytesMut) {
-        let g = LengthGuard::start(buf, 2);
-        buf.put_u8(self.version);
-        buf.put_u8(self.msg.msg_type().into());
-        buf.put_u16(0);
-        buf.put_u32(self.xid.0);
-        self.msg.emit_body(buf);
-        g.finish(buf);
+        let hint = match &self.msg {
+            Message::FlowMod(m) => m.size_hint(),
+            _ => 0,
+        };
+        let mut w = Writer::new(buf, HEADER_LEN + hint);
+        let g = w.guard(2);
+        w.array([self.version, self.msg.msg_type().into(), 0, 0]);
+        w.u32(self.xid.0);
+        match &self.msg {
+            Message::FlowMod(m) => m.write(&mut w),
+            msg => w.with_buf(|buf| msg.emit_body(buf)),
+        }
+        g.finish(&mut w);
     }
 
     /// The message as a fresh byte vector.

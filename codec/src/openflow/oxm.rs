@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::experimenter::ONF_EXPERIMENTER_ID;
 use super::types::{MacAddr, PortNo};
-use super::wire::{LengthGuard, Reader};
+use super::wire::{Reader, Writer};
 use super::DecodeError;
 
 /// OFPMT_OXM.
@@ -70,7 +70,7 @@ pub enum Kind {
 impl Kind {
     /// Bytes of one value (without mask).
     #[inline]
-    pub fn width(self) -> usize {
+    pub const fn width(self) -> usize {
         match self {
             Kind::U8 => 1,
             Kind::U16 => 2,
@@ -250,6 +250,41 @@ impl Value {
             Value::Ipv4(a) => buf.put_slice(&a.octets()),
             Value::Ipv6(a) => buf.put_slice(&a.octets()),
             Value::Port(p) => buf.put_u32(p.0),
+        }
+    }
+
+    /// Writes the value in its wire layout through a [`Writer`].
+    #[inline(always)]
+    pub fn put(&self, w: &mut Writer<'_>) {
+        match *self {
+            Value::U8(v) => w.u8(v),
+            Value::U16(v) => w.u16(v),
+            Value::U24(v) => {
+                let b = v.to_be_bytes();
+                w.array([b[1], b[2], b[3]]);
+            }
+            Value::U32(v) => w.u32(v),
+            Value::U64(v) => w.u64(v),
+            Value::Mac(m) => w.array(m.0),
+            Value::Ipv4(a) => w.array(a.octets()),
+            Value::Ipv6(a) => w.array(a.octets()),
+            Value::Port(p) => w.u32(p.0),
+        }
+    }
+
+    /// Writes the value into `s`, which is exactly its width.
+    #[inline(always)]
+    fn put_into(&self, s: &mut [u8]) {
+        match *self {
+            Value::U8(v) => s.copy_from_slice(&[v]),
+            Value::U16(v) => s.copy_from_slice(&v.to_be_bytes()),
+            Value::U24(v) => s.copy_from_slice(&v.to_be_bytes()[1..]),
+            Value::U32(v) => s.copy_from_slice(&v.to_be_bytes()),
+            Value::U64(v) => s.copy_from_slice(&v.to_be_bytes()),
+            Value::Mac(m) => s.copy_from_slice(&m.0),
+            Value::Ipv4(a) => s.copy_from_slice(&a.octets()),
+            Value::Ipv6(a) => s.copy_from_slice(&a.octets()),
+            Value::Port(p) => s.copy_from_slice(&p.0.to_be_bytes()),
         }
     }
 
@@ -472,32 +507,35 @@ macro_rules! oxm_fields {
 
             /// Builds the field at position `i` of `FIELDS` from its TLV payload, whose length
             /// has been checked; `None` if `i` is not there.
-            #[inline]
+            #[inline(always)]
             fn from_payload(i: usize, p: &[u8], has_mask: bool) -> Option<OxmField> {
-                let kind = FIELDS.get(i)?.kind;
-                let m = match has_mask {
-                    true => Some(Value::from_slice(kind, p.get(kind.width()..)?)?),
-                    false => None,
-                };
                 Some(match *FIELD_IDS.get(i)? {
                     $(FieldId::$ev => {
                         OxmField::$ev(<$et>::from_value(Value::from_slice(Kind::$ek, p)?)?)
                     })*
                     $(FieldId::$mv => {
-                        OxmField::$mv(<$mt>::from_value(Value::from_slice(Kind::$mk, p)?)?, opt(m)?)
+                        let v = <$mt>::from_value(Value::from_slice(Kind::$mk, p)?)?;
+                        let m = match has_mask {
+                            true => {
+                                let p = p.get(const { Kind::$mk.width() }..)?;
+                                Some(<$mt>::from_value(Value::from_slice(Kind::$mk, p)?)?)
+                            }
+                            false => None,
+                        };
+                        OxmField::$mv(v, m)
                     })*
                 })
             }
 
-            /// Emits a typed field other than a register: false for the other kinds.
-            #[inline]
-            fn emit_typed(&self, buf: &mut BytesMut) -> bool {
+            /// Writes a typed field other than a register: false for the other kinds.
+            #[inline(always)]
+            fn write_typed(&self, w: &mut Writer<'_>) -> bool {
                 match self {
                     $(OxmField::$ev(v) => {
-                        put_tlv(buf, &FIELDS[FieldId::$ev as usize], Value::$ek(*v), None)
+                        put_tlv(w, &FIELD_TABLE[FieldId::$ev as usize], Value::$ek(*v), None)
                     })*
                     $(OxmField::$mv(v, m) => {
-                        put_tlv(buf, &FIELDS[FieldId::$mv as usize], Value::$mk(*v), m.map(Value::$mk))
+                        put_tlv(w, &FIELD_TABLE[FieldId::$mv as usize], Value::$mk(*v), m.map(Value::$mk))
                     })*
                     _ => return false,
                 }
@@ -507,21 +545,23 @@ macro_rules! oxm_fields {
     };
 }
 
-/// Writes one TLV of a typed field: header, value, mask. Inlined with a constant value kind,
-/// this is a few stores after one capacity check.
+/// Writes one TLV of a typed field: header, value, mask. Inlined with a constant field, this
+/// is a few stores.
 #[inline(always)]
-fn put_tlv(buf: &mut BytesMut, info: &FieldInfo, v: Value, m: Option<Value>) {
+fn put_tlv(w: &mut Writer<'_>, info: &FieldInfo, v: Value, m: Option<Value>) {
     let len = info.payload_len(m.is_some());
-    buf.reserve(4 + len);
-    buf.put_u16(info.class);
-    buf.put_u8(info.field << 1 | u8::from(m.is_some()));
-    buf.put_u8(len as u8);
+    let fh = u32::from(info.field << 1 | u8::from(m.is_some()));
+    let s = w.room(4 + len);
+    s[..4].copy_from_slice(&(u32::from(info.class) << 16 | fh << 8 | len as u32).to_be_bytes());
+    let mut at = 4;
     if let Some(e) = info.experimenter {
-        buf.put_u32(e);
+        s[4..8].copy_from_slice(&e.to_be_bytes());
+        at = 8;
     }
-    v.write(buf);
+    let vw = info.kind.width();
+    v.put_into(&mut s[at..at + vw]);
     if let Some(m) = m {
-        m.write(buf);
+        m.put_into(&mut s[at + vw..at + 2 * vw]);
     }
 }
 
@@ -724,6 +764,38 @@ const fn build_field_index() -> FieldIndex {
     ix
 }
 
+/// Payload bytes of each typed field in [`all_fields`] order, without and with a mask (0: the
+/// field takes no mask), for the one-step decoder.
+const PAYLOAD_LEN: [[u8; 2]; FIELD_TABLE.len() + REG_TABLE.len() + XREG_TABLE.len()] =
+    build_payload_len();
+
+const fn build_payload_len() -> [[u8; 2]; FIELD_TABLE.len() + REG_TABLE.len() + XREG_TABLE.len()] {
+    let mut out = [[0u8; 2]; FIELD_TABLE.len() + REG_TABLE.len() + XREG_TABLE.len()];
+    let mut i = 0;
+    while i < out.len() {
+        let f = if i < FIELD_TABLE.len() {
+            &FIELD_TABLE[i]
+        } else if i < FIELD_TABLE.len() + REG_TABLE.len() {
+            &REG_TABLE[i - FIELD_TABLE.len()]
+        } else {
+            &XREG_TABLE[i - FIELD_TABLE.len() - REG_TABLE.len()]
+        };
+        let w = match f.kind {
+            Kind::U8 => 1,
+            Kind::U16 => 2,
+            Kind::U24 => 3,
+            Kind::U32 | Kind::Ipv4 | Kind::Port => 4,
+            Kind::U64 => 8,
+            Kind::Mac => 6,
+            Kind::Ipv6 => 16,
+        };
+        let e = if f.experimenter.is_some() { 4 } else { 0 };
+        out[i] = [w + e, if f.maskable { 2 * w + e } else { 0 }];
+        i += 1;
+    }
+    out
+}
+
 /// Position in [`all_fields`] order of the first field with this identity.
 #[inline]
 fn field_index(class: u16, experimenter: Option<u32>, field: u8) -> Option<usize> {
@@ -777,7 +849,7 @@ impl Match {
             // lengths or masks, truncation) the full parser, which also names the error.
             match OxmField::parse_fast(body.rest()) {
                 Some((f, n)) => {
-                    body.skip(n, "oxm")?;
+                    body.advance(n);
                     fields.push(f);
                 }
                 None => fields.push(OxmField::parse(&mut body)?),
@@ -790,13 +862,24 @@ impl Match {
 
     /// Emits an `ofp_match`, including its padding.
     pub fn emit(&self, buf: &mut BytesMut) {
-        let g = LengthGuard::start(buf, 2);
-        buf.put_u16(MATCH_TYPE_OXM);
-        buf.put_u16(0);
+        self.write(&mut Writer::new(buf, self.size_hint()));
+    }
+
+    /// Writes an `ofp_match`, including its padding.
+    #[inline]
+    pub fn write(&self, w: &mut Writer<'_>) {
+        let g = w.guard(2);
+        w.u32(u32::from(MATCH_TYPE_OXM) << 16);
         for f in &self.fields {
-            f.emit(buf);
+            f.write(w);
         }
-        g.finish_padded(buf);
+        g.finish_padded(w);
+    }
+
+    /// About how many bytes [`Match::emit`] writes (to size the buffer; never trusted).
+    #[inline]
+    pub fn size_hint(&self) -> usize {
+        self.fields.iter().fold(8, |n, f| n + f.size_hint())
     }
 
     /// The first field for which `f` returns something.
@@ -824,23 +907,22 @@ impl OxmField {
     /// Decodes a well-formed typed (non-experimenter) TLV at the start of `data` straight from
     /// the bytes: the field and its length. `None` for anything [`OxmField::parse`] must look
     /// at (it gives the same value for what this accepts).
-    #[inline]
+    #[inline(always)]
     fn parse_fast(data: &[u8]) -> Option<(OxmField, usize)> {
-        let &[c0, c1, fh, len] = data.get(..4)? else { return None };
-        let class = u16::from_be_bytes([c0, c1]);
-        if class == OXM_CLASS_EXPERIMENTER {
+        let &[c0, c1, fh, len] = data.first_chunk::<4>()?;
+        // Experimenter fields (class 0xffff) have no index without their id: not here.
+        let i = field_index(u16::from_be_bytes([c0, c1]), None, fh >> 1)?;
+        let (has_mask, len) = (fh & 1 == 1, usize::from(len));
+        // The payload length the field takes with this hasmask bit; 0 when it cannot be masked,
+        // which no decoder below accepts (every value is at least one byte).
+        if len != usize::from(PAYLOAD_LEN.get(i)?[usize::from(has_mask)]) {
             return None;
         }
-        let (field, has_mask, len) = (fh >> 1, fh & 1 == 1, usize::from(len));
         let payload = data.get(4..4 + len)?;
-        let i = field_index(class, None, field)?;
-        let info = field_at(i)?;
-        if (has_mask && !info.maskable) || len != info.payload_len(has_mask) {
-            return None;
-        }
         let f = match i.checked_sub(FIELDS.len()) {
             None => OxmField::from_payload(i, payload, has_mask)?,
             Some(r) => {
+                let info = field_at(i)?;
                 let w = info.kind.width();
                 let v = Value::from_slice(info.kind, payload)?;
                 let m = if has_mask {
@@ -856,6 +938,19 @@ impl OxmField {
             }
         };
         Some((f, 4 + len))
+    }
+
+    /// Parses one OXM TLV: well-formed typed fields straight from the bytes, anything else
+    /// through [`OxmField::parse`].
+    #[inline]
+    pub(crate) fn parse_quick(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match OxmField::parse_fast(r.rest()) {
+            Some((f, n)) => {
+                r.advance(n);
+                Ok(f)
+            }
+            None => OxmField::parse(r),
+        }
     }
 
     /// Parses one OXM TLV.
@@ -915,6 +1010,32 @@ impl OxmField {
     /// Emits one OXM TLV.
     #[inline]
     pub fn emit(&self, buf: &mut BytesMut) {
+        self.write(&mut Writer::new(buf, self.size_hint()));
+    }
+
+    /// About how many bytes [`OxmField::emit`] writes (to size the buffer; never trusted).
+    #[inline]
+    pub fn size_hint(&self) -> usize {
+        match self {
+            OxmField::Unknown { payload, .. } => 4 + payload.len(),
+            OxmField::Experimenter { payload, .. } => 8 + payload.len(),
+            // The longest typed TLV: a masked IPv6 address.
+            _ => 36,
+        }
+    }
+
+    /// Writes one OXM TLV.
+    #[inline(always)]
+    pub fn write(&self, w: &mut Writer<'_>) {
+        if !self.write_typed(w) {
+            self.write_opaque(w);
+        }
+    }
+
+    /// Writes the TLVs [`OxmField::write_typed`] leaves: opaque fields and registers beyond
+    /// Open vSwitch's.
+    #[inline(never)]
+    fn write_opaque(&self, w: &mut Writer<'_>) {
         match self {
             OxmField::Unknown { class, field, has_mask, payload } => {
                 let length = u8::try_from(payload.len()).unwrap_or(u8::MAX);
@@ -925,8 +1046,8 @@ impl OxmField {
                     length,
                     experimenter: None,
                 }
-                .emit(buf);
-                buf.put_slice(&payload[..usize::from(length)]);
+                .write(w);
+                w.slice(&payload[..usize::from(length)]);
             }
             OxmField::Experimenter { experimenter, field, has_mask, payload } => {
                 let n = payload.len().min(usize::from(u8::MAX) - 4);
@@ -937,28 +1058,20 @@ impl OxmField {
                     length: (n + 4) as u8,
                     experimenter: Some(*experimenter),
                 }
-                .emit(buf);
-                buf.put_slice(&payload[..n]);
+                .write(w);
+                w.slice(&payload[..n]);
             }
             OxmField::Reg(i, v, m) if usize::from(*i) >= REG_FIELDS.len() => {
                 // No such register in Open vSwitch: sent as asked, for the switch to refuse.
-                emit_raw(buf, OXM_CLASS_NXM_1, *i, Value::U32(*v), m.map(Value::U32));
+                put_raw(w, OXM_CLASS_NXM_1, *i, Kind::U32, Value::U32(*v), m.map(Value::U32));
             }
             OxmField::XReg(i, v, m) if usize::from(*i) >= XREG_FIELDS.len() => {
                 // OpenFlow allows 128 packet registers; Open vSwitch implements 8.
-                emit_raw(buf, OXM_CLASS_PACKET_REGS, *i, Value::U64(*v), m.map(Value::U64));
+                put_raw(w, OXM_CLASS_PACKET_REGS, *i, Kind::U64, Value::U64(*v), m.map(Value::U64));
             }
-            _ if self.emit_typed(buf) => {}
             _ => {
                 let Some((info, v, m)) = self.typed() else { return };
-                let mut h = info.header();
-                h.has_mask = m.is_some();
-                h.length = info.payload_len(m.is_some()) as u8;
-                h.emit(buf);
-                v.write(buf);
-                if let Some(m) = m {
-                    m.write(buf);
-                }
+                put_tlv(w, info, v, m);
             }
         }
     }
@@ -1012,21 +1125,14 @@ impl OxmField {
     }
 }
 
-fn emit_raw(buf: &mut BytesMut, class: u16, field: u8, v: Value, m: Option<Value>) {
-    let mut b = BytesMut::new();
-    v.write(&mut b);
+fn put_raw(w: &mut Writer<'_>, class: u16, field: u8, kind: Kind, v: Value, m: Option<Value>) {
+    let length = (kind.width() * if m.is_some() { 2 } else { 1 }) as u8;
+    let has_mask = m.is_some();
+    OxmHeader { class, field: field & 0x7f, has_mask, length, experimenter: None }.write(w);
+    v.put(w);
     if let Some(m) = m {
-        m.write(&mut b);
+        m.put(w);
     }
-    let h = OxmHeader {
-        class,
-        field: field & 0x7f,
-        has_mask: m.is_some(),
-        length: b.len() as u8,
-        experimenter: None,
-    };
-    h.emit(buf);
-    buf.put_slice(&b);
 }
 
 /// An OXM/NXM header without a value: how Nicira actions (`load`, `move`) name a field.
@@ -1070,11 +1176,17 @@ impl OxmHeader {
     /// Emits the header (8 bytes for an experimenter header).
     #[inline]
     pub fn emit(&self, buf: &mut BytesMut) {
-        buf.put_u16(self.class);
-        buf.put_u8(self.field << 1 | u8::from(self.has_mask));
-        buf.put_u8(self.length);
+        self.write(&mut Writer::new(buf, 8));
+    }
+
+    /// Writes the header (8 bytes for an experimenter header).
+    #[inline]
+    pub fn write(&self, w: &mut Writer<'_>) {
+        w.u16(self.class);
+        w.u8(self.field << 1 | u8::from(self.has_mask));
+        w.u8(self.length);
         if let Some(e) = self.experimenter {
-            buf.put_u32(e);
+            w.u32(e);
         }
     }
 
@@ -1407,6 +1519,28 @@ mod tests {
                 assert!(parse(&b[..n]).is_err(), "{h} truncated to {n} parsed");
             }
         }
+    }
+
+    #[test]
+    fn one_step_decoder_agrees_with_the_full_parser() {
+        // Every sample with each header byte set to every value: what the one-step decoder
+        // accepts, the full parser accepts with the same value and length.
+        let mut accepted = 0;
+        for (h, _) in samples() {
+            let b = hex(h);
+            for at in 0..4 {
+                for v in 0..=255u8 {
+                    let mut m = b.clone();
+                    m[at] = v;
+                    let Some((fast, n)) = OxmField::parse_fast(&m) else { continue };
+                    let mut r = Reader::new(&m);
+                    assert_eq!(OxmField::parse(&mut r).as_ref(), Ok(&fast), "{m:02x?}");
+                    assert_eq!(r.offset(), n, "{m:02x?}");
+                    accepted += 1;
+                }
+            }
+        }
+        assert!(accepted > 100, "the one-step decoder took only {accepted} variants");
     }
 
     #[test]

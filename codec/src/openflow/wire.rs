@@ -77,6 +77,21 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
+    /// Borrows the next `N` bytes as an array when that many are left (consuming them), for
+    /// fixed layouts decoded in one step; `None` (consuming nothing) otherwise.
+    #[inline(always)]
+    pub fn fixed<const N: usize>(&mut self) -> Option<&'a [u8; N]> {
+        let a: &'a [u8; N] = self.data.get(self.pos..)?.first_chunk::<N>()?;
+        self.pos += N;
+        Some(a)
+    }
+
+    /// Moves past `n` bytes already looked at through [`Reader::rest`] (at most what is left).
+    #[inline(always)]
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.data.len());
+    }
+
     /// Skips `n` bytes (padding).
     #[inline]
     pub fn skip(&mut self, n: usize, what: &'static str) -> Result<(), DecodeError> {
@@ -192,6 +207,149 @@ pub fn put_fixed_str(buf: &mut BytesMut, s: &str, n: usize) {
 #[inline]
 pub fn pad8(len: usize) -> usize {
     (8 - len % 8) % 8
+}
+
+/// A writer that stores straight into a byte buffer grown once up front by a size hint: each
+/// store is one bounds check, where `BufMut` on `BytesMut` checks capacity and length twice. The
+/// hint only sizes the buffer (a short hint costs a regrow, never a wrong byte); bytes skipped
+/// with [`Writer::zeros`] are zero; the buffer is cut back to what was written when the writer
+/// is dropped.
+pub struct Writer<'a> {
+    buf: &'a mut BytesMut,
+    pos: usize,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer appending to `buf`, which expects about `hint` bytes.
+    #[inline]
+    pub fn new(buf: &'a mut BytesMut, hint: usize) -> Self {
+        let pos = buf.len();
+        buf.resize(pos + hint, 0);
+        Writer { buf, pos }
+    }
+
+    /// Offset in the buffer of the next byte to be written.
+    #[inline(always)]
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Reserves the next `n` bytes (zero) and hands them out to be filled.
+    #[inline(always)]
+    pub fn room(&mut self, n: usize) -> &mut [u8] {
+        let at = self.pos;
+        let end = at + n;
+        if end > self.buf.len() {
+            self.grow(end);
+        }
+        self.pos = end;
+        &mut self.buf[at..end]
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, end: usize) {
+        let want = end.max(self.buf.len() * 2).max(64);
+        self.buf.resize(want, 0);
+    }
+
+    /// Writes a fixed-size array.
+    #[inline(always)]
+    pub fn array<const N: usize>(&mut self, a: [u8; N]) {
+        self.room(N).copy_from_slice(&a);
+    }
+
+    /// Writes one byte.
+    #[inline(always)]
+    pub fn u8(&mut self, v: u8) {
+        self.array([v]);
+    }
+
+    /// Writes a big-endian u16.
+    #[inline(always)]
+    pub fn u16(&mut self, v: u16) {
+        self.array(v.to_be_bytes());
+    }
+
+    /// Writes a big-endian u32.
+    #[inline(always)]
+    pub fn u32(&mut self, v: u32) {
+        self.array(v.to_be_bytes());
+    }
+
+    /// Writes a big-endian u64.
+    #[inline(always)]
+    pub fn u64(&mut self, v: u64) {
+        self.array(v.to_be_bytes());
+    }
+
+    /// Writes bytes.
+    #[inline]
+    pub fn slice(&mut self, s: &[u8]) {
+        self.room(s.len()).copy_from_slice(s);
+    }
+
+    /// Writes `n` zero bytes (the room is zero already).
+    #[inline(always)]
+    pub fn zeros(&mut self, n: usize) {
+        self.room(n);
+    }
+
+    /// Starts a structure here whose u16 length field sits `field_at` bytes into it.
+    #[inline(always)]
+    pub fn guard(&self, field_at: usize) -> WriterGuard {
+        WriterGuard { start: self.pos, field: self.pos + field_at }
+    }
+
+    /// Emits through the `BytesMut` path (for the structures that have only that one): the
+    /// writer hands over the buffer, then takes it back at its new end.
+    #[inline]
+    pub fn with_buf(&mut self, f: impl FnOnce(&mut BytesMut)) {
+        self.buf.truncate(self.pos);
+        f(self.buf);
+        self.pos = self.buf.len();
+    }
+}
+
+impl Drop for Writer<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.buf.truncate(self.pos);
+    }
+}
+
+/// [`LengthGuard`] for a [`Writer`]: patches a u16 length field once the structure is written.
+#[must_use = "a length guard must be finished"]
+pub struct WriterGuard {
+    start: usize,
+    field: usize,
+}
+
+impl WriterGuard {
+    /// Patches the length field with the bytes written since the guard and returns that length.
+    #[inline(always)]
+    pub fn finish(self, w: &mut Writer<'_>) -> usize {
+        let len = w.pos - self.start;
+        let v = u16::try_from(len).unwrap_or(u16::MAX);
+        w.buf[self.field..self.field + 2].copy_from_slice(&v.to_be_bytes());
+        len
+    }
+
+    /// Like `finish`, then pads with zeros to a multiple of 8 not counted in the length.
+    #[inline(always)]
+    pub fn finish_padded(self, w: &mut Writer<'_>) -> usize {
+        let len = self.finish(w);
+        w.zeros(pad8(len));
+        len
+    }
+
+    /// Pads to a multiple of 8 first and counts the padding in the length.
+    #[inline(always)]
+    pub fn pad_and_finish(self, w: &mut Writer<'_>) -> usize {
+        let len = w.pos - self.start;
+        w.zeros(pad8(len));
+        self.finish(w)
+    }
 }
 
 /// Patches a big-endian u16 length field once the structure it measures has been written, so
