@@ -789,7 +789,7 @@ impl Session {
             translate::root_row(replica).and_then(translate::system_id).map(str::to_string);
         if self.cfg.name_by_system_id && !self.announced {
             if let Some(s) = &system_id {
-                self.hypervisor = HypervisorId(s.clone());
+                self.hypervisor = HypervisorId::from(s.clone());
             }
         }
         self.events.push_back(SessionEvent::Connected {

@@ -96,7 +96,7 @@ fn uuid_set(row: &Row, column: &str) -> BTreeSet<RowUuid> {
 
 /// The topology's form of a row uuid.
 pub fn row_uuid(u: Uuid) -> RowUuid {
-    RowUuid(u.to_string())
+    RowUuid::from(u)
 }
 
 /// `external_ids:system-id` of an `Open_vSwitch` row, if set and not empty.

@@ -1,9 +1,9 @@
 //! The graph: raw observed state, its indexes, and `apply`, which writes a change into the raw
 //! state, marks what it may have affected, then settles the indexes and emits the difference.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::mem;
+use std::sync::Arc;
 
 use periscope_codec::openflow::{Dpid, PortNo};
 
@@ -69,35 +69,6 @@ impl Pending {
 fn rows_of<V>(map: &BTreeMap<RowRef, V>, h: &HypervisorId) -> Vec<RowRef> {
     let start = RowRef { hypervisor: h.clone(), uuid: Uuid::default() };
     map.range(start..).map(|(k, _)| k).take_while(|k| k.hypervisor == *h).cloned().collect()
-}
-
-/// `str` order without a `memcmp` call per comparison: eight bytes at a time, which settles
-/// most uuid comparisons in the first word.
-fn str_cmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let n = a.len().min(b.len());
-    let (mut ac, mut bc) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
-    for (x, y) in (&mut ac).zip(&mut bc) {
-        let (mut wx, mut wy) = ([0u8; 8], [0u8; 8]);
-        wx.copy_from_slice(x);
-        wy.copy_from_slice(y);
-        match u64::from_be_bytes(wx).cmp(&u64::from_be_bytes(wy)) {
-            Ordering::Equal => {}
-            other => return other,
-        }
-    }
-    for (x, y) in ac.remainder().iter().zip(bc.remainder()) {
-        match x.cmp(y) {
-            Ordering::Equal => {}
-            other => return other,
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
-/// `RowRef`'s order, for sorting the rows a change touched.
-fn row_cmp(a: &RowRef, b: &RowRef) -> Ordering {
-    str_cmp(&a.hypervisor.0, &b.hypervisor.0).then_with(|| str_cmp(&a.uuid.0, &b.uuid.0))
 }
 
 fn lldp_key(a: SwitchPort, b: SwitchPort) -> (SwitchPort, SwitchPort) {
@@ -556,8 +527,8 @@ impl Topology {
         // of its interfaces is updated.
         let mut ifaces: Vec<(RowRef, Option<Option<InterfaceRow>>)> =
             mem::take(&mut p.ifaces).into_iter().collect();
-        ifaces.sort_unstable_by(|a, b| row_cmp(&a.0, &b.0));
-        let mut id_before: FastMap<String, Vec<Location>> = FastMap::default();
+        ifaces.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut id_before: FastMap<Arc<str>, Vec<Location>> = FastMap::default();
         // Interfaces whose links must be recomputed: patch or tunnel ends, or ends of a link.
         let mut link_dirty: Vec<RowRef> = Vec::new();
         let mut dpids = DpidMemo::default();
@@ -628,17 +599,17 @@ impl Topology {
                 self.idx.attached.insert(key, n);
             }
         }
-        let mut id_before: Vec<(String, Vec<Location>)> = id_before.into_iter().collect();
+        let mut id_before: Vec<(Arc<str>, Vec<Location>)> = id_before.into_iter().collect();
         id_before.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (iface_id, before) in id_before {
             // Most iface-ids went from nowhere to one place: no event, and no need to copy
             // their places.
-            let now = self.idx.by_iface_id.get(&iface_id).map_or(0, BTreeSet::len);
+            let now = self.idx.by_iface_id.get(&*iface_id).map_or(0, BTreeSet::len);
             if !iface_id_event_possible(before.len(), now) {
                 continue;
             }
             let after = self.places(&iface_id);
-            if let Some(kind) = iface_id_event(iface_id, before, after) {
+            if let Some(kind) = iface_id_event(iface_id.to_string(), before, after) {
                 out.push(kind);
             }
         }
@@ -661,7 +632,7 @@ impl Topology {
         for ip in &changed_ips {
             link_dirty.extend(self.idx.tunnels_by_remote.get(ip).into_iter().flatten().cloned());
         }
-        link_dirty.sort_unstable_by(row_cmp);
+        link_dirty.sort_unstable();
         link_dirty.dedup();
         let none = BTreeSet::new();
         for r in &link_dirty {

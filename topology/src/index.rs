@@ -6,6 +6,7 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use periscope_codec::openflow::{Dpid, PortNo};
 
@@ -299,9 +300,9 @@ pub(crate) struct Attached {
     pub(crate) port: Uuid,
     pub(crate) location: Location,
     pub(crate) kind: String,
-    pub(crate) iface_id: Option<String>,
-    pub(crate) vm_uuid: Option<String>,
-    pub(crate) tenant: Option<String>,
+    pub(crate) iface_id: Option<Arc<str>>,
+    pub(crate) vm_uuid: Option<Arc<str>>,
+    pub(crate) tenant: Option<Arc<str>>,
     pub(crate) tunnel_remote: Option<IpAddr>,
 }
 
@@ -324,11 +325,11 @@ pub(crate) struct Indexes {
     /// Every attached interface.
     pub(crate) attached: FastMap<RowRef, Attached>,
     /// iface-id -> attached interfaces.
-    pub(crate) by_iface_id: MultiMap<String, RowRef>,
+    pub(crate) by_iface_id: MultiMap<Arc<str>, RowRef>,
     /// vm-uuid -> attached interfaces.
-    pub(crate) by_vm: MultiMap<String, RowRef>,
+    pub(crate) by_vm: MultiMap<Arc<str>, RowRef>,
     /// tenant -> attached interfaces.
-    pub(crate) by_tenant: MultiMap<String, RowRef>,
+    pub(crate) by_tenant: MultiMap<Arc<str>, RowRef>,
     /// (dpid, ofport) -> attached interfaces with that ready location.
     pub(crate) by_ofport: MultiMap<SwitchPort, RowRef>,
     /// (bridge, non-empty type) -> attached interfaces.
@@ -373,13 +374,13 @@ impl Indexes {
     /// Removes `a`'s keys from the lookup indexes.
     pub(crate) fn remove_attached(&mut self, r: &RowRef, a: &Attached) {
         if let Some(id) = &a.iface_id {
-            multi_remove(&mut self.by_iface_id, id.as_str(), r);
+            multi_remove(&mut self.by_iface_id, &**id, r);
         }
         if let Some(vm) = &a.vm_uuid {
-            multi_remove(&mut self.by_vm, vm.as_str(), r);
+            multi_remove(&mut self.by_vm, &**vm, r);
         }
         if let Some(t) = &a.tenant {
-            multi_remove(&mut self.by_tenant, t.as_str(), r);
+            multi_remove(&mut self.by_tenant, &**t, r);
         }
         if let Some(sp) = a.location.switch_port() {
             multi_remove(&mut self.by_ofport, &sp, r);
@@ -471,9 +472,9 @@ pub(crate) fn attached_of(
             ofport,
         },
         kind: row.kind.clone(),
-        iface_id: row.iface_id().map(str::to_owned),
-        vm_uuid: row.vm_uuid().map(str::to_owned),
-        tenant: row.external_id(tenant_key).map(str::to_owned),
+        iface_id: row.iface_id().map(Arc::from),
+        vm_uuid: row.vm_uuid().map(Arc::from),
+        tenant: row.external_id(tenant_key).map(Arc::from),
         tunnel_remote: row.tunnel_remote_ip(),
     })
 }
