@@ -778,7 +778,11 @@ impl Session {
                 self.resume_from = Some(last_txn_id);
                 (!found, changes)
             }
-            MonitorMethod::Cond => (true, replica.reset(TableUpdates2::from_json(v)?)?),
+            // A full state: announced as a snapshot, so no row changes are needed.
+            MonitorMethod::Cond => {
+                replica.load(TableUpdates2::from_json(v)?)?;
+                (true, Vec::new())
+            }
             MonitorMethod::Plain => (true, replica.reset_from_update(TableUpdates::from_json(v)?)?),
         })
     }

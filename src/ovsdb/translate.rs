@@ -218,7 +218,7 @@ fn change(hv: &HypervisorId, replica: &Replica, rc: &RowChange) -> Option<Change
         // An upsert only when a column the topology reads changed.
         ChangeKind::Modified { columns, .. } => {
             let read = read_columns(table);
-            if !columns.iter().any(|c| read.contains(&c.as_str())) {
+            if !columns.iter().any(|c| read.contains(&&**c)) {
                 return None;
             }
         }
@@ -243,7 +243,7 @@ pub fn apply_full_state(
     updates: TableUpdates2,
     topology: &mut Topology,
 ) -> Result<Vec<Event>, ReplicaError> {
-    replica.reset(updates)?;
+    replica.load(updates)?;
     Ok(topology.apply(replaced(hypervisor, replica)))
 }
 
