@@ -58,13 +58,15 @@ fn string_map(row: &Row, column: &str) -> BTreeMap<String, String> {
     let Some(pairs) = row.get(column).and_then(Datum::as_map) else {
         return BTreeMap::new();
     };
-    pairs
-        .iter()
-        .filter_map(|(k, v)| match (k, v) {
-            (Atom::String(k), Atom::String(v)) => Some((k.clone(), v.clone())),
-            _ => None,
-        })
-        .collect()
+    // The pairs are sorted by key already: inserting them in order costs less than `collect`,
+    // which sorts and deduplicates first.
+    let mut out = BTreeMap::new();
+    for (k, v) in pairs {
+        if let (Atom::String(k), Atom::String(v)) = (k, v) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 fn map_string<'r>(row: &'r Row, column: &str, key: &str) -> Option<&'r str> {

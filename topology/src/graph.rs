@@ -15,6 +15,7 @@ use crate::index::{
     nested_remove, recompute, row_insert, row_remove, DpidMemo, FastMap, FastSet, Indexes, Raw,
 };
 use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
+use crate::small_set::SmallSet;
 
 /// Default `external_ids` key naming an interface's tenant.
 pub const DEFAULT_TENANT_KEY: &str = "tenant-id";
@@ -50,7 +51,8 @@ pub struct Topology {
 struct Pending {
     /// Interfaces whose attachment, location, row or links may have changed, each with its
     /// row as it was before this apply when this apply wrote the row (`Some(None)`: it had none).
-    ifaces: FastMap<RowRef, Option<Option<InterfaceRow>>>,
+    /// Boxed, so that sorting the touched interfaces moves small values.
+    ifaces: FastMap<RowRef, Option<Option<Box<InterfaceRow>>>>,
     /// Bridges whose derived state may have changed.
     bridges: BTreeSet<RowRef>,
     /// Hypervisor facts as they were before this apply.
@@ -362,7 +364,7 @@ impl Topology {
         }
         let orig = p.ifaces.entry(r).or_default();
         if orig.is_none() {
-            *orig = Some(old);
+            *orig = Some(old.map(Box::new));
         }
     }
 
@@ -525,7 +527,7 @@ impl Topology {
 
         // Interfaces, in row order; the places of each iface-id are captured before the first
         // of its interfaces is updated.
-        let mut ifaces: Vec<(RowRef, Option<Option<InterfaceRow>>)> =
+        let mut ifaces: Vec<(RowRef, Option<Option<Box<InterfaceRow>>>)> =
             mem::take(&mut p.ifaces).into_iter().collect();
         ifaces.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut id_before: FastMap<Arc<str>, Vec<Location>> = FastMap::default();
@@ -599,15 +601,18 @@ impl Topology {
                 self.idx.attached.insert(key, n);
             }
         }
-        let mut id_before: Vec<(Arc<str>, Vec<Location>)> = id_before.into_iter().collect();
+        // Most iface-ids went from nowhere to one place: no event, so they are dropped before
+        // sorting, without copying their places.
+        let by_iface_id = &self.idx.by_iface_id;
+        let mut id_before: Vec<(Arc<str>, Vec<Location>)> = id_before
+            .into_iter()
+            .filter(|(id, before)| {
+                let now = by_iface_id.get(&**id).map_or(0, SmallSet::len);
+                iface_id_event_possible(before.len(), now)
+            })
+            .collect();
         id_before.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (iface_id, before) in id_before {
-            // Most iface-ids went from nowhere to one place: no event, and no need to copy
-            // their places.
-            let now = self.idx.by_iface_id.get(&*iface_id).map_or(0, BTreeSet::len);
-            if !iface_id_event_possible(before.len(), now) {
-                continue;
-            }
             let after = self.places(&iface_id);
             if let Some(kind) = iface_id_event(iface_id.to_string(), before, after) {
                 out.push(kind);

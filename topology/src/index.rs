@@ -13,6 +13,7 @@ use periscope_codec::openflow::{Dpid, PortNo};
 use crate::event::{Link, Location};
 use crate::ids::{HypervisorId, Millis, RowRef, SwitchPort, Uuid};
 use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
+use crate::small_set::SmallSet;
 
 /// A fast, fixed-key hasher for the point-lookup indexes (multiply-rotate per word, as rustc's
 /// FxHash, and a folded multiply to finish).
@@ -82,9 +83,9 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 pub(crate) type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// A map to sets that never keeps an empty set; the sets are ordered (lowest row first).
-pub(crate) type MultiMap<K, V> = FastMap<K, BTreeSet<V>>;
+pub(crate) type MultiMap<K, V> = FastMap<K, SmallSet<V>>;
 /// A two-level map to sets (second key looked up by reference) that never keeps empty levels.
-pub(crate) type NestedMap<A, B, V> = FastMap<A, FastMap<B, BTreeSet<V>>>;
+pub(crate) type NestedMap<A, B, V> = FastMap<A, FastMap<B, SmallSet<V>>>;
 
 pub(crate) fn multi_insert<K: Hash + Eq, V: Ord>(m: &mut MultiMap<K, V>, k: K, v: V) {
     m.entry(k).or_default().insert(v);
@@ -201,7 +202,7 @@ pub(crate) fn row_insert<V: Ord>(m: &mut RowMultiMap<V>, h: &HypervisorId, uuid:
             set.insert(v);
         }
         None => {
-            inner.insert(uuid.clone(), BTreeSet::from([v]));
+            inner.insert(uuid.clone(), SmallSet::one(v));
         }
     }
 }
@@ -221,7 +222,7 @@ pub(crate) fn row_get<'m, V>(
     m: &'m RowMultiMap<V>,
     h: &HypervisorId,
     uuid: &Uuid,
-) -> Option<&'m BTreeSet<V>> {
+) -> Option<&'m SmallSet<V>> {
     m.get(h)?.get(uuid)
 }
 
@@ -257,7 +258,7 @@ pub(crate) fn nested_get<'m, A: Hash + Eq, B: Hash + Eq + Borrow<str>, V: Ord>(
     m: &'m NestedMap<A, B, V>,
     a: &A,
     b: &str,
-) -> Option<&'m BTreeSet<V>> {
+) -> Option<&'m SmallSet<V>> {
     m.get(a)?.get(b)
 }
 
@@ -341,7 +342,7 @@ pub(crate) struct Indexes {
     /// Patch and tunnel links (LLDP links are raw).
     pub(crate) links: BTreeSet<Link>,
     /// interface -> the patch and tunnel links it is an end of.
-    pub(crate) iface_links: MultiMap<RowRef, Link>,
+    pub(crate) iface_links: FastMap<RowRef, BTreeSet<Link>>,
 }
 
 impl Indexes {
@@ -396,7 +397,7 @@ impl Indexes {
     /// Adds a patch or tunnel link and its ends.
     pub(crate) fn add_link(&mut self, link: &Link) {
         for end in link_ends(link) {
-            multi_insert(&mut self.iface_links, end.clone(), link.clone());
+            self.iface_links.entry(end.clone()).or_default().insert(link.clone());
         }
         self.links.insert(link.clone());
     }
@@ -404,7 +405,12 @@ impl Indexes {
     /// Removes a patch or tunnel link and its ends.
     pub(crate) fn remove_link(&mut self, link: &Link) {
         for end in link_ends(link) {
-            multi_remove(&mut self.iface_links, end, link);
+            if let Some(set) = self.iface_links.get_mut(end) {
+                set.remove(link);
+                if set.is_empty() {
+                    self.iface_links.remove(end);
+                }
+            }
         }
         self.links.remove(link);
     }
