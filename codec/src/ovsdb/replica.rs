@@ -431,8 +431,19 @@ impl Replica {
     /// working out the difference: for a caller that takes the whole new state.
     pub fn load(&mut self, updates: TableUpdates2) -> Result<(), ReplicaError> {
         let mut fresh = self.emptied();
+        // On an empty replica only inserts can be staged, each table once and in uuid order:
+        // every table is built in one go.
         let staged = fresh.stage2(updates)?;
-        fresh.commit(staged, false);
+        for (table, actions) in staged {
+            let Some(t) = fresh.tables.get_mut(&table) else { continue };
+            t.rows = actions
+                .into_iter()
+                .filter_map(|(uuid, action)| match action {
+                    Action::Insert(row) => Some((uuid, row)),
+                    Action::Modify(..) | Action::Delete => None,
+                })
+                .collect();
+        }
         *self = fresh;
         Ok(())
     }
