@@ -148,7 +148,7 @@ fn named(name: &str) -> Datum {
 }
 
 fn row<const N: usize>(cols: [(&str, Datum); N]) -> Row {
-    cols.into_iter().map(|(c, d)| (c.to_string(), d)).collect()
+    cols.into_iter().map(|(c, d)| (c.into(), d)).collect()
 }
 
 /// One bridge with a known datapath_id, one port and one VM interface (ofport 1).
@@ -266,7 +266,7 @@ async fn run(server: &Server, commits: usize) -> (Vec<Duration>, Vec<Duration>) 
             to_reply.push(t_reply - t0);
         }
     }
-    assert_eq!(hv.0, "periscope-bench-watcher");
+    assert_eq!(hv.as_str(), "periscope-bench-watcher");
 
     for h in [&watcher, &writer] {
         let _ = h.commands.send(Command::Close).await;

@@ -212,12 +212,12 @@ struct Bench {
 }
 
 fn hv_id(h: usize) -> HypervisorId {
-    HypervisorId(format!("hv{h:02}"))
+    HypervisorId::from(format!("hv{h:02}"))
 }
 
 fn iface_row(uuid: &str, name: &str, ofport: u32, vm: usize) -> InterfaceRow {
     let mut r = InterfaceRow {
-        uuid: Uuid(uuid.to_string()),
+        uuid: Uuid::from(uuid.to_string()),
         name: name.to_string(),
         ofport: Some(PortNo(ofport)),
         ..Default::default()
@@ -242,7 +242,7 @@ fn tunnel_row(bridge: &str, kind: &str, ofport: u32) -> (PortRow, InterfaceRow) 
     let short = &bridge.replace('-', "")[..6];
     let name = format!("psc-{}-{short}", if kind == "vxlan" { "vx" } else { "gre" });
     let mut i = InterfaceRow {
-        uuid: Uuid(format!("{bridge}-{kind}-i")),
+        uuid: Uuid::from(format!("{bridge}-{kind}-i")),
         name: name.clone(),
         kind: kind.to_string(),
         ofport: Some(PortNo(ofport)),
@@ -252,7 +252,7 @@ fn tunnel_row(bridge: &str, kind: &str, ofport: u32) -> (PortRow, InterfaceRow) 
     i.options.insert("remote_ip".into(), "flow".into());
     i.options.insert("key".into(), "flow".into());
     let p = PortRow {
-        uuid: Uuid(format!("{bridge}-{kind}-p")),
+        uuid: Uuid::from(format!("{bridge}-{kind}-p")),
         name,
         interfaces: BTreeSet::from([i.uuid.clone()]),
     };
@@ -302,7 +302,7 @@ impl Bench {
             let bridge = uuid(0xb, h as u64);
             let mut snap = HypervisorSnapshot::default();
             let mut row = BridgeRow {
-                uuid: Uuid(bridge.clone()),
+                uuid: Uuid::from(bridge.clone()),
                 name: "br-int".into(),
                 datapath_id: Some(dpid_of(h)),
                 ports: BTreeSet::new(),
@@ -324,7 +324,7 @@ impl Bench {
             b.next_row += 1;
             let i = iface_row(&iface, &format!("tap{v:04}"), ofport, v);
             let p = PortRow {
-                uuid: Uuid(port.clone()),
+                uuid: Uuid::from(port.clone()),
                 name: i.name.clone(),
                 interfaces: BTreeSet::from([i.uuid.clone()]),
             };
@@ -563,7 +563,7 @@ impl Bench {
         self.next_row += 1;
         let i = iface_row(&iface, &format!("tap{vm:04}"), ofport, vm);
         let p = PortRow {
-            uuid: Uuid(port.clone()),
+            uuid: Uuid::from(port.clone()),
             name: i.name.clone(),
             interfaces: BTreeSet::from([i.uuid.clone()]),
         };
@@ -579,12 +579,12 @@ impl Bench {
 
     /// The source's rows for `vm` going (one OVSDB update).
     fn unplug(&mut self, old: &Vm) -> Vec<Change> {
-        self.bridges[old.hv].ports.remove(&Uuid(old.port.clone()));
+        self.bridges[old.hv].ports.remove(&Uuid::from(old.port.clone()));
         let hv = hv_id(old.hv);
         vec![
             Change::BridgeUpserted { hypervisor: hv.clone(), row: self.bridges[old.hv].clone() },
-            Change::PortRemoved { hypervisor: hv.clone(), uuid: Uuid(old.port.clone()) },
-            Change::InterfaceRemoved { hypervisor: hv, uuid: Uuid(old.iface.clone()) },
+            Change::PortRemoved { hypervisor: hv.clone(), uuid: Uuid::from(old.port.clone()) },
+            Change::InterfaceRemoved { hypervisor: hv, uuid: Uuid::from(old.iface.clone()) },
         ]
     }
 

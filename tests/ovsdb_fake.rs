@@ -166,6 +166,6 @@ fn misbehaving_servers_are_closed_with_clear_errors_and_others_are_unaffected() 
     let st = client.state();
     assert_eq!(st.connections("good"), 1);
     assert!(st.closes("good").is_empty(), "{:?}", st.closes("good"));
-    let hvs: Vec<&str> = st.topology.hypervisors().map(|(h, _)| h.0.as_str()).collect();
+    let hvs: Vec<&str> = st.topology.hypervisors().map(|(h, _)| h.as_str()).collect();
     assert!(hvs.contains(&"good"), "{hvs:?}");
 }

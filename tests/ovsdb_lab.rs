@@ -18,7 +18,7 @@ fn bridges(st: &State, hv: &str) -> Vec<(String, Option<u64>)> {
     let mut v: Vec<(String, Option<u64>)> = st
         .topology
         .bridges()
-        .filter(|b| b.bridge.hypervisor.0 == hv)
+        .filter(|b| b.bridge.hypervisor.as_str() == hv)
         .map(|b| (b.row.name.clone(), b.row.datapath_id.map(|d| d.0)))
         .collect();
     v.sort();
@@ -58,7 +58,7 @@ fn hypervisors_over_unix_and_tcp_show_their_bridges_and_vm_interfaces() {
     }
     let ofport = vm1.ofport().expect("ofport");
     let loc = client.wait_for("vm1's interface", WAIT, |st| ready_location(st, vm1.iface_id()));
-    assert_eq!(loc.hypervisor.0, "hv1");
+    assert_eq!(loc.hypervisor.as_str(), "hv1");
     assert_eq!(loc.ofport.map(|p| p.0), Some(ofport));
     assert_eq!(loc.dpid.map(|d| d.0), Some(hv1.dpid()));
     {
@@ -100,7 +100,7 @@ fn hypervisors_over_unix_and_tcp_show_their_bridges_and_vm_interfaces() {
     let bad = Operation::Update {
         table: "Bridge".into(),
         conditions: vec![br_int],
-        row: Row::from([("fail_mode".to_string(), Datum::atom("sometimes"))]),
+        row: Row::from([("fail_mode".into(), Datum::atom("sometimes"))]),
     };
     let e = client.transact(&id1, vec![bad]).unwrap_err();
     assert!(matches!(e, TxnError::Invalid(_)), "{e}");
@@ -122,7 +122,7 @@ fn migration_is_reported_started_then_finished_at_the_new_bridge_and_port() {
     client.add("hv1", &hv1.db_remote());
     client.add("hv2", &hv2.db_remote());
     let before = client.wait_for("vm1 on hv1", WAIT, |st| ready_location(st, vm1.iface_id()));
-    assert_eq!(before.hypervisor.0, "hv1");
+    assert_eq!(before.hypervisor.as_str(), "hv1");
 
     vm1.migrate(&hv2).expect("migrate");
     let new_port = vm1.ofport().expect("ofport on hv2");
@@ -146,17 +146,17 @@ fn migration_is_reported_started_then_finished_at_the_new_bridge_and_port() {
     let EventKind::MigrationStarted { from, to, .. } = &st.topo_events[started] else {
         unreachable!()
     };
-    assert_eq!(from.iter().map(|l| l.hypervisor.0.as_str()).collect::<Vec<_>>(), ["hv1"]);
-    assert_eq!(to.iter().map(|l| l.hypervisor.0.as_str()).collect::<Vec<_>>(), ["hv2"]);
+    assert_eq!(from.iter().map(|l| l.hypervisor.as_str()).collect::<Vec<_>>(), ["hv1"]);
+    assert_eq!(to.iter().map(|l| l.hypervisor.as_str()).collect::<Vec<_>>(), ["hv2"]);
     let EventKind::MigrationFinished { from, to, .. } = &st.topo_events[finished] else {
         unreachable!()
     };
     assert_eq!(from[0].interface, before.interface, "left the old interface row");
-    assert_eq!(to.hypervisor.0, "hv2");
+    assert_eq!(to.hypervisor.as_str(), "hv2");
     let br_int_hv2 = st
         .topology
         .bridges()
-        .find(|b| b.bridge.hypervisor.0 == "hv2" && b.row.name == "br-int")
+        .find(|b| b.bridge.hypervisor.as_str() == "hv2" && b.row.name == "br-int")
         .map(|b| b.bridge.uuid.clone())
         .expect("hv2 br-int");
     assert_eq!(to.bridge, br_int_hv2);
@@ -193,7 +193,7 @@ fn ovsdb_server_killed_and_restarted_is_reconnected_and_resynced() {
     });
     // Reconnection attempts fail while the server is down, and go on.
     client.wait_for("failed reconnection attempts", WAIT, |st| {
-        (st.connect_failures.iter().filter(|(h, _)| h.0 == "hv1").count() >= 2).then_some(())
+        (st.connect_failures.iter().filter(|(h, _)| h.as_str() == "hv1").count() >= 2).then_some(())
     });
     hv1.restart_ovsdb().expect("restart ovsdb-server");
     client.wait_for("hv1 reconnected", WAIT, |st| (st.connections("hv1") == 2).then_some(()));
@@ -240,7 +240,7 @@ fn ovsdb_server_killed_and_restarted_is_reconnected_and_resynced() {
     let vm2 = lab.add_vm(&hv1, VmOptions::new("vm2")).expect("vm2");
     let port = vm2.ofport().expect("ofport");
     let loc2 = client.wait_for("vm2", WAIT, |st| ready_location(st, vm2.iface_id()));
-    assert_eq!((loc2.hypervisor.0.as_str(), loc2.ofport.map(|p| p.0)), ("hv1", Some(port)));
+    assert_eq!((loc2.hypervisor.as_str(), loc2.ofport.map(|p| p.0)), ("hv1", Some(port)));
     hv1.vsctl(&["del-port", "br-int", vm1.port()]).expect("del-port");
     client.wait_for("vm1 gone", WAIT, |st| {
         st.topology.locations(vm1.iface_id()).is_empty().then_some(())

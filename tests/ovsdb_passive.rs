@@ -31,7 +31,7 @@ fn ovsdb_server_connecting_to_us_is_monitored_under_its_system_id() {
         let b: Vec<String> = st
             .topology
             .bridges()
-            .filter(|b| b.bridge.hypervisor.0 == "sys-42")
+            .filter(|b| b.bridge.hypervisor.as_str() == "sys-42")
             .map(|b| b.row.name.clone())
             .collect();
         (!b.is_empty()).then_some(b)
@@ -40,7 +40,7 @@ fn ovsdb_server_connecting_to_us_is_monitored_under_its_system_id() {
     let st = client.state();
     let info = st.topology.hypervisor(&"sys-42".into()).expect("hypervisor");
     assert_eq!(info.hostname.as_deref(), Some("node42"));
-    assert_eq!(st.accepted.iter().map(|(h, _)| h.0.as_str()).collect::<Vec<_>>(), ["sys-42"]);
+    assert_eq!(st.accepted.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(), ["sys-42"]);
     assert!(st
         .of("sys-42")
         .any(|e| matches!(e, SessionEvent::Connected { system_id: Some(s), .. } if s == "sys-42")));

@@ -214,5 +214,5 @@ fn pssl_listener_serves_an_ovsdb_server_connecting_over_ssl() {
     });
     let st = c.state();
     assert!(st.topology.hypervisor(&"sys-ssl".into()).is_some());
-    assert_eq!(st.accepted.iter().map(|(h, _)| h.0.as_str()).collect::<Vec<_>>(), ["sys-ssl"]);
+    assert_eq!(st.accepted.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(), ["sys-ssl"]);
 }

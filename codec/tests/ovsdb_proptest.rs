@@ -171,12 +171,12 @@ fn gen_row() -> impl Strategy<Value = GenRow> {
 impl GenRow {
     fn row(&self) -> Row {
         Row::from([
-            ("i".to_string(), Datum::atom(self.i)),
-            ("r".to_string(), Datum::atom(Atom::Real(self.r))),
-            ("o".to_string(), Datum::set(self.o.iter().map(String::as_str))),
-            ("s".to_string(), Datum::set(self.s.iter().copied())),
-            ("m".to_string(), Datum::map(self.m.iter().map(|(k, v)| (k.as_str(), *v)))),
-            ("two".to_string(), Datum::set(self.two.iter().map(String::as_str))),
+            ("i".into(), Datum::atom(self.i)),
+            ("r".into(), Datum::atom(Atom::Real(self.r))),
+            ("o".into(), Datum::set(self.o.iter().map(String::as_str))),
+            ("s".into(), Datum::set(self.s.iter().copied())),
+            ("m".into(), Datum::map(self.m.iter().map(|(k, v)| (k.as_str(), *v)))),
+            ("two".into(), Datum::set(self.two.iter().map(String::as_str))),
         ])
     }
 
@@ -314,7 +314,7 @@ proptest! {
                     let v = match &c.kind {
                         ChangeKind::Inserted => ('i', vec![]),
                         ChangeKind::Deleted { .. } => ('d', vec![]),
-                        ChangeKind::Modified { columns, .. } => ('m', columns.iter().map(String::as_str).collect()),
+                        ChangeKind::Modified { columns, .. } => ('m', columns.iter().map(|c| &**c).collect()),
                         _ => ('?', vec![]),
                     };
                     (k, v)

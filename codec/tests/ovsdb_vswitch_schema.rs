@@ -57,7 +57,7 @@ fn vswitch_transactions_are_checked() {
     let s = schema();
     let insert = |table: &str, pairs: &[(&str, Datum)]| Operation::Insert {
         table: table.into(),
-        row: pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Row>(),
+        row: pairs.iter().map(|(k, v)| ((*k).into(), v.clone())).collect::<Row>(),
         uuid_name: None,
     };
     validate(&s, &[insert("Port", &[("name", Datum::atom("p")), ("tag", Datum::atom(100))])])

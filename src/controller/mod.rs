@@ -201,7 +201,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     listeners.push(nb.task);
     let (ovsdb_tx, mut ovsdb_rx) = mpsc::channel(EVENT_QUEUE);
     for arg in &args.ovsdb {
-        let hv = periscope_topology::HypervisorId(arg.name.clone());
+        let hv = periscope_topology::HypervisorId::from(arg.name.clone());
         if arg.remote.is_passive() {
             let listener = Listener::bind(&arg.remote)
                 .await

@@ -161,7 +161,7 @@ pub fn spawn_active(
         return Err(NotActive(remote.to_string()));
     }
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let log = log.new(o!("hypervisor" => hypervisor.0.clone(), "remote" => remote.to_string()));
+    let log = log.new(o!("hypervisor" => hypervisor.to_string(), "remote" => remote.to_string()));
     let task = tokio::spawn(run_active(hypervisor.clone(), remote, cfg, rx, events, log));
     Ok(Handle { hypervisor, commands: tx, task })
 }
@@ -563,7 +563,7 @@ async fn run_passive(
     let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
     let scfg = SessionConfig { name_by_system_id: true, ..cfg.session.clone() };
     let mut d = Driver {
-        session: Session::new(Instant::now(), HypervisorId(peer.clone()), scfg.clone()),
+        session: Session::new(Instant::now(), HypervisorId::from(peer.clone()), scfg.clone()),
         session_cfg: scfg,
         events,
         commands,

@@ -810,7 +810,11 @@ impl Session {
                 self.resume_from = Some(last_txn_id);
                 (!found, changes)
             }
-            MonitorMethod::Cond => (true, replica.reset(TableUpdates2::from_json(v)?)?),
+            // A full state: announced as a snapshot, so no row changes are needed.
+            MonitorMethod::Cond => {
+                replica.load(TableUpdates2::from_json(v)?)?;
+                (true, Vec::new())
+            }
             MonitorMethod::Plain => (true, replica.reset_from_update(TableUpdates::from_json(v)?)?),
         })
     }
@@ -824,7 +828,7 @@ impl Session {
             .map(str::to_string);
         if self.cfg.name_by_system_id && !self.announced {
             if let Some(s) = &system_id {
-                self.hypervisor = HypervisorId(s.clone());
+                self.hypervisor = HypervisorId::from(s.clone());
             }
         }
         self.events.push_back(SessionEvent::Connected {

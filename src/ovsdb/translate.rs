@@ -58,13 +58,15 @@ fn string_map(row: &Row, column: &str) -> BTreeMap<String, String> {
     let Some(pairs) = row.get(column).and_then(Datum::as_map) else {
         return BTreeMap::new();
     };
-    pairs
-        .iter()
-        .filter_map(|(k, v)| match (k, v) {
-            (Atom::String(k), Atom::String(v)) => Some((k.clone(), v.clone())),
-            _ => None,
-        })
-        .collect()
+    // The pairs are sorted by key already: inserting them in order costs less than `collect`,
+    // which sorts and deduplicates first.
+    let mut out = BTreeMap::new();
+    for (k, v) in pairs {
+        if let (Atom::String(k), Atom::String(v)) = (k, v) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 fn map_string<'r>(row: &'r Row, column: &str, key: &str) -> Option<&'r str> {
@@ -96,7 +98,7 @@ fn uuid_set(row: &Row, column: &str) -> BTreeSet<RowUuid> {
 
 /// The topology's form of a row uuid.
 pub fn row_uuid(u: Uuid) -> RowUuid {
-    RowUuid(u.to_string())
+    RowUuid::from(u)
 }
 
 /// `external_ids:system-id` of an `Open_vSwitch` row, if set and not empty.
@@ -218,7 +220,7 @@ fn change(hv: &HypervisorId, replica: &Replica, rc: &RowChange) -> Option<Change
         // An upsert only when a column the topology reads changed.
         ChangeKind::Modified { columns, .. } => {
             let read = read_columns(table);
-            if !columns.iter().any(|c| read.contains(&c.as_str())) {
+            if !columns.iter().any(|c| read.contains(&&**c)) {
                 return None;
             }
         }
@@ -243,7 +245,7 @@ pub fn apply_full_state(
     updates: TableUpdates2,
     topology: &mut Topology,
 ) -> Result<Vec<Event>, ReplicaError> {
-    replica.reset(updates)?;
+    replica.load(updates)?;
     Ok(topology.apply(replaced(hypervisor, replica)))
 }
 

@@ -131,8 +131,10 @@ impl TunnelChange {
 
     /// The OVSDB operations that make the change, or why they cannot be built.
     pub fn ops(&self) -> Result<Vec<Operation>, String> {
-        let parse =
-            |u: &TopoUuid| u.0.parse::<Uuid>().map_err(|_| format!("bad row uuid {:?}", u.0));
+        let parse = |u: &TopoUuid| match u.bits() {
+            Some(bits) => Ok(Uuid(bits)),
+            None => u.to_string().parse::<Uuid>().map_err(|_| format!("bad row uuid {u:?}")),
+        };
         match self {
             TunnelChange::Create { bridge, encap } => Ok(create_ops(parse(&bridge.uuid)?, *encap)),
             TunnelChange::Delete { bridge, port, .. } => {

@@ -31,7 +31,7 @@ pub struct State {
 impl State {
     /// Session events of one hypervisor.
     pub fn of<'s>(&'s self, hv: &'s str) -> impl Iterator<Item = &'s SessionEvent> + 's {
-        self.events.iter().filter(move |(h, _)| h.0 == hv).map(|(_, e)| e)
+        self.events.iter().filter(move |(h, _)| h.as_str() == hv).map(|(_, e)| e)
     }
 
     /// Number of `Connected` events of one hypervisor.

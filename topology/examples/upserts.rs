@@ -20,7 +20,7 @@ fn main() {
     let rows: Vec<(InterfaceRow, PortRow)> = (0..n)
         .map(|i| {
             let mut row = InterfaceRow {
-                uuid: Uuid(format!("i{i}")),
+                uuid: Uuid::from(format!("i{i}")),
                 name: format!("tap{i}"),
                 ofport: Some(PortNo(i + 1)),
                 ..Default::default()
@@ -28,7 +28,7 @@ fn main() {
             row.external_ids.insert("iface-id".into(), format!("port-{i}"));
             row.external_ids.insert("tenant-id".into(), "t".into());
             let port = PortRow {
-                uuid: Uuid(format!("p{i}")),
+                uuid: Uuid::from(format!("p{i}")),
                 name: row.name.clone(),
                 interfaces: [row.uuid.clone()].into(),
             };

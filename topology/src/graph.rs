@@ -1,9 +1,9 @@
 //! The graph: raw observed state, its indexes, and `apply`, which writes a change into the raw
 //! state, marks what it may have affected, then settles the indexes and emits the difference.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::mem;
+use std::sync::Arc;
 
 use periscope_codec::openflow::{Dpid, PortNo};
 
@@ -15,6 +15,7 @@ use crate::index::{
     nested_remove, recompute, row_insert, row_remove, DpidMemo, FastMap, FastSet, Indexes, Raw,
 };
 use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
+use crate::small_set::SmallSet;
 
 /// Default `external_ids` key naming an interface's tenant.
 pub const DEFAULT_TENANT_KEY: &str = "tenant-id";
@@ -50,7 +51,8 @@ pub struct Topology {
 struct Pending {
     /// Interfaces whose attachment, location, row or links may have changed, each with its
     /// row as it was before this apply when this apply wrote the row (`Some(None)`: it had none).
-    ifaces: FastMap<RowRef, Option<Option<InterfaceRow>>>,
+    /// Boxed, so that sorting the touched interfaces moves small values.
+    ifaces: FastMap<RowRef, Option<Option<Box<InterfaceRow>>>>,
     /// Bridges whose derived state may have changed.
     bridges: BTreeSet<RowRef>,
     /// Hypervisor facts as they were before this apply.
@@ -69,35 +71,6 @@ impl Pending {
 fn rows_of<V>(map: &BTreeMap<RowRef, V>, h: &HypervisorId) -> Vec<RowRef> {
     let start = RowRef { hypervisor: h.clone(), uuid: Uuid::default() };
     map.range(start..).map(|(k, _)| k).take_while(|k| k.hypervisor == *h).cloned().collect()
-}
-
-/// `str` order without a `memcmp` call per comparison: eight bytes at a time, which settles
-/// most uuid comparisons in the first word.
-fn str_cmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let n = a.len().min(b.len());
-    let (mut ac, mut bc) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
-    for (x, y) in (&mut ac).zip(&mut bc) {
-        let (mut wx, mut wy) = ([0u8; 8], [0u8; 8]);
-        wx.copy_from_slice(x);
-        wy.copy_from_slice(y);
-        match u64::from_be_bytes(wx).cmp(&u64::from_be_bytes(wy)) {
-            Ordering::Equal => {}
-            other => return other,
-        }
-    }
-    for (x, y) in ac.remainder().iter().zip(bc.remainder()) {
-        match x.cmp(y) {
-            Ordering::Equal => {}
-            other => return other,
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
-/// `RowRef`'s order, for sorting the rows a change touched.
-fn row_cmp(a: &RowRef, b: &RowRef) -> Ordering {
-    str_cmp(&a.hypervisor.0, &b.hypervisor.0).then_with(|| str_cmp(&a.uuid.0, &b.uuid.0))
 }
 
 fn lldp_key(a: SwitchPort, b: SwitchPort) -> (SwitchPort, SwitchPort) {
@@ -391,7 +364,7 @@ impl Topology {
         }
         let orig = p.ifaces.entry(r).or_default();
         if orig.is_none() {
-            *orig = Some(old);
+            *orig = Some(old.map(Box::new));
         }
     }
 
@@ -554,10 +527,10 @@ impl Topology {
 
         // Interfaces, in row order; the places of each iface-id are captured before the first
         // of its interfaces is updated.
-        let mut ifaces: Vec<(RowRef, Option<Option<InterfaceRow>>)> =
+        let mut ifaces: Vec<(RowRef, Option<Option<Box<InterfaceRow>>>)> =
             mem::take(&mut p.ifaces).into_iter().collect();
-        ifaces.sort_unstable_by(|a, b| row_cmp(&a.0, &b.0));
-        let mut id_before: FastMap<String, Vec<Location>> = FastMap::default();
+        ifaces.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut id_before: FastMap<Arc<str>, Vec<Location>> = FastMap::default();
         // Interfaces whose links must be recomputed: patch or tunnel ends, or ends of a link.
         let mut link_dirty: Vec<RowRef> = Vec::new();
         let mut dpids = DpidMemo::default();
@@ -628,17 +601,20 @@ impl Topology {
                 self.idx.attached.insert(key, n);
             }
         }
-        let mut id_before: Vec<(String, Vec<Location>)> = id_before.into_iter().collect();
+        // Most iface-ids went from nowhere to one place: no event, so they are dropped before
+        // sorting, without copying their places.
+        let by_iface_id = &self.idx.by_iface_id;
+        let mut id_before: Vec<(Arc<str>, Vec<Location>)> = id_before
+            .into_iter()
+            .filter(|(id, before)| {
+                let now = by_iface_id.get(&**id).map_or(0, SmallSet::len);
+                iface_id_event_possible(before.len(), now)
+            })
+            .collect();
         id_before.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (iface_id, before) in id_before {
-            // Most iface-ids went from nowhere to one place: no event, and no need to copy
-            // their places.
-            let now = self.idx.by_iface_id.get(&iface_id).map_or(0, BTreeSet::len);
-            if !iface_id_event_possible(before.len(), now) {
-                continue;
-            }
             let after = self.places(&iface_id);
-            if let Some(kind) = iface_id_event(iface_id, before, after) {
+            if let Some(kind) = iface_id_event(iface_id.to_string(), before, after) {
                 out.push(kind);
             }
         }
@@ -661,7 +637,7 @@ impl Topology {
         for ip in &changed_ips {
             link_dirty.extend(self.idx.tunnels_by_remote.get(ip).into_iter().flatten().cloned());
         }
-        link_dirty.sort_unstable_by(row_cmp);
+        link_dirty.sort_unstable();
         link_dirty.dedup();
         let none = BTreeSet::new();
         for r in &link_dirty {

@@ -6,12 +6,14 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use periscope_codec::openflow::{Dpid, PortNo};
 
 use crate::event::{Link, Location};
 use crate::ids::{HypervisorId, Millis, RowRef, SwitchPort, Uuid};
 use crate::rows::{BridgeRow, HypervisorInfo, InterfaceRow, OfPort, PortRow};
+use crate::small_set::SmallSet;
 
 /// A fast, fixed-key hasher for the point-lookup indexes (multiply-rotate per word, as rustc's
 /// FxHash, and a folded multiply to finish).
@@ -81,9 +83,9 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 pub(crate) type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// A map to sets that never keeps an empty set; the sets are ordered (lowest row first).
-pub(crate) type MultiMap<K, V> = FastMap<K, BTreeSet<V>>;
+pub(crate) type MultiMap<K, V> = FastMap<K, SmallSet<V>>;
 /// A two-level map to sets (second key looked up by reference) that never keeps empty levels.
-pub(crate) type NestedMap<A, B, V> = FastMap<A, FastMap<B, BTreeSet<V>>>;
+pub(crate) type NestedMap<A, B, V> = FastMap<A, FastMap<B, SmallSet<V>>>;
 
 pub(crate) fn multi_insert<K: Hash + Eq, V: Ord>(m: &mut MultiMap<K, V>, k: K, v: V) {
     m.entry(k).or_default().insert(v);
@@ -200,7 +202,7 @@ pub(crate) fn row_insert<V: Ord>(m: &mut RowMultiMap<V>, h: &HypervisorId, uuid:
             set.insert(v);
         }
         None => {
-            inner.insert(uuid.clone(), BTreeSet::from([v]));
+            inner.insert(uuid.clone(), SmallSet::one(v));
         }
     }
 }
@@ -220,7 +222,7 @@ pub(crate) fn row_get<'m, V>(
     m: &'m RowMultiMap<V>,
     h: &HypervisorId,
     uuid: &Uuid,
-) -> Option<&'m BTreeSet<V>> {
+) -> Option<&'m SmallSet<V>> {
     m.get(h)?.get(uuid)
 }
 
@@ -256,7 +258,7 @@ pub(crate) fn nested_get<'m, A: Hash + Eq, B: Hash + Eq + Borrow<str>, V: Ord>(
     m: &'m NestedMap<A, B, V>,
     a: &A,
     b: &str,
-) -> Option<&'m BTreeSet<V>> {
+) -> Option<&'m SmallSet<V>> {
     m.get(a)?.get(b)
 }
 
@@ -299,9 +301,9 @@ pub(crate) struct Attached {
     pub(crate) port: Uuid,
     pub(crate) location: Location,
     pub(crate) kind: String,
-    pub(crate) iface_id: Option<String>,
-    pub(crate) vm_uuid: Option<String>,
-    pub(crate) tenant: Option<String>,
+    pub(crate) iface_id: Option<Arc<str>>,
+    pub(crate) vm_uuid: Option<Arc<str>>,
+    pub(crate) tenant: Option<Arc<str>>,
     pub(crate) tunnel_remote: Option<IpAddr>,
 }
 
@@ -324,11 +326,11 @@ pub(crate) struct Indexes {
     /// Every attached interface.
     pub(crate) attached: FastMap<RowRef, Attached>,
     /// iface-id -> attached interfaces.
-    pub(crate) by_iface_id: MultiMap<String, RowRef>,
+    pub(crate) by_iface_id: MultiMap<Arc<str>, RowRef>,
     /// vm-uuid -> attached interfaces.
-    pub(crate) by_vm: MultiMap<String, RowRef>,
+    pub(crate) by_vm: MultiMap<Arc<str>, RowRef>,
     /// tenant -> attached interfaces.
-    pub(crate) by_tenant: MultiMap<String, RowRef>,
+    pub(crate) by_tenant: MultiMap<Arc<str>, RowRef>,
     /// (dpid, ofport) -> attached interfaces with that ready location.
     pub(crate) by_ofport: MultiMap<SwitchPort, RowRef>,
     /// (bridge, non-empty type) -> attached interfaces.
@@ -340,7 +342,7 @@ pub(crate) struct Indexes {
     /// Patch and tunnel links (LLDP links are raw).
     pub(crate) links: BTreeSet<Link>,
     /// interface -> the patch and tunnel links it is an end of.
-    pub(crate) iface_links: MultiMap<RowRef, Link>,
+    pub(crate) iface_links: FastMap<RowRef, BTreeSet<Link>>,
 }
 
 impl Indexes {
@@ -373,13 +375,13 @@ impl Indexes {
     /// Removes `a`'s keys from the lookup indexes.
     pub(crate) fn remove_attached(&mut self, r: &RowRef, a: &Attached) {
         if let Some(id) = &a.iface_id {
-            multi_remove(&mut self.by_iface_id, id.as_str(), r);
+            multi_remove(&mut self.by_iface_id, &**id, r);
         }
         if let Some(vm) = &a.vm_uuid {
-            multi_remove(&mut self.by_vm, vm.as_str(), r);
+            multi_remove(&mut self.by_vm, &**vm, r);
         }
         if let Some(t) = &a.tenant {
-            multi_remove(&mut self.by_tenant, t.as_str(), r);
+            multi_remove(&mut self.by_tenant, &**t, r);
         }
         if let Some(sp) = a.location.switch_port() {
             multi_remove(&mut self.by_ofport, &sp, r);
@@ -395,7 +397,7 @@ impl Indexes {
     /// Adds a patch or tunnel link and its ends.
     pub(crate) fn add_link(&mut self, link: &Link) {
         for end in link_ends(link) {
-            multi_insert(&mut self.iface_links, end.clone(), link.clone());
+            self.iface_links.entry(end.clone()).or_default().insert(link.clone());
         }
         self.links.insert(link.clone());
     }
@@ -403,7 +405,12 @@ impl Indexes {
     /// Removes a patch or tunnel link and its ends.
     pub(crate) fn remove_link(&mut self, link: &Link) {
         for end in link_ends(link) {
-            multi_remove(&mut self.iface_links, end, link);
+            if let Some(set) = self.iface_links.get_mut(end) {
+                set.remove(link);
+                if set.is_empty() {
+                    self.iface_links.remove(end);
+                }
+            }
         }
         self.links.remove(link);
     }
@@ -471,9 +478,9 @@ pub(crate) fn attached_of(
             ofport,
         },
         kind: row.kind.clone(),
-        iface_id: row.iface_id().map(str::to_owned),
-        vm_uuid: row.vm_uuid().map(str::to_owned),
-        tenant: row.external_id(tenant_key).map(str::to_owned),
+        iface_id: row.iface_id().map(Arc::from),
+        vm_uuid: row.vm_uuid().map(Arc::from),
+        tenant: row.external_id(tenant_key).map(Arc::from),
         tunnel_remote: row.tunnel_remote_ip(),
     })
 }

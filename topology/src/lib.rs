@@ -21,6 +21,7 @@ pub mod ids;
 mod index;
 pub mod query;
 pub mod rows;
+mod small_set;
 pub mod snapshot;
 
 pub use change::{Change, HypervisorSnapshot, PortStatusReason};

@@ -1,6 +1,7 @@
 //! What the policy layer asks the graph: interfaces by source, their locations, bridges, tunnels.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use periscope_codec::openflow::{Dpid, MacAddr};
 use serde::Serialize;
@@ -95,7 +96,7 @@ impl Topology {
         refs.into_iter().filter_map(|r| self.info_of(r, self.idx.attached.get(r)?)).collect()
     }
 
-    fn lookup<'a>(&'a self, m: &'a MultiMap<String, RowRef>, k: &str) -> Vec<InterfaceInfo<'a>> {
+    fn lookup<'a>(&'a self, m: &'a MultiMap<Arc<str>, RowRef>, k: &str) -> Vec<InterfaceInfo<'a>> {
         self.infos(m.get(k).into_iter().flatten())
     }
 
@@ -234,7 +235,7 @@ impl Topology {
             .map(|(id, rows)| {
                 let locs =
                     rows.iter().filter_map(|r| self.idx.attached.get(r)).map(|a| &a.location);
-                (id.as_str(), locs.collect())
+                (&**id, locs.collect())
             })
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(b.0));

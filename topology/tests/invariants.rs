@@ -17,11 +17,11 @@ const NAMES: &[&str] = &["tap0", "tap1", "tap2", "pa", "pb"];
 const IPS: &[&str] = &["192.0.2.1", "192.0.2.2", "flow"];
 
 fn hv() -> impl Strategy<Value = HypervisorId> {
-    (0..3u8).prop_map(|i| HypervisorId(format!("hv{i}")))
+    (0..3u8).prop_map(|i| HypervisorId::from(format!("hv{i}")))
 }
 
 fn uuids(prefix: &'static str, n: u8) -> impl Strategy<Value = BTreeSet<Uuid>> {
-    let all: Vec<Uuid> = (0..n).map(|i| Uuid(format!("{prefix}{i}"))).collect();
+    let all: Vec<Uuid> = (0..n).map(|i| Uuid::from(format!("{prefix}{i}"))).collect();
     subsequence(all, 0..=n as usize).prop_map(|v| v.into_iter().collect())
 }
 
@@ -42,7 +42,7 @@ fn info() -> impl Strategy<Value = HypervisorInfo> {
 
 fn bridge_row() -> impl Strategy<Value = BridgeRow> {
     (0..3u8, opt(1..4u64), uuids("p", 6)).prop_map(|(i, dpid, ports)| BridgeRow {
-        uuid: Uuid(format!("b{i}")),
+        uuid: Uuid::from(format!("b{i}")),
         name: format!("br{i}"),
         datapath_id: dpid.map(Dpid),
         ports,
@@ -51,7 +51,7 @@ fn bridge_row() -> impl Strategy<Value = BridgeRow> {
 
 fn port_row() -> impl Strategy<Value = PortRow> {
     (0..6u8, uuids("i", 6)).prop_map(|(i, interfaces)| PortRow {
-        uuid: Uuid(format!("p{i}")),
+        uuid: Uuid::from(format!("p{i}")),
         name: format!("port{i}"),
         interfaces,
     })
@@ -74,7 +74,7 @@ fn iface_row() -> impl Strategy<Value = InterfaceRow> {
     )
         .prop_map(|(i, name, kind, ofport, (iface_id, vm, tenant), (peer, remote, mac))| {
             let mut row = InterfaceRow {
-                uuid: Uuid(format!("i{i}")),
+                uuid: Uuid::from(format!("i{i}")),
                 name: name.to_owned(),
                 kind: kind.to_owned(),
                 ofport: ofport.map(PortNo),
@@ -129,11 +129,11 @@ fn change() -> impl Strategy<Value = Change> {
         1 => hv().prop_map(|hypervisor| Change::HypervisorGone { hypervisor }),
         2 => (hv(), snapshot).prop_map(|(hypervisor, snapshot)| Change::HypervisorReplaced { hypervisor, snapshot }),
         5 => (hv(), bridge_row()).prop_map(|(hypervisor, row)| Change::BridgeUpserted { hypervisor, row }),
-        1 => (hv(), 0..3u8).prop_map(|(hypervisor, i)| Change::BridgeRemoved { hypervisor, uuid: Uuid(format!("b{i}")) }),
+        1 => (hv(), 0..3u8).prop_map(|(hypervisor, i)| Change::BridgeRemoved { hypervisor, uuid: Uuid::from(format!("b{i}")) }),
         6 => (hv(), port_row()).prop_map(|(hypervisor, row)| Change::PortUpserted { hypervisor, row }),
-        1 => (hv(), 0..6u8).prop_map(|(hypervisor, i)| Change::PortRemoved { hypervisor, uuid: Uuid(format!("p{i}")) }),
+        1 => (hv(), 0..6u8).prop_map(|(hypervisor, i)| Change::PortRemoved { hypervisor, uuid: Uuid::from(format!("p{i}")) }),
         8 => (hv(), iface_row()).prop_map(|(hypervisor, row)| Change::InterfaceUpserted { hypervisor, row }),
-        2 => (hv(), 0..6u8).prop_map(|(hypervisor, i)| Change::InterfaceRemoved { hypervisor, uuid: Uuid(format!("i{i}")) }),
+        2 => (hv(), 0..6u8).prop_map(|(hypervisor, i)| Change::InterfaceRemoved { hypervisor, uuid: Uuid::from(format!("i{i}")) }),
         2 => (1..4u64).prop_map(|d| Change::SwitchConnected { dpid: Dpid(d) }),
         1 => (1..4u64).prop_map(|d| Change::SwitchDisconnected { dpid: Dpid(d) }),
         1 => (1..4u64, proptest::collection::vec(of_port(), 0..4))
@@ -310,7 +310,7 @@ proptest! {
                 Step::Batch(cs) => t.apply_batch(cs),
                 Step::Expire(now, age) => t.expire_lldp(Millis(now), Millis(age)),
                 Step::Tweak(h, i, field) => {
-                    match tweak(&t, &RowRef { hypervisor: h, uuid: Uuid(format!("i{i}")) }, field) {
+                    match tweak(&t, &RowRef { hypervisor: h, uuid: Uuid::from(format!("i{i}")) }, field) {
                         Some(c) => t.apply(c),
                         None => continue,
                     }
@@ -373,14 +373,14 @@ fn facts() -> impl Strategy<Value = Vec<Change>> {
         for (i, (ovsdb_knows, switch_knows)) in vms.into_iter().enumerate() {
             let no = PortNo(i as u32 + 1);
             let mut row = InterfaceRow {
-                uuid: Uuid(format!("i{i}")),
+                uuid: Uuid::from(format!("i{i}")),
                 name: format!("tap{i}"),
                 ofport: ovsdb_knows.then_some(no),
                 ..Default::default()
             };
             row.external_ids.insert("iface-id".into(), format!("port-{i}"));
             let port = PortRow {
-                uuid: Uuid(format!("p{i}")),
+                uuid: Uuid::from(format!("p{i}")),
                 name: row.name.clone(),
                 interfaces: [row.uuid.clone()].into(),
             };

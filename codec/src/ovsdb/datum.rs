@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde_json::{Number, Value};
 
@@ -529,21 +530,24 @@ impl Datum {
     }
 }
 
+/// A column name. Shared: the rows of a replica hold their table's names, not copies of them.
+pub type ColumnName = Arc<str>;
+
 /// A row: column name to value. Depending on context it holds every column or only some.
-pub type Row = BTreeMap<String, Datum>;
+pub type Row = BTreeMap<ColumnName, Datum>;
 
 /// Parses a `<row>` object, each member a datum.
 pub(crate) fn row_from_json(v: &Value, loc: &Loc<'_>) -> Result<Row, DecodeError> {
     let mut row = Row::new();
     for (k, d) in loc.object(v)? {
-        row.insert(k.clone(), Datum::from_json_at(d, &loc.key(k))?);
+        row.insert(ColumnName::from(k.as_str()), Datum::from_json_at(d, &loc.key(k))?);
     }
     Ok(row)
 }
 
 /// The JSON `<row>` object of a row.
 pub fn row_to_json(row: &Row) -> Value {
-    Value::Object(row.iter().map(|(k, d)| (k.clone(), d.to_json())).collect())
+    Value::Object(row.iter().map(|(k, d)| (k.to_string(), d.to_json())).collect())
 }
 
 impl From<Atom> for Datum {

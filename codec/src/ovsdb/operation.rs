@@ -634,7 +634,7 @@ impl<'a> Checker<'a> {
         writing: bool,
     ) -> Result<(), ValidationError> {
         for (column, d) in row {
-            let c = t.columns.get(column);
+            let c = t.columns.get(&**column);
             if writing && c.is_none() && t.column(column).is_some() {
                 return Err(self.err(table, Some(column), Some(d), Problem::ReadOnly));
             }
@@ -795,7 +795,8 @@ impl<'a> Checker<'a> {
                     self.column(t, table, c)?;
                 }
                 for r in rows {
-                    if let Some(c) = r.keys().find(|k| !columns.contains(k)) {
+                    if let Some(c) = r.keys().find(|k| !columns.iter().any(|c| c.as_str() == &***k))
+                    {
                         return Err(self.err(
                             table,
                             Some(c),
@@ -851,7 +852,7 @@ mod tests {
     }
 
     fn row(pairs: &[(&str, Datum)]) -> Row {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs.iter().map(|(k, v)| ((*k).into(), v.clone())).collect()
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::datum::{Atom, Datum, Row, Uuid};
+use super::datum::{Atom, ColumnName, Datum, Row, Uuid};
 use super::error::{Problem, ReplicaError};
 use super::method::{CondSinceReply, MonitorRequest, MonitorRequests};
 use super::schema::{ColumnType, DatabaseSchema};
@@ -26,7 +26,7 @@ pub enum ChangeKind {
     /// Some columns changed.
     Modified {
         /// The changed columns, sorted.
-        columns: Vec<String>,
+        columns: Vec<ColumnName>,
         /// Their previous values.
         old: Row,
     },
@@ -51,8 +51,27 @@ pub struct RowChange {
 #[derive(Debug, Clone, PartialEq)]
 struct TableReplica {
     /// The monitored columns and their types.
-    columns: BTreeMap<String, ColumnType>,
+    columns: BTreeMap<ColumnName, ColumnType>,
+    /// Every monitored column at its default value: the start of every inserted row, which
+    /// then shares these column names.
+    defaults: Row,
     rows: BTreeMap<Uuid, Row>,
+}
+
+impl TableReplica {
+    fn new(columns: BTreeMap<ColumnName, ColumnType>) -> TableReplica {
+        let defaults = columns.iter().map(|(c, ty)| (c.clone(), ty.default_datum())).collect();
+        TableReplica { columns, defaults, rows: BTreeMap::new() }
+    }
+
+    /// The same columns, no rows.
+    fn emptied(&self) -> TableReplica {
+        TableReplica {
+            columns: self.columns.clone(),
+            defaults: self.defaults.clone(),
+            rows: BTreeMap::new(),
+        }
+    }
 }
 
 /// Monitored tables: table name to row UUID to row.
@@ -65,7 +84,7 @@ pub struct Replica {
 /// A change checked and computed, waiting to be committed.
 enum Action {
     Insert(Row),
-    Modify(Row, Vec<String>),
+    Modify(Row, Vec<ColumnName>),
     Delete,
 }
 
@@ -135,8 +154,9 @@ impl Replica {
             .tables
             .iter()
             .map(|(name, t)| {
-                let columns = t.columns.iter().map(|(c, s)| (c.clone(), s.ty.clone())).collect();
-                (name.clone(), TableReplica { columns, rows: BTreeMap::new() })
+                let columns =
+                    t.columns.iter().map(|(c, s)| (ColumnName::from(c.as_str()), s.ty.clone()));
+                (name.clone(), TableReplica::new(columns.collect()))
             })
             .collect();
         Replica { tables, last_txn_id: None }
@@ -152,7 +172,11 @@ impl Replica {
             let t =
                 schema.table(name).ok_or_else(|| err(name, None, None, Problem::NoSuchTable))?;
             let columns = match cols {
-                None => t.columns.iter().map(|(c, s)| (c.clone(), s.ty.clone())).collect(),
+                None => t
+                    .columns
+                    .iter()
+                    .map(|(c, s)| (ColumnName::from(c.as_str()), s.ty.clone()))
+                    .collect(),
                 Some(cols) => {
                     let mut m = BTreeMap::new();
                     for c in *cols {
@@ -160,12 +184,12 @@ impl Replica {
                             .columns
                             .get(*c)
                             .ok_or_else(|| err(name, None, Some(c), Problem::NoSuchColumn))?;
-                        m.insert(c.to_string(), s.ty.clone());
+                        m.insert(ColumnName::from(*c), s.ty.clone());
                     }
                     m
                 }
             };
-            out.insert(name.to_string(), TableReplica { columns, rows: BTreeMap::new() });
+            out.insert(name.to_string(), TableReplica::new(columns));
         }
         Ok(Replica { tables: out, last_txn_id: None })
     }
@@ -176,7 +200,10 @@ impl Replica {
         self.tables
             .iter()
             .map(|(name, t)| {
-                (name.clone(), vec![MonitorRequest::columns(t.columns.keys().cloned())])
+                (
+                    name.clone(),
+                    vec![MonitorRequest::columns(t.columns.keys().map(|c| c.to_string()))],
+                )
             })
             .collect()
     }
@@ -198,7 +225,7 @@ impl Replica {
 
     /// The monitored columns of a table.
     pub fn columns(&self, table: &str) -> Option<impl Iterator<Item = &str>> {
-        self.tables.get(table).map(|t| t.columns.keys().map(String::as_str))
+        self.tables.get(table).map(|t| t.columns.keys().map(|c| &**c))
     }
 
     /// The transaction id of the last `update3` or `monitor_cond_since` reply applied, to
@@ -218,30 +245,25 @@ impl Replica {
         self.tables.get(table).ok_or_else(|| err(table, None, None, Problem::NoSuchTable))
     }
 
-    /// A complete row from the columns given, others at their defaults. Both are sorted, so the
-    /// row is built in one merge of the two and bulk-loaded.
+    /// A complete row from the columns given, others at their defaults: a copy of the table's
+    /// row of defaults (which shares its column names), with the given values put in.
     fn full_row(
         t: &TableReplica,
         table: &str,
         uuid: Uuid,
         given: Row,
     ) -> Result<Row, ReplicaError> {
-        let mut out: Vec<(String, Datum)> = Vec::with_capacity(t.columns.len());
-        let mut columns = t.columns.iter().peekable();
+        let mut out = t.defaults.clone();
         for (col, d) in given {
             let e = |p| err(table, Some(uuid), Some(&col), p);
-            while let Some((c, ty)) = columns.next_if(|(c, _)| c.as_str() < col.as_str()) {
-                out.push((c.clone(), ty.default_datum()));
-            }
-            let Some((_, ty)) = columns.next_if(|(c, _)| **c == col) else {
+            let (Some(ty), Some(slot)) = (t.columns.get(&col), out.get_mut(&col)) else {
                 return Err(e(Problem::NoSuchColumn));
             };
             let d = ty.coerce(d);
             ty.check(&d, false).map_err(e)?;
-            out.push((col, d));
+            *slot = d;
         }
-        out.extend(columns.map(|(c, ty)| (c.clone(), ty.default_datum())));
-        Ok(out.into_iter().collect())
+        Ok(out)
     }
 
     /// The row after replacing (`diff` false) or diffing (`diff` true, update2) columns, and
@@ -253,12 +275,12 @@ impl Replica {
         old: &Row,
         given: Row,
         diff: bool,
-    ) -> Result<(Row, Vec<String>), ReplicaError> {
+    ) -> Result<(Row, Vec<ColumnName>), ReplicaError> {
         let mut row = old.clone();
         let mut changed = Vec::new();
         for (col, d) in given {
             let e = |p| err(table, Some(uuid), Some(&col), p);
-            let ty = t.columns.get(&col).ok_or_else(|| e(Problem::NoSuchColumn))?;
+            let ty = t.columns.get(&*col).ok_or_else(|| e(Problem::NoSuchColumn))?;
             let d = ty.coerce(d);
             let new = if diff && ty.is_composite() {
                 ty.relaxed().check(&d, false).map_err(e)?;
@@ -405,6 +427,27 @@ impl Replica {
         Ok(self.replace_with(fresh))
     }
 
+    /// Replaces the contents with a `monitor_cond` reply as [`Replica::reset`] does, without
+    /// working out the difference: for a caller that takes the whole new state.
+    pub fn load(&mut self, updates: TableUpdates2) -> Result<(), ReplicaError> {
+        let mut fresh = self.emptied();
+        // On an empty replica only inserts can be staged, each table once and in uuid order:
+        // every table is built in one go.
+        let staged = fresh.stage2(updates)?;
+        for (table, actions) in staged {
+            let Some(t) = fresh.tables.get_mut(&table) else { continue };
+            t.rows = actions
+                .into_iter()
+                .filter_map(|(uuid, action)| match action {
+                    Action::Insert(row) => Some((uuid, row)),
+                    Action::Modify(..) | Action::Delete => None,
+                })
+                .collect();
+        }
+        *self = fresh;
+        Ok(())
+    }
+
     /// Replaces the contents with a `monitor` reply, reporting the difference.
     pub fn reset_from_update(
         &mut self,
@@ -432,13 +475,7 @@ impl Replica {
     }
 
     fn emptied(&self) -> Replica {
-        let tables = self
-            .tables
-            .iter()
-            .map(|(n, t)| {
-                (n.clone(), TableReplica { columns: t.columns.clone(), rows: BTreeMap::new() })
-            })
-            .collect();
+        let tables = self.tables.iter().map(|(n, t)| (n.clone(), t.emptied())).collect();
         Replica { tables, last_txn_id: self.last_txn_id }
     }
 
@@ -456,7 +493,7 @@ impl Replica {
                         kind: ChangeKind::Inserted,
                     }),
                     Some(prev) => {
-                        let columns: Vec<String> = row
+                        let columns: Vec<ColumnName> = row
                             .iter()
                             .filter(|(c, d)| prev.get(*c) != Some(d))
                             .map(|(c, _)| c.clone())
@@ -464,7 +501,8 @@ impl Replica {
                         if !columns.is_empty() {
                             let old = columns
                                 .iter()
-                                .filter_map(|c| prev.get(c).map(|d| (c.clone(), d.clone())))
+                                .filter_map(|c| prev.get_key_value(c))
+                                .map(|(c, d)| (c.clone(), d.clone()))
                                 .collect();
                             changes.push(RowChange {
                                 table: name.clone(),
@@ -555,7 +593,7 @@ mod tests {
         assert_eq!(row["m"], Datum::map([("b", "3"), ("c", "4")]));
         assert_eq!(row["two"], Datum::set(["x", "y"]));
         let ChangeKind::Modified { columns, old } = &ch[0].kind else { panic!("{ch:?}") };
-        assert_eq!(columns, &["i", "m", "o", "s", "two"]);
+        assert_eq!(columns.iter().map(|c| &**c).collect::<Vec<_>>(), ["i", "m", "o", "s", "two"]);
         assert_eq!(old["s"], Datum::set([1, 2]));
         // An optional column is replaced, not toggled: the empty set clears it.
         r.apply_update2(u2(json!({"T": {A: {"modify": {"o": ["set", []]}}}}))).unwrap();
@@ -616,6 +654,21 @@ mod tests {
         assert!(matches!(&ch[0].kind, ChangeKind::Deleted { old } if old["i"] == Datum::atom(2)));
         assert!(r.table("T").unwrap().is_empty());
         assert!(Replica::with_columns(&schema(), &[("T", Some(&["zz"]))]).is_err());
+    }
+
+    #[test]
+    fn load_holds_what_reset_holds_and_refuses_what_reset_refuses() {
+        let b = "00000000-0000-0000-0000-00000000000b";
+        let full = || u2(json!({"T": {b: {"initial": {"two": "q", "i": 3}}}}));
+        let (mut loaded, mut reset) = (with_row(), with_row());
+        loaded.load(full()).unwrap();
+        reset.reset(full()).unwrap();
+        assert_eq!(loaded, reset);
+        let row = loaded.row("T", Uuid(11)).unwrap();
+        assert_eq!((&row["i"], &row["o"]), (&Datum::atom(3), &Datum::empty_set()));
+        let err = loaded.load(u2(json!({"T": {b: {"initial": {"zz": 1}}}}))).unwrap_err();
+        assert!(err.to_string().contains("zz"), "{err}");
+        assert_eq!(loaded, reset, "a refused load changes nothing");
     }
 
     #[test]

@@ -398,7 +398,7 @@ fn transact_is_validated_sent_and_its_reply_matched() {
     let op = Operation::Update {
         table: "Bridge".into(),
         conditions: vec![],
-        row: Row::from([("fail_mode".to_string(), Datum::atom("secure"))]),
+        row: Row::from([("fail_mode".into(), Datum::atom("secure"))]),
     };
     assert_eq!(
         p.session.transact(std::slice::from_ref(&op), 1),
@@ -409,7 +409,7 @@ fn transact_is_validated_sent_and_its_reply_matched() {
     let bad = Operation::Update {
         table: "Bridge".into(),
         conditions: vec![],
-        row: Row::from([("fail_mode".to_string(), Datum::atom("sometimes"))]),
+        row: Row::from([("fail_mode".into(), Datum::atom("sometimes"))]),
     };
     let e = p.session.transact(&[bad], 2).unwrap_err();
     let TxnError::Invalid(v) = &e else { panic!("{e:?}") };
@@ -606,7 +606,7 @@ fn name_by_system_id_renames_before_the_snapshot() {
     let mut p = Pair::with(SessionConfig { name_by_system_id: true, ..SessionConfig::default() });
     p.handshake();
     assert_eq!(p.session.hypervisor(), &HypervisorId::from("sys-1"));
-    let hvs: Vec<String> = p.topology.hypervisors().map(|(h, _)| h.0.clone()).collect();
+    let hvs: Vec<String> = p.topology.hypervisors().map(|(h, _)| h.to_string()).collect();
     assert_eq!(hvs, ["sys-1"]);
 }
 
