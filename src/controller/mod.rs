@@ -188,7 +188,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         ..ovsdb_cfg.clone()
     };
     let nb = spawn_active(
-        periscope_topology::HypervisorId("northbound".into()),
+        periscope_topology::HypervisorId::from("northbound"),
         nb_remote.clone(),
         nb_cfg,
         nb_tx,

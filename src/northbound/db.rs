@@ -13,6 +13,7 @@
 //! its current rows), so a transaction built on a stale view fails instead of committing.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use periscope_codec::ovsdb::{
     Atom, Condition, Datum, Function, Operation, Replica, Row, Uuid, WaitUntil,
@@ -442,7 +443,7 @@ pub fn wait_for(
 
 /// Only the given columns of a row.
 pub fn project(row: &Row, columns: &[&str]) -> Row {
-    columns.iter().filter_map(|c| Some((c.to_string(), row.get(*c)?.clone()))).collect()
+    columns.iter().filter_map(|c| Some((Arc::<str>::from(*c), row.get(*c)?.clone()))).collect()
 }
 
 /// The row of a token (its hash, never the token).

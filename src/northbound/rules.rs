@@ -218,7 +218,7 @@ impl Context<'_> {
     /// Guards a count: the tenant's rows of `table` are exactly `ids`.
     fn count_guard(&self, table: &str, tenant: &str, ids: impl Iterator<Item = u64>) -> Operation {
         let rows: Vec<Row> =
-            ids.map(|i| Row::from([("id".to_string(), Datum::atom(i as i64))])).collect();
+            ids.map(|i| Row::from([("id".into(), Datum::atom(i as i64))])).collect();
         db::wait_for(table, "tenant", tenant, &["id"], rows)
     }
 
@@ -379,7 +379,7 @@ impl Context<'_> {
                     "iface_id",
                     iface.as_str(),
                     &["tenant"],
-                    vec![Row::from([("tenant".to_string(), Datum::atom(t))])],
+                    vec![Row::from([("tenant".into(), Datum::atom(t))])],
                 )),
                 Some(_) => return Outcome::Reply(not_owned(&spec.tenant, iface)),
                 None if (self.iface_tenant)(iface).as_deref() == Some(spec.tenant.as_str()) => {}
@@ -584,8 +584,8 @@ impl Context<'_> {
         let mut after = self.nb.clone();
         after.taps.set_owner(iface, Some(&tenant));
         let row = Row::from([
-            ("iface_id".to_string(), Datum::atom(iface)),
-            ("tenant".to_string(), Datum::atom(tenant.as_str())),
+            ("iface_id".into(), Datum::atom(iface)),
+            ("tenant".into(), Datum::atom(tenant.as_str())),
         ]);
         let write = match &before {
             Some(_) => db::update(db::INTERFACE_OWNER, "iface_id", iface, row),

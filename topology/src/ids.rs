@@ -11,8 +11,15 @@ use serde::{Serialize, Serializer};
 ///
 /// Shared, not copied: every row reference, location and index entry of the hypervisor holds
 /// the same text, so cloning one is a reference count increment.
-#[derive(Debug, Clone, Eq, Hash, Default)]
+#[derive(Debug, Clone, Eq, Default)]
 pub struct HypervisorId(Arc<str>);
+
+impl std::hash::Hash for HypervisorId {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // As the text: equal ids (shared or not) hash alike.
+        self.0.hash(h);
+    }
+}
 
 impl PartialEq for HypervisorId {
     fn eq(&self, other: &Self) -> bool {

@@ -7,20 +7,15 @@ use std::iter;
 /// An ordered set held inline while it has at most one member.
 ///
 /// Canonical: a set of two members or more is `Many`, so that `==` is set equality.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) enum SmallSet<V> {
     /// No member.
+    #[default]
     Empty,
     /// One member.
     One(V),
     /// Two members or more.
     Many(BTreeSet<V>),
-}
-
-impl<V> Default for SmallSet<V> {
-    fn default() -> Self {
-        SmallSet::Empty
-    }
 }
 
 /// The members of a [`SmallSet`], lowest first.

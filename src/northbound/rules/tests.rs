@@ -32,14 +32,14 @@ fn mac(n: u32) -> MacAddr {
 fn topology() -> Topology {
     let mut snap = HypervisorSnapshot::default();
     let mut bridge = BridgeRow {
-        uuid: RowUuid("br".into()),
+        uuid: RowUuid::from("br"),
         name: "br-int".into(),
         datapath_id: Some(Dpid(1)),
         ports: BTreeSet::new(),
     };
     let mut add = |i: InterfaceRow, snap: &mut HypervisorSnapshot| {
         let p = PortRow {
-            uuid: RowUuid(format!("p-{}", i.uuid.0)),
+            uuid: RowUuid::from(format!("p-{}", i.uuid)),
             name: i.name.clone(),
             interfaces: BTreeSet::from([i.uuid.clone()]),
         };
@@ -49,7 +49,7 @@ fn topology() -> Topology {
     };
     for n in 0..IFACES {
         let mut i = InterfaceRow {
-            uuid: RowUuid(format!("i{n}")),
+            uuid: RowUuid::from(format!("i{n}")),
             name: format!("tap{n}"),
             ofport: Some(PortNo(n + 1)),
             ..Default::default()
@@ -67,7 +67,7 @@ fn topology() -> Topology {
     }
     for (kind, no) in [("vxlan", 100), ("gre", 101)] {
         let mut i = InterfaceRow {
-            uuid: RowUuid(format!("t-{kind}")),
+            uuid: RowUuid::from(format!("t-{kind}")),
             name: format!("psc-{kind}"),
             kind: kind.into(),
             ofport: Some(PortNo(no)),
@@ -81,7 +81,7 @@ fn topology() -> Topology {
     snap.bridges.push(bridge);
     let mut t = Topology::new(TopologyConfig::default());
     t.apply_batch(vec![Change::HypervisorReplaced {
-        hypervisor: HypervisorId("hv1".into()),
+        hypervisor: HypervisorId::from("hv1"),
         snapshot: snap,
     }]);
     t
