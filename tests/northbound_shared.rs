@@ -69,23 +69,9 @@ impl Member {
             .unwrap_or(false)
     }
 
+    /// Stops the member by the pid in its pidfile (the same layout as the embedded database).
     fn stop(&self) {
-        let pidfile = self.dir.join("nb.pid");
-        let Some(pid) =
-            std::fs::read_to_string(pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok())
-        else {
-            return;
-        };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim_end() == "ovsdb-server" {
-            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-            for _ in 0..100 {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        periscope::northbound::server::stop_leftover(&self.dir);
     }
 }
 
