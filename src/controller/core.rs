@@ -242,10 +242,10 @@ impl Core {
             // While frames are held for an iface-id, the hold alone moves its copies: the old
             // place going away does not make the new one copy before the hold's phases say so.
             EventKind::InterfaceMoved { iface_id, to, .. }
-            | EventKind::MigrationFinished { iface_id, to, .. } => {
-                if !self.holding(iface_id) {
-                    self.activity.insert(iface_id.clone(), Some(to.interface_ref()));
-                }
+            | EventKind::MigrationFinished { iface_id, to, .. }
+                if !self.holding(iface_id) =>
+            {
+                self.activity.insert(iface_id.clone(), Some(to.interface_ref()));
             }
             EventKind::InterfaceGone { location } => {
                 let gone = Some(location.interface_ref());
