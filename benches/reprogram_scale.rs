@@ -543,6 +543,12 @@ impl Bench {
             }
             let next =
                 self.switches.iter().filter_map(|s| s.inflight.front()).map(Answer::due).min();
+            // A hold waiting for the old places' datapaths to settle wants a tick then.
+            if let Some(t) = self.core.next_deadline().filter(|t| next.is_none_or(|n| *t < n)) {
+                std::thread::sleep(t.saturating_duration_since(Instant::now()));
+                self.timed(Core::tick);
+                continue;
+            }
             match next {
                 Some(t) => std::thread::sleep(t.saturating_duration_since(Instant::now())),
                 None => {

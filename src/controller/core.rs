@@ -69,13 +69,33 @@ struct Hold {
     to: periscope_topology::RowRef,
     /// Its iface-id.
     iface_id: String,
-    /// Whether the copies of delivered frames are arriving here (second phase) or still
-    /// leaving the other places (first phase).
-    arriving: bool,
+    /// How far the move of the copies of delivered frames has come.
+    phase: HoldPhase,
     /// The bridges that must confirm the current phase, with the batch that carries it.
     involved: Vec<(Dpid, u64)>,
 }
 
+/// The steps of moving the copies of delivered frames to where a VM now runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldPhase {
+    /// The new place cannot copy yet (a tunnel port it needs is still being created): nothing
+    /// has moved, the old place still copies.
+    Waiting,
+    /// The copies are leaving the old places; once they confirm, the datapaths there are given
+    /// until `settled` to apply it.
+    Leaving { settled: Option<Instant> },
+    /// The copies are arriving at the new place.
+    Arriving,
+}
+
+/// How long a bridge's datapath may go on with its old actions after the switch confirmed a
+/// change. Open vSwitch answers a barrier once its flow tables hold the change, but the flows
+/// cached in the datapath are revalidated afterwards, by other threads, with no OpenFlow message
+/// telling when: on this machine copies were seen leaving a bridge 3 ms after it confirmed their
+/// removal, and 17 ms after while it was deleting a port (a margin, not a bound). The copies of delivered
+/// frames arrive at the new place only this long after the old places confirmed they left, so
+/// that no frame passing both is copied at both.
+const DATAPATH_SETTLE: Duration = Duration::from_millis(50);
 /// Frames held per probed port, at most; more are dropped (the VM retransmits).
 const HOLD_MAX_FRAMES: usize = 512;
 /// Held frames are released after this long even if a bridge never confirmed.
@@ -218,17 +238,37 @@ impl Core {
                     }
                 }
             }
-            EventKind::InterfaceMoved { iface_id, to, .. } => {
-                self.activity.insert(iface_id.clone(), Some(to.interface_ref()));
-            }
-            EventKind::MigrationFinished { iface_id, to, .. } => {
+            // While frames are held for an iface-id, the hold alone moves its copies: the old
+            // place going away does not make the new one copy before the hold's phases say so.
+            EventKind::InterfaceMoved { iface_id, to, .. }
+            | EventKind::MigrationFinished { iface_id, to, .. }
+                if !self.holding(iface_id) =>
+            {
                 self.activity.insert(iface_id.clone(), Some(to.interface_ref()));
             }
             EventKind::InterfaceGone { location } => {
-                self.activity.retain(|_, r| r.as_ref() != Some(&location.interface_ref()));
+                let gone = Some(location.interface_ref());
+                let ids: Vec<String> = self
+                    .activity
+                    .iter()
+                    .filter(|(_, r)| **r == gone)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for id in ids {
+                    if self.holding(&id) {
+                        self.activity.insert(id, None);
+                    } else {
+                        self.activity.remove(&id);
+                    }
+                }
             }
             _ => {}
         }
+    }
+
+    /// Whether frames of `iface_id` are held while its copies move.
+    fn holding(&self, iface_id: &str) -> bool {
+        self.holds.values().any(|h| h.iface_id == iface_id)
     }
 
     /// A frame from a probe flow: the VM now runs behind that port. The frame is held until the
@@ -256,25 +296,17 @@ impl Core {
         if let Some(sw) = self.by_dpid.get(&dpid).and_then(|c| self.switches.get_mut(c)) {
             sw.dirty_since.get_or_insert(Instant::now());
         }
-        // First the copies of delivered frames leave the old places (frames still delivered
-        // there reach no VM), then they arrive here, then the held frames go on: a frame is
-        // never copied at two places.
-        let others: Vec<Dpid> = self
-            .topology
-            .locations(&id)
-            .iter()
-            .filter(|l| l.interface_ref() != me)
-            .filter_map(|l| l.dpid)
-            .collect();
-        self.activity.insert(id.clone(), None);
-        let involved = self.reconcile_tracking(&others);
+        // First the new place must be able to copy (its tunnel ports exist), then the copies of
+        // delivered frames leave the old places (frames still delivered there reach no VM), then
+        // they arrive here, then the held frames go on: a frame is never copied at two places,
+        // and none the VM receives here goes uncopied.
         let hold = Hold {
             frames: vec![pin.data],
             since: Instant::now(),
             to: me,
             iface_id: id,
-            arriving: false,
-            involved,
+            phase: HoldPhase::Waiting,
+            involved: Vec::new(),
         };
         self.holds.insert((dpid, port), hold);
         self.release_holds();
@@ -295,46 +327,37 @@ impl Core {
             .collect()
     }
 
-    /// Moves held frames on: to the second phase when the old places confirmed, into the
-    /// pipeline when the new place confirmed (or when they waited too long).
+    /// Moves held frames on: the old places stop copying once the new place can copy, the new
+    /// place starts once the old places confirmed (and their datapaths had time to follow), and
+    /// the frames go into the pipeline once the new place confirmed (or when they waited too
+    /// long).
     fn release_holds(&mut self) {
-        // Done once the batch carrying the phase is confirmed, or nothing is in flight.
-        let done = |core: &Core, (d, batch): &(Dpid, u64)| {
-            core.switch(*d)
-                .is_none_or(|s| !s.reconciler.busy() || s.reconciler.confirmed_through() >= *batch)
-        };
-        let phase_done: Vec<(Dpid, PortNo)> = self
-            .holds
-            .iter()
-            .filter(|(_, h)| h.involved.iter().all(|i| done(self, i)))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in phase_done {
-            let Some(h) = self.holds.get(&key) else { continue };
-            if h.arriving {
-                continue;
-            }
-            let (id, to) = (h.iface_id.clone(), h.to.clone());
-            self.activity.insert(id, Some(to));
-            let involved = self.reconcile_tracking(&[key.0]);
-            if let Some(h) = self.holds.get_mut(&key) {
-                h.arriving = true;
-                h.involved = involved;
-            }
+        let now = Instant::now();
+        // A phase with nothing to confirm is done at once: go on until nothing moves.
+        let mut moved = true;
+        while moved {
+            moved = false;
+            self.advance_holds(now, &mut moved);
         }
         let ready: Vec<(Dpid, PortNo)> = self
             .holds
             .iter()
-            .filter(|(_, h)| {
+            .filter(|(k, h)| {
                 h.since.elapsed() > HOLD_MAX
-                    || (h.arriving && h.involved.iter().all(|i| done(self, i)))
+                    || (h.phase == HoldPhase::Arriving
+                        && h.involved.iter().all(|i| self.phase_done(i))
+                        && self.plans.get(&k.0).is_none_or(|d| d.complete))
             })
             .map(|(k, _)| *k)
             .collect();
         for key in ready {
             let Some(h) = self.holds.remove(&key) else { continue };
-            if !h.arriving || self.activity.get(&h.iface_id) != Some(&Some(h.to.clone())) {
+            if h.phase != HoldPhase::Arriving
+                || self.activity.get(&h.iface_id) != Some(&Some(h.to.clone()))
+            {
                 // Waited too long: let the copies arrive here now, whatever happened elsewhere.
+                warn!(self.log, "held frames released before the copies moved";
+                    "iface_id" => &h.iface_id, "phase" => ?h.phase);
                 self.activity.insert(h.iface_id.clone(), Some(h.to.clone()));
                 self.reconcile_all();
             }
@@ -345,6 +368,72 @@ impl Core {
             let requests = h.frames.into_iter().map(|data| reinject(port, data)).collect();
             self.send(conn, requests);
         }
+    }
+
+    /// One step of every hold whose current phase is over (see [`Core::release_holds`]).
+    fn advance_holds(&mut self, now: Instant, moved: &mut bool) {
+        let keys: Vec<(Dpid, PortNo)> = self.holds.keys().copied().collect();
+        for key in keys {
+            let Some(h) = self.holds.get(&key) else { continue };
+            let confirmed = h.involved.iter().all(|i| self.phase_done(i));
+            match h.phase {
+                HoldPhase::Waiting => {
+                    if !self.plans.get(&key.0).is_some_and(|d| d.complete) {
+                        continue;
+                    }
+                    let (id, to) = (h.iface_id.clone(), h.to.clone());
+                    let others: Vec<Dpid> = self
+                        .topology
+                        .locations(&id)
+                        .iter()
+                        .filter(|l| l.interface_ref() != to)
+                        .filter_map(|l| l.dpid)
+                        .collect();
+                    self.activity.insert(id, None);
+                    let involved = self.reconcile_tracking(&others);
+                    if let Some(h) = self.holds.get_mut(&key) {
+                        h.phase = HoldPhase::Leaving { settled: None };
+                        h.involved = involved;
+                    }
+                    *moved = true;
+                }
+                HoldPhase::Leaving { settled: None } if confirmed => {
+                    if let Some(h) = self.holds.get_mut(&key) {
+                        h.phase = HoldPhase::Leaving { settled: Some(now + DATAPATH_SETTLE) };
+                    }
+                    *moved = true;
+                }
+                HoldPhase::Leaving { settled: Some(t) } if now >= t => {
+                    let (id, to) = (h.iface_id.clone(), h.to.clone());
+                    self.activity.insert(id, Some(to));
+                    let involved = self.reconcile_tracking(&[key.0]);
+                    if let Some(h) = self.holds.get_mut(&key) {
+                        h.phase = HoldPhase::Arriving;
+                        h.involved = involved;
+                    }
+                    *moved = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether a bridge confirmed the batch carrying a phase (or has nothing in flight).
+    fn phase_done(&self, (dpid, batch): &(Dpid, u64)) -> bool {
+        self.switch(*dpid)
+            .is_none_or(|s| !s.reconciler.busy() || s.reconciler.confirmed_through() >= *batch)
+    }
+
+    /// When the core next needs [`Core::tick`] sooner than the regular tick: a hold whose old
+    /// places' datapaths are settling.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.holds
+            .values()
+            .filter_map(|h| match h.phase {
+                HoldPhase::Leaving { settled } => settled,
+                _ => None,
+            })
+            .min()
     }
 
     fn switch(&self, dpid: Dpid) -> Option<&Switch> {

@@ -233,8 +233,17 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
+        // Sooner than the tick when a hold waits for datapaths to settle.
+        let deadline = core.next_deadline();
+        let soon = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tick.tick() => core.tick(),
+            _ = soon => core.tick(),
             ev = rx.recv() => match ev {
                 Some((conn, ev)) => core.handle_switch_event(conn, ev),
                 None => break,

@@ -37,7 +37,8 @@ pub struct BridgeDesired {
 /// tapped interfaces on each and periscope's tunnel ports there.
 ///
 /// `active` says, per iface-id, which of its interface rows the VM is known to run behind; an
-/// interface present at several places is active only there (see [`IfaceView::in_active`]).
+/// interface it names is active only there (see [`IfaceView::in_active`]), one it does not name
+/// is active wherever it is.
 ///
 /// `only`, when given, restricts the work to those bridges.
 pub fn bridge_views(
@@ -77,12 +78,12 @@ pub fn bridge_views(
             if !seen.insert(me.clone()) {
                 continue;
             }
-            let places = topology.locations(iface_id).len();
-            let in_active = places < 2
-                || match active.get(iface_id) {
-                    None => true,
-                    Some(at) => at.as_ref() == Some(&me),
-                };
+            // Where the controller follows an iface-id (it moves, or moved), that alone says
+            // where it is active, even once it is present at one place only.
+            let in_active = match active.get(iface_id) {
+                None => true,
+                Some(at) => at.as_ref() == Some(&me),
+            };
             // Where it is present but not active, what it sends goes to the controller (which
             // holds it while the copies move).
             let probe = !in_active;
