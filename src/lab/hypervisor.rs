@@ -261,6 +261,14 @@ impl Hypervisor {
         let cidr = format!("{}/{UNDERLAY_PREFIX_LEN}", self.underlay_ip);
         self.ip(&["addr", "add", &cidr, "dev", "br-phy"])?;
         self.ip(&["link", "set", "br-phy", "up"])?;
+        // The same route as the kernel's, but as a user route of ovs-vswitchd: the routes it
+        // copies from the kernel are flushed and read again whenever any route in the namespace
+        // changes (a VM's veth going takes its IPv6 link-local routes with it), and a copy
+        // tunnelled in that window found no route and was dropped. User routes stay.
+        let net = Ipv4Addr::from(
+            u32::from(self.underlay_ip) & (u32::MAX << (32 - u32::from(UNDERLAY_PREFIX_LEN))),
+        );
+        self.appctl(&["ovs/route/add", &format!("{net}/{UNDERLAY_PREFIX_LEN}"), "br-phy"])?;
         Ok(())
     }
 
