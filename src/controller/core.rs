@@ -86,6 +86,9 @@ enum HoldPhase {
     Leaving { settled: Option<Instant> },
     /// The copies are arriving at the new place.
     Arriving,
+    /// The copies are here and the first held frame went on, teaching the bridges where the VM
+    /// now is; the others follow at `until` (see [`LEARN_SETTLE`]).
+    Teaching { until: Instant },
 }
 
 /// How long a bridge's datapath may go on with its old actions after the switch confirmed a
@@ -96,6 +99,13 @@ enum HoldPhase {
 /// frames arrive at the new place only this long after the old places confirmed they left, so
 /// that no frame passing both is copied at both.
 const DATAPATH_SETTLE: Duration = Duration::from_millis(50);
+/// How long the frames held after the first wait for the bridges to have learnt where the VM
+/// now is from the first. Open vSwitch updates its MAC table as it forwards that frame, but the
+/// flows cached in its datapath, which still send the VM's address to the old place, are
+/// revalidated afterwards: an answer that came back at once (the peer's ARP reply to the VM's
+/// second frame) could take the old path and be lost, and the VM then waited a full second to ask
+/// again (one run in eight of `link-cut`). The others go on this much later.
+const LEARN_SETTLE: Duration = Duration::from_millis(10);
 /// Frames held per probed port, at most; more are dropped (the VM retransmits).
 const HOLD_MAX_FRAMES: usize = 512;
 /// Held frames are released after this long even if a bridge never confirmed.
@@ -343,7 +353,7 @@ impl Core {
             .holds
             .iter()
             .filter(|(k, h)| {
-                h.since.elapsed() > HOLD_MAX
+                (h.since.elapsed() > HOLD_MAX && !matches!(h.phase, HoldPhase::Teaching { .. }))
                     || (h.phase == HoldPhase::Arriving
                         && h.involved.iter().all(|i| self.phase_done(i))
                         && self.plans.get(&k.0).is_none_or(|d| d.complete))
@@ -365,7 +375,27 @@ impl Core {
             let Some(conn) = self.by_dpid.get(&dpid).copied() else { continue };
             debug!(self.log, "re-injecting held frames"; "dpid" => dpid.to_string(), "port" => port.0,
                 "frames" => h.frames.len(), "held_ms" => h.since.elapsed().as_secs_f64() * 1e3);
-            let requests = h.frames.into_iter().map(|data| reinject(port, data)).collect();
+            let mut frames = h.frames.into_iter();
+            let first = frames.next().map(|data| reinject(port, data));
+            self.send(conn, first.into_iter().collect());
+            let rest: Vec<Vec<u8>> = frames.collect();
+            if !rest.is_empty() {
+                let until = now + LEARN_SETTLE;
+                self.holds
+                    .insert(key, Hold { frames: rest, phase: HoldPhase::Teaching { until }, ..h });
+            }
+        }
+        // The frames after the first, once the bridges had time to learn from it.
+        let taught: Vec<(Dpid, PortNo)> = self
+            .holds
+            .iter()
+            .filter(|(_, h)| matches!(h.phase, HoldPhase::Teaching { until } if now >= until))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in taught {
+            let Some(h) = self.holds.remove(&key) else { continue };
+            let Some(conn) = self.by_dpid.get(&key.0).copied() else { continue };
+            let requests = h.frames.into_iter().map(|data| reinject(key.1, data)).collect();
             self.send(conn, requests);
         }
     }
@@ -425,12 +455,13 @@ impl Core {
     }
 
     /// When the core next needs [`Core::tick`] sooner than the regular tick: a hold whose old
-    /// places' datapaths are settling.
+    /// places' datapaths are settling, or whose later frames wait for the bridges to learn.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.holds
             .values()
             .filter_map(|h| match h.phase {
                 HoldPhase::Leaving { settled } => settled,
+                HoldPhase::Teaching { until } => Some(until),
                 _ => None,
             })
             .min()
