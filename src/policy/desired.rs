@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use periscope_codec::openflow::Dpid;
+use periscope_topology::query::InterfaceInfo;
 use periscope_topology::query::Source as TopoSource;
 use periscope_topology::{RowRef, Topology};
 
@@ -33,8 +34,8 @@ pub struct BridgeDesired {
     pub complete: bool,
 }
 
-/// The views of every bridge with a datapath id, built in one pass over the tap flows: the
-/// tapped interfaces on each and periscope's tunnel ports there.
+/// The views of every bridge with a datapath id: the interfaces some tap flow selects on each
+/// (`index` indexes the tap flows of `taps`) and periscope's tunnel ports there.
 ///
 /// `active` says, per iface-id, which of its interface rows the VM is known to run behind; an
 /// interface it names is active only there (see [`IfaceView::in_active`]), one it does not name
@@ -44,6 +45,7 @@ pub struct BridgeDesired {
 pub fn bridge_views(
     topology: &Topology,
     taps: &Taps,
+    index: &TapIndex<'_>,
     active: &Activity,
     only: Option<&BTreeSet<Dpid>>,
 ) -> BTreeMap<Dpid, (RowRef, BridgeView)> {
@@ -65,38 +67,59 @@ pub fn bridge_views(
         }
         views.entry(dpid).or_insert((b.bridge.clone(), view));
     }
+    // Every interface a tap flow selects, once: found from the tap flows when every bridge is
+    // wanted, and from the interfaces of the wanted bridges otherwise (a few bridges out of many
+    // cost what their own interfaces cost, whatever the number of tap flows).
     let mut seen = BTreeSet::new();
-    for flow in taps.flows() {
-        for i in topology.interfaces(&topology_source(&flow.source)) {
-            let (Some(dpid), Some(ofport), Some(iface_id)) =
-                (i.location.dpid, i.location.ofport, i.iface_id())
-            else {
-                continue;
-            };
-            let Some((_, view)) = views.get_mut(&dpid) else { continue };
-            let me = i.interface_ref();
-            if !seen.insert(me.clone()) {
-                continue;
+    let mut add = |i: InterfaceInfo<'_>, views: &mut BTreeMap<Dpid, (RowRef, BridgeView)>| {
+        let (Some(dpid), Some(ofport), Some(iface_id)) =
+            (i.location.dpid, i.location.ofport, i.iface_id())
+        else {
+            return;
+        };
+        let Some((_, view)) = views.get_mut(&dpid) else { return };
+        let me = i.interface_ref();
+        if !seen.insert(me.clone()) {
+            return;
+        }
+        // Where the controller follows an iface-id (it moves, or moved), that alone says
+        // where it is active, even once it is present at one place only.
+        let in_active = match active.get(iface_id) {
+            None => true,
+            Some(at) => at.as_ref() == Some(&me),
+        };
+        // Where it is present but not active, what it sends goes to the controller (which
+        // holds it while the copies move).
+        let probe = !in_active;
+        let iface = IfaceView {
+            iface_id: iface_id.to_string(),
+            vm: i.vm_uuid().map(str::to_string),
+            tenant: taps.tenant_of(Some(iface_id), i.tenant()).map(str::to_string),
+            external_ids: i.row.external_ids.clone(),
+            ofport,
+            mac: i.mac(),
+            in_active,
+            probe,
+        };
+        if !index.selecting(&iface).is_empty() {
+            view.interfaces.push(iface);
+        }
+    };
+    match only {
+        None => {
+            for flow in taps.flows() {
+                for i in topology.interfaces(&topology_source(&flow.source)) {
+                    add(i, &mut views);
+                }
             }
-            // Where the controller follows an iface-id (it moves, or moved), that alone says
-            // where it is active, even once it is present at one place only.
-            let in_active = match active.get(iface_id) {
-                None => true,
-                Some(at) => at.as_ref() == Some(&me),
-            };
-            // Where it is present but not active, what it sends goes to the controller (which
-            // holds it while the copies move).
-            let probe = !in_active;
-            view.interfaces.push(IfaceView {
-                iface_id: iface_id.to_string(),
-                vm: i.vm_uuid().map(str::to_string),
-                tenant: taps.tenant_of(Some(iface_id), i.tenant()).map(str::to_string),
-                external_ids: i.row.external_ids.clone(),
-                ofport,
-                mac: i.mac(),
-                in_active,
-                probe,
-            });
+        }
+        Some(_) => {
+            let bridges: Vec<RowRef> = views.values().map(|(b, _)| b.clone()).collect();
+            for b in &bridges {
+                for i in topology.interfaces_on(b) {
+                    add(i, &mut views);
+                }
+            }
         }
     }
     views
@@ -115,7 +138,7 @@ pub fn desired(
     only: Option<&BTreeSet<Dpid>>,
 ) -> BTreeMap<Dpid, BridgeDesired> {
     let index = TapIndex::new(taps);
-    bridge_views(topology, taps, active, only)
+    bridge_views(topology, taps, &index, active, only)
         .into_iter()
         .map(|(dpid, (bridge, view))| {
             let plan = plan_bridge_indexed(&view, taps, &index);
@@ -123,4 +146,136 @@ pub fn desired(
             (dpid, BridgeDesired { bridge, plan, complete })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use periscope_codec::openflow::{Dpid, PortNo};
+    use periscope_topology::change::HypervisorSnapshot;
+    use periscope_topology::rows::{BridgeRow, InterfaceRow, PortRow};
+    use periscope_topology::{Change, HypervisorId, Topology, TopologyConfig, Uuid};
+
+    use super::{desired, Activity};
+    use crate::northbound::model::{Direction, Encap, Filter, Source, TapFlowSpec, TapServiceSpec};
+    use crate::northbound::store::Taps;
+
+    /// Three bridges; on each, interfaces of two tenants, some in an app, one with no tenant,
+    /// and periscope's VXLAN and GRE ports.
+    fn world() -> Topology {
+        let mut t = Topology::new(TopologyConfig::default());
+        let mut changes = Vec::new();
+        for h in 0..3u64 {
+            let b = format!("br{h}");
+            let mut snap = HypervisorSnapshot::default();
+            let mut bridge = BridgeRow {
+                uuid: Uuid::from(b.clone()),
+                name: "br-int".into(),
+                datapath_id: Some(Dpid(h + 1)),
+                ports: BTreeSet::new(),
+            };
+            let mut add = |name: String, ofport: u32, ids: Vec<(&str, String)>, kind: &str| {
+                let mut i = InterfaceRow {
+                    uuid: Uuid::from(format!("{name}-i")),
+                    name: name.clone(),
+                    kind: kind.into(),
+                    ofport: Some(PortNo(ofport)),
+                    ..Default::default()
+                };
+                for (k, v) in ids {
+                    i.external_ids.insert(k.into(), v);
+                }
+                if !kind.is_empty() {
+                    i.options.insert("remote_ip".into(), "flow".into());
+                    i.options.insert("key".into(), "flow".into());
+                }
+                let p = PortRow {
+                    uuid: Uuid::from(format!("{name}-p")),
+                    name,
+                    interfaces: BTreeSet::from([i.uuid.clone()]),
+                };
+                bridge.ports.insert(p.uuid.clone());
+                snap.ports.push(p);
+                snap.interfaces.push(i);
+            };
+            for (kind, no) in [("vxlan", 100), ("gre", 101)] {
+                add(format!("{b}-{kind}"), no, vec![("periscope-owned", "true".into())], kind);
+            }
+            for v in 0..6u32 {
+                let n = h as u32 * 6 + v;
+                let mut ids = vec![
+                    ("iface-id", format!("port-{n}")),
+                    ("attached-mac", format!("fa:16:3e:00:00:{n:02x}")),
+                    ("vm-uuid", format!("vm-{}", n / 2)),
+                ];
+                if v != 5 {
+                    ids.push(("tenant-id", if v % 2 == 0 { "acme" } else { "umbrella" }.into()));
+                }
+                if v < 3 {
+                    ids.push(("app", "payments".into()));
+                }
+                add(format!("{b}-vm{v}"), v + 1, ids, "");
+            }
+            snap.bridges.push(bridge);
+            let hypervisor = HypervisorId::from(format!("hv{h}"));
+            changes.push(Change::HypervisorReplaced { hypervisor, snapshot: snap });
+        }
+        t.apply_batch(changes);
+        t
+    }
+
+    fn taps() -> Taps {
+        let mut taps = Taps::new();
+        let mut ids = Vec::new();
+        for (tenant, encap) in [("acme", Encap::Vxlan), ("umbrella", Encap::Gre)] {
+            let s = taps
+                .create_service(TapServiceSpec {
+                    name: format!("{tenant}-svc"),
+                    tenant: tenant.into(),
+                    encap,
+                    remote_ip: "192.0.2.9".parse().expect("an address"),
+                    key: None,
+                    snaplen: None,
+                })
+                .expect("a service");
+            ids.push((tenant, s.id));
+        }
+        let sources = [
+            ("acme", Source::IfaceId("port-0".into())),
+            ("acme", Source::IfaceId("port-7".into())), // umbrella's: selects nothing
+            ("umbrella", Source::Vm("vm-4".into())),
+            ("acme", Source::Selector([("app".to_string(), "payments".to_string())].into())),
+            ("umbrella", Source::IfaceId("port-11".into())), // no tenant of its own
+        ];
+        for (n, (tenant, source)) in sources.into_iter().enumerate() {
+            let svc = ids.iter().find(|(t, _)| *t == tenant).map(|(_, s)| *s).expect("a service");
+            taps.create_flow(TapFlowSpec {
+                name: format!("f{n}"),
+                tenant: tenant.into(),
+                tap_service: svc,
+                source,
+                direction: Direction::Both,
+                filter: Filter::default(),
+            })
+            .expect("a flow");
+        }
+        taps
+    }
+
+    #[test]
+    fn planning_some_bridges_gives_what_planning_all_gives_for_them() {
+        let (topology, taps) = (world(), taps());
+        let mut active = Activity::new();
+        // port-0 moves: active nowhere yet.
+        active.insert("port-0".into(), None);
+        let all = desired(&topology, &taps, &active, None);
+        assert_eq!(all.len(), 3);
+        assert!(all.values().any(|d| d.plan.flows.len() > 10), "the world taps something");
+        for dpid in all.keys() {
+            let one = desired(&topology, &taps, &active, Some(&BTreeSet::from([*dpid])));
+            assert_eq!(one.len(), 1);
+            assert_eq!(one.get(dpid), all.get(dpid), "bridge {dpid}");
+        }
+    }
 }

@@ -171,6 +171,7 @@ impl Topology {
             by_tenant,
             by_ofport,
             by_bridge_kind,
+            by_bridge,
             tunnels_by_remote,
             underlay,
             links,

@@ -335,6 +335,8 @@ pub(crate) struct Indexes {
     pub(crate) by_ofport: MultiMap<SwitchPort, RowRef>,
     /// (bridge, non-empty type) -> attached interfaces.
     pub(crate) by_bridge_kind: MultiMap<(RowRef, String), RowRef>,
+    /// bridge -> every attached interface on it, of any type.
+    pub(crate) by_bridge: MultiMap<RowRef, RowRef>,
     /// fixed tunnel remote_ip -> attached tunnel interfaces.
     pub(crate) tunnels_by_remote: MultiMap<IpAddr, RowRef>,
     /// underlay address -> hypervisors claiming it.
@@ -360,6 +362,7 @@ impl Indexes {
         if let Some(sp) = a.location.switch_port() {
             multi_insert(&mut self.by_ofport, sp, r.clone());
         }
+        multi_insert(&mut self.by_bridge, a.location.bridge_ref(), r.clone());
         if !a.kind.is_empty() {
             multi_insert(
                 &mut self.by_bridge_kind,
@@ -386,6 +389,7 @@ impl Indexes {
         if let Some(sp) = a.location.switch_port() {
             multi_remove(&mut self.by_ofport, &sp, r);
         }
+        multi_remove(&mut self.by_bridge, &a.location.bridge_ref(), r);
         if !a.kind.is_empty() {
             multi_remove(&mut self.by_bridge_kind, &(a.location.bridge_ref(), a.kind.clone()), r);
         }

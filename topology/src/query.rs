@@ -188,6 +188,11 @@ impl Topology {
         self.raw.hypervisors.get_key_value(&r.hypervisor)
     }
 
+    /// Every attached interface of `bridge`, of any type, in row order.
+    pub fn interfaces_on(&self, bridge: &RowRef) -> Vec<InterfaceInfo<'_>> {
+        self.infos(self.idx.by_bridge.get(bridge).into_iter().flatten())
+    }
+
     /// The attached interfaces of `bridge` whose type is `kind` (any non-empty type: "internal",
     /// "patch", a tunnel type), in row order.
     pub fn interfaces_of_kind(&self, bridge: &RowRef, kind: &str) -> Vec<InterfaceInfo<'_>> {
