@@ -759,6 +759,76 @@ fn extensions() -> Value {
     ]})
 }
 
+/// Every TaaS operation: method, path, summary.
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("get", "/v2.0/extensions", "The TaaS extensions served (taas, tap-mirror)"),
+    (
+        "get",
+        "/v2.0/taas/tap_services",
+        "List tap services (filters: any attribute; fields, limit, marker)",
+    ),
+    (
+        "post",
+        "/v2.0/taas/tap_services",
+        "Create a tap service: {\"tap_service\": {...}}; remote_ip is its collector",
+    ),
+    ("get", "/v2.0/taas/tap_services/{id}", "Show a tap service"),
+    ("delete", "/v2.0/taas/tap_services/{id}", "Delete a tap service and its tap flows"),
+    (
+        "get",
+        "/v2.0/taas/tap_flows",
+        "List tap flows (filters: any attribute; fields, limit, marker)",
+    ),
+    ("post", "/v2.0/taas/tap_flows", "Create a tap flow: {\"tap_flow\": {...}}"),
+    ("get", "/v2.0/taas/tap_flows/{id}", "Show a tap flow"),
+    ("delete", "/v2.0/taas/tap_flows/{id}", "Delete a tap flow"),
+    ("get", "/v2.0/taas/tap_mirrors", "List tap mirrors"),
+    ("post", "/v2.0/taas/tap_mirrors", "Create a GRE tap mirror: {\"tap_mirror\": {...}}"),
+    ("get", "/v2.0/taas/tap_mirrors/{id}", "Show a tap mirror"),
+    ("delete", "/v2.0/taas/tap_mirrors/{id}", "Delete a tap mirror"),
+];
+
+/// The OpenAPI paths of the TaaS surface, for the API's document.
+pub fn openapi_paths() -> Map<String, Value> {
+    let error = json!({"description": "refused", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["NeutronError"], "properties": {"NeutronError": {
+            "type": "object", "properties": {"type": {"type": "string"}, "message": {"type": "string"},
+            "detail": {"type": "string"}}}}}}}});
+    let mut paths = Map::new();
+    for (method, path, summary) in ROUTES {
+        let kind = [Kind::Service, Kind::Flow, Kind::Mirror]
+            .into_iter()
+            .find(|k| path.contains(k.plural()));
+        let mut op = json!({
+            "summary": summary,
+            "operationId": format!("{method}{}", path.replace(['/', '{', '}', '.'], "_")),
+            "x-periscope-access": "tenant",
+            "security": [{"bearer": []}, {"x-auth-token": []}],
+            "responses": {"200": {"description": "done"}, "400": error, "401": error, "404": error},
+        });
+        if path.ends_with("{id}") {
+            op["parameters"] = json!([{"name": "id", "in": "path", "required": true,
+                "schema": {"type": "string", "format": "uuid"}}]);
+        }
+        if let (Some(k), &"post") = (kind, method) {
+            let props: Map<String, Value> =
+                k.writable().iter().map(|a| (a.to_string(), json!({}))).collect();
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "required": [k.singular()], "properties": {
+                    k.singular(): {"type": "object", "additionalProperties": false, "properties": props}}}}}});
+            op["responses"]["201"] = json!({"description": "created"});
+            op["responses"]["403"] = error.clone();
+            op["responses"]["409"] = error.clone();
+        }
+        if *method == "delete" {
+            op["responses"]["204"] = json!({"description": "deleted"});
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    paths
+}
+
 /// Asks the core on behalf of one caller.
 struct Asker<'a> {
     core: &'a mpsc::Sender<Envelope>,

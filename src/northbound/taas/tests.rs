@@ -211,3 +211,18 @@ fn routes_are_taas_paths() {
         is_taas("/v2.0/taas/tap_flows") && !is_taas("/v1/tap_flows") && !is_taas("/v2.0/ports")
     );
 }
+
+#[test]
+fn every_documented_taas_operation_is_routed() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let doc = super::super::openapi::document();
+    for (method, path, _) in ROUTES {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in the document");
+        let req = Request::builder()
+            .method(method.to_ascii_uppercase().as_str())
+            .uri(path.replace("{id}", &uuid_of(7)))
+            .body(http_body_util::Full::new(Bytes::from_static(b"{}")))
+            .expect("request");
+        assert!(rt.block_on(route(req)).is_ok(), "{method} {path}");
+    }
+}
