@@ -392,3 +392,117 @@ fn taas_v1(ctl: &ControllerProcess, token: &str, path: &str, body: Value) -> (u1
     periscope::lab::controller::http_json(ctl.api(), Some(token), "POST", path, Some(&body))
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
+
+/// On real Open vSwitch: a tap flow and a tap mirror made only through TaaS copy a VM's
+/// frames to the collector under their keys (the mirror's IN key for frames delivered to the
+/// port, its OUT key for frames the port sends), and the tap flow reads ACTIVE.
+#[test]
+fn taas_made_taps_copy_traffic_on_real_ovs() {
+    use periscope::lab::{ControllerTarget, EchoKind, Encap, HypervisorOptions, VmOptions};
+
+    let lab = Lab::new().expect("lab");
+    let sock = lab.dir().join("of.sock");
+    let hv = lab
+        .add_hypervisor(
+            "hv1",
+            HypervisorOptions::secure().controller(ControllerTarget::Unix(sock.clone())),
+        )
+        .expect("hv1");
+    let vm1 =
+        lab.add_vm(&hv, VmOptions::new("vm1").external_id("tenant-id", "bank-t1")).expect("vm1");
+    let vm2 =
+        lab.add_vm(&hv, VmOptions::new("vm2").external_id("tenant-id", "bank-t1")).expect("vm2");
+    let mut col = lab.add_collector("col").expect("collector");
+    let args = vec![
+        format!("--openflow=punix:{}", sock.display()),
+        format!("--ovsdb=hv1={}", hv.db_remote()),
+    ];
+    let ctl = ControllerProcess::start(PERISCOPE, &args, &lab.dir().join("controller.log"))
+        .expect("controller");
+    ctl.allow("bank-t1", &[&format!("{}/32", col.ip())]).expect("bank-t1's collectors");
+    let (s, t) = ctl
+        .call("POST", "/v1/tokens", Some(&json!({"name": "t1-ovs", "tenant": "bank-t1"})))
+        .expect("api");
+    assert_eq!(s, 201, "{t}");
+    let token = t["token"].as_str().expect("token").to_string();
+    let call = |method: &str, path: &str, body: Option<Value>| {
+        taas(ctl.api(), Some(&token), method, path, body.as_ref())
+    };
+
+    let (s, svc) = call(
+        "POST",
+        "/v2.0/taas/tap_services",
+        Some(json!({"tap_service": {
+        "name": "ovs-collector", "remote_ip": col.ip().to_string(), "encap": "gre", "key": 4545}})),
+    );
+    assert_eq!(s, 201, "{svc}");
+    let (s, flow) = call(
+        "POST",
+        "/v2.0/taas/tap_flows",
+        Some(json!({"tap_flow": {
+        "name": "vm1-both", "tap_service_id": svc["tap_service"]["id"], "source_port": vm1.iface_id(),
+        "direction": "BOTH"}})),
+    );
+    assert_eq!(s, 201, "{flow}");
+    let (s, mirror) = call(
+        "POST",
+        "/v2.0/taas/tap_mirrors",
+        Some(json!({"tap_mirror": {
+        "name": "vm2", "port_id": vm2.iface_id(), "directions": {"IN": 4601, "OUT": 4602},
+        "remote_ip": col.ip().to_string(), "mirror_type": "gre"}})),
+    );
+    assert_eq!(s, 201, "{mirror}");
+    let flow_path =
+        format!("/v2.0/taas/tap_flows/{}", flow["tap_flow"]["id"].as_str().unwrap_or(""));
+    periscope::lab::wait_until("the TaaS tap flow to be ACTIVE", Duration::from_secs(20), || {
+        call("GET", &flow_path, None).1["tap_flow"]["status"] == "ACTIVE"
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    periscope::lab::wait_until("the copy flows", Duration::from_secs(20), || {
+        let dump = hv.ofctl(&["dump-flows", "br-int"]).unwrap_or_default();
+        hv.vsctl(&["list-ports", "br-int"]).unwrap_or_default().contains("psc-gre-")
+            && dump.lines().filter(|l| l.contains("cookie=0x5053")).count() >= 4
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let r = vm1.ping(vm2.ip(), 5, Duration::from_millis(50)).expect("ping");
+    assert_eq!(r.received, 5, "{r:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let cap = col.stop().expect("capture");
+    let all = vec![1, 2, 3, 4, 5];
+    assert_eq!(
+        cap.echo_seqs(Encap::Gre, 4545, EchoKind::Request, vm1.ip()),
+        all,
+        "{:?}",
+        cap.count_by_key()
+    );
+    assert_eq!(
+        cap.echo_seqs(Encap::Gre, 4545, EchoKind::Reply, vm2.ip()),
+        all,
+        "vm1's IN under the tap flow"
+    );
+    assert_eq!(
+        cap.echo_seqs(Encap::Gre, 4601, EchoKind::Request, vm1.ip()),
+        all,
+        "delivered to vm2: the mirror's IN key"
+    );
+    assert_eq!(
+        cap.echo_seqs(Encap::Gre, 4602, EchoKind::Reply, vm2.ip()),
+        all,
+        "sent by vm2: the mirror's OUT key"
+    );
+    assert!(
+        cap.under(Encap::Gre, 4601).all(|f| f.inner_dst == vm2.mac()),
+        "IN holds only frames to vm2"
+    );
+    assert!(
+        cap.under(Encap::Gre, 4602).all(|f| f.inner_src == vm2.mac()),
+        "OUT holds only frames from vm2"
+    );
+    assert_eq!(
+        cap.foreign_keys(&[(Encap::Gre, 4545), (Encap::Gre, 4601), (Encap::Gre, 4602)]),
+        vec![]
+    );
+    assert!(cap.duplicates().is_empty(), "duplicates: {:?}", cap.duplicates());
+    ctl.stop();
+}
