@@ -110,6 +110,13 @@ fn a_taas_client_and_v1_see_the_same_taps() {
     assert_eq!((s, neutron(&v).0), (401, "HTTPUnauthorized"), "{v}");
     let (s, v) = taas(addr, Some("psc_not-a-token"), "GET", "/v2.0/taas/tap_flows", None);
     assert_eq!((s, neutron(&v).0), (401, "HTTPUnauthorized"), "{v}");
+    let bad = json!({"tap_flow": {"direction": "UP"}});
+    let (s, v) = taas(addr, None, "POST", "/v2.0/taas/tap_flows", Some(&bad));
+    assert_eq!(
+        (s, neutron(&v).0),
+        (401, "HTTPUnauthorized"),
+        "no token, not even what is wrong: {v}"
+    );
     let (s, v) = call(&t1, "GET", "/v2.0/extensions", None);
     assert_eq!(s, 200);
     assert!(

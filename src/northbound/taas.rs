@@ -707,6 +707,15 @@ where
         "tap_mirrors" => Some(Kind::Mirror),
         _ => None,
     };
+    let no_such = || {
+        neutron_error(
+            404,
+            "HTTPNotFound",
+            format!(
+                "no such resource: {path}; TaaS resources are {PREFIX}/tap_services, {PREFIX}/tap_flows, {PREFIX}/tap_mirrors"
+            ),
+        )
+    };
     let not_allowed = |allowed: &str| {
         neutron_error(
             405,
@@ -717,35 +726,32 @@ where
     match parts.as_slice() {
         ["v2.0", "extensions"] if method == Method::GET => Ok(Op::Extensions),
         ["v2.0", "extensions"] => Err(not_allowed("GET")),
-        ["v2.0", "taas", r] if kind(r).is_some() => {
-            let k = kind(r).unwrap_or(Kind::Service);
-            match method {
-                Method::GET => Ok(Op::List(k, ListQuery::parse(k, req.uri().query())?)),
-                Method::POST => {
+        ["v2.0", "taas", r, rest @ ..] if rest.len() <= 1 => {
+            let Some(k) = kind(r) else { return Err(no_such()) };
+            match (rest.first(), &method) {
+                (None, &Method::GET) => Ok(Op::List(k, ListQuery::parse(k, req.uri().query())?)),
+                (None, &Method::POST) => {
                     let body = api::body_json(req).await.map_err(|r| from_v1_error(k, &r))?;
                     Ok(Op::Create(k, body))
                 }
-                _ => Err(not_allowed("GET, POST")),
+                (None, _) => Err(not_allowed("GET, POST")),
+                (Some(id), m) => {
+                    let id = id_of(id).ok_or_else(|| {
+                        neutron_error(
+                            404,
+                            k.not_found_type(),
+                            format!("{} {id} not found", k.words()),
+                        )
+                    })?;
+                    match *m {
+                        Method::GET => Ok(Op::Show(k, id)),
+                        Method::DELETE => Ok(Op::Delete(k, id)),
+                        _ => Err(not_allowed("GET, DELETE")),
+                    }
+                }
             }
         }
-        ["v2.0", "taas", r, id] if kind(r).is_some() => {
-            let k = kind(r).unwrap_or(Kind::Service);
-            let id = id_of(id).ok_or_else(|| {
-                neutron_error(404, k.not_found_type(), format!("{} {id} not found", k.words()))
-            })?;
-            match method {
-                Method::GET => Ok(Op::Show(k, id)),
-                Method::DELETE => Ok(Op::Delete(k, id)),
-                _ => Err(not_allowed("GET, DELETE")),
-            }
-        }
-        _ => Err(neutron_error(
-            404,
-            "HTTPNotFound",
-            format!(
-                "no such resource: {path}; TaaS resources are {PREFIX}/tap_services, {PREFIX}/tap_flows, {PREFIX}/tap_mirrors"
-            ),
-        )),
+        _ => Err(no_such()),
     }
 }
 
@@ -895,16 +901,16 @@ where
         Ok(op) => op,
         Err(r) => return r,
     };
-    match op {
-        Op::Extensions => {
-            // Only a known caller learns what is served.
-            let r =
-                ask.call(ApiCall::ListServices(Query { limit: Some(1), ..Query::default() })).await;
-            if r.status != 200 {
-                return from_v1_error(Kind::Service, &r);
-            }
-            ApiReply::ok(extensions())
+    // Who calls is checked first, as Neutron does: a caller without a valid token learns
+    // nothing, not even what is wrong with its request.
+    if matches!(op, Op::Extensions | Op::Create(..)) {
+        let r = ask.call(ApiCall::ListServices(Query { limit: Some(1), ..Query::default() })).await;
+        if r.status != 200 {
+            return from_v1_error(Kind::Service, &r);
         }
+    }
+    match op {
+        Op::Extensions => ApiReply::ok(extensions()),
         Op::List(kind, q) => list(&ask, kind, &q).await,
         Op::Show(kind, id) => show(&ask, kind, id).await,
         Op::Create(kind, body) => create(&ask, kind, &body).await,
@@ -1107,7 +1113,14 @@ async fn create(ask: &Asker<'_>, kind: Kind, body: &Value) -> ApiReply {
                 Err(r) => return r,
             };
             let svc = v1["tap_service"].as_u64().unwrap_or(0);
-            let r = ask.call(ApiCall::CreateFlow(v1)).await;
+            // A tap mirror's parts are no tap services to TaaS: another flow would unmake it.
+            let r = match world(ask).await {
+                Ok((_, _, m)) if m.members.contains(&svc) => {
+                    ApiReply::fail(404, "not_found", "", None, Value::Null)
+                }
+                Ok(_) => ask.call(ApiCall::CreateFlow(v1)).await,
+                Err(r) => r,
+            };
             if r.status == 404 {
                 return neutron_error(
                     404,
