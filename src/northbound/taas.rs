@@ -216,11 +216,32 @@ fn taas_field(kind: Kind, v1: &str) -> String {
     }
 }
 
+/// A `/v1` message with the ids it names (`tap service 7`, `(id 7)`) written as TaaS ids.
+fn uuids_in(text: &str) -> String {
+    const BEFORE_ID: &[&str] = &["tap service ", "tap flow ", "(id "];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let next = BEFORE_ID.iter().filter_map(|p| rest.find(p).map(|i| (i, p.len()))).min();
+        let Some((at, len)) = next else { break };
+        out.push_str(&rest[..at + len]);
+        rest = &rest[at + len..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<u64>() {
+            Ok(id) => out.push_str(&uuid_of(id)),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A `/v1` refusal in Neutron's shape, its fields named as TaaS names them.
 pub fn from_v1_error(kind: Kind, r: &ApiReply) -> ApiReply {
     let e = &r.body["error"];
     let code = e["code"].as_str().unwrap_or("");
-    let text = e["message"].as_str().unwrap_or("refused");
+    let text = uuids_in(e["message"].as_str().unwrap_or("refused"));
     let field = e["field"].as_str().map(|f| taas_field(kind, f));
     let message = match (code, &field) {
         ("bad_field", Some(f)) => {
@@ -229,7 +250,7 @@ pub fn from_v1_error(kind: Kind, r: &ApiReply) -> ApiReply {
             format!("Invalid input for {f}: {value}; expected {expected}")
         }
         (_, Some(f)) => format!("{f}: {text}"),
-        _ => text.to_string(),
+        _ => text,
     };
     let ty = match (r.status, code) {
         (400, _) => "HTTPBadRequest",

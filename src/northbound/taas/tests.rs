@@ -160,6 +160,19 @@ fn v1_refusals_become_neutron_errors_with_taas_names() {
     );
     let r = ApiReply::fail(401, "unauthorized", "a valid token is needed", None, Value::Null);
     assert_eq!(error_of(&from_v1_error(Kind::Flow, &r)).1, "HTTPUnauthorized");
+    let r = ApiReply::fail(
+        409,
+        "key_taken",
+        "key 4102 is already used by tap service 12",
+        Some("key"),
+        Value::Null,
+    );
+    assert_eq!(
+        error_of(&from_v1_error(Kind::Mirror, &r)),
+        (409, "HTTPConflict", "directions: key 4102 is already used by tap service 50530000-0000-0000-0000-00000000000c")
+    );
+    assert_eq!(uuids_in("tenant t has a tap flow named \"n\" (id 13); tap service x"),
+        "tenant t has a tap flow named \"n\" (id 50530000-0000-0000-0000-00000000000d); tap service x");
     let r = ApiReply::fail(404, "not_found", "gone", None, Value::Null);
     assert_eq!(error_of(&from_v1_error(Kind::Mirror, &r)).1, "TapMirrorNotFound");
 }
