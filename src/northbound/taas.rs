@@ -17,6 +17,9 @@
 //!   one GRE tap service per key, each with one tap flow on `port_id`; ERSPAN is refused.
 //! - `description` is not kept: only an empty one is accepted.
 //! - deleting a tap service deletes its tap flows first, as TaaS does.
+//!
+//! A tap mirror's creation and a tap service's deletion are several `/v1` writes, not one
+//! transaction: a refused part undoes the parts this request made before it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
