@@ -110,6 +110,9 @@ fn a_taas_client_and_v1_see_the_same_taps() {
     assert_eq!((s, neutron(&v).0), (401, "HTTPUnauthorized"), "{v}");
     let (s, v) = taas(addr, Some("psc_not-a-token"), "GET", "/v2.0/taas/tap_flows", None);
     assert_eq!((s, neutron(&v).0), (401, "HTTPUnauthorized"), "{v}");
+    // Version discovery needs no token, as in Neutron.
+    let (s, v) = taas(addr, None, "GET", "/", None);
+    assert_eq!((s, &v["versions"][0]["id"]), (200, &json!("v2.0")), "{v}");
     let bad = json!({"tap_flow": {"direction": "UP"}});
     let (s, v) = taas(addr, None, "POST", "/v2.0/taas/tap_flows", Some(&bad));
     assert_eq!(

@@ -37,7 +37,8 @@ pub const PREFIX: &str = "/v2.0/taas";
 
 /// Whether a request path belongs to the TaaS surface.
 pub fn is_taas(path: &str) -> bool {
-    path == "/v2.0/extensions"
+    path == "/"
+        || path == "/v2.0/extensions"
         || path == "/v2.0/extensions/"
         || path == PREFIX
         || path.starts_with("/v2.0/taas/")
@@ -748,6 +749,8 @@ where
         )
     };
     match parts.as_slice() {
+        [] if method == Method::GET => Err(ApiReply::ok(versions(req.headers()))),
+        [] => Err(not_allowed("GET")),
         ["v2.0", "extensions"] if method == Method::GET => Ok(Op::Extensions),
         ["v2.0", "extensions"] => Err(not_allowed("GET")),
         ["v2.0", "taas", r, rest @ ..] if rest.len() <= 1 => {
@@ -779,6 +782,16 @@ where
     }
 }
 
+/// `GET /`: the API versions, as Neutron answers clients that discover them (no token needed).
+fn versions(headers: &hyper::HeaderMap) -> Value {
+    let host =
+        headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    json!({ "versions": [{
+        "id": "v2.0", "status": "CURRENT",
+        "links": [{"href": format!("http://{host}/v2.0/"), "rel": "self"}]
+    }]})
+}
+
 /// The extensions this surface offers, as Neutron lists them.
 fn extensions() -> Value {
     json!({ "extensions": [
@@ -791,6 +804,7 @@ fn extensions() -> Value {
 
 /// Every TaaS operation: method, path, summary.
 pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("get", "/", "The API versions, for clients that discover them (no token needed)"),
     ("get", "/v2.0/extensions", "The TaaS extensions served (taas, tap-mirror)"),
     (
         "get",
@@ -836,6 +850,10 @@ pub fn openapi_paths() -> Map<String, Value> {
             "security": [{"bearer": []}, {"x-auth-token": []}],
             "responses": {"200": {"description": "done"}, "400": error, "401": error, "404": error},
         });
+        if *path == "/" {
+            op["security"] = json!([]);
+            op["x-periscope-access"] = json!("public");
+        }
         if path.ends_with("{id}") {
             op["parameters"] = json!([{"name": "id", "in": "path", "required": true,
                 "schema": {"type": "string", "format": "uuid"}}]);
