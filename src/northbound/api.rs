@@ -84,7 +84,7 @@ impl Query {
 }
 
 /// Decodes `%XX` escapes; anything else, a malformed escape included, stays as it is.
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -254,12 +254,21 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let token = credentials(&req);
-    let reply = match route(req).await {
-        Ok(call) => ask(&core, ApiRequest { token, call }).await,
-        Err(reply) => reply,
+    let reply = if super::taas::is_taas(&path) {
+        super::taas::serve(req, token, &core).await
+    } else {
+        match route(req).await {
+            Ok(call) => ask(&core, ApiRequest { token, call }).await,
+            Err(reply) => reply,
+        }
     };
     debug!(log, "API request"; "peer" => %peer, "method" => %method, "path" => &path, "status" => reply.status);
-    let body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
+    // 204 (a TaaS deletion) has no body.
+    let body = if reply.status == 204 {
+        Vec::new()
+    } else {
+        serde_json::to_vec_pretty(&reply.body).unwrap_or_default()
+    };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -292,7 +301,7 @@ fn shutting_down() -> ApiReply {
     ApiReply::fail(503, "unavailable", "the controller is shutting down", None, Value::Null)
 }
 
-async fn ask(core: &mpsc::Sender<Envelope>, req: ApiRequest) -> ApiReply {
+pub(crate) async fn ask(core: &mpsc::Sender<Envelope>, req: ApiRequest) -> ApiReply {
     let (tx, rx) = oneshot::channel();
     if core.send((req, tx)).await.is_err() {
         return shutting_down();
@@ -312,7 +321,7 @@ fn parse_id(s: &str, what: &str) -> Result<u64, ApiReply> {
     })
 }
 
-async fn body_json<B>(req: Request<B>) -> Result<Value, ApiReply>
+pub(crate) async fn body_json<B>(req: Request<B>) -> Result<Value, ApiReply>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

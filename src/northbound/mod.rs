@@ -11,3 +11,4 @@ pub mod openapi;
 pub mod rules;
 pub mod server;
 pub mod store;
+pub mod taas;

@@ -281,6 +281,7 @@ pub fn document() -> Value {
         let entry = paths.entry(route.path).or_insert_with(|| json!({}));
         entry[route.method] = operation(route);
     }
+    paths.extend(super::taas::openapi_paths());
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -291,7 +292,10 @@ pub fn document() -> Value {
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "x-auth-token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}
+            },
             "schemas": schemas()
         },
         "paths": paths,
