@@ -618,8 +618,10 @@ impl Bench {
     /// Migrates `moves` (vm, destination) at once; returns the core time spent.
     fn migrate(&mut self, moves: &[(usize, usize)]) -> Duration {
         let core_before = self.in_core;
-        // 1. Each destination's OVSDB update, one per VM, back to back.
+        // 1. Each destination's OVSDB update, one per VM, back to back: queued together, the
+        // serve loop drains them as one batch.
         let mut new = Vec::new();
+        self.timed(|c| c.defer_reconcile());
         for &(vm, to) in moves {
             let (changes, at) = self.plug(vm, to);
             let since = Instant::now();
@@ -632,6 +634,7 @@ impl Bench {
             self.topology(changes);
             new.push(at);
         }
+        self.timed(|c| c.flush());
         self.pump();
         // 2. Each VM's first frame at the destination.
         for (&(vm, _), at) in moves.iter().zip(&new) {
@@ -647,7 +650,8 @@ impl Bench {
             self.timed(|c| c.handle_switch_event(conn, SwitchEvent::Session(ev)));
         }
         self.pump();
-        // 3. Each source's rows go.
+        // 3. Each source's rows go (one drained batch, like the destinations').
+        self.timed(|c| c.defer_reconcile());
         for (&(vm, _), at) in moves.iter().zip(new) {
             let old = std::mem::replace(&mut self.vms[vm], at);
             let changes = self.unplug(&old);
@@ -660,6 +664,7 @@ impl Bench {
             });
             self.topology(changes);
         }
+        self.timed(|c| c.flush());
         self.pump();
         // A source with nothing left to change never confirms: it was clean already.
         let now = Instant::now();

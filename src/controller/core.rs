@@ -154,6 +154,9 @@ pub struct Core {
     prober: Prober,
     /// The zero of the topology's clock.
     epoch: Instant,
+    /// While events are drained in a batch ([`Core::defer_reconcile`]): the bridges they
+    /// touched, planned once when the batch ends ([`Core::flush`]).
+    deferred: Option<BTreeSet<Dpid>>,
 }
 
 impl Core {
@@ -176,6 +179,7 @@ impl Core {
             next_txn: 1,
             prober: Prober::new(ProberConfig::default(), nonce()),
             epoch: Instant::now(),
+            deferred: None,
         }
     }
 
@@ -631,7 +635,25 @@ impl Core {
                 }
             }
         }
-        self.reconcile_bridges(Some(&affected));
+        match &mut self.deferred {
+            Some(d) => d.extend(affected),
+            None => self.reconcile_bridges(Some(&affected)),
+        }
+    }
+
+    /// Starts a batch of topology events: the bridges they touch are planned once, when
+    /// [`Core::flush`] ends the batch, rather than once per event (a hundred migrations that
+    /// arrive together cost one plan per bridge they touch). Only topology events may come in
+    /// between: everything else reads the plans.
+    pub fn defer_reconcile(&mut self) {
+        self.deferred.get_or_insert_with(BTreeSet::new);
+    }
+
+    /// Ends a batch begun by [`Core::defer_reconcile`]: plans and reconciles what it touched.
+    pub fn flush(&mut self) {
+        if let Some(d) = self.deferred.take().filter(|d| !d.is_empty()) {
+            self.reconcile_bridges(Some(&d));
+        }
     }
 
     /// The datapath ids of switches whose handshake finished.

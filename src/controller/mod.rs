@@ -147,6 +147,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Capacity of the queue of events from all drivers to the core.
 const EVENT_QUEUE: usize = 65_536;
+/// OVSDB events handled together at most, before the bridges they touch are planned.
+const OVSDB_DRAIN: usize = 1024;
 
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let log = logger(args.log_format, args.log_level);
@@ -249,7 +251,17 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
                 None => break,
             },
             ev = ovsdb_rx.recv(), if ovsdb_open => match ev {
-                Some((hv, ev)) => core.handle_ovsdb_event(hv, ev),
+                Some((hv, ev)) => {
+                    // With whatever else the hypervisors sent meanwhile: the bridges all of it
+                    // touches are planned once.
+                    core.defer_reconcile();
+                    core.handle_ovsdb_event(hv, ev);
+                    for _ in 1..OVSDB_DRAIN {
+                        let Ok((hv, ev)) = ovsdb_rx.try_recv() else { break };
+                        core.handle_ovsdb_event(hv, ev);
+                    }
+                    core.flush();
+                }
                 None => ovsdb_open = false,
             },
             ev = nb_rx.recv() => match ev {
