@@ -268,8 +268,24 @@ impl Hypervisor {
         let net = Ipv4Addr::from(
             u32::from(self.underlay_ip) & (u32::MAX << (32 - u32::from(UNDERLAY_PREFIX_LEN))),
         );
-        self.appctl(&["ovs/route/add", &format!("{net}/{UNDERLAY_PREFIX_LEN}"), "br-phy"])?;
-        Ok(())
+        // ovs-vswitchd refuses the route until it has seen br-phy's new address.
+        let route = format!("{net}/{UNDERLAY_PREFIX_LEN}");
+        let mut last = None;
+        let added = cmd::wait_for(
+            "ovs-vswitchd to take the underlay route",
+            Duration::from_secs(5),
+            || match self.appctl(&["ovs/route/add", &route, "br-phy"]) {
+                Ok(_) => Some(()),
+                Err(e) => {
+                    last = Some(e);
+                    None
+                }
+            },
+        );
+        match (added, last) {
+            (Ok(()), _) => Ok(()),
+            (Err(_), Some(e)) | (Err(e), None) => Err(e),
+        }
     }
 
     fn build_br_int(&self, options: &HypervisorOptions) -> Result<()> {
