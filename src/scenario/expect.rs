@@ -191,6 +191,11 @@ fn lookup<'a>(
     Ok((cap, tun))
 }
 
+/// The judgement on traffic that never sent anything (and why, when it knows).
+fn sent_nothing(name: &str, error: Option<&str>) -> Judged {
+    fail(format!("{name} sent nothing{}", error.map(|e| format!(": {e}")).unwrap_or_default()))
+}
+
 fn copies(
     f: &Facts,
     collector: &str,
@@ -206,10 +211,7 @@ fn copies(
     };
     let Some(ping) = f.pings.get(ping_name) else { return fail(format!("{ping_name} never ran")) };
     if ping.sent == 0 {
-        return fail(format!(
-            "{ping_name} sent nothing{}",
-            ping.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
-        ));
+        return sent_nothing(ping_name, ping.error.as_deref());
     }
     let frames: Vec<&Frame> = cap.under(encap, key).collect();
     let sender = ping.from == vm;
@@ -601,10 +603,7 @@ fn stream_copies(
     };
     let Some(x) = f.streams.get(stream) else { return fail(format!("{stream} never ran")) };
     if x.sent == 0 {
-        return fail(format!(
-            "{stream} sent nothing{}",
-            x.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
-        ));
+        return sent_nothing(stream, x.error.as_deref());
     }
     let (fwd, rev) =
         stream_segments(cap.segments.iter().filter(|s| s.encap == encap && s.key == Some(key)), x);

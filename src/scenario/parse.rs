@@ -708,26 +708,33 @@ fn hv_ref(
     name_in(sec, field, "[[hypervisor]]", s.hypervisors.iter().map(|h| &h.name))
 }
 
+/// The name, sender and receiver of a traffic step: the name given, or `<prefix><n + 1>` after
+/// the `n` steps of its kind before it, unique among pings and streams; two different VMs.
+fn traffic_ends(
+    sec: &mut Section<'_>,
+    s: &Scenario,
+    prefix: &str,
+    n: usize,
+) -> Result<(String, String, String), ScenarioError> {
+    let name = sec.opt_text("name")?.unwrap_or_else(|| format!("{prefix}{}", n + 1));
+    if s.ping(&name).is_some() || s.stream(&name).is_some() {
+        return Err(sec.bad("name", "a name no other start_ping, start_udp or start_tcp step has"));
+    }
+    let from = vm_ref(sec, "from", s)?;
+    let to = vm_ref(sec, "to", s)?;
+    if from == to {
+        return Err(sec.bad("to", "a VM other than the sender"));
+    }
+    Ok((name, from, to))
+}
+
 fn parse_step(sec: &mut Section<'_>, s: &Scenario) -> Result<Step, ScenarioError> {
     let at = sec.opt_float("at", 0.0, 86_400.0)?;
     let action = sec.opt_str("action")?.unwrap_or_default();
     let action = match action.as_str() {
         "start_ping" => {
-            let name = sec.opt_text("name")?.unwrap_or_else(|| {
-                let n =
-                    s.steps.iter().filter(|st| matches!(st.action, Action::StartPing(_))).count();
-                format!("ping{}", n + 1)
-            });
-            if s.ping(&name).is_some() || s.stream(&name).is_some() {
-                return Err(
-                    sec.bad("name", "a name no other start_ping, start_udp or start_tcp step has")
-                );
-            }
-            let from = vm_ref(sec, "from", s)?;
-            let to = vm_ref(sec, "to", s)?;
-            if from == to {
-                return Err(sec.bad("to", "a VM other than the sender"));
-            }
+            let n = s.steps.iter().filter(|st| matches!(st.action, Action::StartPing(_))).count();
+            let (name, from, to) = traffic_ends(sec, s, "ping", n)?;
             let interval_ms = sec.opt_uint("interval_ms", 10, 60_000)?.unwrap_or(100);
             let count = sec.opt_uint("count", 1, 65_535)?.unwrap_or(50) as u32;
             Action::StartPing(PingSpec { name, from, to, interval_ms, count })
@@ -735,24 +742,12 @@ fn parse_step(sec: &mut Section<'_>, s: &Scenario) -> Result<Step, ScenarioError
         "start_udp" | "start_tcp" => {
             let kind = if action == "start_udp" { StreamKind::Udp } else { StreamKind::Tcp };
             let prefix = if kind == StreamKind::Udp { "udp" } else { "tcp" };
-            let name = sec.opt_text("name")?.unwrap_or_else(|| {
-                let n = s
-                    .steps
-                    .iter()
-                    .filter(|st| matches!(&st.action, Action::StartStream(x) if x.kind == kind))
-                    .count();
-                format!("{prefix}{}", n + 1)
-            });
-            if s.ping(&name).is_some() || s.stream(&name).is_some() {
-                return Err(
-                    sec.bad("name", "a name no other start_ping, start_udp or start_tcp step has")
-                );
-            }
-            let from = vm_ref(sec, "from", s)?;
-            let to = vm_ref(sec, "to", s)?;
-            if from == to {
-                return Err(sec.bad("to", "a VM other than the sender"));
-            }
+            let n = s
+                .steps
+                .iter()
+                .filter(|st| matches!(&st.action, Action::StartStream(x) if x.kind == kind))
+                .count();
+            let (name, from, to) = traffic_ends(sec, s, prefix, n)?;
             let (count, size, interval_ms) = if kind == StreamKind::Udp {
                 let rate = sec.opt_uint("rate_pps", 1, 20_000)?.unwrap_or(100);
                 let count = sec.opt_uint("count", 1, 1_000_000)?.unwrap_or(500);

@@ -934,27 +934,14 @@ impl<'a> Run<'a> {
         let dst_port = FIRST_STREAM_PORT.saturating_add(n as u16);
         let src_port = dst_port.saturating_add(10_000);
         let outcome = StreamOutcome {
-            name: x.name.clone(),
-            kind: x.kind,
-            from: x.from.clone(),
-            to: x.to.clone(),
             from_ip,
             to_ip,
             src_port,
             dst_port,
             id: if x.kind == super::spec::StreamKind::Udp { FIRST_STREAM_ID + n } else { 0 },
-            sent: 0,
-            send_errors: 0,
-            received: 0,
-            seqs: Vec::new(),
-            duplicates: 0,
-            intact: true,
-            times_ns: Vec::new(),
-            longest_gap_ms: None,
             interval_ms: x.interval_ms,
             started_s: tl0.elapsed().as_secs_f64(),
-            ended_s: 0.0,
-            error: None,
+            ..StreamOutcome::new(&x.name, x.kind, &x.from, &x.to)
         };
         let start = StreamStart {
             program: &self.opts.program,

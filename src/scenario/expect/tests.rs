@@ -284,27 +284,15 @@ use crate::scenario::traffic::stream::{StreamKind, StreamOutcome};
 
 fn stream(kind: StreamKind) -> StreamOutcome {
     StreamOutcome {
-        name: "s".into(),
-        kind,
-        from: "a".into(),
-        to: "b".into(),
         from_ip: A,
         to_ip: B,
         src_port: 30000,
         dst_port: 20000,
         id: 9,
-        sent: 0,
-        send_errors: 0,
-        received: 0,
-        seqs: Vec::new(),
-        duplicates: 0,
-        intact: true,
-        times_ns: Vec::new(),
         longest_gap_ms: Some(10.0),
         interval_ms: 10.0,
-        started_s: 0.0,
         ended_s: 1.0,
-        error: None,
+        ..StreamOutcome::new("s", kind, "a", "b")
     }
 }
 

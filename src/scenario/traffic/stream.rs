@@ -407,6 +407,34 @@ pub struct StreamOutcome {
 }
 
 impl StreamOutcome {
+    /// A stream between two VMs that has not run yet: nothing sent, nothing received, its
+    /// addresses, ports and timing left for the caller to fill in.
+    pub fn new(name: &str, kind: StreamKind, from: &str, to: &str) -> StreamOutcome {
+        StreamOutcome {
+            name: name.to_string(),
+            kind,
+            from: from.to_string(),
+            to: to.to_string(),
+            from_ip: Ipv4Addr::UNSPECIFIED,
+            to_ip: Ipv4Addr::UNSPECIFIED,
+            src_port: 0,
+            dst_port: 0,
+            id: 0,
+            sent: 0,
+            send_errors: 0,
+            received: 0,
+            seqs: Vec::new(),
+            duplicates: 0,
+            intact: true,
+            times_ns: Vec::new(),
+            longest_gap_ms: None,
+            interval_ms: 0.0,
+            started_s: 0.0,
+            ended_s: 0.0,
+            error: None,
+        }
+    }
+
     /// UDP sequence numbers in `1..=sent` that never arrived.
     pub fn lost(&self) -> Vec<u32> {
         let sent = u32::try_from(self.sent).unwrap_or(u32::MAX);
@@ -623,27 +651,13 @@ mod tests {
 
     fn outcome(kind: StreamKind) -> StreamOutcome {
         StreamOutcome {
-            name: "s".into(),
-            kind,
-            from: "a".into(),
-            to: "b".into(),
             from_ip: Ipv4Addr::new(198, 51, 100, 1),
             to_ip: Ipv4Addr::new(198, 51, 100, 2),
             src_port: 30000,
             dst_port: 20000,
             id: 1,
-            sent: 0,
-            send_errors: 0,
-            received: 0,
-            seqs: Vec::new(),
-            duplicates: 0,
-            intact: true,
-            times_ns: Vec::new(),
-            longest_gap_ms: None,
             interval_ms: 10.0,
-            started_s: 0.0,
-            ended_s: 0.0,
-            error: None,
+            ..StreamOutcome::new("s", kind, "a", "b")
         }
     }
 
