@@ -58,6 +58,10 @@ struct Switch {
     dirty_since: Option<Instant>,
     /// How long the last change took, from noticing it to the switch's confirmation.
     last_reprogram: Option<Duration>,
+    /// When the connection was accepted.
+    connected_at: std::time::SystemTime,
+    /// The last echo round trip time.
+    echo_rtt: Option<Duration>,
 }
 
 /// Frames a VM sent at its new place before the copies of what it receives were moved there:
@@ -144,6 +148,8 @@ pub struct Core {
     prober: Prober,
     /// The zero of the topology's clock.
     epoch: Instant,
+    /// Counters and histograms for `GET /metrics`.
+    metrics: crate::northbound::metrics::Metrics,
 }
 
 impl Core {
@@ -166,6 +172,7 @@ impl Core {
             next_txn: 1,
             prober: Prober::new(ProberConfig::default(), nonce()),
             epoch: Instant::now(),
+            metrics: Default::default(),
         }
     }
 
@@ -566,9 +573,11 @@ impl Core {
             let g = e.generation.0;
             match &e.kind {
                 EventKind::MigrationStarted { iface_id, .. } => {
+                    self.metrics.migrations_started += 1;
                     info!(self.log, "migration started"; "iface_id" => iface_id, "generation" => g)
                 }
                 EventKind::MigrationFinished { iface_id, to, .. } => {
+                    self.metrics.migrations_finished += 1;
                     info!(self.log, "migration finished"; "iface_id" => iface_id, "generation" => g,
                         "to" => format!("{}/{:?}", to.hypervisor, to.ofport))
                 }
@@ -669,6 +678,8 @@ impl Core {
                         reconciler: Reconciler::new(),
                         dirty_since: None,
                         last_reprogram: None,
+                        connected_at: std::time::SystemTime::now(),
+                        echo_rtt: None,
                     },
                 );
             }
@@ -706,6 +717,9 @@ impl Core {
                 self.start_dump(conn);
             }
             SessionEvent::Reply { request, replies } if request.tag == TAG_DUMP => {
+                for m in &replies {
+                    self.metrics.received(m.msg_type());
+                }
                 let flows: Vec<_> = replies
                     .into_iter()
                     .filter_map(|m| match m {
@@ -722,6 +736,7 @@ impl Core {
                 self.reconcile(conn);
             }
             SessionEvent::RequestFailed { request, xid, error } => {
+                self.metrics.switch_error(&error);
                 let what =
                     request.as_ref().map(|r| r.label.as_str()).unwrap_or("an unknown request");
                 warn!(sw.log, "switch refused a request";
@@ -735,6 +750,8 @@ impl Core {
                 }
             }
             SessionEvent::Confirmed { barrier, .. } => {
+                self.metrics.received(periscope_codec::openflow::MsgType::BarrierReply);
+                self.metrics.barrier_rtt.observe(barrier.sent_at.elapsed());
                 let (batch, _) = split_tag(barrier.tag);
                 let refused = sw.reconciler.handle_confirmed(batch);
                 info!(sw.log, "batch confirmed"; "batch" => batch, "refused" => refused.len(),
@@ -756,6 +773,7 @@ impl Core {
                             self.reprograms.pop_front();
                         }
                         self.reprograms.push_back(took);
+                        self.metrics.reprogram.observe(took);
                     }
                 }
                 self.release_holds();
@@ -771,12 +789,15 @@ impl Core {
                 self.switches.remove(&conn);
             }
             SessionEvent::Malformed { error, msg_type } => {
+                self.metrics.malformed();
                 warn!(sw.log, "malformed message from switch"; "type" => msg_type, "error" => %error);
             }
             SessionEvent::EchoRtt(rtt) => {
                 debug!(sw.log, "echo"; "rtt_ms" => rtt.as_secs_f64() * 1e3);
+                sw.echo_rtt = Some(rtt);
             }
             SessionEvent::PortStatus(ps) => {
+                self.metrics.received(periscope_codec::openflow::MsgType::PortStatus);
                 debug!(sw.log, "port status"; "port" => %ps.desc.port_no, "name" => &ps.desc.name,
                     "reason" => ?ps.reason);
                 if let Some(dpid) = sw.dpid {
@@ -793,6 +814,7 @@ impl Core {
                 }
             }
             SessionEvent::PacketIn(pin) => {
+                self.metrics.received(periscope_codec::openflow::MsgType::PacketIn);
                 let kind = cookie::decode(pin.cookie).map(|(k, _)| k);
                 match (kind, sw.dpid) {
                     (Some(k), Some(dpid)) if k == cookie::Kind::Probe as u8 => {
@@ -804,7 +826,15 @@ impl Core {
                     _ => {}
                 }
             }
-            SessionEvent::FlowRemoved(_) | SessionEvent::Reply { .. } | SessionEvent::Other(_) => {}
+            SessionEvent::FlowRemoved(_) => {
+                self.metrics.received(periscope_codec::openflow::MsgType::FlowRemoved)
+            }
+            SessionEvent::Reply { replies, .. } => {
+                for m in &replies {
+                    self.metrics.received(m.msg_type());
+                }
+            }
+            SessionEvent::Other(m) => self.metrics.received(m.msg.msg_type()),
         }
     }
 
@@ -862,8 +892,9 @@ impl Core {
 
     fn send(&mut self, conn: ConnId, requests: Vec<Request>) {
         let Some(sw) = self.switches.get_mut(&conn) else { return };
+        let types: Vec<_> = requests.iter().map(|r| r.msg.msg_type()).collect();
         match sw.commands.try_send(SwitchCommand::Send(requests)) {
-            Ok(()) => {}
+            Ok(()) => types.into_iter().for_each(|t| self.metrics.sent(t)),
             Err(TrySendError::Full(_)) => {
                 // The switch cannot keep up: drop the connection; it will reconnect and be
                 // reconciled from a fresh read of its flows.

@@ -133,6 +133,8 @@ pub enum ApiCall {
     Switches,
     /// `GET /v1/stats`.
     Stats,
+    /// `GET /metrics`: the Prometheus text exposition (the reply's body is its text).
+    Metrics,
     /// `GET /v1/tenants`.
     ListTenants,
     /// `GET /v1/tenants/{name}`.
@@ -254,19 +256,27 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let token = credentials(&req);
+    let mut text = false;
     let reply = match route(req).await {
-        Ok(call) => ask(&core, ApiRequest { token, call }).await,
+        Ok(call) => {
+            text = call == ApiCall::Metrics;
+            ask(&core, ApiRequest { token, call }).await
+        }
         Err(reply) => reply,
     };
     debug!(log, "API request"; "peer" => %peer, "method" => %method, "path" => &path, "status" => reply.status);
-    let body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
+    // The metrics are text; anything else, their errors included, is JSON.
+    let (body, content_type) = match &reply.body {
+        Value::String(t) if text && reply.status == 200 => {
+            (t.clone().into_bytes(), super::metrics::CONTENT_TYPE)
+        }
+        b => (serde_json::to_vec_pretty(b).unwrap_or_default(), "application/json"),
+    };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
     if reply.status == 401 {
         resp.headers_mut().insert(
             hyper::header::WWW_AUTHENTICATE,
@@ -343,6 +353,7 @@ const RESOURCES: &[&str] = &[
     "/v1/switches",
     "/v1/stats",
     "/v1/openapi.json",
+    "/metrics",
 ];
 
 async fn route<B>(req: Request<B>) -> Result<ApiCall, ApiReply>
@@ -407,6 +418,8 @@ where
         (["v1", "topology"], &Method::GET) => Ok(ApiCall::Topology),
         (["v1", "switches"], &Method::GET) => Ok(ApiCall::Switches),
         (["v1", "stats"], &Method::GET) => Ok(ApiCall::Stats),
+        (["metrics"], &Method::GET) => Ok(ApiCall::Metrics),
+        (["metrics"], _) => Err(not_allowed("GET")),
         (["v1", "interfaces", iface], &Method::GET) => Ok(ApiCall::Interface(iface.to_string())),
         (["v1", "interfaces", iface], &Method::PUT) => {
             Ok(ApiCall::PutInterface(iface.to_string(), body_json(req).await?))

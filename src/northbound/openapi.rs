@@ -161,6 +161,7 @@ pub const ROUTES: &[Route] = &[
     r("get", "/v1/switches", "Connected bridges", Access::Operator, None, false),
     r("get", "/v1/stats", "Counters and reprogramming times", Access::Operator, None, false),
     r("get", "/v1/openapi.json", "This document", Access::Public, None, false),
+    r("get", "/metrics", "Prometheus metrics (text format 0.0.4)", Access::Operator, None, false),
 ];
 
 fn object(fields: &[FieldDoc], extra: Map<String, Value>) -> Value {
@@ -248,6 +249,9 @@ fn operation(route: &Route) -> Value {
         "200": {"description": "done", "content": {"application/json": {}}},
         "400": error.clone(), "404": error.clone()
     });
+    if route.path == "/metrics" {
+        responses["200"]["content"] = json!({ super::metrics::CONTENT_TYPE: {} });
+    }
     if route.access != Access::Public {
         responses["401"] = error.clone();
         responses["403"] = error.clone();

@@ -9,6 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use periscope_codec::openflow::Dpid;
 use periscope_codec::ovsdb::{Operation, OvsdbOpError};
 use periscope_topology::Source as TopoSource;
 use serde_json::{json, Value};
@@ -261,23 +262,12 @@ impl Core {
                     a
                 )))))
             }
-            ApiCall::Switches => {
-                let list: Vec<Value> = self
-                    .switches
-                    .values()
-                    .filter_map(|s| {
-                        let dpid = s.dpid?;
-                        Some(json!({
-                            "dpid": dpid.to_string(),
-                            "peer": s.peer,
-                            "our_flows": s.reconciler.actual().map(|a| a.len()),
-                        }))
-                    })
-                    .collect();
-                ApiReply::ok(json!(list))
-            }
+            ApiCall::Switches => ApiReply::ok(self.switch_list()),
             ApiCall::Topology => ApiReply::ok(json!(self.topology.snapshot())),
             ApiCall::Stats => ApiReply::ok(self.stats()),
+            ApiCall::Metrics => {
+                ApiReply::ok(Value::String(self.metrics.render(&self.stats(), &self.switch_list())))
+            }
             _ => ApiReply::fail(500, "internal", "unhandled call", None, Value::Null),
         };
         Answer::Now(reply)
@@ -604,6 +594,36 @@ impl Core {
         v
     }
 
+    /// The connected switches, sorted by dpid: where each is, since when, what it holds.
+    fn switch_list(&self) -> Value {
+        let mut list: Vec<(Dpid, Value)> = self
+            .switches
+            .values()
+            .filter_map(|s| {
+                let dpid = s.dpid?;
+                let bridge = self.topology.bridge_by_dpid(dpid);
+                let since = s.connected_at.duration_since(std::time::UNIX_EPOCH).ok();
+                Some((
+                    dpid,
+                    json!({
+                        "dpid": dpid.to_string(),
+                        "peer": s.peer,
+                        "hypervisor": bridge.map(|b| b.bridge.hypervisor.to_string()),
+                        "bridge": bridge.map(|b| b.row.name.clone()),
+                        "connected_since_ms": since.map(|d| d.as_millis() as u64),
+                        "our_flows": s.reconciler.actual().map(|a| a.len()),
+                        "programmed": s.dirty_since.is_none() && !s.reconciler.busy(),
+                        "last_reprogram_ms": s.last_reprogram.map(|d| d.as_secs_f64() * 1e3),
+                        "echo_rtt_ms": s.echo_rtt.map(|d| d.as_secs_f64() * 1e3),
+                        "queue_depth": s.commands.max_capacity() - s.commands.capacity(),
+                    }),
+                ))
+            })
+            .collect();
+        list.sort_by_key(|(d, _)| *d);
+        Value::Array(list.into_iter().map(|(_, v)| v).collect())
+    }
+
     /// Counters and reprogramming times.
     fn stats(&self) -> Value {
         let mut ms: Vec<f64> = self.reprograms.iter().map(|d| d.as_secs_f64() * 1e3).collect();
@@ -614,6 +634,13 @@ impl Core {
             "hypervisors": self.ovsdb.values().filter(|p| p.connected).count(),
             "tap_services": self.nb.state.taps.services().count(),
             "tap_flows": self.nb.state.taps.flows().count(),
+            "tap_flows_active": self
+                .nb
+                .state
+                .taps
+                .flows()
+                .filter(|f| self.flow_status(f)["status"] == "ACTIVE")
+                .count(),
             "tenants": self.nb.state.tenants.len(),
             "northbound_writes_pending": self.nb.pending.len(),
             "topology_generation": self.topology.generation().0,

@@ -1,0 +1,114 @@
+//! What a network engineer reads from a running controller on real Open vSwitch: `GET /metrics`
+//! in the Prometheus text format, and `periscope shell -c ...` showing the switch, where a VM
+//! is and its taps.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use periscope::lab::controller::ControllerProcess;
+use periscope::lab::{ControllerTarget, HypervisorOptions, Lab, VmOptions};
+use serde_json::json;
+
+const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
+
+fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    periscope::lab::wait_until(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `GET path` as plain text: `(status, content type, body)`.
+fn get_text(api: SocketAddr, token: Option<&str>, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(api).expect("connect to the API");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n{auth}\r\n")
+        .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("headers");
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type").then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
+
+/// The value of the sample `key` (`name{labels}` exactly as written), if present.
+fn sample(text: &str, key: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
+    let lab = Lab::new().expect("lab");
+    let sock = lab.dir().join("of.sock");
+    let hv = lab
+        .add_hypervisor(
+            "hv1",
+            HypervisorOptions::secure().controller(ControllerTarget::Unix(sock.clone())),
+        )
+        .expect("hv1");
+    let vm =
+        lab.add_vm(&hv, VmOptions::new("vm1").external_id("tenant-id", "bank-a")).expect("vm1");
+    let col = lab.add_collector("col").expect("collector");
+    let args = vec![
+        format!("--openflow=punix:{}", sock.display()),
+        format!("--ovsdb=hv1={}", hv.db_remote()),
+    ];
+    let ctl = ControllerProcess::start(PERISCOPE, &args, &lab.dir().join("controller.log"))
+        .expect("controller");
+    ctl.allow("bank-a", &[&format!("{}/32", col.ip())]).expect("bank-a's collectors");
+    let (s, svc) = ctl
+        .call(
+            "POST",
+            "/v1/tap_services",
+            Some(&json!({"name": "perf", "tenant": "bank-a", "encap": "vxlan",
+                         "remote_ip": col.ip().to_string(), "key": 4242})),
+        )
+        .expect("tap service");
+    assert_eq!(s, 201, "{svc}");
+    let (s, flow) = ctl
+        .call(
+            "POST",
+            "/v1/tap_flows",
+            Some(&json!({"name": "vm1-both", "tenant": "bank-a", "tap_service": svc["id"],
+                         "source": {"iface_id": vm.iface_id()}, "direction": "BOTH"})),
+        )
+        .expect("tap flow");
+    assert_eq!(s, 201, "{flow}");
+    let path = format!("/v1/tap_flows/{}", flow["id"]);
+    wait_for("the tap flow to be active and programmed", Duration::from_secs(20), || {
+        ctl.call("GET", &path, None)
+            .is_ok_and(|(_, f)| f["status"] == "ACTIVE" && f["active"][0]["programmed"] == true)
+    });
+    let dpid = format!("{:016x}", hv.dpid());
+
+    // Prometheus: text format 0.0.4, the operator's token needed.
+    let (status, _, _) = get_text(ctl.api(), None, "/metrics");
+    assert_eq!(status, 401);
+    let (status, ctype, text) = get_text(ctl.api(), ctl.token(), "/metrics");
+    assert_eq!(status, 200, "{text}");
+    assert!(ctype.starts_with("text/plain") && ctype.contains("version=0.0.4"), "{ctype}");
+    assert_eq!(sample(&text, "periscope_switches_connected"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "periscope_hypervisors_connected"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "periscope_tap_flows_active"), Some(1.0), "{text}");
+    let flows = sample(&text, &format!("periscope_switch_flows{{dpid=\"{dpid}\"}}"));
+    assert!(flows.is_some_and(|n| n >= 3.0), "the pipeline and the copies: {text}");
+    let mods = sample(
+        &text,
+        "periscope_openflow_messages_total{direction=\"out\",type=\"OFPT_FLOW_MOD\"}",
+    );
+    assert!(mods.is_some_and(|n| n >= 3.0), "{text}");
+    let barriers = sample(&text, "periscope_barrier_rtt_seconds_count").unwrap_or(0.0);
+    assert!(barriers >= 1.0, "{text}");
+    let inf = sample(&text, "periscope_barrier_rtt_seconds_bucket{le=\"+Inf\"}");
+    assert_eq!(inf, Some(barriers), "+Inf counts every observation");
+    assert!(sample(&text, "periscope_reprogram_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
+    assert_eq!(sample(&text, "periscope_openflow_malformed_total"), Some(0.0));
+
+    ctl.stop();
+}
