@@ -110,5 +110,93 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert!(sample(&text, "periscope_reprogram_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
     assert_eq!(sample(&text, "periscope_openflow_malformed_total"), Some(0.0));
 
+    // The shell, one command at a time, as an engineer types it.
+    let shell = Shell { api: ctl.api(), token: ctl.token().expect("operator token").to_string() };
+    let out = shell.ok(&["-c", "show switches"]);
+    let row = out.lines().find(|l| l.starts_with(&dpid)).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("hv1") && row.contains("br-int") && row.contains(" ago)"), "{out}");
+    let ofport = vm.ofport().expect("vm1's ofport");
+    let place = format!("  at hv1 dpid {dpid} ofport {ofport}");
+    let out = shell.ok(&["-c", &format!("where {}", vm.iface_id())]);
+    assert!(out.contains("owner bank-a"), "{out}");
+    assert!(out.lines().any(|l| l == place), "{place:?} in {out}");
+    assert!(out.contains("tap flow vm1-both (BOTH, ACTIVE)"), "{out}");
+    assert!(out.contains(" programmed last reprogram "), "{out}");
+    // By the OVS port name too.
+    let out = shell.ok(&["-c", &format!("where {}", vm.port())]);
+    assert!(out.lines().any(|l| l == place), "{out}");
+    let out = shell.ok(&["-c", "show taps bank-a"]);
+    let line = out.lines().find(|l| l.contains("vm1-both")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("ACTIVE") && line.contains("hv1") && line.contains("BOTH"), "{out}");
+    assert!(out.contains("4242") && out.contains(&col.ip().to_string()), "{out}");
+    let out = shell.ok(&["-c", "show tap vm1-both"]);
+    assert!(out.contains(&format!("vxlan to {} key 4242", col.ip())), "{out}");
+    let out = shell.ok(&["-c", "show topology"]);
+    assert!(out.contains(&format!("bridge br-int dpid {dpid} connected")), "{out}");
+    assert!(out.lines().any(|l| l.contains(vm.port()) && l.contains(vm.iface_id())), "{out}");
+    let out = shell.ok(&["--json", "-c", "show switches"]);
+    let list: serde_json::Value = serde_json::from_str(&out).expect("--json is JSON");
+    assert_eq!(list[0]["dpid"], dpid.as_str(), "{list}");
+    assert!(list[0]["our_flows"].as_u64().is_some_and(|n| n >= 3), "{list}");
+
+    // A typo gets the nearest command's usage and status 2; a wrong token the API's refusal.
+    let (code, _, err) = shell.run(&["-c", "shwo switches"], None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("did you mean \"show switches\"") && err.contains("usage: show switches"),
+        "{err}"
+    );
+    let (code, _, err) =
+        Shell { token: "psc_wrong".into(), ..shell.clone() }.run(&["-c", "stats"], None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("401") && err.contains("unauthorized"), "{err}");
+    let (code, _, err) = shell.run(&["-c", "where no-such-port"], None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no interface has iface-id, vm-uuid or name \"no-such-port\""), "{err}");
+
+    // Lines from a pipe, like a script: every one answered, the errors on stderr.
+    let (code, out, err) = shell.run(&[], Some("help\nstats\nshow swiches\nquit\nstats\n"));
+    assert_eq!(code, Some(1), "a failed line fails the script: {err}");
+    assert!(out.contains("dump-flows <bridge|dpid> [--ours]"), "help: {out}");
+    assert_eq!(out.matches("tap_flows_active").count(), 1, "stats once, nothing after quit: {out}");
+    assert!(err.contains("did you mean \"show switches\""), "{err}");
+
     ctl.stop();
+}
+
+/// `periscope shell` against one controller.
+#[derive(Clone)]
+struct Shell {
+    api: SocketAddr,
+    token: String,
+}
+
+impl Shell {
+    /// Runs the shell with `args` (and `stdin`): exit code, stdout, stderr.
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> (Option<i32>, String, String) {
+        let mut child = std::process::Command::new(PERISCOPE)
+            .args(["shell", "--api", &self.api.to_string(), "--token", &self.token])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("periscope shell");
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(stdin.unwrap_or("").as_bytes()).expect("stdin");
+        }
+        let out = child.wait_with_output().expect("shell output");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs it, expecting success; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args, None);
+        assert_eq!(code, Some(0), "periscope shell {args:?}: {err}{out}");
+        out
+    }
 }

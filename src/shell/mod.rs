@@ -1,0 +1,455 @@
+//! `periscope shell`: a debug shell for network engineers, talking to a running controller's
+//! northbound API. One command with `-c`, or a prompt (line editing, history and completion on
+//! a terminal; plain lines from a pipe). `--json` prints the API's answers as they are.
+//!
+//! Every command reads; none changes tap state.
+
+pub mod command;
+mod editor;
+pub mod render;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use serde_json::{json, Value};
+
+use self::command::{Command, COMMANDS};
+use crate::scenario::http::request_as;
+
+/// Options of `periscope shell`.
+#[derive(Debug, Clone, Args)]
+pub struct ShellArgs {
+    /// The controller's API (`IP:PORT` or `HOST:PORT`, as given to `run --api`).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub api: String,
+    /// The operator's token. Default: `$PERISCOPE_TOKEN`, else the file of `--token-file`.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// A file holding the token (the controller writes `DATA_DIR/operator.token`).
+    #[arg(long, default_value = "/var/lib/periscope/operator.token")]
+    pub token_file: PathBuf,
+    /// Run this one command and exit (status 0 when it worked, 1 when it failed, 2 when it is
+    /// not a command).
+    #[arg(short = 'c', long = "command")]
+    pub command: Option<String>,
+    /// Print the API's JSON answers instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A command that did not work: the API refused it, or could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    /// The line is not a command.
+    #[error("{0}")]
+    Parse(#[from] command::ParseError),
+    /// The API answered with an error.
+    #[error("{method} {path}: {status}: {message}")]
+    Api {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// The error's code and message, or the body.
+        message: String,
+    },
+    /// The API could not be reached or answered nonsense.
+    #[error(transparent)]
+    Http(#[from] crate::scenario::http::HttpError),
+    /// What was asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// The controller's API, as the shell calls it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    addr: SocketAddr,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client of the API at `addr`, presenting `token`.
+    pub fn new(addr: SocketAddr, token: Option<String>) -> Self {
+        Client { addr, token }
+    }
+
+    /// `GET path`: the JSON body of a 2xx answer, else the API's error.
+    pub fn get(&self, path: &str) -> Result<Value, ShellError> {
+        let (status, body) = request_as(self.addr, self.token.as_deref(), "GET", path, None)?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let message = match (body["error"]["code"].as_str(), body["error"]["message"].as_str()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            _ => body.to_string(),
+        };
+        Err(ShellError::Api { method: "GET".into(), path: path.into(), status, message })
+    }
+}
+
+/// A path segment or query value with everything but unreserved characters `%`-escaped.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What a command printed: text, or the JSON it read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// The report for people.
+    pub text: String,
+    /// What the API answered, for `--json`.
+    pub json: Value,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `help` or `help <command>`.
+fn help(topic: Option<&str>) -> Result<Output, ShellError> {
+    let text = match topic {
+        None => {
+            let width = COMMANDS.iter().map(|s| s.usage().len()).max().unwrap_or(0);
+            let mut t = String::from("commands (every one only reads; none changes a tap):\n");
+            for s in COMMANDS {
+                t.push_str(&format!("  {:<width$}  {}\n", s.usage(), s.help));
+            }
+            t
+        }
+        Some(name) => match command::find(name) {
+            Some(s) => format!("usage: {}\n  {}\n", s.usage(), s.help),
+            None => {
+                let words: Vec<&str> = name.split_whitespace().collect();
+                let near = command::nearest(&words);
+                let mut t = format!("no command {name:?}");
+                if let Some(n) = near.first() {
+                    t.push_str(&format!("; did you mean {:?}?\nusage: {}", n.name, n.usage()));
+                }
+                return Err(ShellError::NotFound(t));
+            }
+        },
+    };
+    Ok(Output { json: json!({ "help": text }), text })
+}
+
+/// The dpid of the switch `arg` names: a dpid (hex, `0x` optional), a bridge name when one
+/// connected switch has it, or `hypervisor/bridge`.
+pub fn resolve_bridge(switches: &Value, arg: &str) -> Result<String, String> {
+    let empty = Vec::new();
+    let list = switches.as_array().unwrap_or(&empty);
+    let hex = arg.strip_prefix("0x").unwrap_or(arg);
+    if let Ok(n) = u64::from_str_radix(hex, 16) {
+        let d = format!("{n:016x}");
+        if list.iter().any(|s| s["dpid"] == d.as_str()) {
+            return Ok(d);
+        }
+    }
+    let (hv, name) = match arg.split_once('/') {
+        Some((h, b)) => (Some(h), b),
+        None => (None, arg),
+    };
+    let found: Vec<&Value> = list
+        .iter()
+        .filter(|s| s["bridge"] == name && hv.is_none_or(|h| s["hypervisor"] == h))
+        .collect();
+    let known = || {
+        list.iter()
+            .map(|s| {
+                format!(
+                    "{}/{} ({})",
+                    s["hypervisor"].as_str().unwrap_or("?"),
+                    s["bridge"].as_str().unwrap_or("?"),
+                    s["dpid"].as_str().unwrap_or("?")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match found.as_slice() {
+        [one] => one["dpid"].as_str().map(str::to_string).ok_or_else(|| "no dpid".into()),
+        [] => Err(format!(
+            "no connected switch is {arg:?}; connected: {}",
+            if list.is_empty() { "none".into() } else { known() }
+        )),
+        _ => Err(format!("{arg:?} is on several hypervisors; say which: {}", known())),
+    }
+}
+
+/// Runs one command against the API.
+pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
+    let out = |json: Value, text: String| Ok(Output { text, json });
+    match cmd {
+        Command::Help(topic) => help(topic.as_deref()),
+        Command::Quit => out(Value::Null, String::new()),
+        Command::ShowSwitches => {
+            let list = client.get("/v1/switches")?;
+            out(list.clone(), render::switches(&list, now_ms()))
+        }
+        Command::ShowTopology => {
+            let t = client.get("/v1/topology")?;
+            out(t.clone(), render::topology(&t))
+        }
+        Command::Stats => {
+            let s = client.get("/v1/stats")?;
+            out(s.clone(), render::stats(&s))
+        }
+        Command::ShowTaps { tenant } => {
+            let q = tenant.as_ref().map(|t| format!("?tenant={}", escape(t))).unwrap_or_default();
+            let services = client.get(&format!("/v1/tap_services{q}"))?;
+            let flows = client.get(&format!("/v1/tap_flows{q}"))?;
+            let text = render::taps(&services, &flows);
+            out(json!({ "tap_services": services, "tap_flows": flows }), text)
+        }
+        Command::ShowTap { name } => {
+            let flows = client.get(&format!("/v1/tap_flows?name={}", escape(name)))?;
+            let empty = Vec::new();
+            let flows = flows.as_array().unwrap_or(&empty);
+            if flows.is_empty() {
+                return Err(ShellError::NotFound(format!(
+                    "no tap flow is named {name:?} (show taps lists them)"
+                )));
+            }
+            let mut text = String::new();
+            let mut both = Vec::new();
+            for f in flows {
+                let svc = client.get(&format!("/v1/tap_services/{}", f["tap_service"])).ok();
+                text.push_str(&render::tap(f, svc.as_ref()));
+                both.push(json!({ "tap_flow": f, "tap_service": svc }));
+            }
+            out(Value::Array(both), text)
+        }
+        Command::Where { what } => where_is(client, what),
+        Command::DumpFlows { bridge, ours } => {
+            let switches = client.get("/v1/switches")?;
+            let dpid = resolve_bridge(&switches, bridge).map_err(ShellError::NotFound)?;
+            let q = if *ours { "?ours=true" } else { "" };
+            let reply = client.get(&format!("/v1/switches/{dpid}/flows{q}"))?;
+            let empty = Vec::new();
+            let mut text = String::new();
+            for f in reply["flows"].as_array().unwrap_or(&empty) {
+                text.push(' ');
+                text.push_str(f.as_str().unwrap_or_default());
+                text.push('\n');
+            }
+            out(reply, text)
+        }
+    }
+}
+
+/// `where`: by iface-id, else by VM uuid or interface name in the topology.
+fn where_is(client: &Client, what: &str) -> Result<Output, ShellError> {
+    let flows = client.get("/v1/tap_flows")?;
+    let mut ids = vec![what.to_string()];
+    let direct = client.get(&format!("/v1/interfaces/{}", escape(what)));
+    let first = match direct {
+        Ok(v) => Some(v),
+        Err(ShellError::Api { status: 404, .. }) => {
+            let t = client.get("/v1/topology")?;
+            ids = iface_ids_named(&t, what);
+            if ids.is_empty() {
+                return Err(ShellError::NotFound(format!(
+                    "no interface has iface-id, vm-uuid or name {what:?} (show topology lists them)"
+                )));
+            }
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let mut text = String::new();
+    let mut all = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let iface = match (&first, i) {
+            (Some(v), 0) => v.clone(),
+            _ => client.get(&format!("/v1/interfaces/{}", escape(id)))?,
+        };
+        text.push_str(&render::location(&iface, &flows));
+        all.push(iface);
+    }
+    let json = if all.len() == 1 { all.remove(0) } else { Value::Array(all) };
+    Ok(Output { text, json })
+}
+
+/// The iface-ids of the interfaces whose VM uuid or name is `what`.
+fn iface_ids_named(topology: &Value, what: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let empty = Vec::new();
+    let arr = |v: &Value| v.as_array().unwrap_or(&empty).clone();
+    for h in arr(&topology["hypervisors"]) {
+        for b in arr(&h["bridges"]) {
+            for p in arr(&b["ports"]) {
+                for i in arr(&p["interfaces"]) {
+                    let hit = i["vm_uuid"] == what || i["name"] == what;
+                    if let (true, Some(id)) = (hit, i["iface_id"].as_str()) {
+                        if !out.iter().any(|o| o == id) {
+                            out.push(id.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn token(args: &ShellArgs) -> anyhow::Result<Option<String>> {
+    if let Some(t) = &args.token {
+        return Ok(Some(t.clone()));
+    }
+    if let Ok(t) = std::env::var("PERISCOPE_TOKEN") {
+        if !t.trim().is_empty() {
+            return Ok(Some(t.trim().to_string()));
+        }
+    }
+    match std::fs::read_to_string(&args.token_file) {
+        Ok(t) => Ok(Some(t.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow!("reading the token from {}: {e}", args.token_file.display())),
+    }
+}
+
+fn address(api: &str) -> anyhow::Result<SocketAddr> {
+    let hostport = api.strip_prefix("http://").unwrap_or(api).trim_end_matches('/');
+    hostport
+        .to_socket_addrs()
+        .with_context(|| format!("--api {api:?}: expected IP:PORT or HOST:PORT"))?
+        .next()
+        .ok_or_else(|| anyhow!("--api {api:?}: the name has no address"))
+}
+
+/// Prints one command's result; returns whether it worked and whether it was a command.
+fn run_line(client: &Client, line: &str, json_out: bool) -> Result<Option<Command>, ShellError> {
+    let Some(cmd) = command::parse(line)? else { return Ok(None) };
+    let o = execute(client, &cmd)?;
+    let mut stdout = std::io::stdout().lock();
+    if json_out && cmd != Command::Quit {
+        let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&o.json).unwrap_or_default());
+    } else {
+        let _ = stdout.write_all(o.text.as_bytes());
+    }
+    let _ = stdout.flush();
+    Ok(Some(cmd))
+}
+
+/// Runs `periscope shell`.
+pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(address(&args.api)?, token(&args)?);
+    if let Some(line) = &args.command {
+        return Ok(match run_line(&client, line, args.json) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e @ ShellError::Parse(_)) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        });
+    }
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal() && std::io::stdout().is_terminal();
+    let mut editor = if interactive { editor::Editor::start().ok() } else { None };
+    if interactive {
+        println!("periscope shell on http://{}; help lists the commands, quit leaves", client.addr);
+    }
+    let mut failed = false;
+    let mut lines = stdin.lock().lines();
+    loop {
+        let line = match editor.as_mut() {
+            Some(ed) => match ed.read_line("periscope> ") {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(e) => bail!("reading the terminal: {e}"),
+            },
+            None => match lines.next() {
+                Some(Ok(l)) => l,
+                Some(Err(e)) => bail!("reading stdin: {e}"),
+                None => break,
+            },
+        };
+        match run_line(&client, &line, args.json) {
+            Ok(Some(Command::Quit)) => break,
+            Ok(_) => {}
+            Err(e) => {
+                failed = true;
+                match e {
+                    ShellError::Parse(p) => eprintln!("{p}"),
+                    other => eprintln!("error: {other}"),
+                }
+            }
+        }
+    }
+    drop(editor);
+    // Piped commands, like a script, report whether every one worked.
+    Ok(if failed && !interactive { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_unreserved_characters() {
+        assert_eq!(escape("a-b_c.d~9"), "a-b_c.d~9");
+        assert_eq!(escape("a b/c?"), "a%20b%2Fc%3F");
+    }
+
+    #[test]
+    fn bridges_resolve_by_dpid_name_or_hypervisor() {
+        let list = json!([
+            {"dpid": "0000000000000001", "hypervisor": "hv1", "bridge": "br-int"},
+            {"dpid": "0000000000000002", "hypervisor": "hv2", "bridge": "br-int"},
+            {"dpid": "0000000000000003", "hypervisor": "hv2", "bridge": "br-ex"},
+        ]);
+        assert_eq!(resolve_bridge(&list, "0x2"), Ok("0000000000000002".into()));
+        assert_eq!(resolve_bridge(&list, "0000000000000003"), Ok("0000000000000003".into()));
+        assert_eq!(resolve_bridge(&list, "br-ex"), Ok("0000000000000003".into()));
+        assert_eq!(resolve_bridge(&list, "hv1/br-int"), Ok("0000000000000001".into()));
+        let e = resolve_bridge(&list, "br-int").expect_err("ambiguous");
+        assert!(e.contains("several hypervisors") && e.contains("hv2/br-int"), "{e}");
+        let e = resolve_bridge(&list, "br-tun").expect_err("unknown");
+        assert!(e.contains("no connected switch is \"br-tun\"") && e.contains("hv2/br-ex"), "{e}");
+        // A bridge whose name is also hex is taken by name when no dpid matches.
+        let list = json!([{"dpid": "0000000000000009", "hypervisor": "h", "bridge": "beef"}]);
+        assert_eq!(resolve_bridge(&list, "beef"), Ok("0000000000000009".into()));
+    }
+
+    #[test]
+    fn help_lists_every_command_and_names_typos() {
+        let h = help(None).expect("help");
+        for s in COMMANDS {
+            assert!(h.text.contains(&s.usage()), "{}", s.name);
+        }
+        assert!(help(Some("where")).expect("where").text.starts_with("usage: where "));
+        let e = help(Some("dumpflows")).expect_err("typo").to_string();
+        assert!(e.contains("did you mean \"dump-flows\""), "{e}");
+    }
+
+    #[test]
+    fn vms_and_names_lead_to_iface_ids() {
+        let t = json!({"hypervisors": [{"bridges": [{"ports": [
+            {"interfaces": [{"name": "tap1", "vm_uuid": "vm-a", "iface_id": "p1"}]},
+            {"interfaces": [{"name": "tap2", "vm_uuid": "vm-a", "iface_id": "p2"}]},
+            {"interfaces": [{"name": "tap3", "vm_uuid": null, "iface_id": null}]}]}]}]});
+        assert_eq!(iface_ids_named(&t, "vm-a"), vec!["p1", "p2"]);
+        assert_eq!(iface_ids_named(&t, "tap2"), vec!["p2"]);
+        assert!(iface_ids_named(&t, "tap3").is_empty());
+    }
+}

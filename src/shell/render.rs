@@ -1,0 +1,534 @@
+//! The shell's text output: the API's JSON answers as aligned tables and short reports. Pure:
+//! the current time is an argument.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// Columns aligned to their widest cell, two blanks apart, no trailing blanks.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let head: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for r in std::iter::once(&head).chain(rows) {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            let _ = write!(line, "{c:<w$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A JSON value as a cell: strings bare, null as `-`.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "yes".into(),
+        Value::Bool(false) => "no".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A dpid as Open vSwitch writes it (16 hex digits), from the API's string or number.
+pub fn dpid(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.as_u64().map_or_else(|| n.to_string(), |d| format!("{d:016x}")),
+        other => cell(other),
+    }
+}
+
+/// Milliseconds, to two decimals below 10 ms and one above.
+fn ms(v: &Value) -> String {
+    match v.as_f64() {
+        Some(m) if m < 10.0 => format!("{m:.2} ms"),
+        Some(m) => format!("{m:.1} ms"),
+        None => "-".into(),
+    }
+}
+
+/// A wall-clock time (ms since the Unix epoch) in UTC: `2026-12-02 17:56:11Z`.
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date, counting in 400-year eras that start on March 1st.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// A duration in seconds, short: `42s`, `3m12s`, `2h05m`, `4d03h`.
+pub fn age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        s => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
+/// `show switches`, from `GET /v1/switches`.
+pub fn switches(list: &Value, now_ms: u64) -> String {
+    let empty = Vec::new();
+    let list = list.as_array().unwrap_or(&empty);
+    if list.is_empty() {
+        return "no switch is connected\n".into();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            let since = s["connected_since_ms"].as_u64().map_or_else(
+                || "-".into(),
+                |t| format!("{} ({} ago)", utc(t), age(now_ms.saturating_sub(t) / 1000)),
+            );
+            vec![
+                dpid(&s["dpid"]),
+                cell(&s["hypervisor"]),
+                cell(&s["bridge"]),
+                since,
+                cell(&s["our_flows"]),
+                ms(&s["echo_rtt_ms"]),
+                cell(&s["programmed"]),
+                ms(&s["last_reprogram_ms"]),
+                cell(&s["queue_depth"]),
+                cell(&s["peer"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "DPID",
+            "HYPERVISOR",
+            "BRIDGE",
+            "CONNECTED SINCE",
+            "FLOWS",
+            "ECHO RTT",
+            "PROGRAMMED",
+            "LAST REPROGRAM",
+            "QUEUE",
+            "PEER",
+        ],
+        &rows,
+    )
+}
+
+/// An OpenFlow port number, the reserved ones by their Open vSwitch names.
+fn port_no(v: &Value) -> String {
+    match v.as_u64() {
+        Some(0xffff_fffe) => "LOCAL".into(),
+        Some(0xffff_fffd) => "CONTROLLER".into(),
+        Some(0xffff_ffff) => "ANY".into(),
+        _ => cell(v),
+    }
+}
+
+/// One location (`{hypervisor, dpid, ofport, ...}`) as `hv1 dpid 0e1a... ofport 3`.
+fn place(l: &Value) -> String {
+    format!("{} dpid {} ofport {}", cell(&l["hypervisor"]), dpid(&l["dpid"]), cell(&l["ofport"]))
+}
+
+/// `show topology`, from `GET /v1/topology`.
+pub fn topology(t: &Value) -> String {
+    let empty = Vec::new();
+    let arr = |v: &Value| v.as_array().unwrap_or(&empty).clone();
+    let mut out = format!("generation {}\n", cell(&t["generation"]));
+    let hvs = arr(&t["hypervisors"]);
+    if hvs.is_empty() {
+        out.push_str("no hypervisor is known\n");
+    }
+    for h in &hvs {
+        let _ = write!(out, "hypervisor {}", cell(&h["id"]));
+        if let Some(name) = h["hostname"].as_str() {
+            let _ = write!(out, " ({name})");
+        }
+        let ips: Vec<String> = arr(&h["underlay_ips"]).iter().map(cell).collect();
+        if !ips.is_empty() {
+            let _ = write!(out, " underlay {}", ips.join(", "));
+        }
+        out.push('\n');
+        for b in arr(&h["bridges"]) {
+            let _ = writeln!(
+                out,
+                "  bridge {} dpid {} {}",
+                cell(&b["name"]),
+                dpid(&b["datapath_id"]),
+                if b["connected"] == true { "connected" } else { "not connected to periscope" }
+            );
+            let mut rows = Vec::new();
+            for p in arr(&b["ports"]) {
+                for i in arr(&p["interfaces"]) {
+                    rows.push(vec![
+                        format!("    {}", cell(&i["name"])),
+                        port_no(&i["ofport"]),
+                        match i["type"].as_str() {
+                            Some("") | None => "system".into(),
+                            Some(k) => k.into(),
+                        },
+                        cell(&i["mac"]),
+                        cell(&i["iface_id"]),
+                        cell(&i["tenant"]),
+                        cell(&i["ready"]),
+                    ]);
+                }
+            }
+            if !rows.is_empty() {
+                out.push_str(&table(
+                    &["    PORT", "OFPORT", "TYPE", "MAC", "IFACE-ID", "TENANT", "READY"],
+                    &rows,
+                ));
+            }
+        }
+    }
+    for l in arr(&t["links"]) {
+        let _ = writeln!(out, "link {l}");
+    }
+    for m in arr(&t["migrations"]) {
+        let places: Vec<String> = arr(&m["locations"]).iter().map(place).collect();
+        let _ = writeln!(out, "migrating {}: {}", cell(&m["iface_id"]), places.join(" and "));
+    }
+    let unattached = arr(&t["unattached_interfaces"]);
+    if !unattached.is_empty() {
+        let _ = writeln!(out, "{} interface rows not on any bridge", unattached.len());
+    }
+    out
+}
+
+/// What a tap flow selects: `iface-id X`, `vm X`, `selector app=web`.
+fn source(s: &Value) -> String {
+    let Some(o) = s.as_object() else { return cell(s) };
+    o.iter()
+        .map(|(k, v)| match v.as_object() {
+            Some(sel) => format!(
+                "{k} {}",
+                sel.iter().map(|(a, b)| format!("{a}={}", cell(b))).collect::<Vec<_>>().join(",")
+            ),
+            None => format!("{} {}", k.replace('_', "-"), cell(v)),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn filter(f: &Value) -> String {
+    match f.as_object() {
+        Some(o) if !o.is_empty() => {
+            o.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(",")
+        }
+        _ => "-".into(),
+    }
+}
+
+/// `show taps`, from `GET /v1/tap_services` and `GET /v1/tap_flows`.
+pub fn taps(services: &Value, flows: &Value) -> String {
+    let empty = Vec::new();
+    let services = services.as_array().unwrap_or(&empty);
+    let flows = flows.as_array().unwrap_or(&empty);
+    let mut out = String::new();
+    if services.is_empty() {
+        out.push_str("no tap service\n");
+    } else {
+        let rows: Vec<Vec<String>> = services
+            .iter()
+            .map(|s| {
+                vec![
+                    cell(&s["id"]),
+                    cell(&s["name"]),
+                    cell(&s["tenant"]),
+                    cell(&s["encap"]),
+                    cell(&s["remote_ip"]),
+                    cell(&s["key"]),
+                    s.get("blocked").map_or_else(|| "-".into(), |_| "BLOCKED".into()),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["SERVICE", "NAME", "TENANT", "ENCAP", "COLLECTOR", "KEY", "BLOCKED"],
+            &rows,
+        ));
+    }
+    out.push('\n');
+    if flows.is_empty() {
+        out.push_str("no tap flow\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = flows
+        .iter()
+        .map(|f| {
+            let active = f["active"].as_array().unwrap_or(&empty);
+            let at: Vec<String> = active.iter().map(|a| cell(&a["hypervisor"])).collect::<Vec<_>>();
+            vec![
+                cell(&f["id"]),
+                cell(&f["name"]),
+                cell(&f["tenant"]),
+                cell(&f["tap_service"]),
+                source(&f["source"]),
+                cell(&f["direction"]),
+                filter(&f["filter"]),
+                cell(&f["status"]),
+                if at.is_empty() { "-".into() } else { at.join(",") },
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["FLOW", "NAME", "TENANT", "SERVICE", "SOURCE", "DIRECTION", "FILTER", "STATUS", "AT"],
+        &rows,
+    ));
+    out
+}
+
+/// Where a tap flow is active: one line per interface and place.
+fn active_lines(out: &mut String, f: &Value, indent: &str) {
+    let empty = Vec::new();
+    for a in f["active"].as_array().unwrap_or(&empty) {
+        let _ = writeln!(
+            out,
+            "{indent}{} at {} {} last reprogram {}",
+            cell(&a["iface_id"]),
+            place(a),
+            if a["programmed"] == true { "programmed" } else { "NOT YET PROGRAMMED" },
+            ms(&a["last_reprogram_ms"]),
+        );
+    }
+}
+
+/// `show tap <name>`, from the tap flow and its service.
+pub fn tap(flow: &Value, service: Option<&Value>) -> String {
+    let mut out = format!(
+        "tap flow {} (id {}) of tenant {}: {}\n  source {} direction {} filter {}\n",
+        cell(&flow["name"]),
+        cell(&flow["id"]),
+        cell(&flow["tenant"]),
+        cell(&flow["status"]),
+        source(&flow["source"]),
+        cell(&flow["direction"]),
+        filter(&flow["filter"]),
+    );
+    match service {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "  to service {} (id {}): {} to {} key {}",
+                cell(&s["name"]),
+                cell(&s["id"]),
+                cell(&s["encap"]),
+                cell(&s["remote_ip"]),
+                cell(&s["key"])
+            );
+            if let Some(b) = s.get("blocked") {
+                let _ = writeln!(out, "  BLOCKED: {}", cell(b));
+            }
+        }
+        None => {
+            let _ = writeln!(out, "  to service {}", cell(&flow["tap_service"]));
+        }
+    }
+    if flow["active"].as_array().is_none_or(Vec::is_empty) {
+        out.push_str("  active nowhere (no interface it selects is on a connected bridge)\n");
+    } else {
+        out.push_str("  active:\n");
+        active_lines(&mut out, flow, "    ");
+    }
+    out
+}
+
+/// `where <iface-id>`, from `GET /v1/interfaces/{id}` and the tap flows (to show those on it).
+pub fn location(iface: &Value, flows: &Value) -> String {
+    let empty = Vec::new();
+    let id = iface["iface_id"].as_str().unwrap_or("?");
+    let mut out = format!(
+        "iface-id {id}: owner {}{}\n",
+        cell(&iface["owner"]),
+        if iface["registered"] == true { " (registered)" } else { "" }
+    );
+    let locs = iface["locations"].as_array().unwrap_or(&empty);
+    match locs.len() {
+        0 => out.push_str("  on no bridge now\n"),
+        1 => {}
+        n => {
+            let _ = writeln!(out, "  at {n} places: migrating");
+        }
+    }
+    for l in locs {
+        let _ = writeln!(out, "  at {}", place(l));
+    }
+    let mine: Vec<&Value> = flows
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .filter(|f| f["active"].as_array().is_some_and(|a| a.iter().any(|x| x["iface_id"] == id)))
+        .collect();
+    if mine.is_empty() {
+        out.push_str("  no tap flow copies it\n");
+    }
+    for f in mine {
+        let _ = writeln!(
+            out,
+            "  tap flow {} ({}, {}) to service {}:",
+            cell(&f["name"]),
+            cell(&f["direction"]),
+            cell(&f["status"]),
+            cell(&f["tap_service"])
+        );
+        let mut lines = String::new();
+        active_lines(&mut lines, f, "    ");
+        for l in lines.lines().filter(|l| l.trim_start().starts_with(&format!("{id} "))) {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+    out
+}
+
+/// `stats`, from `GET /v1/stats`.
+pub fn stats(s: &Value) -> String {
+    let mut out = String::new();
+    let Some(o) = s.as_object() else { return format!("{s}\n") };
+    for (k, v) in o {
+        if let Some(inner) = v.as_object() {
+            let parts: Vec<String> = inner
+                .iter()
+                .map(|(a, b)| {
+                    if a == "count" {
+                        format!("{a} {}", cell(b))
+                    } else {
+                        format!("{a} {}", ms(b))
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "{k:<28} {}", parts.join(", "));
+        } else {
+            let _ = writeln!(out, "{k:<28} {}", cell(v));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn tables_align_and_trim() {
+        let t = table(&["A", "LONGER"], &[vec!["wide cell".into(), "x".into()]]);
+        assert_eq!(t, "A          LONGER\nwide cell  x\n");
+    }
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
+        assert_eq!(utc(1_796_233_371_000), "2026-12-02 17:42:51Z");
+        assert_eq!(age(59), "59s");
+        assert_eq!(age(192), "3m12s");
+        assert_eq!(age(7500), "2h05m");
+        assert_eq!(age(3 * 86_400 + 7200), "3d02h");
+    }
+
+    #[test]
+    fn switches_show_what_an_engineer_checks() {
+        let list = json!([{
+            "dpid": "0e1a0b4f2e000101", "peer": "unix", "hypervisor": "hv1", "bridge": "br-int",
+            "connected_since_ms": 1_796_233_371_000u64, "our_flows": 8, "programmed": true,
+            "last_reprogram_ms": 0.8, "echo_rtt_ms": null, "queue_depth": 0
+        }]);
+        let t = switches(&list, 1_796_233_371_000 + 75_000);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 2, "{t}");
+        assert!(lines[0].starts_with("DPID") && lines[0].contains("ECHO RTT"), "{t}");
+        for want in
+            ["0e1a0b4f2e000101", "hv1", "br-int", "2026-12-02 17:42:51Z (1m15s ago)", "0.80 ms"]
+        {
+            assert!(lines[1].contains(want), "{want} in {t}");
+        }
+        assert_eq!(switches(&json!([]), 0), "no switch is connected\n");
+    }
+
+    fn flow() -> Value {
+        json!({
+            "id": 2, "name": "vm1-both", "tenant": "bank-a", "tap_service": 1,
+            "source": {"iface_id": "abc"}, "direction": "BOTH", "filter": {"ip_proto": 17},
+            "status": "ACTIVE",
+            "active": [{"iface_id": "abc", "hypervisor": "hv1", "dpid": "0e1a0b4f2e000101",
+                        "ofport": 3, "programmed": true, "last_reprogram_ms": 12.25}]
+        })
+    }
+
+    #[test]
+    fn where_shows_places_and_the_taps_on_the_interface() {
+        let iface = json!({"iface_id": "abc", "owner": "bank-a", "registered": false,
+            "locations": [{"hypervisor": "hv1", "dpid": 1_016_137_100_627_542_273u64, "ofport": 3}]});
+        let t = location(&iface, &json!([flow()]));
+        assert!(t.contains("owner bank-a"), "{t}");
+        assert!(t.lines().any(|l| l == "  at hv1 dpid 0e1a0b4f2e000101 ofport 3"), "{t}");
+        assert!(t.contains("tap flow vm1-both (BOTH, ACTIVE)"), "{t}");
+        assert!(t.contains("programmed last reprogram 12.2 ms"), "{t}");
+        let moving = json!({"iface_id": "abc", "locations": [
+            {"hypervisor": "hv1", "dpid": 1, "ofport": 3}, {"hypervisor": "hv2", "dpid": 2, "ofport": 5}]});
+        let t = location(&moving, &json!([]));
+        assert!(t.contains("at 2 places: migrating") && t.contains("no tap flow copies it"), "{t}");
+    }
+
+    #[test]
+    fn taps_and_one_tap() {
+        let svc = json!({"id": 1, "name": "perf", "tenant": "bank-a", "encap": "vxlan",
+                         "remote_ip": "192.0.2.9", "key": 4242});
+        let t = taps(&json!([svc]), &json!([flow()]));
+        assert!(t.contains("perf") && t.contains("4242") && t.contains("192.0.2.9"), "{t}");
+        assert!(
+            t.contains("iface-id abc") && t.contains("ip_proto=17") && t.contains("hv1"),
+            "{t}"
+        );
+        let t = tap(&flow(), Some(&svc));
+        assert!(t.contains("tap flow vm1-both (id 2) of tenant bank-a: ACTIVE"), "{t}");
+        assert!(t.contains("vxlan to 192.0.2.9 key 4242"), "{t}");
+        assert_eq!(taps(&json!([]), &json!([])), "no tap service\n\nno tap flow\n");
+    }
+
+    #[test]
+    fn topology_lists_bridges_ports_and_migrations() {
+        let t = json!({
+            "generation": 4,
+            "hypervisors": [{"id": "hv1", "hostname": null, "underlay_ips": ["192.0.2.11"],
+                "bridges": [{"name": "br-int", "datapath_id": 1, "connected": true, "ports": [
+                    {"name": "vm1", "interfaces": [{"name": "vm1", "ofport": 3, "type": "",
+                        "mac": "02:00:00:00:00:01", "iface_id": "abc", "tenant": "bank-a", "ready": true}]}]}]}],
+            "links": [], "migrations": [{"iface_id": "abc", "locations": [
+                {"hypervisor": "hv1", "dpid": 1, "ofport": 3}, {"hypervisor": "hv2", "dpid": 2, "ofport": 4}]}],
+            "unattached_interfaces": []
+        });
+        let out = topology(&t);
+        assert!(out.contains("hypervisor hv1 underlay 192.0.2.11"), "{out}");
+        assert!(out.contains("bridge br-int dpid 0000000000000001 connected"), "{out}");
+        assert!(
+            out.lines().any(|l| l.contains("vm1") && l.contains("system") && l.contains("abc")),
+            "{out}"
+        );
+        assert!(port_no(&json!(4_294_967_294u64)) == "LOCAL" && port_no(&json!(3)) == "3");
+        assert!(out.contains("migrating abc: hv1 dpid 0000000000000001 ofport 3 and hv2"), "{out}");
+    }
+
+    #[test]
+    fn stats_print_one_line_each() {
+        let s = json!({"switches": 1, "reprogram_ms": {"count": 2, "p50": 1.5, "max": null}});
+        let t = stats(&s);
+        assert!(t.contains("switches                     1"), "{t}");
+        assert!(t.contains("count 2, max -, p50 1.50 ms"), "{t}");
+    }
+}
