@@ -139,6 +139,28 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(list[0]["dpid"], dpid.as_str(), "{list}");
     assert!(list[0]["our_flows"].as_u64().is_some_and(|n| n >= 3), "{list}");
 
+    // dump-flows reads the switch itself: the same flows, in the same syntax, as ovs-ofctl.
+    // Someone else's flow on the bridge: in the full dump, not in ours.
+    hv.ofctl(&["add-flow", "br-int", "table=9,priority=7,cookie=0x77,actions=drop"])
+        .expect("add-flow");
+    let ofctl = hv.ofctl(&["dump-flows", "br-int"]).expect("ovs-ofctl dump-flows");
+    let ours = shell.ok(&["-c", "dump-flows br-int --ours"]);
+    assert_eq!(
+        flow_lines(&ours),
+        flow_lines(&ofctl).into_iter().filter(|l| l.contains("cookie=0x5053")).collect::<Vec<_>>(),
+        "ours:\n{ours}\novs-ofctl:\n{ofctl}"
+    );
+    assert!(flow_lines(&ours).len() >= 3, "{ours}");
+    let all = shell.ok(&["-c", &format!("dump-flows 0x{dpid}")]);
+    assert_eq!(flow_lines(&all), flow_lines(&ofctl), "all:\n{all}\novs-ofctl:\n{ofctl}");
+    assert!(all.contains("cookie=0x77, ") && !ours.contains("cookie=0x77, "), "{all}");
+    let (code, _, err) = shell.run(&["-c", "dump-flows br-nope"], None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("no connected switch is \"br-nope\"") && err.contains("hv1/br-int"),
+        "{err}"
+    );
+
     // A typo gets the nearest command's usage and status 2; a wrong token the API's refusal.
     let (code, _, err) = shell.run(&["-c", "shwo switches"], None);
     assert_eq!(code, Some(2), "{err}");
@@ -162,6 +184,28 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert!(err.contains("did you mean \"show switches\""), "{err}");
 
     ctl.stop();
+}
+
+/// The flow lines of a dump, without what changes from one read to the next (age and
+/// counters), sorted.
+fn flow_lines(dump: &str) -> Vec<String> {
+    let mut out: Vec<String> = dump
+        .lines()
+        .filter(|l| l.contains("cookie="))
+        .map(|l| {
+            l.trim()
+                .split(", ")
+                .filter(|f| {
+                    !["duration=", "n_packets=", "n_bytes=", "idle_age="]
+                        .iter()
+                        .any(|p| f.starts_with(p))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// `periscope shell` against one controller.

@@ -30,6 +30,7 @@ use crate::policy::mirror::plan_bridge;
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
 
+mod flows;
 mod northbound;
 
 /// Tag of the flow dump that starts every reconciliation of a new connection.
@@ -150,6 +151,8 @@ pub struct Core {
     epoch: Instant,
     /// Counters and histograms for `GET /metrics`.
     metrics: crate::northbound::metrics::Metrics,
+    /// Flow dumps the API asked for, waiting for their switches.
+    dumps: flows::LiveDumps,
 }
 
 impl Core {
@@ -173,6 +176,7 @@ impl Core {
             prober: Prober::new(ProberConfig::default(), nonce()),
             epoch: Instant::now(),
             metrics: Default::default(),
+            dumps: Default::default(),
         }
     }
 
@@ -457,6 +461,7 @@ impl Core {
             self.release_holds();
         }
         self.northbound_tick();
+        self.flow_dumps_tick();
         self.discover();
     }
 
@@ -735,6 +740,12 @@ impl Core {
                 sw.reconciler.handle_dump(&flows);
                 self.reconcile(conn);
             }
+            SessionEvent::RequestFailed { request: Some(r), error, .. }
+                if flows::is_live_dump(r.tag) =>
+            {
+                self.metrics.switch_error(&error);
+                self.handle_flow_dump_error(r.tag, error.to_string());
+            }
             SessionEvent::RequestFailed { request, xid, error } => {
                 self.metrics.switch_error(&error);
                 let what =
@@ -787,6 +798,7 @@ impl Core {
                     }
                 }
                 self.switches.remove(&conn);
+                self.flow_dumps_closed(conn);
             }
             SessionEvent::Malformed { error, msg_type } => {
                 self.metrics.malformed();
@@ -829,9 +841,12 @@ impl Core {
             SessionEvent::FlowRemoved(_) => {
                 self.metrics.received(periscope_codec::openflow::MsgType::FlowRemoved)
             }
-            SessionEvent::Reply { replies, .. } => {
+            SessionEvent::Reply { request, replies } => {
                 for m in &replies {
                     self.metrics.received(m.msg_type());
+                }
+                if flows::is_live_dump(request.tag) {
+                    self.handle_flow_dump_reply(request.tag, replies);
                 }
             }
             SessionEvent::Other(m) => self.metrics.received(m.msg.msg_type()),

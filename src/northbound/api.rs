@@ -14,6 +14,8 @@ use slog::{debug, info, warn, Logger};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use periscope_codec::openflow::Dpid;
+
 use super::auth::TokenHash;
 use super::model::{TapFlowId, TapServiceId};
 
@@ -135,6 +137,13 @@ pub enum ApiCall {
     Stats,
     /// `GET /metrics`: the Prometheus text exposition (the reply's body is its text).
     Metrics,
+    /// `GET /v1/switches/{dpid}/flows[?ours=true]`: the flows the switch holds, read from it now.
+    SwitchFlows {
+        /// The switch.
+        dpid: Dpid,
+        /// Only the flows with periscope's cookie.
+        ours: bool,
+    },
     /// `GET /v1/tenants`.
     ListTenants,
     /// `GET /v1/tenants/{name}`.
@@ -322,6 +331,41 @@ fn parse_id(s: &str, what: &str) -> Result<u64, ApiReply> {
     })
 }
 
+/// A dpid in a path: 16 hex digits as Open vSwitch writes it (`0x` and fewer digits taken).
+fn parse_dpid(s: &str) -> Result<Dpid, ApiReply> {
+    let hex = s.strip_prefix("0x").unwrap_or(s);
+    u64::from_str_radix(hex, 16).ok().filter(|_| hex.len() <= 16).map(Dpid).ok_or_else(|| {
+        ApiReply::fail(
+            404,
+            "not_found",
+            format!("switch {s:?} not found"),
+            None,
+            json!({ "expected": "a dpid of up to 16 hex digits, as ovs-ofctl shows it" }),
+        )
+    })
+}
+
+/// The query of a flow dump: nothing, or `ours=true|false`.
+fn ours(q: Option<&str>) -> Result<bool, ApiReply> {
+    let mut ours = false;
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        ours = match pair.split_once('=').unwrap_or((pair, "")) {
+            ("ours", "true" | "1" | "") => true,
+            ("ours", "false" | "0") => false,
+            (k, v) => {
+                return Err(ApiReply::fail(
+                    400,
+                    "bad_query",
+                    format!("bad query parameter {k}={v:?}; expected ours=true or ours=false"),
+                    Some(k),
+                    Value::Null,
+                ))
+            }
+        };
+    }
+    Ok(ours)
+}
+
 async fn body_json<B>(req: Request<B>) -> Result<Value, ApiReply>
 where
     B: hyper::body::Body<Data = Bytes>,
@@ -351,6 +395,7 @@ const RESOURCES: &[&str] = &[
     "/v1/topology",
     "/v1/interfaces/{iface_id}",
     "/v1/switches",
+    "/v1/switches/{dpid}/flows",
     "/v1/stats",
     "/v1/openapi.json",
     "/metrics",
@@ -417,6 +462,10 @@ where
         (["v1", "audit"], &Method::GET) => Ok(ApiCall::Audit(query()?)),
         (["v1", "topology"], &Method::GET) => Ok(ApiCall::Topology),
         (["v1", "switches"], &Method::GET) => Ok(ApiCall::Switches),
+        (["v1", "switches", dpid, "flows"], &Method::GET) => {
+            Ok(ApiCall::SwitchFlows { dpid: parse_dpid(dpid)?, ours: ours(req.uri().query())? })
+        }
+        (["v1", "switches", _, "flows"], _) => Err(not_allowed("GET")),
         (["v1", "stats"], &Method::GET) => Ok(ApiCall::Stats),
         (["metrics"], &Method::GET) => Ok(ApiCall::Metrics),
         (["metrics"], _) => Err(not_allowed("GET")),
@@ -460,8 +509,12 @@ mod tests {
     #[test]
     fn every_documented_operation_is_routed_and_every_route_documented() {
         for r in ROUTES {
-            let path =
-                r.path.replace("{id}", "7").replace("{name}", "bank-a").replace("{iface_id}", "p1");
+            let path = r
+                .path
+                .replace("{id}", "7")
+                .replace("{name}", "bank-a")
+                .replace("{iface_id}", "p1")
+                .replace("{dpid}", "00000000000000aa");
             match routed(r.method, &path) {
                 Ok(_) => {}
                 Err(reply) => {
@@ -477,6 +530,12 @@ mod tests {
         }
         assert_eq!(routed("get", "/v1/nothing").err().map(|r| r.status), Some(404));
         assert_eq!(routed("patch", "/v1/tap_flows").err().map(|r| r.status), Some(405));
+        assert_eq!(
+            routed("get", "/v1/switches/0x1f/flows?ours=true").ok(),
+            Some(ApiCall::SwitchFlows { dpid: Dpid(0x1f), ours: true })
+        );
+        assert_eq!(routed("get", "/v1/switches/br-int/flows").err().map(|r| r.status), Some(404));
+        assert_eq!(routed("get", "/v1/switches/1/flows?all=1").err().map(|r| r.status), Some(400));
     }
 
     #[test]

@@ -96,6 +96,8 @@ impl Front {
 enum Answer {
     Now(ApiReply),
     Later(u64),
+    /// Once the switch answers the flow dump with this tag.
+    Dump(u64),
 }
 
 fn unauthorized() -> ApiReply {
@@ -192,6 +194,7 @@ impl Core {
                     p.reply = Some(reply);
                 }
             }
+            Answer::Dump(tag) => self.dumps.attach(tag, reply),
         }
     }
 
@@ -200,7 +203,9 @@ impl Core {
     pub fn handle_api_as(&mut self, caller: &Caller, call: ApiCall) -> ApiReply {
         match self.answer(caller, call) {
             Answer::Now(r) => r,
-            Answer::Later(tag) => ApiReply { status: 202, body: json!({ "pending": tag }) },
+            Answer::Later(tag) | Answer::Dump(tag) => {
+                ApiReply { status: 202, body: json!({ "pending": tag }) }
+            }
         }
     }
 
@@ -210,6 +215,15 @@ impl Core {
         }
         if call.writes() {
             return self.write(caller, call);
+        }
+        if let ApiCall::SwitchFlows { dpid, ours } = call {
+            if !caller.is_operator() {
+                return Answer::Now(operator_only());
+            }
+            return match self.start_flow_dump(dpid, ours) {
+                Ok(tag) => Answer::Dump(tag),
+                Err(r) => Answer::Now(r),
+            };
         }
         let taps = &self.nb.state.taps;
         let reply = match call {
@@ -418,6 +432,8 @@ impl Core {
                         p.retries = r.retries;
                     }
                 }
+                // A write is never a flow dump.
+                Answer::Dump(_) => {}
             }
         }
     }
