@@ -4,7 +4,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{ControllerTarget, HypervisorOptions, Lab, VmOptions};
@@ -176,6 +177,28 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("no interface has iface-id, vm-uuid or name \"no-such-port\""), "{err}");
 
+    // At a terminal (a pty, through script(1)): completion, history, the nearest command.
+    let home = lab.dir().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let mut term = Pty::start(&shell, &home);
+    term.expect("periscope> ");
+    term.send("sh\tsw\t");
+    term.expect("periscope> show switches \x1b[K");
+    term.send("\r");
+    term.expect(&dpid);
+    term.expect("periscope> ");
+    term.send("\x1b[A");
+    term.expect("periscope> show switches\x1b[K");
+    term.send("\r");
+    term.expect(&dpid);
+    term.send(&format!("wher {}\r", vm.iface_id()));
+    term.expect("did you mean \"where\"");
+    term.expect("periscope> ");
+    term.send("\x04");
+    assert_eq!(term.wait(), Some(0), "Ctrl-D leaves: {}", term.seen());
+    let history = std::fs::read_to_string(home.join(".periscope_history")).expect("history");
+    assert_eq!(history.lines().next(), Some("show switches"), "{history}");
+
     // Lines from a pipe, like a script: every one answered, the errors on stderr.
     let (code, out, err) = shell.run(&[], Some("help\nstats\nshow swiches\nquit\nstats\n"));
     assert_eq!(code, Some(1), "a failed line fails the script: {err}");
@@ -242,5 +265,92 @@ impl Shell {
         let (code, out, err) = self.run(args, None);
         assert_eq!(code, Some(0), "periscope shell {args:?}: {err}{out}");
         out
+    }
+}
+
+/// `periscope shell` on a terminal: script(1) gives it a pty and passes keys and output along.
+struct Pty {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: Arc<Mutex<String>>,
+    /// How much of the output earlier expectations consumed.
+    read: usize,
+}
+
+impl Pty {
+    fn start(shell: &Shell, home: &std::path::Path) -> Pty {
+        let cmd = format!("{PERISCOPE} shell --api {} --token {}", shell.api, shell.token);
+        let mut child = std::process::Command::new("script")
+            .args(["-q", "-e", "-f", "-c", &cmd, "/dev/null"])
+            .env("HOME", home)
+            .env("TERM", "xterm")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("script(1) (util-linux)");
+        let input = child.stdin.take().expect("stdin");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let output = Arc::new(Mutex::new(String::new()));
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut o) = sink.lock() {
+                    o.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+        Pty { child, input, output, read: 0 }
+    }
+
+    fn seen(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    fn send(&mut self, keys: &str) {
+        self.input.write_all(keys.as_bytes()).expect("keys");
+        self.input.flush().expect("flush");
+    }
+
+    /// Waits for `text` to appear after what earlier expectations consumed.
+    fn expect(&mut self, text: &str) {
+        let start = Instant::now();
+        loop {
+            let seen = self.seen();
+            if let Some(at) = seen.get(self.read..).and_then(|s| s.find(text)) {
+                self.read += at + text.len();
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{text:?} not shown; the terminal showed {:?}",
+                &seen[self.read.min(seen.len())..]
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait(&mut self) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

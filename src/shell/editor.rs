@@ -280,7 +280,8 @@ impl Editor {
     }
 
     fn remember(&mut self, line: &str) {
-        if line.trim().is_empty() || self.history.last().is_some_and(|h| h == line) {
+        let line = line.trim();
+        if line.is_empty() || self.history.last().is_some_and(|h| h == line) {
             return;
         }
         self.history.push(line.to_string());

@@ -365,12 +365,20 @@ pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
     }
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal() && std::io::stdout().is_terminal();
-    let mut editor = if interactive { editor::Editor::start().ok() } else { None };
+    let mut editor = match interactive.then(editor::Editor::start) {
+        Some(Ok(ed)) => Some(ed),
+        Some(Err(e)) => {
+            eprintln!("no line editing ({e}): reading plain lines");
+            None
+        }
+        None => None,
+    };
     if interactive {
         println!("periscope shell on http://{}; help lists the commands, quit leaves", client.addr);
     }
     let mut failed = false;
-    let mut lines = stdin.lock().lines();
+    // Only without the editor: it reads stdin itself, and the lock is not reentrant.
+    let mut lines = editor.is_none().then(|| stdin.lock().lines());
     loop {
         let line = match editor.as_mut() {
             Some(ed) => match ed.read_line("periscope> ") {
@@ -378,7 +386,7 @@ pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
                 Ok(None) => break,
                 Err(e) => bail!("reading the terminal: {e}"),
             },
-            None => match lines.next() {
+            None => match lines.as_mut().and_then(Iterator::next) {
                 Some(Ok(l)) => l,
                 Some(Err(e)) => bail!("reading stdin: {e}"),
                 None => break,
