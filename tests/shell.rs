@@ -162,6 +162,31 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
         "{err}"
     );
 
+    // diff: in sync, until someone changes the bridge behind periscope's back.
+    let out = shell.ok(&["-c", "diff hv1/br-int"]);
+    assert!(out.contains(&format!("hv1/br-int ({dpid}): in sync: the ")), "{out}");
+    let copy_to_vm =
+        ours.lines().find(|l| l.contains("table=3,")).expect("the copy of delivered frames");
+    hv.ofctl(&["del-flows", "br-int", "table=3,cookie=0x5053020000000000/0xffffff0000000000"])
+        .expect("del-flows");
+    hv.ofctl(&["add-flow", "br-int", "table=9,priority=5,cookie=0x5053010000000099,actions=drop"])
+        .expect("add-flow");
+    let out = shell.ok(&["-c", "diff br-int"]);
+    assert!(out.contains("NOT in sync"), "{out}");
+    let missing = out
+        .lines()
+        .skip_while(|l| !l.starts_with("wanted, not on the switch"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        missing.starts_with("- ") && flow_lines(&missing[2..]) == flow_lines(copy_to_vm),
+        "{missing:?} vs {copy_to_vm:?}:\n{out}"
+    );
+    assert!(
+        out.contains("ours on the switch, not wanted:\n+ cookie=0x5053010000000099, "),
+        "{out}"
+    );
+
     // A typo gets the nearest command's usage and status 2; a wrong token the API's refusal.
     let (code, _, err) = shell.run(&["-c", "shwo switches"], None);
     assert_eq!(code, Some(2), "{err}");

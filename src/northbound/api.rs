@@ -144,6 +144,9 @@ pub enum ApiCall {
         /// Only the flows with periscope's cookie.
         ours: bool,
     },
+    /// `GET /v1/switches/{dpid}/diff`: the flows of ours the switch holds now against the ones
+    /// it should hold.
+    SwitchDiff(Dpid),
     /// `GET /v1/tenants`.
     ListTenants,
     /// `GET /v1/tenants/{name}`.
@@ -396,6 +399,7 @@ const RESOURCES: &[&str] = &[
     "/v1/interfaces/{iface_id}",
     "/v1/switches",
     "/v1/switches/{dpid}/flows",
+    "/v1/switches/{dpid}/diff",
     "/v1/stats",
     "/v1/openapi.json",
     "/metrics",
@@ -465,7 +469,10 @@ where
         (["v1", "switches", dpid, "flows"], &Method::GET) => {
             Ok(ApiCall::SwitchFlows { dpid: parse_dpid(dpid)?, ours: ours(req.uri().query())? })
         }
-        (["v1", "switches", _, "flows"], _) => Err(not_allowed("GET")),
+        (["v1", "switches", dpid, "diff"], &Method::GET) => {
+            Ok(ApiCall::SwitchDiff(parse_dpid(dpid)?))
+        }
+        (["v1", "switches", _, "flows" | "diff"], _) => Err(not_allowed("GET")),
         (["v1", "stats"], &Method::GET) => Ok(ApiCall::Stats),
         (["metrics"], &Method::GET) => Ok(ApiCall::Metrics),
         (["metrics"], _) => Err(not_allowed("GET")),

@@ -37,6 +37,11 @@ pub enum Command {
         /// Only the flows periscope installed (its cookie).
         ours: bool,
     },
+    /// `diff <bridge>`.
+    Diff {
+        /// A bridge name, `hypervisor/bridge` or a dpid.
+        bridge: String,
+    },
     /// `quit` (or `exit`).
     Quit,
 }
@@ -93,6 +98,11 @@ pub const COMMANDS: &[Spec] = &[
         "<bridge|dpid> [--ours]",
         "the flows the switch holds now, read from it, in ovs-ofctl dump-flows syntax \
          (--ours: only periscope's)",
+    ),
+    spec(
+        "diff",
+        "<bridge|dpid>",
+        "periscope's flows on the switch, read from it now, against the ones it should hold",
     ),
     spec("stats", "", "counters and reprogramming times (p50, p99, max)"),
     spec("help", "[command]", "the commands, or one command's usage"),
@@ -231,6 +241,14 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
                 format!("where takes one interface, not also {:?}", rest.join(" ")),
             ))
         }
+        ["diff"] => return Err(wrong("diff", "diff needs a <bridge> or a dpid".into())),
+        ["diff", b] => Command::Diff { bridge: b.to_string() },
+        ["diff", _, rest @ ..] => {
+            return Err(wrong(
+                "diff",
+                format!("diff takes one bridge, not also {:?}", rest.join(" ")),
+            ))
+        }
         ["dump-flows", rest @ ..] => {
             let ours = rest.contains(&"--ours");
             let mut bridges = rest.iter().filter(|a| **a != "--ours");
@@ -360,6 +378,8 @@ mod tests {
             Command::DumpFlows { bridge: "hv1/br-int".into(), ours: true }
         );
         assert_eq!(ok("help where"), Command::Help(Some("where".into())));
+        assert_eq!(ok("diff br-int"), Command::Diff { bridge: "br-int".into() });
+        assert!(err("diff").message.contains("needs a <bridge>"));
         assert_eq!(ok("exit"), Command::Quit);
         assert_eq!(parse("   "), Ok(None));
         assert_eq!(parse("# a comment"), Ok(None));

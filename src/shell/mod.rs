@@ -236,6 +236,12 @@ pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
             out(Value::Array(both), text)
         }
         Command::Where { what } => where_is(client, what),
+        Command::Diff { bridge } => {
+            let switches = client.get("/v1/switches")?;
+            let dpid = resolve_bridge(&switches, bridge).map_err(ShellError::NotFound)?;
+            let reply = client.get(&format!("/v1/switches/{dpid}/diff"))?;
+            out(reply.clone(), render::diff(&reply))
+        }
         Command::DumpFlows { bridge, ours } => {
             let switches = client.get("/v1/switches")?;
             let dpid = resolve_bridge(&switches, bridge).map_err(ShellError::NotFound)?;

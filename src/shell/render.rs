@@ -394,6 +394,44 @@ pub fn location(iface: &Value, flows: &Value) -> String {
     out
 }
 
+/// `diff <bridge>`, from `GET /v1/switches/{dpid}/diff`.
+pub fn diff(d: &Value) -> String {
+    let empty = Vec::new();
+    let list = |k: &str| d[k].as_array().unwrap_or(&empty).clone();
+    let mut out =
+        format!("{}/{} ({}): ", cell(&d["hypervisor"]), cell(&d["bridge"]), cell(&d["dpid"]));
+    if d["in_sync"] == true {
+        let _ =
+            writeln!(out, "in sync: the {} flows periscope wants are there", cell(&d["desired"]));
+        return out;
+    }
+    out.push_str("NOT in sync");
+    if d["reprogramming"] == true {
+        out.push_str(" (the bridge is being reprogrammed: try again)");
+    }
+    out.push('\n');
+    for (key, title, mark) in [
+        ("missing", "wanted, not on the switch", "-"),
+        ("unexpected", "ours on the switch, not wanted", "+"),
+    ] {
+        let flows = list(key);
+        if !flows.is_empty() {
+            let _ = writeln!(out, "{title}:");
+            for f in flows {
+                let _ = writeln!(out, "{mark} {}", cell(&f));
+            }
+        }
+    }
+    let different = list("different");
+    if !different.is_empty() {
+        out.push_str("same match, other actions or cookie:\n");
+        for f in different {
+            let _ = writeln!(out, "- {}\n+ {}", cell(&f["want"]), cell(&f["have"]));
+        }
+    }
+    out
+}
+
 /// `stats`, from `GET /v1/stats`.
 pub fn stats(s: &Value) -> String {
     let mut out = String::new();
@@ -522,6 +560,26 @@ mod tests {
         );
         assert!(port_no(&json!(4_294_967_294u64)) == "LOCAL" && port_no(&json!(3)) == "3");
         assert!(out.contains("migrating abc: hv1 dpid 0000000000000001 ofport 3 and hv2"), "{out}");
+    }
+
+    #[test]
+    fn diffs_say_in_sync_or_what_differs() {
+        let base = json!({"hypervisor": "hv1", "bridge": "br-int", "dpid": "00000000000000aa"});
+        let mut d = base.clone();
+        d["in_sync"] = json!(true);
+        d["desired"] = json!(8);
+        assert_eq!(
+            diff(&d),
+            "hv1/br-int (00000000000000aa): in sync: the 8 flows periscope wants are there\n"
+        );
+        let mut d = base;
+        d["in_sync"] = json!(false);
+        d["missing"] = json!(["cookie=0x1, table=0, priority=1 actions=drop"]);
+        d["different"] = json!([{"want": "w", "have": "h"}]);
+        let t = diff(&d);
+        assert!(t.contains("NOT in sync\nwanted, not on the switch:\n- cookie=0x1"), "{t}");
+        assert!(t.contains("other actions or cookie:\n- w\n+ h\n"), "{t}");
+        assert!(!t.contains("ours on the switch"), "{t}");
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use periscope_codec::openflow::{
-    Cookie, Dpid, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest,
-    MultipartRequestBody,
+    Cookie, Dpid, FlowStats, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest,
+    MultipartRequestBody, TableId,
 };
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -17,6 +17,7 @@ use super::Core;
 use crate::northbound::api::ApiReply;
 use crate::openflow::driver::{ConnId, Request};
 use crate::policy::cookie;
+use crate::reconcile::{canonical_match, ours_set, FlowBody, FlowKey, FlowSet};
 
 /// The first tag of live dumps; they use the next [`TAG_SPAN`] tags, far above batch tags and
 /// below the controller's fixed tags.
@@ -33,8 +34,21 @@ pub(super) fn is_live_dump(tag: u64) -> bool {
     (TAG_BASE..TAG_BASE + TAG_SPAN).contains(&tag)
 }
 
+/// What a live dump is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DumpKind {
+    /// Every flow (`ours`: only periscope's), as the switch has them.
+    Flows {
+        /// Only periscope's cookies.
+        ours: bool,
+    },
+    /// Periscope's flows compared with what the bridge should hold.
+    Diff,
+}
+
 struct Pending {
     reply: Option<oneshot::Sender<ApiReply>>,
+    kind: DumpKind,
     conn: ConnId,
     dpid: Dpid,
     since: Instant,
@@ -68,7 +82,7 @@ impl LiveDumps {
 impl Core {
     /// Sends a flow dump to the switch with `dpid` (`ours`: only periscope's cookies); the
     /// answer follows once it replies.
-    pub(super) fn start_flow_dump(&mut self, dpid: Dpid, ours: bool) -> Result<u64, ApiReply> {
+    pub(super) fn start_flow_dump(&mut self, dpid: Dpid, kind: DumpKind) -> Result<u64, ApiReply> {
         let Some(conn) = self.by_dpid.get(&dpid).copied() else {
             let known: Vec<String> = self.by_dpid.keys().map(Dpid::to_string).collect();
             return Err(ApiReply::fail(
@@ -91,7 +105,7 @@ impl Core {
         let tag = TAG_BASE + self.dumps.next % TAG_SPAN;
         self.dumps.next += 1;
         let mut req = FlowStatsRequest::default();
-        if ours {
+        if kind != (DumpKind::Flows { ours: false }) {
             req.cookie = Cookie(cookie::MAGIC);
             req.cookie_mask = cookie::OURS_MASK;
         }
@@ -99,7 +113,8 @@ impl Core {
             flags: 0,
             body: MultipartRequestBody::Flow(req),
         });
-        self.dumps.pending.insert(tag, Pending { reply: None, conn, dpid, since: Instant::now() });
+        let p = Pending { reply: None, kind, conn, dpid, since: Instant::now() };
+        self.dumps.pending.insert(tag, p);
         self.send(conn, vec![Request { msg, tag, label: "flow dump for the API".into() }]);
         Ok(tag)
     }
@@ -113,8 +128,8 @@ impl Core {
     /// The switch answered a live dump.
     pub(super) fn handle_flow_dump_reply(&mut self, tag: u64, replies: Vec<Message>) {
         let Some(p) = self.dumps.pending.get(&tag) else { return };
-        let dpid = p.dpid;
-        let flows: Vec<String> = replies
+        let (dpid, kind) = (p.dpid, p.kind);
+        let flows: Vec<FlowStats> = replies
             .into_iter()
             .filter_map(|m| match m {
                 Message::MultipartReply(r) => match r.body {
@@ -124,15 +139,38 @@ impl Core {
                 _ => None,
             })
             .flatten()
-            .map(|f| f.to_string())
             .collect();
         let bridge = self.topology.bridge_by_dpid(dpid);
-        let body = json!({
+        let mut body = json!({
             "dpid": dpid.to_string(),
             "hypervisor": bridge.map(|b| b.bridge.hypervisor.to_string()),
             "bridge": bridge.map(|b| b.row.name.clone()),
-            "flows": flows,
         });
+        match kind {
+            DumpKind::Flows { .. } => {
+                body["flows"] = flows.iter().map(|f| f.to_string()).collect();
+            }
+            DumpKind::Diff => {
+                let empty = FlowSet::new();
+                let desired = self.flowsets.get(&dpid).unwrap_or(&empty);
+                let d = diff(desired, &flows);
+                let busy = self
+                    .switch(dpid)
+                    .is_some_and(|s| s.reconciler.busy() || s.dirty_since.is_some());
+                body["in_sync"] = json!(
+                    d.missing.is_empty() && d.unexpected.is_empty() && d.different.is_empty()
+                );
+                body["reprogramming"] = json!(busy);
+                body["desired"] = json!(desired.len());
+                body["missing"] = json!(d.missing);
+                body["unexpected"] = json!(d.unexpected);
+                body["different"] = json!(d
+                    .different
+                    .into_iter()
+                    .map(|(want, have)| json!({ "want": want, "have": have }))
+                    .collect::<Vec<_>>());
+            }
+        }
         self.finish_flow_dump(tag, ApiReply::ok(body));
     }
 
@@ -192,9 +230,131 @@ impl Core {
     }
 }
 
+/// How the flows of ours a switch holds differ from what it should hold, as dump-flows lines.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct FlowDiff {
+    /// Wanted, not on the switch.
+    missing: Vec<String>,
+    /// Ours on the switch, not wanted.
+    unexpected: Vec<String>,
+    /// Same table, priority and match, other cookie or actions: (wanted, on the switch).
+    different: Vec<(String, String)>,
+}
+
+/// A wanted flow in dump-flows syntax, without the age and counters it does not have.
+fn wanted_line(k: &FlowKey, b: &FlowBody) -> String {
+    let f = FlowStats {
+        table_id: TableId(k.table),
+        duration_sec: 0,
+        duration_nsec: 0,
+        priority: k.priority,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        flags: 0,
+        cookie: b.cookie,
+        packet_count: 0,
+        byte_count: 0,
+        matches: b.matches.clone(),
+        instructions: b.instructions.clone(),
+    };
+    // The printer always writes these two; a flow that is only wanted has neither.
+    f.to_string().replacen(", duration=0.000s", "", 1).replacen(" n_packets=0, n_bytes=0,", "", 1)
+}
+
+/// Compares what a bridge should hold with the flows of ours a dump shows.
+pub(super) fn diff(desired: &FlowSet, dump: &[FlowStats]) -> FlowDiff {
+    let actual = ours_set(dump);
+    let line_of = |k: &FlowKey| {
+        dump.iter()
+            .find(|f| {
+                f.table_id.0 == k.table
+                    && f.priority == k.priority
+                    && canonical_match(&f.matches).1 == k.match_wire
+                    && cookie::is_ours(f.cookie)
+            })
+            .map(|f| f.to_string())
+            .unwrap_or_default()
+    };
+    let mut d = FlowDiff::default();
+    for (k, want) in desired {
+        match actual.get(k) {
+            None => d.missing.push(wanted_line(k, want)),
+            Some(have) if have != want => d.different.push((wanted_line(k, want), line_of(k))),
+            Some(_) => {}
+        }
+    }
+    for k in actual.keys().filter(|k| !desired.contains_key(*k)) {
+        d.unexpected.push(line_of(k));
+    }
+    d
+}
+
 #[cfg(test)]
 mod tests {
+    use periscope_codec::openflow::{Action, Instruction, Match, OxmField, PortNo};
+
     use super::*;
+    use crate::policy::DesiredFlow;
+    use crate::reconcile::desired_set;
+
+    fn stats(table: u8, priority: u16, port: u32, out: u32) -> FlowStats {
+        FlowStats {
+            table_id: TableId(table),
+            duration_sec: 7,
+            duration_nsec: 0,
+            priority,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            cookie: Cookie(cookie::MAGIC),
+            packet_count: 3,
+            byte_count: 180,
+            matches: Match::new(vec![OxmField::InPort(PortNo(port))]),
+            instructions: vec![Instruction::ApplyActions(vec![Action::output(PortNo(out))])],
+        }
+    }
+
+    #[test]
+    fn a_diff_names_missing_unexpected_and_different_flows() {
+        let want = [stats(0, 100, 1, 2), stats(0, 100, 5, 6), stats(1, 10, 1, 2)];
+        let wanted: Vec<DesiredFlow> = want
+            .iter()
+            .map(|f| DesiredFlow {
+                table: f.table_id,
+                priority: f.priority,
+                matches: f.matches.clone(),
+                instructions: f.instructions.clone(),
+                cookie: f.cookie,
+            })
+            .collect();
+        let desired = desired_set(&wanted);
+        let mut foreign = stats(3, 1, 9, 9);
+        foreign.cookie = Cookie(0x77);
+        // On the switch: the first as wanted, the second with other actions, the third
+        // missing, one of ours too many, and someone else's flow (never ours to judge).
+        let dump = [stats(0, 100, 1, 2), stats(0, 100, 5, 7), stats(2, 1, 4, 4), foreign];
+        let d = diff(&desired, &dump);
+        assert_eq!(d.missing.len(), 1);
+        assert!(
+            d.missing[0].contains(", table=1, priority=10,in_port=1 actions=output:2"),
+            "{d:?}"
+        );
+        assert!(
+            !d.missing[0].contains("duration=") && !d.missing[0].contains("n_packets"),
+            "{d:?}"
+        );
+        assert_eq!(d.different.len(), 1);
+        assert!(
+            d.different[0].0.contains("output:6") && d.different[0].1.contains("output:7"),
+            "{d:?}"
+        );
+        assert_eq!(d.unexpected.len(), 1);
+        assert!(
+            d.unexpected[0].contains("table=2") && d.unexpected[0].contains("n_packets=3"),
+            "{d:?}"
+        );
+        assert_eq!(diff(&desired_set(&[]), &[]), FlowDiff::default());
+    }
 
     #[test]
     fn live_dump_tags_stay_clear_of_batch_and_fixed_tags() {

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use slog::{debug, info, warn};
 use tokio::sync::{mpsc, oneshot};
 
+use super::flows::DumpKind;
 use super::Core;
 use crate::northbound::api::{ApiCall, ApiReply, ApiRequest};
 use crate::northbound::auth::{Caller, TokenHash, Tokens};
@@ -216,11 +217,16 @@ impl Core {
         if call.writes() {
             return self.write(caller, call);
         }
-        if let ApiCall::SwitchFlows { dpid, ours } = call {
+        let dump = match call {
+            ApiCall::SwitchFlows { dpid, ours } => Some((dpid, DumpKind::Flows { ours })),
+            ApiCall::SwitchDiff(dpid) => Some((dpid, DumpKind::Diff)),
+            _ => None,
+        };
+        if let Some((dpid, kind)) = dump {
             if !caller.is_operator() {
                 return Answer::Now(operator_only());
             }
-            return match self.start_flow_dump(dpid, ours) {
+            return match self.start_flow_dump(dpid, kind) {
                 Ok(tag) => Answer::Dump(tag),
                 Err(r) => Answer::Now(r),
             };
