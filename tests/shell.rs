@@ -135,6 +135,16 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     let out = shell.ok(&["-c", "show topology"]);
     assert!(out.contains(&format!("bridge br-int dpid {dpid} connected")), "{out}");
     assert!(out.lines().any(|l| l.contains(vm.port()) && l.contains(vm.iface_id())), "{out}");
+    let out = shell.ok(&["-c", "show ports br-int"]);
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{ofport} ")))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains(vm.port()) && row.contains(" up ") && row.contains(vm.iface_id()),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("LOCAL") && l.contains("br-int")), "{out}");
     let out = shell.ok(&["--json", "-c", "show switches"]);
     let list: serde_json::Value = serde_json::from_str(&out).expect("--json is JSON");
     assert_eq!(list[0]["dpid"], dpid.as_str(), "{list}");

@@ -18,6 +18,11 @@ pub enum Command {
         /// Only this tenant's.
         tenant: Option<String>,
     },
+    /// `show ports [bridge]`.
+    ShowPorts {
+        /// Only this bridge (name, `hypervisor/bridge` or dpid).
+        bridge: Option<String>,
+    },
     /// `show tap <name>`.
     ShowTap {
         /// The tap flow's name.
@@ -84,6 +89,11 @@ pub const COMMANDS: &[Spec] = &[
         "show topology",
         "",
         "hypervisors, their bridges and ports with the VM interfaces on them, links, migrations",
+    ),
+    spec(
+        "show ports",
+        "[bridge|dpid]",
+        "each switch's OpenFlow ports (number, name, live) with the OVSDB interface on each",
     ),
     spec("show taps", "[tenant]", "tap services and tap flows, with where each flow is active"),
     spec("show tap", "<name>", "one tap flow: its service, source, filter, where it is active"),
@@ -200,6 +210,14 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         ["show", "switches", rest @ ..] => return Err(extra("show switches", rest)),
         ["show", "topology"] => Command::ShowTopology,
         ["show", "topology", rest @ ..] => return Err(extra("show topology", rest)),
+        ["show", "ports"] => Command::ShowPorts { bridge: None },
+        ["show", "ports", b] => Command::ShowPorts { bridge: Some(b.to_string()) },
+        ["show", "ports", _, rest @ ..] => {
+            return Err(wrong(
+                "show ports",
+                format!("show ports takes one bridge, not also {:?}", rest.join(" ")),
+            ))
+        }
         ["show", "taps"] => Command::ShowTaps { tenant: None },
         ["show", "taps", t] => Command::ShowTaps { tenant: Some(t.to_string()) },
         ["show", "taps", _, rest @ ..] => {
@@ -395,6 +413,7 @@ mod tests {
                 .replace("<name>", "t")
                 .replace("<iface-id|vm-uuid|interface>", "i")
                 .replace("<bridge|dpid>", "br-int")
+                .replace("[bridge|dpid]", "br-int")
                 .replace("[--ours]", "--ours");
             assert!(matches!(parse(&line), Ok(Some(_))), "{line}");
         }
@@ -447,7 +466,7 @@ mod tests {
     #[test]
     fn completion_offers_the_next_word() {
         assert_eq!(completions("sh"), vec!["show"]);
-        assert_eq!(completions("show "), vec!["switches", "tap", "taps", "topology"]);
+        assert_eq!(completions("show "), vec!["ports", "switches", "tap", "taps", "topology"]);
         assert_eq!(completions("show t"), vec!["tap", "taps", "topology"]);
         assert_eq!(completions("show sw"), vec!["switches"]);
         assert_eq!(completions("dump-flows br-int --o"), vec!["--ours"]);

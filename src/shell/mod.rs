@@ -202,6 +202,11 @@ pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
             let list = client.get("/v1/switches")?;
             out(list.clone(), render::switches(&list, now_ms()))
         }
+        Command::ShowPorts { bridge } => {
+            let t = client.get("/v1/topology")?;
+            let text = render::ports(&t, bridge.as_deref()).map_err(ShellError::NotFound)?;
+            out(t["switches"].clone(), text)
+        }
         Command::ShowTopology => {
             let t = client.get("/v1/topology")?;
             out(t.clone(), render::topology(&t))

@@ -144,6 +144,72 @@ fn place(l: &Value) -> String {
     format!("{} dpid {} ofport {}", cell(&l["hypervisor"]), dpid(&l["dpid"]), cell(&l["ofport"]))
 }
 
+/// `show ports [bridge]`, from `GET /v1/topology`: each switch's OpenFlow ports joined by name
+/// with the interfaces OVSDB shows on its bridge. `bridge` is a name, `hypervisor/name` or a dpid.
+pub fn ports(t: &Value, bridge: Option<&str>) -> Result<String, String> {
+    let empty = Vec::new();
+    let arr = |v: &Value| v.as_array().unwrap_or(&empty).clone();
+    // dpid -> (hypervisor, bridge name, its interfaces by name)
+    let mut bridges: Vec<(String, String, String, Vec<Value>)> = Vec::new();
+    for h in arr(&t["hypervisors"]) {
+        for b in arr(&h["bridges"]) {
+            let ifaces = arr(&b["ports"]).iter().flat_map(|p| arr(&p["interfaces"])).collect();
+            bridges.push((dpid(&b["datapath_id"]), cell(&h["id"]), cell(&b["name"]), ifaces));
+        }
+    }
+    let mut out = String::new();
+    let mut shown = 0;
+    for sw in arr(&t["switches"]) {
+        let d = dpid(&sw["dpid"]);
+        let known = bridges.iter().find(|b| b.0 == d);
+        let (hv, name) = known.map_or(("-", "-"), |b| (b.1.as_str(), b.2.as_str()));
+        let wanted = bridge.is_none_or(|w| {
+            let hex = w.strip_prefix("0x").unwrap_or(w);
+            w == name
+                || w == format!("{hv}/{name}")
+                || u64::from_str_radix(hex, 16).is_ok_and(|n| format!("{n:016x}") == d)
+        });
+        if !wanted {
+            continue;
+        }
+        shown += 1;
+        let _ = writeln!(
+            out,
+            "{hv}/{name} ({d}){}",
+            if sw["connected"] == true { "" } else { " not connected" }
+        );
+        let rows: Vec<Vec<String>> = arr(&sw["ports"])
+            .iter()
+            .map(|p| {
+                let i = known.and_then(|b| b.3.iter().find(|i| i["name"] == p["name"]));
+                let field = |k: &str| i.map_or_else(|| "-".to_string(), |i| cell(&i[k]));
+                vec![
+                    port_no(&p["port_no"]),
+                    cell(&p["name"]),
+                    if p["live"] == true { "up".into() } else { "DOWN".into() },
+                    match i.and_then(|i| i["type"].as_str()) {
+                        Some("") => "system".into(),
+                        Some(k) => k.into(),
+                        None => "-".into(),
+                    },
+                    field("mac"),
+                    field("iface_id"),
+                    field("tenant"),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["PORT", "NAME", "STATE", "TYPE", "MAC", "IFACE-ID", "TENANT"],
+            &rows,
+        ));
+    }
+    match (shown, bridge) {
+        (0, Some(w)) => Err(format!("no switch is {w:?} (show switches lists them)")),
+        (0, None) => Ok("no switch is known\n".into()),
+        _ => Ok(out),
+    }
+}
+
 /// `show topology`, from `GET /v1/topology`.
 pub fn topology(t: &Value) -> String {
     let empty = Vec::new();
@@ -580,6 +646,26 @@ mod tests {
         assert!(t.contains("NOT in sync\nwanted, not on the switch:\n- cookie=0x1"), "{t}");
         assert!(t.contains("other actions or cookie:\n- w\n+ h\n"), "{t}");
         assert!(!t.contains("ours on the switch"), "{t}");
+    }
+
+    #[test]
+    fn ports_join_the_switch_and_ovsdb() {
+        let t = json!({
+            "hypervisors": [{"id": "hv1", "bridges": [{"name": "br-int", "datapath_id": 170,
+                "ports": [{"name": "vm1", "interfaces": [{"name": "vm1", "type": "", "mac": "02:00:00:00:00:01",
+                    "iface_id": "abc", "tenant": "bank-a"}]}]}]}],
+            "switches": [{"dpid": 170, "connected": true, "ports": [
+                {"port_no": 1, "name": "vm1", "live": true},
+                {"port_no": 4_294_967_294u64, "name": "br-int", "live": false}]}]
+        });
+        let out = ports(&t, None).expect("ports");
+        assert!(out.starts_with("hv1/br-int (00000000000000aa)\n"), "{out}");
+        let vm = out.lines().find(|l| l.starts_with("1 ")).unwrap_or_default();
+        assert!(vm.contains("up") && vm.contains("system") && vm.contains("abc"), "{out}");
+        assert!(out.lines().any(|l| l.starts_with("LOCAL") && l.contains("DOWN")), "{out}");
+        assert_eq!(ports(&t, Some("0xaa")), ports(&t, Some("hv1/br-int")));
+        let e = ports(&t, Some("br-ex")).expect_err("no such bridge");
+        assert!(e.contains("no switch is \"br-ex\""), "{e}");
     }
 
     #[test]
