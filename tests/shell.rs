@@ -53,12 +53,19 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
             HypervisorOptions::secure().controller(ControllerTarget::Unix(sock.clone())),
         )
         .expect("hv1");
-    let vm =
+    let hv2 = lab
+        .add_hypervisor(
+            "hv2",
+            HypervisorOptions::secure().controller(ControllerTarget::Unix(sock.clone())),
+        )
+        .expect("hv2");
+    let mut vm =
         lab.add_vm(&hv, VmOptions::new("vm1").external_id("tenant-id", "bank-a")).expect("vm1");
     let col = lab.add_collector("col").expect("collector");
     let args = vec![
         format!("--openflow=punix:{}", sock.display()),
         format!("--ovsdb=hv1={}", hv.db_remote()),
+        format!("--ovsdb=hv2={}", hv2.db_remote()),
     ];
     let ctl = ControllerProcess::start(PERISCOPE, &args, &lab.dir().join("controller.log"))
         .expect("controller");
@@ -86,6 +93,10 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
         ctl.call("GET", &path, None)
             .is_ok_and(|(_, f)| f["status"] == "ACTIVE" && f["active"][0]["programmed"] == true)
     });
+    wait_for("both switches", Duration::from_secs(20), || {
+        ctl.call("GET", "/v1/switches", None)
+            .is_ok_and(|(_, l)| l.as_array().is_some_and(|l| l.len() == 2))
+    });
     let dpid = format!("{:016x}", hv.dpid());
 
     // Prometheus: text format 0.0.4, the operator's token needed.
@@ -94,8 +105,8 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     let (status, ctype, text) = get_text(ctl.api(), ctl.token(), "/metrics");
     assert_eq!(status, 200, "{text}");
     assert!(ctype.starts_with("text/plain") && ctype.contains("version=0.0.4"), "{ctype}");
-    assert_eq!(sample(&text, "periscope_switches_connected"), Some(1.0), "{text}");
-    assert_eq!(sample(&text, "periscope_hypervisors_connected"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "periscope_switches_connected"), Some(2.0), "{text}");
+    assert_eq!(sample(&text, "periscope_hypervisors_connected"), Some(2.0), "{text}");
     assert_eq!(sample(&text, "periscope_tap_flows_active"), Some(1.0), "{text}");
     let flows = sample(&text, &format!("periscope_switch_flows{{dpid=\"{dpid}\"}}"));
     assert!(flows.is_some_and(|n| n >= 3.0), "the pipeline and the copies: {text}");
@@ -135,7 +146,7 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     let out = shell.ok(&["-c", "show topology"]);
     assert!(out.contains(&format!("bridge br-int dpid {dpid} connected")), "{out}");
     assert!(out.lines().any(|l| l.contains(vm.port()) && l.contains(vm.iface_id())), "{out}");
-    let out = shell.ok(&["-c", "show ports br-int"]);
+    let out = shell.ok(&["-c", "show ports hv1/br-int"]);
     let row = out
         .lines()
         .find(|l| l.starts_with(&format!("{ofport} ")))
@@ -155,7 +166,10 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     hv.ofctl(&["add-flow", "br-int", "table=9,priority=7,cookie=0x77,actions=drop"])
         .expect("add-flow");
     let ofctl = hv.ofctl(&["dump-flows", "br-int"]).expect("ovs-ofctl dump-flows");
-    let ours = shell.ok(&["-c", "dump-flows br-int --ours"]);
+    let (code, _, err) = shell.run(&["-c", "dump-flows br-int"], None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("several hypervisors") && err.contains("hv2/br-int"), "{err}");
+    let ours = shell.ok(&["-c", "dump-flows hv1/br-int --ours"]);
     assert_eq!(
         flow_lines(&ours),
         flow_lines(&ofctl).into_iter().filter(|l| l.contains("cookie=0x5053")).collect::<Vec<_>>(),
@@ -181,7 +195,7 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
         .expect("del-flows");
     hv.ofctl(&["add-flow", "br-int", "table=9,priority=5,cookie=0x5053010000000099,actions=drop"])
         .expect("add-flow");
-    let out = shell.ok(&["-c", "diff br-int"]);
+    let out = shell.ok(&["-c", &format!("diff {dpid}")]);
     assert!(out.contains("NOT in sync"), "{out}");
     let missing = out
         .lines()
@@ -233,6 +247,29 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(term.wait(), Some(0), "Ctrl-D leaves: {}", term.seen());
     let history = std::fs::read_to_string(home.join(".periscope_history")).expect("history");
     assert_eq!(history.lines().next(), Some("show switches"), "{history}");
+
+    // A live migration to hv2: where shows the new place and how long each side took.
+    let dpid2 = format!("{:016x}", hv2.dpid());
+    vm.migrate(&hv2).expect("migration");
+    let ofport2 = vm.ofport().expect("the new port");
+    let to = format!("to hv2 dpid {dpid2} ofport {ofport2}: destination programmed after ");
+    let mut out = String::new();
+    let done =
+        periscope::lab::wait_until("the migration in where", Duration::from_secs(20), || {
+            out = shell.ok(&["-c", &format!("where {}", vm.iface_id())]);
+            out.contains(&to) && !out.contains(" - later") && !out.contains("after -")
+        });
+    assert!(
+        done.is_ok(),
+        "where does not show the migration done and both sides confirmed:\n{out}"
+    );
+    assert!(out.lines().any(|l| l == format!("  at hv2 dpid {dpid2} ofport {ofport2}")), "{out}");
+    assert!(
+        out.contains(&format!(" migration from hv1 dpid {dpid} ofport {ofport} {to}")),
+        "{out}"
+    );
+    let (_, _, text) = get_text(ctl.api(), ctl.token(), "/metrics");
+    assert_eq!(sample(&text, "periscope_migrations_finished_total"), Some(1.0), "{text}");
 
     // Lines from a pipe, like a script: every one answered, the errors on stderr.
     let (code, out, err) = shell.run(&[], Some("help\nstats\nshow swiches\nquit\nstats\n"));

@@ -31,6 +31,7 @@ use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
 
 mod flows;
+mod migrations;
 mod northbound;
 
 /// Tag of the flow dump that starts every reconciliation of a new connection.
@@ -153,6 +154,8 @@ pub struct Core {
     metrics: crate::northbound::metrics::Metrics,
     /// Flow dumps the API asked for, waiting for their switches.
     dumps: flows::LiveDumps,
+    /// The recent migrations and how long their bridges took.
+    migrations: migrations::MigrationLog,
 }
 
 impl Core {
@@ -177,6 +180,7 @@ impl Core {
             epoch: Instant::now(),
             metrics: Default::default(),
             dumps: Default::default(),
+            migrations: Default::default(),
         }
     }
 
@@ -577,16 +581,19 @@ impl Core {
         for e in &events {
             let g = e.generation.0;
             match &e.kind {
-                EventKind::MigrationStarted { iface_id, .. } => {
+                EventKind::MigrationStarted { iface_id, from, to } => {
                     self.metrics.migrations_started += 1;
+                    self.migrations.started(iface_id, from, to, Instant::now());
                     info!(self.log, "migration started"; "iface_id" => iface_id, "generation" => g)
                 }
-                EventKind::MigrationFinished { iface_id, to, .. } => {
+                EventKind::MigrationFinished { iface_id, to, from } => {
                     self.metrics.migrations_finished += 1;
+                    self.migrations.finished(iface_id, from, to, Instant::now());
                     info!(self.log, "migration finished"; "iface_id" => iface_id, "generation" => g,
                         "to" => format!("{}/{:?}", to.hypervisor, to.ofport))
                 }
-                EventKind::InterfaceMoved { iface_id, to, .. } => {
+                EventKind::InterfaceMoved { iface_id, from, to, .. } => {
+                    self.migrations.moved(iface_id, from, to, Instant::now());
                     info!(self.log, "interface moved"; "iface_id" => iface_id, "generation" => g,
                         "to" => format!("{}/{:?}", to.hypervisor, to.ofport))
                 }
@@ -785,6 +792,9 @@ impl Core {
                         }
                         self.reprograms.push_back(took);
                         self.metrics.reprogram.observe(took);
+                        if let Some(d) = dpid {
+                            self.migrations.programmed(d, Instant::now());
+                        }
                     }
                 }
                 self.release_holds();

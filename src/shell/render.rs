@@ -433,6 +433,31 @@ pub fn location(iface: &Value, flows: &Value) -> String {
     for l in locs {
         let _ = writeln!(out, "  at {}", place(l));
     }
+    let history = iface["migrations"].as_array().unwrap_or(&empty);
+    if !history.is_empty() {
+        out.push_str("  migrations (times from the controller seeing the change):\n");
+    }
+    for m in history {
+        let places = |k: &str| {
+            let p: Vec<String> = m[k].as_array().unwrap_or(&empty).iter().map(place).collect();
+            if p.is_empty() {
+                "?".to_string()
+            } else {
+                p.join(" and ")
+            }
+        };
+        let when = m["started_ms"].as_u64().map_or_else(|| "-".into(), utc);
+        let _ = writeln!(
+            out,
+            "    {when} {} from {} to {}: destination programmed after {}, at one place after {}, source cleaned {} later",
+            cell(&m["kind"]),
+            places("from"),
+            places("to"),
+            ms(&m["destination_programmed_ms"]),
+            ms(&m["finished_ms"]),
+            ms(&m["source_cleaned_ms"]),
+        );
+    }
     let mine: Vec<&Value> = flows
         .as_array()
         .unwrap_or(&empty)
@@ -583,6 +608,13 @@ mod tests {
         assert!(t.lines().any(|l| l == "  at hv1 dpid 0e1a0b4f2e000101 ofport 3"), "{t}");
         assert!(t.contains("tap flow vm1-both (BOTH, ACTIVE)"), "{t}");
         assert!(t.contains("programmed last reprogram 12.2 ms"), "{t}");
+        let migrated = json!({"iface_id": "abc", "locations": [], "migrations": [{
+            "kind": "migration", "started_ms": 0,
+            "from": [{"hypervisor": "hv1", "dpid": "0000000000000001", "ofport": 3}],
+            "to": [{"hypervisor": "hv2", "dpid": "0000000000000002", "ofport": 4}],
+            "destination_programmed_ms": 4.5, "finished_ms": 812.0, "source_cleaned_ms": null}]});
+        let t = location(&migrated, &json!([]));
+        assert!(t.contains("    1970-01-01 00:00:00Z migration from hv1 dpid 0000000000000001 ofport 3 to hv2 dpid 0000000000000002 ofport 4: destination programmed after 4.50 ms, at one place after 812.0 ms, source cleaned - later"), "{t}");
         let moving = json!({"iface_id": "abc", "locations": [
             {"hypervisor": "hv1", "dpid": 1, "ofport": 3}, {"hypervisor": "hv2", "dpid": 2, "ofport": 5}]});
         let t = location(&moving, &json!([]));

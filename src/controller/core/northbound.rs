@@ -316,6 +316,7 @@ impl Core {
             "owner": owner,
             "registered": registered.is_some(),
             "locations": locations,
+            "migrations": self.migrations.history(id),
         }))
     }
 
