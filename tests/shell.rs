@@ -270,6 +270,18 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     );
     let (_, _, text) = get_text(ctl.api(), ctl.token(), "/metrics");
     assert_eq!(sample(&text, "periscope_migrations_finished_total"), Some(1.0), "{text}");
+    // trace: a frame from the VM at its new place is forwarded and copied to the collector
+    // with the tenant's key; the old place forwards such a frame and copies nothing.
+    let out = shell.ok(&["-c", &format!("trace hv2/br-int in_port={ofport2}")]);
+    assert!(out.contains("  NORMAL (the switch's own forwarding)"), "{out}");
+    let copy = out.lines().find(|l| l.contains("tun_id=")).unwrap_or_else(|| panic!("{out}"));
+    assert!(copy.contains("(psc-vx-") && copy.contains("tun_id=0x1092 (4242)"), "{out}");
+    assert!(copy.contains(&format!("tun_dst={}", col.ip())), "{out}");
+    let out = shell.ok(&["-c", &format!("trace hv1/br-int in_port={ofport}")]);
+    assert!(out.contains("NORMAL") && !out.contains("tun_id="), "{out}");
+    let (code, _, err) = shell.run(&["-c", "trace hv2/br-int in_prot=1"], None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("bad_packet") && err.contains("in_prot"), "{err}");
 
     // Lines from a pipe, like a script: every one answered, the errors on stderr.
     let (code, out, err) = shell.run(&[], Some("help\nstats\nshow swiches\nquit\nstats\n"));

@@ -14,7 +14,8 @@ use slog::{debug, info, warn, Logger};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use periscope_codec::openflow::Dpid;
+use periscope_codec::openflow::ofctl::parse_match;
+use periscope_codec::openflow::{Dpid, Match};
 
 use super::auth::TokenHash;
 use super::model::{TapFlowId, TapServiceId};
@@ -147,6 +148,14 @@ pub enum ApiCall {
     /// `GET /v1/switches/{dpid}/diff`: the flows of ours the switch holds now against the ones
     /// it should hold.
     SwitchDiff(Dpid),
+    /// `GET /v1/switches/{dpid}/trace?packet=<ovs-ofctl match>`: where the switch's flows, read
+    /// now, send such a packet.
+    SwitchTrace {
+        /// The switch.
+        dpid: Dpid,
+        /// The packet's fields.
+        packet: Match,
+    },
     /// `GET /v1/tenants`.
     ListTenants,
     /// `GET /v1/tenants/{name}`.
@@ -348,6 +357,28 @@ fn parse_dpid(s: &str) -> Result<Dpid, ApiReply> {
     })
 }
 
+/// The query of a trace: `packet=<fields in ovs-ofctl syntax>`.
+fn packet(q: Option<&str>) -> Result<Match, ApiReply> {
+    let bad = |message: String| {
+        ApiReply::fail(
+            400,
+            "bad_packet",
+            message,
+            Some("packet"),
+            json!({ "expected": "packet=<fields in ovs-ofctl syntax>, e.g. in_port=1,dl_dst=02:00:00:00:00:01" }),
+        )
+    };
+    let mut text = None;
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("packet", v)) => text = Some(percent_decode(&v.replace('+', " "))),
+            _ => return Err(bad(format!("unknown query parameter {pair:?}"))),
+        }
+    }
+    let text = text.ok_or_else(|| bad("the packet is missing".into()))?;
+    parse_match(&text).map_err(|e| bad(format!("packet {text:?}: {e}")))
+}
+
 /// The query of a flow dump: nothing, or `ours=true|false`.
 fn ours(q: Option<&str>) -> Result<bool, ApiReply> {
     let mut ours = false;
@@ -400,6 +431,7 @@ const RESOURCES: &[&str] = &[
     "/v1/switches",
     "/v1/switches/{dpid}/flows",
     "/v1/switches/{dpid}/diff",
+    "/v1/switches/{dpid}/trace",
     "/v1/stats",
     "/v1/openapi.json",
     "/metrics",
@@ -472,7 +504,10 @@ where
         (["v1", "switches", dpid, "diff"], &Method::GET) => {
             Ok(ApiCall::SwitchDiff(parse_dpid(dpid)?))
         }
-        (["v1", "switches", _, "flows" | "diff"], _) => Err(not_allowed("GET")),
+        (["v1", "switches", dpid, "trace"], &Method::GET) => {
+            Ok(ApiCall::SwitchTrace { dpid: parse_dpid(dpid)?, packet: packet(req.uri().query())? })
+        }
+        (["v1", "switches", _, "flows" | "diff" | "trace"], _) => Err(not_allowed("GET")),
         (["v1", "stats"], &Method::GET) => Ok(ApiCall::Stats),
         (["metrics"], &Method::GET) => Ok(ApiCall::Metrics),
         (["metrics"], _) => Err(not_allowed("GET")),
@@ -521,7 +556,8 @@ mod tests {
                 .replace("{id}", "7")
                 .replace("{name}", "bank-a")
                 .replace("{iface_id}", "p1")
-                .replace("{dpid}", "00000000000000aa");
+                .replace("{dpid}", "00000000000000aa")
+                + if r.path.ends_with("/trace") { "?packet=in_port=1" } else { "" };
             match routed(r.method, &path) {
                 Ok(_) => {}
                 Err(reply) => {
@@ -543,6 +579,18 @@ mod tests {
         );
         assert_eq!(routed("get", "/v1/switches/br-int/flows").err().map(|r| r.status), Some(404));
         assert_eq!(routed("get", "/v1/switches/1/flows?all=1").err().map(|r| r.status), Some(400));
+        let t = routed("get", "/v1/switches/1/trace?packet=in_port%3D3,dl_dst=02:00:00:00:00:01");
+        assert!(
+            matches!(t, Ok(ApiCall::SwitchTrace { ref packet, .. }) if packet.fields.len() == 2),
+            "{t:?}"
+        );
+        let e = routed("get", "/v1/switches/1/trace?packet=in_prt=3").expect_err("typo");
+        assert_eq!((e.status, e.code()), (400, Some("bad_packet")));
+        assert!(
+            e.body["error"]["message"].as_str().is_some_and(|m| m.contains("in_prt")),
+            "{}",
+            e.body
+        );
     }
 
     #[test]

@@ -169,6 +169,14 @@ pub const ROUTES: &[Route] = &[
     ),
     r(
         "get",
+        "/v1/switches/{dpid}/trace",
+        "Where the switch's flows, read from it now, send a packet (?packet=<fields in ovs-ofctl syntax>)",
+        Access::Operator,
+        None,
+        false,
+    ),
+    r(
+        "get",
         "/v1/switches/{dpid}/diff",
         "Periscope's flows on the switch, read from it now, against the ones it should hold: missing, unexpected, different",
         Access::Operator,

@@ -42,6 +42,13 @@ pub enum Command {
         /// Only the flows periscope installed (its cookie).
         ours: bool,
     },
+    /// `trace <bridge> <packet>`.
+    Trace {
+        /// A bridge name, `hypervisor/bridge` or a dpid.
+        bridge: String,
+        /// The packet's fields in ovs-ofctl syntax.
+        packet: String,
+    },
     /// `diff <bridge>`.
     Diff {
         /// A bridge name, `hypervisor/bridge` or a dpid.
@@ -108,6 +115,13 @@ pub const COMMANDS: &[Spec] = &[
         "<bridge|dpid> [--ours]",
         "the flows the switch holds now, read from it, in ovs-ofctl dump-flows syntax \
          (--ours: only periscope's)",
+    ),
+    spec(
+        "trace",
+        "<bridge|dpid> <fields>",
+        "where the switch's flows, read from it now, send a packet with these fields \
+         (ovs-ofctl syntax: in_port=1,dl_dst=02:00:00:00:00:01): the tenant's forwarding and \
+         each copy with its tunnel key and collector",
     ),
     spec(
         "diff",
@@ -259,6 +273,15 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
                 format!("where takes one interface, not also {:?}", rest.join(" ")),
             ))
         }
+        ["trace"] | ["trace", _] => {
+            return Err(wrong(
+                "trace",
+                "trace needs a <bridge> and the packet's fields, e.g. in_port=1".into(),
+            ))
+        }
+        ["trace", b, fields @ ..] => {
+            Command::Trace { bridge: b.to_string(), packet: fields.join(",") }
+        }
         ["diff"] => return Err(wrong("diff", "diff needs a <bridge> or a dpid".into())),
         ["diff", b] => Command::Diff { bridge: b.to_string() },
         ["diff", _, rest @ ..] => {
@@ -398,6 +421,14 @@ mod tests {
         assert_eq!(ok("help where"), Command::Help(Some("where".into())));
         assert_eq!(ok("diff br-int"), Command::Diff { bridge: "br-int".into() });
         assert!(err("diff").message.contains("needs a <bridge>"));
+        assert_eq!(
+            ok("trace hv1/br-int in_port=3 dl_dst=02:00:00:00:00:01"),
+            Command::Trace {
+                bridge: "hv1/br-int".into(),
+                packet: "in_port=3,dl_dst=02:00:00:00:00:01".into()
+            }
+        );
+        assert!(err("trace br-int").message.contains("packet's fields"));
         assert_eq!(ok("exit"), Command::Quit);
         assert_eq!(parse("   "), Ok(None));
         assert_eq!(parse("# a comment"), Ok(None));
@@ -414,6 +445,7 @@ mod tests {
                 .replace("<iface-id|vm-uuid|interface>", "i")
                 .replace("<bridge|dpid>", "br-int")
                 .replace("[bridge|dpid]", "br-int")
+                .replace("<fields>", "in_port=1")
                 .replace("[--ours]", "--ours");
             assert!(matches!(parse(&line), Ok(Some(_))), "{line}");
         }

@@ -241,6 +241,13 @@ pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
             out(Value::Array(both), text)
         }
         Command::Where { what } => where_is(client, what),
+        Command::Trace { bridge, packet } => {
+            let switches = client.get("/v1/switches")?;
+            let dpid = resolve_bridge(&switches, bridge).map_err(ShellError::NotFound)?;
+            let reply =
+                client.get(&format!("/v1/switches/{dpid}/trace?packet={}", escape(packet)))?;
+            out(reply.clone(), render::trace(&reply))
+        }
         Command::Diff { bridge } => {
             let switches = client.get("/v1/switches")?;
             let dpid = resolve_bridge(&switches, bridge).map_err(ShellError::NotFound)?;

@@ -485,6 +485,44 @@ pub fn location(iface: &Value, flows: &Value) -> String {
     out
 }
 
+/// `trace`, from `GET /v1/switches/{dpid}/trace`.
+pub fn trace(t: &Value) -> String {
+    let empty = Vec::new();
+    let mut out = format!(
+        "{}/{} ({}): {}\n",
+        cell(&t["hypervisor"]),
+        cell(&t["bridge"]),
+        cell(&t["dpid"]),
+        cell(&t["packet"])
+    );
+    let outputs = t["trace"]["outputs"].as_array().unwrap_or(&empty);
+    if outputs.is_empty() {
+        out.push_str("  dropped: no flow sends it anywhere\n");
+    }
+    for o in outputs {
+        let mut line = if o["normal"] == true {
+            "  NORMAL (the switch's own forwarding)".to_string()
+        } else {
+            format!("  output {} ({})", port_no(&o["port"]), cell(&o["port_name"]))
+        };
+        if let Some(k) = o["tun_id"].as_u64() {
+            let _ = write!(line, " tun_id={k:#x} ({k})");
+        }
+        if let Some(d) = o["tun_dst"].as_str() {
+            let _ = write!(line, " tun_dst={d}");
+        }
+        if let Some(m) = o["max_len"].as_u64() {
+            let _ = write!(line, " truncated to {m} bytes");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for u in t["trace"]["unmodelled"].as_array().unwrap_or(&empty) {
+        let _ = writeln!(out, "  not modelled (the trace may be incomplete): {}", cell(u));
+    }
+    out
+}
+
 /// `diff <bridge>`, from `GET /v1/switches/{dpid}/diff`.
 pub fn diff(d: &Value) -> String {
     let empty = Vec::new();
@@ -698,6 +736,23 @@ mod tests {
         assert_eq!(ports(&t, Some("0xaa")), ports(&t, Some("hv1/br-int")));
         let e = ports(&t, Some("br-ex")).expect_err("no such bridge");
         assert!(e.contains("no switch is \"br-ex\""), "{e}");
+    }
+
+    #[test]
+    fn traces_show_each_output_and_copy() {
+        let t = json!({"hypervisor": "hv1", "bridge": "br-int", "dpid": "00000000000000aa",
+            "packet": "in_port=1", "trace": {"outputs": [
+                {"port": 2, "port_name": "psc-vx-1", "tun_id": 4242, "tun_dst": "192.0.2.9", "max_len": null},
+                {"normal": true, "tun_id": null, "tun_dst": null}], "unmodelled": []}});
+        let out = trace(&t);
+        assert!(
+            out.contains("  output 2 (psc-vx-1) tun_id=0x1092 (4242) tun_dst=192.0.2.9\n"),
+            "{out}"
+        );
+        assert!(out.contains("  NORMAL (the switch's own forwarding)\n"), "{out}");
+        let dropped = json!({"trace": {"outputs": [], "unmodelled": ["Meter"]}});
+        let out = trace(&dropped);
+        assert!(out.contains("dropped") && out.contains("not modelled"), "{out}");
     }
 
     #[test]

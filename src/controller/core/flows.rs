@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use periscope_codec::openflow::{
-    Cookie, Dpid, FlowStats, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest,
-    MultipartRequestBody, TableId,
+    Cookie, Dpid, FlowStats, FlowStatsRequest, Match, Message, MultipartReplyBody,
+    MultipartRequest, MultipartRequestBody, TableId,
 };
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -17,6 +17,7 @@ use super::Core;
 use crate::northbound::api::ApiReply;
 use crate::openflow::driver::{ConnId, Request};
 use crate::policy::cookie;
+use crate::policy::trace::{Output, Packet, Pipeline};
 use crate::reconcile::{canonical_match, ours_set, FlowBody, FlowKey, FlowSet};
 
 /// The first tag of live dumps; they use the next [`TAG_SPAN`] tags, far above batch tags and
@@ -35,7 +36,7 @@ pub(super) fn is_live_dump(tag: u64) -> bool {
 }
 
 /// What a live dump is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum DumpKind {
     /// Every flow (`ours`: only periscope's), as the switch has them.
     Flows {
@@ -44,6 +45,8 @@ pub(super) enum DumpKind {
     },
     /// Periscope's flows compared with what the bridge should hold.
     Diff,
+    /// Every flow, to see where a packet with these fields goes.
+    Trace(Match),
 }
 
 struct Pending {
@@ -105,7 +108,7 @@ impl Core {
         let tag = TAG_BASE + self.dumps.next % TAG_SPAN;
         self.dumps.next += 1;
         let mut req = FlowStatsRequest::default();
-        if kind != (DumpKind::Flows { ours: false }) {
+        if matches!(kind, DumpKind::Flows { ours: true } | DumpKind::Diff) {
             req.cookie = Cookie(cookie::MAGIC);
             req.cookie_mask = cookie::OURS_MASK;
         }
@@ -128,7 +131,7 @@ impl Core {
     /// The switch answered a live dump.
     pub(super) fn handle_flow_dump_reply(&mut self, tag: u64, replies: Vec<Message>) {
         let Some(p) = self.dumps.pending.get(&tag) else { return };
-        let (dpid, kind) = (p.dpid, p.kind);
+        let (dpid, kind) = (p.dpid, p.kind.clone());
         let flows: Vec<FlowStats> = replies
             .into_iter()
             .filter_map(|m| match m {
@@ -149,6 +152,16 @@ impl Core {
         match kind {
             DumpKind::Flows { .. } => {
                 body["flows"] = flows.iter().map(|f| f.to_string()).collect();
+            }
+            DumpKind::Trace(packet) => {
+                let names: HashMap<u32, String> = self
+                    .topology
+                    .switch_ports()
+                    .filter(|(d, _)| *d == dpid)
+                    .map(|(_, p)| (p.port_no.0, p.name.clone()))
+                    .collect();
+                body["packet"] = json!(packet.to_string());
+                body["trace"] = trace(&flows, &packet, &names);
             }
             DumpKind::Diff => {
                 let empty = FlowSet::new();
@@ -228,6 +241,41 @@ impl Core {
             );
         }
     }
+}
+
+/// Runs a packet through the flows of a dump: every output (port, its name, the tunnel key and
+/// destination the copy left with), and what the model does not know.
+pub(super) fn trace(flows: &[FlowStats], packet: &Match, names: &HashMap<u32, String>) -> Value {
+    let mut pipeline = Pipeline::default();
+    for f in flows {
+        pipeline.add(f.table_id, f.priority, f.matches.clone(), f.instructions.clone());
+    }
+    let t = pipeline.run(&Packet::new(packet.fields.iter().cloned()));
+    let tunnel = |p: &Packet| {
+        json!({
+            "tun_id": p.tun_id(),
+            "tun_dst": p.tun_dst().filter(|a| !a.is_unspecified()).map(|a| a.to_string()),
+        })
+    };
+    let outputs: Vec<Value> = t
+        .outputs
+        .iter()
+        .map(|o| match o {
+            Output::Normal(p) => {
+                let mut v = tunnel(p);
+                v["normal"] = json!(true);
+                v
+            }
+            Output::Port { port, max_len, packet } => {
+                let mut v = tunnel(packet);
+                v["port"] = json!(port.0);
+                v["port_name"] = json!(names.get(&port.0));
+                v["max_len"] = json!(max_len);
+                v
+            }
+        })
+        .collect();
+    json!({ "outputs": outputs, "unmodelled": t.unmodelled })
 }
 
 /// How the flows of ours a switch holds differ from what it should hold, as dump-flows lines.
@@ -354,6 +402,28 @@ mod tests {
             "{d:?}"
         );
         assert_eq!(diff(&desired_set(&[]), &[]), FlowDiff::default());
+    }
+
+    #[test]
+    fn a_trace_follows_the_switchs_flows_to_each_output() {
+        let mut copy = stats(0, 100, 1, 2);
+        copy.instructions = vec![Instruction::ApplyActions(vec![
+            Action::Clone(vec![
+                Action::SetField(OxmField::TunnelId(0x1092, None)),
+                Action::output(PortNo(2)),
+            ]),
+            Action::output(PortNo::NORMAL),
+        ])];
+        let names = HashMap::from([(2, "psc-vx-1".to_string())]);
+        let packet = Match::new(vec![OxmField::InPort(PortNo(1))]);
+        let t = trace(&[copy.clone()], &packet, &names);
+        assert_eq!(t["outputs"][0]["port"], 2);
+        assert_eq!(t["outputs"][0]["port_name"], "psc-vx-1");
+        assert_eq!(t["outputs"][0]["tun_id"], 0x1092);
+        assert_eq!(t["outputs"][1]["normal"], true);
+        assert_eq!(t["outputs"][1]["tun_id"], Value::Null, "the clone's key stays in the clone");
+        let other = Match::new(vec![OxmField::InPort(PortNo(5))]);
+        assert_eq!(trace(&[copy], &other, &names)["outputs"], json!([]), "no flow: dropped");
     }
 
     #[test]

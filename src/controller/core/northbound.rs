@@ -217,9 +217,10 @@ impl Core {
         if call.writes() {
             return self.write(caller, call);
         }
-        let dump = match call {
-            ApiCall::SwitchFlows { dpid, ours } => Some((dpid, DumpKind::Flows { ours })),
-            ApiCall::SwitchDiff(dpid) => Some((dpid, DumpKind::Diff)),
+        let dump = match &call {
+            ApiCall::SwitchFlows { dpid, ours } => Some((*dpid, DumpKind::Flows { ours: *ours })),
+            ApiCall::SwitchDiff(dpid) => Some((*dpid, DumpKind::Diff)),
+            ApiCall::SwitchTrace { dpid, packet } => Some((*dpid, DumpKind::Trace(packet.clone()))),
             _ => None,
         };
         if let Some((dpid, kind)) = dump {
