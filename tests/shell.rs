@@ -270,6 +270,51 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     );
     let (_, _, text) = get_text(ctl.api(), ctl.token(), "/metrics");
     assert_eq!(sample(&text, "periscope_migrations_finished_total"), Some(1.0), "{text}");
+    // events: what happened, in order; --follow shows what happens next.
+    let out = shell.ok(&["-c", "events"]);
+    let started =
+        out.lines().position(|l| l.contains(" migration_started ") && l.contains(vm.iface_id()));
+    let finished =
+        out.lines().position(|l| l.contains(" migration_finished ") && l.contains(vm.iface_id()));
+    assert!(started.is_some() && started < finished, "{out}");
+    assert!(out.contains(&format!(" bridge_reprogrammed dpid={dpid2} ")), "{out}");
+    let mut follow = std::process::Command::new(PERISCOPE)
+        .args(["shell", "--api", &shell.api.to_string(), "--token", &shell.token])
+        .args(["-c", "events --follow"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("events --follow");
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut pipe = follow.stdout.take().expect("stdout");
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    let text = || seen.lock().map(|s| s.clone()).unwrap_or_default();
+    wait_for("the recent events", Duration::from_secs(10), || !text().is_empty());
+    std::thread::sleep(Duration::from_millis(700));
+    let before = text().len();
+    let _vm2 = lab.add_vm(&hv, VmOptions::new("vm2")).expect("vm2");
+    let appeared =
+        periscope::lab::wait_until("vm2 in events --follow", Duration::from_secs(10), || {
+            text()[before..]
+                .lines()
+                .any(|l| l.contains(" interface_appeared ") && l.contains(" location=hv1 "))
+        });
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(appeared.is_ok(), "after {before} bytes: {}", text());
+
     // trace: a frame from the VM at its new place is forwarded and copied to the collector
     // with the tenant's key; the old place forwards such a frame and copies nothing.
     let out = shell.ok(&["-c", &format!("trace hv2/br-int in_port={ofport2}")]);

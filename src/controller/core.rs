@@ -30,6 +30,7 @@ use crate::policy::mirror::plan_bridge;
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
 
+mod events;
 mod flows;
 mod migrations;
 mod northbound;
@@ -156,6 +157,8 @@ pub struct Core {
     dumps: flows::LiveDumps,
     /// The recent migrations and how long their bridges took.
     migrations: migrations::MigrationLog,
+    /// The recent events, for `GET /v1/events`.
+    events: events::EventLog,
 }
 
 impl Core {
@@ -181,6 +184,7 @@ impl Core {
             metrics: Default::default(),
             dumps: Default::default(),
             migrations: Default::default(),
+            events: Default::default(),
         }
     }
 
@@ -608,6 +612,9 @@ impl Core {
         }
         for e in &events {
             self.track_activity(&e.kind);
+            let mut v = serde_json::json!(e.kind);
+            v["generation"] = serde_json::json!(e.generation.0);
+            self.events.push("topology", v);
         }
         // Every bridge an event touches owes a confirmation from now on: the reprogramming time
         // runs from the moment the change was seen to the switch's confirmation.
@@ -711,6 +718,10 @@ impl Core {
                 let dpid = features.datapath_id;
                 sw.log = sw.log.new(o!("dpid" => dpid.to_string()));
                 info!(sw.log, "switch ready"; "ports" => ports.len(), "tables" => features.n_tables);
+                self.events.push(
+                    "switch_connected",
+                    serde_json::json!({"dpid": dpid.to_string(), "peer": sw.peer, "ports": ports.len()}),
+                );
                 sw.dpid = Some(dpid);
                 if let Some(old) = self.by_dpid.insert(dpid, conn) {
                     if old != conn {
@@ -760,6 +771,11 @@ impl Core {
                 warn!(sw.log, "switch refused a request";
                     "xid" => %xid, "request" => what,
                     "error" => format!("{:?} code {}", error.err_type, error.code));
+                self.events.push(
+                    "switch_refused",
+                    serde_json::json!({"dpid": sw.dpid.map(|d| d.to_string()), "request": what,
+                                       "error": error.to_string()}),
+                );
                 if let Some(r) = request {
                     if r.tag != TAG_DUMP {
                         let (batch, index) = split_tag(r.tag);
@@ -787,6 +803,11 @@ impl Core {
                         let took = t.elapsed();
                         sw.last_reprogram = Some(took);
                         info!(sw.log, "bridge reprogrammed"; "ms" => took.as_secs_f64() * 1e3);
+                        self.events.push(
+                            "bridge_reprogrammed",
+                            serde_json::json!({"dpid": dpid.map(|d| d.to_string()),
+                                               "ms": took.as_secs_f64() * 1e3}),
+                        );
                         if self.reprograms.len() == REPROGRAMS_KEPT {
                             self.reprograms.pop_front();
                         }
@@ -801,6 +822,10 @@ impl Core {
             }
             SessionEvent::Closed(reason) => {
                 info!(sw.log, "switch disconnected"; "reason" => %reason);
+                self.events.push(
+                    "switch_disconnected",
+                    serde_json::json!({"dpid": sw.dpid.map(|d| d.to_string()), "reason": reason.to_string()}),
+                );
                 if let Some(dpid) = sw.dpid {
                     if self.by_dpid.get(&dpid) == Some(&conn) {
                         self.by_dpid.remove(&dpid);

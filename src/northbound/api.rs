@@ -148,6 +148,13 @@ pub enum ApiCall {
     /// `GET /v1/switches/{dpid}/diff`: the flows of ours the switch holds now against the ones
     /// it should hold.
     SwitchDiff(Dpid),
+    /// `GET /v1/events?since=&limit=`: the recent events, those after `since` when given.
+    Events {
+        /// Only the events numbered above this.
+        since: Option<u64>,
+        /// At most this many.
+        limit: usize,
+    },
     /// `GET /v1/switches/{dpid}/trace?packet=<ovs-ofctl match>`: where the switch's flows, read
     /// now, send such a packet.
     SwitchTrace {
@@ -357,6 +364,35 @@ fn parse_dpid(s: &str) -> Result<Dpid, ApiReply> {
     })
 }
 
+/// The query of `GET /v1/events`: `since=N` (the `next` of the previous read), `limit=N`.
+fn events_query(q: Option<&str>) -> Result<ApiCall, ApiReply> {
+    let (mut since, mut limit) = (None, 100);
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let bad = |expected: &str| {
+            ApiReply::fail(
+                400,
+                "bad_query",
+                format!("bad query parameter {k}={v:?}; expected {expected}"),
+                Some(k),
+                Value::Null,
+            )
+        };
+        match k {
+            "since" => since = Some(v.parse().map_err(|_| bad("the number of an event"))?),
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| bad("an integer from 1 to 500"))?
+            }
+            _ => return Err(bad("one of since, limit")),
+        }
+    }
+    Ok(ApiCall::Events { since, limit })
+}
+
 /// The query of a trace: `packet=<fields in ovs-ofctl syntax>`.
 fn packet(q: Option<&str>) -> Result<Match, ApiReply> {
     let bad = |message: String| {
@@ -426,6 +462,7 @@ const RESOURCES: &[&str] = &[
     "/v1/tenants",
     "/v1/tokens",
     "/v1/audit",
+    "/v1/events",
     "/v1/topology",
     "/v1/interfaces/{iface_id}",
     "/v1/switches",
@@ -497,6 +534,7 @@ where
         (["v1", "tokens", _], _) => Err(not_allowed("DELETE")),
         (["v1", "audit"], &Method::GET) => Ok(ApiCall::Audit(query()?)),
         (["v1", "topology"], &Method::GET) => Ok(ApiCall::Topology),
+        (["v1", "events"], &Method::GET) => events_query(req.uri().query()),
         (["v1", "switches"], &Method::GET) => Ok(ApiCall::Switches),
         (["v1", "switches", dpid, "flows"], &Method::GET) => {
             Ok(ApiCall::SwitchFlows { dpid: parse_dpid(dpid)?, ours: ours(req.uri().query())? })
@@ -516,7 +554,7 @@ where
             Ok(ApiCall::PutInterface(iface.to_string(), body_json(req).await?))
         }
         (["v1", "interfaces", _], _) => Err(not_allowed("GET, PUT")),
-        (["v1", "audit" | "topology" | "switches" | "stats" | "openapi.json"], _) => {
+        (["v1", "audit" | "events" | "topology" | "switches" | "stats" | "openapi.json"], _) => {
             Err(not_allowed("GET"))
         }
         _ => Err(ApiReply::fail(

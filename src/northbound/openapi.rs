@@ -158,6 +158,14 @@ pub const ROUTES: &[Route] = &[
     ),
     r("get", "/v1/audit", "The audit trail, oldest first", Access::Operator, None, true),
     r("get", "/v1/topology", "The live topology graph", Access::Operator, None, false),
+    r(
+        "get",
+        "/v1/events",
+        "Recent events (topology, switches, reprogramming); ?since=<next of the last read>&limit=",
+        Access::Operator,
+        None,
+        false,
+    ),
     r("get", "/v1/switches", "Connected bridges", Access::Operator, None, false),
     r(
         "get",

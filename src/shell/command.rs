@@ -49,6 +49,11 @@ pub enum Command {
         /// The packet's fields in ovs-ofctl syntax.
         packet: String,
     },
+    /// `events [--follow]`.
+    Events {
+        /// Go on printing new events until interrupted.
+        follow: bool,
+    },
     /// `diff <bridge>`.
     Diff {
         /// A bridge name, `hypervisor/bridge` or a dpid.
@@ -127,6 +132,12 @@ pub const COMMANDS: &[Spec] = &[
         "diff",
         "<bridge|dpid>",
         "periscope's flows on the switch, read from it now, against the ones it should hold",
+    ),
+    spec(
+        "events",
+        "[--follow]",
+        "the recent events: topology changes, migrations, switches, reprogramming \
+         (--follow: then the new ones as they come, until Ctrl-C)",
     ),
     spec("stats", "", "counters and reprogramming times (p50, p99, max)"),
     spec("help", "[command]", "the commands, or one command's usage"),
@@ -282,6 +293,14 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         ["trace", b, fields @ ..] => {
             Command::Trace { bridge: b.to_string(), packet: fields.join(",") }
         }
+        ["events"] => Command::Events { follow: false },
+        ["events", "--follow" | "-f"] => Command::Events { follow: true },
+        ["events", rest @ ..] => {
+            return Err(wrong(
+                "events",
+                format!("events takes only --follow, not {:?}", rest.join(" ")),
+            ))
+        }
         ["diff"] => return Err(wrong("diff", "diff needs a <bridge> or a dpid".into())),
         ["diff", b] => Command::Diff { bridge: b.to_string() },
         ["diff", _, rest @ ..] => {
@@ -384,6 +403,9 @@ pub fn completions(line: &str) -> Vec<String> {
     if done.first() == Some(&"dump-flows") && "--ours".starts_with(partial) && done.len() >= 2 {
         out.push("--ours".into());
     }
+    if done == ["events"] && "--follow".starts_with(partial) {
+        out.push("--follow".into());
+    }
     out.sort();
     out.dedup();
     out
@@ -429,6 +451,8 @@ mod tests {
             }
         );
         assert!(err("trace br-int").message.contains("packet's fields"));
+        assert_eq!(ok("events -f"), Command::Events { follow: true });
+        assert!(err("events --tail").message.contains("only --follow"));
         assert_eq!(ok("exit"), Command::Quit);
         assert_eq!(parse("   "), Ok(None));
         assert_eq!(parse("# a comment"), Ok(None));
@@ -446,6 +470,7 @@ mod tests {
                 .replace("<bridge|dpid>", "br-int")
                 .replace("[bridge|dpid]", "br-int")
                 .replace("<fields>", "in_port=1")
+                .replace("[--follow]", "--follow")
                 .replace("[--ours]", "--ours");
             assert!(matches!(parse(&line), Ok(Some(_))), "{line}");
         }
@@ -502,7 +527,8 @@ mod tests {
         assert_eq!(completions("show t"), vec!["tap", "taps", "topology"]);
         assert_eq!(completions("show sw"), vec!["switches"]);
         assert_eq!(completions("dump-flows br-int --o"), vec!["--ours"]);
-        assert_eq!(completions("e"), vec!["exit"]);
+        assert_eq!(completions("e"), vec!["events", "exit"]);
+        assert_eq!(completions("events --f"), vec!["--follow"]);
         assert!(completions("stats ").is_empty());
         assert!(completions("").contains(&"where".to_string()));
     }

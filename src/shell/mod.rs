@@ -248,6 +248,10 @@ pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
                 client.get(&format!("/v1/switches/{dpid}/trace?packet={}", escape(packet)))?;
             out(reply.clone(), render::trace(&reply))
         }
+        Command::Events { .. } => {
+            let r = client.get("/v1/events?limit=50")?;
+            out(r.clone(), render::events(&r))
+        }
         Command::Diff { bridge } => {
             let switches = client.get("/v1/switches")?;
             let dpid = resolve_bridge(&switches, bridge).map_err(ShellError::NotFound)?;
@@ -354,6 +358,9 @@ fn address(api: &str) -> anyhow::Result<SocketAddr> {
 /// Prints one command's result; returns whether it worked and whether it was a command.
 fn run_line(client: &Client, line: &str, json_out: bool) -> Result<Option<Command>, ShellError> {
     let Some(cmd) = command::parse(line)? else { return Ok(None) };
+    if cmd == (Command::Events { follow: true }) {
+        return follow(client, json_out).map(|()| Some(cmd));
+    }
     let o = execute(client, &cmd)?;
     let mut stdout = std::io::stdout().lock();
     if json_out && cmd != Command::Quit {
@@ -363,6 +370,30 @@ fn run_line(client: &Client, line: &str, json_out: bool) -> Result<Option<Comman
     }
     let _ = stdout.flush();
     Ok(Some(cmd))
+}
+
+/// How often `events --follow` asks for new events.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// `events --follow`: the recent events, then the new ones as they come, until interrupted
+/// or the controller cannot be reached.
+fn follow(client: &Client, json_out: bool) -> Result<(), ShellError> {
+    let mut path = "/v1/events?limit=20".to_string();
+    loop {
+        let r = client.get(&path)?;
+        let mut stdout = std::io::stdout().lock();
+        let empty = Vec::new();
+        for e in r["events"].as_array().unwrap_or(&empty) {
+            let line = if json_out { e.to_string() + "\n" } else { render::event(e) };
+            if stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+                // The reader went away (a closed pipe): nothing more to do.
+                return Ok(());
+            }
+        }
+        drop(stdout);
+        path = format!("/v1/events?since={}&limit=500", r["next"].as_u64().unwrap_or(0));
+        std::thread::sleep(FOLLOW_EVERY);
+    }
 }
 
 /// Runs `periscope shell`.

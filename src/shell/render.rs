@@ -561,6 +561,41 @@ pub fn diff(d: &Value) -> String {
     out
 }
 
+/// One event as a line: time, number, name, then its fields (places as `hv dpid .. ofport ..`).
+pub fn event(e: &Value) -> String {
+    let when = e["time_ms"].as_u64().map_or_else(|| "-".into(), utc);
+    let mut line = format!("{when} #{} {}", cell(&e["seq"]), cell(&e["event"]));
+    let is_place = |v: &Value| v.get("hypervisor").is_some();
+    if let Some(o) = e.as_object() {
+        for (k, v) in o {
+            if ["seq", "time_ms", "event"].contains(&k.as_str()) {
+                continue;
+            }
+            let text = match v {
+                v if is_place(v) => place(v),
+                Value::Array(a) if !a.is_empty() && a.iter().all(is_place) => {
+                    a.iter().map(place).collect::<Vec<_>>().join(" and ")
+                }
+                Value::Number(n) if n.is_f64() => format!("{:.3}", n.as_f64().unwrap_or_default()),
+                other => cell(other),
+            };
+            let _ = write!(line, " {k}={text}");
+        }
+    }
+    line.push('\n');
+    line
+}
+
+/// `events`, from `GET /v1/events`.
+pub fn events(r: &Value) -> String {
+    let empty = Vec::new();
+    let list = r["events"].as_array().unwrap_or(&empty);
+    if list.is_empty() {
+        return "no event yet\n".into();
+    }
+    list.iter().map(event).collect()
+}
+
 /// `stats`, from `GET /v1/stats`.
 pub fn stats(s: &Value) -> String {
     let mut out = String::new();
@@ -753,6 +788,22 @@ mod tests {
         let dropped = json!({"trace": {"outputs": [], "unmodelled": ["Meter"]}});
         let out = trace(&dropped);
         assert!(out.contains("dropped") && out.contains("not modelled"), "{out}");
+    }
+
+    #[test]
+    fn events_print_one_line_each_with_places() {
+        let r = json!({"next": 7, "events": [{"seq": 7, "time_ms": 0, "event": "migration_started",
+            "iface_id": "abc", "generation": 9,
+            "from": [{"hypervisor": "hv1", "dpid": 1, "ofport": 3}],
+            "to": [{"hypervisor": "hv2", "dpid": 2, "ofport": null}]}]});
+        assert_eq!(
+            events(&r),
+            "1970-01-01 00:00:00Z #7 migration_started from=hv1 dpid 0000000000000001 ofport 3 \
+             generation=9 iface_id=abc to=hv2 dpid 0000000000000002 ofport -\n"
+        );
+        assert_eq!(events(&json!({"events": []})), "no event yet\n");
+        let e = json!({"seq": 1, "time_ms": 0, "event": "bridge_reprogrammed", "ms": 0.5080479999999999});
+        assert!(event(&e).ends_with(" ms=0.508\n"), "{}", event(&e));
     }
 
     #[test]

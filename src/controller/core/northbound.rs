@@ -285,6 +285,7 @@ impl Core {
             }
             ApiCall::Switches => ApiReply::ok(self.switch_list()),
             ApiCall::Topology => ApiReply::ok(json!(self.topology.snapshot())),
+            ApiCall::Events { since, limit } => ApiReply::ok(self.events.read(since, limit)),
             ApiCall::Stats => ApiReply::ok(self.stats()),
             ApiCall::Metrics => {
                 ApiReply::ok(Value::String(self.metrics.render(&self.stats(), &self.switch_list())))
