@@ -328,6 +328,27 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("bad_packet") && err.contains("in_prot"), "{err}");
 
+    // The log level, read and changed while the controller runs.
+    assert_eq!(shell.ok(&["-c", "log level"]), "log level debug\n");
+    assert_eq!(shell.ok(&["-c", "log level warn"]), "log level warning\n");
+    assert_eq!(shell.ok(&["-c", "log level"]), "log level warning\n");
+    wait_for("the change in the log", Duration::from_secs(5), || {
+        ctl.log().contains("log level changed")
+    });
+    // At warn the API's debug lines stop; back at debug they come again.
+    let mark = ctl.log().len();
+    shell.ok(&["-c", "stats"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!ctl.log()[mark..].contains("API request"), "{}", &ctl.log()[mark..]);
+    let (code, _, err) = shell.run(&["-c", "log level loud"], None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("\"loud\"") && err.contains("debug, trace"), "{err}");
+    assert_eq!(shell.ok(&["-c", "log level debug"]), "log level debug\n");
+    shell.ok(&["-c", "stats"]);
+    wait_for("debug lines again", Duration::from_secs(5), || {
+        ctl.log()[mark..].contains("API request")
+    });
+
     // Lines from a pipe, like a script: every one answered, the errors on stderr.
     let (code, out, err) = shell.run(&[], Some("help\nstats\nshow swiches\nquit\nstats\n"));
     assert_eq!(code, Some(1), "a failed line fails the script: {err}");

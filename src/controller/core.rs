@@ -159,6 +159,8 @@ pub struct Core {
     migrations: migrations::MigrationLog,
     /// The recent events, for `GET /v1/events`.
     events: events::EventLog,
+    /// The process logger's level, when the process lets it be changed.
+    log_level: Option<crate::log::LevelControl>,
 }
 
 impl Core {
@@ -185,6 +187,7 @@ impl Core {
             dumps: Default::default(),
             migrations: Default::default(),
             events: Default::default(),
+            log_level: None,
         }
     }
 
@@ -471,6 +474,11 @@ impl Core {
         self.northbound_tick();
         self.flow_dumps_tick();
         self.discover();
+    }
+
+    /// Lets `PUT /v1/log` change the process logger's level.
+    pub fn set_log_control(&mut self, control: crate::log::LevelControl) {
+        self.log_level = Some(control);
     }
 
     /// Registers the command queue of a hypervisor's OVSDB driver.

@@ -13,7 +13,7 @@ use anyhow::Context;
 use slog::{info, o};
 use tokio::sync::mpsc;
 
-use crate::log::{logger, LogFormat, LogLevel};
+use crate::log::{logger_with_control, LogFormat, LogLevel};
 use crate::northbound::auth::{KnownToken, Role};
 use crate::northbound::config::Config;
 use crate::northbound::server::{Files, Supervisor};
@@ -149,7 +149,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 const EVENT_QUEUE: usize = 65_536;
 
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
-    let log = logger(args.log_format, args.log_level);
+    let (log, log_level) = logger_with_control(args.log_format, args.log_level);
     let ovsdb_cfg = DriverConfig { tls: args.ovsdb_tls()?, ..DriverConfig::default() };
     let cfg = SessionConfig {
         echo_interval: Duration::from_secs(args.echo_interval.max(1)),
@@ -198,6 +198,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     println!("northbound database {nb_remote}");
     let mut core =
         core::Core::with_northbound(log.new(o!()), topology, nb_config, nb.commands.clone());
+    core.set_log_control(log_level);
     listeners.push(nb.task);
     let (ovsdb_tx, mut ovsdb_rx) = mpsc::channel(EVENT_QUEUE);
     for arg in &args.ovsdb {

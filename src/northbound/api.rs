@@ -148,6 +148,10 @@ pub enum ApiCall {
     /// `GET /v1/switches/{dpid}/diff`: the flows of ours the switch holds now against the ones
     /// it should hold.
     SwitchDiff(Dpid),
+    /// `GET /v1/log`: the log level.
+    GetLog,
+    /// `PUT /v1/log` `{"level": ...}`: sets the log level (not audited: it changes no tap).
+    PutLog(Value),
     /// `GET /v1/events?since=&limit=`: the recent events, those after `since` when given.
     Events {
         /// Only the events numbered above this.
@@ -463,6 +467,7 @@ const RESOURCES: &[&str] = &[
     "/v1/tokens",
     "/v1/audit",
     "/v1/events",
+    "/v1/log",
     "/v1/topology",
     "/v1/interfaces/{iface_id}",
     "/v1/switches",
@@ -535,6 +540,9 @@ where
         (["v1", "audit"], &Method::GET) => Ok(ApiCall::Audit(query()?)),
         (["v1", "topology"], &Method::GET) => Ok(ApiCall::Topology),
         (["v1", "events"], &Method::GET) => events_query(req.uri().query()),
+        (["v1", "log"], &Method::GET) => Ok(ApiCall::GetLog),
+        (["v1", "log"], &Method::PUT) => Ok(ApiCall::PutLog(body_json(req).await?)),
+        (["v1", "log"], _) => Err(not_allowed("GET, PUT")),
         (["v1", "switches"], &Method::GET) => Ok(ApiCall::Switches),
         (["v1", "switches", dpid, "flows"], &Method::GET) => {
             Ok(ApiCall::SwitchFlows { dpid: parse_dpid(dpid)?, ours: ours(req.uri().query())? })

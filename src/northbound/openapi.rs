@@ -158,6 +158,15 @@ pub const ROUTES: &[Route] = &[
     ),
     r("get", "/v1/audit", "The audit trail, oldest first", Access::Operator, None, true),
     r("get", "/v1/topology", "The live topology graph", Access::Operator, None, false),
+    r("get", "/v1/log", "The controller's log level", Access::Operator, None, false),
+    r(
+        "put",
+        "/v1/log",
+        "Sets the controller's log level: {\"level\": \"debug\"}",
+        Access::Operator,
+        None,
+        false,
+    ),
     r(
         "get",
         "/v1/events",

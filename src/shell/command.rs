@@ -49,6 +49,11 @@ pub enum Command {
         /// The packet's fields in ovs-ofctl syntax.
         packet: String,
     },
+    /// `log level [level]`.
+    LogLevel {
+        /// The level to set; none: show it.
+        set: Option<String>,
+    },
     /// `events [--follow]`.
     Events {
         /// Go on printing new events until interrupted.
@@ -138,6 +143,11 @@ pub const COMMANDS: &[Spec] = &[
         "[--follow]",
         "the recent events: topology changes, migrations, switches, reprogramming \
          (--follow: then the new ones as they come, until Ctrl-C)",
+    ),
+    spec(
+        "log level",
+        "[error|warn|info|debug|trace]",
+        "the controller's log level, or set it (changes no tap)",
     ),
     spec("stats", "", "counters and reprogramming times (p50, p99, max)"),
     spec("help", "[command]", "the commands, or one command's usage"),
@@ -292,6 +302,14 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         }
         ["trace", b, fields @ ..] => {
             Command::Trace { bridge: b.to_string(), packet: fields.join(",") }
+        }
+        ["log", "level"] => Command::LogLevel { set: None },
+        ["log", "level", l] => Command::LogLevel { set: Some(l.to_string()) },
+        ["log", "level", _, rest @ ..] => {
+            return Err(wrong(
+                "log level",
+                format!("log level takes one level, not also {:?}", rest.join(" ")),
+            ))
         }
         ["events"] => Command::Events { follow: false },
         ["events", "--follow" | "-f"] => Command::Events { follow: true },
@@ -452,6 +470,11 @@ mod tests {
         );
         assert!(err("trace br-int").message.contains("packet's fields"));
         assert_eq!(ok("events -f"), Command::Events { follow: true });
+        assert_eq!(ok("log level debug"), Command::LogLevel { set: Some("debug".into()) });
+        assert_eq!(
+            err("log levl").usage,
+            vec!["log level [error|warn|info|debug|trace]".to_string()]
+        );
         assert!(err("events --tail").message.contains("only --follow"));
         assert_eq!(ok("exit"), Command::Quit);
         assert_eq!(parse("   "), Ok(None));
@@ -471,6 +494,7 @@ mod tests {
                 .replace("[bridge|dpid]", "br-int")
                 .replace("<fields>", "in_port=1")
                 .replace("[--follow]", "--follow")
+                .replace("[error|warn|info|debug|trace]", "debug")
                 .replace("[--ours]", "--ours");
             assert!(matches!(parse(&line), Ok(Some(_))), "{line}");
         }

@@ -82,7 +82,16 @@ impl Client {
 
     /// `GET path`: the JSON body of a 2xx answer, else the API's error.
     pub fn get(&self, path: &str) -> Result<Value, ShellError> {
-        let (status, body) = request_as(self.addr, self.token.as_deref(), "GET", path, None)?;
+        self.call("GET", path, None)
+    }
+
+    /// `PUT path` with a JSON body: the JSON body of a 2xx answer, else the API's error.
+    pub fn put(&self, path: &str, body: &Value) -> Result<Value, ShellError> {
+        self.call("PUT", path, Some(body))
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ShellError> {
+        let (status, body) = request_as(self.addr, self.token.as_deref(), method, path, body)?;
         if (200..300).contains(&status) {
             return Ok(body);
         }
@@ -90,7 +99,7 @@ impl Client {
             (Some(c), Some(m)) => format!("{c}: {m}"),
             _ => body.to_string(),
         };
-        Err(ShellError::Api { method: "GET".into(), path: path.into(), status, message })
+        Err(ShellError::Api { method: method.into(), path: path.into(), status, message })
     }
 }
 
@@ -247,6 +256,14 @@ pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
             let reply =
                 client.get(&format!("/v1/switches/{dpid}/trace?packet={}", escape(packet)))?;
             out(reply.clone(), render::trace(&reply))
+        }
+        Command::LogLevel { set } => {
+            let r = match set {
+                None => client.get("/v1/log")?,
+                Some(l) => client.put("/v1/log", &json!({ "level": l }))?,
+            };
+            let text = format!("log level {}\n", r["level"].as_str().unwrap_or("?"));
+            out(r, text)
         }
         Command::Events { .. } => {
             let r = client.get("/v1/events?limit=50")?;

@@ -286,6 +286,13 @@ impl Core {
             ApiCall::Switches => ApiReply::ok(self.switch_list()),
             ApiCall::Topology => ApiReply::ok(json!(self.topology.snapshot())),
             ApiCall::Events { since, limit } => ApiReply::ok(self.events.read(since, limit)),
+            ApiCall::GetLog => match &self.log_level {
+                Some(c) => {
+                    ApiReply::ok(json!({ "level": c.level().as_str().to_ascii_lowercase() }))
+                }
+                None => unavailable("this controller's log level cannot be read or changed"),
+            },
+            ApiCall::PutLog(body) => self.put_log(&body),
             ApiCall::Stats => ApiReply::ok(self.stats()),
             ApiCall::Metrics => {
                 ApiReply::ok(Value::String(self.metrics.render(&self.stats(), &self.switch_list())))
@@ -293,6 +300,25 @@ impl Core {
             _ => ApiReply::fail(500, "internal", "unhandled call", None, Value::Null),
         };
         Answer::Now(reply)
+    }
+
+    /// `PUT /v1/log`: sets the process logger's level.
+    fn put_log(&mut self, body: &Value) -> ApiReply {
+        let Some(control) = &self.log_level else {
+            return unavailable("this controller's log level cannot be changed");
+        };
+        let text = body.get("level").and_then(Value::as_str).unwrap_or_default();
+        match text.parse::<crate::log::LogLevel>() {
+            Ok(l) => {
+                let before = control.level();
+                control.set(l.0);
+                // At warn, so that the change shows whichever way it goes.
+                warn!(self.log, "log level changed"; "from" => before.as_str(), "to" => l.0.as_str());
+                // Lower case, as `--log-level` takes it.
+                ApiReply::ok(json!({ "level": l.0.as_str().to_ascii_lowercase() }))
+            }
+            Err(e) => ApiReply::fail(400, "bad_value", e, Some("level"), json!({ "value": text })),
+        }
     }
 
     /// The tenant the topology's interfaces with this iface-id say they belong to.
