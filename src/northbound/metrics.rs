@@ -67,8 +67,9 @@ impl Histogram {
 /// The counters the core keeps for `/metrics` only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metrics {
-    /// OpenFlow messages by direction (`"in"`, `"out"`) and type name.
-    messages: BTreeMap<(&'static str, String), u64>,
+    /// OpenFlow messages by direction (`"in"`, `"out"`) and type code (named when rendered,
+    /// so that counting allocates nothing).
+    messages: BTreeMap<(&'static str, u8), u64>,
     /// Errors switches answered requests with, by type and code name.
     errors: BTreeMap<(String, String), u64>,
     /// Frames from switches that did not parse.
@@ -104,12 +105,12 @@ fn type_name(t: MsgType) -> String {
 impl Metrics {
     /// Counts a message sent to a switch.
     pub fn sent(&mut self, t: MsgType) {
-        *self.messages.entry(("out", type_name(t))).or_default() += 1;
+        *self.messages.entry(("out", u8::from(t))).or_default() += 1;
     }
 
     /// Counts a message received from a switch.
     pub fn received(&mut self, t: MsgType) {
-        *self.messages.entry(("in", type_name(t))).or_default() += 1;
+        *self.messages.entry(("in", u8::from(t))).or_default() += 1;
     }
 
     /// Counts an error a switch answered with (the `OFPT_ERROR` message itself included).
@@ -154,7 +155,8 @@ impl Metrics {
              (handshake and echo traffic the sessions answer themselves is not counted).",
         );
         for ((dir, ty), n) in &self.messages {
-            out.sample(name, &[("direction", dir), ("type", ty)], *n as f64);
+            let ty = type_name(MsgType::from(*ty));
+            out.sample(name, &[("direction", dir), ("type", &ty)], *n as f64);
         }
         let name = "periscope_openflow_errors_total";
         out.family(name, "counter", "Errors switches answered requests with, by type and code.");
