@@ -2,7 +2,7 @@
 //! northbound API. One command with `-c`, or a prompt (line editing, history and completion on
 //! a terminal; plain lines from a pipe). `--json` prints the API's answers as they are.
 //!
-//! Every command reads; none changes tap state.
+//! No command changes tap state; only `log level LEVEL` changes anything at all.
 
 pub mod command;
 mod editor;
@@ -60,7 +60,7 @@ pub enum ShellError {
         message: String,
     },
     /// The API could not be reached or answered nonsense.
-    #[error(transparent)]
+    #[error("{0} (is the controller running, with --api at this address?)")]
     Http(#[from] crate::scenario::http::HttpError),
     /// What was asked for does not exist.
     #[error("{0}")]
@@ -136,7 +136,9 @@ fn help(topic: Option<&str>) -> Result<Output, ShellError> {
     let text = match topic {
         None => {
             let width = COMMANDS.iter().map(|s| s.usage().len()).max().unwrap_or(0);
-            let mut t = String::from("commands (every one only reads; none changes a tap):\n");
+            let mut t = String::from(
+                "commands (none changes a tap; only `log level LEVEL` changes anything):\n",
+            );
             for s in COMMANDS {
                 t.push_str(&format!("  {:<width$}  {}\n", s.usage(), s.help));
             }
