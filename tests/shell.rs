@@ -124,6 +124,18 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
 
     // The shell, one command at a time, as an engineer types it.
     let shell = Shell { api: ctl.api(), token: ctl.token().expect("operator token").to_string() };
+    // On this host, the data directory is enough: its socket and its operator token.
+    let data = lab.dir().join("controller.data");
+    let out = std::process::Command::new(PERISCOPE)
+        .args(["shell", "--data-dir"])
+        .arg(&data)
+        .args(["-c", "show switches"])
+        .env_remove("PERISCOPE_TOKEN")
+        .output()
+        .expect("periscope shell --data-dir");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.lines().any(|l| l.starts_with(&dpid)), "{text}");
     let out = shell.ok(&["-c", "show switches"]);
     let row = out.lines().find(|l| l.starts_with(&dpid)).unwrap_or_else(|| panic!("{out}"));
     assert!(row.contains("hv1") && row.contains("br-int") && row.contains(" ago)"), "{out}");

@@ -145,6 +145,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Binds the API's unix socket, readable and writable by its owner only, replacing the socket
+/// a previous run left (never any other kind of file).
+fn bind_api_socket(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ))
+        }
+        Err(_) => {}
+    }
+    let l = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
 /// Capacity of the queue of events from all drivers to the core.
 const EVENT_QUEUE: usize = 65_536;
 
@@ -177,7 +199,21 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding the API on {}", args.api))?;
     let api_addr = api.local_addr().context("API address")?;
     let (api_tx, mut api_rx) = mpsc::channel(1024);
-    listeners.push(tokio::spawn(crate::northbound::api::serve(api, api_tx, log.new(o!()))));
+    listeners.push(tokio::spawn(crate::northbound::api::serve(api, api_tx.clone(), log.new(o!()))));
+    // The same API on a unix socket beside the operator token, for `periscope shell` on this
+    // host. Without it the controller still runs: the shell can use --api.
+    let socket = args.data_dir.join("api.sock");
+    match bind_api_socket(&socket) {
+        Ok(l) => {
+            println!("api socket unix:{}", socket.display());
+            listeners.push(tokio::spawn(crate::northbound::api::serve_unix(
+                l,
+                api_tx,
+                log.new(o!()),
+            )));
+        }
+        Err(e) => slog::warn!(log, "no API socket"; "path" => %socket.display(), "error" => %e),
+    }
     let topology = periscope_topology::TopologyConfig { tenant_key: args.tenant_key.clone() };
     let (nb_tx, mut nb_rx) = mpsc::channel(1024);
     let nb_cfg = DriverConfig {

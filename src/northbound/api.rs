@@ -2,7 +2,6 @@
 //! an [`ApiCall`]; the core, which owns all state, answers with an [`ApiReply`].
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -260,28 +259,52 @@ pub async fn serve(listener: TcpListener, core: mpsc::Sender<Envelope>, log: Log
         info!(log, "API listening"; "on" => %a);
     }
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(log, "API accept failed"; "error" => %e);
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let (core, log) = (core.clone(), log.clone());
-        tokio::spawn(async move {
-            let svc =
-                hyper::service::service_fn(move |req| handle(req, peer, core.clone(), log.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
+        match listener.accept().await {
+            Ok((stream, peer)) => connection(stream, peer.to_string(), &core, &log),
+            Err(e) => accept_failed(&log, e).await,
+        }
     }
+}
+
+/// Serves the API on a unix socket (the same calls and tokens as over TCP) until the task is
+/// dropped.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    core: mpsc::Sender<Envelope>,
+    log: Logger,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => connection(stream, "unix".to_string(), &core, &log),
+            Err(e) => accept_failed(&log, e).await,
+        }
+    }
+}
+
+async fn accept_failed(log: &Logger, e: std::io::Error) {
+    warn!(log, "API accept failed"; "error" => %e);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}
+
+/// Serves one connection in a task of its own.
+fn connection<S>(stream: S, peer: String, core: &mpsc::Sender<Envelope>, log: &Logger)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (core, log) = (core.clone(), log.clone());
+    tokio::spawn(async move {
+        let svc = hyper::service::service_fn(move |req| {
+            handle(req, peer.clone(), core.clone(), log.clone())
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), svc)
+            .await;
+    });
 }
 
 async fn handle(
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: String,
     core: mpsc::Sender<Envelope>,
     log: Logger,
 ) -> Result<Response<Full<Bytes>>, Infallible> {

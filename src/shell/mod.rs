@@ -18,20 +18,26 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use self::command::{Command, COMMANDS};
-use crate::scenario::http::request_as;
+use crate::scenario::http::{request_to, Endpoint};
 
 /// Options of `periscope shell`.
 #[derive(Debug, Clone, Args)]
 pub struct ShellArgs {
-    /// The controller's API (`IP:PORT` or `HOST:PORT`, as given to `run --api`).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub api: String,
-    /// The operator's token. Default: `$PERISCOPE_TOKEN`, else the file of `--token-file`.
+    /// The controller's API: `IP:PORT` or `HOST:PORT` (as given to `run --api`), or
+    /// `unix:PATH`. Default: the controller's socket, `unix:DATA_DIR/api.sock`.
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<String>,
+    /// The controller's data directory (as given to `run --data-dir`): its API socket and
+    /// operator token.
+    #[arg(long, default_value = "/var/lib/periscope", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// The operator's token. Default: `$PERISCOPE_TOKEN`, else `--token-file`, else
+    /// `DATA_DIR/operator.token`.
     #[arg(long)]
     pub token: Option<String>,
-    /// A file holding the token (the controller writes `DATA_DIR/operator.token`).
-    #[arg(long, default_value = "/var/lib/periscope/operator.token")]
-    pub token_file: PathBuf,
+    /// A file holding the token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Run this one command and exit (status 0 when it worked, 1 when it failed, 2 when it is
     /// not a command).
     #[arg(short = 'c', long = "command")]
@@ -60,7 +66,7 @@ pub enum ShellError {
         message: String,
     },
     /// The API could not be reached or answered nonsense.
-    #[error("{0} (is the controller running, with --api at this address?)")]
+    #[error("{0} (is the controller running? --api or --data-dir say where its API is)")]
     Http(#[from] crate::scenario::http::HttpError),
     /// What was asked for does not exist.
     #[error("{0}")]
@@ -70,13 +76,13 @@ pub enum ShellError {
 /// The controller's API, as the shell calls it.
 #[derive(Debug, Clone)]
 pub struct Client {
-    addr: SocketAddr,
+    addr: Endpoint,
     token: Option<String>,
 }
 
 impl Client {
     /// A client of the API at `addr`, presenting `token`.
-    pub fn new(addr: SocketAddr, token: Option<String>) -> Self {
+    pub fn new(addr: Endpoint, token: Option<String>) -> Self {
         Client { addr, token }
     }
 
@@ -91,7 +97,7 @@ impl Client {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ShellError> {
-        let (status, body) = request_as(self.addr, self.token.as_deref(), method, path, body)?;
+        let (status, body) = request_to(&self.addr, self.token.as_deref(), method, path, body)?;
         if (200..300).contains(&status) {
             return Ok(body);
         }
@@ -358,20 +364,37 @@ fn token(args: &ShellArgs) -> anyhow::Result<Option<String>> {
             return Ok(Some(t.trim().to_string()));
         }
     }
-    match std::fs::read_to_string(&args.token_file) {
+    let (file, given) = match &args.token_file {
+        Some(f) => (f.clone(), true),
+        None => (args.data_dir.join("operator.token"), false),
+    };
+    match std::fs::read_to_string(&file) {
         Ok(t) => Ok(Some(t.trim().to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow!("reading the token from {}: {e}", args.token_file.display())),
+        // Without a token the API answers 401, which says what is needed.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !given => Ok(None),
+        Err(e) => Err(anyhow!("reading the token from {}: {e}", file.display())),
     }
 }
 
-fn address(api: &str) -> anyhow::Result<SocketAddr> {
-    let hostport = api.strip_prefix("http://").unwrap_or(api).trim_end_matches('/');
-    hostport
+/// Where the API is: `--api`, else the socket in the data directory.
+fn address(args: &ShellArgs) -> anyhow::Result<Endpoint> {
+    let Some(api) = &args.api else {
+        return Ok(Endpoint::Unix(args.data_dir.join("api.sock")));
+    };
+    if let Some(path) = api.strip_prefix("unix:") {
+        return Ok(Endpoint::Unix(PathBuf::from(path)));
+    }
+    let hostport = api
+        .strip_prefix("http://")
+        .or_else(|| api.strip_prefix("tcp:"))
+        .unwrap_or(api)
+        .trim_end_matches('/');
+    let addr: SocketAddr = hostport
         .to_socket_addrs()
-        .with_context(|| format!("--api {api:?}: expected IP:PORT or HOST:PORT"))?
+        .with_context(|| format!("--api {api:?}: expected IP:PORT, HOST:PORT or unix:PATH"))?
         .next()
-        .ok_or_else(|| anyhow!("--api {api:?}: the name has no address"))
+        .ok_or_else(|| anyhow!("--api {api:?}: the name has no address"))?;
+    Ok(Endpoint::Tcp(addr))
 }
 
 /// Prints one command's result; returns whether it worked and whether it was a command.
@@ -417,7 +440,7 @@ fn follow(client: &Client, json_out: bool) -> Result<(), ShellError> {
 
 /// Runs `periscope shell`.
 pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(address(&args.api)?, token(&args)?);
+    let client = Client::new(address(&args)?, token(&args)?);
     if let Some(line) = &args.command {
         return Ok(match run_line(&client, line, args.json) {
             Ok(_) => ExitCode::SUCCESS,
@@ -442,7 +465,7 @@ pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     if interactive {
-        println!("periscope shell on http://{}; help lists the commands, quit leaves", client.addr);
+        println!("periscope shell on {}; help lists the commands, quit leaves", client.addr);
     }
     let mut failed = false;
     // Only without the editor: it reads stdin itself, and the lock is not reentrant.
@@ -480,6 +503,34 @@ pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(api: Option<&str>) -> ShellArgs {
+        ShellArgs {
+            api: api.map(str::to_string),
+            data_dir: PathBuf::from("/d"),
+            token: None,
+            token_file: None,
+            command: None,
+            json: false,
+        }
+    }
+
+    #[test]
+    fn the_api_is_the_data_dirs_socket_unless_given() {
+        assert_eq!(address(&args(None)).ok(), Some(Endpoint::Unix("/d/api.sock".into())));
+        assert_eq!(address(&args(Some("unix:/s"))).ok(), Some(Endpoint::Unix("/s".into())));
+        let tcp = Some(Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080))));
+        for a in ["127.0.0.1:8080", "tcp:127.0.0.1:8080", "http://127.0.0.1:8080/"] {
+            assert_eq!(address(&args(Some(a))).ok(), tcp, "{a}");
+        }
+        let e = address(&args(Some("8080"))).expect_err("no host").to_string();
+        assert!(e.contains("expected IP:PORT, HOST:PORT or unix:PATH"), "{e}");
+        // A token file that was named must be there; the default one may be missing.
+        assert_eq!(token(&args(None)).ok(), Some(None));
+        let mut a = args(None);
+        a.token_file = Some("/nonexistent/token".into());
+        assert!(token(&a).is_err());
+    }
 
     #[test]
     fn escaping_keeps_unreserved_characters() {
