@@ -535,6 +535,30 @@ mod tests {
         assert_eq!(err("where x\\").usage, Vec::<String>::new());
     }
 
+    proptest::proptest! {
+        /// Any line is a command, nothing, or an error with a message; never a panic.
+        #[test]
+        fn any_line_parses_or_is_refused_with_a_message(line in "\\PC{0,60}") {
+            if let Err(e) = parse(&line) {
+                proptest::prop_assert!(!e.message.is_empty());
+            }
+            let _ = completions(&line);
+        }
+
+        /// Lines made of the commands' own words, in any order.
+        #[test]
+        fn command_words_in_any_order(words in proptest::collection::vec(
+            proptest::sample::select(vec!["show", "switches", "taps", "tap", "where", "dump-flows",
+                "--ours", "diff", "trace", "events", "--follow", "log", "level", "help", "x", "\""]),
+            0..6,
+        )) {
+            let line = words.join(" ");
+            if let Err(e) = parse(&line) {
+                proptest::prop_assert!(!e.message.is_empty(), "{}", line);
+            }
+        }
+    }
+
     #[test]
     fn distance_counts_edits() {
         assert_eq!(distance("", ""), 0);

@@ -401,6 +401,25 @@ mod tests {
         assert_eq!(l.text(), "wh");
     }
 
+    proptest::proptest! {
+        /// Whatever the terminal sends, decoding and editing never panic and the cursor stays
+        /// inside the line.
+        #[test]
+        fn any_bytes_keep_the_line_consistent(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let history = vec!["show switches".to_string(), "stats".to_string()];
+            let mut d = Decoder::default();
+            let mut l = Line::default();
+            for b in bytes {
+                if let Some(k) = d.feed(b) {
+                    if let Outcome::Done(_) | Outcome::End | Outcome::Cancelled = l.apply(k, &history) {
+                        l = Line::default();
+                    }
+                    proptest::prop_assert!(l.cursor <= l.buf.len());
+                }
+            }
+        }
+    }
+
     #[test]
     fn tab_completes_or_lists() {
         let (l, _) = typed(b"sh\t", &[]);
