@@ -141,7 +141,7 @@ fn port_no(v: &Value) -> String {
 
 /// One location (`{hypervisor, dpid, ofport, ...}`) as `hv1 dpid 0e1a... ofport 3`.
 fn place(l: &Value) -> String {
-    format!("{} dpid {} ofport {}", cell(&l["hypervisor"]), dpid(&l["dpid"]), cell(&l["ofport"]))
+    format!("{} dpid {} ofport {}", cell(&l["hypervisor"]), dpid(&l["dpid"]), port_no(&l["ofport"]))
 }
 
 /// `show ports [bridge]`, from `GET /v1/topology`: each switch's OpenFlow ports joined by name
