@@ -316,12 +316,15 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     wait_for("the recent events", Duration::from_secs(10), || !text().is_empty());
     std::thread::sleep(Duration::from_millis(700));
     let before = text().len();
-    let _vm2 = lab.add_vm(&hv, VmOptions::new("vm2")).expect("vm2");
+    let vm2 = lab.add_vm(&hv, VmOptions::new("vm2")).expect("vm2");
+    let vm2_id = format!(" iface_id={} ", vm2.iface_id());
     let appeared =
         periscope::lab::wait_until("vm2 in events --follow", Duration::from_secs(10), || {
-            text()[before..]
-                .lines()
-                .any(|l| l.contains(" interface_appeared ") && l.contains(" location=hv1 "))
+            text()[before..].lines().any(|l| {
+                l.contains(" interface_appeared ")
+                    && l.contains(&vm2_id)
+                    && l.contains(" location=hv1 ")
+            })
         });
     let _ = follow.kill();
     let _ = follow.wait();

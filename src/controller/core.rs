@@ -620,9 +620,7 @@ impl Core {
         }
         for e in &events {
             self.track_activity(&e.kind);
-            let mut v = serde_json::json!(e.kind);
-            v["generation"] = serde_json::json!(e.generation.0);
-            self.events.push("topology", v);
+            self.events.topology(e, &self.topology);
         }
         // Every bridge an event touches owes a confirmation from now on: the reprogramming time
         // runs from the moment the change was seen to the switch's confirmation.

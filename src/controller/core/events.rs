@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
+use periscope_topology::{Event, EventKind, Topology};
 use serde_json::{json, Value};
 
 /// Events kept.
@@ -41,6 +42,28 @@ impl EventLog {
             self.events.pop_front();
         }
         self.events.push_back(e);
+    }
+
+    /// Adds a topology event as the topology reports it, with its generation, and with the
+    /// iface-id and name of the interface it concerns while the topology still knows them.
+    pub(super) fn topology(&mut self, e: &Event, topology: &Topology) {
+        let mut v = json!(e.kind);
+        v["generation"] = json!(e.generation.0);
+        let at = match &e.kind {
+            EventKind::InterfaceAppeared { location }
+            | EventKind::InterfaceGone { location }
+            | EventKind::InterfaceUpdated { location }
+            | EventKind::LocationReady { location }
+            | EventKind::LocationUnready { location } => Some(location),
+            _ => None,
+        };
+        if let Some(i) = at.and_then(|l| topology.interface(&l.interface_ref())) {
+            v["name"] = json!(i.row.name);
+            if let Some(id) = i.iface_id() {
+                v["iface_id"] = json!(id);
+            }
+        }
+        self.push("topology", v);
     }
 
     /// The events after `since` (all kept when none), at most `limit`, oldest first; with

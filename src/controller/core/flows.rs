@@ -426,6 +426,59 @@ mod tests {
         assert_eq!(trace(&[copy], &other, &names)["outputs"], json!([]), "no flow: dropped");
     }
 
+    use crate::northbound::api::ApiCall;
+    use crate::northbound::auth::{Caller, Role};
+
+    fn core() -> Core {
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        Core::new(log, periscope_topology::TopologyConfig::default())
+    }
+
+    #[test]
+    fn the_switch_calls_are_the_operators_and_name_what_is_missing() {
+        let mut c = core();
+        let ops = Caller::operator("ops");
+        let tenant = Caller { name: "a".into(), role: Role::Tenant("bank-a".into()) };
+        let flows = ApiCall::SwitchFlows { dpid: Dpid(0xaa), ours: false };
+        assert_eq!(c.handle_api_as(&tenant, flows.clone()).code(), Some("operator_only"));
+        let r = c.handle_api_as(&ops, flows);
+        assert_eq!((r.status, r.code()), (404, Some("not_found")), "{}", r.body);
+        assert!(r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("00000000000000aa")));
+        let r = c.handle_api_as(&ops, ApiCall::SwitchDiff(Dpid(0xaa)));
+        assert_eq!(r.status, 404);
+        assert_eq!(c.handle_api_as(&tenant, ApiCall::Metrics).code(), Some("operator_only"));
+        let m = c.handle_api_as(&ops, ApiCall::Metrics);
+        assert!(
+            m.body.as_str().is_some_and(|t| t.contains("periscope_switches_connected 0")),
+            "{}",
+            m.body
+        );
+    }
+
+    #[test]
+    fn the_log_level_is_set_only_where_the_process_allows_it() {
+        let mut c = core();
+        let ops = Caller::operator("ops");
+        assert_eq!(c.handle_api_as(&ops, ApiCall::GetLog).status, 503);
+        let control = crate::log::LevelControl::new(slog::Level::Info);
+        c.set_log_control(control.clone());
+        let r = c.handle_api_as(&ops, ApiCall::PutLog(json!({"level": "debug"})));
+        assert_eq!((r.status, &r.body["level"]), (200, &json!("debug")));
+        assert_eq!(control.level(), slog::Level::Debug);
+        let r = c.handle_api_as(&ops, ApiCall::PutLog(json!({"level": "chatty"})));
+        assert_eq!(
+            (r.status, r.body["error"]["field"].as_str()),
+            (400, Some("level")),
+            "{}",
+            r.body
+        );
+        assert_eq!(control.level(), slog::Level::Debug, "a bad level changes nothing");
+        let r = c.handle_api_as(&ops, ApiCall::Events { since: None, limit: 10 });
+        assert_eq!(r.body["events"], json!([]));
+    }
+
     #[test]
     fn live_dump_tags_stay_clear_of_batch_and_fixed_tags() {
         assert!(is_live_dump(TAG_BASE) && is_live_dump(TAG_BASE + TAG_SPAN - 1));
