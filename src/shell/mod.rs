@@ -152,6 +152,12 @@ fn help(topic: Option<&str>) -> Result<Output, ShellError> {
         }
         Some(name) => match command::find(name) {
             Some(s) => format!("usage: {}\n  {}\n", s.usage(), s.help),
+            // `help show`, `help log`: the commands that start so.
+            None if COMMANDS.iter().any(|s| s.name.starts_with(&format!("{name} "))) => COMMANDS
+                .iter()
+                .filter(|s| s.name.starts_with(&format!("{name} ")))
+                .map(|s| format!("usage: {}\n  {}\n", s.usage(), s.help))
+                .collect(),
             None => {
                 let words: Vec<&str> = name.split_whitespace().collect();
                 let near = command::nearest(&words);
@@ -565,6 +571,8 @@ mod tests {
             assert!(h.text.contains(&s.usage()), "{}", s.name);
         }
         assert!(help(Some("where")).expect("where").text.starts_with("usage: where "));
+        let show = help(Some("show")).expect("help show").text;
+        assert_eq!(show.matches("usage: show ").count(), 5, "{show}");
         let e = help(Some("dumpflows")).expect_err("typo").to_string();
         assert!(e.contains("did you mean \"dump-flows\""), "{e}");
     }
