@@ -121,6 +121,10 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(inf, Some(barriers), "+Inf counts every observation");
     assert!(sample(&text, "periscope_reprogram_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
     assert_eq!(sample(&text, "periscope_openflow_malformed_total"), Some(0.0));
+    for q in ["switch_events", "ovsdb_events", "api_calls"] {
+        let depth = sample(&text, &format!("periscope_queue_depth{{queue=\"{q}\"}}"));
+        assert!(depth.is_some_and(|d| d >= 0.0), "{q}: {text}");
+    }
 
     // The shell, one command at a time, as an engineer types it.
     let shell = Shell { api: ctl.api(), token: ctl.token().expect("operator token").to_string() };

@@ -161,7 +161,12 @@ pub struct Core {
     events: events::EventLog,
     /// The process logger's level, when the process lets it be changed.
     log_level: Option<crate::log::LevelControl>,
+    /// How deep the process's queues are now, by name (`None`: closed).
+    queues: Vec<(&'static str, QueueProbe)>,
 }
+
+/// Reads how many items wait in a queue.
+type QueueProbe = Box<dyn Fn() -> Option<usize> + Send>;
 
 impl Core {
     /// An empty controller.
@@ -188,6 +193,7 @@ impl Core {
             migrations: Default::default(),
             events: Default::default(),
             log_level: None,
+            queues: Vec::new(),
         }
     }
 
@@ -474,6 +480,15 @@ impl Core {
         self.northbound_tick();
         self.flow_dumps_tick();
         self.discover();
+    }
+
+    /// Shows the depth of a queue of the process in `/v1/stats` and `/metrics`.
+    pub fn watch_queue(
+        &mut self,
+        name: &'static str,
+        probe: impl Fn() -> Option<usize> + Send + 'static,
+    ) {
+        self.queues.push((name, Box::new(probe)));
     }
 
     /// Lets `PUT /v1/log` change the process logger's level.

@@ -193,12 +193,14 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             log.new(o!()),
         )));
     }
+    let switch_events = tx.downgrade();
     drop(tx);
     let api = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| format!("binding the API on {}", args.api))?;
     let api_addr = api.local_addr().context("API address")?;
     let (api_tx, mut api_rx) = mpsc::channel(1024);
+    let api_tx_watch = api_tx.downgrade();
     listeners.push(tokio::spawn(crate::northbound::api::serve(api, api_tx.clone(), log.new(o!()))));
     // The same API on a unix socket beside the operator token, for `periscope shell` on this
     // host. Without it the controller still runs: the shell can use --api.
@@ -262,7 +264,19 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             listeners.push(handle.task);
         }
     }
+    let ovsdb_events = ovsdb_tx.downgrade();
     drop(ovsdb_tx);
+    // Queue depths for /v1/stats and /metrics; weak, so that the queues still close.
+    let api_calls = api_tx_watch;
+    core.watch_queue("switch_events", move || {
+        switch_events.upgrade().map(|s| s.max_capacity() - s.capacity())
+    });
+    core.watch_queue("ovsdb_events", move || {
+        ovsdb_events.upgrade().map(|s| s.max_capacity() - s.capacity())
+    });
+    core.watch_queue("api_calls", move || {
+        api_calls.upgrade().map(|s| s.max_capacity() - s.capacity())
+    });
     let mut ovsdb_open = !args.ovsdb.is_empty();
     let mut api_announced = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -139,6 +139,13 @@ impl Metrics {
                 out.sample(name, &[], v);
             }
         }
+        let name = "periscope_queue_depth";
+        out.family(name, "gauge", "Items waiting in the controller's bounded queues, by queue.");
+        for (q, n) in stats.get("queues").and_then(Value::as_object).into_iter().flatten() {
+            if let Some(n) = n.as_f64() {
+                out.sample(name, &[("queue", q)], n);
+            }
+        }
         let list = switches.as_array().map(Vec::as_slice).unwrap_or_default();
         for (key, name, help, scale) in SWITCH_GAUGES {
             out.family(name, "gauge", help);
@@ -334,7 +341,7 @@ mod tests {
         m.reprogram.observe(Duration::from_secs(60));
         m.barrier_rtt.observe(Duration::from_micros(700));
         let stats = json!({"switches": 2, "hypervisors": 1, "tap_flows": 3, "tap_flows_active": 1,
-                           "reprogram_ms": {"count": 3}});
+                           "reprogram_ms": {"count": 3}, "queues": {"api_calls": 2}});
         let switches = json!([
             {"dpid": "00000000000000aa", "our_flows": 12, "queue_depth": 0, "echo_rtt_ms": 1.5},
             {"dpid": "00000000000000bb", "our_flows": null, "queue_depth": 4},
@@ -342,6 +349,7 @@ mod tests {
         let text = m.render(&stats, &switches);
         let s = samples(&text);
         assert_eq!(s["periscope_switches_connected"], 2.0);
+        assert_eq!(s["periscope_queue_depth{queue=\"api_calls\"}"], 2.0);
         assert_eq!(s["periscope_tap_flows_active"], 1.0);
         assert!(!s.contains_key("periscope_tenants"), "absent from stats: not invented");
         assert_eq!(s["periscope_switch_flows{dpid=\"00000000000000aa\"}"], 12.0);

@@ -605,10 +605,10 @@ pub fn stats(s: &Value) -> String {
             let parts: Vec<String> = inner
                 .iter()
                 .map(|(a, b)| {
-                    if a == "count" {
-                        format!("{a} {}", cell(b))
-                    } else {
+                    if k.ends_with("_ms") && a != "count" {
                         format!("{a} {}", ms(b))
+                    } else {
+                        format!("{a} {}", cell(b))
                     }
                 })
                 .collect();
@@ -808,9 +808,11 @@ mod tests {
 
     #[test]
     fn stats_print_one_line_each() {
-        let s = json!({"switches": 1, "reprogram_ms": {"count": 2, "p50": 1.5, "max": null}});
+        let s = json!({"switches": 1, "reprogram_ms": {"count": 2, "p50": 1.5, "max": null},
+                       "queues": {"api_calls": 0}});
         let t = stats(&s);
         assert!(t.contains("switches                     1"), "{t}");
         assert!(t.contains("count 2, max -, p50 1.50 ms"), "{t}");
+        assert!(t.contains("queues                       api_calls 0\n"), "{t}");
     }
 }

@@ -695,6 +695,11 @@ impl Core {
             "tenants": self.nb.state.tenants.len(),
             "northbound_writes_pending": self.nb.pending.len(),
             "topology_generation": self.topology.generation().0,
+            "queues": self
+                .queues
+                .iter()
+                .filter_map(|(name, probe)| Some((name.to_string(), json!(probe()?))))
+                .collect::<serde_json::Map<String, Value>>(),
             "reprogram_ms": {
                 "count": ms.len(),
                 "p50": q(0.5),
