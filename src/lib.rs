@@ -21,3 +21,4 @@ pub mod ovsdb;
 pub mod policy;
 pub mod reconcile;
 pub mod scenario;
+pub mod shell;

@@ -30,6 +30,9 @@ use crate::policy::mirror::plan_bridge;
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
 
+mod events;
+mod flows;
+mod migrations;
 mod northbound;
 
 /// Tag of the flow dump that starts every reconciliation of a new connection.
@@ -58,6 +61,10 @@ struct Switch {
     dirty_since: Option<Instant>,
     /// How long the last change took, from noticing it to the switch's confirmation.
     last_reprogram: Option<Duration>,
+    /// When the connection was accepted.
+    connected_at: std::time::SystemTime,
+    /// The last echo round trip time.
+    echo_rtt: Option<Duration>,
 }
 
 /// Frames a VM sent at its new place before the copies of what it receives were moved there:
@@ -157,7 +164,22 @@ pub struct Core {
     /// While events are drained in a batch ([`Core::defer_reconcile`]): the bridges they
     /// touched, planned once when the batch ends ([`Core::flush`]).
     deferred: Option<BTreeSet<Dpid>>,
+    /// Counters and histograms for `GET /metrics`.
+    metrics: crate::northbound::metrics::Metrics,
+    /// Flow dumps the API asked for, waiting for their switches.
+    dumps: flows::LiveDumps,
+    /// The recent migrations and how long their bridges took.
+    migrations: migrations::MigrationLog,
+    /// The recent events, for `GET /v1/events`.
+    events: events::EventLog,
+    /// The process logger's level, when the process lets it be changed.
+    log_level: Option<crate::log::LevelControl>,
+    /// How deep the process's queues are now, by name (`None`: closed).
+    queues: Vec<(&'static str, QueueProbe)>,
 }
+
+/// Reads how many items wait in a queue.
+type QueueProbe = Box<dyn Fn() -> Option<usize> + Send>;
 
 impl Core {
     /// An empty controller.
@@ -180,6 +202,12 @@ impl Core {
             prober: Prober::new(ProberConfig::default(), nonce()),
             epoch: Instant::now(),
             deferred: None,
+            metrics: Default::default(),
+            dumps: Default::default(),
+            migrations: Default::default(),
+            events: Default::default(),
+            log_level: None,
+            queues: Vec::new(),
         }
     }
 
@@ -485,7 +513,22 @@ impl Core {
             self.release_holds();
         }
         self.northbound_tick();
+        self.flow_dumps_tick();
         self.discover();
+    }
+
+    /// Shows the depth of a queue of the process in `/v1/stats` and `/metrics`.
+    pub fn watch_queue(
+        &mut self,
+        name: &'static str,
+        probe: impl Fn() -> Option<usize> + Send + 'static,
+    ) {
+        self.queues.push((name, Box::new(probe)));
+    }
+
+    /// Lets `PUT /v1/log` change the process logger's level.
+    pub fn set_log_control(&mut self, control: crate::log::LevelControl) {
+        self.log_level = Some(control);
     }
 
     /// Registers the command queue of a hypervisor's OVSDB driver.
@@ -600,14 +643,19 @@ impl Core {
         for e in &events {
             let g = e.generation.0;
             match &e.kind {
-                EventKind::MigrationStarted { iface_id, .. } => {
+                EventKind::MigrationStarted { iface_id, from, to } => {
+                    self.metrics.migrations_started += 1;
+                    self.migrations.started(iface_id, from, to, Instant::now());
                     info!(self.log, "migration started"; "iface_id" => iface_id, "generation" => g)
                 }
-                EventKind::MigrationFinished { iface_id, to, .. } => {
+                EventKind::MigrationFinished { iface_id, to, from } => {
+                    self.metrics.migrations_finished += 1;
+                    self.migrations.finished(iface_id, from, to, Instant::now());
                     info!(self.log, "migration finished"; "iface_id" => iface_id, "generation" => g,
                         "to" => format!("{}/{:?}", to.hypervisor, to.ofport))
                 }
-                EventKind::InterfaceMoved { iface_id, to, .. } => {
+                EventKind::InterfaceMoved { iface_id, from, to, .. } => {
+                    self.migrations.moved(iface_id, from, to, Instant::now());
                     info!(self.log, "interface moved"; "iface_id" => iface_id, "generation" => g,
                         "to" => format!("{}/{:?}", to.hypervisor, to.ofport))
                 }
@@ -622,6 +670,7 @@ impl Core {
         }
         for e in &events {
             self.track_activity(&e.kind);
+            self.events.topology(e, &self.topology);
         }
         // Every bridge an event touches owes a confirmation from now on: the reprogramming time
         // runs from the moment the change was seen to the switch's confirmation.
@@ -722,6 +771,8 @@ impl Core {
                         reconciler: Reconciler::new(),
                         dirty_since: None,
                         last_reprogram: None,
+                        connected_at: std::time::SystemTime::now(),
+                        echo_rtt: None,
                     },
                 );
             }
@@ -741,6 +792,10 @@ impl Core {
                 let dpid = features.datapath_id;
                 sw.log = sw.log.new(o!("dpid" => dpid.to_string()));
                 info!(sw.log, "switch ready"; "ports" => ports.len(), "tables" => features.n_tables);
+                self.events.push(
+                    "switch_connected",
+                    serde_json::json!({"dpid": dpid.to_string(), "peer": sw.peer, "ports": ports.len()}),
+                );
                 sw.dpid = Some(dpid);
                 if let Some(old) = self.by_dpid.insert(dpid, conn) {
                     if old != conn {
@@ -759,6 +814,9 @@ impl Core {
                 self.start_dump(conn);
             }
             SessionEvent::Reply { request, replies } if request.tag == TAG_DUMP => {
+                for m in &replies {
+                    self.metrics.received(m.msg_type());
+                }
                 let flows: Vec<_> = replies
                     .into_iter()
                     .filter_map(|m| match m {
@@ -774,12 +832,24 @@ impl Core {
                 sw.reconciler.handle_dump(&flows);
                 self.reconcile(conn);
             }
+            SessionEvent::RequestFailed { request: Some(r), error, .. }
+                if flows::is_live_dump(r.tag) =>
+            {
+                self.metrics.switch_error(&error);
+                self.handle_flow_dump_error(r.tag, error.to_string());
+            }
             SessionEvent::RequestFailed { request, xid, error } => {
+                self.metrics.switch_error(&error);
                 let what =
                     request.as_ref().map(|r| r.label.as_str()).unwrap_or("an unknown request");
                 warn!(sw.log, "switch refused a request";
                     "xid" => %xid, "request" => what,
                     "error" => format!("{:?} code {}", error.err_type, error.code));
+                self.events.push(
+                    "switch_refused",
+                    serde_json::json!({"dpid": sw.dpid.map(|d| d.to_string()), "request": what,
+                                       "error": error.to_string()}),
+                );
                 if let Some(r) = request {
                     if r.tag != TAG_DUMP {
                         let (batch, index) = split_tag(r.tag);
@@ -788,6 +858,8 @@ impl Core {
                 }
             }
             SessionEvent::Confirmed { barrier, .. } => {
+                self.metrics.received(periscope_codec::openflow::MsgType::BarrierReply);
+                self.metrics.barrier_rtt.observe(barrier.sent_at.elapsed());
                 let (batch, _) = split_tag(barrier.tag);
                 let refused = sw.reconciler.handle_confirmed(batch);
                 info!(sw.log, "batch confirmed"; "batch" => batch, "refused" => refused.len(),
@@ -805,16 +877,29 @@ impl Core {
                         let took = t.elapsed();
                         sw.last_reprogram = Some(took);
                         info!(sw.log, "bridge reprogrammed"; "ms" => took.as_secs_f64() * 1e3);
+                        self.events.push(
+                            "bridge_reprogrammed",
+                            serde_json::json!({"dpid": dpid.map(|d| d.to_string()),
+                                               "ms": took.as_secs_f64() * 1e3}),
+                        );
                         if self.reprograms.len() == REPROGRAMS_KEPT {
                             self.reprograms.pop_front();
                         }
                         self.reprograms.push_back(took);
+                        self.metrics.reprogram.observe(took);
+                        if let Some(d) = dpid {
+                            self.migrations.programmed(d, Instant::now());
+                        }
                     }
                 }
                 self.release_holds();
             }
             SessionEvent::Closed(reason) => {
                 info!(sw.log, "switch disconnected"; "reason" => %reason);
+                self.events.push(
+                    "switch_disconnected",
+                    serde_json::json!({"dpid": sw.dpid.map(|d| d.to_string()), "reason": reason.to_string()}),
+                );
                 if let Some(dpid) = sw.dpid {
                     if self.by_dpid.get(&dpid) == Some(&conn) {
                         self.by_dpid.remove(&dpid);
@@ -822,14 +907,18 @@ impl Core {
                     }
                 }
                 self.switches.remove(&conn);
+                self.flow_dumps_closed(conn);
             }
             SessionEvent::Malformed { error, msg_type } => {
+                self.metrics.malformed();
                 warn!(sw.log, "malformed message from switch"; "type" => msg_type, "error" => %error);
             }
             SessionEvent::EchoRtt(rtt) => {
                 debug!(sw.log, "echo"; "rtt_ms" => rtt.as_secs_f64() * 1e3);
+                sw.echo_rtt = Some(rtt);
             }
             SessionEvent::PortStatus(ps) => {
+                self.metrics.received(periscope_codec::openflow::MsgType::PortStatus);
                 debug!(sw.log, "port status"; "port" => %ps.desc.port_no, "name" => &ps.desc.name,
                     "reason" => ?ps.reason);
                 if let Some(dpid) = sw.dpid {
@@ -846,6 +935,7 @@ impl Core {
                 }
             }
             SessionEvent::PacketIn(pin) => {
+                self.metrics.received(periscope_codec::openflow::MsgType::PacketIn);
                 let kind = cookie::decode(pin.cookie).map(|(k, _)| k);
                 match (kind, sw.dpid) {
                     (Some(k), Some(dpid)) if k == cookie::Kind::Probe as u8 => {
@@ -857,7 +947,18 @@ impl Core {
                     _ => {}
                 }
             }
-            SessionEvent::FlowRemoved(_) | SessionEvent::Reply { .. } | SessionEvent::Other(_) => {}
+            SessionEvent::FlowRemoved(_) => {
+                self.metrics.received(periscope_codec::openflow::MsgType::FlowRemoved)
+            }
+            SessionEvent::Reply { request, replies } => {
+                for m in &replies {
+                    self.metrics.received(m.msg_type());
+                }
+                if flows::is_live_dump(request.tag) {
+                    self.handle_flow_dump_reply(request.tag, replies);
+                }
+            }
+            SessionEvent::Other(m) => self.metrics.received(m.msg.msg_type()),
         }
     }
 
@@ -915,8 +1016,9 @@ impl Core {
 
     fn send(&mut self, conn: ConnId, requests: Vec<Request>) {
         let Some(sw) = self.switches.get_mut(&conn) else { return };
+        let types: Vec<_> = requests.iter().map(|r| r.msg.msg_type()).collect();
         match sw.commands.try_send(SwitchCommand::Send(requests)) {
-            Ok(()) => {}
+            Ok(()) => types.into_iter().for_each(|t| self.metrics.sent(t)),
             Err(TrySendError::Full(_)) => {
                 // The switch cannot keep up: drop the connection; it will reconnect and be
                 // reconciled from a fresh read of its flows.

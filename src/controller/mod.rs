@@ -13,7 +13,7 @@ use anyhow::Context;
 use slog::{info, o};
 use tokio::sync::mpsc;
 
-use crate::log::{logger, LogFormat, LogLevel};
+use crate::log::{logger_with_control, LogFormat, LogLevel};
 use crate::northbound::auth::{KnownToken, Role};
 use crate::northbound::config::Config;
 use crate::northbound::server::{Files, Supervisor};
@@ -145,13 +145,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Binds the API's unix socket, readable and writable by its owner only, replacing the socket
+/// a previous run left (never any other kind of file).
+fn bind_api_socket(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ))
+        }
+        Err(_) => {}
+    }
+    let l = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
 /// Capacity of the queue of events from all drivers to the core.
 const EVENT_QUEUE: usize = 65_536;
 /// OVSDB events handled together at most, before the bridges they touch are planned.
 const OVSDB_DRAIN: usize = 1024;
 
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
-    let log = logger(args.log_format, args.log_level);
+    let (log, log_level) = logger_with_control(args.log_format, args.log_level);
     let ovsdb_cfg = DriverConfig { tls: args.ovsdb_tls()?, ..DriverConfig::default() };
     let cfg = SessionConfig {
         echo_interval: Duration::from_secs(args.echo_interval.max(1)),
@@ -173,13 +195,29 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             log.new(o!()),
         )));
     }
+    let switch_events = tx.downgrade();
     drop(tx);
     let api = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| format!("binding the API on {}", args.api))?;
     let api_addr = api.local_addr().context("API address")?;
     let (api_tx, mut api_rx) = mpsc::channel(1024);
-    listeners.push(tokio::spawn(crate::northbound::api::serve(api, api_tx, log.new(o!()))));
+    let api_tx_watch = api_tx.downgrade();
+    listeners.push(tokio::spawn(crate::northbound::api::serve(api, api_tx.clone(), log.new(o!()))));
+    // The same API on a unix socket beside the operator token, for `periscope shell` on this
+    // host. Without it the controller still runs: the shell can use --api.
+    let socket = args.data_dir.join("api.sock");
+    match bind_api_socket(&socket) {
+        Ok(l) => {
+            println!("api socket unix:{}", socket.display());
+            listeners.push(tokio::spawn(crate::northbound::api::serve_unix(
+                l,
+                api_tx,
+                log.new(o!()),
+            )));
+        }
+        Err(e) => slog::warn!(log, "no API socket"; "path" => %socket.display(), "error" => %e),
+    }
     let topology = periscope_topology::TopologyConfig { tenant_key: args.tenant_key.clone() };
     let (nb_tx, mut nb_rx) = mpsc::channel(1024);
     let nb_cfg = DriverConfig {
@@ -200,6 +238,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     println!("northbound database {nb_remote}");
     let mut core =
         core::Core::with_northbound(log.new(o!()), topology, nb_config, nb.commands.clone());
+    core.set_log_control(log_level);
     listeners.push(nb.task);
     let (ovsdb_tx, mut ovsdb_rx) = mpsc::channel(EVENT_QUEUE);
     for arg in &args.ovsdb {
@@ -227,7 +266,19 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             listeners.push(handle.task);
         }
     }
+    let ovsdb_events = ovsdb_tx.downgrade();
     drop(ovsdb_tx);
+    // Queue depths for /v1/stats and /metrics; weak, so that the queues still close.
+    let api_calls = api_tx_watch;
+    core.watch_queue("switch_events", move || {
+        switch_events.upgrade().map(|s| s.max_capacity() - s.capacity())
+    });
+    core.watch_queue("ovsdb_events", move || {
+        ovsdb_events.upgrade().map(|s| s.max_capacity() - s.capacity())
+    });
+    core.watch_queue("api_calls", move || {
+        api_calls.upgrade().map(|s| s.max_capacity() - s.capacity())
+    });
     let mut ovsdb_open = !args.ovsdb.is_empty();
     let mut api_announced = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -2,7 +2,6 @@
 //! an [`ApiCall`]; the core, which owns all state, answers with an [`ApiReply`].
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -13,6 +12,9 @@ use serde_json::{json, Value};
 use slog::{debug, info, warn, Logger};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
+
+use periscope_codec::openflow::ofctl::parse_match;
+use periscope_codec::openflow::{Dpid, Match};
 
 use super::auth::TokenHash;
 use super::model::{TapFlowId, TapServiceId};
@@ -133,6 +135,37 @@ pub enum ApiCall {
     Switches,
     /// `GET /v1/stats`.
     Stats,
+    /// `GET /metrics`: the Prometheus text exposition (the reply's body is its text).
+    Metrics,
+    /// `GET /v1/switches/{dpid}/flows[?ours=true]`: the flows the switch holds, read from it now.
+    SwitchFlows {
+        /// The switch.
+        dpid: Dpid,
+        /// Only the flows with periscope's cookie.
+        ours: bool,
+    },
+    /// `GET /v1/switches/{dpid}/diff`: the flows of ours the switch holds now against the ones
+    /// it should hold.
+    SwitchDiff(Dpid),
+    /// `GET /v1/log`: the log level.
+    GetLog,
+    /// `PUT /v1/log` `{"level": ...}`: sets the log level (not audited: it changes no tap).
+    PutLog(Value),
+    /// `GET /v1/events?since=&limit=`: the recent events, those after `since` when given.
+    Events {
+        /// Only the events numbered above this.
+        since: Option<u64>,
+        /// At most this many.
+        limit: usize,
+    },
+    /// `GET /v1/switches/{dpid}/trace?packet=<ovs-ofctl match>`: where the switch's flows, read
+    /// now, send such a packet.
+    SwitchTrace {
+        /// The switch.
+        dpid: Dpid,
+        /// The packet's fields.
+        packet: Match,
+    },
     /// `GET /v1/tenants`.
     ListTenants,
     /// `GET /v1/tenants/{name}`.
@@ -226,56 +259,85 @@ pub async fn serve(listener: TcpListener, core: mpsc::Sender<Envelope>, log: Log
         info!(log, "API listening"; "on" => %a);
     }
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(log, "API accept failed"; "error" => %e);
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let (core, log) = (core.clone(), log.clone());
-        tokio::spawn(async move {
-            let svc =
-                hyper::service::service_fn(move |req| handle(req, peer, core.clone(), log.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
+        match listener.accept().await {
+            Ok((stream, peer)) => connection(stream, peer.to_string(), &core, &log),
+            Err(e) => accept_failed(&log, e).await,
+        }
     }
+}
+
+/// Serves the API on a unix socket (the same calls and tokens as over TCP) until the task is
+/// dropped.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    core: mpsc::Sender<Envelope>,
+    log: Logger,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => connection(stream, "unix".to_string(), &core, &log),
+            Err(e) => accept_failed(&log, e).await,
+        }
+    }
+}
+
+async fn accept_failed(log: &Logger, e: std::io::Error) {
+    warn!(log, "API accept failed"; "error" => %e);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}
+
+/// Serves one connection in a task of its own.
+fn connection<S>(stream: S, peer: String, core: &mpsc::Sender<Envelope>, log: &Logger)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (core, log) = (core.clone(), log.clone());
+    tokio::spawn(async move {
+        let svc = hyper::service::service_fn(move |req| {
+            handle(req, peer.clone(), core.clone(), log.clone())
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), svc)
+            .await;
+    });
 }
 
 async fn handle(
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: String,
     core: mpsc::Sender<Envelope>,
     log: Logger,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let token = credentials(&req);
+    let mut text = false;
     let reply = if super::taas::is_taas(&path) {
         super::taas::serve(req, token, &core).await
     } else {
         match route(req).await {
-            Ok(call) => ask(&core, ApiRequest { token, call }).await,
+            Ok(call) => {
+                text = call == ApiCall::Metrics;
+                ask(&core, ApiRequest { token, call }).await
+            }
             Err(reply) => reply,
         }
     };
     debug!(log, "API request"; "peer" => %peer, "method" => %method, "path" => &path, "status" => reply.status);
-    // 204 (a TaaS deletion) has no body.
-    let body = if reply.status == 204 {
-        Vec::new()
-    } else {
-        serde_json::to_vec_pretty(&reply.body).unwrap_or_default()
+    // The metrics are text; a 204 (a TaaS deletion) has no body; anything else, errors
+    // included, is JSON.
+    let (body, content_type) = match &reply.body {
+        _ if reply.status == 204 => (Vec::new(), "application/json"),
+        Value::String(t) if text && reply.status == 200 => {
+            (t.clone().into_bytes(), super::metrics::CONTENT_TYPE)
+        }
+        b => (serde_json::to_vec_pretty(b).unwrap_or_default(), "application/json"),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
     if reply.status == 401 {
         resp.headers_mut().insert(
             hyper::header::WWW_AUTHENTICATE,
@@ -321,6 +383,92 @@ fn parse_id(s: &str, what: &str) -> Result<u64, ApiReply> {
     })
 }
 
+/// A dpid in a path: 16 hex digits as Open vSwitch writes it (`0x` and fewer digits taken).
+fn parse_dpid(s: &str) -> Result<Dpid, ApiReply> {
+    let hex = s.strip_prefix("0x").unwrap_or(s);
+    u64::from_str_radix(hex, 16).ok().filter(|_| hex.len() <= 16).map(Dpid).ok_or_else(|| {
+        ApiReply::fail(
+            404,
+            "not_found",
+            format!("switch {s:?} not found"),
+            None,
+            json!({ "expected": "a dpid of up to 16 hex digits, as ovs-ofctl shows it" }),
+        )
+    })
+}
+
+/// The query of `GET /v1/events`: `since=N` (the `next` of the previous read), `limit=N`.
+fn events_query(q: Option<&str>) -> Result<ApiCall, ApiReply> {
+    let (mut since, mut limit) = (None, 100);
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let bad = |expected: &str| {
+            ApiReply::fail(
+                400,
+                "bad_query",
+                format!("bad query parameter {k}={v:?}; expected {expected}"),
+                Some(k),
+                Value::Null,
+            )
+        };
+        match k {
+            "since" => since = Some(v.parse().map_err(|_| bad("the number of an event"))?),
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| bad("an integer from 1 to 500"))?
+            }
+            _ => return Err(bad("one of since, limit")),
+        }
+    }
+    Ok(ApiCall::Events { since, limit })
+}
+
+/// The query of a trace: `packet=<fields in ovs-ofctl syntax>`.
+fn packet(q: Option<&str>) -> Result<Match, ApiReply> {
+    let bad = |message: String| {
+        ApiReply::fail(
+            400,
+            "bad_packet",
+            message,
+            Some("packet"),
+            json!({ "expected": "packet=<fields in ovs-ofctl syntax>, e.g. in_port=1,dl_dst=02:00:00:00:00:01" }),
+        )
+    };
+    let mut text = None;
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("packet", v)) => text = Some(percent_decode(&v.replace('+', " "))),
+            _ => return Err(bad(format!("unknown query parameter {pair:?}"))),
+        }
+    }
+    let text = text.ok_or_else(|| bad("the packet is missing".into()))?;
+    parse_match(&text).map_err(|e| bad(format!("packet {text:?}: {e}")))
+}
+
+/// The query of a flow dump: nothing, or `ours=true|false`.
+fn ours(q: Option<&str>) -> Result<bool, ApiReply> {
+    let mut ours = false;
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        ours = match pair.split_once('=').unwrap_or((pair, "")) {
+            ("ours", "true" | "1" | "") => true,
+            ("ours", "false" | "0") => false,
+            (k, v) => {
+                return Err(ApiReply::fail(
+                    400,
+                    "bad_query",
+                    format!("bad query parameter {k}={v:?}; expected ours=true or ours=false"),
+                    Some(k),
+                    Value::Null,
+                ))
+            }
+        };
+    }
+    Ok(ours)
+}
+
 pub(crate) async fn body_json<B>(req: Request<B>) -> Result<Value, ApiReply>
 where
     B: hyper::body::Body<Data = Bytes>,
@@ -347,11 +495,17 @@ const RESOURCES: &[&str] = &[
     "/v1/tenants",
     "/v1/tokens",
     "/v1/audit",
+    "/v1/events",
+    "/v1/log",
     "/v1/topology",
     "/v1/interfaces/{iface_id}",
     "/v1/switches",
+    "/v1/switches/{dpid}/flows",
+    "/v1/switches/{dpid}/diff",
+    "/v1/switches/{dpid}/trace",
     "/v1/stats",
     "/v1/openapi.json",
+    "/metrics",
 ];
 
 async fn route<B>(req: Request<B>) -> Result<ApiCall, ApiReply>
@@ -414,14 +568,30 @@ where
         (["v1", "tokens", _], _) => Err(not_allowed("DELETE")),
         (["v1", "audit"], &Method::GET) => Ok(ApiCall::Audit(query()?)),
         (["v1", "topology"], &Method::GET) => Ok(ApiCall::Topology),
+        (["v1", "events"], &Method::GET) => events_query(req.uri().query()),
+        (["v1", "log"], &Method::GET) => Ok(ApiCall::GetLog),
+        (["v1", "log"], &Method::PUT) => Ok(ApiCall::PutLog(body_json(req).await?)),
+        (["v1", "log"], _) => Err(not_allowed("GET, PUT")),
         (["v1", "switches"], &Method::GET) => Ok(ApiCall::Switches),
+        (["v1", "switches", dpid, "flows"], &Method::GET) => {
+            Ok(ApiCall::SwitchFlows { dpid: parse_dpid(dpid)?, ours: ours(req.uri().query())? })
+        }
+        (["v1", "switches", dpid, "diff"], &Method::GET) => {
+            Ok(ApiCall::SwitchDiff(parse_dpid(dpid)?))
+        }
+        (["v1", "switches", dpid, "trace"], &Method::GET) => {
+            Ok(ApiCall::SwitchTrace { dpid: parse_dpid(dpid)?, packet: packet(req.uri().query())? })
+        }
+        (["v1", "switches", _, "flows" | "diff" | "trace"], _) => Err(not_allowed("GET")),
         (["v1", "stats"], &Method::GET) => Ok(ApiCall::Stats),
+        (["metrics"], &Method::GET) => Ok(ApiCall::Metrics),
+        (["metrics"], _) => Err(not_allowed("GET")),
         (["v1", "interfaces", iface], &Method::GET) => Ok(ApiCall::Interface(iface.to_string())),
         (["v1", "interfaces", iface], &Method::PUT) => {
             Ok(ApiCall::PutInterface(iface.to_string(), body_json(req).await?))
         }
         (["v1", "interfaces", _], _) => Err(not_allowed("GET, PUT")),
-        (["v1", "audit" | "topology" | "switches" | "stats" | "openapi.json"], _) => {
+        (["v1", "audit" | "events" | "topology" | "switches" | "stats" | "openapi.json"], _) => {
             Err(not_allowed("GET"))
         }
         _ => Err(ApiReply::fail(
@@ -456,8 +626,13 @@ mod tests {
     #[test]
     fn every_documented_operation_is_routed_and_every_route_documented() {
         for r in ROUTES {
-            let path =
-                r.path.replace("{id}", "7").replace("{name}", "bank-a").replace("{iface_id}", "p1");
+            let path = r
+                .path
+                .replace("{id}", "7")
+                .replace("{name}", "bank-a")
+                .replace("{iface_id}", "p1")
+                .replace("{dpid}", "00000000000000aa")
+                + if r.path.ends_with("/trace") { "?packet=in_port=1" } else { "" };
             match routed(r.method, &path) {
                 Ok(_) => {}
                 Err(reply) => {
@@ -473,6 +648,24 @@ mod tests {
         }
         assert_eq!(routed("get", "/v1/nothing").err().map(|r| r.status), Some(404));
         assert_eq!(routed("patch", "/v1/tap_flows").err().map(|r| r.status), Some(405));
+        assert_eq!(
+            routed("get", "/v1/switches/0x1f/flows?ours=true").ok(),
+            Some(ApiCall::SwitchFlows { dpid: Dpid(0x1f), ours: true })
+        );
+        assert_eq!(routed("get", "/v1/switches/br-int/flows").err().map(|r| r.status), Some(404));
+        assert_eq!(routed("get", "/v1/switches/1/flows?all=1").err().map(|r| r.status), Some(400));
+        let t = routed("get", "/v1/switches/1/trace?packet=in_port%3D3,dl_dst=02:00:00:00:00:01");
+        assert!(
+            matches!(t, Ok(ApiCall::SwitchTrace { ref packet, .. }) if packet.fields.len() == 2),
+            "{t:?}"
+        );
+        let e = routed("get", "/v1/switches/1/trace?packet=in_prt=3").expect_err("typo");
+        assert_eq!((e.status, e.code()), (400, Some("bad_packet")));
+        assert!(
+            e.body["error"]["message"].as_str().is_some_and(|m| m.contains("in_prt")),
+            "{}",
+            e.body
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod rules;

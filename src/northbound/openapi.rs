@@ -158,9 +158,51 @@ pub const ROUTES: &[Route] = &[
     ),
     r("get", "/v1/audit", "The audit trail, oldest first", Access::Operator, None, true),
     r("get", "/v1/topology", "The live topology graph", Access::Operator, None, false),
+    r("get", "/v1/log", "The controller's log level", Access::Operator, None, false),
+    r(
+        "put",
+        "/v1/log",
+        "Sets the controller's log level: {\"level\": \"debug\"}",
+        Access::Operator,
+        None,
+        false,
+    ),
+    r(
+        "get",
+        "/v1/events",
+        "Recent events (topology, switches, reprogramming); ?since=<next of the last read>&limit=",
+        Access::Operator,
+        None,
+        false,
+    ),
     r("get", "/v1/switches", "Connected bridges", Access::Operator, None, false),
+    r(
+        "get",
+        "/v1/switches/{dpid}/flows",
+        "The flows the switch holds, read from it now, as ovs-ofctl dump-flows lines (?ours=true: periscope's only)",
+        Access::Operator,
+        None,
+        false,
+    ),
+    r(
+        "get",
+        "/v1/switches/{dpid}/trace",
+        "Where the switch's flows, read from it now, send a packet (?packet=<fields in ovs-ofctl syntax>)",
+        Access::Operator,
+        None,
+        false,
+    ),
+    r(
+        "get",
+        "/v1/switches/{dpid}/diff",
+        "Periscope's flows on the switch, read from it now, against the ones it should hold: missing, unexpected, different",
+        Access::Operator,
+        None,
+        false,
+    ),
     r("get", "/v1/stats", "Counters and reprogramming times", Access::Operator, None, false),
     r("get", "/v1/openapi.json", "This document", Access::Public, None, false),
+    r("get", "/metrics", "Prometheus metrics (text format 0.0.4)", Access::Operator, None, false),
 ];
 
 fn object(fields: &[FieldDoc], extra: Map<String, Value>) -> Value {
@@ -248,6 +290,9 @@ fn operation(route: &Route) -> Value {
         "200": {"description": "done", "content": {"application/json": {}}},
         "400": error.clone(), "404": error.clone()
     });
+    if route.path == "/metrics" {
+        responses["200"]["content"] = json!({ super::metrics::CONTENT_TYPE: {} });
+    }
     if route.access != Access::Public {
         responses["401"] = error.clone();
         responses["403"] = error.clone();

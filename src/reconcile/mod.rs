@@ -80,6 +80,15 @@ pub fn desired_set(flows: &[DesiredFlow]) -> FlowSet {
         .collect()
 }
 
+/// The flows of a dump that carry periscope's cookie, as a set.
+pub fn ours_set(flows: &[FlowStats]) -> FlowSet {
+    flows
+        .iter()
+        .filter(|f| cookie::is_ours(f.cookie))
+        .map(|f| entry(f.table_id, f.priority, &f.matches, f.cookie, &f.instructions))
+        .collect()
+}
+
 /// One planned change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -172,12 +181,7 @@ impl Reconciler {
 
     /// Takes the flows read from the switch; only periscope's are kept.
     pub fn handle_dump(&mut self, flows: &[FlowStats]) {
-        let set = flows
-            .iter()
-            .filter(|f| cookie::is_ours(f.cookie))
-            .map(|f| entry(f.table_id, f.priority, &f.matches, f.cookie, &f.instructions))
-            .collect();
-        self.actual = Some(set);
+        self.actual = Some(ours_set(flows));
     }
 
     /// Plans the next batch towards `desired`, or `None` when there is nothing to do, the

@@ -1,8 +1,12 @@
-//! A tiny blocking HTTP/1.1 client for the controller's JSON API: one request per connection
-//! (`Connection: close`), a bounded response, nothing else.
+//! A tiny blocking HTTP/1.1 client for the controller's JSON API, over TCP or the controller's
+//! unix socket: one request per connection (`Connection: close`), a bounded response, nothing
+//! else.
 
+use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -11,6 +15,24 @@ use serde_json::Value;
 const MAX_RESPONSE: u64 = 16 << 20;
 /// Connect, read and write timeout.
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the API is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `IP:PORT`.
+    Tcp(SocketAddr),
+    /// A unix socket (`run` listens on `DATA_DIR/api.sock`).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => write!(f, "{a}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
 
 /// Why a request got no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +46,7 @@ pub enum HttpError {
         /// Path.
         path: String,
         /// Server.
-        addr: SocketAddr,
+        addr: Endpoint,
         /// The socket error.
         #[source]
         source: std::io::Error,
@@ -37,7 +59,7 @@ pub enum HttpError {
         /// Path.
         path: String,
         /// Server.
-        addr: SocketAddr,
+        addr: Endpoint,
         /// What is wrong with it.
         reason: String,
     },
@@ -62,19 +84,57 @@ pub fn request_as(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value), HttpError> {
-    let io = |source| HttpError::Io { method: method.into(), path: path.into(), addr, source };
-    let bad = |reason: String| HttpError::Response {
+    request_to(&Endpoint::Tcp(addr), token, method, path, body)
+}
+
+/// [`request_as`] to an API over TCP or a unix socket.
+pub fn request_to(
+    addr: &Endpoint,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), HttpError> {
+    let io = |source| HttpError::Io {
         method: method.into(),
         path: path.into(),
-        addr,
-        reason,
+        addr: addr.clone(),
+        source,
     };
+    let raw = match addr {
+        Endpoint::Tcp(a) => {
+            let s = TcpStream::connect_timeout(a, TIMEOUT).map_err(io)?;
+            s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+            s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+            exchange(s, &a.to_string(), token, method, path, body).map_err(io)?
+        }
+        Endpoint::Unix(p) => {
+            let s = UnixStream::connect(p).map_err(io)?;
+            s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+            s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+            exchange(s, "localhost", token, method, path, body).map_err(io)?
+        }
+    };
+    parse_response(&raw).map_err(|reason| HttpError::Response {
+        method: method.into(),
+        path: path.into(),
+        addr: addr.clone(),
+        reason,
+    })
+}
+
+/// Writes one request on a fresh connection and reads the whole (bounded) response.
+fn exchange(
+    mut s: impl Read + Write,
+    host: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::io::Result<Vec<u8>> {
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
-    s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
-    s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
     if body.is_some() {
         head.push_str("Content-Type: application/json\r\n");
@@ -83,11 +143,11 @@ pub fn request_as(
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
-    s.write_all(head.as_bytes()).map_err(io)?;
-    s.write_all(payload.as_bytes()).map_err(io)?;
+    s.write_all(head.as_bytes())?;
+    s.write_all(payload.as_bytes())?;
     let mut raw = Vec::new();
-    s.take(MAX_RESPONSE).read_to_end(&mut raw).map_err(io)?;
-    parse_response(&raw).map_err(bad)
+    s.take(MAX_RESPONSE).read_to_end(&mut raw)?;
+    Ok(raw)
 }
 
 /// Splits a complete response into its status and JSON body. Understands `Content-Length`,

@@ -9,12 +9,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use periscope_codec::openflow::Dpid;
 use periscope_codec::ovsdb::{Operation, OvsdbOpError};
 use periscope_topology::Source as TopoSource;
 use serde_json::{json, Value};
 use slog::{debug, info, warn};
 use tokio::sync::{mpsc, oneshot};
 
+use super::flows::DumpKind;
 use super::Core;
 use crate::northbound::api::{ApiCall, ApiReply, ApiRequest};
 use crate::northbound::auth::{Caller, TokenHash, Tokens};
@@ -95,6 +97,8 @@ impl Front {
 enum Answer {
     Now(ApiReply),
     Later(u64),
+    /// Once the switch answers the flow dump with this tag.
+    Dump(u64),
 }
 
 fn unauthorized() -> ApiReply {
@@ -191,6 +195,7 @@ impl Core {
                     p.reply = Some(reply);
                 }
             }
+            Answer::Dump(tag) => self.dumps.attach(tag, reply),
         }
     }
 
@@ -199,7 +204,9 @@ impl Core {
     pub fn handle_api_as(&mut self, caller: &Caller, call: ApiCall) -> ApiReply {
         match self.answer(caller, call) {
             Answer::Now(r) => r,
-            Answer::Later(tag) => ApiReply { status: 202, body: json!({ "pending": tag }) },
+            Answer::Later(tag) | Answer::Dump(tag) => {
+                ApiReply { status: 202, body: json!({ "pending": tag }) }
+            }
         }
     }
 
@@ -209,6 +216,21 @@ impl Core {
         }
         if call.writes() {
             return self.write(caller, call);
+        }
+        let dump = match &call {
+            ApiCall::SwitchFlows { dpid, ours } => Some((*dpid, DumpKind::Flows { ours: *ours })),
+            ApiCall::SwitchDiff(dpid) => Some((*dpid, DumpKind::Diff)),
+            ApiCall::SwitchTrace { dpid, packet } => Some((*dpid, DumpKind::Trace(packet.clone()))),
+            _ => None,
+        };
+        if let Some((dpid, kind)) = dump {
+            if !caller.is_operator() {
+                return Answer::Now(operator_only());
+            }
+            return match self.start_flow_dump(dpid, kind) {
+                Ok(tag) => Answer::Dump(tag),
+                Err(r) => Answer::Now(r),
+            };
         }
         let taps = &self.nb.state.taps;
         let reply = match call {
@@ -261,26 +283,42 @@ impl Core {
                     a
                 )))))
             }
-            ApiCall::Switches => {
-                let list: Vec<Value> = self
-                    .switches
-                    .values()
-                    .filter_map(|s| {
-                        let dpid = s.dpid?;
-                        Some(json!({
-                            "dpid": dpid.to_string(),
-                            "peer": s.peer,
-                            "our_flows": s.reconciler.actual().map(|a| a.len()),
-                        }))
-                    })
-                    .collect();
-                ApiReply::ok(json!(list))
-            }
+            ApiCall::Switches => ApiReply::ok(self.switch_list()),
             ApiCall::Topology => ApiReply::ok(json!(self.topology.snapshot())),
+            ApiCall::Events { since, limit } => ApiReply::ok(self.events.read(since, limit)),
+            ApiCall::GetLog => match &self.log_level {
+                Some(c) => {
+                    ApiReply::ok(json!({ "level": c.level().as_str().to_ascii_lowercase() }))
+                }
+                None => unavailable("this controller's log level cannot be read or changed"),
+            },
+            ApiCall::PutLog(body) => self.put_log(&body),
             ApiCall::Stats => ApiReply::ok(self.stats()),
+            ApiCall::Metrics => {
+                ApiReply::ok(Value::String(self.metrics.render(&self.stats(), &self.switch_list())))
+            }
             _ => ApiReply::fail(500, "internal", "unhandled call", None, Value::Null),
         };
         Answer::Now(reply)
+    }
+
+    /// `PUT /v1/log`: sets the process logger's level.
+    fn put_log(&mut self, body: &Value) -> ApiReply {
+        let Some(control) = &self.log_level else {
+            return unavailable("this controller's log level cannot be changed");
+        };
+        let text = body.get("level").and_then(Value::as_str).unwrap_or_default();
+        match text.parse::<crate::log::LogLevel>() {
+            Ok(l) => {
+                let before = control.level();
+                control.set(l.0);
+                // At warn, so that the change shows whichever way it goes.
+                warn!(self.log, "log level changed"; "from" => before.as_str(), "to" => l.0.as_str());
+                // Lower case, as `--log-level` takes it.
+                ApiReply::ok(json!({ "level": l.0.as_str().to_ascii_lowercase() }))
+            }
+            Err(e) => ApiReply::fail(400, "bad_value", e, Some("level"), json!({ "value": text })),
+        }
     }
 
     /// The tenant the topology's interfaces with this iface-id say they belong to.
@@ -306,6 +344,7 @@ impl Core {
             "owner": owner,
             "registered": registered.is_some(),
             "locations": locations,
+            "migrations": self.migrations.history(id),
         }))
     }
 
@@ -428,6 +467,8 @@ impl Core {
                         p.retries = r.retries;
                     }
                 }
+                // A write is never a flow dump.
+                Answer::Dump(_) => {}
             }
         }
     }
@@ -604,6 +645,36 @@ impl Core {
         v
     }
 
+    /// The connected switches, sorted by dpid: where each is, since when, what it holds.
+    fn switch_list(&self) -> Value {
+        let mut list: Vec<(Dpid, Value)> = self
+            .switches
+            .values()
+            .filter_map(|s| {
+                let dpid = s.dpid?;
+                let bridge = self.topology.bridge_by_dpid(dpid);
+                let since = s.connected_at.duration_since(std::time::UNIX_EPOCH).ok();
+                Some((
+                    dpid,
+                    json!({
+                        "dpid": dpid.to_string(),
+                        "peer": s.peer,
+                        "hypervisor": bridge.map(|b| b.bridge.hypervisor.to_string()),
+                        "bridge": bridge.map(|b| b.row.name.clone()),
+                        "connected_since_ms": since.map(|d| d.as_millis() as u64),
+                        "our_flows": s.reconciler.actual().map(|a| a.len()),
+                        "programmed": s.dirty_since.is_none() && !s.reconciler.busy(),
+                        "last_reprogram_ms": s.last_reprogram.map(|d| d.as_secs_f64() * 1e3),
+                        "echo_rtt_ms": s.echo_rtt.map(|d| d.as_secs_f64() * 1e3),
+                        "queue_depth": s.commands.max_capacity() - s.commands.capacity(),
+                    }),
+                ))
+            })
+            .collect();
+        list.sort_by_key(|(d, _)| *d);
+        Value::Array(list.into_iter().map(|(_, v)| v).collect())
+    }
+
     /// Counters and reprogramming times.
     fn stats(&self) -> Value {
         let mut ms: Vec<f64> = self.reprograms.iter().map(|d| d.as_secs_f64() * 1e3).collect();
@@ -614,9 +685,21 @@ impl Core {
             "hypervisors": self.ovsdb.values().filter(|p| p.connected).count(),
             "tap_services": self.nb.state.taps.services().count(),
             "tap_flows": self.nb.state.taps.flows().count(),
+            "tap_flows_active": self
+                .nb
+                .state
+                .taps
+                .flows()
+                .filter(|f| self.flow_status(f)["status"] == "ACTIVE")
+                .count(),
             "tenants": self.nb.state.tenants.len(),
             "northbound_writes_pending": self.nb.pending.len(),
             "topology_generation": self.topology.generation().0,
+            "queues": self
+                .queues
+                .iter()
+                .filter_map(|(name, probe)| Some((name.to_string(), json!(probe()?))))
+                .collect::<serde_json::Map<String, Value>>(),
             "reprogram_ms": {
                 "count": ms.len(),
                 "p50": q(0.5),
