@@ -662,6 +662,9 @@ impl Core {
                         "hypervisor": bridge.map(|b| b.bridge.hypervisor.to_string()),
                         "bridge": bridge.map(|b| b.row.name.clone()),
                         "connected_since_ms": since.map(|d| d.as_millis() as u64),
+                        // No role request is ever sent: the switch holds every controller at
+                        // the role OpenFlow starts it with.
+                        "role": "equal",
                         "our_flows": s.reconciler.actual().map(|a| a.len()),
                         "programmed": s.dirty_since.is_none() && !s.reconciler.busy(),
                         "last_reprogram_ms": s.last_reprogram.map(|d| d.as_secs_f64() * 1e3),
