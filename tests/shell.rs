@@ -99,6 +99,11 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     });
     let dpid = format!("{:016x}", hv.dpid());
 
+    // A reconciliation's progress: both switches confirm what they should hold.
+    wait_for("both switches programmed", Duration::from_secs(20), || {
+        ctl.call("GET", "/v1/stats", None).is_ok_and(|(_, s)| s["switches_programmed"] == 2)
+    });
+
     // Prometheus: text format 0.0.4, the operator's token needed.
     let (status, _, _) = get_text(ctl.api(), None, "/metrics");
     assert_eq!(status, 401);
@@ -106,6 +111,7 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(status, 200, "{text}");
     assert!(ctype.starts_with("text/plain") && ctype.contains("version=0.0.4"), "{ctype}");
     assert_eq!(sample(&text, "periscope_switches_connected"), Some(2.0), "{text}");
+    assert_eq!(sample(&text, "periscope_switches_programmed"), Some(2.0), "{text}");
     assert_eq!(sample(&text, "periscope_hypervisors_connected"), Some(2.0), "{text}");
     assert_eq!(sample(&text, "periscope_tap_flows_active"), Some(1.0), "{text}");
     let flows = sample(&text, &format!("periscope_switch_flows{{dpid=\"{dpid}\"}}"));

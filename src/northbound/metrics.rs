@@ -205,6 +205,11 @@ impl Metrics {
 /// The gauges read from `GET /v1/stats`: its key, the metric, its help.
 const GAUGES: &[(&str, &str, &str)] = &[
     ("switches", "periscope_switches_connected", "OpenFlow switches connected and ready."),
+    (
+        "switches_programmed",
+        "periscope_switches_programmed",
+        "Connected switches holding what they should, confirmed (progress of a reconciliation).",
+    ),
     ("hypervisors", "periscope_hypervisors_connected", "Hypervisor OVSDB connections up."),
     ("tap_services", "periscope_tap_services", "Tap services configured."),
     ("tap_flows", "periscope_tap_flows", "Tap flows configured."),

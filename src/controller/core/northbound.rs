@@ -685,6 +685,14 @@ impl Core {
         let q = |p: f64| ms.get(((ms.len() as f64 - 1.0) * p).round() as usize).copied();
         json!({
             "switches": self.by_dpid.len(),
+            // Of those, the ones that confirmed their plan: the progress of a reconciliation of
+            // many bridges (after a restart, say) reads here.
+            "switches_programmed": self
+                .by_dpid
+                .values()
+                .filter_map(|c| self.switches.get(c))
+                .filter(|s| s.dirty_since.is_none() && !s.reconciler.busy())
+                .count(),
             "hypervisors": self.ovsdb.values().filter(|p| p.connected).count(),
             "tap_services": self.nb.state.taps.services().count(),
             "tap_flows": self.nb.state.taps.flows().count(),
