@@ -222,6 +222,8 @@ impl Topology {
         // had no place on `h` before.
         let mut shared: Vec<Arc<str>> = Vec::new();
         let mut dpids = DpidMemo::default();
+        // (bridge, interface) for `by_bridge`, in interface order.
+        let mut on_bridge: Vec<(RowRef, RowRef)> = Vec::with_capacity(order.len());
         for (uuid, row) in order {
             let r = RowRef { hypervisor: h.clone(), uuid: uuid.clone() };
             let Some(new) =
@@ -233,14 +235,33 @@ impl Topology {
             if row.patch_peer().is_some() || new.tunnel_remote.is_some() {
                 link_dirty.push(r.clone());
             }
-            if self.idx.add_attached(&r, &new) {
+            if self.idx.add_attached_but_bridge(&r, &new) {
                 shared.extend(new.iface_id.clone());
             }
+            on_bridge.push((new.location.bridge_ref(), r.clone()));
             out.push(EventKind::InterfaceAppeared { location: new.location.clone() });
             if new.location.is_ready() {
                 out.push(EventKind::LocationReady { location: new.location.clone() });
             }
             self.idx.attached.insert(r, new);
+        }
+        // Each bridge's interfaces are built into its set at once (they are in order, and the
+        // bridges of `h` had none); a stable sort keeps them in order.
+        on_bridge.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut pairs = on_bridge.into_iter().peekable();
+        while let Some((bridge, first)) = pairs.next() {
+            let mut members = vec![first];
+            while let Some((_, r)) = pairs.next_if(|(b, _)| *b == bridge) {
+                members.push(r);
+            }
+            let set = self.idx.by_bridge.entry(bridge).or_default();
+            if set.is_empty() {
+                *set = SmallSet::from_sorted(members);
+            } else {
+                for m in members {
+                    set.insert(m);
+                }
+            }
         }
         shared.sort_unstable();
         shared.dedup();

@@ -356,6 +356,13 @@ impl Indexes {
     /// Adds `a`'s keys to the lookup indexes (not to `attached` itself); true when its
     /// iface-id now has two interfaces or more.
     pub(crate) fn add_attached(&mut self, r: &RowRef, a: &Attached) -> bool {
+        multi_insert(&mut self.by_bridge, a.location.bridge_ref(), r.clone());
+        self.add_attached_but_bridge(r, a)
+    }
+
+    /// [`Indexes::add_attached`] without the `by_bridge` entry, which the caller adds (the bulk
+    /// path adds a bridge's interfaces in one go).
+    pub(crate) fn add_attached_but_bridge(&mut self, r: &RowRef, a: &Attached) -> bool {
         let mut shared = false;
         if let Some(id) = &a.iface_id {
             let set = self.by_iface_id.entry(id.clone()).or_default();
@@ -371,7 +378,6 @@ impl Indexes {
         if let Some(sp) = a.location.switch_port() {
             multi_insert(&mut self.by_ofport, sp, r.clone());
         }
-        multi_insert(&mut self.by_bridge, a.location.bridge_ref(), r.clone());
         if !a.kind.is_empty() {
             multi_insert(
                 &mut self.by_bridge_kind,
