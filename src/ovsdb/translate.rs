@@ -87,13 +87,49 @@ fn uuid_set(row: &Row, column: &str) -> BTreeSet<RowUuid> {
     let Some(atoms) = row.get(column).and_then(Datum::as_set) else {
         return BTreeSet::new();
     };
-    atoms
-        .iter()
-        .filter_map(|a| match a {
-            Atom::Uuid(u) => Some(row_uuid(*u)),
+    let uuids = atoms.iter().filter_map(|a| match a {
+        Atom::Uuid(u) => Some(row_uuid(*u)),
+        _ => None,
+    });
+    // A port's few interfaces go straight into the tree; `collect` first gathers and sorts
+    // them in a vector of its own, which pays only for a bridge's many ports.
+    if atoms.len() <= 8 {
+        let mut out = BTreeSet::new();
+        for u in uuids {
+            out.insert(u);
+        }
+        return out;
+    }
+    uuids.collect()
+}
+
+/// `mac_in_use`: the 17 characters `hh:hh:hh:hh:hh:hh` OVS writes are read directly, anything
+/// else through `MacAddr`'s parser (which accepts the same and more).
+fn mac(s: &str) -> Option<MacAddr> {
+    fn hex(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
             _ => None,
-        })
-        .collect()
+        }
+    }
+    let b = s.as_bytes();
+    if b.len() == 17 {
+        let mut out = [0u8; 6];
+        let mut ok = true;
+        for (i, octet) in out.iter_mut().enumerate() {
+            let at = 3 * i;
+            match (hex(b[at]), hex(b[at + 1]), i == 5 || b[at + 2] == b':') {
+                (Some(hi), Some(lo), true) => *octet = hi << 4 | lo,
+                _ => ok = false,
+            }
+        }
+        if ok {
+            return Some(MacAddr(out));
+        }
+    }
+    s.parse().ok()
 }
 
 /// The topology's form of a row uuid.
@@ -144,7 +180,7 @@ pub fn interface_row(uuid: Uuid, row: &Row) -> InterfaceRow {
         name: string(row, "name").unwrap_or_default().to_string(),
         kind: string(row, "type").unwrap_or_default().to_string(),
         ofport: integer(row, "ofport").and_then(ofport_from_ovsdb),
-        mac_in_use: string(row, "mac_in_use").and_then(|m| m.parse::<MacAddr>().ok()),
+        mac_in_use: string(row, "mac_in_use").and_then(mac),
         external_ids: string_map(row, "external_ids"),
         options: string_map(row, "options"),
     }
@@ -425,6 +461,22 @@ mod tests {
             changes(&hv(), &r, &rc),
             vec![Change::HypervisorUpserted { hypervisor: hv(), info: HypervisorInfo::default() }]
         );
+    }
+
+    #[test]
+    fn mac_in_use_reads_as_mac_addr_parses_it() {
+        for s in [
+            "02:00:00:00:00:01",
+            "FA:16:3e:0a:Bb:ff",
+            "2:0:0:0:0:1",
+            "02:00:00:00:00:0g",
+            "02-00-00-00-00-01",
+            "02:00:00:00:00:01:",
+            "+2:00:00:00:00:01",
+            "",
+        ] {
+            assert_eq!(mac(s), s.parse::<MacAddr>().ok(), "{s:?}");
+        }
     }
 
     #[test]

@@ -115,18 +115,165 @@ impl Topology {
     /// Applies several changes as one transition (e.g. one OVSDB update message): the events are
     /// the difference between the state before the first and after the last, under one new
     /// generation. Emits nothing and keeps the generation when nothing visible changed.
+    ///
+    /// A batch that is one [`Change::HypervisorReplaced`] for a hypervisor holding no rows (a
+    /// first connection) takes a bulk path, which gives the same state and events.
     pub fn apply_batch(&mut self, changes: impl IntoIterator<Item = Change>) -> Vec<Event> {
-        let mut p = Pending::default();
-        for change in changes {
-            self.write(change, &mut p);
-        }
-        let kinds = self.settle(p);
+        let mut changes = changes.into_iter();
+        let (first, second) = (changes.next(), changes.next());
+        let kinds = match (first, second) {
+            (Some(Change::HypervisorReplaced { hypervisor, snapshot }), None)
+                if self.holds_no_rows(&hypervisor) =>
+            {
+                self.replace_fresh(hypervisor, snapshot)
+            }
+            (first, second) => self.apply_each(first.into_iter().chain(second).chain(changes)),
+        };
         if kinds.is_empty() {
             return Vec::new();
         }
         self.generation = Generation(self.generation.0 + 1);
         let generation = self.generation;
         kinds.into_iter().map(|kind| Event { generation, kind }).collect()
+    }
+
+    /// Writes the changes one by one, then settles what they touched: the general path.
+    fn apply_each(&mut self, changes: impl Iterator<Item = Change>) -> Vec<EventKind> {
+        let mut p = Pending::default();
+        for change in changes {
+            self.write(change, &mut p);
+        }
+        self.settle(p)
+    }
+
+    /// Whether `h` holds no bridge, port or interface row.
+    fn holds_no_rows(&self, h: &HypervisorId) -> bool {
+        self.raw.interfaces.count(h) == 0
+            && self.raw.ports.count(h) == 0
+            && rows_of(&self.raw.bridges, h).is_empty()
+    }
+
+    /// [`Change::HypervisorReplaced`] for a hypervisor that holds no rows: the rows are stored
+    /// and indexed without the per-row bookkeeping of the general path (before-images, the
+    /// touched set and its sort, the iface-id places before), since every interface row of `h`
+    /// is new and none was attached. The state and the events are those of the general path.
+    fn replace_fresh(&mut self, h: HypervisorId, snap: HypervisorSnapshot) -> Vec<EventKind> {
+        let mut p = Pending::default();
+        self.set_hypervisor(h.clone(), Some(snap.info), &mut p);
+        for row in snap.bridges {
+            self.set_bridge(
+                RowRef { hypervisor: h.clone(), uuid: row.uuid.clone() },
+                Some(row),
+                &mut p,
+            );
+        }
+        self.raw.ports.reserve(&h, snap.ports.len());
+        for row in snap.ports {
+            if self.raw.ports.get(&h, &row.uuid).is_some() {
+                // The same uuid twice in the snapshot: the later row wins, as in the general path.
+                let r = RowRef { hypervisor: h.clone(), uuid: row.uuid.clone() };
+                self.set_port(r, Some(row), &mut p);
+                continue;
+            }
+            for i in &row.interfaces {
+                row_insert(&mut self.idx.iface_ports, &h, i, row.uuid.clone());
+            }
+            let u = row.uuid.clone();
+            self.raw.ports.insert_new(&h, &u, row);
+        }
+        let n_ifaces = snap.interfaces.len();
+        self.raw.interfaces.reserve(&h, n_ifaces);
+        self.idx.attached.reserve(n_ifaces);
+        self.idx.by_iface_id.reserve(n_ifaces);
+        for row in snap.interfaces {
+            if self.raw.interfaces.get(&h, &row.uuid).is_some() {
+                let r = RowRef { hypervisor: h.clone(), uuid: row.uuid.clone() };
+                self.set_interface(r, Some(row), &mut p);
+                continue;
+            }
+            let u = row.uuid.clone();
+            nested_insert(&mut self.idx.iface_by_name, &h, row.name.clone(), u.clone());
+            self.raw.interfaces.insert_new(&h, &u, row);
+        }
+        // Every interface row of `h` is settled below, whatever the writes above marked.
+        p.ifaces.clear();
+        let mut out = Vec::new();
+        self.settle_bridges(&p, &mut out);
+        let link_dirty = self.settle_fresh_interfaces(&h, &mut out);
+        self.settle_links(p, link_dirty, &mut out);
+        out
+    }
+
+    /// Settles every interface of `h`, all new: what [`Topology::settle_interfaces`] does when
+    /// none of them was attached before. Returns the interfaces whose links must be computed.
+    fn settle_fresh_interfaces(
+        &mut self,
+        h: &HypervisorId,
+        out: &mut Vec<EventKind>,
+    ) -> Vec<RowRef> {
+        let mut link_dirty = Vec::new();
+        let Some(rows) = self.raw.interfaces.rows(h) else {
+            return link_dirty;
+        };
+        let mut order: Vec<(&Uuid, &InterfaceRow)> = rows.iter().collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out.reserve(2 * order.len());
+        // Iface-ids that now have two places or more: only those can give an event, since each
+        // had no place on `h` before.
+        let mut shared: Vec<Arc<str>> = Vec::new();
+        let mut dpids = DpidMemo::default();
+        // (bridge, interface) for `by_bridge`, in interface order.
+        let mut on_bridge: Vec<(RowRef, RowRef)> = Vec::with_capacity(order.len());
+        for (uuid, row) in order {
+            let r = RowRef { hypervisor: h.clone(), uuid: uuid.clone() };
+            let Some(new) =
+                attached_of(&self.raw, &self.idx, &self.config.tenant_key, &r, row, &mut dpids)
+            else {
+                continue;
+            };
+            // An unattached interface has no link, so only attached ones are computed.
+            if row.patch_peer().is_some() || new.tunnel_remote.is_some() {
+                link_dirty.push(r.clone());
+            }
+            if self.idx.add_attached_but_bridge(&r, &new) {
+                shared.extend(new.iface_id.clone());
+            }
+            on_bridge.push((new.location.bridge_ref(), r.clone()));
+            out.push(EventKind::InterfaceAppeared { location: new.location.clone() });
+            if new.location.is_ready() {
+                out.push(EventKind::LocationReady { location: new.location.clone() });
+            }
+            self.idx.attached.insert(r, new);
+        }
+        // Each bridge's interfaces are built into its set at once (they are in order, and the
+        // bridges of `h` had none); a stable sort keeps them in order.
+        on_bridge.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut pairs = on_bridge.into_iter().peekable();
+        while let Some((bridge, first)) = pairs.next() {
+            let mut members = vec![first];
+            while let Some((_, r)) = pairs.next_if(|(b, _)| *b == bridge) {
+                members.push(r);
+            }
+            let set = self.idx.by_bridge.entry(bridge).or_default();
+            if set.is_empty() {
+                *set = SmallSet::from_sorted(members);
+            } else {
+                for m in members {
+                    set.insert(m);
+                }
+            }
+        }
+        shared.sort_unstable();
+        shared.dedup();
+        for iface_id in shared {
+            // The places before this apply: those of the other hypervisors, unchanged by it.
+            let after = self.places(&iface_id);
+            let before = after.iter().filter(|l| l.hypervisor != *h).cloned().collect();
+            if let Some(kind) = iface_id_event(iface_id.to_string(), before, after) {
+                out.push(kind);
+            }
+        }
+        link_dirty
     }
 
     /// Expires the LLDP links last seen more than `max_age` before `now`, as one transition.
@@ -495,7 +642,14 @@ impl Topology {
     /// Brings the derived indexes up to date with what `p` marked, and returns the events.
     fn settle(&mut self, mut p: Pending) -> Vec<EventKind> {
         let mut out = Vec::new();
+        self.settle_bridges(&p, &mut out);
+        let link_dirty = self.settle_interfaces(&mut p, &mut out);
+        self.settle_links(p, link_dirty, &mut out);
+        out
+    }
 
+    /// Settles the bridges `p` marked.
+    fn settle_bridges(&mut self, p: &Pending, out: &mut Vec<EventKind>) {
         // Bridges.
         for b in &p.bridges {
             let new = self.raw.bridges.get(b).map(|row| bridge_state(&self.raw, row));
@@ -525,7 +679,10 @@ impl Topology {
                 }
             }
         }
+    }
 
+    /// Settles the interfaces `p` marked; returns the interfaces whose links must be recomputed.
+    fn settle_interfaces(&mut self, p: &mut Pending, out: &mut Vec<EventKind>) -> Vec<RowRef> {
         // Interfaces, in row order; the places of each iface-id are captured before the first
         // of its interfaces is updated.
         let mut ifaces: Vec<(RowRef, Option<Option<Box<InterfaceRow>>>)> =
@@ -619,7 +776,17 @@ impl Topology {
                 out.push(kind);
             }
         }
+        link_dirty
+    }
 
+    /// Settles the underlay addresses and the links (of `link_dirty`, and of tunnels pointing
+    /// at a changed address), and emits the link events.
+    fn settle_links(
+        &mut self,
+        mut p: Pending,
+        mut link_dirty: Vec<RowRef>,
+        out: &mut Vec<EventKind>,
+    ) {
         // Underlay addresses, then links of the interfaces touched or pointing at a changed one.
         let mut changed_ips = BTreeSet::new();
         for (h, orig) in &p.hv_orig {
@@ -671,7 +838,6 @@ impl Topology {
                 _ => {}
             }
         }
-        out
     }
 
     /// The locations of the attached interfaces carrying `iface_id`, in row order.

@@ -154,6 +154,11 @@ impl<V> RowMap<V> {
         inner.reserve(rows.saturating_sub(inner.len()));
     }
 
+    /// The rows of `h`, if it has any.
+    pub(crate) fn rows(&self, h: &HypervisorId) -> Option<&FastMap<Uuid, V>> {
+        self.0.get(h)
+    }
+
     /// How many rows `h` has.
     pub(crate) fn count(&self, h: &HypervisorId) -> usize {
         self.0.get(h).map_or(0, FastMap::len)
@@ -348,10 +353,21 @@ pub(crate) struct Indexes {
 }
 
 impl Indexes {
-    /// Adds `a`'s keys to the lookup indexes (not to `attached` itself).
-    pub(crate) fn add_attached(&mut self, r: &RowRef, a: &Attached) {
+    /// Adds `a`'s keys to the lookup indexes (not to `attached` itself); true when its
+    /// iface-id now has two interfaces or more.
+    pub(crate) fn add_attached(&mut self, r: &RowRef, a: &Attached) -> bool {
+        multi_insert(&mut self.by_bridge, a.location.bridge_ref(), r.clone());
+        self.add_attached_but_bridge(r, a)
+    }
+
+    /// [`Indexes::add_attached`] without the `by_bridge` entry, which the caller adds (the bulk
+    /// path adds a bridge's interfaces in one go).
+    pub(crate) fn add_attached_but_bridge(&mut self, r: &RowRef, a: &Attached) -> bool {
+        let mut shared = false;
         if let Some(id) = &a.iface_id {
-            multi_insert(&mut self.by_iface_id, id.clone(), r.clone());
+            let set = self.by_iface_id.entry(id.clone()).or_default();
+            set.insert(r.clone());
+            shared = set.len() > 1;
         }
         if let Some(vm) = &a.vm_uuid {
             multi_insert(&mut self.by_vm, vm.clone(), r.clone());
@@ -362,7 +378,6 @@ impl Indexes {
         if let Some(sp) = a.location.switch_port() {
             multi_insert(&mut self.by_ofport, sp, r.clone());
         }
-        multi_insert(&mut self.by_bridge, a.location.bridge_ref(), r.clone());
         if !a.kind.is_empty() {
             multi_insert(
                 &mut self.by_bridge_kind,
@@ -373,6 +388,7 @@ impl Indexes {
         if let Some(ip) = a.tunnel_remote {
             multi_insert(&mut self.tunnels_by_remote, ip, r.clone());
         }
+        shared
     }
 
     /// Removes `a`'s keys from the lookup indexes.

@@ -43,6 +43,15 @@ impl<V: Ord> SmallSet<V> {
         SmallSet::One(v)
     }
 
+    /// The set of `members`, which are sorted and distinct (a bulk build).
+    pub(crate) fn from_sorted(mut members: Vec<V>) -> Self {
+        match members.len() {
+            0 => SmallSet::Empty,
+            1 => members.pop().map_or(SmallSet::Empty, SmallSet::One),
+            _ => SmallSet::Many(members.into_iter().collect()),
+        }
+    }
+
     /// Adds `v`; false if it was a member already.
     pub(crate) fn insert(&mut self, v: V) -> bool {
         match std::mem::take(self) {
@@ -153,6 +162,7 @@ mod tests {
                     rebuilt.insert(*v);
                 }
                 proptest::prop_assert_eq!(&small, &rebuilt);
+                proptest::prop_assert_eq!(&small, &SmallSet::from_sorted(tree.iter().copied().collect()));
             }
         }
     }

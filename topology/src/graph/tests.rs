@@ -636,3 +636,170 @@ fn ten_thousand_interface_upserts_stay_fast() {
     // Generous even for a debug build on a shared machine; quadratic work would take minutes.
     assert!(elapsed.as_secs() < 20, "20,000 interface upserts took {elapsed:?}");
 }
+
+/// The bulk path for a snapshot into a hypervisor with no rows against the general path.
+mod fresh_snapshot {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+    use proptest::sample::{select, subsequence};
+
+    use super::*;
+
+    const NAMES: &[&str] = &["tap0", "tap1", "pa", "pb"];
+
+    fn uuids(prefix: &'static str, n: u8) -> impl Strategy<Value = BTreeSet<Uuid>> {
+        let all: Vec<Uuid> = (0..n).map(|i| Uuid::from(format!("{prefix}{i}"))).collect();
+        subsequence(all, 0..=n as usize).prop_map(|v| v.into_iter().collect())
+    }
+
+    fn bridge() -> impl Strategy<Value = BridgeRow> {
+        (0..2u8, proptest::option::of(1..3u64), uuids("p", 4)).prop_map(|(i, dpid, ports)| {
+            BridgeRow {
+                uuid: Uuid::from(format!("b{i}")),
+                name: format!("br{i}"),
+                datapath_id: dpid.map(Dpid),
+                ports,
+            }
+        })
+    }
+
+    fn port() -> impl Strategy<Value = PortRow> {
+        (0..4u8, uuids("i", 5)).prop_map(|(i, interfaces)| PortRow {
+            uuid: Uuid::from(format!("p{i}")),
+            name: format!("port{i}"),
+            interfaces,
+        })
+    }
+
+    fn iface() -> impl Strategy<Value = InterfaceRow> {
+        (
+            0..5u8,
+            select(NAMES.to_vec()),
+            select(vec!["", "internal", "patch", "vxlan"]),
+            proptest::option::of(1..4u32),
+            proptest::option::of(select(vec!["x", "y", "z"])),
+            proptest::option::of(select(NAMES.to_vec())),
+            proptest::option::of(select(vec!["192.0.2.1", "192.0.2.2"])),
+        )
+            .prop_map(|(i, name, kind, ofport, iface_id, peer, remote)| {
+                let mut row = InterfaceRow {
+                    uuid: Uuid::from(format!("i{i}")),
+                    name: name.to_owned(),
+                    kind: kind.to_owned(),
+                    ofport: ofport.map(PortNo),
+                    ..Default::default()
+                };
+                if let Some(id) = iface_id {
+                    row.external_ids.insert("iface-id".into(), id.into());
+                    row.external_ids.insert("tenant-id".into(), "t".into());
+                }
+                if let Some(peer) = peer {
+                    row.options.insert("peer".into(), peer.into());
+                }
+                if let Some(ip) = remote {
+                    row.options.insert("remote_ip".into(), ip.into());
+                }
+                row
+            })
+    }
+
+    fn snapshot(underlay: &'static str) -> impl Strategy<Value = HypervisorSnapshot> {
+        (
+            any::<bool>(),
+            proptest::collection::vec(bridge(), 1..3),
+            proptest::collection::vec(port(), 0..6),
+            proptest::collection::vec(iface(), 0..7),
+        )
+            .prop_map(move |(ip, bridges, ports, interfaces)| HypervisorSnapshot {
+                info: HypervisorInfo {
+                    underlay_ips: ip.then(|| underlay.parse().unwrap()).into_iter().collect(),
+                    ..Default::default()
+                },
+                bridges,
+                ports,
+                interfaces,
+            })
+    }
+
+    /// What is already there: another hypervisor `g` (sharing iface-ids, names and tunnel
+    /// addresses with `h`), switches and their ports, and maybe `h`'s facts without rows.
+    fn base() -> impl Strategy<Value = Vec<Change>> {
+        let ports = proptest::collection::vec((1..4u32, select(NAMES.to_vec())), 0..4);
+        (snapshot("192.0.2.1"), any::<bool>(), proptest::option::of(1..3u64), ports).prop_map(
+            |(g, h_known, connected, of_ports)| {
+                let mut changes =
+                    vec![Change::HypervisorReplaced { hypervisor: hv("g"), snapshot: g }];
+                if h_known {
+                    let info = HypervisorInfo { hostname: Some("h".into()), ..Default::default() };
+                    changes.push(Change::HypervisorUpserted { hypervisor: hv("h"), info });
+                }
+                if let Some(d) = connected {
+                    changes.push(Change::SwitchConnected { dpid: Dpid(d) });
+                    for (no, name) in of_ports {
+                        changes.push(Change::port_added(Dpid(d), PortNo(no), name));
+                    }
+                }
+                changes
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+        /// The same snapshot into a hypervisor with no rows, through the bulk path and through
+        /// the general one, gives the same raw state, the same indexes and the same events.
+        #[test]
+        fn bulk_path_equals_general_path(base in base(), snap in snapshot("192.0.2.2")) {
+            let mut t = Topology::default();
+            for c in base {
+                t.apply(c);
+            }
+            prop_assert!(t.holds_no_rows(&hv("h")));
+            let change = Change::HypervisorReplaced { hypervisor: hv("h"), snapshot: snap };
+            let mut general = t.clone();
+            let mut bulk = t;
+            let want = general.apply_each(std::iter::once(change.clone()));
+            let got: Vec<EventKind> = bulk.apply(change).into_iter().map(|e| e.kind).collect();
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(&bulk.idx, &general.idx);
+            prop_assert_eq!(&bulk.raw.hypervisors, &general.raw.hypervisors);
+            prop_assert_eq!(&bulk.raw.bridges, &general.raw.bridges);
+            prop_assert_eq!(&bulk.raw.ports, &general.raw.ports);
+            prop_assert_eq!(&bulk.raw.interfaces, &general.raw.interfaces);
+            prop_assert_eq!(bulk.check_invariants(), Ok(()));
+        }
+    }
+}
+
+#[test]
+fn fresh_snapshot_sharing_an_iface_id_starts_a_migration() {
+    let snap = |h: &str| {
+        let bridge = BridgeRow {
+            uuid: Uuid::from(format!("{h}-br")),
+            name: "br-int".into(),
+            datapath_id: Some(DP_A),
+            ports: [Uuid::from(format!("{h}-p"))].into(),
+        };
+        let port = PortRow {
+            uuid: Uuid::from(format!("{h}-p")),
+            name: "tap".into(),
+            interfaces: [Uuid::from(format!("{h}-i"))].into(),
+        };
+        HypervisorSnapshot {
+            info: HypervisorInfo::default(),
+            bridges: vec![bridge],
+            ports: vec![port],
+            interfaces: vec![vm_iface(&format!("{h}-i"), "tap", "port-1", Some(3))],
+        }
+    };
+    let mut t = Topology::default();
+    t.apply(Change::HypervisorReplaced { hypervisor: hv("g"), snapshot: snap("g") });
+    let mut general = t.clone();
+    let change = Change::HypervisorReplaced { hypervisor: hv("h"), snapshot: snap("h") };
+    let want = general.apply_each(std::iter::once(change.clone()));
+    let got: Vec<EventKind> = t.apply(change).into_iter().map(|e| e.kind).collect();
+    assert!(got.iter().any(|k| matches!(k, EventKind::MigrationStarted { .. })), "{got:?}");
+    assert_eq!(got, want);
+    assert_eq!(t.idx, general.idx);
+}
