@@ -27,12 +27,20 @@
 
 use bytes::BytesMut;
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use super::experimenter::NICIRA_EXPERIMENTER_ID;
 use super::oxm::{OxmField, OxmHeader, Subfield};
 use super::types::{GroupId, PortNo, QueueId, TableId};
 use super::wire::{count_structs, Reader, Writer};
 use super::DecodeError;
+
+/// How many actions [`Actions`] holds without a heap allocation.
+pub const INLINE_ACTIONS: usize = 4;
+
+/// The actions of an instruction, inline up to [`INLINE_ACTIONS`] (most flows set a field or
+/// two and output once or twice).
+pub type Actions = SmallVec<[Action; INLINE_ACTIONS]>;
 
 /// OFPCML_NO_BUFFER: send the whole packet to the controller.
 pub const CONTROLLER_MAX_LEN_NO_BUFFER: u16 = 0xffff;
@@ -423,6 +431,26 @@ impl Action {
     /// Parses actions until the reader is exhausted.
     pub fn parse_list(r: &mut Reader<'_>) -> Result<Vec<Self>, DecodeError> {
         Self::parse_list_nested(r, 0)
+    }
+
+    /// Parses actions until the reader is exhausted, into inline storage (for instructions).
+    pub fn parse_actions(r: &mut Reader<'_>) -> Result<Actions, DecodeError> {
+        let mut out = Actions::new();
+        Action::parse_actions_into(r, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Action::parse_actions`] appending to `out`.
+    #[inline]
+    pub(crate) fn parse_actions_into(
+        r: &mut Reader<'_>,
+        out: &mut Actions,
+    ) -> Result<(), DecodeError> {
+        // No counting pass: a list longer than the inline room grows by doubling.
+        while !r.is_empty() {
+            out.push(Action::parse_nested(r, 0)?);
+        }
+        Ok(())
     }
 
     fn parse_list_nested(r: &mut Reader<'_>, depth: usize) -> Result<Vec<Self>, DecodeError> {
