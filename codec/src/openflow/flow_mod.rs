@@ -111,9 +111,9 @@ impl FlowMod {
         Ok(fm)
     }
 
-    /// [`FlowMod::parse`] into `self` (whatever it held is replaced). With its match,
-    /// instructions and actions inline, a flow mod is several hundred bytes: parsing it where
-    /// it stays saves copying it at every step.
+    /// [`FlowMod::parse`] into `self`, whose match and instructions must be empty (they are
+    /// appended to). With its match, instructions and actions inline, a flow mod is several
+    /// hundred bytes: parsing it where it stays saves copying it at every step.
     #[inline]
     pub(crate) fn parse_in_place(&mut self, r: &mut Reader<'_>) -> Result<(), DecodeError> {
         match r.fixed::<FIXED_LEN>() {
@@ -135,8 +135,6 @@ impl FlowMod {
             }
             None => self.parse_fixed_by_field(r)?,
         }
-        self.matches.fields.clear();
-        self.instructions.clear();
         self.matches.parse_in_place(r)?;
         Instruction::parse_list_into(r, &mut self.instructions)
     }

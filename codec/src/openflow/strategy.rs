@@ -390,6 +390,38 @@ mod props {
         }
 
         #[test]
+        fn in_place_instruction_lists_agree_with_one_at_a_time(
+            list in instructions(),
+            at in any::<usize>(),
+            byte in any::<u8>(),
+            cut in any::<usize>(),
+        ) {
+            // `parse_list` decodes action lists straight into their place in the list; the
+            // reference is `Instruction::parse` one instruction at a time, which shares none of
+            // that path. Same values, same errors, on the list, a byte changed, and a cut.
+            let reference = |b: &[u8]| -> Result<Vec<Instruction>, crate::openflow::DecodeError> {
+                let mut r = Reader::new(b);
+                let mut out = Vec::new();
+                while !r.is_empty() {
+                    out.push(Instruction::parse(&mut r)?);
+                }
+                Ok(out)
+            };
+            let mut b = BytesMut::new();
+            Instruction::emit_list(&list, &mut b);
+            let mut changed = b.to_vec();
+            if !changed.is_empty() {
+                let i = at % changed.len();
+                changed[i] = byte;
+            }
+            let n = if b.is_empty() { 0 } else { cut % b.len() };
+            for input in [&b[..], &changed[..], &b[..n]] {
+                let ours = Instruction::parse_list(&mut Reader::new(input)).map(|l| l.to_vec());
+                prop_assert_eq!(ours, reference(input));
+            }
+        }
+
+        #[test]
         fn flow_mods_round_trip(fm in flow_mod()) {
             let m = OfpMessage::new(Xid(9), Message::FlowMod(fm.into()));
             let b = m.to_vec();
