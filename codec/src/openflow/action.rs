@@ -50,6 +50,8 @@ pub const MAX_NESTING: usize = 16;
 const OFPAT_OUTPUT: u16 = 0;
 /// Size of `ofp_action_output`.
 const OUTPUT_LEN: usize = 16;
+// `Action::parse_actions_into` matches these two as literals.
+const _: () = assert!(OFPAT_OUTPUT == 0 && OUTPUT_LEN == 16);
 const OFPAT_COPY_TTL_OUT: u16 = 11;
 const OFPAT_COPY_TTL_IN: u16 = 12;
 const OFPAT_SET_MPLS_TTL: u16 = 15;
@@ -448,6 +450,16 @@ impl Action {
     ) -> Result<(), DecodeError> {
         // No counting pass: a list longer than the inline room grows by doubling.
         while !r.is_empty() {
+            // OFPAT_OUTPUT (type 0, length 16) straight into the list, without a `Result` in
+            // between.
+            if let Some(&[0, 0, 0, 16, p0, p1, p2, p3, m0, m1, ..]) =
+                r.rest().first_chunk::<OUTPUT_LEN>()
+            {
+                r.advance(OUTPUT_LEN);
+                let port = PortNo(u32::from_be_bytes([p0, p1, p2, p3]));
+                out.push(Action::Output { port, max_len: u16::from_be_bytes([m0, m1]) });
+                continue;
+            }
             out.push(Action::parse_nested(r, 0)?);
         }
         Ok(())
