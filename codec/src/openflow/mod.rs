@@ -392,7 +392,7 @@ impl Message {
             MsgType::GetConfigRequest => Message::GetConfigRequest,
             MsgType::GetConfigReply => Message::GetConfigReply(SwitchConfig::parse(r)?),
             MsgType::SetConfig => Message::SetConfig(SwitchConfig::parse(r)?),
-            MsgType::PacketIn => Message::PacketIn(Box::new(PacketIn::parse(r)?)),
+            MsgType::PacketIn => Message::PacketIn(PacketIn::parse_boxed(r)?),
             MsgType::FlowRemoved => Message::FlowRemoved(Box::new(FlowRemoved::parse(r)?)),
             MsgType::PortStatus => Message::PortStatus(PortStatus::parse(r)?),
             MsgType::PacketOut => Message::PacketOut(PacketOut::parse(r)?),
