@@ -450,7 +450,7 @@ impl Bench {
                         Message::FlowMod(fm) => {
                             self.flow_mods += 1;
                             tags.push(r.tag);
-                            mods.push(fm);
+                            mods.push(*fm);
                         }
                         Message::BarrierRequest => {
                             let mods = std::mem::take(&mut mods);
@@ -610,7 +610,7 @@ impl Bench {
             reason: PacketInReason::Action,
             table_id: TableId(table),
             cookie,
-            matches: Match { fields: vec![OxmField::InPort(port)] },
+            matches: Match { fields: vec![OxmField::InPort(port)].into() },
             data: frame,
         }))
     }

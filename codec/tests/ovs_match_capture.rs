@@ -190,8 +190,10 @@ fn flow_mods_from_ovs_ofctl_round_trip_byte_for_byte() {
         let ours = parse_flow(flow).unwrap_or_else(|e| panic!("{flow}: {e}"));
         assert_eq!(sorted_fields(&ours), sorted_fields(&theirs), "match of {flow}");
         assert_eq!(ours.instructions, theirs.instructions, "instructions of {flow}");
-        let same_order =
-            periscope_codec::openflow::FlowMod { matches: ours.matches.clone(), ..theirs.clone() };
+        let same_order = periscope_codec::openflow::FlowMod {
+            matches: ours.matches.clone(),
+            ..(*theirs).clone()
+        };
         assert_eq!(ours, same_order, "header fields of {flow}");
 
         // And our printer shows it as Open vSwitch does.

@@ -15,7 +15,7 @@ use periscope_codec::openflow::{FlowMod, Match, Message, OfpMessage, PortNo, Tab
 use ovs_match_support::{ofp_print, our_flow_mod_text, ovs_flow_mod_text, FLOWS};
 
 fn encode(fm: &FlowMod) -> Vec<u8> {
-    OfpMessage::new(Xid(1), Message::FlowMod(fm.clone())).to_vec()
+    OfpMessage::new(Xid(1), Message::FlowMod(fm.clone().into())).to_vec()
 }
 
 #[test]
@@ -47,21 +47,25 @@ fn ovs_decodes_a_hand_built_mirror_flow() {
         ]),
         instructions: vec![
             Instruction::Meter(periscope_codec::openflow::MeterId(2)),
-            Instruction::ApplyActions(vec![
-                Action::Clone(vec![
-                    Action::SetField(OxmField::TunnelId(100, None)),
-                    Action::SetField(tun_dst.clone()),
-                    Action::OutputTrunc { port: PortNo(9), max_len: 200 },
-                ]),
-                Action::RegLoad { dst: Subfield { field: reg0, ofs: 4, n_bits: 4 }, value: 9 },
-                Action::RegLoad2(tun_dst),
-                Action::Note(vec![0xde, 0xad, 0xbe, 0xef, 0, 0]),
-                Action::ResubmitTable { in_port: PortNo::IN_PORT, table: TableId(5) },
-                Action::output(PortNo(2)),
-            ]),
+            Instruction::ApplyActions(
+                vec![
+                    Action::Clone(vec![
+                        Action::SetField(OxmField::TunnelId(100, None)),
+                        Action::SetField(tun_dst.clone()),
+                        Action::OutputTrunc { port: PortNo(9), max_len: 200 },
+                    ]),
+                    Action::RegLoad { dst: Subfield { field: reg0, ofs: 4, n_bits: 4 }, value: 9 },
+                    Action::RegLoad2(tun_dst),
+                    Action::Note(vec![0xde, 0xad, 0xbe, 0xef, 0, 0]),
+                    Action::ResubmitTable { in_port: PortNo::IN_PORT, table: TableId(5) },
+                    Action::output(PortNo(2)),
+                ]
+                .into(),
+            ),
             Instruction::WriteMetadata { metadata: 1, mask: u64::MAX },
             Instruction::GotoTable(TableId(5)),
-        ],
+        ]
+        .into(),
         ..FlowMod::default()
     };
     let printed = ofp_print(&encode(&fm));

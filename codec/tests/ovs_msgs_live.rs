@@ -358,8 +358,8 @@ fn ovs_vswitchd_messages_decode_and_reemit() {
 
     for (name, body) in [
         ("desc", Q::Desc),
-        ("flow", Q::Flow(FlowStatsRequest::default())),
-        ("aggregate", Q::Aggregate(FlowStatsRequest::default())),
+        ("flow", Q::Flow(FlowStatsRequest::default().into())),
+        ("aggregate", Q::Aggregate(FlowStatsRequest::default().into())),
         ("table", Q::Table),
         ("port_stats", Q::PortStats(PortNo::ANY)),
         ("queue", Q::Queue(QueueStatsRequest { port_no: PortNo::ANY, queue_id: QueueId::ALL })),

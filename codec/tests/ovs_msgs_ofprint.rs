@@ -320,7 +320,7 @@ fn error_carrying_the_failed_request_decodes() {
 fn multipart_requests_decode() {
     let flows = FlowStatsRequest::default();
     let cases: Vec<(MultipartRequestBody, &[&str])> = vec![
-        (MultipartRequestBody::Aggregate(flows), &["OFPST_AGGREGATE request"]),
+        (MultipartRequestBody::Aggregate(flows.into()), &["OFPST_AGGREGATE request"]),
         (MultipartRequestBody::Table, &["OFPST_TABLE request"]),
         (MultipartRequestBody::PortStats(PortNo(2)), &["OFPST_PORT request", "port_no=2"]),
         (

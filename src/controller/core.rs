@@ -966,11 +966,14 @@ impl Core {
     fn start_dump(&mut self, conn: ConnId) {
         let req = MultipartRequest {
             flags: 0,
-            body: MultipartRequestBody::Flow(FlowStatsRequest {
-                cookie: periscope_codec::openflow::Cookie(cookie::MAGIC),
-                cookie_mask: cookie::OURS_MASK,
-                ..FlowStatsRequest::default()
-            }),
+            body: MultipartRequestBody::Flow(
+                FlowStatsRequest {
+                    cookie: periscope_codec::openflow::Cookie(cookie::MAGIC),
+                    cookie_mask: cookie::OURS_MASK,
+                    ..FlowStatsRequest::default()
+                }
+                .into(),
+            ),
         };
         self.send(
             conn,
@@ -1091,7 +1094,11 @@ fn batch_requests(batch: &Batch) -> Vec<Request> {
                 format!("add flow table={} priority={}", fm.table_id, fm.priority)
             }
         };
-        out.push(Request { msg: Message::FlowMod(fm), tag: batch_tag(batch.id, i as u64), label });
+        out.push(Request {
+            msg: Message::FlowMod(fm.into()),
+            tag: batch_tag(batch.id, i as u64),
+            label,
+        });
     }
     out.push(Request {
         msg: Message::BarrierRequest,

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use periscope_codec::openflow::action::CONTROLLER_MAX_LEN_NO_BUFFER;
-use periscope_codec::openflow::{Action, Instruction, Match, OxmField, PortNo, TableId};
+use periscope_codec::openflow::{Action, Actions, Instruction, Match, OxmField, PortNo, TableId};
 
 use super::cookie::{self, Kind};
 use super::view::{BridgeView, IfaceView};
@@ -152,10 +152,14 @@ pub fn plan_bridge_indexed(view: &BridgeView, taps: &Taps, index: &TapIndex<'_>)
                 table: TableId(TABLE_TAP_OUT),
                 priority: PRIORITY_PROBE,
                 matches: Match::new(vec![OxmField::InPort(iface.ofport)]),
-                instructions: vec![Instruction::ApplyActions(vec![Action::Output {
-                    port: PortNo::CONTROLLER,
-                    max_len: CONTROLLER_MAX_LEN_NO_BUFFER,
-                }])],
+                instructions: vec![Instruction::ApplyActions(
+                    vec![Action::Output {
+                        port: PortNo::CONTROLLER,
+                        max_len: CONTROLLER_MAX_LEN_NO_BUFFER,
+                    }]
+                    .into(),
+                )]
+                .into(),
                 cookie: cookie::cookie(Kind::Probe, 0),
             });
         }
@@ -208,7 +212,7 @@ fn base_flows() -> Vec<DesiredFlow> {
         table: TableId(from),
         priority: 0,
         matches: Match::default(),
-        instructions: vec![Instruction::GotoTable(TableId(to))],
+        instructions: vec![Instruction::GotoTable(TableId(to))].into(),
         cookie: c,
     };
     vec![
@@ -218,17 +222,24 @@ fn base_flows() -> Vec<DesiredFlow> {
             table: TableId(TABLE_FORWARD),
             priority: 0,
             matches: Match::default(),
-            instructions: vec![Instruction::ApplyActions(vec![Action::output(PortNo::NORMAL)])],
+            instructions: vec![Instruction::ApplyActions(
+                vec![Action::output(PortNo::NORMAL)].into(),
+            )]
+            .into(),
             cookie: c,
         },
         DesiredFlow {
             table: TableId(TABLE_TAP_OUT),
             priority: PRIORITY_DISCOVERY,
             matches: Match::new(vec![OxmField::EthType(ETH_TYPE_LLDP)]),
-            instructions: vec![Instruction::ApplyActions(vec![Action::Output {
-                port: PortNo::CONTROLLER,
-                max_len: CONTROLLER_MAX_LEN_NO_BUFFER,
-            }])],
+            instructions: vec![Instruction::ApplyActions(
+                vec![Action::Output {
+                    port: PortNo::CONTROLLER,
+                    max_len: CONTROLLER_MAX_LEN_NO_BUFFER,
+                }]
+                .into(),
+            )]
+            .into(),
             cookie: cookie::cookie(Kind::Discovery, 0),
         },
     ]
@@ -243,7 +254,7 @@ fn direction_flows(
     services: &[(&TapService, PortNo, Vec<&TapFlow>)],
 ) -> Vec<DesiredFlow> {
     let mut flows = Vec::new();
-    let fanout: Vec<Action> = services
+    let fanout: Actions = services
         .iter()
         .map(|(svc, _, _)| {
             Action::Clone(vec![
@@ -259,7 +270,8 @@ fn direction_flows(
         instructions: vec![
             Instruction::ApplyActions(fanout),
             Instruction::GotoTable(TableId(next_table)),
-        ],
+        ]
+        .into(),
         cookie: cookie::cookie(Kind::Classify, 0),
     });
     for (svc, port, tap_flows) in services {
@@ -280,7 +292,7 @@ fn direction_flows(
                 table: TableId(filter_table),
                 priority: PRIORITY_FILTER,
                 matches: m,
-                instructions: vec![Instruction::ApplyActions(copy.clone())],
+                instructions: vec![Instruction::ApplyActions(copy.clone())].into(),
                 cookie: cookie::cookie(Kind::Mirror, f.id.0),
             });
         }
@@ -289,8 +301,9 @@ fn direction_flows(
 }
 
 /// Sends the (cloned) frame to a tap service's collector.
-fn copy_actions(svc: &TapService, tunnel: PortNo) -> Vec<Action> {
-    let mut a = vec![Action::SetField(OxmField::TunnelId(svc.key as u64, None))];
+fn copy_actions(svc: &TapService, tunnel: PortNo) -> Actions {
+    let mut a = Actions::new();
+    a.push(Action::SetField(OxmField::TunnelId(svc.key as u64, None)));
     if let IpAddr::V4(ip) = svc.remote_ip {
         a.push(Action::SetField(OxmField::TunIpv4Dst(ip, None)));
     }

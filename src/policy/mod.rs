@@ -7,7 +7,7 @@ pub mod mirror;
 pub mod tunnels;
 pub mod view;
 
-use periscope_codec::openflow::{Cookie, Instruction, Match, TableId};
+use periscope_codec::openflow::{Cookie, Instructions, Match, TableId};
 
 /// A flow periscope wants on a bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct DesiredFlow {
     /// Match.
     pub matches: Match,
     /// Instructions.
-    pub instructions: Vec<Instruction>,
+    pub instructions: Instructions,
     /// Cookie (always one of ours).
     pub cookie: Cookie,
 }

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use periscope_codec::openflow::oxm::FieldInfo;
-use periscope_codec::openflow::{Action, Instruction, Match, OxmField, PortNo, TableId};
+use periscope_codec::openflow::{
+    Action, Instruction, Instructions, Match, OxmField, PortNo, TableId,
+};
 
 use super::DesiredFlow;
 
@@ -120,7 +122,7 @@ impl Trace {
 /// A flow table: flows by table, highest priority first.
 #[derive(Debug, Clone, Default)]
 pub struct Pipeline {
-    tables: BTreeMap<u8, Vec<(u16, Match, Vec<Instruction>)>>,
+    tables: BTreeMap<u8, Vec<(u16, Match, Instructions)>>,
 }
 
 /// How deep resubmits may nest before the model gives up (Open vSwitch stops at 64).
@@ -137,7 +139,7 @@ impl Pipeline {
     }
 
     /// Adds one flow.
-    pub fn add(&mut self, table: TableId, priority: u16, m: Match, ins: Vec<Instruction>) {
+    pub fn add(&mut self, table: TableId, priority: u16, m: Match, ins: Instructions) {
         let t = self.tables.entry(table.0).or_default();
         t.push((priority, m, ins));
         t.sort_by_key(|f| std::cmp::Reverse(f.0));

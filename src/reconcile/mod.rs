@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::BytesMut;
 
 use periscope_codec::openflow::{
-    Cookie, FlowMod, FlowModCommand, FlowStats, Instruction, Match, TableId,
+    Cookie, FlowMod, FlowModCommand, FlowStats, Instruction, Instructions, Match, TableId,
 };
 
 use crate::policy::{cookie, DesiredFlow};
@@ -36,7 +36,7 @@ pub struct FlowBody {
     /// The canonical match (kept to emit flow mods).
     pub matches: Match,
     /// Instructions.
-    pub instructions: Vec<Instruction>,
+    pub instructions: Instructions,
 }
 
 /// A set of flows by key.
@@ -55,7 +55,7 @@ pub fn canonical_match(m: &Match) -> (Match, Vec<u8>) {
         .collect();
     fields.sort_by(|a, b| a.0.cmp(&b.0));
     let wire = fields.iter().flat_map(|(b, _)| b.iter().copied()).collect();
-    (Match::new(fields.into_iter().map(|(_, f)| f).collect()), wire)
+    (Match::new(fields.into_iter().map(|(_, f)| f)), wire)
 }
 
 fn entry(
@@ -68,7 +68,7 @@ fn entry(
     let (matches, match_wire) = canonical_match(m);
     (
         FlowKey { table: table.0, priority, match_wire },
-        FlowBody { cookie, matches, instructions: ins.to_vec() },
+        FlowBody { cookie, matches, instructions: Instructions::from(ins) },
     )
 }
 

@@ -65,7 +65,7 @@ fn foreign_flow() -> FlowStats {
         byte_count: 500,
         // The same key as our table-miss flow, but someone else's.
         matches: Match::default(),
-        instructions: vec![],
+        instructions: vec![].into(),
     }
 }
 
@@ -74,7 +74,8 @@ fn mirror_flow(port: u32) -> DesiredFlow {
         table: TableId(0),
         priority: 100,
         matches: Match::new(vec![OxmField::EthType(0x0800), OxmField::InPort(PortNo(port))]),
-        instructions: vec![Instruction::ApplyActions(vec![Action::output(PortNo(9))])],
+        instructions: vec![Instruction::ApplyActions(vec![Action::output(PortNo(9))].into())]
+            .into(),
         cookie: cookie::cookie(cookie::Kind::Mirror, 7),
     }
 }

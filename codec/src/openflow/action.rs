@@ -27,12 +27,20 @@
 
 use bytes::BytesMut;
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use super::experimenter::NICIRA_EXPERIMENTER_ID;
 use super::oxm::{OxmField, OxmHeader, Subfield};
 use super::types::{GroupId, PortNo, QueueId, TableId};
 use super::wire::{count_structs, Reader, Writer};
 use super::DecodeError;
+
+/// How many actions [`Actions`] holds without a heap allocation.
+pub const INLINE_ACTIONS: usize = 4;
+
+/// The actions of an instruction, inline up to [`INLINE_ACTIONS`] (most flows set a field or
+/// two and output once or twice).
+pub type Actions = SmallVec<[Action; INLINE_ACTIONS]>;
 
 /// OFPCML_NO_BUFFER: send the whole packet to the controller.
 pub const CONTROLLER_MAX_LEN_NO_BUFFER: u16 = 0xffff;
@@ -42,6 +50,8 @@ pub const MAX_NESTING: usize = 16;
 const OFPAT_OUTPUT: u16 = 0;
 /// Size of `ofp_action_output`.
 const OUTPUT_LEN: usize = 16;
+// `Action::parse_actions_into` matches these two as literals.
+const _: () = assert!(OFPAT_OUTPUT == 0 && OUTPUT_LEN == 16);
 const OFPAT_COPY_TTL_OUT: u16 = 11;
 const OFPAT_COPY_TTL_IN: u16 = 12;
 const OFPAT_SET_MPLS_TTL: u16 = 15;
@@ -423,6 +433,36 @@ impl Action {
     /// Parses actions until the reader is exhausted.
     pub fn parse_list(r: &mut Reader<'_>) -> Result<Vec<Self>, DecodeError> {
         Self::parse_list_nested(r, 0)
+    }
+
+    /// Parses actions until the reader is exhausted, into inline storage (for instructions).
+    pub fn parse_actions(r: &mut Reader<'_>) -> Result<Actions, DecodeError> {
+        let mut out = Actions::new();
+        Action::parse_actions_into(r, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Action::parse_actions`] appending to `out`.
+    #[inline]
+    pub(crate) fn parse_actions_into(
+        r: &mut Reader<'_>,
+        out: &mut Actions,
+    ) -> Result<(), DecodeError> {
+        // No counting pass: a list longer than the inline room grows by doubling.
+        while !r.is_empty() {
+            // OFPAT_OUTPUT (type 0, length 16) straight into the list, without a `Result` in
+            // between.
+            if let Some(&[0, 0, 0, 16, p0, p1, p2, p3, m0, m1, ..]) =
+                r.rest().first_chunk::<OUTPUT_LEN>()
+            {
+                r.advance(OUTPUT_LEN);
+                let port = PortNo(u32::from_be_bytes([p0, p1, p2, p3]));
+                out.push(Action::Output { port, max_len: u16::from_be_bytes([m0, m1]) });
+                continue;
+            }
+            out.push(Action::parse_nested(r, 0)?);
+        }
+        Ok(())
     }
 
     fn parse_list_nested(r: &mut Reader<'_>, depth: usize) -> Result<Vec<Self>, DecodeError> {

@@ -132,8 +132,8 @@ mod tests {
         let b = hex(SAMPLE);
         let m = OfpMessage::parse(&b).unwrap();
         assert_eq!(m.xid, Xid(7));
-        assert_eq!(m.msg, Message::FlowRemoved(sample()));
-        assert_eq!(OfpMessage::new(Xid(7), Message::FlowRemoved(sample())).to_vec(), b);
+        assert_eq!(m.msg, Message::FlowRemoved(sample().into()));
+        assert_eq!(OfpMessage::new(Xid(7), Message::FlowRemoved(sample().into())).to_vec(), b);
     }
 
     #[test]

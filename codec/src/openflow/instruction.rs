@@ -15,11 +15,19 @@
 
 use bytes::BytesMut;
 use serde::Serialize;
+use smallvec::SmallVec;
 
-use super::action::Action;
+use super::action::{Action, Actions};
 use super::types::{MeterId, TableId};
-use super::wire::{count_structs, Reader, Writer};
+use super::wire::{Reader, Writer};
 use super::DecodeError;
+
+/// How many instructions [`Instructions`] holds without a heap allocation.
+pub const INLINE_INSTRUCTIONS: usize = 2;
+
+/// The instructions of a flow, inline up to [`INLINE_INSTRUCTIONS`] (apply actions, then
+/// perhaps a goto).
+pub type Instructions = SmallVec<[Instruction; INLINE_INSTRUCTIONS]>;
 
 const OFPIT_GOTO_TABLE: u16 = 1;
 const OFPIT_WRITE_METADATA: u16 = 2;
@@ -36,7 +44,7 @@ pub enum Instruction {
     /// OFPIT_GOTO_TABLE.
     GotoTable(TableId),
     /// OFPIT_APPLY_ACTIONS: apply the actions now, in order.
-    ApplyActions(Vec<Action>),
+    ApplyActions(Actions),
     /// OFPIT_WRITE_METADATA: set the masked bits of the metadata register.
     WriteMetadata {
         /// New metadata bits.
@@ -45,7 +53,7 @@ pub enum Instruction {
         mask: u64,
     },
     /// OFPIT_WRITE_ACTIONS: merge the actions into the action set.
-    WriteActions(Vec<Action>),
+    WriteActions(Actions),
     /// OFPIT_CLEAR_ACTIONS: empty the action set.
     ClearActions,
     /// OFPIT_METER: send the packet through a meter.
@@ -94,7 +102,9 @@ impl Instruction {
             }
             OFPIT_WRITE_ACTIONS | OFPIT_APPLY_ACTIONS => {
                 body.skip(4, "instruction actions pad")?;
-                let actions = Action::parse_list(&mut body)?;
+                // Through the `Vec` list decoder: `parse_list`, the hot path, decodes action
+                // lists in place by other code, and the tests check one against the other.
+                let actions = Actions::from_vec(Action::parse_list(&mut body)?);
                 if instruction_type == OFPIT_APPLY_ACTIONS {
                     Instruction::ApplyActions(actions)
                 } else {
@@ -174,12 +184,43 @@ impl Instruction {
     }
 
     /// Parses instructions until the reader is exhausted.
-    pub fn parse_list(r: &mut Reader<'_>) -> Result<Vec<Self>, DecodeError> {
-        let mut out = Vec::with_capacity(count_structs(r.rest(), 8));
-        while !r.is_empty() {
-            out.push(Instruction::parse(r)?);
-        }
+    pub fn parse_list(r: &mut Reader<'_>) -> Result<Instructions, DecodeError> {
+        let mut out = Instructions::new();
+        Instruction::parse_list_into(r, &mut out)?;
         Ok(out)
+    }
+
+    /// [`Instruction::parse_list`] appending to `out`. Action lists are parsed straight into
+    /// their place in `out` (an instruction with inline actions is a few hundred bytes).
+    #[inline]
+    pub(crate) fn parse_list_into(
+        r: &mut Reader<'_>,
+        out: &mut Instructions,
+    ) -> Result<(), DecodeError> {
+        // No counting pass: a list longer than the inline room grows by doubling.
+        while !r.is_empty() {
+            let t = r.rest().first_chunk::<2>().map(|t| u16::from_be_bytes(*t));
+            if t != Some(OFPIT_APPLY_ACTIONS) && t != Some(OFPIT_WRITE_ACTIONS) {
+                out.push(Instruction::parse(r)?);
+                continue;
+            }
+            let start = r.offset();
+            let instruction_type = r.u16("instruction type")?;
+            let len = r.u16("instruction length")? as usize;
+            let mut body = r.sub_to_len(start, len, 8, "instruction")?;
+            body.skip(4, "instruction actions pad")?;
+            out.push(if instruction_type == OFPIT_APPLY_ACTIONS {
+                Instruction::ApplyActions(Actions::new())
+            } else {
+                Instruction::WriteActions(Actions::new())
+            });
+            if let Some(Instruction::ApplyActions(a) | Instruction::WriteActions(a)) =
+                out.last_mut()
+            {
+                Action::parse_actions_into(&mut body, a)?;
+            }
+        }
+        Ok(())
     }
 
     /// Emits a list of instructions.
@@ -227,12 +268,12 @@ mod tests {
             ),
             (
                 "0003 0018 00000000 0000 0010 00000003 0000 000000000000",
-                WriteActions(vec![Action::Output { port: PortNo(3), max_len: 0 }]),
+                WriteActions(vec![Action::Output { port: PortNo(3), max_len: 0 }].into()),
             ),
-            ("0004 0008 00000000", ApplyActions(vec![])),
+            ("0004 0008 00000000", ApplyActions(vec![].into())),
             (
                 "0004 0018 00000000 0000 0010 0000000b ffff 000000000000",
-                ApplyActions(vec![Action::output(PortNo(11))]),
+                ApplyActions(vec![Action::output(PortNo(11))].into()),
             ),
             ("0005 0008 00000000", ClearActions),
             ("0006 0008 00000001", Meter(MeterId(1))),

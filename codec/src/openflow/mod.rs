@@ -36,7 +36,7 @@ pub mod table;
 pub mod types;
 pub mod wire;
 
-pub use action::Action;
+pub use action::{Action, Actions};
 pub use async_config::AsyncConfig;
 pub use bundle::{BundleAdd, BundleControl, BundleCtrlType, BundleId, BundleProp};
 pub use error::{code_name, DecodeError, ErrorMsg, ErrorType};
@@ -48,14 +48,14 @@ pub use group::{
     Bucket, GroupDesc, GroupFeatures, GroupMod, GroupModCommand, GroupStats, GroupType,
 };
 pub use hello::{Hello, HelloElement};
-pub use instruction::Instruction;
+pub use instruction::{Instruction, Instructions};
 pub use meter::{MeterBand, MeterConfig, MeterFeatures, MeterMod, MeterModCommand, MeterStats};
 pub use multipart::{
     AggregateStats, FlowStats, FlowStatsRequest, MultipartExperimenter, MultipartReply,
     MultipartReplyBody, MultipartRequest, MultipartRequestBody, MultipartType, PortStats,
     SwitchDesc,
 };
-pub use oxm::{Match, OxmField};
+pub use oxm::{Fields, Match, OxmField};
 pub use packet::{PacketIn, PacketInReason, PacketOut};
 pub use port::{Port, PortMod, PortReason, PortStatus};
 pub use queue::{
@@ -168,16 +168,16 @@ pub enum Message {
     GetConfigReply(SwitchConfig),
     /// OFPT_SET_CONFIG.
     SetConfig(SwitchConfig),
-    /// OFPT_PACKET_IN.
-    PacketIn(PacketIn),
-    /// OFPT_FLOW_REMOVED.
-    FlowRemoved(FlowRemoved),
+    /// OFPT_PACKET_IN (boxed, as the other messages that hold a match with its fields inline).
+    PacketIn(Box<PacketIn>),
+    /// OFPT_FLOW_REMOVED (boxed).
+    FlowRemoved(Box<FlowRemoved>),
     /// OFPT_PORT_STATUS.
     PortStatus(PortStatus),
     /// OFPT_PACKET_OUT.
     PacketOut(PacketOut),
-    /// OFPT_FLOW_MOD.
-    FlowMod(FlowMod),
+    /// OFPT_FLOW_MOD (boxed: several hundred bytes with its lists inline).
+    FlowMod(Box<FlowMod>),
     /// OFPT_GROUP_MOD.
     GroupMod(GroupMod),
     /// OFPT_PORT_MOD.
@@ -392,11 +392,17 @@ impl Message {
             MsgType::GetConfigRequest => Message::GetConfigRequest,
             MsgType::GetConfigReply => Message::GetConfigReply(SwitchConfig::parse(r)?),
             MsgType::SetConfig => Message::SetConfig(SwitchConfig::parse(r)?),
-            MsgType::PacketIn => Message::PacketIn(PacketIn::parse(r)?),
-            MsgType::FlowRemoved => Message::FlowRemoved(FlowRemoved::parse(r)?),
+            MsgType::PacketIn => Message::PacketIn(PacketIn::parse_boxed(r)?),
+            MsgType::FlowRemoved => Message::FlowRemoved(Box::new(FlowRemoved::parse(r)?)),
             MsgType::PortStatus => Message::PortStatus(PortStatus::parse(r)?),
             MsgType::PacketOut => Message::PacketOut(PacketOut::parse(r)?),
-            MsgType::FlowMod => Message::FlowMod(FlowMod::parse(r)?),
+            MsgType::FlowMod => {
+                // Parsed where it stays: with its match, instructions and actions inline, a
+                // flow mod is several hundred bytes.
+                let mut fm = Box::<FlowMod>::default();
+                fm.parse_in_place(r)?;
+                Message::FlowMod(fm)
+            }
             MsgType::GroupMod => Message::GroupMod(GroupMod::parse(r)?),
             MsgType::PortMod => Message::PortMod(PortMod::parse(r)?),
             MsgType::TableMod => Message::TableMod(TableMod::parse(r)?),

@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use super::error::wire_enum;
 use super::group::{GroupDesc, GroupFeatures, GroupStats};
-use super::instruction::Instruction;
+use super::instruction::{Instruction, Instructions};
 use super::meter::{MeterConfig, MeterFeatures, MeterStats};
 use super::oxm::Match;
 use super::port::Port;
@@ -97,10 +97,10 @@ pub struct MultipartRequest {
 pub enum MultipartRequestBody {
     /// OFPMP_DESC (empty body).
     Desc,
-    /// OFPMP_FLOW.
-    Flow(FlowStatsRequest),
+    /// OFPMP_FLOW (boxed: the match keeps its fields inline).
+    Flow(Box<FlowStatsRequest>),
     /// OFPMP_AGGREGATE: totals over the flows the request selects.
-    Aggregate(FlowStatsRequest),
+    Aggregate(Box<FlowStatsRequest>),
     /// OFPMP_TABLE (empty body).
     Table,
     /// OFPMP_PORT_STATS of one port, or `PortNo::ANY` for all.
@@ -242,7 +242,7 @@ pub struct FlowStats {
     /// The match.
     pub matches: Match,
     /// The instructions.
-    pub instructions: Vec<Instruction>,
+    pub instructions: Instructions,
 }
 
 /// The switch's description (`ofp_desc`).
@@ -373,9 +373,11 @@ impl MultipartRequest {
         r.skip(4, "multipart pad")?;
         let body = match mp_type {
             MultipartType::Desc => MultipartRequestBody::Desc,
-            MultipartType::Flow => MultipartRequestBody::Flow(FlowStatsRequest::parse(r)?),
+            MultipartType::Flow => {
+                MultipartRequestBody::Flow(Box::new(FlowStatsRequest::parse(r)?))
+            }
             MultipartType::Aggregate => {
-                MultipartRequestBody::Aggregate(FlowStatsRequest::parse(r)?)
+                MultipartRequestBody::Aggregate(Box::new(FlowStatsRequest::parse(r)?))
             }
             MultipartType::Table => MultipartRequestBody::Table,
             MultipartType::PortStats => {
@@ -581,8 +583,10 @@ impl FlowStats {
         let cookie = Cookie(b.u64("flow_stats cookie")?);
         let packet_count = b.u64("flow_stats packet_count")?;
         let byte_count = b.u64("flow_stats byte_count")?;
-        let matches = Match::parse(&mut b)?;
-        let instructions = Instruction::parse_list(&mut b)?;
+        let mut matches = Match::default();
+        matches.parse_in_place(&mut b)?;
+        let mut instructions = Instructions::new();
+        Instruction::parse_list_into(&mut b, &mut instructions)?;
         Ok(FlowStats {
             table_id,
             duration_sec,
@@ -795,7 +799,7 @@ pub(crate) mod strategies {
     pub(crate) fn request_body() -> impl Strategy<Value = MultipartRequestBody> {
         use MultipartRequestBody as B;
         prop_oneof![
-            stats_request().prop_map(B::Aggregate),
+            stats_request().prop_map(|r| B::Aggregate(r.into())),
             Just(B::Table),
             any::<u32>().prop_map(|p| B::PortStats(PortNo(p))),
             any::<(u32, u32)>().prop_map(|(p, q)| B::Queue(QueueStatsRequest {

@@ -1435,7 +1435,7 @@ pub fn parse_instructions(s: &str) -> Result<Vec<Instruction>, TextError> {
             "write_actions" => {
                 let inner = arg.and_then(|a| a.strip_prefix('(')).and_then(|a| a.strip_suffix(')'));
                 match inner {
-                    Some(inner) => Instruction::WriteActions(parse_actions(inner)?),
+                    Some(inner) => Instruction::WriteActions(parse_actions(inner)?.into()),
                     None => return err(token, "expected write_actions(ACTIONS)"),
                 }
             }
@@ -1490,7 +1490,7 @@ pub fn parse_instructions(s: &str) -> Result<Vec<Instruction>, TextError> {
                 if let Some(Instruction::ApplyActions(list)) = out.last_mut() {
                     list.extend(actions);
                 } else {
-                    out.push(Instruction::ApplyActions(actions));
+                    out.push(Instruction::ApplyActions(actions.into()));
                 }
                 continue;
             }
@@ -1521,7 +1521,8 @@ pub fn parse_flow(s: &str) -> Result<FlowMod, TextError> {
         return err(s.trim(), "a flow needs `actions=` (use actions=drop to drop)");
     };
     let (head, actions) = (&s[..at], &s[at + "actions=".len()..]);
-    let mut fm = FlowMod { instructions: parse_instructions(actions)?, ..FlowMod::default() };
+    let mut fm =
+        FlowMod { instructions: parse_instructions(actions)?.into(), ..FlowMod::default() };
     let mut b = MatchBuilder::default();
     for token in split_top(head, |c| c == ',' || c.is_whitespace())? {
         let (name, value) = match token.split_once('=') {
@@ -1706,8 +1707,10 @@ mod tests {
         assert_eq!(fm.priority, 100);
         assert_eq!(fm.matches.fields.len(), 2);
         assert_eq!(
-            fm.instructions,
-            vec![Instruction::ApplyActions(vec![Action::Output { port: PortNo(2), max_len: 0 }])]
+            &fm.instructions[..],
+            [Instruction::ApplyActions(
+                vec![Action::Output { port: PortNo(2), max_len: 0 }].into()
+            )]
         );
         assert_eq!(
             fm.to_string(),
@@ -1733,7 +1736,7 @@ mod tests {
             packet_count: 7,
             byte_count: 420,
             matches: fm.matches.clone(),
-            instructions: vec![],
+            instructions: vec![].into(),
         };
         assert_eq!(stats.to_string(), dumped);
     }

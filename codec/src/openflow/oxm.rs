@@ -17,6 +17,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use super::experimenter::ONF_EXPERIMENTER_ID;
 use super::types::{MacAddr, PortNo};
@@ -36,11 +37,19 @@ pub const OXM_CLASS_PACKET_REGS: u16 = 0x8001;
 /// OFPXMC_EXPERIMENTER: a 4-byte experimenter id follows the header.
 pub const OXM_CLASS_EXPERIMENTER: u16 = 0xffff;
 
+/// How many match fields [`Fields`] holds without a heap allocation: in_port, eth_type, a
+/// VLAN or tunnel key and a 5-tuple.
+pub const INLINE_FIELDS: usize = 8;
+
+/// The fields of a match, inline up to [`INLINE_FIELDS`] (a match is parsed for every flow
+/// mod, flow stats entry and packet-in; most have a handful of fields).
+pub type Fields = SmallVec<[OxmField; INLINE_FIELDS]>;
+
 /// A flow match: the OXM fields in wire order. An empty match matches every packet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Match {
     /// The fields, in the order they appear on the wire.
-    pub fields: Vec<OxmField>,
+    pub fields: Fields,
 }
 
 /// How a field's value is laid out on the wire.
@@ -825,13 +834,23 @@ fn field_at(i: usize) -> Option<&'static FieldInfo> {
 }
 
 impl Match {
-    /// A match on the given fields.
-    pub fn new(fields: Vec<OxmField>) -> Self {
-        Match { fields }
+    /// A match on the given fields, in this order.
+    pub fn new(fields: impl IntoIterator<Item = OxmField>) -> Self {
+        Match { fields: fields.into_iter().collect() }
     }
 
     /// Parses an `ofp_match`, including its padding.
+    #[inline]
     pub fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut m = Match::default();
+        m.parse_in_place(r)?;
+        Ok(m)
+    }
+
+    /// [`Match::parse`] into `self`, which must be empty: a match is a few hundred bytes with
+    /// its inline fields, and the structures that hold one parse it where it stays.
+    #[inline]
+    pub(crate) fn parse_in_place(&mut self, r: &mut Reader<'_>) -> Result<(), DecodeError> {
         let start = r.offset();
         let mtype = r.u16("match type")?;
         if mtype != MATCH_TYPE_OXM {
@@ -843,7 +862,9 @@ impl Match {
         }
         let len = r.u16("match length")? as usize;
         let mut body = r.sub_to_len(start, len, 4, "match")?;
-        let mut fields = Vec::with_capacity(count_tlvs(body.rest()));
+        // No counting pass: a match longer than the inline room grows by doubling, bounded by
+        // the 16-bit length.
+        let fields = &mut self.fields;
         while !body.is_empty() {
             // Well-formed typed fields take the fast path; anything else (opaque fields, bad
             // lengths or masks, truncation) the full parser, which also names the error.
@@ -856,8 +877,7 @@ impl Match {
             }
         }
         let pad = super::wire::pad8(len);
-        r.skip(pad, "match padding")?;
-        Ok(Match { fields })
+        r.skip(pad, "match padding")
     }
 
     /// Emits an `ofp_match`, including its padding.
@@ -886,21 +906,6 @@ impl Match {
     pub fn find<T>(&self, f: impl FnMut(&OxmField) -> Option<T>) -> Option<T> {
         self.fields.iter().find_map(f)
     }
-}
-
-/// How many OXM TLVs `data` holds, counting until one would overrun it: the exact capacity
-/// for a well-formed match, and never more than `data.len() / 4`.
-#[inline]
-fn count_tlvs(data: &[u8]) -> usize {
-    let (mut n, mut at) = (0, 0);
-    while let Some(&len) = data.get(at + 3) {
-        at += 4 + usize::from(len);
-        if at > data.len() {
-            break;
-        }
-        n += 1;
-    }
-    n
 }
 
 impl OxmField {

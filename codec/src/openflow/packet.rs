@@ -63,16 +63,32 @@ impl PacketIn {
 
     /// Parses the body after the OpenFlow header.
     pub fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::parse_boxed(r).map(|p| *p)
+    }
+
+    /// [`PacketIn::parse`] into a box, with the match parsed in its place there (its fields
+    /// are inline: a packet-in is a few hundred bytes).
+    #[inline]
+    pub(crate) fn parse_boxed(r: &mut Reader<'_>) -> Result<Box<Self>, DecodeError> {
         let buffer_id = BufferId(r.u32("packet_in buffer_id")?);
         let total_len = r.u16("packet_in total_len")?;
         let reason = PacketInReason::from(r.u8("packet_in reason")?);
         let table_id = TableId(r.u8("packet_in table_id")?);
         let cookie = Cookie(r.u64("packet_in cookie")?);
-        let matches = Match::parse(r)?;
+        let mut p = Box::new(PacketIn {
+            buffer_id,
+            total_len,
+            reason,
+            table_id,
+            cookie,
+            matches: Match::default(),
+            data: Vec::new(),
+        });
+        p.matches.parse_in_place(r)?;
         r.skip(2, "packet_in pad")?;
-        let data = r.rest().to_vec();
-        r.skip(data.len(), "packet_in data")?;
-        Ok(PacketIn { buffer_id, total_len, reason, table_id, cookie, matches, data })
+        p.data = r.rest().to_vec();
+        r.skip(p.data.len(), "packet_in data")?;
+        Ok(p)
     }
 
     /// Emits the body after the OpenFlow header.

@@ -93,7 +93,7 @@ pub fn matches() -> BoxedStrategy<Match> {
 pub fn text_matches() -> BoxedStrategy<Match> {
     matches()
         .prop_map(|m| {
-            let fields = m
+            let fields: Vec<OxmField> = m
                 .fields
                 .into_iter()
                 .map(|f| match (f.info(), f.value()) {
@@ -245,8 +245,8 @@ fn instruction_with(actions: BoxedStrategy<Vec<Action>>) -> BoxedStrategy<Instru
         any::<u8>().prop_map(|t| Instruction::GotoTable(TableId(t))),
         (any::<u64>(), any::<u64>())
             .prop_map(|(metadata, mask)| Instruction::WriteMetadata { metadata, mask }),
-        actions.clone().prop_map(Instruction::WriteActions),
-        actions.prop_map(Instruction::ApplyActions),
+        actions.clone().prop_map(|a| Instruction::WriteActions(a.into())),
+        actions.prop_map(|a| Instruction::ApplyActions(a.into())),
         Just(Instruction::ClearActions),
         any::<u32>().prop_map(|m| Instruction::Meter(MeterId(m))),
         (any::<u32>(), vec(any::<u8>(), 0..16))
@@ -310,7 +310,7 @@ fn flow_mod_with(
                 out_group: GroupId(out_group),
                 flags,
                 matches,
-                instructions,
+                instructions: instructions.into(),
             }
         })
         .boxed()
@@ -386,26 +386,58 @@ mod props {
         fn instruction_lists_round_trip(list in instructions()) {
             let mut b = BytesMut::new();
             Instruction::emit_list(&list, &mut b);
-            prop_assert_eq!(Instruction::parse_list(&mut Reader::new(&b)).unwrap(), list);
+            prop_assert_eq!(&Instruction::parse_list(&mut Reader::new(&b)).unwrap()[..], &list[..]);
+        }
+
+        #[test]
+        fn in_place_instruction_lists_agree_with_one_at_a_time(
+            list in instructions(),
+            at in any::<usize>(),
+            byte in any::<u8>(),
+            cut in any::<usize>(),
+        ) {
+            // `parse_list` decodes action lists straight into their place in the list; the
+            // reference is `Instruction::parse` one instruction at a time, which shares none of
+            // that path. Same values, same errors, on the list, a byte changed, and a cut.
+            let reference = |b: &[u8]| -> Result<Vec<Instruction>, crate::openflow::DecodeError> {
+                let mut r = Reader::new(b);
+                let mut out = Vec::new();
+                while !r.is_empty() {
+                    out.push(Instruction::parse(&mut r)?);
+                }
+                Ok(out)
+            };
+            let mut b = BytesMut::new();
+            Instruction::emit_list(&list, &mut b);
+            let mut changed = b.to_vec();
+            if !changed.is_empty() {
+                let i = at % changed.len();
+                changed[i] = byte;
+            }
+            let n = if b.is_empty() { 0 } else { cut % b.len() };
+            for input in [&b[..], &changed[..], &b[..n]] {
+                let ours = Instruction::parse_list(&mut Reader::new(input)).map(|l| l.to_vec());
+                prop_assert_eq!(ours, reference(input));
+            }
         }
 
         #[test]
         fn flow_mods_round_trip(fm in flow_mod()) {
-            let m = OfpMessage::new(Xid(9), Message::FlowMod(fm));
+            let m = OfpMessage::new(Xid(9), Message::FlowMod(fm.into()));
             let b = m.to_vec();
             prop_assert_eq!(OfpMessage::parse(&b).unwrap(), m);
         }
 
         #[test]
         fn flow_removed_round_trips(fr in flow_removed()) {
-            let m = OfpMessage::new(Xid(3), Message::FlowRemoved(fr));
+            let m = OfpMessage::new(Xid(3), Message::FlowRemoved(fr.into()));
             let b = m.to_vec();
             prop_assert_eq!(OfpMessage::parse(&b).unwrap(), m);
         }
 
         #[test]
         fn truncated_flow_mods_error_without_panicking(fm in flow_mod(), cut in any::<usize>()) {
-            let b = OfpMessage::new(Xid(1), Message::FlowMod(fm)).to_vec();
+            let b = OfpMessage::new(Xid(1), Message::FlowMod(fm.into())).to_vec();
             let n = cut % b.len();
             prop_assert!(OfpMessage::parse(&b[..n]).is_err());
             // With the header patched to the cut, the body decoder sees the cut itself: it may

@@ -124,7 +124,7 @@ pub enum SessionEvent {
     /// A packet was sent to the controller.
     PacketIn(Box<periscope_codec::openflow::PacketIn>),
     /// A flow was removed (it asked for notification).
-    FlowRemoved(periscope_codec::openflow::FlowRemoved),
+    FlowRemoved(Box<periscope_codec::openflow::FlowRemoved>),
     /// A request failed on the switch.
     RequestFailed {
         /// The failed request, if we still knew it.
@@ -475,7 +475,7 @@ impl Session {
                     self.events.push_back(SessionEvent::PortStatus(ps));
                 }
             }
-            Message::PacketIn(p) => self.events.push_back(SessionEvent::PacketIn(Box::new(p))),
+            Message::PacketIn(p) => self.events.push_back(SessionEvent::PacketIn(p)),
             Message::FlowRemoved(f) => self.events.push_back(SessionEvent::FlowRemoved(f)),
             Message::Error(error) => {
                 let request = self.take_outstanding(xid).map(|e| e.req);

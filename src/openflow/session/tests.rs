@@ -192,7 +192,7 @@ fn answers_switch_echo_with_same_payload_and_xid() {
 fn errors_name_the_request_and_barrier_confirms_the_rest() {
     let mut p = Pair::new();
     p.handshake();
-    let fm = |prio| Message::FlowMod(FlowMod { priority: prio, ..FlowMod::default() });
+    let fm = |prio| Message::FlowMod(FlowMod { priority: prio, ..FlowMod::default() }.into());
     let x1 = p.session.send(p.now, fm(1), 10, "flow one").unwrap();
     let x2 = p.session.send(p.now, fm(2), 20, "flow two").unwrap();
     let x3 = p.session.send(p.now, fm(3), 30, "flow three").unwrap();
@@ -221,7 +221,7 @@ fn multipart_reply_is_reassembled() {
     p.handshake();
     let req = Message::MultipartRequest(MultipartRequest {
         flags: 0,
-        body: MultipartRequestBody::Flow(FlowStatsRequest::default()),
+        body: MultipartRequestBody::Flow(FlowStatsRequest::default().into()),
     });
     let x = p.session.send(p.now, req, 7, "dump").unwrap();
     p.sent();
