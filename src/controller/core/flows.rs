@@ -114,7 +114,7 @@ impl Core {
         }
         let msg = Message::MultipartRequest(MultipartRequest {
             flags: 0,
-            body: MultipartRequestBody::Flow(req),
+            body: MultipartRequestBody::Flow(Box::new(req)),
         });
         let p = Pending { reply: None, kind, conn, dpid, since: Instant::now() };
         self.dumps.pending.insert(tag, p);
@@ -358,7 +358,8 @@ mod tests {
             packet_count: 3,
             byte_count: 180,
             matches: Match::new(vec![OxmField::InPort(PortNo(port))]),
-            instructions: vec![Instruction::ApplyActions(vec![Action::output(PortNo(out))])],
+            instructions: vec![Instruction::ApplyActions(vec![Action::output(PortNo(out))].into())]
+                .into(),
         }
     }
 
@@ -407,13 +408,17 @@ mod tests {
     #[test]
     fn a_trace_follows_the_switchs_flows_to_each_output() {
         let mut copy = stats(0, 100, 1, 2);
-        copy.instructions = vec![Instruction::ApplyActions(vec![
-            Action::Clone(vec![
-                Action::SetField(OxmField::TunnelId(0x1092, None)),
-                Action::output(PortNo(2)),
-            ]),
-            Action::output(PortNo::NORMAL),
-        ])];
+        copy.instructions = vec![Instruction::ApplyActions(
+            vec![
+                Action::Clone(vec![
+                    Action::SetField(OxmField::TunnelId(0x1092, None)),
+                    Action::output(PortNo(2)),
+                ]),
+                Action::output(PortNo::NORMAL),
+            ]
+            .into(),
+        )]
+        .into();
         let names = HashMap::from([(2, "psc-vx-1".to_string())]);
         let packet = Match::new(vec![OxmField::InPort(PortNo(1))]);
         let t = trace(&[copy.clone()], &packet, &names);
