@@ -164,7 +164,7 @@ pub enum ApiCall {
         /// The switch.
         dpid: Dpid,
         /// The packet's fields.
-        packet: Match,
+        packet: Box<Match>,
     },
     /// `GET /v1/tenants`.
     ListTenants,
@@ -579,9 +579,10 @@ where
         (["v1", "switches", dpid, "diff"], &Method::GET) => {
             Ok(ApiCall::SwitchDiff(parse_dpid(dpid)?))
         }
-        (["v1", "switches", dpid, "trace"], &Method::GET) => {
-            Ok(ApiCall::SwitchTrace { dpid: parse_dpid(dpid)?, packet: packet(req.uri().query())? })
-        }
+        (["v1", "switches", dpid, "trace"], &Method::GET) => Ok(ApiCall::SwitchTrace {
+            dpid: parse_dpid(dpid)?,
+            packet: Box::new(packet(req.uri().query())?),
+        }),
         (["v1", "switches", _, "flows" | "diff" | "trace"], _) => Err(not_allowed("GET")),
         (["v1", "stats"], &Method::GET) => Ok(ApiCall::Stats),
         (["metrics"], &Method::GET) => Ok(ApiCall::Metrics),

@@ -46,7 +46,7 @@ pub(super) enum DumpKind {
     /// Periscope's flows compared with what the bridge should hold.
     Diff,
     /// Every flow, to see where a packet with these fields goes.
-    Trace(Match),
+    Trace(Box<Match>),
 }
 
 struct Pending {
