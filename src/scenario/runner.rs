@@ -66,6 +66,19 @@ const FIRST_STREAM_ID: u32 = 0x5053_0000;
 const FIRST_STREAM_PORT: u16 = 20_000;
 /// How long a migration's destination may take to show as programmed in the API.
 const REPROGRAM_WAIT: Duration = Duration::from_secs(5);
+/// How long a tapped VM's migration waits, once plugged at the destination, for the controller
+/// to have programmed it there before the VM switches (Nova's wait for vif-plugged).
+const PLUG_WAIT: Duration = Duration::from_secs(2);
+
+/// What the tap flows say of one interface at one bridge.
+struct TappedAt {
+    /// Some tap flow copies it, wherever it is.
+    tapped: bool,
+    /// Some tap flow shows it at the bridge.
+    here: bool,
+    /// The bridge is programmed: its last reprogramming time.
+    ms: Option<f64>,
+}
 
 /// Runs a scenario and reports; never panics on a failure of the lab or the controller, which
 /// end up in the report instead. Everything it created is gone when it returns.
@@ -848,6 +861,9 @@ impl<'a> Run<'a> {
         let mut g = lock(self.vms.get(vm).ok_or_else(|| anyhow!("no VM {vm}"))?);
         let v = g.as_mut().ok_or_else(|| anyhow!("VM {vm} does not exist"))?;
         let from = v.hypervisor().name().to_string();
+        let dpid = format!("{:016x}", dest.dpid());
+        let ids: Vec<u64> = lock(&self.taps).flows.iter().map(|f| f.1).collect();
+        let mut unconfirmed = false;
         let t = v.migrate_with(&dest, |step, _| {
             if step == MigrationStep::Plugged {
                 // The new port joins the tenant's VLAN before the VM switches to it.
@@ -861,16 +877,63 @@ impl<'a> Run<'a> {
                 if let Some(port) = out.split_whitespace().next() {
                     dest.vsctl(&["set", "Port", port, &format!("tag={vlan}")])?;
                 }
+                // As Nova waits for Neutron's vif-plugged before the VM runs at the
+                // destination: a tapped VM switches once the controller has programmed it
+                // there (or after PLUG_WAIT, which the step's detail then says).
+                let start = Instant::now();
+                while !self.stop.is_set() {
+                    let at = self.programmed_at(&ids, &iface, &dpid);
+                    if !at.tapped || at.ms.is_some() {
+                        break;
+                    }
+                    if start.elapsed() >= PLUG_WAIT {
+                        unconfirmed = true;
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
             }
             Ok(())
         })?;
         let ms = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64() * 1e3;
         Ok(format!(
-            "{from} -> {to}: plug {:.0} ms, switch {:.0} ms, unplug {:.0} ms",
+            "{from} -> {to}: plug {:.0} ms, switch {:.0} ms, unplug {:.0} ms{}",
             ms(t.started, t.plugged),
             ms(t.plugged, t.switched),
-            ms(t.switched, t.unplugged)
+            ms(t.switched, t.unplugged),
+            if unconfirmed {
+                format!(" (switched unconfirmed: the destination was not programmed within {PLUG_WAIT:?})")
+            } else {
+                String::new()
+            }
         ))
+    }
+
+    /// What the tap flows' `active` lists say of `iface` at `dpid`.
+    fn programmed_at(&self, ids: &[u64], iface: &str, dpid: &str) -> TappedAt {
+        let mut at = TappedAt { tapped: false, here: false, ms: None };
+        for id in ids {
+            let Ok(flow) = self.api_call("GET", &format!("/v1/tap_flows/{id}"), None) else {
+                continue;
+            };
+            for a in flow.get("active").and_then(Value::as_array).into_iter().flatten() {
+                if a.get("iface_id").and_then(Value::as_str) != Some(iface) {
+                    continue;
+                }
+                at.tapped = true;
+                if a.get("dpid").and_then(Value::as_str) != Some(dpid) {
+                    continue;
+                }
+                at.here = true;
+                if a.get("programmed").and_then(Value::as_bool) == Some(true) {
+                    if let Some(ms) = a.get("last_reprogram_ms").and_then(Value::as_f64) {
+                        at.ms = Some(ms);
+                        return at;
+                    }
+                }
+            }
+        }
+        at
     }
 
     /// Asks the API how long the destination bridge of a migration took to reprogram: the
@@ -889,26 +952,11 @@ impl<'a> Run<'a> {
         let start = Instant::now();
         let mut seen_active = false;
         while start.elapsed() < REPROGRAM_WAIT && !self.stop.is_set() {
-            for id in &ids {
-                let Ok(flow) = self.api_call("GET", &format!("/v1/tap_flows/{id}"), None) else {
-                    continue;
-                };
-                let active = flow.get("active").and_then(Value::as_array).cloned();
-                for a in active.unwrap_or_default() {
-                    let here = a.get("iface_id").and_then(Value::as_str) == Some(iface.as_str())
-                        && a.get("dpid").and_then(Value::as_str) == Some(dpid.as_str());
-                    if !here {
-                        continue;
-                    }
-                    seen_active = true;
-                    let programmed = a.get("programmed").and_then(Value::as_bool) == Some(true);
-                    if let (true, Some(ms)) =
-                        (programmed, a.get("last_reprogram_ms").and_then(Value::as_f64))
-                    {
-                        sample.ms = Some(ms);
-                        return sample;
-                    }
-                }
+            let at = self.programmed_at(&ids, &iface, &dpid);
+            seen_active |= at.here;
+            if at.ms.is_some() {
+                sample.ms = at.ms;
+                return sample;
             }
             thread::sleep(Duration::from_millis(20));
         }
