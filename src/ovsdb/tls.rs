@@ -197,7 +197,9 @@ pub fn handshake_error(remote: &str, e: std::io::Error) -> std::io::Error {
             " (the peer's certificate is not signed by the CA of --ovsdb-ca-cert)"
         }
         Some(rustls::Error::InvalidCertificate(CertificateError::BadSignature)) => {
-            " (the peer's certificate does not verify against the CA of --ovsdb-ca-cert)"
+            // A CA of the same name as ours signed it (ovs-pki names its CAs by the second
+            // they were made in), so the name matched and the signature did not.
+            " (the peer's certificate is not signed by the CA of --ovsdb-ca-cert: its issuer has the CA's name but not its key)"
         }
         _ => "",
     };
