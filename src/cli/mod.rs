@@ -28,6 +28,8 @@ pub enum Command {
     OfpPrint(crate::ofprint::OfpPrintArgs),
     /// Make an API token and print it with the `[[token]]` entry for `run --config`.
     Token(TokenArgs),
+    /// Emulate N OpenFlow switches against a controller: connection storm, idle memory, echo.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Options of `periscope token`.
@@ -63,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scenario(args) => crate::scenario::run(args),
         Command::OfpPrint(args) => crate::ofprint::run(args),
         Command::Token(args) => token(args),
+        Command::Bench(args) => crate::bench::run(args),
     }
 }
