@@ -441,10 +441,13 @@ async fn start_osken(manager: &Path, app: &str, dir: &Path) -> anyhow::Result<(C
     anyhow::bail!("os-ken did not listen on {addr} within 30 s (log in {})", log.display())
 }
 
+/// One row of the printed table: how to show a figure.
+type Cell = Box<dyn Fn(&Figures) -> String>;
+
 fn print_table(all: &[Figures]) {
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
     let optu = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
-    let rows: Vec<(&str, Box<dyn Fn(&Figures) -> String>)> = vec![
+    let rows: Vec<(&str, Cell)> = vec![
         ("switches", Box::new(|f: &Figures| f.switches.to_string())),
         ("handshaken", Box::new(|f: &Figures| f.handshaken.to_string())),
         ("failures", Box::new(|f: &Figures| f.failures.to_string())),
