@@ -7,6 +7,7 @@
 pub use periscope_codec as codec;
 pub use periscope_topology as topology;
 
+pub mod bench;
 pub mod cli;
 pub mod collector;
 pub mod controller;

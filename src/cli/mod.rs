@@ -30,6 +30,8 @@ pub enum Command {
     Token(TokenArgs),
     /// A debug shell on a running controller: switches, topology, where a VM is, taps, flows.
     Shell(crate::shell::ShellArgs),
+    /// Emulate N OpenFlow switches against a controller: connection storm, idle memory, echo.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Options of `periscope token`.
@@ -66,5 +68,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::OfpPrint(args) => crate::ofprint::run(args),
         Command::Token(args) => token(args),
         Command::Shell(args) => crate::shell::run(args),
+        Command::Bench(args) => crate::bench::run(args),
     }
 }

@@ -20,6 +20,7 @@ pub struct ControllerProcess {
     log: PathBuf,
     data: PathBuf,
     token: Option<String>,
+    openflow: Vec<String>,
 }
 
 impl ControllerProcess {
@@ -31,6 +32,16 @@ impl ControllerProcess {
         args: &[String],
         log: &Path,
     ) -> Result<ControllerProcess> {
+        Self::start_logging(program, args, log, "debug")
+    }
+
+    /// Like [`ControllerProcess::start`], logging at `level` (benchmarks log less than tests).
+    pub fn start_logging(
+        program: impl Into<OsString>,
+        args: &[String],
+        log: &Path,
+        level: &str,
+    ) -> Result<ControllerProcess> {
         let program = program.into();
         let shown = format!("{} run {}", Path::new(&program).display(), args.join(" "));
         let logfile = std::fs::File::create(log)
@@ -38,7 +49,7 @@ impl ControllerProcess {
         let data = log.with_extension("data");
         let mut child = Command::new(&program)
             .arg("run")
-            .args(["--api", "127.0.0.1:0", "--log-level", "debug"])
+            .args(["--api", "127.0.0.1:0", "--log-level", level])
             .arg("--data-dir")
             .arg(&data)
             .args(args)
@@ -61,6 +72,7 @@ impl ControllerProcess {
         });
         let mut seen = String::new();
         let mut token = None;
+        let mut openflow = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(line) => {
@@ -70,10 +82,20 @@ impl ControllerProcess {
                         token =
                             std::fs::read_to_string(path.trim()).ok().map(|t| t.trim().to_string());
                     }
+                    if let Some(addr) = line.strip_prefix("openflow listening on ") {
+                        openflow.push(addr.trim().to_string());
+                    }
                     if let Some(addr) = line.strip_prefix("api listening on http://") {
                         if let Ok(api) = addr.trim().parse() {
                             let log = log.to_path_buf();
-                            return Ok(ControllerProcess { child, api, log, data, token });
+                            return Ok(ControllerProcess {
+                                child,
+                                api,
+                                log,
+                                data,
+                                token,
+                                openflow,
+                            });
                         }
                     }
                 }
@@ -94,6 +116,11 @@ impl ControllerProcess {
     /// The REST API's address.
     pub fn api(&self) -> SocketAddr {
         self.api
+    }
+
+    /// The OpenFlow endpoints it printed (`tcp:IP:PORT`, `unix:PATH`), in listener order.
+    pub fn openflow(&self) -> &[String] {
+        &self.openflow
     }
 
     /// The process id.

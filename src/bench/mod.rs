@@ -1,0 +1,550 @@
+//! `periscope bench`: emulates N OpenFlow 1.3 switches (like cbench) against a controller and
+//! measures the connection storm, idle memory and CPU per connection, and echo round trips;
+//! optionally against os-ken in the same run.
+
+pub mod run;
+pub mod switch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::lab::controller::ControllerProcess;
+use run::{Order, Progress, ReadyOn, SwitchReport};
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// N switches connect at once: time until all are handshaken, then idle memory and CPU.
+    Storm,
+    /// The storm, then each switch sends `--echo-count` echo requests one after the other.
+    Echo,
+}
+
+/// Options of `periscope bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub mode: Mode,
+    /// Emulated switches.
+    #[arg(long, default_value_t = 1000)]
+    pub switches: usize,
+    /// The controller to measure, `tcp:IP:PORT`. Without it, the bench starts `periscope run`
+    /// itself on an ephemeral loopback port with an embedded northbound database.
+    #[arg(long, value_name = "tcp:IP:PORT")]
+    pub controller: Option<String>,
+    /// Process id of `--controller`, for its memory and CPU (not measured without it).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Ports per emulated switch.
+    #[arg(long, default_value_t = 4)]
+    pub ports: u16,
+    /// When a switch counts as handshaken.
+    #[arg(long, value_enum, default_value = "barrier")]
+    pub ready_on: ReadyOn,
+    /// Seconds the storm may take before the switches not yet handshaken count as failed.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+    /// Seconds to wait after the storm before measuring idle memory.
+    #[arg(long, default_value_t = 2)]
+    pub settle_secs: u64,
+    /// Seconds over which idle CPU is measured.
+    #[arg(long, default_value_t = 10)]
+    pub idle_secs: u64,
+    /// Echo requests per switch in `echo` mode.
+    #[arg(long, default_value_t = 10)]
+    pub echo_count: u32,
+    /// Also measure os-ken in the same run: the path of its `osken-manager` (e.g.
+    /// `target/peers/osken/bin/osken-manager`, made by `benches/peers/setup.sh`).
+    #[arg(long, value_name = "PATH")]
+    pub osken: Option<PathBuf>,
+    /// The os-ken application to run: a module name or a file. The default installs a
+    /// table-miss flow and a barrier at features time (os-ken 3 ships no example apps).
+    #[arg(long, default_value = "benches/peers/osken_table_miss.py")]
+    pub osken_app: String,
+    /// Log level of the `periscope run` the bench starts.
+    #[arg(long, default_value = "info")]
+    pub controller_log_level: String,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// The figures of one controller.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Figures {
+    /// Which controller.
+    pub controller: String,
+    /// Switches started.
+    pub switches: usize,
+    /// What "handshaken" meant.
+    pub ready_on: Option<ReadyOn>,
+    /// Switches handshaken.
+    pub handshaken: usize,
+    /// Switches that failed or were not handshaken in time.
+    pub failures: usize,
+    /// The first failure's reason.
+    pub first_error: Option<String>,
+    /// From the common start until the last switch was handshaken.
+    pub all_handshaken_ms: Option<f64>,
+    /// Until the last switch had its first flow mod (comparable across controllers).
+    pub all_first_flow_mod_ms: Option<f64>,
+    /// Per switch, from the common start: FEATURES_REPLY sent.
+    pub features_p50_ms: Option<f64>,
+    /// 99th percentile of the above.
+    pub features_p99_ms: Option<f64>,
+    /// First FLOW_MOD received, median.
+    pub first_flow_mod_p50_ms: Option<f64>,
+    /// 99th percentile of the above.
+    pub first_flow_mod_p99_ms: Option<f64>,
+    /// Barrier after the first flow mods answered, median.
+    pub confirmed_p50_ms: Option<f64>,
+    /// 99th percentile of the above.
+    pub confirmed_p99_ms: Option<f64>,
+    /// Fewest FLOW_MODs any switch received.
+    pub flow_mods_min: u64,
+    /// Most FLOW_MODs any switch received.
+    pub flow_mods_max: u64,
+    /// All messages by kind, summed over the switches.
+    pub totals: switch::Counts,
+    /// Controller RSS before the switches connected, KiB.
+    pub rss_before_kib: Option<u64>,
+    /// Controller RSS with all switches connected and idle, KiB.
+    pub rss_idle_kib: Option<u64>,
+    /// (idle - before) / handshaken switches, bytes.
+    pub bytes_per_connection: Option<u64>,
+    /// Seconds of idle CPU measurement.
+    pub idle_secs: u64,
+    /// Controller CPU (user + system) over the idle window, as a share of one core, percent.
+    pub idle_cpu_percent: Option<f64>,
+    /// Controller-initiated echo requests over the whole run, summed over switches.
+    pub controller_echo_requests: u64,
+    /// Switch-initiated echo requests answered.
+    pub echo_replies: usize,
+    /// Median round trip of switch-initiated echo, ms.
+    pub echo_p50_ms: Option<f64>,
+    /// 99th percentile of the above.
+    pub echo_p99_ms: Option<f64>,
+}
+
+/// A controller under measurement, stopped by pid when dropped.
+#[derive(Default)]
+struct Target {
+    /// A `periscope run` we started (it stops itself when dropped).
+    _periscope: Option<ControllerProcess>,
+    /// An os-ken we started.
+    osken: Option<Child>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.osken {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `periscope bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.switches == 0 {
+        anyhow::bail!("--switches 0: expected at least 1 switch");
+    }
+    check_fd_limit(args.switches)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let dir = std::env::temp_dir().join(format!(
+        "periscope-bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = rt.block_on(bench_all(&args, &dir));
+    match &result {
+        Ok(_) => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Err(_) => eprintln!("controller logs kept in {}", dir.display()),
+    }
+    let all = result?;
+    print_table(&all);
+    if let Some(p) = &args.json {
+        let body = serde_json::json!({
+            "mode": args.mode,
+            "command": std::env::args().collect::<Vec<_>>().join(" "),
+            "results": all,
+        });
+        std::fs::write(p, serde_json::to_string_pretty(&body)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(if all.iter().all(|f| f.failures == 0) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn bench_all(args: &BenchArgs, dir: &Path) -> anyhow::Result<Vec<Figures>> {
+    let mut all = Vec::new();
+    let (target, addr, pid, name) = match &args.controller {
+        Some(c) => (Target::default(), parse_controller(c)?, args.pid, c.clone()),
+        None => {
+            let exe = std::env::current_exe().context("finding the periscope binary")?;
+            let ctl = ControllerProcess::start_logging(
+                exe,
+                &["--openflow=ptcp:0:127.0.0.1".to_string()],
+                &dir.join("periscope.log"),
+                &args.controller_log_level,
+            )
+            .map_err(|e| anyhow::anyhow!("starting periscope run: {e}"))?;
+            let of = ctl.openflow().first().cloned().unwrap_or_default();
+            let addr = parse_controller(&of).context("the address periscope run printed")?;
+            let pid = ctl.pid();
+            let target = Target { _periscope: Some(ctl), osken: None };
+            (target, addr, Some(pid), "periscope".to_string())
+        }
+    };
+    all.push(measure(args, &name, addr, pid, args.ready_on).await);
+    drop(target);
+    if let Some(manager) = &args.osken {
+        match start_osken(manager, &args.osken_app, dir).await {
+            Ok((child, addr)) => {
+                let pid = child.id();
+                let target = Target { _periscope: None, osken: Some(child) };
+                all.push(measure(args, "os-ken", addr, Some(pid), args.ready_on).await);
+                drop(target);
+            }
+            // The peer is a comparison: periscope's figures stand without it.
+            Err(e) => eprintln!("os-ken skipped: {e:#}"),
+        }
+    }
+    Ok(all)
+}
+
+/// One controller: the storm, idle memory and CPU, and in `echo` mode the echo run.
+async fn measure(
+    args: &BenchArgs,
+    name: &str,
+    addr: SocketAddr,
+    pid: Option<u32>,
+    ready_on: ReadyOn,
+) -> Figures {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = pid.and_then(run::rss_kib);
+    let (orders_tx, orders) = watch::channel(Order::Serve);
+    let (ptx, mut prx) = mpsc::unbounded_channel();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..args.switches)
+        .map(|i| {
+            tokio::spawn(run::switch_task(
+                i,
+                addr,
+                args.ports,
+                start,
+                ready_on,
+                orders.clone(),
+                ptx.clone(),
+            ))
+        })
+        .collect();
+    drop(ptx);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout_secs);
+    let (mut ready, mut failed) = (0usize, 0usize);
+    let mut all_ready = None;
+    while ready + failed < args.switches {
+        match tokio::time::timeout_at(deadline, prx.recv()).await {
+            Ok(Some(Progress::Ready)) => {
+                ready += 1;
+                if ready == args.switches {
+                    all_ready = Some(start.elapsed());
+                }
+            }
+            Ok(Some(Progress::Failed)) => failed += 1,
+            Ok(Some(Progress::EchoDone)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+    let rss_idle = pid.and_then(run::rss_kib);
+    let cpu0 = pid.and_then(run::cpu_ticks);
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let cpu1 = pid.and_then(run::cpu_ticks);
+    if args.mode == Mode::Echo && args.echo_count > 0 {
+        let _ = orders_tx.send(Order::Echo(args.echo_count));
+        let mut done = 0;
+        let echo_deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout_secs);
+        while done < ready {
+            match tokio::time::timeout_at(echo_deadline, prx.recv()).await {
+                Ok(Some(Progress::EchoDone)) => done += 1,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    let _ = orders_tx.send(Order::Stop);
+    let mut reports = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        reports.push(t.await.unwrap_or_else(|e| SwitchReport {
+            error: Some(format!("switch task: {e}")),
+            ..SwitchReport::default()
+        }));
+    }
+    let mut f = summarize(name, ready_on, &reports);
+    f.all_handshaken_ms = all_ready.map(ms);
+    f.rss_before_kib = rss_before;
+    f.rss_idle_kib = rss_idle;
+    if let (Some(b), Some(a)) = (rss_before, rss_idle) {
+        if f.handshaken > 0 {
+            f.bytes_per_connection = Some(a.saturating_sub(b) * 1024 / f.handshaken as u64);
+        }
+    }
+    f.idle_secs = args.idle_secs;
+    if let (Some(c0), Some(c1)) = (cpu0, cpu1) {
+        let secs = (c1.saturating_sub(c0)) as f64 / run::clock_ticks() as f64;
+        f.idle_cpu_percent = Some(secs / args.idle_secs.max(1) as f64 * 100.0);
+    }
+    f
+}
+
+/// The per-switch reports folded into figures (memory and CPU are added by the caller).
+pub fn summarize(name: &str, ready_on: ReadyOn, reports: &[SwitchReport]) -> Figures {
+    let sorted = |pick: &dyn Fn(&SwitchReport) -> Option<Duration>| {
+        let mut v: Vec<Duration> = reports.iter().filter_map(pick).collect();
+        v.sort();
+        v
+    };
+    let features = sorted(&|r| r.features);
+    let first = sorted(&|r| r.first_flow_mod);
+    let confirmed = sorted(&|r| r.confirmed);
+    let mut echo: Vec<Duration> =
+        reports.iter().flat_map(|r| r.echo_rtts.iter().copied()).collect();
+    echo.sort();
+    let is_ready = |r: &SwitchReport| {
+        r.error.is_none()
+            && r.features.is_some()
+            && match ready_on {
+                ReadyOn::Barrier => r.confirmed.is_some(),
+                ReadyOn::FlowMod => r.first_flow_mod.is_some(),
+            }
+    };
+    let handshaken = reports.iter().filter(|r| is_ready(r)).count();
+    let mut totals = switch::Counts::default();
+    for r in reports {
+        let c = r.counts;
+        totals.flow_mods += c.flow_mods;
+        totals.barriers += c.barriers;
+        totals.echo_requests += c.echo_requests;
+        totals.multipart_requests += c.multipart_requests;
+        totals.packet_outs += c.packet_outs;
+        totals.set_configs += c.set_configs;
+        totals.other += c.other;
+    }
+    let first_error = reports
+        .iter()
+        .find_map(|r| r.error.clone())
+        .or_else(|| reports.iter().any(|r| !is_ready(r)).then(|| "not handshaken in time".into()));
+    Figures {
+        controller: name.to_string(),
+        switches: reports.len(),
+        ready_on: Some(ready_on),
+        handshaken,
+        failures: reports.len() - handshaken,
+        first_error,
+        all_first_flow_mod_ms: (first.len() == reports.len())
+            .then(|| first.last().map(|d| ms(*d)))
+            .flatten(),
+        features_p50_ms: run::percentile_ms(&features, 50.0),
+        features_p99_ms: run::percentile_ms(&features, 99.0),
+        first_flow_mod_p50_ms: run::percentile_ms(&first, 50.0),
+        first_flow_mod_p99_ms: run::percentile_ms(&first, 99.0),
+        confirmed_p50_ms: run::percentile_ms(&confirmed, 50.0),
+        confirmed_p99_ms: run::percentile_ms(&confirmed, 99.0),
+        flow_mods_min: reports.iter().map(|r| r.counts.flow_mods).min().unwrap_or(0),
+        flow_mods_max: reports.iter().map(|r| r.counts.flow_mods).max().unwrap_or(0),
+        controller_echo_requests: totals.echo_requests,
+        totals,
+        echo_replies: echo.len(),
+        echo_p50_ms: run::percentile_ms(&echo, 50.0),
+        echo_p99_ms: run::percentile_ms(&echo, 99.0),
+        ..Figures::default()
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `tcp:IP:PORT` (or a bare `IP:PORT`) as a socket address.
+fn parse_controller(s: &str) -> anyhow::Result<SocketAddr> {
+    let a = s.strip_prefix("tcp:").unwrap_or(s);
+    a.parse().map_err(|_| anyhow::anyhow!("--controller {s:?}: expected tcp:IP:PORT"))
+}
+
+/// The emulated switches need one file descriptor each, in this process (and the controller
+/// in its own): refuse early with the fix rather than fail half way.
+fn check_fd_limit(switches: usize) -> anyhow::Result<()> {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    match soft {
+        Some(n) if switches + 64 > n => anyhow::bail!(
+            "--switches {switches} needs about {} open files, but the limit is {n}: \
+             raise it with `ulimit -n {}` (the hard limit caps it)",
+            switches + 64,
+            switches + 1024
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Starts os-ken's manager with `app` on a free loopback port and waits until it accepts.
+async fn start_osken(manager: &Path, app: &str, dir: &Path) -> anyhow::Result<(Child, SocketAddr)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("finding a free port for os-ken")?
+        .port();
+    let log = dir.join("osken.log");
+    let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let err = out.try_clone().context("os-ken log")?;
+    let mut child = Command::new(manager)
+        .args(["--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port", &port.to_string(), app])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .with_context(|| format!("starting {}", manager.display()))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if let Ok(Some(status)) = child.try_wait() {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::bail!("{} exited ({status}):\n{tail}", manager.display());
+        }
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok((child, addr));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    anyhow::bail!("os-ken did not listen on {addr} within 30 s (log in {})", log.display())
+}
+
+/// One row of the printed table: how to show a figure.
+type Cell = Box<dyn Fn(&Figures) -> String>;
+
+fn print_table(all: &[Figures]) {
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
+    let optu = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    let rows: Vec<(&str, Cell)> = vec![
+        ("switches", Box::new(|f: &Figures| f.switches.to_string())),
+        ("handshaken", Box::new(|f: &Figures| f.handshaken.to_string())),
+        ("failures", Box::new(|f: &Figures| f.failures.to_string())),
+        (
+            "ready on",
+            Box::new(|f: &Figures| format!("{:?}", f.ready_on.unwrap_or(ReadyOn::Barrier))),
+        ),
+        ("all handshaken ms", Box::new(move |f: &Figures| opt(f.all_handshaken_ms))),
+        ("all first flow mod ms", Box::new(move |f: &Figures| opt(f.all_first_flow_mod_ms))),
+        (
+            "features p50/p99 ms",
+            Box::new(move |f: &Figures| {
+                format!("{}/{}", opt(f.features_p50_ms), opt(f.features_p99_ms))
+            }),
+        ),
+        (
+            "1st flow mod p50/p99 ms",
+            Box::new(move |f: &Figures| {
+                format!("{}/{}", opt(f.first_flow_mod_p50_ms), opt(f.first_flow_mod_p99_ms))
+            }),
+        ),
+        (
+            "confirmed p50/p99 ms",
+            Box::new(move |f: &Figures| {
+                format!("{}/{}", opt(f.confirmed_p50_ms), opt(f.confirmed_p99_ms))
+            }),
+        ),
+        (
+            "flow mods/switch",
+            Box::new(|f: &Figures| format!("{}..{}", f.flow_mods_min, f.flow_mods_max)),
+        ),
+        ("RSS before KiB", Box::new(move |f: &Figures| optu(f.rss_before_kib))),
+        ("RSS idle KiB", Box::new(move |f: &Figures| optu(f.rss_idle_kib))),
+        ("bytes/connection", Box::new(move |f: &Figures| optu(f.bytes_per_connection))),
+        ("idle CPU % of a core", Box::new(move |f: &Figures| opt(f.idle_cpu_percent))),
+        ("ctl echo requests", Box::new(|f: &Figures| f.controller_echo_requests.to_string())),
+        (
+            "echo p50/p99 ms",
+            Box::new(move |f: &Figures| {
+                format!("{}/{} ({})", opt(f.echo_p50_ms), opt(f.echo_p99_ms), f.echo_replies)
+            }),
+        ),
+    ];
+    print!("{:<24}", "");
+    for f in all {
+        print!(" {:>22}", f.controller);
+    }
+    println!();
+    for (label, cell) in &rows {
+        print!("{label:<24}");
+        for f in all {
+            print!(" {:>22}", cell(f));
+        }
+        println!();
+    }
+    if let [p, o] = all {
+        if let (Some(a), Some(b)) = (p.all_first_flow_mod_ms, o.all_first_flow_mod_ms) {
+            println!(
+                "all switches programmed (first flow mod): {} {:.1}x faster than {}",
+                p.controller,
+                b / a.max(1e-3),
+                o.controller
+            );
+        }
+    }
+    for f in all {
+        if let Some(e) = &f.first_error {
+            println!("{}: first failure: {e}", f.controller);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controller_addresses_name_what_is_expected() {
+        assert_eq!(parse_controller("tcp:127.0.0.1:6653").ok(), "127.0.0.1:6653".parse().ok());
+        let e = parse_controller("ssl:1.2.3.4:6653").unwrap_err().to_string();
+        assert!(e.contains("expected tcp:IP:PORT"), "{e}");
+    }
+
+    #[test]
+    fn a_switch_without_its_barrier_is_not_handshaken() {
+        let ok = SwitchReport {
+            features: Some(Duration::from_millis(3)),
+            first_flow_mod: Some(Duration::from_millis(4)),
+            confirmed: Some(Duration::from_millis(5)),
+            ..SwitchReport::default()
+        };
+        let no_barrier = SwitchReport { confirmed: None, ..ok.clone() };
+        let f = summarize("x", ReadyOn::Barrier, &[ok.clone(), no_barrier.clone()]);
+        assert_eq!((f.handshaken, f.failures), (1, 1));
+        assert_eq!(f.first_error.as_deref(), Some("not handshaken in time"));
+        let f = summarize("x", ReadyOn::FlowMod, &[ok, no_barrier]);
+        assert_eq!((f.handshaken, f.failures), (2, 0));
+        assert_eq!(f.all_first_flow_mod_ms, Some(4.0));
+    }
+}
