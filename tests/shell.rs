@@ -163,8 +163,19 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     let line = out.lines().find(|l| l.contains("vm1-both")).unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("ACTIVE") && line.contains("hv1") && line.contains("BOTH"), "{out}");
     assert!(out.contains("4242") && out.contains(&col.ip().to_string()), "{out}");
+    // vm1 asks for an address nobody has: its ARP requests are copied, and counted.
+    let nobody = std::net::Ipv4Addr::new(198, 51, 100, 254);
+    let _ = vm.ping(nobody, 2, Duration::from_millis(100));
     let out = shell.ok(&["-c", "show tap vm1-both"]);
     assert!(out.contains(&format!("vxlan to {} key 4242", col.ip())), "{out}");
+    let copies = format!("    hv1/br-int ({dpid}): ");
+    let counted = out.lines().find(|l| l.starts_with(&copies)).unwrap_or_else(|| panic!("{out}"));
+    let packets: u64 = counted[copies.len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(packets >= 1 && counted.ends_with(" copy flows"), "{out}");
     let out = shell.ok(&["-c", "show topology"]);
     assert!(out.contains(&format!("bridge br-int dpid {dpid} connected")), "{out}");
     assert!(out.lines().any(|l| l.contains(vm.port()) && l.contains(vm.iface_id())), "{out}");
@@ -262,6 +273,16 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     term.expect("periscope> show switches\x1b[K");
     term.send("\r");
     term.expect(&dpid);
+    // Arguments complete from what the controller knows: bridges, interfaces.
+    term.send("diff hv1/b\t");
+    term.expect("periscope> diff hv1/br-int \x1b[K");
+    term.send("\x15");
+    let id = vm.iface_id();
+    term.send(&format!("where {}\t", &id[..id.len() - 3]));
+    term.expect(&format!("periscope> where {id} \x1b[K"));
+    term.send("\r");
+    term.expect(&format!("iface-id {id}: owner"));
+    term.expect("periscope> ");
     term.send(&format!("wher {}\r", vm.iface_id()));
     term.expect("did you mean \"where\"");
     term.expect("periscope> ");
