@@ -127,6 +127,8 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(inf, Some(barriers), "+Inf counts every observation");
     assert!(sample(&text, "periscope_reprogram_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
     assert_eq!(sample(&text, "periscope_openflow_malformed_total"), Some(0.0));
+    let snapshots = sample(&text, "periscope_ovsdb_events_total{type=\"snapshot\"}");
+    assert!(snapshots.is_some_and(|n| n >= 2.0), "one monitor snapshot per hypervisor: {text}");
     for q in ["switch_events", "ovsdb_events", "api_calls"] {
         let depth = sample(&text, &format!("periscope_queue_depth{{queue=\"{q}\"}}"));
         assert!(depth.is_some_and(|d| d >= 0.0), "{q}: {text}");
@@ -390,7 +392,15 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("\"loud\"") && err.contains("debug, trace"), "{err}");
     assert_eq!(shell.ok(&["-c", "log level debug"]), "log level debug\n");
-    shell.ok(&["-c", "stats"]);
+    // stats: the totals, and their rates over a second.
+    let out = shell.ok(&["-c", "stats"]);
+    let line = |key: &str| out.lines().find(|l| l.starts_with(key)).unwrap_or_default();
+    assert!(
+        line("messages ").contains("openflow_out ") && line("messages ").contains("ovsdb_events "),
+        "{out}"
+    );
+    assert!(line("rates_per_s ").contains("openflow_in "), "{out}");
+    assert!(line("queues ").contains("switch_events "), "{out}");
     wait_for("debug lines again", Duration::from_secs(5), || {
         ctl.log()[mark..].contains("API request")
     });

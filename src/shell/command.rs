@@ -193,7 +193,13 @@ pub const COMMANDS: &[Spec] = &[
         Arg::Level,
         "the controller's log level, or set it (changes no tap)",
     ),
-    spec("stats", "", Arg::Free, "counters and reprogramming times (p50, p99, max)"),
+    spec(
+        "stats",
+        "",
+        Arg::Free,
+        "counters, message and error totals and their rates over a second, queue depths, \
+         reprogramming times (p50, p99, max)",
+    ),
     spec("help", "[command]", Arg::Command, "the commands, or one command's usage"),
     spec("quit", "", Arg::Free, "leave the shell (also: exit, Ctrl-D)"),
 ];

@@ -216,6 +216,22 @@ pub fn resolve_bridge(switches: &Value, arg: &str) -> Result<String, String> {
     }
 }
 
+/// How long `stats` watches the counters to tell their rates.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Per-second rates of the counters that grew from `before` to `after` in `elapsed`, to one
+/// decimal.
+fn rates(before: &Value, after: &Value, elapsed: std::time::Duration) -> Value {
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    let mut out = serde_json::Map::new();
+    for (k, v) in after.as_object().into_iter().flatten() {
+        let (Some(now), Some(then)) = (v.as_u64(), before[k].as_u64()) else { continue };
+        let rate = now.saturating_sub(then) as f64 / secs;
+        out.insert(k.clone(), json!((rate * 10.0).round() / 10.0));
+    }
+    Value::Object(out)
+}
+
 /// The names Tab completes arguments from, out of the API's answers: switches
 /// (`/v1/switches`), the topology (`/v1/topology`), tap flows and tap services.
 pub fn names_from(switches: &Value, topology: &Value, flows: &Value, services: &Value) -> Names {
@@ -287,7 +303,12 @@ pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
             out(t.clone(), render::topology(&t))
         }
         Command::Stats => {
-            let s = client.get("/v1/stats")?;
+            // Two readings a second apart: the totals, and the rates between them.
+            let before = client.get("/v1/stats")?;
+            let start = std::time::Instant::now();
+            std::thread::sleep(RATE_WINDOW);
+            let mut s = client.get("/v1/stats")?;
+            s["rates_per_s"] = rates(&before["messages"], &s["messages"], start.elapsed());
             out(s.clone(), render::stats(&s))
         }
         Command::ShowTaps { tenant } => {
@@ -709,6 +730,14 @@ mod tests {
             "{c}"
         );
         assert_eq!(c["bridge"], "br-int");
+    }
+
+    #[test]
+    fn rates_are_the_growth_per_second() {
+        let before = json!({"openflow_in": 100, "ovsdb_events": 7, "odd": "x"});
+        let after = json!({"openflow_in": 130, "ovsdb_events": 7, "new": 5, "odd": "y"});
+        let r = rates(&before, &after, std::time::Duration::from_millis(2000));
+        assert_eq!(r, json!({"openflow_in": 15.0, "ovsdb_events": 0.0}));
     }
 
     #[test]

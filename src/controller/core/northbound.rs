@@ -711,6 +711,7 @@ impl Core {
                 .iter()
                 .filter_map(|(name, probe)| Some((name.to_string(), json!(probe()?))))
                 .collect::<serde_json::Map<String, Value>>(),
+            "messages": self.metrics.totals(),
             "reprogram_ms": {
                 "count": ms.len(),
                 "p50": q(0.5),
