@@ -114,6 +114,7 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(sample(&text, "periscope_switches_programmed"), Some(2.0), "{text}");
     assert_eq!(sample(&text, "periscope_hypervisors_connected"), Some(2.0), "{text}");
     assert_eq!(sample(&text, "periscope_tap_flows_active"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "periscope_tunnel_ports"), Some(1.0), "vm1's VXLAN port: {text}");
     let flows = sample(&text, &format!("periscope_switch_flows{{dpid=\"{dpid}\"}}"));
     assert!(flows.is_some_and(|n| n >= 3.0), "the pipeline and the copies: {text}");
     let mods = sample(

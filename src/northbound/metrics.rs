@@ -263,6 +263,11 @@ const GAUGES: &[(&str, &str, &str)] = &[
     ("tap_flows_active", "periscope_tap_flows_active", "Tap flows copying from one place or more."),
     ("tenants", "periscope_tenants", "Tenants configured."),
     (
+        "tunnel_ports",
+        "periscope_tunnel_ports",
+        "periscope's tunnel ports for copies, on all bridges.",
+    ),
+    (
         "northbound_writes_pending",
         "periscope_northbound_writes_pending",
         "Northbound writes sent and not yet visible.",

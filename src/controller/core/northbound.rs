@@ -704,6 +704,7 @@ impl Core {
                 .filter(|f| self.flow_status(f)["status"] == "ACTIVE")
                 .count(),
             "tenants": self.nb.state.tenants.len(),
+            "tunnel_ports": crate::policy::tunnels::count_ours(&self.topology),
             "northbound_writes_pending": self.nb.pending.len(),
             "topology_generation": self.topology.generation().0,
             "queues": self
