@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use ovsdb_support::{Client, TempDir};
 use periscope::ovsdb::driver::DriverConfig;
-use periscope::ovsdb::{SessionEvent, TlsConfig, TlsFiles};
+use periscope::ovsdb::SessionEvent;
+use periscope::tls::{TlsConfig, TlsFiles};
 
 fn run(dir: &Path, program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).current_dir(dir).output().expect(program);
