@@ -315,22 +315,19 @@ impl TlsConfig {
 }
 
 /// The client side of HTTPS to the API: checks that the server's certificate chains to a CA
-/// and presents none of its own (the API's callers show a token).
+/// and presents none of its own (the API's callers show a token). Cheap to clone.
 #[derive(Clone)]
-pub struct ApiClientTls {
-    ca_cert: PathBuf,
-    config: Arc<ClientConfig>,
-}
+pub struct ApiClientTls(Arc<(PathBuf, Arc<ClientConfig>)>);
 
 impl fmt::Debug for ApiClientTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiClientTls").field("ca_cert", &self.ca_cert).finish_non_exhaustive()
+        f.debug_struct("ApiClientTls").field("ca_cert", &self.0 .0).finish_non_exhaustive()
     }
 }
 
 impl PartialEq for ApiClientTls {
     fn eq(&self, other: &Self) -> bool {
-        self.ca_cert == other.ca_cert
+        self.0 .0 == other.0 .0
     }
 }
 
@@ -346,12 +343,7 @@ impl ApiClientTls {
                 source,
             })?
             .with_no_client_auth();
-        Ok(ApiClientTls { ca_cert: ca_cert.into(), config: Arc::new(config) })
-    }
-
-    /// The CA file.
-    pub fn ca_cert(&self) -> &Path {
-        &self.ca_cert
+        Ok(ApiClientTls(Arc::new((ca_cert.into(), Arc::new(config)))))
     }
 
     /// Secures a connected blocking socket to `server` (whose name is not checked).
@@ -361,7 +353,7 @@ impl ApiClientTls {
         socket: S,
     ) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, S>> {
         let name = ServerName::IpAddress(server.ip().into());
-        let conn = rustls::ClientConnection::new(self.config.clone(), name)
+        let conn = rustls::ClientConnection::new(self.0 .1.clone(), name)
             .map_err(std::io::Error::other)?;
         Ok(rustls::StreamOwned::new(conn, socket))
     }

@@ -189,7 +189,7 @@ fn a_server_certificate_from_another_ca_is_refused_with_a_clear_error() {
         st.connect_failures.first().map(|(_, e)| e.clone())
     });
     assert!(error.contains(&format!("TLS handshake with {} failed", server.remote())), "{error}");
-    assert!(error.contains("not signed by the CA of --ovsdb-ca-cert"), "{error}");
+    assert!(error.contains("not signed by the CA of --ca-cert"), "{error}");
     // It keeps retrying, and never gets through.
     c.wait_for("a second attempt", Duration::from_secs(20), |st| {
         (st.connect_failures.len() >= 2).then_some(())

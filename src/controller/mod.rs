@@ -144,7 +144,8 @@ impl RunArgs {
             };
             anyhow::bail!("{why}: missing {} FILE", missing.join(" FILE, "));
         }
-        let (Some(key), Some(cert), Some(ca)) = (&self.private_key, &self.certificate, &self.ca_cert)
+        let (Some(key), Some(cert), Some(ca)) =
+            (&self.private_key, &self.certificate, &self.ca_cert)
         else {
             return Ok(None);
         };
@@ -212,8 +213,9 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             listeners.push(tokio::spawn(connect_forever(addr.clone(), tls.clone(), shared)));
             continue;
         }
-        let bound =
-            Bound::bind(addr, tls.as_ref()).await.with_context(|| format!("listening on {addr}"))?;
+        let bound = Bound::bind(addr, tls.as_ref())
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
         // One line per endpoint on stdout, for people and scripts that started us with port 0.
         println!("openflow listening on {}", bound.local());
         listeners.push(tokio::spawn(bound.serve(shared)));
@@ -448,7 +450,10 @@ mod tests {
     fn openflow_over_tls_and_the_https_api_need_the_files() {
         let a = args(&["--openflow", "pssl:0:127.0.0.1"]);
         let e = a.tls().unwrap_err().to_string();
-        assert!(e.starts_with("--openflow pssl:0:127.0.0.1 uses TLS: missing --private-key"), "{e}");
+        assert!(
+            e.starts_with("--openflow pssl:0:127.0.0.1 uses TLS: missing --private-key"),
+            "{e}"
+        );
         let a = args(&["--openflow", "ptcp:0", "--api-tls", "--private-key", "/k.pem"]);
         let e = a.tls().unwrap_err().to_string();
         assert!(e.starts_with("--api-tls uses TLS: missing --certificate FILE"), "{e}");

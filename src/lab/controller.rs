@@ -86,7 +86,9 @@ impl ControllerProcess {
                         openflow.push(addr.trim().to_string());
                     }
                     let api = line.strip_prefix("api listening on http://");
-                    if let Some(addr) = api.or_else(|| line.strip_prefix("api listening on https://")) {
+                    if let Some(addr) =
+                        api.or_else(|| line.strip_prefix("api listening on https://"))
+                    {
                         if let Ok(api) = addr.trim().parse() {
                             let log = log.to_path_buf();
                             return Ok(ControllerProcess {

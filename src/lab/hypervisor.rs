@@ -361,7 +361,8 @@ impl Hypervisor {
                     &format!("UNIX-CONNECT:{}", sock.display()),
                 )?;
                 self.wait_listening(*port)?;
-                let scheme = if matches!(target, ControllerTarget::HostSsl(_)) { "ssl" } else { "tcp" };
+                let scheme =
+                    if matches!(target, ControllerTarget::HostSsl(_)) { "ssl" } else { "tcp" };
                 format!("{scheme}:127.0.0.1:{port}")
             }
         })
@@ -484,16 +485,22 @@ impl Hypervisor {
 
     fn add_db_relayed_remote(&self, scheme: &str, port_in_netns: u16) -> Result<SocketAddr> {
         self.add_db_remote(&format!("{scheme}:{port_in_netns}:127.0.0.1"))?;
+        self.relay_from_host(port_in_netns)
+    }
+
+    /// Makes what listens on `127.0.0.1:<port_in_netns>` inside the hypervisor's namespace
+    /// (ovsdb-server's `ptcp:`/`pssl:` remote, ovs-vswitchd's `set-controller br-int
+    /// pssl:PORT:127.0.0.1`) reachable from the lab process's namespace; returns the address
+    /// there (127.0.0.1 and a free port). Waits until it listens.
+    pub fn relay_from_host(&self, port_in_netns: u16) -> Result<SocketAddr> {
         self.wait_listening(port_in_netns)?;
-        let sock = self.dir.join(format!("db-{scheme}-relay.sock"));
+        let sock = self.dir.join(format!("relay-{port_in_netns}.sock"));
         self.spawn_relay(
             Some(&self.netns),
             &format!("UNIX-LISTEN:{},fork", sock.display()),
             &format!("TCP:127.0.0.1:{port_in_netns}"),
         )?;
-        cmd::wait_for("the OVSDB relay socket", Duration::from_secs(5), || {
-            sock.exists().then_some(())
-        })?;
+        cmd::wait_for("the relay socket", Duration::from_secs(5), || sock.exists().then_some(()))?;
         let port = free_local_port()?;
         self.spawn_relay(
             None,
@@ -501,7 +508,7 @@ impl Hypervisor {
             &format!("UNIX-CONNECT:{}", sock.display()),
         )?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        cmd::wait_for("the OVSDB TCP relay", Duration::from_secs(5), || {
+        cmd::wait_for("the TCP relay", Duration::from_secs(5), || {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
         })?;
         Ok(addr)

@@ -58,8 +58,10 @@ fn ovs_pki(dir: &Path, args: &[&str]) -> Result<()> {
 impl Pki {
     /// Makes a new PKI (two CAs) in `dir`, which is created. Takes a few seconds.
     pub fn new(dir: &Path) -> Result<Pki> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| LabError::Io { what: format!("creating {}", dir.display()), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| LabError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
         ovs_pki(dir, &["init"])?;
         Ok(Pki { dir: dir.into() })
     }

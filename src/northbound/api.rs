@@ -273,7 +273,8 @@ pub async fn serve(
                 let (acceptor, core, log) = (tls.api_acceptor(), core.clone(), log.clone());
                 tokio::spawn(async move {
                     let peer = format!("https:{peer}");
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
                         Ok(Ok(s)) => connection(s, peer, &core, &log),
                         Ok(Err(e)) => info!(log, "API client refused";
                             "error" => %crate::tls::handshake_error(&peer, e)),

@@ -182,7 +182,9 @@ impl Bound {
         match addr {
             ListenAddr::Tcp(a) => Ok(Bound::Tcp(TcpListener::bind(a).await?)),
             ListenAddr::Ssl(a) => {
-                let tls = tls.ok_or_else(|| unusable(addr, "needs --private-key, --certificate and --ca-cert"))?;
+                let tls = tls.ok_or_else(|| {
+                    unusable(addr, "needs --private-key, --certificate and --ca-cert")
+                })?;
                 Ok(Bound::Ssl(TcpListener::bind(a).await?, tls.clone()))
             }
             ListenAddr::Unix(p) => {
@@ -285,14 +287,16 @@ async fn connect(
     let (ListenAddr::ConnectTcp(a) | ListenAddr::ConnectSsl(a)) = addr else {
         return Err(unusable(addr, "is passive: the controller listens there"));
     };
-    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr}: timed out"));
+    let timed_out =
+        || std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr}: timed out"));
     let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(a))
         .await
         .map_err(|_| timed_out())??;
     let _ = s.set_nodelay(true);
     let peer = addr.to_string();
     if let ListenAddr::ConnectSsl(_) = addr {
-        let tls = tls.ok_or_else(|| unusable(addr, "needs --private-key, --certificate and --ca-cert"))?;
+        let tls =
+            tls.ok_or_else(|| unusable(addr, "needs --private-key, --certificate and --ca-cert"))?;
         // The name is only a formality for rustls: the verifier checks the chain alone.
         let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(a.ip().into());
         let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector().connect(name, s))

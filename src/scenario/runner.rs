@@ -36,10 +36,10 @@ use super::spec::{
 use super::traffic::stream::{StreamOutcome, StreamProc, StreamStart};
 use super::traffic::{PingOutcome, PingProc};
 use crate::lab::pki::Pki;
-use crate::tls::ApiClientTls;
 use crate::lab::{
     Collector, ControllerTarget, Hypervisor, HypervisorOptions, Lab, MigrationStep, Vm, VmOptions,
 };
+use crate::tls::ApiClientTls;
 
 /// How to run scenarios.
 #[derive(Debug, Clone)]
@@ -859,7 +859,8 @@ impl<'a> Run<'a> {
                 let api = self.api().ok();
                 let dpid = format!("{:016x}", hv.dpid());
                 let old: BTreeMap<String, String> = api
-                    .as_ref().map(|a| self.switch_peers(a))
+                    .as_ref()
+                    .map(|a| self.switch_peers(a))
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|(d, _)| *d == dpid)

@@ -557,7 +557,7 @@ mod tests {
             assert_eq!(address(&args(Some(a))).ok(), tcp, "{a}");
         }
         let e = address(&args(Some("8080"))).expect_err("no host").to_string();
-        assert!(e.contains("expected IP:PORT, HOST:PORT or unix:PATH"), "{e}");
+        assert!(e.contains("expected IP:PORT, HOST:PORT, https://IP:PORT or unix:PATH"), "{e}");
         // A token file that was named must be there; the default one may be missing.
         assert_eq!(token(&args(None)).ok(), Some(None));
         let mut a = args(None);
