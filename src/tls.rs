@@ -346,15 +346,20 @@ impl ApiClientTls {
         Ok(ApiClientTls(Arc::new((ca_cert.into(), Arc::new(config)))))
     }
 
-    /// Secures a connected blocking socket to `server` (whose name is not checked).
+    /// Secures a connected blocking socket to `server` (whose name is not checked): the
+    /// handshake is done when this returns, and its failure says why (see [`handshake_error`]).
     pub fn connect<S: std::io::Read + std::io::Write>(
         &self,
         server: std::net::SocketAddr,
-        socket: S,
+        mut socket: S,
     ) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, S>> {
         let name = ServerName::IpAddress(server.ip().into());
-        let conn = rustls::ClientConnection::new(self.0 .1.clone(), name)
-            .map_err(std::io::Error::other)?;
+        let failed = |e| handshake_error(&format!("https://{server}"), e);
+        let mut conn = rustls::ClientConnection::new(self.0 .1.clone(), name)
+            .map_err(|e| failed(std::io::Error::other(e)))?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket).map_err(failed)?;
+        }
         Ok(rustls::StreamOwned::new(conn, socket))
     }
 }

@@ -184,6 +184,14 @@ fn a_certificate_from_a_new_ca_is_used_by_new_connections_without_a_restart() {
     let e = with_new_ca("/v1/switches").expect_err("the new CA did not sign the certificate yet");
     assert!(e.to_string().contains("TLS handshake"), "{e}");
 
+    // A certificate written halfway is not taken: the previous files stay in use.
+    std::fs::write(&id.certificate, "-----BEGIN CERTIFICATE-----\nMIIB\n").expect("truncate");
+    let (status, _) = with_old_ca("/v1/switches").expect("the previous certificate still served");
+    assert_eq!(status, 200);
+    wait_for("the refusal of the broken files logged", Duration::from_secs(5), || {
+        ctl.log().contains("TLS files changed but cannot be used: keeping the previous ones")
+    });
+
     // The operator replaces the key and the certificate with ones the new CA signed.
     let reissued = new.controller("controller").expect("new controller identity");
     replace(&reissued.private_key, &id.private_key);

@@ -124,8 +124,7 @@ pub fn request_to(
             s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
             s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
             let s = tls.connect(*a, s).map_err(io)?;
-            exchange(s, &a.to_string(), token, method, path, body)
-                .map_err(|e| io(crate::tls::handshake_error(&addr.to_string(), e)))?
+            exchange(s, &a.to_string(), token, method, path, body).map_err(io)?
         }
     };
     parse_response(&raw).map_err(|reason| HttpError::Response {
