@@ -39,8 +39,8 @@ use tokio_rustls::rustls::crypto::{
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use tokio_rustls::rustls::{
-    self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
-    SignatureScheme,
+    self, AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
+    ServerConfig, SignatureScheme,
 };
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -376,6 +376,11 @@ pub fn handshake_error(remote: &str, e: std::io::Error) -> std::io::Error {
             // they were made in), so the name matched and the signature did not.
             " (the peer's certificate is not signed by the CA of --ca-cert: its issuer has the CA's name but not its key)"
         }
+        Some(rustls::Error::AlertReceived(
+            AlertDescription::UnknownCA
+            | AlertDescription::BadCertificate
+            | AlertDescription::CertificateUnknown,
+        )) => " (the peer does not accept our certificate: is it signed by the CA the peer was given?)",
         _ => "",
     };
     std::io::Error::new(e.kind(), format!("TLS handshake with {remote} failed: {e}{hint}"))

@@ -128,6 +128,9 @@ impl ListenAddr {
     }
 }
 
+/// Why a TLS address cannot be used.
+const NO_TLS: &str = "needs --private-key, --certificate and --ca-cert";
+
 /// Why an address cannot be used as asked.
 fn unusable(addr: &ListenAddr, why: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {why}"))
@@ -182,9 +185,7 @@ impl Bound {
         match addr {
             ListenAddr::Tcp(a) => Ok(Bound::Tcp(TcpListener::bind(a).await?)),
             ListenAddr::Ssl(a) => {
-                let tls = tls.ok_or_else(|| {
-                    unusable(addr, "needs --private-key, --certificate and --ca-cert")
-                })?;
+                let tls = tls.ok_or_else(|| unusable(addr, NO_TLS))?;
                 Ok(Bound::Ssl(TcpListener::bind(a).await?, tls.clone()))
             }
             ListenAddr::Unix(p) => {
@@ -295,8 +296,7 @@ async fn connect(
     let _ = s.set_nodelay(true);
     let peer = addr.to_string();
     if let ListenAddr::ConnectSsl(_) = addr {
-        let tls =
-            tls.ok_or_else(|| unusable(addr, "needs --private-key, --certificate and --ca-cert"))?;
+        let tls = tls.ok_or_else(|| unusable(addr, NO_TLS))?;
         // The name is only a formality for rustls: the verifier checks the chain alone.
         let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(a.ip().into());
         let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector().connect(name, s))
