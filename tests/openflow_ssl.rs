@@ -206,6 +206,17 @@ fn a_certificate_from_a_new_ca_is_used_by_new_connections_without_a_restart() {
     assert!(peers.contains(&(dpid.clone(), before.clone())), "{before} gone: {list}");
     assert!(ctl.log().contains("TLS files changed: new connections use them"), "{}", ctl.log());
 
+    // The shell talks HTTPS too.
+    let out = std::process::Command::new(PERISCOPE)
+        .args(["shell", "--api", &format!("https://{addr}"), "--ca-cert"])
+        .arg(new.controller_ca())
+        .args(["--token", token.as_deref().unwrap_or_default(), "-c", "show switches"])
+        .output()
+        .expect("periscope shell");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(shown.contains(&before), "{shown}");
+
     // A new switch that trusts only the new CA connects over OpenFlow.
     let newcomer = Identity { ca_cert: new.controller_ca(), ..old.switch("newcomer").expect("id") };
     let hv2 = ssl_hypervisor(&lab, "hv2", port, &newcomer);
