@@ -23,3 +23,4 @@ pub mod policy;
 pub mod reconcile;
 pub mod scenario;
 pub mod shell;
+pub mod tls;

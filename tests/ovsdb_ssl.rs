@@ -9,8 +9,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ovsdb_support::{Client, TempDir};
+use periscope::lab::pki::{Identity, Pki};
 use periscope::ovsdb::driver::DriverConfig;
-use periscope::ovsdb::{SessionEvent, TlsConfig, TlsFiles};
+use periscope::ovsdb::SessionEvent;
+use periscope::tls::{TlsConfig, TlsFiles};
 
 fn run(dir: &Path, program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).current_dir(dir).output().expect(program);
@@ -18,34 +20,17 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// An `ovs-pki` PKI with one switch (server) and one controller (client) identity.
-struct Pki {
-    dir: PathBuf,
+/// An `ovs-pki` PKI with the server's (switch) and the controller's identities.
+struct Ids {
+    server: Identity,
+    controller: TlsFiles,
 }
 
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        std::fs::create_dir_all(dir).expect("pki dir");
-        let pki = dir.join("pki").display().to_string();
-        run(dir, "ovs-pki", &[&format!("--dir={pki}"), "init"]);
-        // Relative names: ovs-pki puts the name in the subject's CN, limited to 64 bytes.
-        run(dir, "ovs-pki", &[&format!("--dir={pki}"), "req+sign", "server", "switch"]);
-        run(dir, "ovs-pki", &[&format!("--dir={pki}"), "req+sign", "client", "controller"]);
-        Pki { dir: dir.into() }
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    /// The controller's files: its key and certificate, and the CA that signs switches.
-    fn controller(&self) -> TlsFiles {
-        TlsFiles {
-            private_key: self.file("client-privkey.pem"),
-            certificate: self.file("client-cert.pem"),
-            ca_cert: self.file("pki/switchca/cacert.pem"),
-        }
-    }
+fn pki(dir: &Path) -> Ids {
+    let pki = Pki::new(dir).expect("ovs-pki");
+    let server = pki.switch("server").expect("server identity");
+    let controller = pki.controller("client").expect("controller identity").into();
+    Ids { server, controller }
 }
 
 /// An ovsdb-server of our own with a fresh Open_vSwitch database, serving `punix:` (for
@@ -56,14 +41,14 @@ struct SslServer {
 }
 
 impl SslServer {
-    fn start(dir: &Path, pki: &Pki) -> SslServer {
+    fn start(dir: &Path, id: &Identity) -> SslServer {
         let d = dir.display().to_string();
         run(
             dir,
             "ovsdb-tool",
             &["create", &format!("{d}/conf.db"), "/usr/share/openvswitch/vswitch.ovsschema"],
         );
-        let arg = |flag: &str, name: &str| format!("--{flag}={}", pki.file(name).display());
+        let arg = |flag: &str, path: &Path| format!("--{flag}={}", path.display());
         run(
             dir,
             "ovsdb-server",
@@ -71,9 +56,9 @@ impl SslServer {
                 &format!("{d}/conf.db"),
                 &format!("--remote=punix:{d}/db.sock"),
                 "--remote=pssl:0:127.0.0.1",
-                &arg("private-key", "server-privkey.pem"),
-                &arg("certificate", "server-cert.pem"),
-                &arg("ca-cert", "pki/controllerca/cacert.pem"),
+                &arg("private-key", &id.private_key),
+                &arg("certificate", &id.certificate),
+                &arg("ca-cert", &id.ca_cert),
                 &format!("--unixctl={d}/ovsdb.ctl"),
                 &format!("--pidfile={d}/ovsdb.pid"),
                 &format!("--log-file={d}/ovsdb.log"),
@@ -155,12 +140,12 @@ fn client(files: &TlsFiles) -> Client {
 #[test]
 fn ssl_remote_reaches_the_monitor_and_sees_the_open_vswitch_row() {
     let tmp = TempDir::new("ssl");
-    let pki = Pki::new(&tmp.0.join("ca"));
+    let ids = pki(&tmp.0.join("ca"));
     std::fs::create_dir(tmp.0.join("db")).expect("db dir");
-    let server = SslServer::start(&tmp.0.join("db"), &pki);
+    let server = SslServer::start(&tmp.0.join("db"), &ids.server);
     server.vsctl(&["set", "Open_vSwitch", ".", "external_ids:hostname=ssl-node"]);
 
-    let mut c = client(&pki.controller());
+    let mut c = client(&ids.controller);
     c.add("hv-ssl", &server.remote());
     let hostname = c.wait_for("the Open_vSwitch row over ssl:", Duration::from_secs(20), |st| {
         st.topology.hypervisor(&"hv-ssl".into()).and_then(|h| h.hostname.clone())
@@ -175,20 +160,20 @@ fn ssl_remote_reaches_the_monitor_and_sees_the_open_vswitch_row() {
 #[test]
 fn a_server_certificate_from_another_ca_is_refused_with_a_clear_error() {
     let tmp = TempDir::new("ssl-wrong-ca");
-    let pki = Pki::new(&tmp.0.join("ca"));
-    let other = Pki::new(&tmp.0.join("other-ca"));
+    let ids = pki(&tmp.0.join("ca"));
+    let other = Pki::new(&tmp.0.join("other-ca")).expect("ovs-pki");
     std::fs::create_dir(tmp.0.join("db")).expect("db dir");
-    let server = SslServer::start(&tmp.0.join("db"), &pki);
+    let server = SslServer::start(&tmp.0.join("db"), &ids.server);
 
     // Our own identity is fine for the server; only the CA we check it against is wrong.
-    let files = TlsFiles { ca_cert: other.file("pki/switchca/cacert.pem"), ..pki.controller() };
+    let files = TlsFiles { ca_cert: other.switch_ca(), ..ids.controller };
     let mut c = client(&files);
     c.add("hv-wrong-ca", &server.remote());
     let error = c.wait_for("a refused connection", Duration::from_secs(20), |st| {
         st.connect_failures.first().map(|(_, e)| e.clone())
     });
     assert!(error.contains(&format!("TLS handshake with {} failed", server.remote())), "{error}");
-    assert!(error.contains("not signed by the CA of --ovsdb-ca-cert"), "{error}");
+    assert!(error.contains("not signed by the CA of --ca-cert"), "{error}");
     // It keeps retrying, and never gets through.
     c.wait_for("a second attempt", Duration::from_secs(20), |st| {
         (st.connect_failures.len() >= 2).then_some(())
@@ -200,12 +185,12 @@ fn a_server_certificate_from_another_ca_is_refused_with_a_clear_error() {
 #[test]
 fn pssl_listener_serves_an_ovsdb_server_connecting_over_ssl() {
     let tmp = TempDir::new("pssl");
-    let pki = Pki::new(&tmp.0.join("ca"));
+    let ids = pki(&tmp.0.join("ca"));
     std::fs::create_dir(tmp.0.join("db")).expect("db dir");
-    let server = SslServer::start(&tmp.0.join("db"), &pki);
+    let server = SslServer::start(&tmp.0.join("db"), &ids.server);
     server.vsctl(&["set", "Open_vSwitch", ".", "external_ids:system-id=sys-ssl"]);
 
-    let c = client(&pki.controller());
+    let c = client(&ids.controller);
     let local = c.listen("pssl:0:127.0.0.1");
     assert!(local.starts_with("ssl:127.0.0.1:"), "{local}");
     server.appctl(&["ovsdb-server/add-remote", &local]);

@@ -17,16 +17,18 @@ use crate::log::{logger_with_control, LogFormat, LogLevel};
 use crate::northbound::auth::{KnownToken, Role};
 use crate::northbound::config::Config;
 use crate::northbound::server::{Files, Supervisor};
-use crate::openflow::listener::{Bound, ListenAddr};
+use crate::openflow::listener::{connect_forever, Bound, ListenAddr, Shared};
 use crate::openflow::session::SessionConfig;
 use crate::ovsdb::driver::{spawn_active, DriverConfig, Listener};
 use crate::ovsdb::remote::Remote;
-use crate::ovsdb::tls::{TlsConfig, TlsFiles};
+use crate::tls::{TlsConfig, TlsFiles};
 
 /// Options of `periscope run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Where switches connect: `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
+    /// Where switches connect: `ptcp:PORT[:IP]`, `pssl:PORT[:IP]` or `punix:PATH`; or a
+    /// switch that listens, which the controller connects to: `tcp:IP[:PORT]`,
+    /// `ssl:IP[:PORT]` (repeatable).
     #[arg(long = "openflow", default_value = "ptcp:6653", value_name = "ADDR")]
     pub openflow: Vec<ListenAddr>,
     /// A hypervisor's ovsdb-server: `[NAME=]REMOTE`, where REMOTE is `unix:PATH`,
@@ -35,20 +37,26 @@ pub struct RunArgs {
     /// Repeatable.
     #[arg(long = "ovsdb", value_name = "[NAME=]REMOTE")]
     pub ovsdb: Vec<OvsdbArg>,
-    /// PEM private key for `ssl:`/`pssl:` OVSDB remotes (like ovsdb-server's `--private-key`).
-    #[arg(long, value_name = "FILE")]
-    pub ovsdb_private_key: Option<PathBuf>,
-    /// PEM certificate for `ssl:`/`pssl:` OVSDB remotes, signed by the CA the servers trust
-    /// (like `--certificate`).
-    #[arg(long, value_name = "FILE")]
-    pub ovsdb_certificate: Option<PathBuf>,
-    /// PEM CA certificate that ovsdb-servers' certificates must chain to (like `--ca-cert`).
-    /// Host names and addresses in certificates are not checked, as in Open vSwitch.
-    #[arg(long, value_name = "FILE")]
-    pub ovsdb_ca_cert: Option<PathBuf>,
+    /// PEM private key for every TLS connection: `ssl:`/`pssl:` OpenFlow and OVSDB, the API
+    /// with `--api-tls` (like ovsdb-server's `--private-key`). Reloaded when it changes.
+    #[arg(long, alias = "ovsdb-private-key", value_name = "FILE")]
+    pub private_key: Option<PathBuf>,
+    /// PEM certificate for every TLS connection, signed by the CA the switches and servers
+    /// trust (like `--certificate`). Reloaded when it changes.
+    #[arg(long, alias = "ovsdb-certificate", value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+    /// PEM CA certificate that switches' and ovsdb-servers' certificates must chain to (like
+    /// `--ca-cert`). Host names and addresses in certificates are not checked, as in Open
+    /// vSwitch. Reloaded when it changes.
+    #[arg(long, alias = "ovsdb-ca-cert", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Where the northbound REST API listens (`IP:PORT`).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
     pub api: std::net::SocketAddr,
+    /// Serve the API over HTTPS with `--private-key` and `--certificate` (callers show a
+    /// token, not a certificate).
+    #[arg(long)]
+    pub api_tls: bool,
     /// The northbound database (desired state, tenants, tokens, audit): `unix:PATH`,
     /// `tcp:IP:PORT` or `ssl:IP:PORT` of an ovsdb-server serving `Periscope_Northbound`,
     /// standalone or clustered. Without it, periscope runs its own ovsdb-server on a database
@@ -102,36 +110,48 @@ impl std::str::FromStr for OvsdbArg {
 }
 
 impl RunArgs {
-    /// The TLS configuration of the OVSDB remotes: `None` when no `ssl:`/`pssl:` remote is
-    /// given and no TLS flag either; otherwise all three files, loaded, or an error that names
-    /// the missing flags or the bad file.
-    pub fn ovsdb_tls(&self) -> anyhow::Result<Option<TlsConfig>> {
+    /// What uses TLS, for the error when files are missing: the first `ssl:`/`pssl:`
+    /// endpoint or `--api-tls`.
+    fn tls_user(&self) -> Option<String> {
+        let openflow = self.openflow.iter().find(|a| a.is_tls()).map(|a| format!("--openflow {a}"));
+        let ovsdb = || {
+            self.ovsdb.iter().find(|a| a.remote.is_tls()).map(|a| format!("--ovsdb {}", a.remote))
+        };
+        let nb = || self.nb.as_ref().filter(|r| r.is_tls()).map(|r| format!("--nb {r}"));
+        let api = || self.api_tls.then(|| "--api-tls".to_string());
+        openflow.or_else(ovsdb).or_else(nb).or_else(api)
+    }
+
+    /// The TLS configuration of every management connection: `None` when nothing uses TLS and
+    /// no TLS flag is given; otherwise all three files, loaded, or an error that names the
+    /// missing flags or the bad file.
+    pub fn tls(&self) -> anyhow::Result<Option<TlsConfig>> {
         let flags = [
-            ("--ovsdb-private-key", &self.ovsdb_private_key),
-            ("--ovsdb-certificate", &self.ovsdb_certificate),
-            ("--ovsdb-ca-cert", &self.ovsdb_ca_cert),
+            ("--private-key", &self.private_key),
+            ("--certificate", &self.certificate),
+            ("--ca-cert", &self.ca_cert),
         ];
-        let tls_remote = self.ovsdb.iter().find(|a| a.remote.is_tls());
+        let user = self.tls_user();
         let missing: Vec<&str> =
             flags.iter().filter(|(_, v)| v.is_none()).map(|(f, _)| *f).collect();
-        if tls_remote.is_none() && missing.len() == flags.len() {
+        if user.is_none() && missing.len() == flags.len() {
             return Ok(None);
         }
         if !missing.is_empty() {
-            let why = match tls_remote {
-                Some(a) => format!("--ovsdb {} uses TLS", a.remote),
-                None => "the OVSDB TLS flags go together".to_string(),
+            let why = match user {
+                Some(u) => format!("{u} uses TLS"),
+                None => "the TLS flags go together".to_string(),
             };
             anyhow::bail!("{why}: missing {} FILE", missing.join(" FILE, "));
         }
         let (Some(key), Some(cert), Some(ca)) =
-            (&self.ovsdb_private_key, &self.ovsdb_certificate, &self.ovsdb_ca_cert)
+            (&self.private_key, &self.certificate, &self.ca_cert)
         else {
             return Ok(None);
         };
         let files =
             TlsFiles { private_key: key.clone(), certificate: cert.clone(), ca_cert: ca.clone() };
-        Ok(Some(TlsConfig::load(&files).context("loading the OVSDB TLS files")?))
+        Ok(Some(TlsConfig::load(&files).context("loading the TLS files")?))
     }
 }
 
@@ -174,7 +194,8 @@ const OVSDB_DRAIN: usize = 1024;
 
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let (log, log_level) = logger_with_control(args.log_format, args.log_level);
-    let ovsdb_cfg = DriverConfig { tls: args.ovsdb_tls()?, ..DriverConfig::default() };
+    let tls = args.tls()?.map(|t| t.with_log(log.new(o!("tls" => "files"))));
+    let ovsdb_cfg = DriverConfig { tls: tls.clone(), ..DriverConfig::default() };
     let cfg = SessionConfig {
         echo_interval: Duration::from_secs(args.echo_interval.max(1)),
         echo_timeout: Duration::from_secs(args.echo_timeout.max(1)),
@@ -185,15 +206,19 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let ids = Arc::new(AtomicU64::new(1));
     let mut listeners = Vec::new();
     for addr in &args.openflow {
-        let bound = Bound::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+        let shared =
+            Shared { ids: ids.clone(), cfg: cfg.clone(), events: tx.clone(), log: log.new(o!()) };
+        if !addr.is_passive() {
+            println!("openflow connecting to {addr}");
+            listeners.push(tokio::spawn(connect_forever(addr.clone(), tls.clone(), shared)));
+            continue;
+        }
+        let bound = Bound::bind(addr, tls.as_ref())
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
         // One line per endpoint on stdout, for people and scripts that started us with port 0.
         println!("openflow listening on {}", bound.local());
-        listeners.push(tokio::spawn(bound.serve(
-            ids.clone(),
-            cfg.clone(),
-            tx.clone(),
-            log.new(o!()),
-        )));
+        listeners.push(tokio::spawn(bound.serve(shared)));
     }
     let switch_events = tx.downgrade();
     drop(tx);
@@ -203,7 +228,14 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let api_addr = api.local_addr().context("API address")?;
     let (api_tx, mut api_rx) = mpsc::channel(1024);
     let api_tx_watch = api_tx.downgrade();
-    listeners.push(tokio::spawn(crate::northbound::api::serve(api, api_tx.clone(), log.new(o!()))));
+    let api_tls = if args.api_tls { tls.clone() } else { None };
+    let api_scheme = if api_tls.is_some() { "https" } else { "http" };
+    listeners.push(tokio::spawn(crate::northbound::api::serve(
+        api,
+        api_tls,
+        api_tx.clone(),
+        log.new(o!()),
+    )));
     // The same API on a unix socket beside the operator token, for `periscope shell` on this
     // host. Without it the controller still runs: the shell can use --api.
     let socket = args.data_dir.join("api.sock");
@@ -320,7 +352,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
                     core.handle_nb_event(ev);
                     if !api_announced && core.northbound_ready() {
                         // The API answers from the desired state: ready once that is read.
-                        println!("api listening on http://{api_addr}");
+                        println!("api listening on {api_scheme}://{api_addr}");
                         api_announced = true;
                     }
                 }
@@ -395,23 +427,36 @@ mod tests {
     #[test]
     fn no_tls_remote_and_no_tls_flag_needs_no_tls() {
         let a = args(&["--ovsdb", "tcp:127.0.0.1:6640", "--ovsdb", "punix:/tmp/x.sock"]);
-        assert!(a.ovsdb_tls().expect("no TLS needed").is_none());
+        assert!(a.tls().expect("no TLS needed").is_none());
     }
 
     #[test]
     fn an_ssl_remote_without_the_files_names_the_missing_flags() {
         let a = args(&["--ovsdb", "hv1=ssl:192.0.2.7:6640", "--ovsdb-ca-cert", "/ca.pem"]);
-        let e = a.ovsdb_tls().unwrap_err().to_string();
+        let e = a.tls().unwrap_err().to_string();
         assert!(e.contains("--ovsdb ssl:192.0.2.7:6640 uses TLS"), "{e}");
-        assert!(e.contains("--ovsdb-private-key FILE, --ovsdb-certificate FILE"), "{e}");
-        assert!(!e.contains("--ovsdb-ca-cert"), "{e}");
+        assert!(e.contains("missing --private-key FILE, --certificate FILE"), "{e}");
+        assert!(!e.contains("--ca-cert"), "{e}");
     }
 
     #[test]
     fn tls_flags_without_an_ssl_remote_go_together() {
         let a = args(&["--ovsdb-private-key", "/k.pem"]);
-        let e = a.ovsdb_tls().unwrap_err().to_string();
-        assert!(e.contains("missing --ovsdb-certificate FILE, --ovsdb-ca-cert FILE"), "{e}");
+        let e = a.tls().unwrap_err().to_string();
+        assert!(e.contains("missing --certificate FILE, --ca-cert FILE"), "{e}");
+    }
+
+    #[test]
+    fn openflow_over_tls_and_the_https_api_need_the_files() {
+        let a = args(&["--openflow", "pssl:0:127.0.0.1"]);
+        let e = a.tls().unwrap_err().to_string();
+        assert!(
+            e.starts_with("--openflow pssl:0:127.0.0.1 uses TLS: missing --private-key"),
+            "{e}"
+        );
+        let a = args(&["--openflow", "ptcp:0", "--api-tls", "--private-key", "/k.pem"]);
+        let e = a.tls().unwrap_err().to_string();
+        assert!(e.starts_with("--api-tls uses TLS: missing --certificate FILE"), "{e}");
     }
 
     #[test]
@@ -426,7 +471,7 @@ mod tests {
             "--ovsdb-ca-cert",
             "/nonexistent/periscope-ca.pem",
         ]);
-        let e = format!("{:#}", a.ovsdb_tls().unwrap_err());
+        let e = format!("{:#}", a.tls().unwrap_err());
         assert!(e.contains("/nonexistent/periscope-c.pem"), "{e}");
     }
 }

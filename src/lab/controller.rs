@@ -85,7 +85,10 @@ impl ControllerProcess {
                     if let Some(addr) = line.strip_prefix("openflow listening on ") {
                         openflow.push(addr.trim().to_string());
                     }
-                    if let Some(addr) = line.strip_prefix("api listening on http://") {
+                    let api = line.strip_prefix("api listening on http://");
+                    if let Some(addr) =
+                        api.or_else(|| line.strip_prefix("api listening on https://"))
+                    {
                         if let Ok(api) = addr.trim().parse() {
                             let log = log.to_path_buf();
                             return Ok(ControllerProcess {

@@ -20,6 +20,8 @@ const VSCTL_TIMEOUT_S: u32 = 20;
 
 /// The port ovsdb-server's extra TCP remote listens on inside the hypervisor's own namespace.
 const DB_TCP_PORT_IN_NETNS: u16 = 6640;
+/// The `pssl:` port of ovsdb-server inside a hypervisor's namespace.
+const DB_SSL_PORT_IN_NETNS: u16 = 6641;
 
 /// What `br-int` does without a controller (`fail_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,6 +55,9 @@ pub enum ControllerTarget {
     /// ovs-vswitchd connects to `tcp:127.0.0.1:<port>` in its namespace, where a `socat` relay
     /// carries the connection through a unix socket to ours.
     HostTcp(u16),
+    /// The same relay as [`ControllerTarget::HostTcp`], with ovs-vswitchd connecting to
+    /// `ssl:127.0.0.1:<port>` (after [`Hypervisor::set_ssl`]); TLS passes the relays untouched.
+    HostSsl(u16),
     /// Any target string, passed to `set-controller` verbatim (seen from the hypervisor's netns).
     Raw(String),
 }
@@ -223,6 +228,12 @@ impl Hypervisor {
             .arg(format!("--unixctl={}", d.join("ovsdb.ctl").display()))
             .arg(format!("--pidfile={}", d.join("ovsdb.pid").display()))
             .arg(format!("--log-file={}", d.join("ovsdb.log").display()))
+            // TLS for `pssl:` remotes from the SSL row that `set-ssl` writes, as ovs-ctl does.
+            .args([
+                "--private-key=db:Open_vSwitch,SSL,private_key",
+                "--certificate=db:Open_vSwitch,SSL,certificate",
+                "--ca-cert=db:Open_vSwitch,SSL,ca_cert",
+            ])
             .arg("--detach")
             .run_detaching(&d.join("ovsdb.stderr"))
     }
@@ -332,7 +343,7 @@ impl Hypervisor {
                 format!("unix:{}", link.display())
             }
             ControllerTarget::Raw(s) => s.clone(),
-            ControllerTarget::HostTcp(port) => {
+            ControllerTarget::HostTcp(port) | ControllerTarget::HostSsl(port) => {
                 let sock = self.dir.join(format!("ctl-relay-{port}.sock"));
                 // In our namespace: unix socket -> the controller's TCP port.
                 self.spawn_relay(
@@ -350,7 +361,9 @@ impl Hypervisor {
                     &format!("UNIX-CONNECT:{}", sock.display()),
                 )?;
                 self.wait_listening(*port)?;
-                format!("tcp:127.0.0.1:{port}")
+                let scheme =
+                    if matches!(target, ControllerTarget::HostSsl(_)) { "ssl" } else { "tcp" };
+                format!("{scheme}:127.0.0.1:{port}")
             }
         })
     }
@@ -454,17 +467,40 @@ impl Hypervisor {
     /// Adds a TCP remote to ovsdb-server and makes it reachable from the lab process's namespace;
     /// returns the address there (127.0.0.1 and a free port).
     pub fn add_db_tcp_remote(&self) -> Result<SocketAddr> {
-        self.add_db_remote(&format!("ptcp:{DB_TCP_PORT_IN_NETNS}:127.0.0.1"))?;
-        self.wait_listening(DB_TCP_PORT_IN_NETNS)?;
-        let sock = self.dir.join("db-tcp-relay.sock");
+        self.add_db_relayed_remote("ptcp", DB_TCP_PORT_IN_NETNS)
+    }
+
+    /// Like [`Hypervisor::add_db_tcp_remote`] with a `pssl:` remote (after
+    /// [`Hypervisor::set_ssl`]): the controller connects to `ssl:<the address returned>`.
+    pub fn add_db_ssl_remote(&self) -> Result<SocketAddr> {
+        self.add_db_relayed_remote("pssl", DB_SSL_PORT_IN_NETNS)
+    }
+
+    /// Sets the TLS files of ovs-vswitchd (for `ssl:` controllers) and ovsdb-server (for
+    /// `pssl:` remotes): `ovs-vsctl set-ssl KEY CERT CA`.
+    pub fn set_ssl(&self, key: &Path, certificate: &Path, ca_cert: &Path) -> Result<()> {
+        let [k, c, ca] = [key, certificate, ca_cert].map(|p| p.display().to_string());
+        self.vsctl(&["set-ssl", &k, &c, &ca]).map(|_| ())
+    }
+
+    fn add_db_relayed_remote(&self, scheme: &str, port_in_netns: u16) -> Result<SocketAddr> {
+        self.add_db_remote(&format!("{scheme}:{port_in_netns}:127.0.0.1"))?;
+        self.relay_from_host(port_in_netns)
+    }
+
+    /// Makes what listens on `127.0.0.1:<port_in_netns>` inside the hypervisor's namespace
+    /// (ovsdb-server's `ptcp:`/`pssl:` remote, ovs-vswitchd's `set-controller br-int
+    /// pssl:PORT:127.0.0.1`) reachable from the lab process's namespace; returns the address
+    /// there (127.0.0.1 and a free port). Waits until it listens.
+    pub fn relay_from_host(&self, port_in_netns: u16) -> Result<SocketAddr> {
+        self.wait_listening(port_in_netns)?;
+        let sock = self.dir.join(format!("relay-{port_in_netns}.sock"));
         self.spawn_relay(
             Some(&self.netns),
             &format!("UNIX-LISTEN:{},fork", sock.display()),
-            &format!("TCP:127.0.0.1:{DB_TCP_PORT_IN_NETNS}"),
+            &format!("TCP:127.0.0.1:{port_in_netns}"),
         )?;
-        cmd::wait_for("the OVSDB relay socket", Duration::from_secs(5), || {
-            sock.exists().then_some(())
-        })?;
+        cmd::wait_for("the relay socket", Duration::from_secs(5), || sock.exists().then_some(()))?;
         let port = free_local_port()?;
         self.spawn_relay(
             None,
@@ -472,7 +508,7 @@ impl Hypervisor {
             &format!("UNIX-CONNECT:{}", sock.display()),
         )?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        cmd::wait_for("the OVSDB TCP relay", Duration::from_secs(5), || {
+        cmd::wait_for("the TCP relay", Duration::from_secs(5), || {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
         })?;
         Ok(addr)

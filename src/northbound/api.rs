@@ -18,6 +18,7 @@ use periscope_codec::openflow::{Dpid, Match};
 
 use super::auth::TokenHash;
 use super::model::{TapFlowId, TapServiceId};
+use crate::tls::TlsConfig;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
@@ -253,18 +254,42 @@ impl ApiReply {
 /// A call on its way to the core, with where to answer.
 pub type Envelope = (ApiRequest, oneshot::Sender<ApiReply>);
 
-/// Serves the API on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, core: mpsc::Sender<Envelope>, log: Logger) {
+/// Serves the API on `listener` until the task is dropped; over HTTPS with `tls` (whose files
+/// are reloaded when they change; callers show a token, not a certificate).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsConfig>,
+    core: mpsc::Sender<Envelope>,
+    log: Logger,
+) {
     if let Ok(a) = listener.local_addr() {
-        info!(log, "API listening"; "on" => %a);
+        info!(log, "API listening"; "on" => %a, "https" => tls.is_some());
     }
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => connection(stream, peer.to_string(), &core, &log),
-            Err(e) => accept_failed(&log, e).await,
+        match (listener.accept().await, &tls) {
+            (Ok((stream, peer)), None) => connection(stream, peer.to_string(), &core, &log),
+            (Ok((stream, peer)), Some(tls)) => {
+                // The handshake runs in a task of its own: a slow client holds up no other.
+                let (acceptor, core, log) = (tls.api_acceptor(), core.clone(), log.clone());
+                tokio::spawn(async move {
+                    let peer = format!("https:{peer}");
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(s)) => connection(s, peer, &core, &log),
+                        Ok(Err(e)) => info!(log, "API client refused";
+                            "error" => %crate::tls::handshake_error(&peer, e)),
+                        Err(_) => info!(log, "API client refused";
+                            "peer" => peer, "error" => "TLS handshake timed out"),
+                    }
+                });
+            }
+            (Err(e), _) => accept_failed(&log, e).await,
         }
     }
 }
+
+/// How long an API client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves the API on a unix socket (the same calls and tokens as over TCP) until the task is
 /// dropped.

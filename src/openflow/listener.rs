@@ -1,5 +1,8 @@
-//! Passive OpenFlow endpoints, written the way Open vSwitch writes them: `ptcp:PORT[:IP]` and
-//! `punix:PATH`. Each accepted connection gets its own driver task.
+//! OpenFlow endpoints, written the way Open vSwitch writes them: passive `ptcp:PORT[:IP]`,
+//! `pssl:PORT[:IP]` and `punix:PATH`, where switches connect (`ovs-vsctl set-controller br
+//! tcp:IP:PORT`), and active `tcp:IP[:PORT]` and `ssl:IP[:PORT]`, where the controller connects
+//! to a switch listening for it (`ovs-vsctl set-controller br ptcp:PORT`). Each connection gets
+//! its own driver task; over TLS, both ends show a certificate signed by the other's CA.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -7,24 +10,67 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use slog::{info, warn, Logger};
-use tokio::net::{TcpListener, UnixListener};
+use slog::{info, o, warn, Logger};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::mpsc;
 
 use super::driver::{drive, ConnId, SwitchEvent};
 use super::session::SessionConfig;
+use crate::tls::{handshake_error, TlsConfig};
 
 /// The IANA port for OpenFlow.
 pub const OPENFLOW_PORT: u16 = 6653;
+/// How long a TCP connect or a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first and the longest wait between attempts to reach a listening switch.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(8));
 
-/// Where to listen for switches.
+/// Where the controller meets switches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
-    /// `ptcp:PORT[:IP]` (or a bare `IP:PORT`).
+    /// `ptcp:PORT[:IP]` (or a bare `IP:PORT`): switches connect to us.
     Tcp(SocketAddr),
+    /// `pssl:PORT[:IP]`: switches connect to us over TLS.
+    Ssl(SocketAddr),
     /// `punix:PATH`.
     Unix(PathBuf),
+    /// `tcp:IP[:PORT]`: we connect to a switch that listens (`set-controller br ptcp:PORT`).
+    ConnectTcp(SocketAddr),
+    /// `ssl:IP[:PORT]`: we connect to a switch that listens over TLS (`pssl:PORT`).
+    ConnectSsl(SocketAddr),
+}
+
+/// `PORT[:IP]` of a passive address (`0.0.0.0` and 6653 when left out).
+fn port_ip(s: &str, rest: &str) -> Result<SocketAddr, String> {
+    let (port, ip) = match rest.split_once(':') {
+        Some((p, ip)) => (p, ip.trim_start_matches('[').trim_end_matches(']')),
+        None => (rest, ""),
+    };
+    let port: u16 = if port.is_empty() {
+        OPENFLOW_PORT
+    } else {
+        port.parse().map_err(|_| format!("{s:?}: bad port {port:?}; expected 0-65535"))?
+    };
+    let ip: IpAddr = if ip.is_empty() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        ip.parse().map_err(|_| format!("{s:?}: bad IP address {ip:?}"))?
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// `IP[:PORT]` of an active address (6653 when left out; IPv6 in brackets with a port).
+fn ip_port(s: &str, rest: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = rest.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip = rest.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, OPENFLOW_PORT))
+        .map_err(|_| format!("{s:?}: expected IP[:PORT], got {rest:?}"))
 }
 
 impl FromStr for ListenAddr {
@@ -38,25 +84,23 @@ impl FromStr for ListenAddr {
             return Ok(ListenAddr::Unix(PathBuf::from(path)));
         }
         if let Some(rest) = s.strip_prefix("ptcp:") {
-            let (port, ip) = match rest.split_once(':') {
-                Some((p, ip)) => (p, ip.trim_start_matches('[').trim_end_matches(']')),
-                None => (rest, ""),
-            };
-            let port: u16 = if port.is_empty() {
-                OPENFLOW_PORT
-            } else {
-                port.parse().map_err(|_| format!("{s:?}: bad port {port:?}; expected 0-65535"))?
-            };
-            let ip: IpAddr = if ip.is_empty() {
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-            } else {
-                ip.parse().map_err(|_| format!("{s:?}: bad IP address {ip:?}"))?
-            };
-            return Ok(ListenAddr::Tcp(SocketAddr::new(ip, port)));
+            return port_ip(s, rest).map(ListenAddr::Tcp);
         }
-        s.parse::<SocketAddr>()
-            .map(ListenAddr::Tcp)
-            .map_err(|_| format!("{s:?}: expected ptcp:PORT[:IP], punix:PATH or IP:PORT"))
+        if let Some(rest) = s.strip_prefix("pssl:") {
+            return port_ip(s, rest).map(ListenAddr::Ssl);
+        }
+        if let Some(rest) = s.strip_prefix("tcp:") {
+            return ip_port(s, rest).map(ListenAddr::ConnectTcp);
+        }
+        if let Some(rest) = s.strip_prefix("ssl:") {
+            return ip_port(s, rest).map(ListenAddr::ConnectSsl);
+        }
+        s.parse::<SocketAddr>().map(ListenAddr::Tcp).map_err(|_| {
+            format!(
+                "{s:?}: expected ptcp:PORT[:IP], pssl:PORT[:IP], punix:PATH, IP:PORT, \
+                 tcp:IP[:PORT] or ssl:IP[:PORT]"
+            )
+        })
     }
 }
 
@@ -64,8 +108,63 @@ impl fmt::Display for ListenAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ListenAddr::Tcp(a) => write!(f, "ptcp:{}:{}", a.port(), a.ip()),
+            ListenAddr::Ssl(a) => write!(f, "pssl:{}:{}", a.port(), a.ip()),
             ListenAddr::Unix(p) => write!(f, "punix:{}", p.display()),
+            ListenAddr::ConnectTcp(a) => write!(f, "tcp:{a}"),
+            ListenAddr::ConnectSsl(a) => write!(f, "ssl:{a}"),
         }
+    }
+}
+
+impl ListenAddr {
+    /// Whether the connections are secured with TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ListenAddr::Ssl(_) | ListenAddr::ConnectSsl(_))
+    }
+
+    /// Whether switches connect to us (rather than we to a switch).
+    pub fn is_passive(&self) -> bool {
+        matches!(self, ListenAddr::Tcp(_) | ListenAddr::Ssl(_) | ListenAddr::Unix(_))
+    }
+}
+
+/// Why a TLS address cannot be used.
+const NO_TLS: &str = "needs --private-key, --certificate and --ca-cert";
+
+/// Why an address cannot be used as asked.
+fn unusable(addr: &ListenAddr, why: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {why}"))
+}
+
+/// What every connection of one endpoint shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// Numbers the connections of the whole process.
+    pub ids: Arc<AtomicU64>,
+    /// The session settings.
+    pub cfg: SessionConfig,
+    /// Where the drivers' events go.
+    pub events: mpsc::Sender<(ConnId, SwitchEvent)>,
+    /// The log.
+    pub log: Logger,
+}
+
+impl Shared {
+    /// Runs one connection, numbered now and named by `peer`, until it closes.
+    async fn run<S>(self, stream: S, peer: impl FnOnce(ConnId) -> String)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
+        drive(stream, conn, peer(conn), self.cfg, self.events, self.log).await;
+    }
+
+    /// Runs one connection in a task of its own.
+    fn spawn<S>(&self, stream: S, peer: impl FnOnce(ConnId) -> String + Send + 'static)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        tokio::spawn(self.clone().run(stream, peer));
     }
 }
 
@@ -73,65 +172,142 @@ impl fmt::Display for ListenAddr {
 pub enum Bound {
     /// TCP.
     Tcp(TcpListener),
+    /// TCP, each connection secured with TLS before its driver starts.
+    Ssl(TcpListener, TlsConfig),
     /// Unix socket, with its path (removed when the listener goes away).
     Unix(UnixListener, PathBuf),
 }
 
 impl Bound {
-    /// Binds the address. A stale unix socket file left by a dead process is replaced.
-    pub async fn bind(addr: &ListenAddr) -> std::io::Result<Bound> {
+    /// Binds a passive address (`pssl:` needs `tls`). A stale unix socket file left by a dead
+    /// process is replaced.
+    pub async fn bind(addr: &ListenAddr, tls: Option<&TlsConfig>) -> std::io::Result<Bound> {
         match addr {
             ListenAddr::Tcp(a) => Ok(Bound::Tcp(TcpListener::bind(a).await?)),
+            ListenAddr::Ssl(a) => {
+                let tls = tls.ok_or_else(|| unusable(addr, NO_TLS))?;
+                Ok(Bound::Ssl(TcpListener::bind(a).await?, tls.clone()))
+            }
             ListenAddr::Unix(p) => {
                 if p.exists() && std::os::unix::net::UnixStream::connect(p).is_err() {
                     std::fs::remove_file(p)?;
                 }
                 Ok(Bound::Unix(UnixListener::bind(p)?, p.clone()))
             }
+            ListenAddr::ConnectTcp(_) | ListenAddr::ConnectSsl(_) => {
+                Err(unusable(addr, "is active: the controller connects there, it cannot listen"))
+            }
         }
     }
 
-    /// The address actually bound (with the real port when 0 was asked for).
+    /// The address actually bound (with the real port when 0 was asked for), as a switch's
+    /// `set-controller` takes it.
     pub fn local(&self) -> String {
         match self {
-            Bound::Tcp(l) => match l.local_addr() {
-                Ok(a) => format!("tcp:{a}"),
-                Err(_) => "tcp:?".into(),
-            },
+            Bound::Tcp(l) | Bound::Ssl(l, _) => {
+                let scheme = if matches!(self, Bound::Ssl(..)) { "ssl" } else { "tcp" };
+                match l.local_addr() {
+                    Ok(a) => format!("{scheme}:{a}"),
+                    Err(_) => format!("{scheme}:?"),
+                }
+            }
             Bound::Unix(_, p) => format!("unix:{}", p.display()),
         }
     }
 
-    /// Accepts connections forever, spawning a driver for each.
-    pub async fn serve(
-        self,
-        ids: Arc<AtomicU64>,
-        cfg: SessionConfig,
-        events: mpsc::Sender<(ConnId, SwitchEvent)>,
-        log: Logger,
-    ) {
+    /// Accepts connections forever, spawning a driver for each. Over TLS the handshake runs in
+    /// a task of its own (a slow client holds up no other), and a refused one is logged with
+    /// why.
+    pub async fn serve(self, shared: Shared) {
+        let log = shared.log.clone();
         info!(log, "listening for OpenFlow switches"; "on" => self.local());
         loop {
-            let conn = ConnId(ids.fetch_add(1, Ordering::Relaxed));
-            let (cfg, events, log) = (cfg.clone(), events.clone(), log.clone());
             match &self {
                 Bound::Tcp(l) => match l.accept().await {
                     Ok((s, peer)) => {
                         let _ = s.set_nodelay(true);
-                        tokio::spawn(drive(s, conn, format!("tcp:{peer}"), cfg, events, log));
+                        shared.spawn(s, move |_| format!("tcp:{peer}"));
+                    }
+                    Err(e) => accept_failed(&log, e).await,
+                },
+                Bound::Ssl(l, tls) => match l.accept().await {
+                    Ok((s, peer)) => {
+                        let _ = s.set_nodelay(true);
+                        let peer = format!("ssl:{peer}");
+                        let (shared, acceptor) = (shared.clone(), tls.acceptor());
+                        tokio::spawn(async move {
+                            let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s));
+                            match hs.await {
+                                Ok(Ok(s)) => shared.run(s, |_| peer).await,
+                                Ok(Err(e)) => warn!(shared.log, "switch refused";
+                                    "peer" => &peer, "error" => %handshake_error(&peer, e)),
+                                Err(_) => warn!(shared.log, "switch refused";
+                                    "peer" => &peer, "error" => "TLS handshake timed out"),
+                            }
+                        });
                     }
                     Err(e) => accept_failed(&log, e).await,
                 },
                 Bound::Unix(l, p) => match l.accept().await {
                     Ok((s, _)) => {
-                        let peer = format!("unix:{}#{}", p.display(), conn.0);
-                        tokio::spawn(drive(s, conn, peer, cfg, events, log));
+                        let path = p.display().to_string();
+                        shared.spawn(s, move |conn| format!("unix:{path}#{}", conn.0));
                     }
                     Err(e) => accept_failed(&log, e).await,
                 },
             }
         }
     }
+}
+
+/// Connects to a listening switch (`tcp:` or `ssl:`) and runs its connection; when it ends or
+/// cannot be made, tries again after a backoff that doubles up to 8 s (and starts over once a
+/// connection was made). Runs until the task is dropped.
+pub async fn connect_forever(addr: ListenAddr, tls: Option<TlsConfig>, shared: Shared) {
+    let log = shared.log.new(o!("switch" => addr.to_string()));
+    info!(log, "connecting to an OpenFlow switch");
+    let mut delay = BACKOFF.0;
+    loop {
+        match connect(&addr, tls.as_ref(), &shared).await {
+            Ok(()) => delay = BACKOFF.0,
+            Err(e) => {
+                warn!(log, "cannot reach the switch"; "error" => %e, "retry_in_ms" => delay.as_millis());
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(BACKOFF.1);
+    }
+}
+
+/// One connection to a listening switch, run until it closes.
+async fn connect(
+    addr: &ListenAddr,
+    tls: Option<&TlsConfig>,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    let (ListenAddr::ConnectTcp(a) | ListenAddr::ConnectSsl(a)) = addr else {
+        return Err(unusable(addr, "is passive: the controller listens there"));
+    };
+    let timed_out =
+        || std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr}: timed out"));
+    let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(a))
+        .await
+        .map_err(|_| timed_out())??;
+    let _ = s.set_nodelay(true);
+    let peer = addr.to_string();
+    if let ListenAddr::ConnectSsl(_) = addr {
+        let tls = tls.ok_or_else(|| unusable(addr, NO_TLS))?;
+        // The name is only a formality for rustls: the verifier checks the chain alone.
+        let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(a.ip().into());
+        let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector().connect(name, s))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| handshake_error(&peer, e))?;
+        shared.clone().run(s, |_| peer).await;
+    } else {
+        shared.clone().run(s, |_| peer).await;
+    }
+    Ok(())
 }
 
 impl Drop for Bound {
@@ -172,6 +348,20 @@ mod tests {
         );
         let e = "ptcp:http".parse::<ListenAddr>().unwrap_err();
         assert!(e.contains("bad port \"http\""), "{e}");
-        assert!("tcp:1.2.3.4".parse::<ListenAddr>().is_err());
+        assert_eq!(
+            "pssl:0:127.0.0.1".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Ssl("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(
+            "ssl:192.0.2.7".parse::<ListenAddr>().unwrap(),
+            ListenAddr::ConnectSsl("192.0.2.7:6653".parse().unwrap())
+        );
+        assert_eq!(
+            "tcp:192.0.2.7:6633".parse::<ListenAddr>().unwrap(),
+            ListenAddr::ConnectTcp("192.0.2.7:6633".parse().unwrap())
+        );
+        let e = "ssl:host:6653".parse::<ListenAddr>().unwrap_err();
+        assert!(e.contains("expected IP[:PORT]"), "{e}");
+        assert!("tcp:".parse::<ListenAddr>().is_err());
     }
 }

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use super::remote::Remote;
 use super::session::{LockOp, Phase, RequestId, Session, SessionConfig, SessionEvent, TxnError};
-use super::tls::{handshake_error, TlsConfig};
+use crate::tls::{handshake_error, TlsConfig};
 
 /// Capacity of a hypervisor's command queue.
 pub const COMMAND_QUEUE: usize = 64;

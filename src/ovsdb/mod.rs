@@ -1,12 +1,11 @@
 //! OVSDB: the controller's client of every hypervisor's ovsdb-server. [`remote`] parses where
 //! to reach them, [`session`] is the sans-IO protocol (handshake, monitor, resume, echo,
-//! transactions, locks), [`translate`] turns replicated rows into topology changes, [`tls`]
-//! secures `ssl:`/`pssl:` remotes, and [`driver`] moves bytes between sockets and sessions.
+//! transactions, locks), [`translate`] turns replicated rows into topology changes, and
+//! [`driver`] moves bytes between sockets and sessions (over TLS with [`crate::tls`]).
 
 pub mod driver;
 pub mod remote;
 pub mod session;
-pub mod tls;
 pub mod translate;
 
 pub use remote::{Remote, RemoteError};
@@ -14,4 +13,3 @@ pub use session::{
     CloseReason, LockOp, MonitorMethod, Phase, ProtocolError, RequestId, Session, SessionConfig,
     SessionEvent, TxnError,
 };
-pub use tls::{TlsConfig, TlsError, TlsFiles};

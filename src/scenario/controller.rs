@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use super::http::Endpoint;
 use super::traffic::signal;
+use crate::lab::pki::Identity;
+use crate::tls::ApiClientTls;
 
 /// How long the controller may take to print its addresses.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -36,6 +39,9 @@ pub struct ControllerConfig {
     pub log_level: String,
     /// `--data-dir`: kept across restarts, so the northbound database is too.
     pub data_dir: PathBuf,
+    /// TLS: the controller's files (`--private-key`, `--certificate`, `--ca-cert`), the API
+    /// over HTTPS (`--api-tls`) and how to check its certificate.
+    pub tls: Option<(Identity, ApiClientTls)>,
 }
 
 impl ControllerConfig {
@@ -55,6 +61,11 @@ impl ControllerConfig {
         a.push(self.log_level.clone().into());
         a.push("--data-dir".into());
         a.push(self.data_dir.clone().into());
+        if let Some((id, _)) = &self.tls {
+            a.extend(["--private-key".into(), id.private_key.clone().into()]);
+            a.extend(["--certificate".into(), id.certificate.clone().into()]);
+            a.extend(["--ca-cert".into(), id.ca_cert.clone().into(), "--api-tls".into()]);
+        }
         a
     }
 }
@@ -77,7 +88,7 @@ pub struct ControllerProc {
     /// The operator's token, read from the file the controller names.
     pub token: Option<String>,
     /// Where its REST API listens.
-    pub api: SocketAddr,
+    pub api: Endpoint,
     /// The OpenFlow endpoints it printed.
     pub openflow: Vec<String>,
 }
@@ -113,7 +124,7 @@ impl ControllerProc {
             child,
             data_dir: cfg.data_dir.clone(),
             token: None,
-            api: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api: Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
             openflow: Vec::new(),
         };
         let start = Instant::now();
@@ -126,11 +137,19 @@ impl ControllerProc {
                             std::fs::read_to_string(path.trim()).ok().map(|t| t.trim().to_string());
                     } else if let Some(ep) = line.strip_prefix("openflow listening on ") {
                         proc.openflow.push(ep.trim().to_string());
-                    } else if let Some(a) = line.strip_prefix("api listening on http://") {
-                        proc.api = a
-                            .trim()
-                            .parse()
-                            .with_context(|| format!("controller printed {line:?}"))?;
+                    } else if let Some(a) = line.strip_prefix("api listening on ") {
+                        let (https, a) = match a.trim().split_once("://") {
+                            Some(("https", a)) => (true, a),
+                            Some((_, a)) => (false, a),
+                            None => (false, a),
+                        };
+                        let addr: SocketAddr =
+                            a.parse().with_context(|| format!("controller printed {line:?}"))?;
+                        proc.api = match (&cfg.tls, https) {
+                            (Some((_, tls)), true) => Endpoint::Https(addr, tls.clone()),
+                            (None, true) => bail!("the controller serves HTTPS, unasked: {line:?}"),
+                            (_, false) => Endpoint::Tcp(addr),
+                        };
                         return Ok(proc);
                     }
                 }

@@ -1,6 +1,6 @@
-//! A tiny blocking HTTP/1.1 client for the controller's JSON API, over TCP or the controller's
-//! unix socket: one request per connection (`Connection: close`), a bounded response, nothing
-//! else.
+//! A tiny blocking HTTP/1.1 client for the controller's JSON API, over TCP, HTTPS or the
+//! controller's unix socket: one request per connection (`Connection: close`), a bounded
+//! response, nothing else.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::tls::ApiClientTls;
 
 /// Largest response accepted.
 const MAX_RESPONSE: u64 = 16 << 20;
@@ -23,6 +25,8 @@ pub enum Endpoint {
     Tcp(SocketAddr),
     /// A unix socket (`run` listens on `DATA_DIR/api.sock`).
     Unix(PathBuf),
+    /// `IP:PORT` over HTTPS (`run --api-tls`), the server's certificate checked against a CA.
+    Https(SocketAddr, ApiClientTls),
 }
 
 impl fmt::Display for Endpoint {
@@ -30,6 +34,7 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Tcp(a) => write!(f, "{a}"),
             Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+            Endpoint::Https(a, _) => write!(f, "https://{a}"),
         }
     }
 }
@@ -113,6 +118,13 @@ pub fn request_to(
             s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
             s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
             exchange(s, "localhost", token, method, path, body).map_err(io)?
+        }
+        Endpoint::Https(a, tls) => {
+            let s = TcpStream::connect_timeout(a, TIMEOUT).map_err(io)?;
+            s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+            s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+            let s = tls.connect(*a, s).map_err(io)?;
+            exchange(s, &a.to_string(), token, method, path, body).map_err(io)?
         }
     };
     parse_response(&raw).map_err(|reason| HttpError::Response {

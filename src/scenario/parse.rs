@@ -103,8 +103,9 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let controller = match sec.opt_str("controller")?.as_deref() {
             None | Some("unix") => Transport::Unix,
             Some("tcp") => Transport::Tcp,
+            Some("ssl") => Transport::Ssl,
             Some(_) => {
-                return Err(sec.bad("controller", "\"unix\" or \"tcp\""));
+                return Err(sec.bad("controller", "\"unix\", \"tcp\" or \"ssl\""));
             }
         };
         sec.finish()?;
@@ -1294,6 +1295,7 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Transport::Unix => "unix",
             Transport::Tcp => "tcp",
+            Transport::Ssl => "ssl",
         })
     }
 }

@@ -35,9 +35,11 @@ use super::spec::{
 };
 use super::traffic::stream::{StreamOutcome, StreamProc, StreamStart};
 use super::traffic::{PingOutcome, PingProc};
+use crate::lab::pki::Pki;
 use crate::lab::{
     Collector, ControllerTarget, Hypervisor, HypervisorOptions, Lab, MigrationStep, Vm, VmOptions,
 };
+use crate::tls::ApiClientTls;
 
 /// How to run scenarios.
 #[derive(Debug, Clone)]
@@ -300,8 +302,20 @@ impl<'a> Run<'a> {
         let of_dir = self.lab.dir().join("controller");
         std::fs::create_dir_all(&of_dir).context("creating the controller directory")?;
         let unix_sock = of_dir.join("of.sock");
-        let tcp_port = if spec.hypervisors.iter().any(|h| h.controller == Transport::Tcp) {
+        let uses = |t: Transport| spec.hypervisors.iter().any(|h| h.controller == t);
+        let tcp_port = if uses(Transport::Tcp) {
             Some(free_port().context("finding a free port for OpenFlow")?)
+        } else {
+            None
+        };
+        let ssl = if uses(Transport::Ssl) {
+            let port = free_port().context("finding a free port for OpenFlow over TLS")?;
+            let pki = Pki::new(&self.lab.dir().join("pki")).context("making the PKI")?;
+            let controller = pki.controller("controller")?;
+            let switch = pki.switch("switch")?;
+            let api = ApiClientTls::load(&pki.controller_ca())?;
+            self.progress.say(&format!("PKI made with ovs-pki in {}", pki.dir().display()));
+            Some((port, controller, switch, api))
         } else {
             None
         };
@@ -320,6 +334,16 @@ impl<'a> Run<'a> {
                     ControllerTarget::HostTcp(port)
                 }
                 (Transport::Tcp, Some(p)) => ControllerTarget::HostTcp(p),
+                (Transport::Ssl, _) => match (&ssl, relayed) {
+                    (Some((p, ..)), true) => {
+                        let r = LinkRelay::start_tcp((Ipv4Addr::LOCALHOST, *p).into())?;
+                        let port = r.port();
+                        links.openflow = Some(r);
+                        ControllerTarget::HostSsl(port)
+                    }
+                    (Some((p, ..)), false) => ControllerTarget::HostSsl(*p),
+                    (None, _) => bail!("no PKI for hypervisor {}", h.name),
+                },
                 _ if relayed => {
                     let front = of_dir.join(format!("{}-of.sock", h.name));
                     let r = LinkRelay::start(
@@ -337,6 +361,9 @@ impl<'a> Run<'a> {
                 .with_context(|| format!("hypervisor {}", h.name))?;
             ovs::patch_to_underlay(&hv)?;
             ovs::fast_reconnect(&hv)?;
+            if let (Transport::Ssl, Some((_, _, switch, _))) = (h.controller, &ssl) {
+                hv.set_ssl(&switch.private_key, &switch.certificate, &switch.ca_cert)?;
+            }
             if with_ovsdb {
                 let remote = match (h.controller, relayed) {
                     (Transport::Unix, false) => hv.db_remote(),
@@ -352,6 +379,13 @@ impl<'a> Run<'a> {
                     (Transport::Tcp, true) => {
                         let r = LinkRelay::start_tcp(hv.add_db_tcp_remote()?)?;
                         let remote = format!("tcp:127.0.0.1:{}", r.port());
+                        links.ovsdb = Some(r);
+                        remote
+                    }
+                    (Transport::Ssl, false) => format!("ssl:{}", hv.add_db_ssl_remote()?),
+                    (Transport::Ssl, true) => {
+                        let r = LinkRelay::start_tcp(hv.add_db_ssl_remote()?)?;
+                        let remote = format!("ssl:127.0.0.1:{}", r.port());
                         links.ovsdb = Some(r);
                         remote
                     }
@@ -391,6 +425,9 @@ impl<'a> Run<'a> {
         if let Some(p) = tcp_port {
             openflow.push(format!("ptcp:{p}:127.0.0.1"));
         }
+        if let Some((p, ..)) = &ssl {
+            openflow.push(format!("pssl:{p}:127.0.0.1"));
+        }
         let cfg = ControllerConfig {
             program: self.opts.program.clone(),
             openflow,
@@ -398,10 +435,11 @@ impl<'a> Run<'a> {
             log: self.lab.dir().join("controller.log"),
             log_level: self.opts.log_level.clone(),
             data_dir: self.lab.dir().join("controller.data"),
+            tls: ssl.map(|(_, controller, _, api)| (controller, api)),
         };
         self.check_stop()?;
         let ctl = ControllerProc::start(&cfg)?;
-        self.controller_facts.insert("api".into(), format!("http://{}", ctl.api));
+        self.controller_facts.insert("api".into(), ctl.api.to_string());
         self.controller_facts.insert("openflow".into(), ctl.openflow.join(" "));
         self.controller_facts.insert(
             "ovsdb".into(),
@@ -412,16 +450,16 @@ impl<'a> Run<'a> {
             },
         );
         self.progress.say(&format!(
-            "controller pid {} api http://{} openflow {}{}",
+            "controller pid {} api {} openflow {}{}",
             ctl.pid(),
             ctl.api,
             ctl.openflow.join(" "),
             if with_ovsdb { " (with --ovsdb)" } else { " (no --ovsdb yet)" }
         ));
-        let api = ctl.api;
+        let api = ctl.api.clone();
         *lock(&self.controller) = Some(ctl);
         self.ctl_cfg = Some(cfg);
-        let took = self.wait_switches(api)?;
+        let took = self.wait_switches(&api)?;
         self.progress.say(&format!("{} switches connected after {took:.0} ms", self.hvs.len()));
         for v in spec.vms.iter().filter(|v| v.create) {
             self.check_stop()?;
@@ -465,23 +503,23 @@ impl<'a> Run<'a> {
     }
 
     /// The API address of the running controller.
-    fn api(&self) -> anyhow::Result<std::net::SocketAddr> {
+    fn api(&self) -> anyhow::Result<http::Endpoint> {
         lock(&self.controller)
             .as_ref()
-            .map(|c| c.api)
+            .map(|c| c.api.clone())
             .ok_or_else(|| anyhow!("the controller is not running (killed by an earlier step)"))
     }
 
     /// Waits until every hypervisor's `br-int` is connected and has been read back; returns
     /// how long it took in milliseconds.
-    fn wait_switches(&self, api: std::net::SocketAddr) -> anyhow::Result<f64> {
+    fn wait_switches(&self, api: &http::Endpoint) -> anyhow::Result<f64> {
         self.wait_switches_except(api, &BTreeMap::new())
     }
 
     /// The connection (`peer`) the controller lists for each connected datapath id.
-    fn switch_peers(&self, api: std::net::SocketAddr) -> BTreeMap<String, String> {
+    fn switch_peers(&self, api: &http::Endpoint) -> BTreeMap<String, String> {
         let Ok((200, Value::Array(list))) =
-            http::request_as(api, self.token().as_deref(), "GET", "/v1/switches", None)
+            http::request_to(api, self.token().as_deref(), "GET", "/v1/switches", None)
         else {
             return BTreeMap::new();
         };
@@ -497,7 +535,7 @@ impl<'a> Run<'a> {
     /// does not count (it has not reconnected yet).
     fn wait_switches_except(
         &self,
-        api: std::net::SocketAddr,
+        api: &http::Endpoint,
         old: &BTreeMap<String, String>,
     ) -> anyhow::Result<f64> {
         let start = Instant::now();
@@ -506,7 +544,7 @@ impl<'a> Run<'a> {
         while start.elapsed() < CONNECT_TIMEOUT {
             self.check_stop()?;
             if let Ok((200, Value::Array(list))) =
-                http::request_as(api, self.token().as_deref(), "GET", "/v1/switches", None)
+                http::request_to(api, self.token().as_deref(), "GET", "/v1/switches", None)
             {
                 let ready: Vec<&str> = list
                     .iter()
@@ -590,7 +628,7 @@ impl<'a> Run<'a> {
 
     fn api_call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         let api = self.api()?;
-        let (status, reply) = http::request_as(api, self.token().as_deref(), method, path, body)?;
+        let (status, reply) = http::request_to(&api, self.token().as_deref(), method, path, body)?;
         if !(200..300).contains(&status) {
             bail!("{method} {path} answered {status}: {reply}");
         }
@@ -821,6 +859,7 @@ impl<'a> Run<'a> {
                 let api = self.api().ok();
                 let dpid = format!("{:016x}", hv.dpid());
                 let old: BTreeMap<String, String> = api
+                    .as_ref()
                     .map(|a| self.switch_peers(a))
                     .unwrap_or_default()
                     .into_iter()
@@ -831,7 +870,7 @@ impl<'a> Run<'a> {
                 let restarted = start.elapsed().as_secs_f64() * 1e3;
                 match api {
                     Some(api) => {
-                        let back = self.wait_switches_except(api, &old)?;
+                        let back = self.wait_switches_except(&api, &old)?;
                         Ok(format!(
                             "restarted in {restarted:.0} ms, switches ready {back:.0} ms later"
                         ))
@@ -1014,7 +1053,7 @@ impl<'a> Run<'a> {
         if link.ovsdb() && l.ovsdb.is_none() {
             bail!("the controller has no OVSDB connection to cut (it runs without --ovsdb)");
         }
-        let peers = self.api().ok().map(|a| self.switch_peers(a)).unwrap_or_default();
+        let peers = self.api().ok().map(|a| self.switch_peers(&a)).unwrap_or_default();
         let mut cut = Vec::new();
         if let Some(r) = l.openflow.as_ref().filter(|_| link.openflow()) {
             r.cut(mode);
@@ -1038,7 +1077,7 @@ impl<'a> Run<'a> {
         }
         let api = self.api().ok();
         let mut parts = Vec::new();
-        if let (true, Some(api)) = (link.openflow(), api) {
+        if let (true, Some(api)) = (link.openflow(), &api) {
             let hv = self.hv(hypervisor)?;
             let dpid = format!("{:016x}", hv.dpid());
             // After a reset the switch must come back on a new connection.
@@ -1049,11 +1088,11 @@ impl<'a> Run<'a> {
             let ms = self.wait_switches_except(api, &old)?;
             parts.push(format!("switches ready after {ms:.0} ms"));
         }
-        if let (true, Some(api)) = (link.ovsdb(), api) {
+        if let (true, Some(api)) = (link.ovsdb(), &api) {
             let want = self.hvs.len() as u64;
             loop {
                 self.check_stop()?;
-                let n = http::request_as(api, self.token().as_deref(), "GET", "/v1/stats", None)
+                let n = http::request_to(api, self.token().as_deref(), "GET", "/v1/stats", None)
                     .ok()
                     .and_then(|(_, v)| v.get("hypervisors").and_then(Value::as_u64));
                 if n == Some(want) {
@@ -1089,10 +1128,10 @@ impl<'a> Run<'a> {
         };
         let down = start.elapsed().as_secs_f64() * 1e3;
         let c = ControllerProc::start(cfg)?;
-        let (api, pid) = (c.api, c.pid());
+        let (api, pid) = (c.api.clone(), c.pid());
         *g = Some(c);
         drop(g);
-        let back = self.wait_switches(api)?;
+        let back = self.wait_switches(&api)?;
         // The desired taps live in the northbound database, which outlives the controller:
         // every tap acknowledged before must still be there.
         let (services, flows) = {
@@ -1219,7 +1258,7 @@ impl<'a> Run<'a> {
         }
         facts.reprograms = lock(&self.reprograms).clone();
         if let Some(mut c) = lock(&self.controller).take() {
-            facts.stats = http::request_as(c.api, c.token.as_deref(), "GET", "/v1/stats", None)
+            facts.stats = http::request_to(&c.api, c.token.as_deref(), "GET", "/v1/stats", None)
                 .ok()
                 .and_then(|(_, v)| v.get("reprogram_ms").cloned());
             c.stop();

@@ -103,6 +103,9 @@ pub enum Transport {
     Unix,
     /// TCP on 127.0.0.1, relayed into the hypervisor's namespace.
     Tcp,
+    /// TLS over the same relays: OpenFlow `ssl:`, OVSDB `ssl:`, and the API over HTTPS, with
+    /// certificates from a PKI the runner makes with `ovs-pki`.
+    Ssl,
 }
 
 /// `[[hypervisor]]`.

@@ -20,14 +20,20 @@ use serde_json::{json, Value};
 use self::command::{Command, Names, COMMANDS};
 use crate::policy::cookie;
 use crate::scenario::http::{request_to, Endpoint};
+use crate::tls::ApiClientTls;
 
 /// Options of `periscope shell`.
 #[derive(Debug, Clone, Args)]
 pub struct ShellArgs {
-    /// The controller's API: `IP:PORT` or `HOST:PORT` (as given to `run --api`), or
-    /// `unix:PATH`. Default: the controller's socket, `unix:DATA_DIR/api.sock`.
+    /// The controller's API: `IP:PORT` or `HOST:PORT` (as given to `run --api`),
+    /// `https://IP:PORT` (`run --api-tls`; needs `--ca-cert`), or `unix:PATH`. Default: the
+    /// controller's socket, `unix:DATA_DIR/api.sock`.
     #[arg(long, value_name = "ADDR")]
     pub api: Option<String>,
+    /// For `--api https://...`: the PEM CA certificate that signed the controller's
+    /// certificate (its host name is not checked, as in Open vSwitch).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// The controller's data directory (as given to `run --data-dir`): its API socket and
     /// operator token.
     #[arg(long, default_value = "/var/lib/periscope", value_name = "DIR")]
@@ -504,17 +510,27 @@ fn address(args: &ShellArgs) -> anyhow::Result<Endpoint> {
     if let Some(path) = api.strip_prefix("unix:") {
         return Ok(Endpoint::Unix(PathBuf::from(path)));
     }
-    let hostport = api
-        .strip_prefix("http://")
+    let https = api.strip_prefix("https://");
+    let hostport = https
+        .or_else(|| api.strip_prefix("http://"))
         .or_else(|| api.strip_prefix("tcp:"))
         .unwrap_or(api)
         .trim_end_matches('/');
     let addr: SocketAddr = hostport
         .to_socket_addrs()
-        .with_context(|| format!("--api {api:?}: expected IP:PORT, HOST:PORT or unix:PATH"))?
+        .with_context(|| {
+            format!("--api {api:?}: expected IP:PORT, HOST:PORT, https://IP:PORT or unix:PATH")
+        })?
         .next()
         .ok_or_else(|| anyhow!("--api {api:?}: the name has no address"))?;
-    Ok(Endpoint::Tcp(addr))
+    if https.is_none() {
+        return Ok(Endpoint::Tcp(addr));
+    }
+    let Some(ca) = &args.ca_cert else {
+        bail!("--api {api:?} is HTTPS: --ca-cert FILE must name the CA that signed the controller's certificate");
+    };
+    let tls = ApiClientTls::load(ca).with_context(|| format!("--ca-cert {}", ca.display()))?;
+    Ok(Endpoint::Https(addr, tls))
 }
 
 /// Prints one command's result; returns whether it worked and whether it was a command.
@@ -627,12 +643,23 @@ mod tests {
     fn args(api: Option<&str>) -> ShellArgs {
         ShellArgs {
             api: api.map(str::to_string),
+            ca_cert: None,
             data_dir: PathBuf::from("/d"),
             token: None,
             token_file: None,
             command: None,
             json: false,
         }
+    }
+
+    #[test]
+    fn https_needs_the_ca_that_signed_the_controller() {
+        let e = address(&args(Some("https://127.0.0.1:8443"))).unwrap_err().to_string();
+        assert!(e.contains("--ca-cert FILE must name the CA"), "{e}");
+        let a = ShellArgs { ca_cert: Some("/nonexistent/periscope-ca.pem".into()), ..args(None) };
+        let a = ShellArgs { api: Some("https://127.0.0.1:8443".into()), ..a };
+        let e = format!("{:#}", address(&a).unwrap_err());
+        assert!(e.contains("/nonexistent/periscope-ca.pem"), "{e}");
     }
 
     #[test]
@@ -644,7 +671,7 @@ mod tests {
             assert_eq!(address(&args(Some(a))).ok(), tcp, "{a}");
         }
         let e = address(&args(Some("8080"))).expect_err("no host").to_string();
-        assert!(e.contains("expected IP:PORT, HOST:PORT or unix:PATH"), "{e}");
+        assert!(e.contains("expected IP:PORT, HOST:PORT, https://IP:PORT or unix:PATH"), "{e}");
         // A token file that was named must be there; the default one may be missing.
         assert_eq!(token(&args(None)).ok(), Some(None));
         let mut a = args(None);

@@ -209,7 +209,7 @@ const BAD: &[(&str, &str, &str)] = &[
     ("settle_s = 0.5", "settle_s = -1", "settle_s"),
     ("name = \"hv1\"", "name = \"HV1\"", "name"),
     ("name = \"hv1\"", "name = \"hypervisor1\"", "name"),
-    ("controller = \"tcp\"", "controller = \"ssl\"", "controller"),
+    ("controller = \"tcp\"", "controller = \"quic\"", "controller"),
     ("hypervisor = \"hv1\"\ntenant", "hypervisor = \"hv7\"\ntenant", "hypervisor"),
     ("mac = \"02:51:00:00:01:01\"", "mac = \"03:51:00:00:01:01\"", "mac"),
     ("ip = \"198.51.100.10/24\"", "ip = \"198.51.100.300\"", "ip"),
