@@ -195,7 +195,7 @@ impl Taps {
             name: spec.name,
             tenant: spec.tenant,
             encap: spec.encap,
-            remote_ip: spec.remote_ip,
+            collector: spec.collector,
             key,
             snaplen: spec.snaplen,
         };

@@ -17,6 +17,7 @@ use slog::{debug, info, warn};
 use tokio::sync::{mpsc, oneshot};
 
 use super::flows::DumpKind;
+use crate::northbound::model::Collector;
 use super::Core;
 use crate::northbound::api::{ApiCall, ApiReply, ApiRequest};
 use crate::northbound::auth::{Caller, TokenHash, Tokens};
@@ -603,10 +604,16 @@ impl Core {
     fn service_status(&self, s: &TapService) -> Value {
         let mut v = json!(s);
         if self.nb.state.taps.is_blocked(s.id) {
-            v["blocked"] = json!(format!(
-                "{} is outside tenant {}'s allowed collectors: no copy goes there",
-                s.remote_ip, s.tenant
-            ));
+            v["blocked"] = json!(match &s.collector {
+                Collector::Remote(ip) => format!(
+                    "{ip} is outside tenant {}'s allowed collectors: no copy goes there",
+                    s.tenant
+                ),
+                Collector::Iface(id) => format!(
+                    "interface {id} is registered to another tenant than {}: no copy goes there",
+                    s.tenant
+                ),
+            });
         }
         v
     }

@@ -30,11 +30,13 @@ fn iface(n: u8, tenant: &str, app: &str) -> IfaceView {
         mac: Some(mac(n)),
         in_active: true,
         probe: false,
+        collects: Vec::new(),
     }
 }
 
 fn bridge(ifaces: Vec<IfaceView>) -> BridgeView {
     BridgeView {
+        collectors: Default::default(),
         interfaces: ifaces,
         tunnel_ports: BTreeMap::from([(Encap::Vxlan, VXLAN_PORT), (Encap::Gre, GRE_PORT)]),
     }
