@@ -25,7 +25,9 @@ use crate::openflow::session::SessionEvent;
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
 use crate::policy::cookie;
-use crate::policy::desired::{desired, feeding, Activity, BridgeDesired};
+use crate::policy::desired::{
+    copies_delivered_frames, desired, feeding, Activity, BridgeDesired,
+};
 use crate::policy::mirror::plan_bridge;
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
@@ -452,7 +454,23 @@ impl Core {
                         .filter(|l| l.interface_ref() != to)
                         .filter_map(|l| l.dpid)
                         .collect();
-                    let feeders = feeding(&self.topology, &self.nb.state.taps, &id);
+                    let taps = &self.nb.state.taps;
+                    if !copies_delivered_frames(&self.topology, taps, &id) {
+                        // Only a VM collector's copies follow it: each goes to one place, so
+                        // they may go to the new place at once, with nothing to leave first.
+                        others.extend(feeding(&self.topology, taps, &id));
+                        others.insert(key.0);
+                        self.activity.insert(id, Some(to));
+                        let here: Vec<Dpid> = others.into_iter().collect();
+                        let involved = self.reconcile_tracking(&here);
+                        if let Some(h) = self.holds.get_mut(&key) {
+                            h.phase = HoldPhase::Arriving;
+                            h.involved = involved;
+                        }
+                        *moved = true;
+                        continue;
+                    }
+                    let feeders = feeding(&self.topology, taps, &id);
                     others.extend(feeders.into_iter().filter(|d| *d != key.0));
                     let others: Vec<Dpid> = others.into_iter().collect();
                     self.activity.insert(id, None);

@@ -526,7 +526,7 @@ mod tests {
             name: "perf".into(),
             tenant: "bank-a".into(),
             encap: Encap::Gre,
-            remote_ip: "192.0.2.9".parse().expect("ip"),
+            collector: Collector::Remote("192.0.2.9".parse().expect("ip")),
             key: 1001,
             snaplen: Some(128),
         };
@@ -561,7 +561,7 @@ mod tests {
             name: "x".into(),
             tenant: "t".into(),
             encap: Encap::Vxlan,
-            remote_ip: "192.0.2.9".parse().expect("ip"),
+            collector: Collector::Remote("192.0.2.9".parse().expect("ip")),
             key: 5,
             snaplen: None,
         });

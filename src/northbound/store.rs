@@ -283,7 +283,7 @@ mod tests {
             name: "c".into(),
             tenant: tenant.into(),
             encap: Encap::Vxlan,
-            remote_ip: IpAddr::from([192, 0, 2, 9]),
+            collector: crate::northbound::model::Collector::Remote(IpAddr::from([192, 0, 2, 9])),
             key,
             snaplen: None,
         }

@@ -205,6 +205,17 @@ pub fn feeding(topology: &Topology, taps: &Taps, iface_id: &str) -> BTreeSet<Dpi
         .collect()
 }
 
+/// Whether frames delivered to `iface_id` are copied (a tap flow of its tenant selects it with
+/// direction `IN` or `BOTH`): moving those copies needs the old places to stop first.
+pub fn copies_delivered_frames(topology: &Topology, taps: &Taps, iface_id: &str) -> bool {
+    taps.flows().filter(|f| f.direction.r#in()).any(|f| {
+        topology.interfaces(&topology_source(&f.source)).iter().any(|i| {
+            i.iface_id() == Some(iface_id)
+                && taps.tenant_of(Some(iface_id), i.tenant()) == Some(f.tenant.as_str())
+        })
+    })
+}
+
 /// Where each iface-id is known to be active: the interface row its VM runs behind, or `None`
 /// while it moves (the copies of delivered frames have left the old place and not yet reached
 /// the new one; nothing is delivered to the VM meanwhile).
@@ -238,7 +249,9 @@ mod tests {
     use periscope_topology::{Change, HypervisorId, Topology, TopologyConfig, Uuid};
 
     use super::{desired, Activity};
-    use crate::northbound::model::{Direction, Encap, Filter, Source, TapFlowSpec, TapServiceSpec};
+    use crate::northbound::model::{
+        Collector, Direction, Encap, Filter, Source, TapFlowSpec, TapServiceSpec,
+    };
     use crate::northbound::store::Taps;
 
     /// Three bridges; on each, interfaces of two tenants, some in an app, one with no tenant,
@@ -314,7 +327,7 @@ mod tests {
                     name: format!("{tenant}-svc"),
                     tenant: tenant.into(),
                     encap,
-                    remote_ip: "192.0.2.9".parse().expect("an address"),
+                    collector: Collector::Remote("192.0.2.9".parse().expect("an address")),
                     key: None,
                     snaplen: None,
                 })
