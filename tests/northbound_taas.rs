@@ -309,11 +309,7 @@ fn a_taas_client_and_v1_see_the_same_taps() {
     assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
 
     // A collector VM's port (the tenant's own): /v1's collector.iface_id, shown back as port_id.
-    let (s, _) = op(
-        "PUT",
-        "/v1/interfaces/port-t1-collector",
-        Some(json!({"tenant": "bank-t1"})),
-    );
+    let (s, _) = op("PUT", "/v1/interfaces/port-t1-collector", Some(json!({"tenant": "bank-t1"})));
     assert_eq!(s, 201);
     let vm_col = json!({"tap_service": {"name": "vm-collector", "port_id": "port-t1-collector"}});
     let (s, made) = call(&t1, "POST", "/v2.0/taas/tap_services", Some(vm_col));

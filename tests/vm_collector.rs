@@ -28,7 +28,10 @@ fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
 /// periscope's flows on br-int that deliver copies to a VM collector (not the tunnel guard).
 fn delivery_flows(hv: &Hypervisor) -> Vec<String> {
     let dump = hv.ofctl(&["dump-flows", "br-int"]).unwrap_or_default();
-    dump.lines().filter(|l| l.contains(DELIVERY) && l.contains("output:")).map(str::to_string).collect()
+    dump.lines()
+        .filter(|l| l.contains(DELIVERY) && l.contains("output:"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Whether br-int has a port whose name starts with `prefix`.
@@ -220,7 +223,11 @@ fn a_collector_vm_gets_every_copy_once_and_keeps_them_across_its_migration() {
         own.sent,
         own.lost(),
     );
-    assert!(replied.len() as u32 >= PINGS - 5, "the tenant's traffic survived: {:?}", report.lost());
+    assert!(
+        replied.len() as u32 >= PINGS - 5,
+        "the tenant's traffic survived: {:?}",
+        report.lost()
+    );
     // Exactly once: no copy twice, decapsulated (tcpdump saw plain ICMP on the VM's port).
     let twice: Vec<_> = requests.iter().chain(&replies).filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "copies delivered twice: {twice:?}");
@@ -258,8 +265,8 @@ fn a_collector_vm_gets_every_copy_once_and_keeps_them_across_its_migration() {
         assert_eq!(s, 200, "{v}");
     }
     wait_for("no tunnel port and no delivery flow anywhere", Duration::from_secs(10), || {
-        [&hv1, &hv2, &hv3].iter().all(|hv| {
-            !has_port(hv, "psc-vx-") && delivery_flows(hv).is_empty()
-        })
+        [&hv1, &hv2, &hv3]
+            .iter()
+            .all(|hv| !has_port(hv, "psc-vx-") && delivery_flows(hv).is_empty())
     });
 }

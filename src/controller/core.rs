@@ -25,9 +25,7 @@ use crate::openflow::session::SessionEvent;
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
 use crate::policy::cookie;
-use crate::policy::desired::{
-    copies_delivered_frames, desired, feeding, Activity, BridgeDesired,
-};
+use crate::policy::desired::{copies_delivered_frames, desired, feeding, Activity, BridgeDesired};
 use crate::policy::mirror::plan_bridge;
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};

@@ -23,7 +23,8 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{KnownToken, Role, TokenHash, Tokens};
 use super::model::{
-    Collector, Ipv4Cidr, Source, TapFlow, TapFlowId, TapFlowSpec, TapService, TapServiceId, TapServiceSpec,
+    Collector, Ipv4Cidr, Source, TapFlow, TapFlowId, TapFlowSpec, TapService, TapServiceId,
+    TapServiceSpec,
 };
 use super::store::Taps;
 use crate::ovsdb::session::{Database, RowsAs};
@@ -53,7 +54,11 @@ const TABLES: &[(&str, bool, &[&str])] = &[
     (TENANT, true, &["name", "allowed_collectors", "max_tap_services", "max_tap_flows"]),
     (TOKEN, true, &["name", "sha256", "role", "tenant", "created_ms"]),
     (INTERFACE_OWNER, true, &["iface_id", "tenant"]),
-    (TAP_SERVICE, true, &["id", "name", "tenant", "encap", "remote_ip", COLLECTOR_IFACE, "key", "snaplen"]),
+    (
+        TAP_SERVICE,
+        true,
+        &["id", "name", "tenant", "encap", "remote_ip", COLLECTOR_IFACE, "key", "snaplen"],
+    ),
     (
         TAP_FLOW,
         true,

@@ -598,7 +598,9 @@ fn parse_collector(
                 Some(Value::String(id)) if !id.is_empty() && id.len() <= NAME_MAX => {
                     Ok(Collector::Iface(id.clone()))
                 }
-                Some(v) => Err(FieldError::new("collector.iface_id", Some(v), "a non-empty string")),
+                Some(v) => {
+                    Err(FieldError::new("collector.iface_id", Some(v), "a non-empty string"))
+                }
                 None => Err(FieldError::new("collector", Some(c), "{\"iface_id\": \"...\"}")),
             }
         }

@@ -291,7 +291,10 @@ impl Context<'_> {
                 return Outcome::Reply(ApiReply::fail(
                     403,
                     "collector_not_allowed",
-                    format!("{ip} is outside tenant {}'s allowed collectors {allowed:?}", spec.tenant),
+                    format!(
+                        "{ip} is outside tenant {}'s allowed collectors {allowed:?}",
+                        spec.tenant
+                    ),
                     Some("remote_ip"),
                     json!({ "allowed_collectors": allowed }),
                 ));

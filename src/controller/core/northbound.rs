@@ -17,12 +17,12 @@ use slog::{debug, info, warn};
 use tokio::sync::{mpsc, oneshot};
 
 use super::flows::DumpKind;
-use crate::northbound::model::Collector;
 use super::Core;
 use crate::northbound::api::{ApiCall, ApiReply, ApiRequest};
 use crate::northbound::auth::{Caller, TokenHash, Tokens};
 use crate::northbound::config::Config;
 use crate::northbound::db::Northbound;
+use crate::northbound::model::Collector;
 use crate::northbound::model::{TapFlow, TapService};
 use crate::northbound::rules::{Context, Expect, Outcome, Reserved};
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};

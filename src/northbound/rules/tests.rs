@@ -244,7 +244,10 @@ fn check(nb: &Northbound, topo: &Topology) -> Result<(), TestCaseError> {
                     svc.name
                 );
                 prop_assert_eq!(dst.to_string(), svc.collector.to_string());
-                let allowed = nb.tenants.get(&svc.tenant).is_some_and(|t| svc.collector.remote_ip().is_some_and(|ip| t.allows(ip)));
+                let allowed = nb
+                    .tenants
+                    .get(&svc.tenant)
+                    .is_some_and(|t| svc.collector.remote_ip().is_some_and(|ip| t.allows(ip)));
                 prop_assert!(
                     allowed,
                     "a copy of {} went to {}, outside {}'s allow-list",
