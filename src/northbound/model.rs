@@ -723,6 +723,38 @@ mod tests {
     }
 
     #[test]
+    fn a_collector_is_an_address_or_a_vm_interface_not_both() {
+        let svc = |extra: Value| {
+            let mut b = json!({"name": "n", "tenant": "a", "encap": "vxlan"});
+            if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
+                b.extend(e.clone());
+            }
+            TapServiceSpec::from_json(&b)
+        };
+        let s = svc(json!({"collector": {"iface_id": "p9"}})).unwrap();
+        assert_eq!(s.collector, Collector::Iface("p9".into()));
+        let shown = json!(TapService {
+            id: TapServiceId(1),
+            name: s.name,
+            tenant: s.tenant,
+            encap: s.encap,
+            collector: s.collector,
+            key: 4242,
+            snaplen: None
+        });
+        assert_eq!(shown["collector"], json!({"iface_id": "p9"}), "{shown}");
+        assert!(shown.get("remote_ip").is_none(), "{shown}");
+        let both = svc(json!({"remote_ip": "192.0.2.1", "collector": {"iface_id": "p9"}}));
+        assert_eq!(both.unwrap_err().field, "collector");
+        assert_eq!(svc(json!({})).unwrap_err().field, "remote_ip");
+        assert_eq!(svc(json!({"collector": {"vm": "x"}})).unwrap_err().field, "collector");
+        assert_eq!(
+            svc(json!({"collector": {"iface_id": ""}})).unwrap_err().field,
+            "collector.iface_id"
+        );
+    }
+
+    #[test]
     fn flows_parse_sources_and_filters() {
         let f = TapFlowSpec::from_json(&json!({
             "name": "web", "tenant": "a", "tap_service": 1, "direction": "BOTH",
