@@ -100,6 +100,10 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
         "tunnel ports only where taps need them"
     );
 
+    // Every bridge forwards only once the controller has programmed it (fail_mode secure).
+    wait_for("the three bridges programmed", Duration::from_secs(20), || {
+        ctl.call("GET", "/v1/stats", None).is_ok_and(|(_, s)| s["switches_programmed"] == 3)
+    });
     // Warm up MAC learning and tunnel neighbours, then start the capture for real.
     assert_eq!(vm3.ping(vm1.ip(), 3, Duration::from_millis(50)).expect("warm-up").received, 3);
     assert_eq!(vm2.ping(vm1.ip(), 3, Duration::from_millis(50)).expect("warm-up").received, 3);

@@ -114,6 +114,7 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(sample(&text, "periscope_switches_programmed"), Some(2.0), "{text}");
     assert_eq!(sample(&text, "periscope_hypervisors_connected"), Some(2.0), "{text}");
     assert_eq!(sample(&text, "periscope_tap_flows_active"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "periscope_tunnel_ports"), Some(1.0), "vm1's VXLAN port: {text}");
     let flows = sample(&text, &format!("periscope_switch_flows{{dpid=\"{dpid}\"}}"));
     assert!(flows.is_some_and(|n| n >= 3.0), "the pipeline and the copies: {text}");
     let mods = sample(
@@ -127,6 +128,8 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(inf, Some(barriers), "+Inf counts every observation");
     assert!(sample(&text, "periscope_reprogram_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
     assert_eq!(sample(&text, "periscope_openflow_malformed_total"), Some(0.0));
+    let snapshots = sample(&text, "periscope_ovsdb_events_total{type=\"snapshot\"}");
+    assert!(snapshots.is_some_and(|n| n >= 2.0), "one monitor snapshot per hypervisor: {text}");
     for q in ["switch_events", "ovsdb_events", "api_calls"] {
         let depth = sample(&text, &format!("periscope_queue_depth{{queue=\"{q}\"}}"));
         assert!(depth.is_some_and(|d| d >= 0.0), "{q}: {text}");
@@ -163,8 +166,19 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     let line = out.lines().find(|l| l.contains("vm1-both")).unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("ACTIVE") && line.contains("hv1") && line.contains("BOTH"), "{out}");
     assert!(out.contains("4242") && out.contains(&col.ip().to_string()), "{out}");
+    // vm1 asks for an address nobody has: its ARP requests are copied, and counted.
+    let nobody = std::net::Ipv4Addr::new(198, 51, 100, 254);
+    let _ = vm.ping(nobody, 2, Duration::from_millis(100));
     let out = shell.ok(&["-c", "show tap vm1-both"]);
     assert!(out.contains(&format!("vxlan to {} key 4242", col.ip())), "{out}");
+    let copies = format!("    hv1/br-int ({dpid}): ");
+    let counted = out.lines().find(|l| l.starts_with(&copies)).unwrap_or_else(|| panic!("{out}"));
+    let packets: u64 = counted[copies.len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(packets >= 1 && counted.ends_with(" copy flows"), "{out}");
     let out = shell.ok(&["-c", "show topology"]);
     assert!(out.contains(&format!("bridge br-int dpid {dpid} connected")), "{out}");
     assert!(out.lines().any(|l| l.contains(vm.port()) && l.contains(vm.iface_id())), "{out}");
@@ -262,6 +276,16 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     term.expect("periscope> show switches\x1b[K");
     term.send("\r");
     term.expect(&dpid);
+    // Arguments complete from what the controller knows: bridges, interfaces.
+    term.send("diff hv1/b\t");
+    term.expect("periscope> diff hv1/br-int \x1b[K");
+    term.send("\x15");
+    let id = vm.iface_id();
+    term.send(&format!("where {}\t", &id[..id.len() - 3]));
+    term.expect(&format!("periscope> where {id} \x1b[K"));
+    term.send("\r");
+    term.expect(&format!("iface-id {id}: owner"));
+    term.expect("periscope> ");
     term.send(&format!("wher {}\r", vm.iface_id()));
     term.expect("did you mean \"where\"");
     term.expect("periscope> ");
@@ -369,7 +393,15 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("\"loud\"") && err.contains("debug, trace"), "{err}");
     assert_eq!(shell.ok(&["-c", "log level debug"]), "log level debug\n");
-    shell.ok(&["-c", "stats"]);
+    // stats: the totals, and their rates over a second.
+    let out = shell.ok(&["-c", "stats"]);
+    let line = |key: &str| out.lines().find(|l| l.starts_with(key)).unwrap_or_default();
+    assert!(
+        line("messages ").contains("openflow_out ") && line("messages ").contains("ovsdb_events "),
+        "{out}"
+    );
+    assert!(line("rates_per_s ").contains("openflow_in "), "{out}");
+    assert!(line("queues ").contains("switch_events "), "{out}");
     wait_for("debug lines again", Duration::from_secs(5), || {
         ctl.log()[mark..].contains("API request")
     });

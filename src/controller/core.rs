@@ -561,6 +561,7 @@ impl Core {
 
     /// Handles one event from a hypervisor's OVSDB driver.
     pub fn handle_ovsdb_event(&mut self, hv: HypervisorId, ev: DriverEvent) {
+        self.count_ovsdb_event(&ev);
         match ev {
             DriverEvent::Accepted { peer, commands } => {
                 info!(self.log, "ovsdb-server connected to us"; "hypervisor" => %hv, "peer" => peer);
@@ -576,6 +577,44 @@ impl Core {
                 }
             }
             DriverEvent::Session(ev) => self.handle_ovsdb_session(hv, ev),
+        }
+    }
+
+    /// Counts an OVSDB event, and what went wrong in it, for `/metrics`.
+    fn count_ovsdb_event(&mut self, ev: &DriverEvent) {
+        use crate::ovsdb::session::CloseReason;
+        let (kind, error) = match ev {
+            DriverEvent::Accepted { .. } => ("accepted", None),
+            DriverEvent::ConnectFailed { .. } => ("connect_failed", Some("connect_failed")),
+            DriverEvent::Refused { .. } => ("txn_refused", Some("txn_refused")),
+            DriverEvent::Session(ev) => match ev {
+                OvsdbEvent::Connected { .. } => ("connected", None),
+                OvsdbEvent::Snapshot(_) => ("snapshot", None),
+                OvsdbEvent::Changes(_) => ("update", None),
+                OvsdbEvent::Rows(_) => ("rows", None),
+                OvsdbEvent::TxnReply { result: Err(_), .. } => ("txn_reply", Some("txn_failed")),
+                OvsdbEvent::TxnReply { result: Ok(r), .. } => {
+                    ("txn_reply", r.error().map(|_| "txn_operation_error"))
+                }
+                OvsdbEvent::Locked { .. } => ("locked", None),
+                OvsdbEvent::LockWaiting { .. } => ("lock_waiting", None),
+                OvsdbEvent::Stolen { .. } => ("stolen", None),
+                OvsdbEvent::LockLost { .. } => ("lock_lost", None),
+                OvsdbEvent::Error(_) => ("error", Some("unexpected_message")),
+                OvsdbEvent::Closed { reason } => (
+                    "closed",
+                    match reason {
+                        CloseReason::EchoTimeout => Some("echo_timeout"),
+                        CloseReason::Protocol(_) => Some("protocol_error"),
+                        CloseReason::Transport(_) => Some("connection_lost"),
+                        CloseReason::Shutdown => None,
+                    },
+                ),
+            },
+        };
+        self.metrics.ovsdb_event(kind);
+        if let Some(e) = error {
+            self.metrics.ovsdb_error(e);
         }
     }
 

@@ -74,6 +74,10 @@ pub struct Metrics {
     errors: BTreeMap<(String, String), u64>,
     /// Frames from switches that did not parse.
     malformed: u64,
+    /// What the hypervisors' OVSDB sessions reported, by kind.
+    ovsdb_events: BTreeMap<&'static str, u64>,
+    /// What went wrong with the hypervisors' OVSDB connections, by kind.
+    ovsdb_errors: BTreeMap<&'static str, u64>,
     /// Time from a barrier request sent to its reply.
     pub barrier_rtt: Histogram,
     /// Time from a change seen to the bridge's confirmation that it holds it.
@@ -90,6 +94,8 @@ impl Default for Metrics {
             messages: BTreeMap::new(),
             errors: BTreeMap::new(),
             malformed: 0,
+            ovsdb_events: BTreeMap::new(),
+            ovsdb_errors: BTreeMap::new(),
             barrier_rtt: Histogram::new(BARRIER_BUCKETS),
             reprogram: Histogram::new(REPROGRAM_BUCKETS),
             migrations_started: 0,
@@ -127,6 +133,32 @@ impl Metrics {
     /// Counts a frame that did not parse.
     pub fn malformed(&mut self) {
         self.malformed += 1;
+    }
+
+    /// Counts what a hypervisor's OVSDB session reported (`update`, `txn_reply`, ...).
+    pub fn ovsdb_event(&mut self, kind: &'static str) {
+        *self.ovsdb_events.entry(kind).or_default() += 1;
+    }
+
+    /// Counts what went wrong with a hypervisor's OVSDB connection (`echo_timeout`, ...).
+    pub fn ovsdb_error(&mut self, kind: &'static str) {
+        *self.ovsdb_errors.entry(kind).or_default() += 1;
+    }
+
+    /// Message and error totals since the start (`GET /v1/stats`'s `messages`; the shell's
+    /// `stats` turns two readings into rates).
+    pub fn totals(&self) -> Value {
+        let dir = |d: &str| -> u64 {
+            self.messages.iter().filter(|((x, _), _)| *x == d).map(|(_, n)| n).sum()
+        };
+        serde_json::json!({
+            "openflow_in": dir("in"),
+            "openflow_out": dir("out"),
+            "openflow_errors": self.errors.values().sum::<u64>(),
+            "openflow_malformed": self.malformed,
+            "ovsdb_events": self.ovsdb_events.values().sum::<u64>(),
+            "ovsdb_errors": self.ovsdb_errors.values().sum::<u64>(),
+        })
     }
 
     /// The whole exposition: the gauges from `stats` (the body of `GET /v1/stats`) and
@@ -173,6 +205,21 @@ impl Metrics {
         let name = "periscope_openflow_malformed_total";
         out.family(name, "counter", "Frames from switches that could not be parsed.");
         out.sample(name, &[], self.malformed as f64);
+        let name = "periscope_ovsdb_events_total";
+        out.family(
+            name,
+            "counter",
+            "What the hypervisors' OVSDB sessions reported, by type (snapshot: a monitor's \
+             first reply; update: a batch of row changes; txn_reply: a transaction's answer).",
+        );
+        for (ty, n) in &self.ovsdb_events {
+            out.sample(name, &[("type", ty)], *n as f64);
+        }
+        let name = "periscope_ovsdb_errors_total";
+        out.family(name, "counter", "Failures of the hypervisors' OVSDB connections, by type.");
+        for (ty, n) in &self.ovsdb_errors {
+            out.sample(name, &[("type", ty)], *n as f64);
+        }
         for (name, help, n) in [
             (
                 "periscope_migrations_started_total",
@@ -215,6 +262,11 @@ const GAUGES: &[(&str, &str, &str)] = &[
     ("tap_flows", "periscope_tap_flows", "Tap flows configured."),
     ("tap_flows_active", "periscope_tap_flows_active", "Tap flows copying from one place or more."),
     ("tenants", "periscope_tenants", "Tenants configured."),
+    (
+        "tunnel_ports",
+        "periscope_tunnel_ports",
+        "periscope's tunnel ports for copies, on all bridges.",
+    ),
     (
         "northbound_writes_pending",
         "periscope_northbound_writes_pending",
@@ -339,6 +391,11 @@ mod tests {
             data: vec![],
         });
         m.malformed();
+        m.ovsdb_event("snapshot");
+        m.ovsdb_event("update");
+        m.ovsdb_event("update");
+        m.ovsdb_event("closed");
+        m.ovsdb_error("echo_timeout");
         m.migrations_started = 2;
         m.migrations_finished = 1;
         m.reprogram.observe(Duration::from_millis(3));
@@ -353,7 +410,13 @@ mod tests {
         ]);
         let text = m.render(&stats, &switches);
         let s = samples(&text);
+        let t = m.totals();
+        assert_eq!((t["openflow_out"].as_u64(), t["openflow_in"].as_u64()), (Some(2), Some(2)));
+        assert_eq!((t["openflow_errors"].as_u64(), t["ovsdb_events"].as_u64()), (Some(1), Some(4)));
         assert_eq!(s["periscope_switches_connected"], 2.0);
+        assert_eq!(s["periscope_ovsdb_events_total{type=\"update\"}"], 2.0);
+        assert_eq!(s["periscope_ovsdb_events_total{type=\"snapshot\"}"], 1.0);
+        assert_eq!(s["periscope_ovsdb_errors_total{type=\"echo_timeout\"}"], 1.0);
         assert_eq!(s["periscope_queue_depth{queue=\"api_calls\"}"], 2.0);
         assert_eq!(s["periscope_tap_flows_active"], 1.0);
         assert!(!s.contains_key("periscope_tenants"), "absent from stats: not invented");

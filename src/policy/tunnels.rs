@@ -8,7 +8,7 @@ use periscope_codec::ovsdb::{
     Atom, Condition, Datum, Function, Mutation, Mutator, Operation, Row, Uuid,
 };
 use periscope_topology::rows::InterfaceRow;
-use periscope_topology::{RowRef, Topology, Uuid as TopoUuid};
+use periscope_topology::{InterfaceInfo, RowRef, Topology, Uuid as TopoUuid};
 
 use crate::northbound::model::Encap;
 
@@ -144,6 +144,24 @@ impl TunnelChange {
     }
 }
 
+/// periscope's tunnel ports on a bridge, with their encapsulation.
+fn our_tunnel_ports<'t>(
+    topology: &'t Topology,
+    bridge: &'t RowRef,
+) -> impl Iterator<Item = (InterfaceInfo<'t>, Encap)> + 't {
+    ["vxlan", "gre"].into_iter().flat_map(move |kind| {
+        topology.tunnel_ports(bridge, kind).into_iter().filter_map(|t| {
+            let encap = tunnel_encap(t.row).filter(|_| is_our_tunnel(t.row))?;
+            Some((t, encap))
+        })
+    })
+}
+
+/// How many tunnel ports periscope has on all bridges.
+pub fn count_ours(topology: &Topology) -> usize {
+    topology.bridges().map(|b| our_tunnel_ports(topology, b.bridge).count()).sum()
+}
+
 /// The tunnel port changes that make every bridge hold exactly the tunnel ports its taps need:
 /// `needed` maps each bridge to the encapsulations its plan asks for.
 pub fn plan_tunnels(
@@ -154,20 +172,15 @@ pub fn plan_tunnels(
     for b in topology.bridges() {
         let want = needed.get(b.bridge).cloned().unwrap_or_default();
         let mut have = BTreeSet::new();
-        for kind in ["vxlan", "gre"] {
-            for t in topology.tunnel_ports(b.bridge, kind) {
-                let Some(encap) = tunnel_encap(t.row).filter(|_| is_our_tunnel(t.row)) else {
-                    continue;
-                };
-                have.insert(encap);
-                if !want.contains(&encap) {
-                    if let Some(port) = topology.port_of_interface(&t.interface_ref()) {
-                        out.push(TunnelChange::Delete {
-                            bridge: b.bridge.clone(),
-                            encap,
-                            port: port.uuid.clone(),
-                        });
-                    }
+        for (t, encap) in our_tunnel_ports(topology, b.bridge) {
+            have.insert(encap);
+            if !want.contains(&encap) {
+                if let Some(port) = topology.port_of_interface(&t.interface_ref()) {
+                    out.push(TunnelChange::Delete {
+                        bridge: b.bridge.clone(),
+                        encap,
+                        port: port.uuid.clone(),
+                    });
                 }
             }
         }

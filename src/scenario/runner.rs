@@ -440,7 +440,7 @@ impl<'a> Run<'a> {
         }
         for s in &spec.tap_services {
             self.check_stop()?;
-            self.create_service(&s.name, None)?;
+            self.create_service(&s.name)?;
         }
         for f in spec.tap_flows.iter().filter(|f| f.create) {
             self.check_stop()?;
@@ -597,8 +597,8 @@ impl<'a> Run<'a> {
         Ok(reply)
     }
 
-    /// Creates a tap service; `key` forces the key (when replaying after a restart).
-    fn create_service(&self, name: &str, key: Option<u32>) -> anyhow::Result<()> {
+    /// Creates a tap service through the API.
+    fn create_service(&self, name: &str) -> anyhow::Result<()> {
         let s = self.spec.tap_service(name).ok_or_else(|| anyhow!("no tap service {name}"))?;
         let ip = self
             .collector_ips
@@ -607,7 +607,7 @@ impl<'a> Run<'a> {
         let mut body = json!({
             "name": s.name, "tenant": s.tenant, "encap": s.encap.ovs_type(), "remote_ip": ip.to_string(),
         });
-        if let Some(k) = key.or(s.key) {
+        if let Some(k) = s.key {
             body["key"] = json!(k);
         }
         if let Some(n) = s.snaplen {

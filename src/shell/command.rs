@@ -68,6 +68,26 @@ pub enum Command {
     Quit,
 }
 
+/// What a command's first argument names, for completing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Arg {
+    /// Nothing, or nothing that can be listed.
+    Free,
+    /// A bridge: its name, `hypervisor/bridge` or its dpid.
+    Bridge,
+    /// An interface: iface-id, VM uuid or interface name.
+    Interface,
+    /// A tap flow's name.
+    Tap,
+    /// A tenant.
+    Tenant,
+    /// A log level.
+    Level,
+    /// A command's first word.
+    Command,
+}
+
 /// How a command is written and what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spec {
@@ -75,6 +95,8 @@ pub struct Spec {
     pub name: &'static str,
     /// Its arguments, as the usage line shows them.
     pub args: &'static str,
+    /// What its first argument names.
+    pub arg: Arg,
     /// What it shows.
     pub help: &'static str,
 }
@@ -90,45 +112,64 @@ impl Spec {
     }
 }
 
-const fn spec(name: &'static str, args: &'static str, help: &'static str) -> Spec {
-    Spec { name, args, help }
+const fn spec(name: &'static str, args: &'static str, arg: Arg, help: &'static str) -> Spec {
+    Spec { name, args, arg, help }
 }
+
+/// The log levels `log level` takes, least verbose first.
+pub const LEVELS: &[&str] = &["critical", "error", "warn", "info", "debug", "trace"];
 
 /// Every command, in the order `help` lists them.
 pub const COMMANDS: &[Spec] = &[
     spec(
         "show switches",
         "",
+        Arg::Free,
         "connected bridges: dpid, hypervisor, bridge, connected since, our flows, last echo RTT, \
          whether it holds what it should, last reprogramming time, queue depth",
     ),
     spec(
         "show topology",
         "",
+        Arg::Free,
         "hypervisors, their bridges and ports with the VM interfaces on them, links, migrations",
     ),
     spec(
         "show ports",
         "[bridge|dpid]",
+        Arg::Bridge,
         "each switch's OpenFlow ports (number, name, live) with the OVSDB interface on each",
     ),
-    spec("show taps", "[tenant]", "tap services and tap flows, with where each flow is active"),
-    spec("show tap", "<name>", "one tap flow: its service, source, filter, where it is active"),
+    spec(
+        "show taps",
+        "[tenant]",
+        Arg::Tenant,
+        "tap services and tap flows, with where each flow is active",
+    ),
+    spec(
+        "show tap",
+        "<name>",
+        Arg::Tap,
+        "one tap flow: its service, source, filter, where it is active",
+    ),
     spec(
         "where",
         "<iface-id|vm-uuid|interface>",
+        Arg::Interface,
         "where an interface is (hypervisor, bridge, dpid, ofport), its owner, the taps on it and \
          their last reprogramming time",
     ),
     spec(
         "dump-flows",
         "<bridge|dpid> [--ours]",
+        Arg::Bridge,
         "the flows the switch holds now, read from it, in ovs-ofctl dump-flows syntax \
          (--ours: only periscope's)",
     ),
     spec(
         "trace",
         "<bridge|dpid> <fields>",
+        Arg::Bridge,
         "where the switch's flows, read from it now, send a packet with these fields \
          (ovs-ofctl syntax: in_port=1,dl_dst=02:00:00:00:00:01): the tenant's forwarding and \
          each copy with its tunnel key and collector",
@@ -136,22 +177,31 @@ pub const COMMANDS: &[Spec] = &[
     spec(
         "diff",
         "<bridge|dpid>",
+        Arg::Bridge,
         "periscope's flows on the switch, read from it now, against the ones it should hold",
     ),
     spec(
         "events",
         "[--follow]",
+        Arg::Free,
         "the recent events: topology changes, migrations, switches, reprogramming \
          (--follow: then the new ones as they come, until Ctrl-C)",
     ),
     spec(
         "log level",
         "[error|warn|info|debug|trace]",
+        Arg::Level,
         "the controller's log level, or set it (changes no tap)",
     ),
-    spec("stats", "", "counters and reprogramming times (p50, p99, max)"),
-    spec("help", "[command]", "the commands, or one command's usage"),
-    spec("quit", "", "leave the shell (also: exit, Ctrl-D)"),
+    spec(
+        "stats",
+        "",
+        Arg::Free,
+        "counters, message and error totals and their rates over a second, queue depths, \
+         reprogramming times (p50, p99, max)",
+    ),
+    spec("help", "[command]", Arg::Command, "the commands, or one command's usage"),
+    spec("quit", "", Arg::Free, "leave the shell (also: exit, Ctrl-D)"),
 ];
 
 /// A line that is not a command, with what would be.
@@ -399,8 +449,37 @@ pub fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The words that could follow `line` (for completion): command words, then `--ours`.
-pub fn completions(line: &str) -> Vec<String> {
+/// The names a running controller knows, for completing arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    /// Bridges: `hypervisor/bridge`, a bridge name one hypervisor alone has, dpids.
+    pub bridges: Vec<String>,
+    /// Interfaces: iface-ids, VM uuids, interface names.
+    pub interfaces: Vec<String>,
+    /// Tap flows' names.
+    pub taps: Vec<String>,
+    /// Tenants.
+    pub tenants: Vec<String>,
+}
+
+impl Names {
+    /// The names a first argument of this kind can take.
+    fn of(&self, arg: Arg) -> Vec<&str> {
+        match arg {
+            Arg::Free => Vec::new(),
+            Arg::Bridge => self.bridges.iter().map(String::as_str).collect(),
+            Arg::Interface => self.interfaces.iter().map(String::as_str).collect(),
+            Arg::Tap => self.taps.iter().map(String::as_str).collect(),
+            Arg::Tenant => self.tenants.iter().map(String::as_str).collect(),
+            Arg::Level => LEVELS.to_vec(),
+            Arg::Command => COMMANDS.iter().filter_map(|s| s.name.split(' ').next()).collect(),
+        }
+    }
+}
+
+/// The words that could follow `line` (for completion): command words, then the command's
+/// first argument from `names`, then `--ours` and `--follow`.
+pub fn completions(line: &str, names: &Names) -> Vec<String> {
     let ends_blank = line.ends_with(char::is_whitespace) || line.is_empty();
     let words: Vec<&str> = line.split_whitespace().collect();
     let (done, partial) = if ends_blank {
@@ -409,13 +488,17 @@ pub fn completions(line: &str) -> Vec<String> {
         (&words[..words.len() - 1], words[words.len() - 1])
     };
     let mut out: Vec<String> = Vec::new();
-    let mut names: Vec<&str> = COMMANDS.iter().map(|s| s.name).collect();
-    names.extend(["exit"]);
-    for name in names {
+    let mut specs: Vec<(&str, Arg)> = COMMANDS.iter().map(|s| (s.name, s.arg)).collect();
+    specs.push(("exit", Arg::Free));
+    for (name, arg) in specs {
         let cw: Vec<&str> = name.split(' ').collect();
         if cw.len() > done.len() && cw[..done.len()] == *done && cw[done.len()].starts_with(partial)
         {
             out.push(cw[done.len()].to_string());
+        } else if cw.len() == done.len() && cw == done {
+            out.extend(
+                names.of(arg).into_iter().filter(|n| n.starts_with(partial)).map(String::from),
+            );
         }
     }
     if done.first() == Some(&"dump-flows") && "--ours".starts_with(partial) && done.len() >= 2 {
@@ -542,7 +625,7 @@ mod tests {
             if let Err(e) = parse(&line) {
                 proptest::prop_assert!(!e.message.is_empty());
             }
-            let _ = completions(&line);
+            let _ = completions(&line, &Names::default());
         }
 
         /// Lines made of the commands' own words, in any order.
@@ -570,6 +653,8 @@ mod tests {
 
     #[test]
     fn completion_offers_the_next_word() {
+        let none = Names::default();
+        let completions = |line| completions(line, &none);
         assert_eq!(completions("sh"), vec!["show"]);
         assert_eq!(completions("show "), vec!["ports", "switches", "tap", "taps", "topology"]);
         assert_eq!(completions("show t"), vec!["tap", "taps", "topology"]);
@@ -579,5 +664,28 @@ mod tests {
         assert_eq!(completions("events --f"), vec!["--follow"]);
         assert!(completions("stats ").is_empty());
         assert!(completions("").contains(&"where".to_string()));
+        assert_eq!(completions("log level d"), vec!["debug"]);
+        assert_eq!(completions("help sh"), vec!["show"]);
+    }
+
+    #[test]
+    fn completion_offers_the_controllers_names_for_the_first_argument() {
+        let names = Names {
+            bridges: vec!["hv1/br-int".into(), "hv2/br-int".into(), "0e1a000000000101".into()],
+            interfaces: vec!["vm1-port".into(), "vm2-port".into(), "4f1c-uuid".into()],
+            taps: vec!["web-in".into(), "web-out".into()],
+            tenants: vec!["bank-a".into()],
+        };
+        let c = |line| completions(line, &names);
+        assert_eq!(c("diff hv"), vec!["hv1/br-int", "hv2/br-int"]);
+        assert_eq!(c("dump-flows 0e"), vec!["0e1a000000000101"]);
+        assert_eq!(c("trace hv2"), vec!["hv2/br-int"]);
+        assert_eq!(c("show ports h"), vec!["hv1/br-int", "hv2/br-int"]);
+        assert_eq!(c("where vm"), vec!["vm1-port", "vm2-port"]);
+        assert_eq!(c("show tap web-o"), vec!["web-out"]);
+        assert_eq!(c("show taps "), vec!["bank-a"]);
+        // Only the first argument is a name; a second one is not completed from them.
+        assert!(c("trace hv1/br-int hv").is_empty());
+        assert!(c("show switches h").is_empty());
     }
 }

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::command::completions;
+use super::command::{completions, Names};
 
 /// Lines of history kept.
 const HISTORY_MAX: usize = 1000;
@@ -147,8 +147,8 @@ impl Line {
         self.cursor = self.buf.len();
     }
 
-    /// Applies one key; `history` is oldest first.
-    pub fn apply(&mut self, key: Key, history: &[String]) -> Outcome {
+    /// Applies one key; `history` is oldest first, `names` what Tab completes arguments from.
+    pub fn apply(&mut self, key: Key, history: &[String], names: &Names) -> Outcome {
         match key {
             Key::Char(c) => {
                 self.buf.insert(self.cursor, c);
@@ -203,7 +203,7 @@ impl Line {
                 };
                 self.set(&h);
             }
-            Key::Tab => return self.complete(),
+            Key::Tab => return self.complete(names),
             Key::Interrupt => return Outcome::Cancelled,
             _ => {}
         }
@@ -212,10 +212,10 @@ impl Line {
 
     /// Completes the word before the cursor: the one candidate and a blank, else what all the
     /// candidates share, else the list of them.
-    fn complete(&mut self) -> Outcome {
+    fn complete(&mut self, names: &Names) -> Outcome {
         let before: String = self.buf[..self.cursor].iter().collect();
         let partial = before.rsplit(' ').next().unwrap_or("").to_string();
-        let options = completions(&before);
+        let options = completions(&before, names);
         let Some(first) = options.first() else { return Outcome::Edit };
         let shared = options.iter().fold(first.clone(), |acc, o| {
             acc.chars().zip(o.chars()).take_while(|(a, b)| a == b).map(|(a, _)| a).collect()
@@ -266,11 +266,16 @@ impl Editor {
         Ok(Editor { history, file })
     }
 
-    /// Reads one line; `None` at the end of input.
-    pub fn read_line(&mut self, prompt: &str) -> std::io::Result<Option<String>> {
+    /// Reads one line; `None` at the end of input. `names` is asked once per line, at its
+    /// first Tab, for the names arguments complete from.
+    pub fn read_line(
+        &mut self,
+        prompt: &str,
+        names: &mut dyn FnMut() -> Names,
+    ) -> std::io::Result<Option<String>> {
         let saved = stty(&["-g"])?;
         stty(&["-icanon", "-echo", "-isig", "min", "1", "time", "0"])?;
-        let r = self.edit(prompt);
+        let r = self.edit(prompt, names);
         stty(&[&saved])?;
         let line = r?;
         if let Some(l) = &line {
@@ -293,7 +298,11 @@ impl Editor {
         }
     }
 
-    fn edit(&mut self, prompt: &str) -> std::io::Result<Option<String>> {
+    fn edit(
+        &mut self,
+        prompt: &str,
+        names: &mut dyn FnMut() -> Names,
+    ) -> std::io::Result<Option<String>> {
         let mut out = std::io::stdout().lock();
         let mut input = std::io::stdin().lock();
         let mut line = Line::default();
@@ -308,13 +317,17 @@ impl Editor {
         };
         redraw(&mut out, &line)?;
         let mut byte = [0u8; 1];
+        let (mut known, none) = (None, Names::default());
         loop {
             if input.read(&mut byte)? == 0 {
                 writeln!(out)?;
                 return Ok(None);
             }
             let Some(key) = dec.feed(byte[0]) else { continue };
-            match line.apply(key, &self.history) {
+            if key == Key::Tab && known.is_none() {
+                known = Some(names());
+            }
+            match line.apply(key, &self.history, known.as_ref().unwrap_or(&none)) {
                 Outcome::Edit => redraw(&mut out, &line)?,
                 Outcome::List(options) => {
                     writeln!(out, "\r\n{}", options.join("  "))?;
@@ -348,7 +361,8 @@ mod tests {
 
     fn typed(bytes: &[u8], history: &[String]) -> (Line, Vec<Outcome>) {
         let mut l = Line::default();
-        let outcomes = keys(bytes).into_iter().map(|k| l.apply(k, history)).collect();
+        let outcomes =
+            keys(bytes).into_iter().map(|k| l.apply(k, history, &Names::default())).collect();
         (l, outcomes)
     }
 
@@ -411,7 +425,7 @@ mod tests {
             let mut l = Line::default();
             for b in bytes {
                 if let Some(k) = d.feed(b) {
-                    if let Outcome::Done(_) | Outcome::End | Outcome::Cancelled = l.apply(k, &history) {
+                    if let Outcome::Done(_) | Outcome::End | Outcome::Cancelled = l.apply(k, &history, &Names::default()) {
                         l = Line::default();
                     }
                     proptest::prop_assert!(l.cursor <= l.buf.len());

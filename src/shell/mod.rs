@@ -17,7 +17,8 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
 
-use self::command::{Command, COMMANDS};
+use self::command::{Command, Names, COMMANDS};
+use crate::policy::cookie;
 use crate::scenario::http::{request_to, Endpoint};
 
 /// Options of `periscope shell`.
@@ -215,6 +216,73 @@ pub fn resolve_bridge(switches: &Value, arg: &str) -> Result<String, String> {
     }
 }
 
+/// How long `stats` watches the counters to tell their rates.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Per-second rates of the counters that grew from `before` to `after` in `elapsed`, to one
+/// decimal.
+fn rates(before: &Value, after: &Value, elapsed: std::time::Duration) -> Value {
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    let mut out = serde_json::Map::new();
+    for (k, v) in after.as_object().into_iter().flatten() {
+        let (Some(now), Some(then)) = (v.as_u64(), before[k].as_u64()) else { continue };
+        let rate = now.saturating_sub(then) as f64 / secs;
+        out.insert(k.clone(), json!((rate * 10.0).round() / 10.0));
+    }
+    Value::Object(out)
+}
+
+/// The names Tab completes arguments from, out of the API's answers: switches
+/// (`/v1/switches`), the topology (`/v1/topology`), tap flows and tap services.
+pub fn names_from(switches: &Value, topology: &Value, flows: &Value, services: &Value) -> Names {
+    let empty = Vec::new();
+    let arr = |v: &Value| v.as_array().unwrap_or(&empty).clone();
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let mut names = Names::default();
+    let list = arr(switches);
+    for s in &list {
+        let (Some(hv), Some(bridge)) = (text(&s["hypervisor"]), text(&s["bridge"])) else {
+            continue;
+        };
+        names.bridges.push(format!("{hv}/{bridge}"));
+        if list.iter().filter(|o| o["bridge"] == bridge.as_str()).count() == 1 {
+            names.bridges.push(bridge);
+        }
+    }
+    names.bridges.extend(list.iter().filter_map(|s| text(&s["dpid"])));
+    for h in arr(&topology["hypervisors"]) {
+        for b in arr(&h["bridges"]) {
+            for p in arr(&b["ports"]) {
+                for i in arr(&p["interfaces"]).into_iter().filter(|i| i["iface_id"].is_string()) {
+                    names.interfaces.extend(
+                        [&i["iface_id"], &i["vm_uuid"], &i["name"]].into_iter().filter_map(text),
+                    );
+                }
+            }
+        }
+    }
+    names.taps.extend(arr(flows).iter().filter_map(|f| text(&f["name"])));
+    names
+        .tenants
+        .extend(arr(flows).iter().chain(&arr(services)).filter_map(|o| text(&o["tenant"])));
+    for v in [&mut names.bridges, &mut names.interfaces, &mut names.taps, &mut names.tenants] {
+        v.sort();
+        v.dedup();
+    }
+    names
+}
+
+/// The names the controller knows now; what it cannot say is left empty.
+fn names(client: &Client) -> Names {
+    let get = |path| client.get(path).unwrap_or(Value::Null);
+    names_from(
+        &get("/v1/switches"),
+        &get("/v1/topology"),
+        &get("/v1/tap_flows"),
+        &get("/v1/tap_services"),
+    )
+}
+
 /// Runs one command against the API.
 pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
     let out = |json: Value, text: String| Ok(Output { text, json });
@@ -235,7 +303,12 @@ pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
             out(t.clone(), render::topology(&t))
         }
         Command::Stats => {
-            let s = client.get("/v1/stats")?;
+            // Two readings a second apart: the totals, and the rates between them.
+            let before = client.get("/v1/stats")?;
+            let start = std::time::Instant::now();
+            std::thread::sleep(RATE_WINDOW);
+            let mut s = client.get("/v1/stats")?;
+            s["rates_per_s"] = rates(&before["messages"], &s["messages"], start.elapsed());
             out(s.clone(), render::stats(&s))
         }
         Command::ShowTaps { tenant } => {
@@ -258,8 +331,9 @@ pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
             let mut both = Vec::new();
             for f in flows {
                 let svc = client.get(&format!("/v1/tap_services/{}", f["tap_service"])).ok();
-                text.push_str(&render::tap(f, svc.as_ref()));
-                both.push(json!({ "tap_flow": f, "tap_service": svc }));
+                let counters = copy_counters(client, f);
+                text.push_str(&render::tap(f, svc.as_ref(), &counters));
+                both.push(json!({ "tap_flow": f, "tap_service": svc, "copies": counters }));
             }
             out(Value::Array(both), text)
         }
@@ -304,6 +378,46 @@ pub fn execute(client: &Client, cmd: &Command) -> Result<Output, ShellError> {
             out(reply, text)
         }
     }
+}
+
+/// A tap flow's copies on each bridge where it is active, counted by the switch's copy flows
+/// (those with the tap flow's cookie), read from the switches now.
+fn copy_counters(client: &Client, flow: &Value) -> Vec<Value> {
+    let (Some(id), Some(active)) = (flow["id"].as_u64(), flow["active"].as_array()) else {
+        return Vec::new();
+    };
+    let mut dpids: Vec<String> = active.iter().map(|a| render::dpid(&a["dpid"])).collect();
+    dpids.sort();
+    dpids.dedup();
+    let mut out = Vec::new();
+    for d in dpids {
+        match client.get(&format!("/v1/switches/{d}/flows?ours=true")) {
+            Ok(dump) => out.push(copies_of(id, &dump)),
+            Err(e) => out.push(json!({ "dpid": d, "error": e.to_string() })),
+        }
+    }
+    out
+}
+
+/// Sums the counters of tap flow `id`'s copy flows in one switch's flow dump.
+fn copies_of(id: u64, dump: &Value) -> Value {
+    let (mut flows, mut packets, mut bytes) = (0u64, 0u64, 0u64);
+    let empty = Vec::new();
+    for f in dump["stats"].as_array().unwrap_or(&empty) {
+        let cookie = f["cookie"]
+            .as_str()
+            .and_then(|c| u64::from_str_radix(c.trim_start_matches("0x"), 16).ok())
+            .map(periscope_codec::openflow::Cookie);
+        if cookie.and_then(cookie::decode) == Some((cookie::Kind::Mirror as u8, id)) {
+            flows += 1;
+            packets += f["packets"].as_u64().unwrap_or(0);
+            bytes += f["bytes"].as_u64().unwrap_or(0);
+        }
+    }
+    json!({
+        "dpid": dump["dpid"], "hypervisor": dump["hypervisor"], "bridge": dump["bridge"],
+        "flows": flows, "packets": packets, "bytes": bytes,
+    })
 }
 
 /// `where`: by iface-id, else by VM uuid or interface name in the topology.
@@ -478,7 +592,7 @@ pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
     let mut lines = editor.is_none().then(|| stdin.lock().lines());
     loop {
         let line = match editor.as_mut() {
-            Some(ed) => match ed.read_line("periscope> ") {
+            Some(ed) => match ed.read_line("periscope> ", &mut || names(&client)) {
                 Ok(Some(l)) => l,
                 Ok(None) => break,
                 Err(e) => bail!("reading the terminal: {e}"),
@@ -562,6 +676,68 @@ mod tests {
         // A bridge whose name is also hex is taken by name when no dpid matches.
         let list = json!([{"dpid": "0000000000000009", "hypervisor": "h", "bridge": "beef"}]);
         assert_eq!(resolve_bridge(&list, "beef"), Ok("0000000000000009".into()));
+    }
+
+    #[test]
+    fn names_for_completion_come_from_the_apis_answers() {
+        let switches = json!([
+            {"dpid": "0000000000000001", "hypervisor": "hv1", "bridge": "br-int"},
+            {"dpid": "0000000000000002", "hypervisor": "hv2", "bridge": "br-int"},
+            {"dpid": "0000000000000003", "hypervisor": "hv2", "bridge": "br-ex"},
+        ]);
+        let topology = json!({"hypervisors": [{"id": "hv1", "bridges": [{"name": "br-int",
+            "ports": [{"name": "p1", "interfaces": [
+                {"name": "tap1", "iface_id": "vm1-port", "vm_uuid": "u-1"},
+                {"name": "psc-vx-1", "iface_id": null, "vm_uuid": null}]}]}]}]});
+        let flows = json!([{"name": "web-in", "tenant": "bank-a"}]);
+        let services = json!([{"name": "col", "tenant": "bank-b"}, {"bad": true}]);
+        let n = names_from(&switches, &topology, &flows, &services);
+        assert_eq!(
+            n.bridges,
+            [
+                "0000000000000001",
+                "0000000000000002",
+                "0000000000000003",
+                "br-ex",
+                "hv1/br-int",
+                "hv2/br-ex",
+                "hv2/br-int"
+            ]
+        );
+        assert_eq!(n.interfaces, ["tap1", "u-1", "vm1-port"], "tunnel ports are not VMs'");
+        assert_eq!(n.taps, ["web-in"]);
+        assert_eq!(n.tenants, ["bank-a", "bank-b"]);
+        assert_eq!(names_from(&Value::Null, &json!("x"), &json!(1), &json!({})), Names::default());
+    }
+
+    #[test]
+    fn copies_are_counted_from_the_tap_flows_own_copy_flows() {
+        let mirror =
+            |owner: u64| format!("{:#018x}", cookie::cookie(cookie::Kind::Mirror, owner).0);
+        let classify = format!("{:#018x}", cookie::cookie(cookie::Kind::Classify, 7).0);
+        let dump = json!({"dpid": "00000000000000aa", "hypervisor": "hv1", "bridge": "br-int",
+        "stats": [
+            {"cookie": mirror(7), "packets": 10, "bytes": 1000},
+            {"cookie": mirror(7), "packets": 5, "bytes": 500},
+            {"cookie": mirror(8), "packets": 99, "bytes": 9900},
+            {"cookie": classify, "packets": 15, "bytes": 1500},
+            {"cookie": "nonsense", "packets": 1, "bytes": 1},
+        ]});
+        let c = copies_of(7, &dump);
+        assert_eq!(
+            (c["flows"].as_u64(), c["packets"].as_u64(), c["bytes"].as_u64()),
+            (Some(2), Some(15), Some(1500)),
+            "{c}"
+        );
+        assert_eq!(c["bridge"], "br-int");
+    }
+
+    #[test]
+    fn rates_are_the_growth_per_second() {
+        let before = json!({"openflow_in": 100, "ovsdb_events": 7, "odd": "x"});
+        let after = json!({"openflow_in": 130, "ovsdb_events": 7, "new": 5, "odd": "y"});
+        let r = rates(&before, &after, std::time::Duration::from_millis(2000));
+        assert_eq!(r, json!({"openflow_in": 15.0, "ovsdb_events": 0.0}));
     }
 
     #[test]

@@ -220,7 +220,9 @@ pub fn ports(t: &Value, bridge: Option<&str>) -> Result<String, String> {
     }
 }
 
-/// `show topology`, from `GET /v1/topology`.
+/// `show topology`, from `GET /v1/topology`, drawn as a tree: each hypervisor, its bridges,
+/// their ports (VM interfaces with iface-id and tenant, tunnels with their remote and key), then
+/// the links between hypervisors and the migrations in progress.
 pub fn topology(t: &Value) -> String {
     let empty = Vec::new();
     let arr = |v: &Value| v.as_array().unwrap_or(&empty).clone();
@@ -229,6 +231,8 @@ pub fn topology(t: &Value) -> String {
     if hvs.is_empty() {
         out.push_str("no hypervisor is known\n");
     }
+    // Interface row (hypervisor, uuid) -> `hv bridge:name`, for the links.
+    let mut names = std::collections::HashMap::new();
     for h in &hvs {
         let _ = write!(out, "hypervisor {}", cell(&h["id"]));
         if let Some(name) = h["hostname"].as_str() {
@@ -239,10 +243,13 @@ pub fn topology(t: &Value) -> String {
             let _ = write!(out, " underlay {}", ips.join(", "));
         }
         out.push('\n');
-        for b in arr(&h["bridges"]) {
+        let bridges = arr(&h["bridges"]);
+        for (bi, b) in bridges.iter().enumerate() {
+            let last_bridge = bi + 1 == bridges.len();
             let _ = writeln!(
                 out,
-                "  bridge {} dpid {} {}",
+                "{} bridge {} dpid {} {}",
+                if last_bridge { "└─" } else { "├─" },
                 cell(&b["name"]),
                 dpid(&b["datapath_id"]),
                 if b["connected"] == true { "connected" } else { "not connected to periscope" }
@@ -250,30 +257,55 @@ pub fn topology(t: &Value) -> String {
             let mut rows = Vec::new();
             for p in arr(&b["ports"]) {
                 for i in arr(&p["interfaces"]) {
+                    names.insert(
+                        (cell(&h["id"]), cell(&i["uuid"])),
+                        format!("{} {}:{}", cell(&h["id"]), cell(&b["name"]), cell(&i["name"])),
+                    );
                     rows.push(vec![
-                        format!("    {}", cell(&i["name"])),
                         port_no(&i["ofport"]),
+                        cell(&i["name"]),
                         match i["type"].as_str() {
                             Some("") | None => "system".into(),
                             Some(k) => k.into(),
                         },
-                        cell(&i["mac"]),
-                        cell(&i["iface_id"]),
-                        cell(&i["tenant"]),
-                        cell(&i["ready"]),
+                        interface_detail(&i),
                     ]);
                 }
             }
-            if !rows.is_empty() {
-                out.push_str(&table(
-                    &["    PORT", "OFPORT", "TYPE", "MAC", "IFACE-ID", "TENANT", "READY"],
-                    &rows,
-                ));
+            let stem = if last_bridge { "   " } else { "│  " };
+            let lines = aligned(&rows);
+            for (k, line) in lines.iter().enumerate() {
+                let branch = if k + 1 == lines.len() { "└─" } else { "├─" };
+                let _ = writeln!(out, "{stem}{branch} {line}");
             }
         }
     }
-    for l in arr(&t["links"]) {
-        let _ = writeln!(out, "link {l}");
+    let links = arr(&t["links"]);
+    if !links.is_empty() {
+        out.push_str("links\n");
+    }
+    let end = |r: &Value| {
+        names
+            .get(&(cell(&r["hypervisor"]), cell(&r["uuid"])))
+            .cloned()
+            .unwrap_or_else(|| format!("{} {}", cell(&r["hypervisor"]), cell(&r["uuid"])))
+    };
+    for l in &links {
+        let line = match l["kind"].as_str() {
+            Some("tunnel") => {
+                format!("{} ══▶ {} ({})", end(&l["iface"]), cell(&l["to"]), cell(&l["remote_ip"]))
+            }
+            Some("patch") => format!("{} ◀─ patch ─▶ {}", end(&l["a"]), end(&l["b"])),
+            Some("lldp") => format!(
+                "dpid {} port {} ◀─ lldp ─▶ dpid {} port {}",
+                dpid(&l["a"]["dpid"]),
+                port_no(&l["a"]["port"]),
+                dpid(&l["b"]["dpid"]),
+                port_no(&l["b"]["port"])
+            ),
+            _ => l.to_string(),
+        };
+        let _ = writeln!(out, "  {line}");
     }
     for m in arr(&t["migrations"]) {
         let places: Vec<String> = arr(&m["locations"]).iter().map(place).collect();
@@ -284,6 +316,35 @@ pub fn topology(t: &Value) -> String {
         let _ = writeln!(out, "{} interface rows not on any bridge", unattached.len());
     }
     out
+}
+
+/// What matters of an interface in the drawing: a VM's MAC, iface-id and tenant; a tunnel's
+/// remote and key; whether flows can be programmed for it.
+fn interface_detail(i: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(id) = i["iface_id"].as_str() {
+        parts.push(cell(&i["mac"]));
+        parts.push(format!("iface-id {id}"));
+        if let Some(t) = i["tenant"].as_str() {
+            parts.push(format!("tenant {t}"));
+        }
+        if i["ready"] == false {
+            parts.push("not ready".into());
+        }
+    }
+    for k in ["remote_ip", "key", "local_ip", "peer"] {
+        if let Some(v) = i["options"][k].as_str() {
+            parts.push(format!("{k}={v}"));
+        }
+    }
+    parts.join("  ")
+}
+
+/// Rows as lines with their columns aligned (as [`table`] does, without the header).
+fn aligned(rows: &[Vec<String>]) -> Vec<String> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let headers = vec![""; columns];
+    table(&headers, rows).lines().skip(1).map(str::to_string).collect()
 }
 
 /// What a tap flow selects: `iface-id X`, `vm X`, `selector app=web`.
@@ -383,8 +444,8 @@ fn active_lines(out: &mut String, f: &Value, indent: &str) {
     }
 }
 
-/// `show tap <name>`, from the tap flow and its service.
-pub fn tap(flow: &Value, service: Option<&Value>) -> String {
+/// `show tap <name>`, from the tap flow, its service and its copies' counters per bridge.
+pub fn tap(flow: &Value, service: Option<&Value>, copies: &[Value]) -> String {
     let mut out = format!(
         "tap flow {} (id {}) of tenant {}: {}\n  source {} direction {} filter {}\n",
         cell(&flow["name"]),
@@ -419,6 +480,23 @@ pub fn tap(flow: &Value, service: Option<&Value>) -> String {
     } else {
         out.push_str("  active:\n");
         active_lines(&mut out, flow, "    ");
+    }
+    if !copies.is_empty() {
+        out.push_str("  copies, counted by the switches now:\n");
+    }
+    for c in copies {
+        let bridge =
+            format!("{}/{} ({})", cell(&c["hypervisor"]), cell(&c["bridge"]), dpid(&c["dpid"]));
+        let _ = match c.get("error") {
+            Some(e) => writeln!(out, "    {bridge}: not read: {}", cell(e)),
+            None => writeln!(
+                out,
+                "    {bridge}: {} packets, {} bytes through {} copy flows",
+                cell(&c["packets"]),
+                cell(&c["bytes"]),
+                cell(&c["flows"])
+            ),
+        };
     }
     out
 }
@@ -637,6 +715,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn topology_is_drawn_as_a_tree_with_its_tunnels() {
+        let vm = json!({"uuid": "u1", "name": "tap1", "type": "", "ofport": 1,
+            "mac": "02:51:00:00:00:01", "iface_id": "vm1-port", "tenant": "bank-a",
+            "ready": true, "options": {}});
+        let vx = json!({"uuid": "u2", "name": "vx-hv2", "type": "vxlan", "ofport": 4,
+            "mac": null, "iface_id": null, "ready": true,
+            "options": {"remote_ip": "192.0.2.2", "key": "flow"}});
+        let t = json!({
+            "generation": 7,
+            "hypervisors": [
+                {"id": "hv1", "underlay_ips": ["192.0.2.1"], "bridges": [
+                    {"name": "br-int", "datapath_id": 1, "connected": true,
+                     "ports": [{"interfaces": [vm]}, {"interfaces": [vx]}]},
+                    {"name": "br-phy", "datapath_id": 2, "connected": false, "ports": []}]},
+                {"id": "hv2", "bridges": []}],
+            "links": [{"kind": "tunnel", "iface": {"hypervisor": "hv1", "uuid": "u2"},
+                       "remote_ip": "192.0.2.2", "to": "hv2"}],
+            "migrations": [],
+        });
+        let text = topology(&t);
+        let expected = "generation 7\n\
+            hypervisor hv1 underlay 192.0.2.1\n\
+            ├─ bridge br-int dpid 0000000000000001 connected\n\
+            │  ├─ 1  tap1    system  02:51:00:00:00:01  iface-id vm1-port  tenant bank-a\n\
+            │  └─ 4  vx-hv2  vxlan   remote_ip=192.0.2.2  key=flow\n\
+            └─ bridge br-phy dpid 0000000000000002 not connected to periscope\n\
+            hypervisor hv2\n\
+            links\n  hv1 br-int:vx-hv2 ══▶ hv2 (192.0.2.2)\n";
+        assert_eq!(text, expected, "\n{text}");
+    }
+
+    #[test]
     fn tables_align_and_trim() {
         let t = table(&["A", "LONGER"], &[vec!["wide cell".into(), "x".into()]]);
         assert_eq!(t, "A          LONGER\nwide cell  x\n");
@@ -714,9 +824,21 @@ mod tests {
             t.contains("iface-id abc") && t.contains("ip_proto=17") && t.contains("hv1"),
             "{t}"
         );
-        let t = tap(&flow(), Some(&svc));
+        let copies = [
+            json!({"dpid": "0000000000000001", "hypervisor": "hv1", "bridge": "br-int",
+                   "flows": 2, "packets": 40, "bytes": 3920}),
+            json!({"dpid": "0000000000000002", "error": "the switch refused the dump"}),
+        ];
+        let t = tap(&flow(), Some(&svc), &copies);
         assert!(t.contains("tap flow vm1-both (id 2) of tenant bank-a: ACTIVE"), "{t}");
         assert!(t.contains("vxlan to 192.0.2.9 key 4242"), "{t}");
+        assert!(
+            t.contains(
+                "    hv1/br-int (0000000000000001): 40 packets, 3920 bytes through 2 copy flows"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("(0000000000000002): not read: the switch refused the dump"), "{t}");
         assert_eq!(taps(&json!([]), &json!([])), "no tap service\n\nno tap flow\n");
         let vm = json!({"id": 3, "name": "ids", "tenant": "bank-a", "encap": "gre",
                         "collector": {"iface_id": "col-port"}, "key": 4243});

@@ -152,6 +152,17 @@ impl Core {
         match kind {
             DumpKind::Flows { .. } => {
                 body["flows"] = flows.iter().map(|f| f.to_string()).collect();
+                body["stats"] = flows
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "cookie": format!("{:#018x}", f.cookie.0),
+                            "table": f.table_id.0,
+                            "packets": f.packet_count,
+                            "bytes": f.byte_count,
+                        })
+                    })
+                    .collect();
             }
             DumpKind::Trace(packet) => {
                 let names: HashMap<u32, String> = self

@@ -711,6 +711,7 @@ impl Core {
                 .filter(|f| self.flow_status(f)["status"] == "ACTIVE")
                 .count(),
             "tenants": self.nb.state.tenants.len(),
+            "tunnel_ports": crate::policy::tunnels::count_ours(&self.topology),
             "northbound_writes_pending": self.nb.pending.len(),
             "topology_generation": self.topology.generation().0,
             "queues": self
@@ -718,6 +719,7 @@ impl Core {
                 .iter()
                 .filter_map(|(name, probe)| Some((name.to_string(), json!(probe()?))))
                 .collect::<serde_json::Map<String, Value>>(),
+            "messages": self.metrics.totals(),
             "reprogram_ms": {
                 "count": ms.len(),
                 "p50": q(0.5),
