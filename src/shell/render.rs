@@ -843,7 +843,7 @@ mod tests {
         let vm = json!({"id": 3, "name": "ids", "tenant": "bank-a", "encap": "gre",
                         "collector": {"iface_id": "col-port"}, "key": 4243});
         assert!(taps(&json!([vm]), &json!([])).contains("vm col-port"));
-        assert!(tap(&flow(), Some(&vm)).contains("gre to vm col-port key 4243"));
+        assert!(tap(&flow(), Some(&vm), &[]).contains("gre to vm col-port key 4243"));
     }
 
     #[test]
