@@ -173,6 +173,15 @@ fn migrate_under_traffic(
     for s in [first, last] {
         assert!(requests.contains_key(&s) && replies.contains_key(&s), "seq {s} not copied");
     }
+    // Nothing else: every ICMP frame it saw is a copy of vm1 <-> vm3 or its own traffic.
+    let pairs =
+        [(vm3.ip(), vm1.ip()), (vm1.ip(), vm3.ip()), (vm3.ip(), col.ip()), (col.ip(), vm3.ip())]
+            .map(|(a, b)| format!(" {a} > {b}: ICMP echo "));
+    let other: Vec<&String> = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty() && !pairs.iter().any(|p| l.contains(p.as_str())))
+        .collect();
+    assert!(other.is_empty(), "the collector VM got something else: {other:?}");
 }
 
 #[test]
@@ -231,9 +240,21 @@ fn a_collector_vm_gets_every_copy_once_and_keeps_them_across_its_migration() {
     // (Under load the first ARP over a fresh path was seen lost, and the VM asks again only a
     // second later: the warm-up waits for the overlay rather than counting its first pings.)
     for peer in [&vm1, &col] {
-        wait_for("the tenant's overlay forwards", Duration::from_secs(10), || {
-            vm3.ping(peer.ip(), 1, Duration::from_millis(50)).is_ok_and(|r| r.received == 1)
-        });
+        let forwards = periscope::lab::wait_until(
+            "the tenant's overlay forwards",
+            Duration::from_secs(10),
+            || vm3.ping(peer.ip(), 1, Duration::from_millis(50)).is_ok_and(|r| r.received == 1),
+        );
+        if let Err(e) = forwards {
+            for hv in [&hv1, &hv2, &hv3] {
+                eprintln!(
+                    "{}: {}",
+                    hv.name(),
+                    hv.ofctl(&["dump-flows", "br-int"]).unwrap_or_default()
+                );
+            }
+            panic!("{e} to {}\n{}", peer.name(), ctl.log());
+        }
     }
     let cap_other = Capture::start(&lab, &other);
     migrate_under_traffic(&lab, &ctl, &mut col, &hv3, (&vm1, &vm3), key);
