@@ -3,22 +3,16 @@
 //! follow a VM through a make-before-break live migration; the source is left clean; deleting
 //! the taps removes every flow and tunnel port they needed.
 
+mod star_support;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use periscope::lab::controller::ControllerProcess;
-use periscope::lab::{
-    ControllerTarget, EchoKind, Encap, Hypervisor, HypervisorOptions, Lab, MigrationStep,
-    TunnelKey, TunnelKind, TunnelRemote, VmOptions,
-};
-use serde_json::{json, Value};
+use periscope::lab::{EchoKind, Encap, Hypervisor, Lab, MigrationStep, VmOptions};
+use serde_json::json;
+use star_support::{controller, has_port, post, star, wait_for};
 
-const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
 const PINGS: u32 = 150;
-
-fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
-    periscope::lab::wait_until(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"));
-}
 
 /// periscope's flows on br-int that copy traffic (not the base pipeline).
 fn mirror_flows(hv: &Hypervisor) -> Vec<String> {
@@ -27,14 +21,6 @@ fn mirror_flows(hv: &Hypervisor) -> Vec<String> {
         .filter(|l| l.contains("cookie=0x505302") || l.contains("cookie=0x505303"))
         .map(str::to_string)
         .collect()
-}
-
-/// Whether br-int has a port whose name starts with `prefix` (periscope's tunnel ports are
-/// `psc-vx-<bridge>` and `psc-gre-<bridge>`).
-fn has_port(hv: &Hypervisor, prefix: &str) -> bool {
-    hv.vsctl(&["list-ports", "br-int"])
-        .map(|p| p.lines().any(|l| l.trim().starts_with(prefix)))
-        .unwrap_or(false)
 }
 
 /// The sequence numbers of the echoes of `kind` from `src` to `dst` copied under tenant a's VXLAN
@@ -54,31 +40,10 @@ fn echo_seqs(
         .collect()
 }
 
-fn post(ctl: &ControllerProcess, path: &str, body: Value) -> Value {
-    let (status, v) = ctl.call("POST", path, Some(&body)).expect("api");
-    assert_eq!(status, 201, "POST {path} {body}: {v}");
-    v
-}
-
 #[test]
 fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     let lab = Lab::new().expect("lab");
-    let sock = lab.dir().join("of.sock");
-    let opts = || HypervisorOptions::secure().controller(ControllerTarget::Unix(sock.clone()));
-    let hv1 = lab.add_hypervisor("hv1", opts()).expect("hv1");
-    let hv2 = lab.add_hypervisor("hv2", opts()).expect("hv2");
-    let hv3 = lab.add_hypervisor("hv3", opts()).expect("hv3");
-    // The tenants' own overlay: a VXLAN star around hv3 (key 7), forwarded by NORMAL.
-    for (edge, other) in [(&hv1, &hv3), (&hv2, &hv3), (&hv3, &hv1), (&hv3, &hv2)] {
-        let name = format!("vx-{}", other.name());
-        edge.add_tunnel_port(
-            &name,
-            TunnelKind::Vxlan,
-            TunnelRemote::Ip(other.underlay_ip()),
-            TunnelKey::Fixed(7),
-        )
-        .expect("tenant tunnel");
-    }
+    let [hv1, hv2, hv3] = star(&lab);
     let mut vm1 =
         lab.add_vm(&hv1, VmOptions::new("vm1").external_id("tenant-id", "bank-a")).expect("vm1");
     let vm3 =
@@ -92,12 +57,7 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     let mut col_a = lab.add_collector("cola").expect("collector a");
     let mut col_b = lab.add_collector("colb").expect("collector b");
 
-    let mut args = vec![format!("--openflow=punix:{}", sock.display())];
-    for hv in [&hv1, &hv2, &hv3] {
-        args.push(format!("--ovsdb={}={}", hv.name(), hv.db_remote()));
-    }
-    let ctl = ControllerProcess::start(PERISCOPE, &args, &lab.dir().join("controller.log"))
-        .expect("controller");
+    let ctl = controller(&lab, &[&hv1, &hv2, &hv3]);
     ctl.allow("bank-a", &[&format!("{}/32", col_a.ip())]).expect("bank-a's collectors");
     ctl.allow("bank-b", &[&format!("{}/32", col_b.ip())]).expect("bank-b's collectors");
 

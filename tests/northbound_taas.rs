@@ -308,6 +308,23 @@ fn a_taas_client_and_v1_see_the_same_taps() {
     let (_, all) = op("GET", "/v1/tap_flows?tenant=bank-t1", None);
     assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
 
+    // A collector VM's port (the tenant's own): /v1's collector.iface_id, shown back as port_id.
+    let (s, _) = op("PUT", "/v1/interfaces/port-t1-collector", Some(json!({"tenant": "bank-t1"})));
+    assert_eq!(s, 201);
+    let vm_col = json!({"tap_service": {"name": "vm-collector", "port_id": "port-t1-collector"}});
+    let (s, made) = call(&t1, "POST", "/v2.0/taas/tap_services", Some(vm_col));
+    assert_eq!(s, 201, "{made}");
+    let made = &made["tap_service"];
+    assert_eq!(
+        (&made["port_id"], &made["remote_ip"], &made["encap"], &made["status"]),
+        (&json!("port-t1-collector"), &Value::Null, &json!("gre"), &json!("ACTIVE")),
+        "{made}"
+    );
+    let (s, v1) = op("GET", &format!("/v1/tap_services/{}", v1_id(&made["id"])), None);
+    assert_eq!((s, &v1["collector"]), (200, &json!({"iface_id": "port-t1-collector"})), "{v1}");
+    let path = format!("/v2.0/taas/tap_services/{}", made["id"].as_str().unwrap_or(""));
+    assert_eq!(call(&t1, "DELETE", &path, None).0, 204);
+
     // A GRE tap mirror: one service per direction, keyed as asked, shown only as the mirror.
     let case = data("tap_mirror_create.json");
     let (s, made) = call(&t1, "POST", "/v2.0/taas/tap_mirrors", Some(case["request"].clone()));

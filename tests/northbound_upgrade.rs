@@ -58,3 +58,42 @@ fn a_first_start_creates_the_database() {
     assert_eq!(tool(&["db-name", &files.db().display().to_string()]), "Periscope_Northbound");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_database_from_before_vm_collectors_keeps_its_tap_services() {
+    let dir = std::env::temp_dir().join(format!("periscope-nbvmcol-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let files = Files { dir: dir.clone() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+
+    // Schema 1.0.0: a tap service's collector was an address only.
+    let mut old: Value = serde_json::from_str(SCHEMA).expect("schema");
+    old["version"] = "1.0.0".into();
+    old["tables"]["Tap_Service"]["columns"]
+        .as_object_mut()
+        .expect("columns")
+        .remove("collector_iface");
+    let old_path = dir.join("old.ovsschema");
+    std::fs::write(&old_path, old.to_string()).expect("old schema");
+    let db = files.db().display().to_string();
+    tool(&["create", &db, &old_path.display().to_string()]);
+    let txn = r#"["Periscope_Northbound", {"op": "insert", "table": "Tap_Service",
+        "row": {"id": 7, "name": "ids", "tenant": "bank-a", "encap": "gre",
+                "remote_ip": "192.0.2.33", "key": 4242}}]"#;
+    tool(&["transact", &db, txn]);
+
+    assert_eq!(rt.block_on(prepare(&files)).expect("prepare"), "converted to the new schema");
+    let rows = tool(&[
+        "query",
+        &db,
+        r#"["Periscope_Northbound", {"op": "select", "table": "Tap_Service", "where": [],
+            "columns": ["remote_ip", "key", "collector_iface"]}]"#,
+    ]);
+    let rows: Value = serde_json::from_str(&rows).expect("json");
+    let row = &rows[0]["rows"][0];
+    assert_eq!(row["remote_ip"], "192.0.2.33", "{rows}");
+    assert_eq!(row["key"], 4242, "{rows}");
+    assert_eq!(row["collector_iface"], serde_json::json!(["set", []]), "an address collector");
+    let _ = std::fs::remove_dir_all(&dir);
+}

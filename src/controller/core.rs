@@ -25,7 +25,7 @@ use crate::openflow::session::SessionEvent;
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
 use crate::policy::cookie;
-use crate::policy::desired::{desired, Activity, BridgeDesired};
+use crate::policy::desired::{copies_delivered_frames, desired, feeding, Activity, BridgeDesired};
 use crate::policy::mirror::plan_bridge;
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
@@ -444,13 +444,33 @@ impl Core {
                         continue;
                     }
                     let (id, to) = (h.iface_id.clone(), h.to.clone());
-                    let others: Vec<Dpid> = self
+                    // The old places, and, for a VM collector, the bridges copying towards it.
+                    let mut others: BTreeSet<Dpid> = self
                         .topology
                         .locations(&id)
                         .iter()
                         .filter(|l| l.interface_ref() != to)
                         .filter_map(|l| l.dpid)
                         .collect();
+                    let taps = &self.nb.state.taps;
+                    if !copies_delivered_frames(&self.topology, taps, &id) {
+                        // Only a VM collector's copies follow it: each goes to one place, so
+                        // they may go to the new place at once, with nothing to leave first.
+                        others.extend(feeding(&self.topology, taps, &id));
+                        others.insert(key.0);
+                        self.activity.insert(id, Some(to));
+                        let here: Vec<Dpid> = others.into_iter().collect();
+                        let involved = self.reconcile_tracking(&here);
+                        if let Some(h) = self.holds.get_mut(&key) {
+                            h.phase = HoldPhase::Arriving;
+                            h.involved = involved;
+                        }
+                        *moved = true;
+                        continue;
+                    }
+                    let feeders = feeding(&self.topology, taps, &id);
+                    others.extend(feeders.into_iter().filter(|d| *d != key.0));
+                    let others: Vec<Dpid> = others.into_iter().collect();
                     self.activity.insert(id, None);
                     let involved = self.reconcile_tracking(&others);
                     if let Some(h) = self.holds.get_mut(&key) {
@@ -467,8 +487,11 @@ impl Core {
                 }
                 HoldPhase::Leaving { settled: Some(t) } if now >= t => {
                     let (id, to) = (h.iface_id.clone(), h.to.clone());
+                    let mut here = feeding(&self.topology, &self.nb.state.taps, &id);
+                    here.insert(key.0);
                     self.activity.insert(id, Some(to));
-                    let involved = self.reconcile_tracking(&[key.0]);
+                    let here: Vec<Dpid> = here.into_iter().collect();
+                    let involved = self.reconcile_tracking(&here);
                     if let Some(h) = self.holds.get_mut(&key) {
                         h.phase = HoldPhase::Arriving;
                         h.involved = involved;
@@ -723,10 +746,34 @@ impl Core {
                 }
             }
         }
+        // The bridges copying towards a VM collector follow it wherever it went.
+        let feeders = self.feeders_after(&events, &affected);
+        affected.extend(feeders);
         match &mut self.deferred {
             Some(d) => d.extend(affected),
             None => self.reconcile_bridges(Some(&affected)),
         }
+    }
+
+    /// The bridges copying towards the VM collectors that `events` may have moved: those
+    /// present on an `affected` bridge, or any when an interface went (its iface-id is gone
+    /// with it).
+    fn feeders_after(&self, events: &[Event], affected: &BTreeSet<Dpid>) -> BTreeSet<Dpid> {
+        let taps = &self.nb.state.taps;
+        let gone = events.iter().any(|e| matches!(e.kind, EventKind::InterfaceGone { .. }));
+        let collectors: BTreeSet<&str> =
+            taps.services().filter_map(|s| s.collector.iface_id()).collect();
+        collectors
+            .into_iter()
+            .filter(|id| {
+                gone || self
+                    .topology
+                    .locations(id)
+                    .iter()
+                    .any(|l| l.dpid.is_some_and(|d| affected.contains(&d)))
+            })
+            .flat_map(|id| feeding(&self.topology, taps, id))
+            .collect()
     }
 
     /// Starts a batch of topology events: the bridges they touch are planned once, when

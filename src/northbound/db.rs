@@ -23,7 +23,8 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{KnownToken, Role, TokenHash, Tokens};
 use super::model::{
-    Ipv4Cidr, Source, TapFlow, TapFlowId, TapFlowSpec, TapService, TapServiceId, TapServiceSpec,
+    Collector, Ipv4Cidr, Source, TapFlow, TapFlowId, TapFlowSpec, TapService, TapServiceId,
+    TapServiceSpec,
 };
 use super::store::Taps;
 use crate::ovsdb::session::{Database, RowsAs};
@@ -45,13 +46,19 @@ pub const TAP_SERVICE: &str = "Tap_Service";
 pub const TAP_FLOW: &str = "Tap_Flow";
 /// Table of the audit trail.
 pub const AUDIT: &str = "Audit";
+/// `Tap_Service` column of a VM collector's iface-id (schema 1.1.0; empty for an address).
+pub const COLLECTOR_IFACE: &str = "collector_iface";
 
 /// Everything is monitored, every column.
 const TABLES: &[(&str, bool, &[&str])] = &[
     (TENANT, true, &["name", "allowed_collectors", "max_tap_services", "max_tap_flows"]),
     (TOKEN, true, &["name", "sha256", "role", "tenant", "created_ms"]),
     (INTERFACE_OWNER, true, &["iface_id", "tenant"]),
-    (TAP_SERVICE, true, &["id", "name", "tenant", "encap", "remote_ip", "key", "snaplen"]),
+    (
+        TAP_SERVICE,
+        true,
+        &["id", "name", "tenant", "encap", "remote_ip", COLLECTOR_IFACE, "key", "snaplen"],
+    ),
     (
         TAP_FLOW,
         true,
@@ -237,7 +244,16 @@ impl Northbound {
         let blocked = self
             .taps
             .services()
-            .filter(|s| !self.tenants.get(&s.tenant).is_some_and(|t| t.allows(s.remote_ip)))
+            .filter(|s| match &s.collector {
+                Collector::Remote(ip) => {
+                    !self.tenants.get(&s.tenant).is_some_and(|t| t.allows(*ip))
+                }
+                // A VM collector is the tenant's own interface, not an address copies leave to;
+                // the policy checks its live owner too.
+                Collector::Iface(id) => {
+                    self.taps.registered_owner(id).is_some_and(|t| *t != s.tenant)
+                }
+            })
             .map(|s| s.id)
             .collect();
         self.taps.set_blocked(blocked);
@@ -276,9 +292,13 @@ fn service_from_row(row: &Row) -> Result<TapService, String> {
         "name": string(row, "name"),
         "tenant": string(row, "tenant"),
         "encap": string(row, "encap"),
-        "remote_ip": string(row, "remote_ip"),
         "key": integer(row, "key"),
     });
+    // A VM collector's row has its iface-id and an empty remote_ip (the column predates it).
+    match strings(row, COLLECTOR_IFACE).pop() {
+        Some(id) => body["collector"] = json!({ "iface_id": id }),
+        None => body["remote_ip"] = json!(string(row, "remote_ip")),
+    }
     if let Some(s) = integer(row, "snaplen") {
         body["snaplen"] = json!(s);
     }
@@ -288,7 +308,7 @@ fn service_from_row(row: &Row) -> Result<TapService, String> {
         name: spec.name,
         tenant: spec.tenant,
         encap: spec.encap,
-        remote_ip: spec.remote_ip,
+        collector: spec.collector,
         key: spec.key.ok_or("no key")?,
         snaplen: spec.snaplen,
     })
@@ -357,7 +377,11 @@ pub fn service_row(s: &TapService) -> Row {
         ("name".into(), Datum::atom(s.name.as_str())),
         ("tenant".into(), Datum::atom(s.tenant.as_str())),
         ("encap".into(), Datum::atom(s.encap.ovs_type())),
-        ("remote_ip".into(), Datum::atom(s.remote_ip.to_string())),
+        (
+            "remote_ip".into(),
+            Datum::atom(s.collector.remote_ip().map(|ip| ip.to_string()).unwrap_or_default()),
+        ),
+        (COLLECTOR_IFACE.into(), opt(s.collector.iface_id())),
         ("key".into(), Datum::atom(i64::from(s.key))),
         ("snaplen".into(), opt(s.snaplen.map(i64::from))),
     ])
@@ -507,7 +531,7 @@ mod tests {
             name: "perf".into(),
             tenant: "bank-a".into(),
             encap: Encap::Gre,
-            remote_ip: "192.0.2.9".parse().expect("ip"),
+            collector: Collector::Remote("192.0.2.9".parse().expect("ip")),
             key: 1001,
             snaplen: Some(128),
         };
@@ -542,7 +566,7 @@ mod tests {
             name: "x".into(),
             tenant: "t".into(),
             encap: Encap::Vxlan,
-            remote_ip: "192.0.2.9".parse().expect("ip"),
+            collector: Collector::Remote("192.0.2.9".parse().expect("ip")),
             key: 5,
             snaplen: None,
         });

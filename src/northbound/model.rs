@@ -194,6 +194,57 @@ impl Filter {
     }
 }
 
+/// Where a tap service's copies go.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Collector {
+    /// A collector outside the cloud, at this address (inside the tenant's allowed collectors).
+    Remote(IpAddr),
+    /// A VM interface of the tenant inside the cloud, by iface-id (TaaS's `port_id`): copies
+    /// go through the tunnel to whichever hypervisor hosts it now and are delivered to it there.
+    Iface(String),
+}
+
+impl Collector {
+    /// The collector's address, for a collector outside the cloud.
+    pub fn remote_ip(&self) -> Option<IpAddr> {
+        match self {
+            Collector::Remote(ip) => Some(*ip),
+            Collector::Iface(_) => None,
+        }
+    }
+
+    /// The collector's iface-id, for a VM collector.
+    pub fn iface_id(&self) -> Option<&str> {
+        match self {
+            Collector::Remote(_) => None,
+            Collector::Iface(id) => Some(id),
+        }
+    }
+}
+
+impl fmt::Display for Collector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Collector::Remote(ip) => write!(f, "{ip}"),
+            Collector::Iface(id) => write!(f, "interface {id}"),
+        }
+    }
+}
+
+impl Serialize for Collector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        match self {
+            Collector::Remote(ip) => m.serialize_entry("remote_ip", ip)?,
+            Collector::Iface(id) => {
+                m.serialize_entry("collector", &serde_json::json!({ "iface_id": id }))?
+            }
+        }
+        m.end()
+    }
+}
+
 /// A request to create a tap service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapServiceSpec {
@@ -203,8 +254,8 @@ pub struct TapServiceSpec {
     pub tenant: String,
     /// Encapsulation.
     pub encap: Encap,
-    /// The collector's address.
-    pub remote_ip: IpAddr,
+    /// Where the copies go.
+    pub collector: Collector,
     /// The key asked for; allocated when `None`.
     pub key: Option<u32>,
     /// Copies are truncated to this many bytes.
@@ -222,8 +273,9 @@ pub struct TapService {
     pub tenant: String,
     /// Encapsulation.
     pub encap: Encap,
-    /// The collector's address.
-    pub remote_ip: IpAddr,
+    /// Where the copies go: `"remote_ip"` or `"collector": {"iface_id"}` in JSON.
+    #[serde(flatten)]
+    pub collector: Collector,
     /// The VNI or GRE key that marks this service's copies.
     pub key: u32,
     /// Copies are truncated to this many bytes.
@@ -327,7 +379,18 @@ pub const SERVICE_FIELDS: &[FieldDoc] = &[
     field("name", FieldKind::Text, true, "unique per tenant"),
     field("tenant", FieldKind::Text, false, "the owner; a tenant's token may leave it out"),
     field("encap", FieldKind::OneOf(&["vxlan", "gre"]), true, "how copies travel"),
-    field("remote_ip", FieldKind::Ipv4, true, "the collector, inside the tenant's allow-list"),
+    field(
+        "remote_ip",
+        FieldKind::Ipv4,
+        false,
+        "a collector outside the cloud, inside the tenant's allow-list (or give collector)",
+    ),
+    field(
+        "collector",
+        FieldKind::Object,
+        false,
+        "{\"iface_id\": ...}: a VM interface of the tenant, followed wherever it runs (or give remote_ip)",
+    ),
     field(
         "key",
         FieldKind::Integer(1, 4_294_967_295),
@@ -471,25 +534,11 @@ impl TapServiceSpec {
             Some("gre") => Encap::Gre,
             _ => return Err(FieldError::new("encap", ev, "\"vxlan\" or \"gre\"")),
         };
-        let rv = f.get("remote_ip");
-        let remote_ip = match rv.and_then(Value::as_str).map(str::parse::<IpAddr>) {
-            Some(Ok(ip @ IpAddr::V4(v4)))
-                if !v4.is_unspecified() && !v4.is_broadcast() && !v4.is_multicast() =>
-            {
-                ip
-            }
-            _ => {
-                return Err(FieldError::new(
-                    "remote_ip",
-                    rv,
-                    "a unicast IPv4 address such as \"192.0.2.10\"",
-                ))
-            }
-        };
+        let collector = parse_collector(f.get("remote_ip"), f.get("collector"))?;
         let key = f.opt_uint("key", 1, encap.max_key() as u64)?.map(|k| k as u32);
         let snaplen = f.opt_uint("snaplen", 64, 65535)?.map(|s| s as u16);
         f.finish()?;
-        Ok(TapServiceSpec { name, tenant, encap, remote_ip, key, snaplen })
+        Ok(TapServiceSpec { name, tenant, encap, collector, key, snaplen })
     }
 }
 
@@ -517,6 +566,44 @@ impl TapFlowSpec {
         };
         f.finish()?;
         Ok(TapFlowSpec { name, tenant, tap_service, source, direction, filter })
+    }
+}
+
+/// A tap service's collector: `remote_ip` (an address) or `collector` (`{"iface_id": ...}`),
+/// exactly one of them.
+fn parse_collector(
+    remote: Option<&Value>,
+    collector: Option<&Value>,
+) -> Result<Collector, FieldError> {
+    const EXPECTED: &str =
+        "one of remote_ip (an address) or collector ({\"iface_id\": \"...\"}), not both";
+    match (remote, collector) {
+        (Some(_), Some(c)) => Err(FieldError::new("collector", Some(c), EXPECTED)),
+        (None, None) => Err(FieldError::new("remote_ip", None, EXPECTED)),
+        (Some(rv), None) => match rv.as_str().map(str::parse::<IpAddr>) {
+            Some(Ok(ip @ IpAddr::V4(v4)))
+                if !v4.is_unspecified() && !v4.is_broadcast() && !v4.is_multicast() =>
+            {
+                Ok(Collector::Remote(ip))
+            }
+            _ => Err(FieldError::new(
+                "remote_ip",
+                Some(rv),
+                "a unicast IPv4 address such as \"192.0.2.10\"",
+            )),
+        },
+        (None, Some(c)) => {
+            let obj = c.as_object().filter(|o| o.len() == 1);
+            match obj.and_then(|o| o.get("iface_id")) {
+                Some(Value::String(id)) if !id.is_empty() && id.len() <= NAME_MAX => {
+                    Ok(Collector::Iface(id.clone()))
+                }
+                Some(v) => {
+                    Err(FieldError::new("collector.iface_id", Some(v), "a non-empty string"))
+                }
+                None => Err(FieldError::new("collector", Some(c), "{\"iface_id\": \"...\"}")),
+            }
+        }
     }
 }
 
@@ -633,6 +720,38 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(e.field, "colour");
+    }
+
+    #[test]
+    fn a_collector_is_an_address_or_a_vm_interface_not_both() {
+        let svc = |extra: Value| {
+            let mut b = json!({"name": "n", "tenant": "a", "encap": "vxlan"});
+            if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
+                b.extend(e.clone());
+            }
+            TapServiceSpec::from_json(&b)
+        };
+        let s = svc(json!({"collector": {"iface_id": "p9"}})).unwrap();
+        assert_eq!(s.collector, Collector::Iface("p9".into()));
+        let shown = json!(TapService {
+            id: TapServiceId(1),
+            name: s.name,
+            tenant: s.tenant,
+            encap: s.encap,
+            collector: s.collector,
+            key: 4242,
+            snaplen: None
+        });
+        assert_eq!(shown["collector"], json!({"iface_id": "p9"}), "{shown}");
+        assert!(shown.get("remote_ip").is_none(), "{shown}");
+        let both = svc(json!({"remote_ip": "192.0.2.1", "collector": {"iface_id": "p9"}}));
+        assert_eq!(both.unwrap_err().field, "collector");
+        assert_eq!(svc(json!({})).unwrap_err().field, "remote_ip");
+        assert_eq!(svc(json!({"collector": {"vm": "x"}})).unwrap_err().field, "collector");
+        assert_eq!(
+            svc(json!({"collector": {"iface_id": ""}})).unwrap_err().field,
+            "collector.iface_id"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::auth::{new_token, Caller, Role, TokenHash};
 use super::config::Quota;
 use super::db::{self, AuditEntry, Northbound, Tenant};
 use super::model::{
-    FieldError, Ipv4Cidr, Source, TapFlowId, TapFlowSpec, TapServiceId, TapServiceSpec,
+    Collector, FieldError, Ipv4Cidr, Source, TapFlowId, TapFlowSpec, TapServiceId, TapServiceSpec,
 };
 use super::store::StoreError;
 
@@ -242,6 +242,28 @@ impl Context<'_> {
         Ok(spec)
     }
 
+    /// Whether an interface is the tenant's: registered to it by the operator (then the
+    /// write waits for the registration to be unchanged: the guard returned), or, unregistered,
+    /// said so by its own `external_ids`. `field` names the request's field in a refusal.
+    fn owned_interface(
+        &self,
+        tenant: &str,
+        iface: &str,
+        field: &str,
+    ) -> Result<Option<Operation>, ApiReply> {
+        match self.nb.taps.registered_owner(iface) {
+            Some(t) if t == tenant => Ok(Some(db::wait_for(
+                db::INTERFACE_OWNER,
+                "iface_id",
+                iface,
+                &["tenant"],
+                vec![Row::from([("tenant".into(), Datum::atom(t))])],
+            ))),
+            None if (self.iface_tenant)(iface).as_deref() == Some(tenant) => Ok(None),
+            _ => Err(not_owned(tenant, iface, field)),
+        }
+    }
+
     /// `POST /v1/tap_services`.
     pub fn create_service(&self, body: &Value) -> Outcome {
         let spec = match self.spec_for_caller(body, TapServiceSpec::from_json, |s| &s.tenant) {
@@ -252,7 +274,7 @@ impl Context<'_> {
             self.nb.taps.services().find(|s| s.tenant == spec.tenant && s.name == spec.name)
         {
             let same = s.encap == spec.encap
-                && s.remote_ip == spec.remote_ip
+                && s.collector == spec.collector
                 && spec.key.is_none_or(|k| k == s.key)
                 && s.snaplen == spec.snaplen;
             return again("tap service", s, &s.tenant, &s.name, s.id.0, same);
@@ -261,19 +283,30 @@ impl Context<'_> {
             Ok(t) => t,
             Err(o) => return o,
         };
-        if !tenant.allows(spec.remote_ip) {
-            let allowed: Vec<String> =
-                tenant.allowed_collectors.iter().map(Ipv4Cidr::to_string).collect();
-            return Outcome::Reply(ApiReply::fail(
-                403,
-                "collector_not_allowed",
-                format!(
-                    "{} is outside tenant {}'s allowed collectors {allowed:?}",
-                    spec.remote_ip, spec.tenant
-                ),
-                Some("remote_ip"),
-                json!({ "allowed_collectors": allowed }),
-            ));
+        let mut guards = Vec::new();
+        match &spec.collector {
+            Collector::Remote(ip) if !tenant.allows(*ip) => {
+                let allowed: Vec<String> =
+                    tenant.allowed_collectors.iter().map(Ipv4Cidr::to_string).collect();
+                return Outcome::Reply(ApiReply::fail(
+                    403,
+                    "collector_not_allowed",
+                    format!(
+                        "{ip} is outside tenant {}'s allowed collectors {allowed:?}",
+                        spec.tenant
+                    ),
+                    Some("remote_ip"),
+                    json!({ "allowed_collectors": allowed }),
+                ));
+            }
+            Collector::Remote(_) => {}
+            // A VM collector is one of the tenant's own interfaces, wherever it runs.
+            Collector::Iface(iface) => {
+                match self.owned_interface(&spec.tenant, iface, "collector.iface_id") {
+                    Ok(guard) => guards.extend(guard),
+                    Err(refusal) => return Outcome::Reply(refusal),
+                }
+            }
         }
         let mine: Vec<u64> =
             self.nb.taps.services().filter(|s| s.tenant == spec.tenant).map(|s| s.id.0).collect();
@@ -291,7 +324,8 @@ impl Context<'_> {
             Ok(s) => s,
             Err(e) => return Outcome::Reply(store_error(e)),
         };
-        let ops = vec![
+        let mut ops = guards;
+        ops.extend([
             self.tenant_guard(tenant),
             self.count_guard(db::TAP_SERVICE, &s.tenant, mine.into_iter()),
             db::insert(db::TAP_SERVICE, db::service_row(&s)),
@@ -302,7 +336,7 @@ impl Context<'_> {
                 Value::Null,
                 json!(s),
             ),
-        ];
+        ]);
         to_write(Write {
             ops,
             after,
@@ -373,17 +407,9 @@ impl Context<'_> {
         let service_row = self.nb.service_rows.get(&svc.id).copied().unwrap_or(Uuid(0));
         let mut guards = Vec::new();
         if let Source::IfaceId(iface) = &spec.source {
-            match self.nb.taps.registered_owner(iface) {
-                Some(t) if t == spec.tenant => guards.push(db::wait_for(
-                    db::INTERFACE_OWNER,
-                    "iface_id",
-                    iface.as_str(),
-                    &["tenant"],
-                    vec![Row::from([("tenant".into(), Datum::atom(t))])],
-                )),
-                Some(_) => return Outcome::Reply(not_owned(&spec.tenant, iface)),
-                None if (self.iface_tenant)(iface).as_deref() == Some(spec.tenant.as_str()) => {}
-                None => return Outcome::Reply(not_owned(&spec.tenant, iface)),
+            match self.owned_interface(&spec.tenant, iface, "source.iface_id") {
+                Ok(guard) => guards.extend(guard),
+                Err(refusal) => return Outcome::Reply(refusal),
             }
         }
         let tenant = match self.tenant(&spec.tenant) {
@@ -739,12 +765,12 @@ fn role_tenant(r: &Role) -> Option<&str> {
     }
 }
 
-fn not_owned(tenant: &str, iface: &str) -> ApiReply {
+fn not_owned(tenant: &str, iface: &str, field: &str) -> ApiReply {
     ApiReply::fail(
         403,
         "interface_not_owned",
         format!("interface {iface} is not tenant {tenant}'s"),
-        Some("source.iface_id"),
+        Some(field),
         Value::Null,
     )
 }

@@ -195,7 +195,7 @@ impl Taps {
             name: spec.name,
             tenant: spec.tenant,
             encap: spec.encap,
-            remote_ip: spec.remote_ip,
+            collector: spec.collector,
             key,
             snaplen: spec.snaplen,
         };
@@ -283,7 +283,7 @@ mod tests {
             name: "c".into(),
             tenant: tenant.into(),
             encap: Encap::Vxlan,
-            remote_ip: IpAddr::from([192, 0, 2, 9]),
+            collector: crate::northbound::model::Collector::Remote(IpAddr::from([192, 0, 2, 9])),
             key,
             snaplen: None,
         }

@@ -9,9 +9,10 @@
 //! - ids: periscope's numeric ids are shown as UUIDs, `50530000-0000-0000-HHHH-HHHHHHHHHHHH`
 //!   with the id in the last 64 bits (hex); either form is accepted back.
 //! - `project_id` / `tenant_id` is periscope's tenant.
-//! - a tap service's collector is an address: TaaS's `port_id` (a collector VM's port) cannot
-//!   be expressed yet and is refused by name; periscope's `remote_ip`, `encap` (`gre`, the
-//!   default, or `vxlan`), `key` and `snaplen` are accepted as extension attributes.
+//! - a tap service's collector is TaaS's `port_id`, a VM port of the tenant (its iface-id:
+//!   `/v1`'s `collector.iface_id`), or, as extension attributes, periscope's `remote_ip` (an
+//!   address outside the cloud); `encap` (`gre`, the default, or `vxlan`), `key` and `snaplen`
+//!   are extension attributes too.
 //! - a tap flow's `source_port` is the interface's iface-id; `vlan_filter` holds one VLAN id.
 //! - a tap mirror (`directions` `{"IN": key, "OUT": key}`, `remote_ip`, `mirror_type` `gre`) is
 //!   one GRE tap service per key, each with one tap flow on `port_id`; ERSPAN is refused.
@@ -216,6 +217,7 @@ fn taas_field(kind: Kind, v1: &str) -> String {
         (Kind::Flow, "filter.vlan") => "vlan_filter".into(),
         (Kind::Mirror, f) if f == "source" || f.starts_with("source.") => "port_id".into(),
         (Kind::Mirror, "key") => "directions".into(),
+        (Kind::Service, f) if f == "collector" || f.starts_with("collector.") => "port_id".into(),
         (_, f) => f.to_string(),
     }
 }
@@ -349,24 +351,27 @@ fn no_description(o: &Map<String, Value>) -> Result<(), ApiReply> {
 pub fn service_to_v1(body: &Value) -> Result<Value, ApiReply> {
     let o = unwrap_body(Kind::Service, body)?;
     known_attributes(Kind::Service, o)?;
-    if let Some(p) = attr(o, "port_id") {
-        return Err(bad_input(
-            "port_id",
-            format!(
-                "{p}; a collector port (a VM) is not supported yet: leave port_id out and give \
-                 remote_ip, the collector's IPv4 address, with encap \"gre\" (the default) or \"vxlan\""
-            ),
-        ));
-    }
     no_description(o)?;
-    if attr(o, "remote_ip").is_none() {
-        return Err(bad_input(
-            "remote_ip",
-            "missing; periscope sends copies to an address: give remote_ip, the collector's IPv4 \
-             address (collector ports are not supported yet)",
-        ));
-    }
     let mut out = Map::new();
+    match (attr(o, "port_id"), attr(o, "remote_ip")) {
+        (Some(p), Some(_)) => {
+            return Err(bad_input(
+                "port_id",
+                format!("{p} together with remote_ip; give one collector: port_id (a VM port) or remote_ip (an address)"),
+            ))
+        }
+        (None, None) => {
+            return Err(bad_input(
+                "port_id",
+                "missing; give port_id, the collector VM's port, or remote_ip, the collector's \
+                 IPv4 address",
+            ))
+        }
+        (Some(p), None) => {
+            out.insert("collector".into(), json!({ "iface_id": p }));
+        }
+        (None, Some(_)) => {}
+    }
     tenant(o, &mut out)?;
     for k in ["name", "remote_ip", "key", "snaplen"] {
         if let Some(v) = attr(o, k) {
@@ -386,7 +391,7 @@ pub fn service_from_v1(v: &Value) -> Value {
         "project_id": v["tenant"],
         "name": v["name"],
         "description": "",
-        "port_id": null,
+        "port_id": v["collector"]["iface_id"],
         "status": if v.get("blocked").is_some() { "ERROR" } else { "ACTIVE" },
         "remote_ip": v["remote_ip"],
         "encap": v["encap"],

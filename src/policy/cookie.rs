@@ -30,6 +30,9 @@ pub enum Kind {
     Probe = 4,
     /// The LLDP link probes: sent to the controller and nowhere else.
     Discovery = 5,
+    /// The delivery of copies arriving through periscope's tunnel ports to a VM collector
+    /// (owner: the tap service), and the guard that drops anything else arriving there (0).
+    Delivery = 6,
 }
 
 /// The cookie of a flow of `kind` serving `owner` (40 bits; larger ids are truncated).
@@ -45,7 +48,7 @@ pub fn is_ours(c: Cookie) -> bool {
 /// Whether a cookie is that of a flow serving taps (copies, their fan-out, probes), as opposed
 /// to the pipeline every bridge has (base forwarding, discovery).
 pub fn serves_taps(c: Cookie) -> bool {
-    matches!(decode(c), Some((k, _)) if k == Kind::Mirror as u8 || k == Kind::Classify as u8 || k == Kind::Probe as u8)
+    matches!(decode(c), Some((k, _)) if k == Kind::Mirror as u8 || k == Kind::Classify as u8 || k == Kind::Probe as u8 || k == Kind::Delivery as u8)
 }
 
 /// The kind and owner of one of our cookies.

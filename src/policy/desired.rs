@@ -1,16 +1,17 @@
 //! The whole policy: from the topology and the taps to what every bridge should hold.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
 
-use periscope_codec::openflow::Dpid;
+use periscope_codec::openflow::{Dpid, PortNo};
 use periscope_topology::query::InterfaceInfo;
 use periscope_topology::query::Source as TopoSource;
 use periscope_topology::{RowRef, Topology};
 
 use super::mirror::{plan_bridge_indexed, BridgePlan, TapIndex};
 use super::tunnels::{is_our_tunnel, tunnel_encap};
-use super::view::{BridgeView, IfaceView};
-use crate::northbound::model::Source;
+use super::view::{BridgeView, CollectorPlace, IfaceView};
+use crate::northbound::model::{Source, TapServiceId};
 use crate::northbound::store::Taps;
 
 /// The topology's view of a tap flow's source.
@@ -91,17 +92,19 @@ pub fn bridge_views(
         // Where it is present but not active, what it sends goes to the controller (which
         // holds it while the copies move).
         let probe = !in_active;
+        let tenant = taps.tenant_of(Some(iface_id), i.tenant());
         let iface = IfaceView {
             iface_id: iface_id.to_string(),
             vm: i.vm_uuid().map(str::to_string),
-            tenant: taps.tenant_of(Some(iface_id), i.tenant()).map(str::to_string),
+            tenant: tenant.map(str::to_string),
             external_ids: i.row.external_ids.clone(),
             ofport,
             mac: i.mac(),
             in_active,
             probe,
+            collects: collected_by(taps, iface_id, tenant),
         };
-        if !index.selecting(&iface).is_empty() {
+        if !iface.collects.is_empty() || !index.selecting(&iface).is_empty() {
             view.interfaces.push(iface);
         }
     };
@@ -109,6 +112,11 @@ pub fn bridge_views(
         None => {
             for flow in taps.flows() {
                 for i in topology.interfaces(&topology_source(&flow.source)) {
+                    add(i, &mut views);
+                }
+            }
+            for id in taps.services().filter_map(|s| s.collector.iface_id()) {
+                for i in topology.interfaces(&TopoSource::IfaceId(id.to_string())) {
                     add(i, &mut views);
                 }
             }
@@ -122,7 +130,90 @@ pub fn bridge_views(
             }
         }
     }
+    let places = collector_places(topology, taps, active);
+    for (dpid, (_, view)) in views.iter_mut() {
+        view.collectors = places
+            .iter()
+            .filter_map(|(svc, (at, port, endpoint))| {
+                let place = if at == dpid {
+                    CollectorPlace::Here(*port)
+                } else {
+                    CollectorPlace::Tunnel((*endpoint)?)
+                };
+                Some((*svc, place))
+            })
+            .collect();
+    }
     views
+}
+
+/// The tap services whose VM collector is `iface_id`, when the interface is their tenant's.
+fn collected_by(taps: &Taps, iface_id: &str, tenant: Option<&str>) -> Vec<TapServiceId> {
+    taps.services()
+        .filter(|s| s.collector.iface_id() == Some(iface_id) && Some(s.tenant.as_str()) == tenant)
+        .filter(|s| !taps.is_blocked(s.id))
+        .map(|s| s.id)
+        .collect()
+}
+
+/// Where each VM collector runs now: its bridge, port, and its hypervisor's tunnel endpoint.
+/// A collector is where it is active (see [`Activity`]); one that moves (copies left the old
+/// place, not yet at the new one) or is not its service's tenant's is nowhere.
+fn collector_places(
+    topology: &Topology,
+    taps: &Taps,
+    active: &Activity,
+) -> BTreeMap<TapServiceId, (Dpid, PortNo, Option<Ipv4Addr>)> {
+    let mut out = BTreeMap::new();
+    for svc in taps.services() {
+        let Some(id) = svc.collector.iface_id() else { continue };
+        let here = topology.interfaces(&TopoSource::IfaceId(id.to_string()));
+        let at = match active.get(id) {
+            Some(Some(r)) => here.iter().find(|i| i.interface_ref() == *r),
+            Some(None) => None,
+            None => here.first().filter(|_| here.len() == 1),
+        };
+        let Some(i) = at else { continue };
+        if taps.tenant_of(Some(id), i.tenant()) != Some(svc.tenant.as_str()) {
+            continue;
+        }
+        let (Some(dpid), Some(port)) = (i.location.dpid, i.location.ofport) else { continue };
+        let endpoint = match topology.tunnel_endpoint(&i.location.hypervisor) {
+            Some(IpAddr::V4(ip)) => Some(ip),
+            _ => None,
+        };
+        out.insert(svc.id, (dpid, port, endpoint));
+    }
+    out
+}
+
+/// The bridges whose copies go to the VM collector `iface_id` (where the sources of its tap
+/// services are): they follow it when it moves.
+pub fn feeding(topology: &Topology, taps: &Taps, iface_id: &str) -> BTreeSet<Dpid> {
+    let services: BTreeSet<TapServiceId> = taps
+        .services()
+        .filter(|s| s.collector.iface_id() == Some(iface_id))
+        .map(|s| s.id)
+        .collect();
+    if services.is_empty() {
+        return BTreeSet::new();
+    }
+    taps.flows()
+        .filter(|f| services.contains(&f.tap_service))
+        .flat_map(|f| topology.interfaces(&topology_source(&f.source)))
+        .filter_map(|i| i.location.dpid)
+        .collect()
+}
+
+/// Whether frames delivered to `iface_id` are copied (a tap flow of its tenant selects it with
+/// direction `IN` or `BOTH`): moving those copies needs the old places to stop first.
+pub fn copies_delivered_frames(topology: &Topology, taps: &Taps, iface_id: &str) -> bool {
+    taps.flows().filter(|f| f.direction.r#in()).any(|f| {
+        topology.interfaces(&topology_source(&f.source)).iter().any(|i| {
+            i.iface_id() == Some(iface_id)
+                && taps.tenant_of(Some(iface_id), i.tenant()) == Some(f.tenant.as_str())
+        })
+    })
 }
 
 /// Where each iface-id is known to be active: the interface row its VM runs behind, or `None`
@@ -158,7 +249,9 @@ mod tests {
     use periscope_topology::{Change, HypervisorId, Topology, TopologyConfig, Uuid};
 
     use super::{desired, Activity};
-    use crate::northbound::model::{Direction, Encap, Filter, Source, TapFlowSpec, TapServiceSpec};
+    use crate::northbound::model::{
+        Collector, Direction, Encap, Filter, Source, TapFlowSpec, TapServiceSpec,
+    };
     use crate::northbound::store::Taps;
 
     /// Three bridges; on each, interfaces of two tenants, some in an app, one with no tenant,
@@ -234,7 +327,7 @@ mod tests {
                     name: format!("{tenant}-svc"),
                     tenant: tenant.into(),
                     encap,
-                    remote_ip: "192.0.2.9".parse().expect("an address"),
+                    collector: Collector::Remote("192.0.2.9".parse().expect("an address")),
                     key: None,
                     snaplen: None,
                 })

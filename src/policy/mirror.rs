@@ -10,21 +10,35 @@
 //! table 4  forward      (miss)             -> NORMAL
 //! ```
 //!
+//! A tap service whose collector is a VM of the tenant (`Collector::Iface`) is copied to the
+//! tunnel endpoint of the hypervisor where that VM runs now (or straight to its port when it
+//! runs on the same bridge), and that hypervisor delivers it:
+//!
+//! ```text
+//! table 0  deliver      in_port=T,tun_id=K     -> output(collector's port)   per service
+//!          guard        in_port=T              -> drop   (every periscope tunnel port T)
+//! ```
+//!
+//! The guard keeps anything else that arrives through periscope's tunnel ports (another key,
+//! copies still on their way to a place the collector left) away from the tenant's forwarding.
+//!
 //! Copies are made inside `clone(...)`, so nothing they change (registers, tunnel metadata)
 //! reaches the tenant's own forwarding, which continues unchanged in table 4. A frame is copied
 //! at most once per tap service and direction: the fan-out in tables 0 and 1 visits each service
 //! once, and in tables 2 and 3 at most one flow matches per visit however the filters overlap.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use periscope_codec::openflow::action::CONTROLLER_MAX_LEN_NO_BUFFER;
 use periscope_codec::openflow::{Action, Actions, Instruction, Match, OxmField, PortNo, TableId};
 
 use super::cookie::{self, Kind};
-use super::view::{BridgeView, IfaceView};
+use super::view::{BridgeView, CollectorPlace, IfaceView};
 use super::DesiredFlow;
-use crate::northbound::model::{Encap, Filter, Source, TapFlow, TapService, TapServiceId};
+use crate::northbound::model::{
+    Collector, Encap, Filter, Source, TapFlow, TapService, TapServiceId,
+};
 use crate::northbound::store::Taps;
 
 /// Table of the frames interfaces send.
@@ -44,6 +58,10 @@ const PRIORITY_CLASSIFY: u16 = 100;
 /// Above the classify flows: a probed interface's frames go to the controller first.
 const PRIORITY_PROBE: u16 = 110;
 const PRIORITY_FILTER: u16 = 100;
+/// Above the probes: copies arriving for a VM collector go to it and nowhere else.
+const PRIORITY_DELIVER: u16 = 150;
+/// Below the deliveries: nothing else from periscope's tunnel ports goes anywhere.
+const PRIORITY_TUNNEL_GUARD: u16 = 140;
 /// Above everything in table 0: LLDP probes never reach a copy nor the tenant's forwarding.
 const PRIORITY_DISCOVERY: u16 = 200;
 /// The LLDP ethertype.
@@ -128,7 +146,10 @@ pub fn plan_bridge_indexed(view: &BridgeView, taps: &Taps, index: &TapIndex<'_>)
             if svc.tenant != f.tenant || taps.is_blocked(svc.id) {
                 continue;
             }
-            plan.tunnels.insert(svc.encap);
+            let local = matches!(view.collectors.get(&svc.id), Some(CollectorPlace::Here(_)));
+            if !local {
+                plan.tunnels.insert(svc.encap);
+            }
             if f.direction.out() {
                 out.entry(svc.id).or_default().push(f);
             }
@@ -142,12 +163,14 @@ pub fn plan_bridge_indexed(view: &BridgeView, taps: &Taps, index: &TapIndex<'_>)
         }
         let out = side(taps, view, &out);
         let inn = side(taps, view, &inn);
-        if iface.probe && inn_all {
+        plan.flows.extend(delivery_flows(taps, view, iface, &mut plan.tunnels));
+        if iface.probe && (inn_all || !iface.collects.is_empty()) {
             // Present here but not running here yet: what the VM sends from here goes to the
             // controller and nowhere else, until the controller has moved the copies of
             // delivered frames here and re-injects it. Until then nothing here (nor any MAC
             // table) knows the VM is here, so every frame towards it is still copied at the
-            // place it runs from, once.
+            // place it runs from, once. A VM collector's first frame here likewise tells the
+            // controller to send its copies here from then on.
             plan.flows.push(DesiredFlow {
                 table: TableId(TABLE_TAP_OUT),
                 priority: PRIORITY_PROBE,
@@ -184,23 +207,83 @@ pub fn plan_bridge_indexed(view: &BridgeView, taps: &Taps, index: &TapIndex<'_>)
             ));
         }
     }
+    plan.flows.extend(view.tunnel_ports.values().map(|port| DesiredFlow {
+        table: TableId(TABLE_TAP_OUT),
+        priority: PRIORITY_TUNNEL_GUARD,
+        matches: Match::new(vec![OxmField::InPort(*port)]),
+        instructions: Default::default(),
+        cookie: cookie::cookie(Kind::Delivery, 0),
+    }));
     plan
 }
 
-/// The services of one interface and direction that can be served now (their tunnel port
-/// exists), with that port and the tap flows towards each.
+/// Where one tap service's copies leave a bridge.
+#[derive(Debug, Clone, Copy)]
+enum CopyTo {
+    /// Through periscope's tunnel port, to this tunnel destination.
+    Tunnel(PortNo, Ipv4Addr),
+    /// Straight out of this port (a VM collector on the same bridge).
+    Port(PortNo),
+}
+
+/// Where a tap service's copies leave the bridge now, if they can (its tunnel port exists, its
+/// VM collector runs somewhere reachable).
+fn copy_to(svc: &TapService, view: &BridgeView) -> Option<CopyTo> {
+    let tunnel = || view.tunnel_ports.get(&svc.encap).copied();
+    match &svc.collector {
+        Collector::Remote(IpAddr::V4(ip)) => Some(CopyTo::Tunnel(tunnel()?, *ip)),
+        Collector::Remote(IpAddr::V6(_)) => None,
+        Collector::Iface(_) => match view.collectors.get(&svc.id)? {
+            CollectorPlace::Here(port) => Some(CopyTo::Port(*port)),
+            CollectorPlace::Tunnel(ip) => Some(CopyTo::Tunnel(tunnel()?, *ip)),
+        },
+    }
+}
+
+/// The services of one interface and direction that can be served now, with where their
+/// copies go and the tap flows towards each.
 fn side<'a>(
     taps: &'a Taps,
     view: &BridgeView,
     m: &BTreeMap<TapServiceId, Vec<&'a TapFlow>>,
-) -> Vec<(&'a TapService, PortNo, Vec<&'a TapFlow>)> {
+) -> Vec<(&'a TapService, CopyTo, Vec<&'a TapFlow>)> {
     m.iter()
         .filter_map(|(id, fs)| {
             let svc = taps.service(*id)?;
-            let port = *view.tunnel_ports.get(&svc.encap)?;
-            Some((svc, port, fs.clone()))
+            Some((svc, copy_to(svc, view)?, fs.clone()))
         })
         .collect()
+}
+
+/// The flows that hand a VM collector the copies arriving for it through periscope's tunnel
+/// port (decapsulated, matched on the service's key), at every place it is present, so that
+/// copies sent to it just before or after it moves are delivered wherever they arrive.
+/// `tunnels` collects the tunnel ports this needs.
+fn delivery_flows(
+    taps: &Taps,
+    view: &BridgeView,
+    iface: &IfaceView,
+    tunnels: &mut BTreeSet<Encap>,
+) -> Vec<DesiredFlow> {
+    let mut flows = Vec::new();
+    for svc in iface.collects.iter().filter_map(|id| taps.service(*id)) {
+        tunnels.insert(svc.encap);
+        let Some(port) = view.tunnel_ports.get(&svc.encap) else { continue };
+        flows.push(DesiredFlow {
+            table: TableId(TABLE_TAP_OUT),
+            priority: PRIORITY_DELIVER,
+            matches: Match::new(vec![
+                OxmField::InPort(*port),
+                OxmField::TunnelId(svc.key as u64, None),
+            ]),
+            instructions: vec![Instruction::ApplyActions(
+                vec![Action::output(iface.ofport)].into(),
+            )]
+            .into(),
+            cookie: cookie::cookie(Kind::Delivery, svc.id.0),
+        });
+    }
+    flows
 }
 
 /// The base pipeline: every table passes frames on, and the last forwards like a learning
@@ -251,7 +334,7 @@ fn direction_flows(
     filter_table: u8,
     next_table: u8,
     at: &[OxmField],
-    services: &[(&TapService, PortNo, Vec<&TapFlow>)],
+    services: &[(&TapService, CopyTo, Vec<&TapFlow>)],
 ) -> Vec<DesiredFlow> {
     let mut flows = Vec::new();
     let fanout: Actions = services
@@ -274,8 +357,8 @@ fn direction_flows(
         .into(),
         cookie: cookie::cookie(Kind::Classify, 0),
     });
-    for (svc, port, tap_flows) in services {
-        let copy = copy_actions(svc, *port);
+    for (svc, to, tap_flows) in services {
+        let copy = copy_actions(svc, *to);
         let mut seen = BTreeSet::new();
         for f in tap_flows {
             let mut fields = at.to_vec();
@@ -301,15 +384,19 @@ fn direction_flows(
 }
 
 /// Sends the (cloned) frame to a tap service's collector.
-fn copy_actions(svc: &TapService, tunnel: PortNo) -> Actions {
+fn copy_actions(svc: &TapService, to: CopyTo) -> Actions {
     let mut a = Actions::new();
-    a.push(Action::SetField(OxmField::TunnelId(svc.key as u64, None)));
-    if let IpAddr::V4(ip) = svc.remote_ip {
-        a.push(Action::SetField(OxmField::TunIpv4Dst(ip, None)));
-    }
+    let port = match to {
+        CopyTo::Tunnel(port, dst) => {
+            a.push(Action::SetField(OxmField::TunnelId(svc.key as u64, None)));
+            a.push(Action::SetField(OxmField::TunIpv4Dst(dst, None)));
+            port
+        }
+        CopyTo::Port(port) => port,
+    };
     a.push(match svc.snaplen {
-        Some(n) => Action::OutputTrunc { port: tunnel, max_len: n as u32 },
-        None => Action::output(tunnel),
+        Some(n) => Action::OutputTrunc { port, max_len: n as u32 },
+        None => Action::output(port),
     });
     a
 }

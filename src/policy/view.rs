@@ -2,10 +2,11 @@
 //! small plain value makes the policy a pure function that tests can feed directly.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use periscope_codec::openflow::{MacAddr, PortNo};
 
-use crate::northbound::model::Encap;
+use crate::northbound::model::{Encap, TapServiceId};
 
 /// An interface present on a bridge, with everything a tap may select or match on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,18 @@ pub struct IfaceView {
     /// Whether the first frame the interface sends here must be reported to the controller: it
     /// is present here but not yet active (a migration's destination before the VM runs there).
     pub probe: bool,
+    /// The tap services whose VM collector this interface is (of its own tenant): their copies
+    /// arriving here through the tunnel are delivered to it, wherever it is present.
+    pub collects: Vec<TapServiceId>,
+}
+
+/// Where a tap service's VM collector runs now, as a bridge copying towards it sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectorPlace {
+    /// On this bridge, at this port: copies go to it directly.
+    Here(PortNo),
+    /// On another hypervisor, reached through the tunnel at this underlay address.
+    Tunnel(Ipv4Addr),
 }
 
 /// A bridge as the policy sees it.
@@ -39,4 +52,8 @@ pub struct BridgeView {
     pub interfaces: Vec<IfaceView>,
     /// periscope's flow-based tunnel port for each encapsulation, where it exists already.
     pub tunnel_ports: BTreeMap<Encap, PortNo>,
+    /// Where the VM collector of each tap service that has one runs now; a service missing
+    /// here has its collector nowhere reachable now (absent, moving, or another tenant's), and
+    /// nothing is copied towards it.
+    pub collectors: BTreeMap<TapServiceId, CollectorPlace>,
 }

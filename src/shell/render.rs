@@ -40,6 +40,14 @@ fn cell(v: &Value) -> String {
     }
 }
 
+/// A tap service's collector: its address, or `vm <iface-id>` for a VM collector.
+fn collector(service: &Value) -> String {
+    match service["collector"]["iface_id"].as_str() {
+        Some(id) => format!("vm {id}"),
+        None => cell(&service["remote_ip"]),
+    }
+}
+
 /// A dpid as Open vSwitch writes it (16 hex digits), from the API's string or number.
 pub fn dpid(v: &Value) -> String {
     match v {
@@ -380,7 +388,7 @@ pub fn taps(services: &Value, flows: &Value) -> String {
                     cell(&s["name"]),
                     cell(&s["tenant"]),
                     cell(&s["encap"]),
-                    cell(&s["remote_ip"]),
+                    collector(s),
                     cell(&s["key"]),
                     s.get("blocked").map_or_else(|| "-".into(), |_| "BLOCKED".into()),
                 ]
@@ -456,7 +464,7 @@ pub fn tap(flow: &Value, service: Option<&Value>, copies: &[Value]) -> String {
                 cell(&s["name"]),
                 cell(&s["id"]),
                 cell(&s["encap"]),
-                cell(&s["remote_ip"]),
+                collector(s),
                 cell(&s["key"])
             );
             if let Some(b) = s.get("blocked") {
@@ -832,6 +840,10 @@ mod tests {
         );
         assert!(t.contains("(0000000000000002): not read: the switch refused the dump"), "{t}");
         assert_eq!(taps(&json!([]), &json!([])), "no tap service\n\nno tap flow\n");
+        let vm = json!({"id": 3, "name": "ids", "tenant": "bank-a", "encap": "gre",
+                        "collector": {"iface_id": "col-port"}, "key": 4243});
+        assert!(taps(&json!([vm]), &json!([])).contains("vm col-port"));
+        assert!(tap(&flow(), Some(&vm), &[]).contains("gre to vm col-port key 4243"));
     }
 
     #[test]

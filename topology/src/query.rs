@@ -1,6 +1,7 @@
 //! What the policy layer asks the graph: interfaces by source, their locations, bridges, tunnels.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use periscope_codec::openflow::{Dpid, MacAddr};
@@ -154,6 +155,25 @@ impl Topology {
     /// Every known hypervisor.
     pub fn hypervisors(&self) -> impl Iterator<Item = (&HypervisorId, &HypervisorInfo)> {
         self.raw.hypervisors.iter()
+    }
+
+    /// The address other hypervisors' tunnels reach this one at: its first underlay address
+    /// (`Open_vSwitch.external_ids:ovn-encap-ip`), else the fixed `options:local_ip` of a
+    /// tunnel interface on one of its bridges (as the Neutron OVS agent sets it), lowest first.
+    pub fn tunnel_endpoint(&self, h: &HypervisorId) -> Option<IpAddr> {
+        if let Some(ip) = self.raw.hypervisors.get(h).and_then(|i| i.underlay_ips.first()) {
+            return Some(*ip);
+        }
+        self.raw
+            .bridges
+            .keys()
+            .filter(|b| b.hypervisor == *h)
+            .flat_map(|b| self.interfaces_on(b))
+            .filter_map(|i| match i.row.tunnel()?.local_ip? {
+                crate::rows::TunnelEndpoint::Ip(ip) => Some(ip),
+                crate::rows::TunnelEndpoint::Flow => None,
+            })
+            .min()
     }
 
     /// One hypervisor's facts.

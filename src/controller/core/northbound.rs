@@ -22,6 +22,7 @@ use crate::northbound::api::{ApiCall, ApiReply, ApiRequest};
 use crate::northbound::auth::{Caller, TokenHash, Tokens};
 use crate::northbound::config::Config;
 use crate::northbound::db::Northbound;
+use crate::northbound::model::Collector;
 use crate::northbound::model::{TapFlow, TapService};
 use crate::northbound::rules::{Context, Expect, Outcome, Reserved};
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
@@ -603,10 +604,16 @@ impl Core {
     fn service_status(&self, s: &TapService) -> Value {
         let mut v = json!(s);
         if self.nb.state.taps.is_blocked(s.id) {
-            v["blocked"] = json!(format!(
-                "{} is outside tenant {}'s allowed collectors: no copy goes there",
-                s.remote_ip, s.tenant
-            ));
+            v["blocked"] = json!(match &s.collector {
+                Collector::Remote(ip) => format!(
+                    "{ip} is outside tenant {}'s allowed collectors: no copy goes there",
+                    s.tenant
+                ),
+                Collector::Iface(id) => format!(
+                    "interface {id} is registered to another tenant than {}: no copy goes there",
+                    s.tenant
+                ),
+            });
         }
         v
     }

@@ -243,8 +243,11 @@ fn check(nb: &Northbound, topo: &Topology) -> Result<(), TestCaseError> {
                     iface,
                     svc.name
                 );
-                prop_assert_eq!(dst.to_string(), svc.remote_ip.to_string());
-                let allowed = nb.tenants.get(&svc.tenant).is_some_and(|t| t.allows(svc.remote_ip));
+                prop_assert_eq!(dst.to_string(), svc.collector.to_string());
+                let allowed = nb
+                    .tenants
+                    .get(&svc.tenant)
+                    .is_some_and(|t| svc.collector.remote_ip().is_some_and(|ip| t.allows(ip)));
                 prop_assert!(
                     allowed,
                     "a copy of {} went to {}, outside {}'s allow-list",

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 use crate::northbound::model::{TapFlowSpec, TapServiceSpec};
 use crate::policy::trace::{Output, Packet, Pipeline};
-use crate::policy::view::{BridgeView, IfaceView};
+use crate::policy::view::{BridgeView, CollectorPlace, IfaceView};
 
 const VXLAN_PORT: PortNo = PortNo(100);
 const GRE_PORT: PortNo = PortNo(101);
@@ -30,11 +30,13 @@ fn iface(n: u8, tenant: &str, app: &str) -> IfaceView {
         mac: Some(mac(n)),
         in_active: true,
         probe: false,
+        collects: Vec::new(),
     }
 }
 
 fn bridge(ifaces: Vec<IfaceView>) -> BridgeView {
     BridgeView {
+        collectors: Default::default(),
         interfaces: ifaces,
         tunnel_ports: BTreeMap::from([(Encap::Vxlan, VXLAN_PORT), (Encap::Gre, GRE_PORT)]),
     }
@@ -256,4 +258,55 @@ fn an_inactive_place_holds_what_the_vm_sends_for_the_controller_and_copies_nothi
     let t = Pipeline::new(&plan_bridge(&view, &taps).flows).run(&ip_packet(1, 1, 2, 1, 0));
     assert!(t.to_port(PortNo::CONTROLLER).is_empty());
     assert_eq!(t.to_port(VXLAN_PORT).len(), 1);
+}
+
+#[test]
+fn a_vm_collector_gets_copies_through_the_tunnel_or_locally_and_nothing_else() {
+    let mut taps = Taps::new();
+    let body = json!({"name": "c", "tenant": "acme", "encap": "vxlan",
+                      "collector": {"iface_id": "port-2"}});
+    let svc = taps.create_service(TapServiceSpec::from_json(&body).unwrap()).unwrap();
+    flow(&mut taps, "acme", &svc, json!({"iface_id": "port-1"}), "OUT", json!(null));
+    let p = ip_packet(1, 1, 3, 6, 443);
+
+    // The collector on another hypervisor: one copy, keyed, towards its tunnel endpoint.
+    let remote = Ipv4Addr::new(192, 0, 2, 7);
+    let mut view = bridge(vec![iface(1, "acme", "web"), iface(3, "acme", "web")]);
+    view.collectors.insert(svc.id, CollectorPlace::Tunnel(remote));
+    assert_eq!(copies(&view, &taps, &p), vec![(VXLAN_PORT, svc.key as u64, remote)]);
+    // Its place unknown (moving, or absent): no copy at all.
+    view.collectors.clear();
+    assert_eq!(copies(&view, &taps, &p), vec![]);
+
+    // On the same bridge: straight to its port, no tunnel metadata, no tunnel port needed.
+    let mut col = iface(2, "acme", "ids");
+    col.collects = vec![svc.id];
+    let mut view = bridge(vec![iface(1, "acme", "web"), col]);
+    view.collectors.insert(svc.id, CollectorPlace::Here(PortNo(2)));
+    assert_eq!(copies(&view, &taps, &p), vec![(PortNo(2), 0, Ipv4Addr::UNSPECIFIED)]);
+
+    // Where the collector is: what arrives with its key through the tunnel goes to it alone,
+    // anything else arriving through periscope's tunnel ports goes nowhere.
+    let plan = plan_bridge(&view, &taps);
+    assert!(plan.tunnels.contains(&Encap::Vxlan), "delivery needs the tunnel port");
+    let arriving = |port: PortNo, key: u64| {
+        let mut packet = ip_packet(1, 1, 3, 6, 443);
+        packet.set(&OxmField::InPort(port));
+        packet.set(&OxmField::TunnelId(key, None));
+        Pipeline::new(&plan.flows).run(&packet)
+    };
+    let t = arriving(VXLAN_PORT, svc.key as u64);
+    let ports: Vec<PortNo> = t
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Port { port, .. } => Some(*port),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((ports, t.normal().len()), (vec![PortNo(2)], 0), "{t:?}");
+    for (port, key) in [(VXLAN_PORT, svc.key as u64 + 1), (GRE_PORT, svc.key as u64)] {
+        let t = arriving(port, key);
+        assert!(t.outputs.is_empty() && t.normal().is_empty(), "{t:?}");
+    }
 }
