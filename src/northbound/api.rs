@@ -508,7 +508,9 @@ const RESOURCES: &[&str] = &[
     "/metrics",
 ];
 
-async fn route<B>(req: Request<B>) -> Result<ApiCall, ApiReply>
+/// Routes a `/v1` request: the call for the core, or the answer at once (a refusal, or a
+/// document that needs no state). Pure but for reading the body.
+pub async fn route<B>(req: Request<B>) -> Result<ApiCall, ApiReply>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
