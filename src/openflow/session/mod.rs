@@ -565,6 +565,16 @@ impl Session {
                     .push_back(SessionEvent::Reply { request: e.req, replies: vec![msg] }),
                 None => self.unsolicited(now, SessionEvent::Other(OfpMessage::new(xid, msg))),
             },
+            msg @ Message::Unknown { .. } => {
+                // OpenFlow 1.3.5 §7.5.4.1: a type the receiver does not know is OFPBRC_BAD_TYPE.
+                let raw = OfpMessage { version, xid, msg }.to_vec();
+                let error = DecodeError::BadValue {
+                    what: "message type",
+                    offset: 1,
+                    value: u64::from(raw.get(1).copied().unwrap_or(0)),
+                };
+                self.handle_frame(now, Frame::Malformed { raw, error });
+            }
             msg => self.unsolicited(now, SessionEvent::Other(OfpMessage { version, xid, msg })),
         }
     }
