@@ -161,6 +161,17 @@ pub fn ovsdb_session(data: &[u8]) {
     }
 }
 
+/// A runtime for the router, which reads bodies under a timeout: made once.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap_or_else(|e| panic!("the fuzz harness needs a runtime: {e}"))
+    })
+}
+
 /// The northbound state the API target starts from: tenant `bank-a` may send copies anywhere
 /// in the documentation ranges.
 fn api_state() -> Northbound {
@@ -201,7 +212,7 @@ pub fn api_request(data: &[u8]) {
             continue;
         };
         let call = if taas::is_taas(req.uri().path()) {
-            match futures::executor::block_on(taas::route(req)) {
+            match runtime().block_on(taas::route(req)) {
                 Ok(Op::Create(kind, body)) => match taas_to_v1(kind, &body) {
                     Ok(calls) => calls,
                     Err(reply) => {
@@ -216,7 +227,7 @@ pub fn api_request(data: &[u8]) {
                 }
             }
         } else {
-            match futures::executor::block_on(api::route(req)) {
+            match runtime().block_on(api::route(req)) {
                 Ok(call) => vec![call],
                 Err(reply) => {
                     check_reply(&reply);

@@ -165,8 +165,11 @@ struct SickSwitch {
 impl SickSwitch {
     fn start(addr: &str, dpid: u64, sickness: Sickness) -> SickSwitch {
         let mut s = TcpStream::connect(addr).expect("connect");
-        let (flow_mods, sent, stop) =
-            (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (flow_mods, sent, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
         let (fm, sn, st) = (flow_mods.clone(), sent.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut sw = EmulatedSwitch::new(dpid, 2);
@@ -211,7 +214,9 @@ impl SickSwitch {
                             Ok(_) => {
                                 sn.fetch_add(512, Ordering::Relaxed);
                             }
-                            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+                            Err(e)
+                                if e.kind() == ErrorKind::WouldBlock
+                                    || e.kind() == ErrorKind::TimedOut => {}
                             Err(_) => return "closed by the controller".into(),
                         }
                     }
@@ -401,6 +406,11 @@ fn malformed_input_gets_the_protocols_error_and_the_bridge_beside_keeps_forwardi
     let watch = RssWatch::start(ctl.pid());
     let pings = vm1.ping_start(vm2.ip(), 300, Duration::from_millis(50)).expect("ping");
     let mut inputs = 0u64;
+    // API clients that send nothing, or half a request: closed, not held forever.
+    let idle_since = Instant::now();
+    let mut idle_api = TcpStream::connect(ctl.api()).expect("api");
+    let mut slow_api = TcpStream::connect(ctl.api()).expect("api");
+    slow_api.write_all(b"GET /v1/switches HTTP/1.1\r\nHost: x\r\n").expect("write");
 
     // A length below the header size: BAD_REQUEST / BAD_LEN quoting it, then closed (the next
     // message cannot be found).
@@ -499,6 +509,13 @@ fn malformed_input_gets_the_protocols_error_and_the_bridge_beside_keeps_forwardi
     assert_eq!(http_status(ctl.api(), b"\x16\x03\x01\x02\x00garbage\r\n\r\n"), Some(400));
     inputs += 3;
 
+    let limit = periscope::northbound::api::REQUEST_TIMEOUT + Duration::from_secs(3);
+    for (what, c) in [("idle", &mut idle_api), ("half a request", &mut slow_api)] {
+        let left = limit.saturating_sub(idle_since.elapsed());
+        assert!(closed_within(c, left), "an API connection sending {what} is still open");
+    }
+    inputs += 2;
+
     // The bridge beside: never a lost ping, still connected and programmed.
     let report = pings.wait().expect("ping report");
     let rss_peak = watch.peak();
@@ -541,9 +558,8 @@ fn sick_switches_are_isolated_while_real_bridges_are_reprogrammed_through_a_migr
     let opts = || HypervisorOptions::secure().controller(ControllerTarget::Unix(sock.clone()));
     let hv1 = lab.add_hypervisor("hv1", opts()).expect("hv1");
     let hv2 = lab.add_hypervisor("hv2", opts()).expect("hv2");
-    let mut vm1 = lab
-        .add_vm(&hv1, VmOptions::new("vm1").external_id("tenant-id", "bank-a"))
-        .expect("vm1");
+    let mut vm1 =
+        lab.add_vm(&hv1, VmOptions::new("vm1").external_id("tenant-id", "bank-a")).expect("vm1");
     let vm2 = lab.add_vm(&hv2, VmOptions::new("vm2")).expect("vm2");
     let ctl = ControllerProcess::start(
         PERISCOPE,
@@ -567,7 +583,7 @@ fn sick_switches_are_isolated_while_real_bridges_are_reprogrammed_through_a_migr
             Some(&json!({"name": "ids", "tenant": "bank-a", "encap": "vxlan", "remote_ip": "192.0.2.200"})),
         )
         .expect("api");
-    assert_eq!(status, 200, "{svc}");
+    assert_eq!(status, 201, "{svc}");
     let (status, flow) = ctl
         .call(
             "POST",
@@ -576,7 +592,7 @@ fn sick_switches_are_isolated_while_real_bridges_are_reprogrammed_through_a_migr
                          "source": {"iface_id": vm1.iface_id()}, "direction": "BOTH"})),
         )
         .expect("api");
-    assert_eq!(status, 200, "{flow}");
+    assert_eq!(status, 201, "{flow}");
     let copies = |hv: &periscope::lab::Hypervisor| {
         hv.ofctl(&["dump-flows", "br-int"])
             .map(|d| d.lines().filter(|l| l.contains("192.0.2.200")).count())
@@ -612,9 +628,8 @@ fn sick_switches_are_isolated_while_real_bridges_are_reprogrammed_through_a_migr
     assert_eq!(vm1.ping(vm2.ip(), 5, Duration::from_millis(50)).expect("ping").received, 5);
 
     // Each sick switch is found out, by its cause, and dropped; the healthy ones stay.
-    let log_says = |dpid: &str, cause: &str| {
-        ctl.log().lines().any(|l| l.contains(dpid) && l.contains(cause))
-    };
+    let log_says =
+        |dpid: &str, cause: &str| ctl.log().lines().any(|l| l.contains(dpid) && l.contains(cause));
     for (kind, sw) in &sick {
         let cause = match kind {
             Sickness::Silent | Sickness::HalfOpen => "echo request unanswered",

@@ -335,3 +335,18 @@ fn captured_packet_in() -> Vec<u8> {
         .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap_or("00"), 16).unwrap_or(0))
         .collect()
 }
+
+#[test]
+fn a_message_type_nobody_knows_is_answered_with_bad_type() {
+    let mut p = Pair::new();
+    p.handshake();
+    let unknown = OfpMessage::parse(&[4, 0x63, 0, 12, 0, 0, 0, 21, 1, 2, 3, 4]).expect("kept");
+    p.session.handle_frame(p.now, Frame::Message(unknown));
+    let out = p.sent();
+    let [OfpMessage { xid: Xid(21), msg: Message::Error(e), .. }] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((e.err_type, e.code), (ErrorType::BadRequest, error::bad_request::BAD_TYPE));
+    assert!(matches!(p.events()[..], [SessionEvent::Malformed { msg_type: 0x63, .. }]));
+    assert_eq!(p.session.phase(), Phase::Ready, "the stream is still framed: stay up");
+}
