@@ -94,20 +94,24 @@ fn frame_where(
     None
 }
 
-/// Whether the controller closes `s` within `timeout` (reads until EOF or reset).
+/// Whether the controller closes `s` within `timeout` (reads until EOF or reset; at least
+/// once, for a deadline already past).
 fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
     let until = Instant::now() + timeout;
     let mut buf = [0u8; 65536];
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(10))));
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
             Err(_) => return false,
         }
+        if Instant::now() >= until {
+            return false;
+        }
     }
-    false
 }
 
 /// An OFPT_ERROR frame's (type, code, xid), if `f` is one.
@@ -124,10 +128,11 @@ fn ofp_error(f: &[u8]) -> Option<(u16, u16, u32)> {
 const HELLO: [u8; 16] = [4, 0, 0, 16, 0, 0, 0, 1, 0, 1, 0, 8, 0, 0, 0, 0x10];
 
 fn echo_request(xid: u32) -> Vec<u8> {
-    let mut e = vec![4, 2, 0, 12];
-    e.extend(xid.to_be_bytes());
-    e.extend([0xde, 0xad, 0xbe, 0xef]);
-    e
+    echo_request_with(xid, &[0xde, 0xad, 0xbe, 0xef])
+}
+
+fn echo_request_with(xid: u32, data: &[u8]) -> Vec<u8> {
+    OfpMessage::new(Xid(xid), Message::EchoRequest(data.to_vec())).to_vec()
 }
 
 /// A raw connection that has sent its HELLO.
@@ -209,15 +214,15 @@ impl SickSwitch {
                     },
                     Sickness::HalfOpen => std::thread::sleep(Duration::from_millis(50)),
                     Sickness::Deaf => {
-                        let burst: Vec<u8> = (0..512).flat_map(|i| echo_request(i)).collect();
-                        match s.write(&burst) {
-                            Ok(_) => {
-                                sn.fetch_add(512, Ordering::Relaxed);
+                        // Large echoes, so that the answers fill the socket buffers in a few
+                        // MB; once a write blocks, the controller is the one stuck writing.
+                        let burst = echo_request_with(7, &[0x5a; 60_000]);
+                        if s.write_all(&burst).is_ok() {
+                            sn.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            while !st.load(Ordering::Relaxed) {
+                                std::thread::sleep(Duration::from_millis(50));
                             }
-                            Err(e)
-                                if e.kind() == ErrorKind::WouldBlock
-                                    || e.kind() == ErrorKind::TimedOut => {}
-                            Err(_) => return "closed by the controller".into(),
                         }
                     }
                     Sickness::PacketInFlood => {
@@ -403,6 +408,8 @@ fn malformed_input_gets_the_protocols_error_and_the_bridge_beside_keeps_forwardi
     wait_for("the base pipeline", Duration::from_secs(20), || ours(&hv) >= 3);
     vm1.ping(vm2.ip(), 2, Duration::from_millis(200)).expect("warm-up ping");
     let rss_before = rss_kib(ctl.pid()).expect("VmRSS");
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", ctl.pid())).map_or(0, |d| d.count());
+    let fds_before = fds();
     let watch = RssWatch::start(ctl.pid());
     let pings = vm1.ping_start(vm2.ip(), 300, Duration::from_millis(50)).expect("ping");
     let mut inputs = 0u64;
@@ -481,8 +488,10 @@ fn malformed_input_gets_the_protocols_error_and_the_bridge_beside_keeps_forwardi
     }
     assert_eq!(answered, CONNECTIONS / 100, "sampled connections handshaken");
     let rss_flood = rss_kib(ctl.pid()).unwrap_or(0);
+    let fds_flood = fds();
     drop(held);
     inputs += CONNECTIONS as u64;
+    wait_for("the flood's sockets closed", Duration::from_secs(10), || fds() <= fds_before + 2);
 
     // The hostile ovsdb-server: a message nested a million deep, then a 100 MB message, then
     // bytes that are not JSON. Each is refused and the connection closed; the controller
@@ -542,7 +551,7 @@ fn malformed_input_gets_the_protocols_error_and_the_bridge_beside_keeps_forwardi
     assert!(rss_after < rss_before + 64 * 1024, "after {rss_after} KiB from {rss_before} KiB");
     eprintln!(
         "hostile input: {inputs} inputs, {CONNECTIONS} connections in {connect_time:?} \
-         (VmRSS {rss_flood} KiB while held), VmRSS {rss_before} KiB before, peak {rss_peak} KiB, \
+         ({fds_flood} descriptors, VmRSS {rss_flood} KiB while held), VmRSS {rss_before} KiB before, peak {rss_peak} KiB, \
          {rss_after} KiB after; ping {}/{}; {:?} in all",
         report.received,
         report.sent,
