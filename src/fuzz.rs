@@ -245,18 +245,7 @@ pub fn api_request(data: &[u8]) {
                 iface_tenant: &said,
                 reserved: &reserved,
             };
-            let outcome = match call {
-                ApiCall::CreateService(body) => cx.create_service(&body),
-                ApiCall::DeleteService(id) => cx.delete_service(id),
-                ApiCall::CreateFlow(body) => cx.create_flow(&body),
-                ApiCall::DeleteFlow(id) => cx.delete_flow(id),
-                ApiCall::PutTenant(name, body) => cx.put_tenant(&name, &body),
-                ApiCall::DeleteTenant(name) => cx.delete_tenant(&name),
-                ApiCall::PutInterface(iface, body) => cx.put_owner(&iface, &body),
-                ApiCall::CreateToken(body) => cx.create_token(&body, &Tokens::default()),
-                ApiCall::DeleteToken(name) => cx.delete_token(&name),
-                _ => continue,
-            };
+            let Some(outcome) = cx.write(call, &Tokens::default()) else { continue };
             match outcome {
                 Outcome::Reply(r) => check_reply(&r),
                 Outcome::Write(w) => {

@@ -515,7 +515,10 @@ fn malformed_input_gets_the_protocols_error_and_the_bridge_beside_keeps_forwardi
     assert_eq!(http_status(ctl.api(), &post_body(&ctl, "/v1/tap_services", &big)), Some(413));
     let nested: Vec<u8> = std::iter::repeat_n(b'[', 100_000).collect();
     assert_eq!(http_status(ctl.api(), &post_body(&ctl, "/v1/tap_services", &nested)), Some(400));
-    assert_eq!(http_status(ctl.api(), b"\x16\x03\x01\x02\x00garbage\r\n\r\n"), Some(400));
+    // Not HTTP at all (a TLS hello): hyper answers 400, or just closes when the bytes and the
+    // end of the stream arrive together; either way nothing more.
+    let garbage = http_status(ctl.api(), b"\x16\x03\x01\x02\x00garbage\r\n\r\n");
+    assert!(matches!(garbage, Some(400) | None), "{garbage:?}");
     inputs += 3;
 
     let limit = periscope::northbound::api::REQUEST_TIMEOUT + Duration::from_secs(3);
