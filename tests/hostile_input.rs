@@ -164,7 +164,7 @@ struct SickSwitch {
     flow_mods: Arc<AtomicU64>,
     sent: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<String>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl SickSwitch {
@@ -205,13 +205,14 @@ impl SickSwitch {
             let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
             loop {
                 if st.load(Ordering::Relaxed) {
-                    return "stopped".into();
+                    return;
                 }
                 match sickness {
-                    Sickness::Silent => match s.read(&mut buf) {
-                        Ok(0) => return "closed by the controller".into(),
-                        _ => {}
-                    },
+                    Sickness::Silent => {
+                        if let Ok(0) = s.read(&mut buf) {
+                            return;
+                        }
+                    }
                     Sickness::HalfOpen => std::thread::sleep(Duration::from_millis(50)),
                     Sickness::Deaf => {
                         // Large echoes, so that the answers fill the socket buffers in a few
@@ -230,7 +231,7 @@ impl SickSwitch {
                             let burst: Vec<u8> =
                                 (0..256).flat_map(|_| packet_in(dpid).to_vec()).collect();
                             if s.write_all(&burst).is_err() {
-                                return "closed by the controller".into();
+                                return;
                             }
                             sn.fetch_add(256, Ordering::Relaxed);
                         }
