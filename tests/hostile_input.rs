@@ -384,7 +384,8 @@ fn http_status(api: std::net::SocketAddr, request: &[u8]) -> Option<u16> {
 
 fn post_body(ctl: &ControllerProcess, path: &str, body: &[u8]) -> Vec<u8> {
     let mut r = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         ctl.token().unwrap_or(""),
         body.len()
     )
@@ -623,7 +624,8 @@ fn sick_switches_are_isolated_while_real_bridges_are_reprogrammed_through_a_migr
         .call(
             "POST",
             "/v1/tap_services",
-            Some(&json!({"name": "ids", "tenant": "bank-a", "encap": "vxlan", "remote_ip": "192.0.2.200"})),
+            Some(&json!({"name": "ids", "tenant": "bank-a", "encap": "vxlan",
+                         "remote_ip": "192.0.2.200"})),
         )
         .expect("api");
     assert_eq!(status, 201, "{svc}");

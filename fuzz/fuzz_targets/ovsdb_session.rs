@@ -1,4 +1,5 @@
-//! Bytes from an ovsdb-server after the schema: the monitor reply and updates, into the replica and the topology.
+//! Bytes from an ovsdb-server after the schema: the monitor reply and updates, into the replica
+//! and the topology.
 //! The body is `periscope::fuzz::ovsdb_session`, which `tests/fuzz_corpus.rs` also replays.
 
 #![no_main]
