@@ -13,6 +13,7 @@ pub mod collector;
 pub mod controller;
 pub mod demo;
 pub mod discovery;
+pub mod fuzz;
 pub mod lab;
 pub mod log;
 pub mod northbound;

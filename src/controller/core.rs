@@ -21,7 +21,7 @@ use periscope_topology::{
 
 use crate::discovery::{probed_ports, LldpError, Prober, ProberConfig};
 use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
-use crate::openflow::session::SessionEvent;
+use crate::openflow::session::{CloseReason, SessionEvent};
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
 use crate::policy::cookie;
@@ -981,7 +981,12 @@ impl Core {
                 self.release_holds();
             }
             SessionEvent::Closed(reason) => {
-                info!(sw.log, "switch disconnected"; "reason" => %reason);
+                if matches!(reason, CloseReason::Local(_)) {
+                    info!(sw.log, "switch disconnected"; "reason" => %reason);
+                } else {
+                    // The switch misbehaved: dead, deaf, or not speaking our protocol.
+                    warn!(sw.log, "switch disconnected"; "reason" => %reason);
+                }
                 self.events.push(
                     "switch_disconnected",
                     serde_json::json!({"dpid": sw.dpid.map(|d| d.to_string()), "reason": reason.to_string()}),
@@ -1045,6 +1050,15 @@ impl Core {
                 }
             }
             SessionEvent::Other(m) => self.metrics.received(m.msg.msg_type()),
+            SessionEvent::Flooding { dropped } => {
+                warn!(sw.log, "switch floods the controller; its messages are dropped";
+                    "dropped" => dropped);
+                self.events.push(
+                    "switch_flooding",
+                    serde_json::json!({"dpid": sw.dpid.map(|d| d.to_string()), "peer": sw.peer,
+                                       "dropped": dropped}),
+                );
+            }
         }
     }
 

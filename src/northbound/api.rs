@@ -23,6 +23,11 @@ use crate::tls::TlsConfig;
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
 
+/// Time a client has to send a request's headers (also what an idle kept-alive connection
+/// gets before the next request), and then its body: a client that trickles bytes or sends
+/// nothing must not hold a connection, and a file descriptor, forever.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Which part of a list a caller wants: `?tenant=&name=&limit=&marker=`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
@@ -322,6 +327,8 @@ where
             handle(req, peer.clone(), core.clone(), log.clone())
         });
         let _ = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(REQUEST_TIMEOUT)
             .serve_connection(TokioIo::new(stream), svc)
             .await;
     });
@@ -499,15 +506,27 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let bytes = Limited::new(req.into_body(), MAX_BODY).collect().await.map_err(|e| {
-        ApiReply::fail(
-            413,
-            "too_large",
-            format!("request body unreadable or over {MAX_BODY} bytes: {e}"),
-            None,
-            Value::Null,
-        )
-    })?;
+    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
+    let bytes = match tokio::time::timeout(REQUEST_TIMEOUT, collect).await {
+        Ok(read) => read.map_err(|e| {
+            ApiReply::fail(
+                413,
+                "too_large",
+                format!("request body unreadable or over {MAX_BODY} bytes: {e}"),
+                None,
+                Value::Null,
+            )
+        })?,
+        Err(_) => {
+            return Err(ApiReply::fail(
+                408,
+                "timeout",
+                format!("request body not received within {REQUEST_TIMEOUT:?}"),
+                None,
+                Value::Null,
+            ))
+        }
+    };
     serde_json::from_slice(&bytes.to_bytes()).map_err(|e| {
         ApiReply::fail(400, "bad_json", format!("request body is not JSON: {e}"), None, Value::Null)
     })
@@ -533,7 +552,9 @@ const RESOURCES: &[&str] = &[
     "/metrics",
 ];
 
-async fn route<B>(req: Request<B>) -> Result<ApiCall, ApiReply>
+/// Routes a `/v1` request: the call for the core, or the answer at once (a refusal, or a
+/// document that needs no state). Pure but for reading the body.
+pub async fn route<B>(req: Request<B>) -> Result<ApiCall, ApiReply>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -645,7 +666,8 @@ mod tests {
     }
 
     fn routed(method: &str, path: &str) -> Result<ApiCall, ApiReply> {
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
         rt.block_on(route(request(method, path, "{}")))
     }
 

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use periscope_codec::ovsdb::{Datum, Operation, Row, Uuid};
 use serde_json::{json, Value};
 
-use super::api::ApiReply;
+use super::api::{ApiCall, ApiReply};
 use super::auth::{new_token, Caller, Role, TokenHash};
 use super::config::Quota;
 use super::db::{self, AuditEntry, Northbound, Tenant};
@@ -262,6 +262,23 @@ impl Context<'_> {
             None if (self.iface_tenant)(iface).as_deref() == Some(tenant) => Ok(None),
             _ => Err(not_owned(tenant, iface, field)),
         }
+    }
+
+    /// The answer to a write call (`known` are the tokens made so far); `None` for a call
+    /// that does not write.
+    pub fn write(&self, call: ApiCall, known: &super::auth::Tokens) -> Option<Outcome> {
+        Some(match call {
+            ApiCall::CreateService(body) => self.create_service(&body),
+            ApiCall::DeleteService(id) => self.delete_service(id),
+            ApiCall::CreateFlow(body) => self.create_flow(&body),
+            ApiCall::DeleteFlow(id) => self.delete_flow(id),
+            ApiCall::PutTenant(name, body) => self.put_tenant(&name, &body),
+            ApiCall::DeleteTenant(name) => self.delete_tenant(&name),
+            ApiCall::PutInterface(iface, body) => self.put_owner(&iface, &body),
+            ApiCall::CreateToken(body) => self.create_token(&body, known),
+            ApiCall::DeleteToken(name) => self.delete_token(&name),
+            _ => return None,
+        })
     }
 
     /// `POST /v1/tap_services`.

@@ -4,14 +4,14 @@
 use std::time::Instant;
 
 use futures::{SinkExt, StreamExt};
-use slog::{debug, o, warn, Logger};
+use slog::{debug, o, Logger};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
 use periscope_codec::openflow::Message;
 
-use super::framing::OfpCodec;
+use super::framing::{FramingError, OfpCodec};
 use super::session::{SendError, Session, SessionConfig, SessionEvent};
 
 /// Identifies one accepted OpenFlow connection for the lifetime of the process.
@@ -81,18 +81,13 @@ pub async fn drive<S>(
     let mut framed = Framed::new(stream, OfpCodec);
     let mut session = Session::new(Instant::now(), cfg);
     loop {
-        let mut wrote = false;
-        while let Some(m) = session.poll_transmit() {
-            wrote = true;
-            if let Err(e) = framed.feed(m).await {
-                session.handle_close(format!("write failed: {e}"));
-                break;
-            }
-        }
-        if wrote {
-            if let Err(e) = framed.flush().await {
-                session.handle_close(format!("write failed: {e}"));
-            }
+        // A switch that stops reading must not hold its driver here forever, deaf to its
+        // timers and commands: the write gets as long as a silent peer gets to answer an echo.
+        let limit = session.write_limit();
+        match tokio::time::timeout(limit, write_pending(&mut framed, &mut session)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => session.handle_close(format!("write failed: {e}")),
+            Err(_) => session.handle_write_stalled(limit),
         }
         let mut closed = false;
         while let Some(ev) = session.poll_event() {
@@ -110,10 +105,10 @@ pub async fn drive<S>(
         tokio::select! {
             frame = framed.next() => match frame {
                 Some(Ok(f)) => session.handle_frame(Instant::now(), f),
-                Some(Err(e)) => {
-                    warn!(log, "dropping connection"; "error" => %e);
-                    session.handle_close(e.to_string());
+                Some(Err(FramingError::BadFrame(e))) => {
+                    session.handle_bad_frame(framed.read_buffer(), &e);
                 }
+                Some(Err(e)) => session.handle_close(e.to_string()),
                 None => session.handle_close("connection closed by the switch"),
             },
             cmd = commands.recv() => match cmd {
@@ -132,6 +127,25 @@ pub async fn drive<S>(
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
         }
     }
+}
+
+/// Writes and flushes everything the session has queued.
+async fn write_pending<S>(
+    framed: &mut Framed<S, OfpCodec>,
+    session: &mut Session,
+) -> Result<(), FramingError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut wrote = false;
+    while let Some(m) = session.poll_transmit() {
+        wrote = true;
+        framed.feed(m).await?;
+    }
+    if wrote {
+        framed.flush().await?;
+    }
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

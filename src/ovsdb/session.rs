@@ -342,7 +342,7 @@ pub enum SessionEvent {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Pending {
     Schema,
     Monitor(MonitorMethod),
@@ -358,7 +358,7 @@ enum LockState {
 }
 
 /// The OVSDB session with one hypervisor.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Session {
     cfg: SessionConfig,
     hypervisor: HypervisorId,

@@ -363,28 +363,18 @@ impl Core {
                 reserved: &self.nb.reserved,
             };
             match call {
-                ApiCall::CreateService(body) => cx.create_service(&body),
-                ApiCall::DeleteService(id) => cx.delete_service(id),
-                ApiCall::CreateFlow(body) => cx.create_flow(&body),
-                ApiCall::DeleteFlow(id) => cx.delete_flow(id),
-                ApiCall::PutTenant(name, body) => cx.put_tenant(&name, &body),
-                ApiCall::DeleteTenant(name) => cx.delete_tenant(&name),
-                ApiCall::PutInterface(iface, body) => cx.put_owner(&iface, &body),
-                ApiCall::CreateToken(body) => {
-                    if self.nb.writer.is_none() {
-                        Outcome::Reply(unavailable("tokens need the northbound database"))
-                    } else {
-                        cx.create_token(&body, &tokens)
-                    }
+                ApiCall::CreateToken(_) if self.nb.writer.is_none() => {
+                    Outcome::Reply(unavailable("tokens need the northbound database"))
                 }
-                ApiCall::DeleteToken(name) => cx.delete_token(&name),
-                _ => Outcome::Reply(ApiReply::fail(
-                    500,
-                    "internal",
-                    "not a write",
-                    None,
-                    Value::Null,
-                )),
+                call => cx.write(call, &tokens).unwrap_or_else(|| {
+                    Outcome::Reply(ApiReply::fail(
+                        500,
+                        "internal",
+                        "not a write",
+                        None,
+                        Value::Null,
+                    ))
+                }),
             }
         };
         let w = match outcome {

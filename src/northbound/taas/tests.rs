@@ -200,7 +200,7 @@ fn lists_take_neutron_filters_fields_and_pages() {
 
 #[test]
 fn routes_are_taas_paths() {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     let routed = |method: &str, path: &str| {
         let req = Request::builder()
             .method(method)
@@ -227,7 +227,7 @@ fn routes_are_taas_paths() {
 
 #[test]
 fn every_documented_taas_operation_is_routed() {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     let doc = super::super::openapi::document();
     for (method, path, _) in ROUTES {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in the document");

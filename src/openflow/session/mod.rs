@@ -37,6 +37,10 @@ pub struct SessionConfig {
     pub miss_send_len: u16,
     /// Requests that may await a reply or barrier at once; more are refused (backpressure).
     pub max_outstanding: usize,
+    /// Unsolicited messages (PACKET_IN, FLOW_REMOVED, malformed and unexpected ones) passed
+    /// on per second, with as many in a burst; more are dropped and counted, so that a
+    /// flooding switch costs the controller no more than this.
+    pub max_unsolicited_per_sec: u32,
 }
 
 impl Default for SessionConfig {
@@ -47,6 +51,7 @@ impl Default for SessionConfig {
             handshake_timeout: Duration::from_secs(10),
             miss_send_len: 128,
             max_outstanding: 65_536,
+            max_unsolicited_per_sec: 1_000,
         }
     }
 }
@@ -85,6 +90,10 @@ pub enum CloseReason {
     EchoTimeout,
     /// The peer refused our HELLO.
     HelloFailed(ErrorMsg),
+    /// The peer sent a header whose length cannot be framed.
+    BadFrame(DecodeError),
+    /// The peer stopped reading: what we send could not be written in time.
+    WriteStalled(Duration),
     /// The driver closed the session (socket closed, shutdown).
     Local(String),
 }
@@ -103,6 +112,10 @@ impl fmt::Display for CloseReason {
             CloseReason::EchoTimeout => f.write_str("echo request unanswered: peer is dead"),
             CloseReason::HelloFailed(e) => {
                 write!(f, "peer refused our HELLO: {}", String::from_utf8_lossy(&e.data))
+            }
+            CloseReason::BadFrame(e) => write!(f, "unframeable message from peer: {e}"),
+            CloseReason::WriteStalled(d) => {
+                write!(f, "peer stopped reading: nothing could be written for {d:?}")
             }
             CloseReason::Local(why) => f.write_str(why),
         }
@@ -159,6 +172,12 @@ pub enum SessionEvent {
     },
     /// An unsolicited message the session does not handle itself.
     Other(OfpMessage),
+    /// The switch sends more unsolicited messages than the limit: these were dropped since
+    /// the last report (reported at most once a second while it lasts).
+    Flooding {
+        /// Messages dropped.
+        dropped: u64,
+    },
     /// The session is closed; the driver should close the connection.
     Closed(CloseReason),
 }
@@ -225,6 +244,16 @@ pub struct Session {
     echo: Option<(Xid, Instant)>,
     transmit: VecDeque<OfpMessage>,
     events: VecDeque<SessionEvent>,
+    flood: FloodGate,
+}
+
+/// A token bucket on the unsolicited messages of one switch.
+#[derive(Debug)]
+struct FloodGate {
+    tokens: f64,
+    refilled: Instant,
+    dropped: u64,
+    reported: Option<Instant>,
 }
 
 impl Session {
@@ -245,7 +274,9 @@ impl Session {
             echo: None,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            flood: FloodGate { tokens: 0.0, refilled: now, dropped: 0, reported: None },
         };
+        s.flood.tokens = f64::from(s.cfg.max_unsolicited_per_sec);
         let xid = s.alloc_xid();
         s.push(xid, Message::Hello(Hello::with_versions(&[OFP_VERSION_1_3])));
         s
@@ -311,6 +342,18 @@ impl Session {
         }
     }
 
+    /// The peer has not taken what we sent for `waited`: it is as dead as one that does not
+    /// answer echoes, and holding its messages would grow without bound.
+    pub fn handle_write_stalled(&mut self, waited: Duration) {
+        self.close(CloseReason::WriteStalled(waited));
+    }
+
+    /// How long a write may wait for the peer to read before the session is closed: as long as
+    /// a silent peer is given before it is declared dead.
+    pub fn write_limit(&self) -> Duration {
+        self.cfg.echo_interval + self.cfg.echo_timeout
+    }
+
     /// Closes the session from our side (the driver's socket closed, or shutdown).
     pub fn handle_close(&mut self, why: impl Into<String>) {
         self.close(CloseReason::Local(why.into()));
@@ -325,20 +368,33 @@ impl Session {
         match frame {
             Frame::Message(m) => self.handle_message(now, m),
             Frame::Malformed { raw, error } => {
-                let (err_type, code) = error.ofp_error();
-                let xid = match raw.get(4..8) {
-                    Some(&[a, b, c, d]) => Xid(u32::from_be_bytes([a, b, c, d])),
-                    _ => Xid(0),
-                };
+                self.answer_malformed(&raw, &error);
                 let msg_type = raw.get(1).copied().unwrap_or(0);
-                let data = raw[..raw.len().min(ERROR_DATA_LEN)].to_vec();
-                self.push(
-                    xid,
-                    Message::Error(ErrorMsg { err_type, code, experimenter: None, data }),
-                );
-                self.events.push_back(SessionEvent::Malformed { error, msg_type });
+                self.unsolicited(now, SessionEvent::Malformed { error, msg_type });
             }
         }
+    }
+
+    /// The stream itself is unusable (a header length below 8 or above the limit): answers
+    /// with the OFPT_ERROR the error calls for, quoting the start of what was buffered, and
+    /// closes, since the next message cannot be found.
+    pub fn handle_bad_frame(&mut self, buffered: &[u8], error: &DecodeError) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.answer_malformed(buffered, error);
+        self.close(CloseReason::BadFrame(error.clone()));
+    }
+
+    /// Queues the OFPT_ERROR that tells the peer what was wrong with `raw`, in reply to its xid.
+    fn answer_malformed(&mut self, raw: &[u8], error: &DecodeError) {
+        let (err_type, code) = error.ofp_error();
+        let xid = match raw.get(4..8) {
+            Some(&[a, b, c, d]) => Xid(u32::from_be_bytes([a, b, c, d])),
+            _ => Xid(0),
+        };
+        let data = raw[..raw.len().min(ERROR_DATA_LEN)].to_vec();
+        self.push(xid, Message::Error(ErrorMsg { err_type, code, experimenter: None, data }));
     }
 
     /// Queues a request. `tag` and `label` come back with its reply, confirmation or error.
@@ -475,8 +531,8 @@ impl Session {
                     self.events.push_back(SessionEvent::PortStatus(ps));
                 }
             }
-            Message::PacketIn(p) => self.events.push_back(SessionEvent::PacketIn(p)),
-            Message::FlowRemoved(f) => self.events.push_back(SessionEvent::FlowRemoved(f)),
+            Message::PacketIn(p) => self.unsolicited(now, SessionEvent::PacketIn(p)),
+            Message::FlowRemoved(f) => self.unsolicited(now, SessionEvent::FlowRemoved(f)),
             Message::Error(error) => {
                 let request = self.take_outstanding(xid).map(|e| e.req);
                 if request.is_none()
@@ -507,9 +563,39 @@ impl Session {
                 Some(e) => self
                     .events
                     .push_back(SessionEvent::Reply { request: e.req, replies: vec![msg] }),
-                None => self.events.push_back(SessionEvent::Other(OfpMessage::new(xid, msg))),
+                None => self.unsolicited(now, SessionEvent::Other(OfpMessage::new(xid, msg))),
             },
-            msg => self.events.push_back(SessionEvent::Other(OfpMessage { version, xid, msg })),
+            msg @ Message::Unknown { .. } => {
+                // OpenFlow 1.3.5 §7.5.4.1: a type the receiver does not know is OFPBRC_BAD_TYPE.
+                let raw = OfpMessage { version, xid, msg }.to_vec();
+                let error = DecodeError::BadValue {
+                    what: "message type",
+                    offset: 1,
+                    value: u64::from(raw.get(1).copied().unwrap_or(0)),
+                };
+                self.handle_frame(now, Frame::Malformed { raw, error });
+            }
+            msg => self.unsolicited(now, SessionEvent::Other(OfpMessage { version, xid, msg })),
+        }
+    }
+
+    /// Passes on an event the switch caused unasked, unless it is flooding us.
+    fn unsolicited(&mut self, now: Instant, ev: SessionEvent) {
+        let rate = f64::from(self.cfg.max_unsolicited_per_sec);
+        let gate = &mut self.flood;
+        let elapsed = now.saturating_duration_since(gate.refilled).as_secs_f64();
+        gate.tokens = (gate.tokens + elapsed * rate).min(rate);
+        gate.refilled = now;
+        if gate.tokens >= 1.0 {
+            gate.tokens -= 1.0;
+            self.events.push_back(ev);
+            return;
+        }
+        gate.dropped += 1;
+        if gate.reported.is_none_or(|t| now >= t + Duration::from_secs(1)) {
+            gate.reported = Some(now);
+            let dropped = std::mem::take(&mut gate.dropped);
+            self.events.push_back(SessionEvent::Flooding { dropped });
         }
     }
 

@@ -281,3 +281,72 @@ fn port_status_updates_known_ports() {
     ));
     assert!(matches!(&p.events()[..], [SessionEvent::PortStatus(ps)] if ps.desc.name == "vm3"));
 }
+
+#[test]
+fn a_length_below_the_header_is_answered_with_bad_len_and_closes() {
+    let mut p = Pair::new();
+    p.handshake();
+    let head = [4u8, 2, 0, 4, 0, 0, 0, 9, 0xde, 0xad];
+    let error = frame_len(&head, 0xffff).expect_err("a length of 4 cannot be framed");
+    p.session.handle_bad_frame(&head, &error);
+    let out = p.sent();
+    let [OfpMessage { xid: Xid(9), msg: Message::Error(e), .. }] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((e.err_type, e.code), (ErrorType::BadRequest, error::bad_request::BAD_LEN));
+    assert_eq!(e.data, head, "the bad bytes are quoted");
+    assert!(matches!(p.events()[..], [SessionEvent::Closed(CloseReason::BadFrame(_))]));
+}
+
+#[test]
+fn a_flood_of_packet_ins_is_cut_to_the_limit_and_reported_once_a_second() {
+    let now = Instant::now();
+    let cfg = SessionConfig { max_unsolicited_per_sec: 10, ..SessionConfig::default() };
+    let mut p = Pair { now, session: Session::new(now, cfg) };
+    p.handshake();
+    let pin = OfpMessage::parse(&captured_packet_in()).expect("packet-in");
+    let mut passed = 0;
+    let mut reports = Vec::new();
+    // 1000 packet-ins in 2 s: 10 in a burst, then 10 a second.
+    for i in 0..1000u64 {
+        p.now = now + Duration::from_millis(i * 2);
+        p.session.handle_frame(p.now, Frame::Message(pin.clone()));
+        for ev in p.events() {
+            match ev {
+                SessionEvent::PacketIn(_) => passed += 1,
+                SessionEvent::Flooding { dropped } => reports.push(dropped),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert!((28..=32).contains(&passed), "passed {passed}");
+    assert_eq!(reports.len(), 2, "one report per second of flood: {reports:?}");
+    assert_eq!(reports[0], 1, "the first drop is reported at once");
+    // The session itself stays up and keeps answering.
+    p.deliver(OfpMessage::new(Xid(3), Message::EchoRequest(vec![1])));
+    assert!(matches!(p.sent()[..], [OfpMessage { msg: Message::EchoReply(_), .. }]));
+}
+
+fn captured_packet_in() -> Vec<u8> {
+    let text = include_str!("../../../codec/tests/data/packetin.hex");
+    let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    digits
+        .chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap_or("00"), 16).unwrap_or(0))
+        .collect()
+}
+
+#[test]
+fn a_message_type_nobody_knows_is_answered_with_bad_type() {
+    let mut p = Pair::new();
+    p.handshake();
+    let unknown = OfpMessage::parse(&[4, 0x63, 0, 12, 0, 0, 0, 21, 1, 2, 3, 4]).expect("kept");
+    p.session.handle_frame(p.now, Frame::Message(unknown));
+    let out = p.sent();
+    let [OfpMessage { xid: Xid(21), msg: Message::Error(e), .. }] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((e.err_type, e.code), (ErrorType::BadRequest, error::bad_request::BAD_TYPE));
+    assert!(matches!(p.events()[..], [SessionEvent::Malformed { msg_type: 0x63, .. }]));
+    assert_eq!(p.session.phase(), Phase::Ready, "the stream is still framed: stay up");
+}
