@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use slog::{debug, info, o, warn, Logger};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use periscope_codec::openflow::flow_mod::FLOW_MOD_SEND_FLOW_REM;
 use periscope_codec::openflow::{
-    Action, BufferId, Dpid, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest,
-    MultipartRequestBody, PacketOut, PortNo,
+    Action, BufferId, ControllerRole, Dpid, Experimenter, FlowStatsRequest, Message,
+    MultipartReplyBody, MultipartRequest, MultipartRequestBody, PacketOut, PortNo, RoleMsg,
+    NICIRA_EXPERIMENTER_ID,
 };
 
 use periscope_topology::change::PortStatusReason;
@@ -26,8 +28,9 @@ use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
 use crate::policy::cookie;
 use crate::policy::desired::{desired, Activity, BridgeDesired};
-use crate::policy::mirror::plan_bridge;
+use crate::policy::mirror::{plan_bridge, GUEST_CONTROLLER_ID};
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
+use crate::policy::view::{BridgeView, Mode};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
 
 mod events;
@@ -125,6 +128,10 @@ const REPROGRAMS_KEPT: usize = 4096;
 const TAG_RELEASE: u64 = u64::MAX - 1;
 /// Tag of LLDP probes.
 const TAG_LLDP: u64 = u64::MAX - 2;
+/// Tag of the messages that make a guest connection what it is (role, controller id).
+const TAG_GUEST: u64 = u64::MAX - 3;
+/// `NXT_SET_CONTROLLER_ID`: the Nicira message that gives a controller connection its id.
+const NXT_SET_CONTROLLER_ID: u32 = 20;
 
 /// One hypervisor's OVSDB connection, as the core sees it.
 struct OvsdbPeer {
@@ -176,6 +183,8 @@ pub struct Core {
     log_level: Option<crate::log::LevelControl>,
     /// How deep the process's queues are now, by name (`None`: closed).
     queues: Vec<(&'static str, QueueProbe)>,
+    /// Whether periscope owns the bridges' forwarding or is a guest beside their controller.
+    mode: Mode,
 }
 
 /// Reads how many items wait in a queue.
@@ -208,7 +217,14 @@ impl Core {
             events: Default::default(),
             log_level: None,
             queues: Vec::new(),
+            mode: Mode::Owner,
         }
+    }
+
+    /// Makes periscope a guest on every bridge (see [`Mode::Guest`]): another controller owns
+    /// their forwarding. Set before any switch connects.
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
     }
 
     fn now_ms(&self) -> Millis {
@@ -722,7 +738,7 @@ impl Core {
     /// whose plan changed (a bridge whose plan did not change has nothing new to do: its own
     /// confirmations drive it on).
     fn reconcile_bridges(&mut self, only: Option<&BTreeSet<Dpid>>) {
-        let plans = desired(&self.topology, &self.nb.state.taps, &self.activity, only);
+        let plans = desired(&self.topology, &self.nb.state.taps, &self.activity, only, self.mode);
         let mut changed = Vec::new();
         for (dpid, d) in &plans {
             if self.plans.get(dpid) != Some(d) {
@@ -811,6 +827,9 @@ impl Core {
                     Change::SwitchConnected { dpid },
                     Change::SwitchPortsReplaced { dpid, ports },
                 ]);
+                if self.mode == Mode::Guest {
+                    self.send(conn, guest_requests());
+                }
                 self.start_dump(conn);
             }
             SessionEvent::Reply { request, replies } if request.tag == TAG_DUMP => {
@@ -947,8 +966,24 @@ impl Core {
                     _ => {}
                 }
             }
-            SessionEvent::FlowRemoved(_) => {
-                self.metrics.received(periscope_codec::openflow::MsgType::FlowRemoved)
+            SessionEvent::FlowRemoved(removed) => {
+                self.metrics.received(periscope_codec::openflow::MsgType::FlowRemoved);
+                // Ours, and wanted: someone else removed it (a guest's owner wiping its
+                // bridge); put it back.
+                let wanted = sw.dpid.and_then(|d| self.flowsets.get(&d)).is_some_and(|want| {
+                    want.contains_key(&crate::reconcile::flow_key(
+                        removed.table_id,
+                        removed.priority,
+                        &removed.matches,
+                    ))
+                });
+                if sw.reconciler.handle_removed(&removed) && wanted {
+                    info!(sw.log, "a flow of ours was removed; restoring it";
+                        "table" => removed.table_id.0, "priority" => removed.priority,
+                        "reason" => ?removed.reason);
+                    sw.dirty_since.get_or_insert_with(Instant::now);
+                    self.reconcile(conn);
+                }
             }
             SessionEvent::Reply { request, replies } => {
                 for m in &replies {
@@ -995,7 +1030,8 @@ impl Core {
         let Some(dpid) = self.switches.get(&conn).and_then(|s| s.dpid) else { return };
         if !self.flowsets.contains_key(&dpid) {
             // A bridge the topology does not know (yet): the base pipeline.
-            let base = desired_set(&plan_bridge(&Default::default(), &self.nb.state.taps).flows);
+            let view = BridgeView { mode: self.mode, ..Default::default() };
+            let base = desired_set(&plan_bridge(&view, &self.nb.state.taps).flows);
             self.flowsets.insert(dpid, base);
         }
         let Some(desired) = self.flowsets.get(&dpid) else { return };
@@ -1013,7 +1049,7 @@ impl Core {
         };
         sw.dirty_since.get_or_insert_with(Instant::now);
         info!(sw.log, "reconciling"; "batch" => batch.id, "changes" => batch.changes.len());
-        let requests = batch_requests(&batch);
+        let requests = batch_requests(&batch, self.mode);
         self.send(conn, requests);
     }
 
@@ -1044,6 +1080,30 @@ fn nonce() -> u64 {
         h.write_u128(t.as_nanos());
     }
     h.finish()
+}
+
+/// What a guest says once connected: its role is EQUAL (full access beside the owner, who
+/// keeps its own), and its connection id is periscope's, so that its probe flows' frames come
+/// to it alone.
+fn guest_requests() -> Vec<Request> {
+    let mut id = vec![0u8; 6];
+    id.extend_from_slice(&GUEST_CONTROLLER_ID.to_be_bytes());
+    vec![
+        Request {
+            msg: Message::RoleRequest(RoleMsg { role: ControllerRole::Equal, generation_id: 0 }),
+            tag: TAG_GUEST,
+            label: "role request EQUAL".into(),
+        },
+        Request {
+            msg: Message::Experimenter(Experimenter {
+                experimenter: NICIRA_EXPERIMENTER_ID,
+                exp_type: NXT_SET_CONTROLLER_ID,
+                data: id,
+            }),
+            tag: TAG_GUEST,
+            label: format!("set controller id {GUEST_CONTROLLER_ID:#x}"),
+        },
+    ]
 }
 
 /// A held frame sent back into the pipeline as if it had just arrived on `port`.
@@ -1082,10 +1142,15 @@ fn of_port(p: &periscope_codec::openflow::Port) -> OfPort {
     OfPort { port_no: p.port_no, name: p.name.clone(), live: p.is_live() }
 }
 
-fn batch_requests(batch: &Batch) -> Vec<Request> {
+/// The flow mods of a batch and its closing barrier. A guest's flows say when they are removed,
+/// so that a wipe by the bridge's owner is seen at once.
+fn batch_requests(batch: &Batch, mode: Mode) -> Vec<Request> {
     let mut out = Vec::with_capacity(batch.changes.len() + 1);
     for (i, c) in batch.changes.iter().enumerate() {
-        let fm = c.flow_mod();
+        let mut fm = c.flow_mod();
+        if mode == Mode::Guest && matches!(c, FlowChange::Put(..)) {
+            fm.flags |= FLOW_MOD_SEND_FLOW_REM;
+        }
         let label = match c {
             FlowChange::Delete(..) => {
                 format!("delete flow table={} priority={}", fm.table_id, fm.priority)

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 use crate::northbound::model::{TapFlowSpec, TapServiceSpec};
 use crate::policy::trace::{Output, Packet, Pipeline};
-use crate::policy::view::{BridgeView, IfaceView};
+use crate::policy::view::{BridgeView, IfaceView, Mode};
 
 const VXLAN_PORT: PortNo = PortNo(100);
 const GRE_PORT: PortNo = PortNo(101);
@@ -37,6 +37,7 @@ fn bridge(ifaces: Vec<IfaceView>) -> BridgeView {
     BridgeView {
         interfaces: ifaces,
         tunnel_ports: BTreeMap::from([(Encap::Vxlan, VXLAN_PORT), (Encap::Gre, GRE_PORT)]),
+        mode: Mode::Owner,
     }
 }
 
