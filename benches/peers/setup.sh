@@ -4,7 +4,7 @@
 # 3.x no longer ships) and faucet. Safe to run again. Prints the os-ken venv's python.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-command -v python3 >/dev/null && python3 -c 'import ensurepip' 2>/dev/null || {
+dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "install ok installed" || {
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq

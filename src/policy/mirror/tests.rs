@@ -90,15 +90,56 @@ fn ip_packet(from_port: u8, src: u8, dst: u8, proto: u8, dst_port: u16) -> Packe
     Packet::new(f)
 }
 
-/// (tunnel port, key, destination) of every copy.
+/// (tunnel port, key, destination) of every copy. The same bridge in guest mode, beside an
+/// owner whose pipeline starts in table 0 and forwards from a table periscope does not know,
+/// makes the same copies and hands the owner the packet unchanged but for periscope's stage.
 fn copies(view: &BridgeView, taps: &Taps, p: &Packet) -> Vec<(PortNo, u64, Ipv4Addr)> {
+    let owned = copies_in(view, taps, p, None);
+    let guest = BridgeView { mode: Mode::Guest, ..view.clone() };
+    let owner = [
+        DesiredFlow {
+            table: TableId(0),
+            priority: 1,
+            matches: Match::default(),
+            instructions: vec![Instruction::GotoTable(TableId(7))].into(),
+            cookie: periscope_codec::openflow::Cookie(0x5adc15c0),
+        },
+        DesiredFlow {
+            table: TableId(7),
+            priority: 0,
+            matches: Match::default(),
+            instructions: vec![Instruction::ApplyActions(
+                vec![Action::output(PortNo::NORMAL)].into(),
+            )]
+            .into(),
+            cookie: periscope_codec::openflow::Cookie(0x5adc15c0),
+        },
+    ];
+    assert_eq!(copies_in(&guest, taps, p, Some(&owner)), owned, "guest mode copies the same");
+    owned
+}
+
+/// [`copies`] in the bridge's own mode, with the owner's flows beside periscope's.
+fn copies_in(
+    view: &BridgeView,
+    taps: &Taps,
+    p: &Packet,
+    owner: Option<&[DesiredFlow]>,
+) -> Vec<(PortNo, u64, Ipv4Addr)> {
     let plan = plan_bridge(view, taps);
-    let t = Pipeline::new(&plan.flows).run(p);
+    let t = Pipeline::new(plan.flows.iter().chain(owner.into_iter().flatten())).run(p);
     assert!(t.unmodelled.is_empty(), "{:?}", t.unmodelled);
-    // The tenant's own forwarding is untouched: exactly one NORMAL, with no tunnel metadata.
+    // The tenant's own forwarding is untouched: exactly one NORMAL, with no tunnel metadata
+    // (a guest's stage register aside, which no owner's flow matches).
     let normal = t.normal();
     assert_eq!(normal.len(), 1, "{t:?}");
-    assert_eq!(*normal[0], *p, "forwarding saw a modified packet");
+    let mut expect = p.clone();
+    if let (Mode::Guest, Some(stage)) =
+        (view.mode, normal[0].get(&OxmField::Reg(STAGE_REG, 0, None)))
+    {
+        expect.set(&OxmField::Reg(STAGE_REG, stage as u32, None));
+    }
+    assert_eq!(*normal[0], expect, "forwarding saw a modified packet");
     let mut out: Vec<_> = t
         .outputs
         .iter()
