@@ -322,6 +322,26 @@ fn guest_mirrors_a_migrating_vm_beside(kind: OwnerKind) {
         }
     }
 
+    // Open vSwitch's own trace of a frame vm1 sends: periscope's flow copies it and looks table 0
+    // up again, where the frame misses periscope's flows and takes the owner's.
+    let port = vm1.ofport().expect("vm1's port");
+    let packet = format!("in_port={port},dl_src={},dl_dst={},dl_type=0x0800", vm1.mac(), vm3.mac());
+    let trace = hv1.appctl(&["ofproto/trace", "br-int", &packet]).expect("ofproto/trace");
+    eprintln!("{kind:?}: {trace}");
+    // The lookups of the frame itself (those of its clones are indented further).
+    let lookups: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.starts_with(' ') && l[1..].starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert!(
+        lookups.len() >= 2
+            && lookups[0].contains("cookie 0x5053")
+            && lookups[0].contains("reg13=0,")
+            && lookups[1].starts_with(" 0. ")
+            && lookups[1..].iter().all(|l| !l.contains("cookie 0x5053")),
+        "ours, then the owner's from table 0: {trace}"
+    );
+    assert!(!trace.contains("recursion") && !trace.contains("too many"), "{trace}");
     let run = vm3.ping_start(vm1.ip(), PINGS, Duration::from_millis(20)).expect("ping");
     let run2 = vm2.ping_start(vm1.ip(), PINGS, Duration::from_millis(20)).expect("ping");
     std::thread::sleep(Duration::from_millis(500));
