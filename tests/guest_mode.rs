@@ -13,19 +13,19 @@ use std::time::{Duration, Instant};
 
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{
-    Capture, ControllerTarget, EchoKind, Encap, Hypervisor, HypervisorOptions, Lab, MigrationStep,
-    TunnelKey, TunnelKind, TunnelRemote, Vm, VmOptions,
+    Capture, ControllerTarget, EchoKind, Encap, Hypervisor, HypervisorOptions, Lab, TunnelKey,
+    TunnelKind, TunnelRemote, Vm, VmOptions,
 };
-use serde_json::{json, Value};
+use serde_json::json;
+
+mod mirror_support;
+
+use mirror_support::{echo_seqs, has_port, migrate_once_programmed, post, wait_for};
 
 const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
 const PINGS: u32 = 100;
 /// periscope's cookies, as `ovs-ofctl dump-flows` prints them.
 const OURS: &str = "cookie=0x5053";
-
-fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
-    periscope::lab::wait_until(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"));
-}
 
 /// The controller that owns br-int's forwarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,33 +199,6 @@ fn copy_flows(hv: &Hypervisor) -> usize {
         .count()
 }
 
-fn has_port(hv: &Hypervisor, prefix: &str) -> bool {
-    hv.vsctl(&["list-ports", "br-int"])
-        .map(|p| p.lines().any(|l| l.trim().starts_with(prefix)))
-        .unwrap_or(false)
-}
-
-fn echo_seqs(
-    cap: &Capture,
-    key: u32,
-    kind: EchoKind,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-) -> BTreeSet<u16> {
-    cap.frames
-        .iter()
-        .filter(|f| f.encap == Encap::Vxlan && f.key == Some(key))
-        .filter(|f| f.ip_src == Some(src) && f.ip_dst == Some(dst))
-        .filter_map(|f| f.icmp.filter(|e| e.kind == kind).map(|e| e.seq))
-        .collect()
-}
-
-fn post(ctl: &ControllerProcess, path: &str, body: Value) -> Value {
-    let (status, v) = ctl.call("POST", path, Some(&body)).expect("api");
-    assert_eq!(status, 201, "POST {path} {body}: {v}");
-    v
-}
-
 /// Pings until one round of three gets every answer (the owner learns as the first go by).
 fn warm_up(from: &Vm, to: Ipv4Addr) {
     wait_for("the owner forwarding between the VMs", Duration::from_secs(20), || {
@@ -345,21 +318,7 @@ fn guest_mirrors_a_migrating_vm_beside(kind: OwnerKind) {
     let run = vm3.ping_start(vm1.ip(), PINGS, Duration::from_millis(20)).expect("ping");
     let run2 = vm2.ping_start(vm1.ip(), PINGS, Duration::from_millis(20)).expect("ping");
     std::thread::sleep(Duration::from_millis(500));
-    let flow_path = format!("/v1/tap_flows/{}", flow["id"]);
-    let t = vm1
-        .migrate_with(hv2, |step, _| {
-            if step == MigrationStep::Plugged {
-                wait_for("the destination programmed", Duration::from_secs(10), || {
-                    ctl.call("GET", &flow_path, None).is_ok_and(|(_, v)| {
-                        v["active"].as_array().is_some_and(|a| {
-                            a.iter().any(|l| l["hypervisor"] == "hv2" && l["programmed"] == true)
-                        })
-                    })
-                });
-            }
-            Ok(())
-        })
-        .expect("migrate");
+    let t = migrate_once_programmed(&mut vm1, hv2, &ctl, &flow);
     let report = run.wait().expect("ping report");
     let report2 = run2.wait().expect("ping report");
     std::thread::sleep(Duration::from_millis(300));

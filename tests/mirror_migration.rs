@@ -8,17 +8,17 @@ use std::time::Duration;
 
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{
-    ControllerTarget, EchoKind, Encap, Hypervisor, HypervisorOptions, Lab, MigrationStep,
-    TunnelKey, TunnelKind, TunnelRemote, VmOptions,
+    ControllerTarget, EchoKind, Encap, Hypervisor, HypervisorOptions, Lab, TunnelKey, TunnelKind,
+    TunnelRemote, VmOptions,
 };
-use serde_json::{json, Value};
+use serde_json::json;
+
+mod mirror_support;
+
+use mirror_support::{echo_seqs, has_port, migrate_once_programmed, post, wait_for};
 
 const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
 const PINGS: u32 = 150;
-
-fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
-    periscope::lab::wait_until(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"));
-}
 
 /// periscope's flows on br-int that copy traffic (not the base pipeline).
 fn mirror_flows(hv: &Hypervisor) -> Vec<String> {
@@ -27,37 +27,6 @@ fn mirror_flows(hv: &Hypervisor) -> Vec<String> {
         .filter(|l| l.contains("cookie=0x505302") || l.contains("cookie=0x505303"))
         .map(str::to_string)
         .collect()
-}
-
-/// Whether br-int has a port whose name starts with `prefix` (periscope's tunnel ports are
-/// `psc-vx-<bridge>` and `psc-gre-<bridge>`).
-fn has_port(hv: &Hypervisor, prefix: &str) -> bool {
-    hv.vsctl(&["list-ports", "br-int"])
-        .map(|p| p.lines().any(|l| l.trim().starts_with(prefix)))
-        .unwrap_or(false)
-}
-
-/// The sequence numbers of the echoes of `kind` from `src` to `dst` copied under tenant a's VXLAN
-/// key.
-fn echo_seqs(
-    cap: &periscope::lab::Capture,
-    key: u32,
-    kind: EchoKind,
-    src: std::net::Ipv4Addr,
-    dst: std::net::Ipv4Addr,
-) -> BTreeSet<u16> {
-    cap.frames
-        .iter()
-        .filter(|f| f.encap == Encap::Vxlan && f.key == Some(key))
-        .filter(|f| f.ip_src == Some(src) && f.ip_dst == Some(dst))
-        .filter_map(|f| f.icmp.filter(|e| e.kind == kind).map(|e| e.seq))
-        .collect()
-}
-
-fn post(ctl: &ControllerProcess, path: &str, body: Value) -> Value {
-    let (status, v) = ctl.call("POST", path, Some(&body)).expect("api");
-    assert_eq!(status, 201, "POST {path} {body}: {v}");
-    v
 }
 
 #[test]
@@ -149,22 +118,7 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     // As a cloud does (Nova waits for the destination's vif-plugged event), the VM switches to
     // the destination only once the destination is wired: here, once the controller reports
     // the destination programmed for the tap.
-    let flow_path = format!("/v1/tap_flows/{}", flow_a["id"]);
-    let t = vm1
-        .migrate_with(&hv2, |step, _| {
-            if step == MigrationStep::Plugged {
-                wait_for("the destination programmed", Duration::from_secs(10), || {
-                    let status = ctl.call("GET", &flow_path, None).map(|(_, v)| v);
-                    status.is_ok_and(|v| {
-                        v["active"].as_array().is_some_and(|a| {
-                            a.iter().any(|l| l["hypervisor"] == "hv2" && l["programmed"] == true)
-                        })
-                    })
-                });
-            }
-            Ok(())
-        })
-        .expect("migrate");
+    let t = migrate_once_programmed(&mut vm1, &hv2, &ctl, &flow_a);
     let report = run.wait().expect("ping report");
     let report2 = run2.wait().expect("ping report");
     // Give the last copies time to arrive.
