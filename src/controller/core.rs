@@ -130,6 +130,12 @@ const TAG_RELEASE: u64 = u64::MAX - 1;
 const TAG_LLDP: u64 = u64::MAX - 2;
 /// Tag of the messages that make a guest connection what it is (role, controller id).
 const TAG_GUEST: u64 = u64::MAX - 3;
+/// Tag of a guest's periodic read of its flows.
+const TAG_AUDIT: u64 = u64::MAX - 4;
+/// How often a guest reads its flows back, in case one went without a FLOW_REMOVED (the switch
+/// sends one per flow, but an owner's connection could, say, flush the bridge while ours was
+/// down): a missing flow is put back at most this late.
+const GUEST_AUDIT: Duration = Duration::from_secs(5);
 /// `NXT_SET_CONTROLLER_ID`: the Nicira message that gives a controller connection its id.
 const NXT_SET_CONTROLLER_ID: u32 = 20;
 
@@ -185,6 +191,8 @@ pub struct Core {
     queues: Vec<(&'static str, QueueProbe)>,
     /// Whether periscope owns the bridges' forwarding or is a guest beside their controller.
     mode: Mode,
+    /// When a guest last read its flows back from every switch.
+    last_audit: Instant,
 }
 
 /// Reads how many items wait in a queue.
@@ -218,6 +226,7 @@ impl Core {
             log_level: None,
             queues: Vec::new(),
             mode: Mode::Owner,
+            last_audit: Instant::now(),
         }
     }
 
@@ -531,6 +540,20 @@ impl Core {
         self.northbound_tick();
         self.flow_dumps_tick();
         self.discover();
+        if self.mode == Mode::Guest && self.last_audit.elapsed() >= GUEST_AUDIT {
+            self.last_audit = Instant::now();
+            let idle: Vec<ConnId> = self
+                .switches
+                .iter()
+                .filter(|(_, s)| {
+                    s.dpid.is_some() && !s.reconciler.busy() && !s.reconciler.needs_dump()
+                })
+                .map(|(c, _)| *c)
+                .collect();
+            for conn in idle {
+                self.send(conn, vec![dump_ours(TAG_AUDIT, "read our flows back (guest audit)")]);
+            }
+        }
     }
 
     /// Shows the depth of a queue of the process in `/v1/stats` and `/metrics`.
@@ -836,20 +859,22 @@ impl Core {
                 for m in &replies {
                     self.metrics.received(m.msg_type());
                 }
-                let flows: Vec<_> = replies
-                    .into_iter()
-                    .filter_map(|m| match m {
-                        Message::MultipartReply(r) => match r.body {
-                            MultipartReplyBody::Flow(f) => Some(f),
-                            _ => None,
-                        },
-                        _ => None,
-                    })
-                    .flatten()
-                    .collect();
+                let flows = flow_stats(replies);
                 debug!(sw.log, "read our flows back"; "flows" => flows.len());
                 sw.reconciler.handle_dump(&flows);
                 self.reconcile(conn);
+            }
+            SessionEvent::Reply { request, replies } if request.tag == TAG_AUDIT => {
+                for m in &replies {
+                    self.metrics.received(m.msg_type());
+                }
+                let missing = sw.reconciler.handle_audit(&flow_stats(replies));
+                if missing > 0 {
+                    warn!(sw.log, "flows of ours went missing without a FLOW_REMOVED; restoring them";
+                        "flows" => missing);
+                    sw.dirty_since.get_or_insert_with(Instant::now);
+                    self.reconcile(conn);
+                }
             }
             SessionEvent::RequestFailed { request: Some(r), error, .. }
                 if flows::is_live_dump(r.tag) =>
@@ -999,25 +1024,7 @@ impl Core {
 
     /// Reads our flows back from a newly connected switch.
     fn start_dump(&mut self, conn: ConnId) {
-        let req = MultipartRequest {
-            flags: 0,
-            body: MultipartRequestBody::Flow(
-                FlowStatsRequest {
-                    cookie: periscope_codec::openflow::Cookie(cookie::MAGIC),
-                    cookie_mask: cookie::OURS_MASK,
-                    ..FlowStatsRequest::default()
-                }
-                .into(),
-            ),
-        };
-        self.send(
-            conn,
-            vec![Request {
-                msg: Message::MultipartRequest(req),
-                tag: TAG_DUMP,
-                label: "dump our flows".into(),
-            }],
-        );
+        self.send(conn, vec![dump_ours(TAG_DUMP, "dump our flows")]);
     }
 
     /// Plans and sends the next batch for a switch, if it needs one.
@@ -1080,6 +1087,37 @@ fn nonce() -> u64 {
         h.write_u128(t.as_nanos());
     }
     h.finish()
+}
+
+/// A request for the flows with periscope's cookies.
+fn dump_ours(tag: u64, label: &str) -> Request {
+    let req = MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::Flow(
+            FlowStatsRequest {
+                cookie: periscope_codec::openflow::Cookie(cookie::MAGIC),
+                cookie_mask: cookie::OURS_MASK,
+                ..FlowStatsRequest::default()
+            }
+            .into(),
+        ),
+    };
+    Request { msg: Message::MultipartRequest(req), tag, label: label.into() }
+}
+
+/// The flow statistics entries of the replies to a flow dump.
+pub(crate) fn flow_stats(replies: Vec<Message>) -> Vec<periscope_codec::openflow::FlowStats> {
+    replies
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::MultipartReply(r) => match r.body {
+                MultipartReplyBody::Flow(f) => Some(f),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 /// What a guest says once connected: its role is EQUAL (full access beside the owner, who

@@ -268,6 +268,20 @@ impl Reconciler {
         self.actual.as_mut().is_some_and(|a| a.remove(&key).is_some())
     }
 
+    /// Takes a flow dump read while no batch was in flight (one in flight now makes it
+    /// stale: it is ignored): flows of ours the switch was known to hold and does not are known
+    /// gone. Returns how many.
+    pub fn handle_audit(&mut self, flows: &[FlowStats]) -> usize {
+        if self.in_flight.is_some() {
+            return 0;
+        }
+        let Some(actual) = self.actual.as_mut() else { return 0 };
+        let on_switch = ours_set(flows);
+        let before = actual.len();
+        actual.retain(|k, _| on_switch.contains_key(k));
+        before - actual.len()
+    }
+
     /// The connection was lost: nothing is known about the switch any more.
     pub fn reset(&mut self) {
         *self = Reconciler {

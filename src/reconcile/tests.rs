@@ -203,3 +203,24 @@ fn a_flow_of_ours_someone_else_removed_is_put_back_and_theirs_are_not_ours_to_mo
     assert_eq!(run(&mut r, &mut t, &desired), 2, "both put back");
     assert_eq!(run(&mut r, &mut t, &desired), 0);
 }
+
+#[test]
+fn an_audit_finds_flows_gone_silently_unless_a_batch_makes_it_stale() {
+    let mut r = Reconciler::new();
+    let mut t = FakeTable::default();
+    r.handle_dump(&t.flows);
+    let desired = desired_set(&[mirror_flow(1), mirror_flow(2)]);
+    run(&mut r, &mut t, &desired);
+    t.flows.pop();
+    let read = t.flows.clone();
+    // Read while a batch is in flight: the read may predate the batch, so it proves nothing.
+    let busy = r.plan(&desired_set(&[mirror_flow(1), mirror_flow(2), mirror_flow(3)]));
+    assert!(busy.is_some());
+    assert_eq!(r.handle_audit(&read), 0);
+    r.handle_confirmed(busy.map_or(0, |b| b.id));
+    r.handle_dump(&t.flows);
+    run(&mut r, &mut t, &desired);
+    t.flows.pop();
+    assert_eq!(r.handle_audit(&t.flows), 1);
+    assert_eq!(run(&mut r, &mut t, &desired), 1, "put back");
+}
