@@ -199,6 +199,18 @@ fn copy_flows(hv: &Hypervisor) -> usize {
         .count()
 }
 
+/// Waits until every bridge holds exactly periscope's wanted flows, read back as the switch has
+/// them (a match Open vSwitch wrote back otherwise would be put again and again).
+fn in_sync(ctl: &ControllerProcess, hvs: &[Hypervisor]) {
+    for hv in hvs {
+        let path = format!("/v1/switches/{:016x}/diff", hv.dpid());
+        wait_for("periscope's flows as wanted", Duration::from_secs(10), || {
+            ctl.call("GET", &path, None)
+                .is_ok_and(|(_, v)| v["in_sync"] == true && v["reprogramming"] == false)
+        });
+    }
+}
+
 /// Pings until one round of three gets every answer (the owner learns as the first go by).
 fn warm_up(from: &Vm, to: Ipv4Addr) {
     wait_for("the owner forwarding between the VMs", Duration::from_secs(20), || {
@@ -295,6 +307,12 @@ fn guest_mirrors_a_migrating_vm_beside(kind: OwnerKind) {
         }
     }
 
+    // Every bridge holds exactly periscope's wanted flows, read back as the switch has them
+    // (a match Open vSwitch writes back otherwise would be put again and again).
+    in_sync(&ctl, &hvs);
+    let batches = ctl.log().matches("reconciling").count();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(ctl.log().matches("reconciling").count(), batches, "nothing to put again");
     // Open vSwitch's own trace of a frame vm1 sends: periscope's flow copies it and looks table 0
     // up again, where the frame misses periscope's flows and takes the owner's.
     let port = vm1.ofport().expect("vm1's port");
@@ -382,6 +400,7 @@ fn guest_mirrors_a_migrating_vm_beside(kind: OwnerKind) {
         let ours_before = our_flows(hv2).len();
         let t0 = Instant::now();
         let seen = owner.log().len();
+        let log_seen = ctl.log().len();
         owner.restart();
         wait_for("faucet's wipe and periscope's flows back", Duration::from_secs(20), || {
             owner.log().get(seen..).is_some_and(|l| l.contains("Cold start"))
@@ -391,10 +410,17 @@ fn guest_mirrors_a_migrating_vm_beside(kind: OwnerKind) {
             "faucet restarted; periscope's {ours_before} flows back on hv2 after {:?}",
             t0.elapsed()
         );
+        let log = ctl.log();
+        let since = log.get(log_seen..).unwrap_or_default();
         assert!(
-            ctl.log().contains("a flow of ours was removed; restoring it"),
+            since.contains("a flow of ours was removed; restoring it"),
             "periscope saw the wipe as FLOW_REMOVED"
         );
+        in_sync(&ctl, &hvs);
+        // How long each bridge took, from the first FLOW_REMOVED to the confirmed restore.
+        for l in since.lines().filter(|l| l.contains("bridge reprogrammed")) {
+            eprintln!("after the wipe: {l}");
+        }
         warm_up(&vm1, vm3.ip());
         let after = vm1.ping(vm3.ip(), 20, Duration::from_millis(20)).expect("ping after");
         std::thread::sleep(Duration::from_millis(300));
