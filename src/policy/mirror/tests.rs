@@ -299,3 +299,37 @@ fn an_inactive_place_holds_what_the_vm_sends_for_the_controller_and_copies_nothi
     assert!(t.to_port(PortNo::CONTROLLER).is_empty());
     assert_eq!(t.to_port(VXLAN_PORT).len(), 1);
 }
+
+#[test]
+fn a_guest_keeps_to_table_0_above_the_owners_flows_and_probes_on_its_own_connection() {
+    let mut taps = Taps::new();
+    let s = service(&mut taps, "a", "vxlan", COLLECTOR_A, json!({}));
+    flow(&mut taps, "a", &s, json!({"iface_id": "port-1"}), "BOTH", json!({"ip_proto": 6}));
+    let mut moving = iface(1, "a", "web");
+    (moving.in_active, moving.probe) = (false, true);
+    for (arriving, ifaces) in
+        [(false, vec![iface(1, "a", "web"), iface(2, "a", "db")]), (true, vec![moving])]
+    {
+        let view = BridgeView { mode: Mode::Guest, ..bridge(ifaces) };
+        let plan = plan_bridge(&view, &taps);
+        for f in &plan.flows {
+            assert_eq!(f.table, TableId(0), "{f:?}");
+            // Above faucet's highest (9099) and os-ken's simple_switch_13 (0 and 1).
+            assert!(f.priority > 0xff00, "{f:?}");
+            assert!(cookie::is_ours(f.cookie), "{f:?}");
+        }
+        let probe = plan.flows.iter().find(|f| cookie::decode(f.cookie).map(|d| d.0) == Some(4));
+        assert_eq!(probe.is_some(), arriving, "{plan:?}");
+        if let Some(p) = probe {
+            // controller(id=0x5053), not output:CONTROLLER (which every id-0 connection gets).
+            let Instruction::ApplyActions(a) = &p.instructions[0] else { panic!("{p:?}") };
+            assert_eq!(
+                a.to_vec(),
+                vec![Action::Experimenter {
+                    experimenter: NICIRA_EXPERIMENTER_ID,
+                    data: vec![0, 20, 0xff, 0xff, 0x50, 0x53, 1, 0],
+                }]
+            );
+        }
+    }
+}
