@@ -211,6 +211,14 @@ fn in_sync(ctl: &ControllerProcess, hvs: &[Hypervisor]) {
     }
 }
 
+/// How many packet-ins periscope received (`GET /metrics`).
+fn packet_ins(ctl: &ControllerProcess) -> u64 {
+    let (status, text) = ctl.call_text("GET", "/metrics").expect("metrics");
+    assert_eq!(status, 200, "{text}");
+    let key = "periscope_openflow_messages_total{direction=\"in\",type=\"OFPT_PACKET_IN\"} ";
+    text.lines().find_map(|l| l.strip_prefix(key)?.parse().ok()).unwrap_or(0)
+}
+
 /// Pings until one round of three gets every answer (the owner learns as the first go by).
 fn warm_up(from: &Vm, to: Ipv4Addr) {
     wait_for("the owner forwarding between the VMs", Duration::from_secs(20), || {
@@ -333,11 +341,35 @@ fn guest_mirrors_a_migrating_vm_beside(kind: OwnerKind) {
         "ours, then the owner's from table 0: {trace}"
     );
     assert!(!trace.contains("recursion") && !trace.contains("too many"), "{trace}");
+    // The owner's packet-ins (output:CONTROLLER, connection id 0) go to the owner only:
+    // periscope, on connection id 0x5053, got none, while the owner learnt from its own.
+    let learnt = match kind {
+        OwnerKind::SimpleSwitch13 => "packet in ",
+        OwnerKind::Faucet => "L2 learned on",
+    };
+    assert!(owner.log().contains(learnt), "the owner got packet-ins: {}", owner.log());
+    assert_eq!(packet_ins(&ctl), 0, "periscope got none of the owner's packet-ins");
     let run = vm3.ping_start(vm1.ip(), PINGS, Duration::from_millis(20)).expect("ping");
     let run2 = vm2.ping_start(vm1.ip(), PINGS, Duration::from_millis(20)).expect("ping");
     std::thread::sleep(Duration::from_millis(500));
     let t = migrate_once_programmed(&mut vm1, hv2, &ctl, &flow);
     let report = run.wait().expect("ping report");
+    // Its probe at the destination, when the VM's first frame there reached it, came to periscope
+    // and to no one else (the same rule keeps it from the owner). Not every run sees one: faucet
+    // deletes every flow of a port when the port comes up (cookie mask 0), periscope's probe
+    // included, which periscope puts back; and beside simple_switch_13 the VM's gratuitous ARP
+    // is all it sends there (the owner keeps forwarding to the old place), which one run in five
+    // did not bring to periscope (not understood yet). The copies are checked either way.
+    let log = ctl.log();
+    let probed = log.contains("interface active at its new place");
+    eprintln!(
+        "{kind:?}: probe seen: {probed}; {}",
+        log.lines()
+            .filter(|l| ["removed", "active at", "held frames"].iter().any(|k| l.contains(k)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(packet_ins(&ctl) > 0, probed, "periscope's packet-ins are its probe's");
     let report2 = run2.wait().expect("ping report");
     std::thread::sleep(Duration::from_millis(300));
     let cap = col.capture().expect("capture");
