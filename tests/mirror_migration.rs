@@ -3,14 +3,17 @@
 //! follow a VM through a make-before-break live migration; the source is left clean; deleting
 //! the taps removes every flow and tunnel port they needed.
 
-mod star_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use periscope::lab::{EchoKind, Encap, Hypervisor, Lab, MigrationStep, VmOptions};
+use periscope::lab::{EchoKind, Encap, Hypervisor, Lab, VmOptions};
 use serde_json::json;
-use star_support::{controller, has_port, post, star, wait_for};
+
+mod mirror_support;
+
+use mirror_support::{
+    controller, echo_seqs, has_port, migrate_once_programmed, post, star, wait_for,
+};
 
 const PINGS: u32 = 150;
 
@@ -20,23 +23,6 @@ fn mirror_flows(hv: &Hypervisor) -> Vec<String> {
     dump.lines()
         .filter(|l| l.contains("cookie=0x505302") || l.contains("cookie=0x505303"))
         .map(str::to_string)
-        .collect()
-}
-
-/// The sequence numbers of the echoes of `kind` from `src` to `dst` copied under tenant a's VXLAN
-/// key.
-fn echo_seqs(
-    cap: &periscope::lab::Capture,
-    key: u32,
-    kind: EchoKind,
-    src: std::net::Ipv4Addr,
-    dst: std::net::Ipv4Addr,
-) -> BTreeSet<u16> {
-    cap.frames
-        .iter()
-        .filter(|f| f.encap == Encap::Vxlan && f.key == Some(key))
-        .filter(|f| f.ip_src == Some(src) && f.ip_dst == Some(dst))
-        .filter_map(|f| f.icmp.filter(|e| e.kind == kind).map(|e| e.seq))
         .collect()
 }
 
@@ -113,22 +99,7 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     // As a cloud does (Nova waits for the destination's vif-plugged event), the VM switches to
     // the destination only once the destination is wired: here, once the controller reports
     // the destination programmed for the tap.
-    let flow_path = format!("/v1/tap_flows/{}", flow_a["id"]);
-    let t = vm1
-        .migrate_with(&hv2, |step, _| {
-            if step == MigrationStep::Plugged {
-                wait_for("the destination programmed", Duration::from_secs(10), || {
-                    let status = ctl.call("GET", &flow_path, None).map(|(_, v)| v);
-                    status.is_ok_and(|v| {
-                        v["active"].as_array().is_some_and(|a| {
-                            a.iter().any(|l| l["hypervisor"] == "hv2" && l["programmed"] == true)
-                        })
-                    })
-                });
-            }
-            Ok(())
-        })
-        .expect("migrate");
+    let t = migrate_once_programmed(&mut vm1, &hv2, &ctl, &flow_a);
     let report = run.wait().expect("ping report");
     let report2 = run2.wait().expect("ping report");
     // Give the last copies time to arrive.

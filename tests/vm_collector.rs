@@ -4,17 +4,17 @@
 //! receiving; the place it left keeps no delivery flow; another tenant's VM gets nothing and
 //! cannot name the collector.
 
-mod star_support;
+mod mirror_support;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use mirror_support::{controller, has_port, post, star, wait_for};
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{Hypervisor, Lab, MigrationStep, Vm, VmOptions};
 use serde_json::json;
-use star_support::{controller, has_port, post, star, wait_for};
 
 const PINGS: u32 = 150;
 /// The cookie kind of delivery flows (`0x505306` then the tap service id).

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use slog::{debug, info, o, warn, Logger};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use periscope_codec::openflow::flow_mod::FLOW_MOD_SEND_FLOW_REM;
 use periscope_codec::openflow::{
-    Action, BufferId, Dpid, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest,
-    MultipartRequestBody, PacketOut, PortNo,
+    Action, BufferId, ControllerRole, Dpid, Experimenter, FlowStatsRequest, Message,
+    MultipartReplyBody, MultipartRequest, MultipartRequestBody, PacketOut, PortNo, RoleMsg,
+    NICIRA_EXPERIMENTER_ID,
 };
 
 use periscope_topology::change::PortStatusReason;
@@ -26,8 +28,9 @@ use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
 use crate::policy::cookie;
 use crate::policy::desired::{copies_delivered_frames, desired, feeding, Activity, BridgeDesired};
-use crate::policy::mirror::plan_bridge;
+use crate::policy::mirror::{plan_bridge, GUEST_CONTROLLER_ID};
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
+use crate::policy::view::{BridgeView, Mode};
 use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
 
 mod events;
@@ -125,6 +128,16 @@ const REPROGRAMS_KEPT: usize = 4096;
 const TAG_RELEASE: u64 = u64::MAX - 1;
 /// Tag of LLDP probes.
 const TAG_LLDP: u64 = u64::MAX - 2;
+/// Tag of the messages that make a guest connection what it is (role, controller id).
+const TAG_GUEST: u64 = u64::MAX - 3;
+/// Tag of a guest's periodic read of its flows.
+const TAG_AUDIT: u64 = u64::MAX - 4;
+/// How often a guest reads its flows back, in case one went without a FLOW_REMOVED (the switch
+/// sends one per flow, but an owner's connection could, say, flush the bridge while ours was
+/// down): a missing flow is put back at most this late.
+const GUEST_AUDIT: Duration = Duration::from_secs(5);
+/// `NXT_SET_CONTROLLER_ID`: the Nicira message that gives a controller connection its id.
+const NXT_SET_CONTROLLER_ID: u32 = 20;
 
 /// One hypervisor's OVSDB connection, as the core sees it.
 struct OvsdbPeer {
@@ -176,6 +189,10 @@ pub struct Core {
     log_level: Option<crate::log::LevelControl>,
     /// How deep the process's queues are now, by name (`None`: closed).
     queues: Vec<(&'static str, QueueProbe)>,
+    /// Whether periscope owns the bridges' forwarding or is a guest beside their controller.
+    mode: Mode,
+    /// When a guest last read its flows back from every switch.
+    last_audit: Instant,
 }
 
 /// Reads how many items wait in a queue.
@@ -208,7 +225,15 @@ impl Core {
             events: Default::default(),
             log_level: None,
             queues: Vec::new(),
+            mode: Mode::Owner,
+            last_audit: Instant::now(),
         }
+    }
+
+    /// Makes periscope a guest on every bridge (see [`Mode::Guest`]): another controller owns
+    /// their forwarding. Set before any switch connects.
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
     }
 
     fn now_ms(&self) -> Millis {
@@ -538,6 +563,20 @@ impl Core {
         self.northbound_tick();
         self.flow_dumps_tick();
         self.discover();
+        if self.mode == Mode::Guest && self.last_audit.elapsed() >= GUEST_AUDIT {
+            self.last_audit = Instant::now();
+            let idle: Vec<ConnId> = self
+                .switches
+                .iter()
+                .filter(|(_, s)| {
+                    s.dpid.is_some() && !s.reconciler.busy() && !s.reconciler.needs_dump()
+                })
+                .map(|(c, _)| *c)
+                .collect();
+            for conn in idle {
+                self.send(conn, vec![dump_ours(TAG_AUDIT, "read our flows back (guest audit)")]);
+            }
+        }
     }
 
     /// Shows the depth of a queue of the process in `/v1/stats` and `/metrics`.
@@ -808,7 +847,7 @@ impl Core {
     /// whose plan changed (a bridge whose plan did not change has nothing new to do: its own
     /// confirmations drive it on).
     fn reconcile_bridges(&mut self, only: Option<&BTreeSet<Dpid>>) {
-        let plans = desired(&self.topology, &self.nb.state.taps, &self.activity, only);
+        let plans = desired(&self.topology, &self.nb.state.taps, &self.activity, only, self.mode);
         let mut changed = Vec::new();
         for (dpid, d) in &plans {
             if self.plans.get(dpid) != Some(d) {
@@ -897,26 +936,31 @@ impl Core {
                     Change::SwitchConnected { dpid },
                     Change::SwitchPortsReplaced { dpid, ports },
                 ]);
+                if self.mode == Mode::Guest {
+                    self.send(conn, guest_requests());
+                }
                 self.start_dump(conn);
             }
             SessionEvent::Reply { request, replies } if request.tag == TAG_DUMP => {
                 for m in &replies {
                     self.metrics.received(m.msg_type());
                 }
-                let flows: Vec<_> = replies
-                    .into_iter()
-                    .filter_map(|m| match m {
-                        Message::MultipartReply(r) => match r.body {
-                            MultipartReplyBody::Flow(f) => Some(f),
-                            _ => None,
-                        },
-                        _ => None,
-                    })
-                    .flatten()
-                    .collect();
+                let flows = flow_stats(replies);
                 debug!(sw.log, "read our flows back"; "flows" => flows.len());
                 sw.reconciler.handle_dump(&flows);
                 self.reconcile(conn);
+            }
+            SessionEvent::Reply { request, replies } if request.tag == TAG_AUDIT => {
+                for m in &replies {
+                    self.metrics.received(m.msg_type());
+                }
+                let missing = sw.reconciler.handle_audit(&flow_stats(replies));
+                if missing > 0 {
+                    warn!(sw.log, "flows of ours went missing without a FLOW_REMOVED; restoring them";
+                        "flows" => missing);
+                    sw.dirty_since.get_or_insert_with(Instant::now);
+                    self.reconcile(conn);
+                }
             }
             SessionEvent::RequestFailed { request: Some(r), error, .. }
                 if flows::is_live_dump(r.tag) =>
@@ -1038,8 +1082,24 @@ impl Core {
                     _ => {}
                 }
             }
-            SessionEvent::FlowRemoved(_) => {
-                self.metrics.received(periscope_codec::openflow::MsgType::FlowRemoved)
+            SessionEvent::FlowRemoved(removed) => {
+                self.metrics.received(periscope_codec::openflow::MsgType::FlowRemoved);
+                // Ours, and wanted: someone else removed it (a guest's owner wiping its
+                // bridge); put it back.
+                let wanted = sw.dpid.and_then(|d| self.flowsets.get(&d)).is_some_and(|want| {
+                    want.contains_key(&crate::reconcile::flow_key(
+                        removed.table_id,
+                        removed.priority,
+                        &removed.matches,
+                    ))
+                });
+                if sw.reconciler.handle_removed(&removed) && wanted {
+                    info!(sw.log, "a flow of ours was removed; restoring it";
+                        "table" => removed.table_id.0, "priority" => removed.priority,
+                        "reason" => ?removed.reason);
+                    sw.dirty_since.get_or_insert_with(Instant::now);
+                    self.reconcile(conn);
+                }
             }
             SessionEvent::Reply { request, replies } => {
                 for m in &replies {
@@ -1064,25 +1124,7 @@ impl Core {
 
     /// Reads our flows back from a newly connected switch.
     fn start_dump(&mut self, conn: ConnId) {
-        let req = MultipartRequest {
-            flags: 0,
-            body: MultipartRequestBody::Flow(
-                FlowStatsRequest {
-                    cookie: periscope_codec::openflow::Cookie(cookie::MAGIC),
-                    cookie_mask: cookie::OURS_MASK,
-                    ..FlowStatsRequest::default()
-                }
-                .into(),
-            ),
-        };
-        self.send(
-            conn,
-            vec![Request {
-                msg: Message::MultipartRequest(req),
-                tag: TAG_DUMP,
-                label: "dump our flows".into(),
-            }],
-        );
+        self.send(conn, vec![dump_ours(TAG_DUMP, "dump our flows")]);
     }
 
     /// Plans and sends the next batch for a switch, if it needs one.
@@ -1095,7 +1137,8 @@ impl Core {
         let Some(dpid) = self.switches.get(&conn).and_then(|s| s.dpid) else { return };
         if !self.flowsets.contains_key(&dpid) {
             // A bridge the topology does not know (yet): the base pipeline.
-            let base = desired_set(&plan_bridge(&Default::default(), &self.nb.state.taps).flows);
+            let view = BridgeView { mode: self.mode, ..Default::default() };
+            let base = desired_set(&plan_bridge(&view, &self.nb.state.taps).flows);
             self.flowsets.insert(dpid, base);
         }
         let Some(desired) = self.flowsets.get(&dpid) else { return };
@@ -1113,7 +1156,7 @@ impl Core {
         };
         sw.dirty_since.get_or_insert_with(Instant::now);
         info!(sw.log, "reconciling"; "batch" => batch.id, "changes" => batch.changes.len());
-        let requests = batch_requests(&batch);
+        let requests = batch_requests(&batch, self.mode);
         self.send(conn, requests);
     }
 
@@ -1144,6 +1187,61 @@ fn nonce() -> u64 {
         h.write_u128(t.as_nanos());
     }
     h.finish()
+}
+
+/// A request for the flows with periscope's cookies.
+fn dump_ours(tag: u64, label: &str) -> Request {
+    let req = MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::Flow(
+            FlowStatsRequest {
+                cookie: periscope_codec::openflow::Cookie(cookie::MAGIC),
+                cookie_mask: cookie::OURS_MASK,
+                ..FlowStatsRequest::default()
+            }
+            .into(),
+        ),
+    };
+    Request { msg: Message::MultipartRequest(req), tag, label: label.into() }
+}
+
+/// The flow statistics entries of the replies to a flow dump.
+pub(crate) fn flow_stats(replies: Vec<Message>) -> Vec<periscope_codec::openflow::FlowStats> {
+    replies
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::MultipartReply(r) => match r.body {
+                MultipartReplyBody::Flow(f) => Some(f),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// What a guest says once connected: its role is EQUAL (full access beside the owner, who
+/// keeps its own), and its connection id is periscope's, so that its probe flows' frames come
+/// to it alone.
+fn guest_requests() -> Vec<Request> {
+    let mut id = vec![0u8; 6];
+    id.extend_from_slice(&GUEST_CONTROLLER_ID.to_be_bytes());
+    vec![
+        Request {
+            msg: Message::RoleRequest(RoleMsg { role: ControllerRole::Equal, generation_id: 0 }),
+            tag: TAG_GUEST,
+            label: "role request EQUAL".into(),
+        },
+        Request {
+            msg: Message::Experimenter(Experimenter {
+                experimenter: NICIRA_EXPERIMENTER_ID,
+                exp_type: NXT_SET_CONTROLLER_ID,
+                data: id,
+            }),
+            tag: TAG_GUEST,
+            label: format!("set controller id {GUEST_CONTROLLER_ID:#x}"),
+        },
+    ]
 }
 
 /// A held frame sent back into the pipeline as if it had just arrived on `port`.
@@ -1182,10 +1280,15 @@ fn of_port(p: &periscope_codec::openflow::Port) -> OfPort {
     OfPort { port_no: p.port_no, name: p.name.clone(), live: p.is_live() }
 }
 
-fn batch_requests(batch: &Batch) -> Vec<Request> {
+/// The flow mods of a batch and its closing barrier. A guest's flows say when they are removed,
+/// so that a wipe by the bridge's owner is seen at once.
+fn batch_requests(batch: &Batch, mode: Mode) -> Vec<Request> {
     let mut out = Vec::with_capacity(batch.changes.len() + 1);
     for (i, c) in batch.changes.iter().enumerate() {
-        let fm = c.flow_mod();
+        let mut fm = c.flow_mod();
+        if mode == Mode::Guest && matches!(c, FlowChange::Put(..)) {
+            fm.flags |= FLOW_MOD_SEND_FLOW_REM;
+        }
         let label = match c {
             FlowChange::Delete(..) => {
                 format!("delete flow table={} priority={}", fm.table_id, fm.priority)

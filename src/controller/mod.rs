@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// Seconds an echo request may go unanswered before the switch is declared dead.
     #[arg(long, default_value_t = 15)]
     pub echo_timeout: u64,
+    /// `owner`: periscope owns the bridges' pipeline. `guest`: another controller owns their
+    /// forwarding; periscope connects beside it and adds only flows of its own, in table 0.
+    #[arg(long, value_enum, default_value = "owner")]
+    pub mode: crate::policy::view::Mode,
 }
 
 /// One `--ovsdb` argument.
@@ -271,6 +275,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let mut core =
         core::Core::with_northbound(log.new(o!()), topology, nb_config, nb.commands.clone());
     core.set_log_control(log_level);
+    core.set_mode(args.mode);
     listeners.push(nb.task);
     let (ovsdb_tx, mut ovsdb_rx) = mpsc::channel(EVENT_QUEUE);
     for arg in &args.ovsdb {

@@ -141,6 +141,11 @@ impl ControllerProcess {
         http_json(self.api, self.token.as_deref(), method, path, body)
     }
 
+    /// One API call as the operator, answered as text: `(status, body)`.
+    pub fn call_text(&self, method: &str, path: &str) -> Result<(u16, String)> {
+        http_text(self.api, self.token.as_deref(), method, path, None)
+    }
+
     /// The operator's token (the bootstrap token the controller made).
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
@@ -207,6 +212,26 @@ pub fn http_json(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value)> {
+    let (status, text) = http_text(addr, token, method, path, body)?;
+    let json = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).map_err(|_| LabError::Output {
+            command: format!("{method} http://{addr}{path}"),
+            output: text.clone(),
+        })?
+    };
+    Ok((status, json))
+}
+
+/// One HTTP/1.1 request, answered as `(status, body text)` (`GET /metrics` is not JSON).
+pub fn http_text(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, String)> {
     let what = format!("{method} http://{addr}{path}");
     let io = |e| LabError::Io { what: what.clone(), source: e };
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io)?;
@@ -223,10 +248,5 @@ pub fn http_json(
     let bad = || LabError::Output { command: what.clone(), output: raw.clone() };
     let status: u16 = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
     let (_, text) = raw.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let json = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(text).map_err(|_| bad())?
-    };
-    Ok((status, json))
+    Ok((status, text.to_string()))
 }

@@ -399,8 +399,17 @@ impl Hypervisor {
 
     /// Sets (replacing) `br-int`'s controller.
     pub fn set_controller(&self, target: &ControllerTarget) -> Result<()> {
-        let target = self.controller_string(target)?;
-        self.vsctl(&["set-controller", "br-int", &target]).map(|_| ())
+        self.set_controllers(std::slice::from_ref(target))
+    }
+
+    /// Sets (replacing) `br-int`'s controllers: the bridge connects to all of them at once
+    /// (a bridge's owner and periscope as its guest).
+    pub fn set_controllers(&self, targets: &[ControllerTarget]) -> Result<()> {
+        let targets =
+            targets.iter().map(|t| self.controller_string(t)).collect::<Result<Vec<_>>>()?;
+        let mut args = vec!["set-controller", "br-int"];
+        args.extend(targets.iter().map(String::as_str));
+        self.vsctl(&args).map(|_| ())
     }
 
     /// The hypervisor's name.

@@ -10,7 +10,7 @@ use periscope_topology::{RowRef, Topology};
 
 use super::mirror::{plan_bridge_indexed, BridgePlan, TapIndex};
 use super::tunnels::{is_our_tunnel, tunnel_encap};
-use super::view::{BridgeView, CollectorPlace, IfaceView};
+use super::view::{BridgeView, CollectorPlace, IfaceView, Mode};
 use crate::northbound::model::{Source, TapServiceId};
 use crate::northbound::store::Taps;
 
@@ -221,17 +221,20 @@ pub fn copies_delivered_frames(topology: &Topology, taps: &Taps, iface_id: &str)
 /// the new one; nothing is delivered to the VM meanwhile).
 pub type Activity = std::collections::HashMap<String, Option<RowRef>>;
 
-/// What every bridge with a datapath id (or, with `only`, each of those bridges) should hold.
+/// What every bridge with a datapath id (or, with `only`, each of those bridges) should hold,
+/// when its forwarding is owned as `mode` says.
 pub fn desired(
     topology: &Topology,
     taps: &Taps,
     active: &Activity,
     only: Option<&BTreeSet<Dpid>>,
+    mode: Mode,
 ) -> BTreeMap<Dpid, BridgeDesired> {
     let index = TapIndex::new(taps);
     bridge_views(topology, taps, &index, active, only)
         .into_iter()
-        .map(|(dpid, (bridge, view))| {
+        .map(|(dpid, (bridge, mut view))| {
+            view.mode = mode;
             let plan = plan_bridge_indexed(&view, taps, &index);
             let complete = plan.tunnels.iter().all(|e| view.tunnel_ports.contains_key(e));
             (dpid, BridgeDesired { bridge, plan, complete })
@@ -248,7 +251,7 @@ mod tests {
     use periscope_topology::rows::{BridgeRow, InterfaceRow, PortRow};
     use periscope_topology::{Change, HypervisorId, Topology, TopologyConfig, Uuid};
 
-    use super::{desired, Activity};
+    use super::{desired, Activity, Mode};
     use crate::northbound::model::{
         Collector, Direction, Encap, Filter, Source, TapFlowSpec, TapServiceSpec,
     };
@@ -362,11 +365,12 @@ mod tests {
         let mut active = Activity::new();
         // port-0 moves: active nowhere yet.
         active.insert("port-0".into(), None);
-        let all = desired(&topology, &taps, &active, None);
+        let all = desired(&topology, &taps, &active, None, Mode::Owner);
         assert_eq!(all.len(), 3);
         assert!(all.values().any(|d| d.plan.flows.len() > 10), "the world taps something");
         for dpid in all.keys() {
-            let one = desired(&topology, &taps, &active, Some(&BTreeSet::from([*dpid])));
+            let one =
+                desired(&topology, &taps, &active, Some(&BTreeSet::from([*dpid])), Mode::Owner);
             assert_eq!(one.len(), 1);
             assert_eq!(one.get(dpid), all.get(dpid), "bridge {dpid}");
         }

@@ -26,15 +26,34 @@
 //! reaches the tenant's own forwarding, which continues unchanged in table 4. A frame is copied
 //! at most once per tap service and direction: the fan-out in tables 0 and 1 visits each service
 //! once, and in tables 2 and 3 at most one flow matches per visit however the filters overlap.
+//!
+//! In guest mode ([`Mode::Guest`]) another controller owns the tables; periscope's flows all
+//! live in table 0, above any of the owner's, and tell the stages apart by a register that is
+//! zero when a frame enters the bridge (`reg13`, [`STAGE_REG`]):
+//!
+//! ```text
+//! table 0  probe        in_port=P,reg13=0          -> controller(id=periscope's)
+//!          tap-out      in_port=P,reg13=0          -> clone(reg14=S, reg13=4, resubmit(,0)) per S;
+//!                                                     reg13=1, resubmit(,0)
+//!          tap-in       dl_dst=MAC,reg13=0/-2      -> clone(reg14=S, reg13=5, resubmit(,0)) per S;
+//!                                                     reg13=2, resubmit(,0)
+//!          filter       reg13=4,in_port=P,reg14=S,<filter>   -> tun_id=K, tun_dst=R, output(tunnel)
+//!                       reg13=5,dl_dst=MAC,reg14=S,<filter>  -> the same
+//!          filter-miss  reg13=4/-2                 -> drop (a clone never reaches the owner)
+//!          (the owner's flows, below ours, match no reg13: a frame whose copies are made enters
+//!           them from table 0 unchanged but for reg13)
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 use periscope_codec::openflow::action::CONTROLLER_MAX_LEN_NO_BUFFER;
-use periscope_codec::openflow::{Action, Actions, Instruction, Match, OxmField, PortNo, TableId};
+use periscope_codec::openflow::{
+    Action, Actions, Instruction, Match, OxmField, PortNo, TableId, NICIRA_EXPERIMENTER_ID,
+};
 
 use super::cookie::{self, Kind};
-use super::view::{BridgeView, CollectorPlace, IfaceView};
+use super::view::{BridgeView, CollectorPlace, IfaceView, Mode};
 use super::DesiredFlow;
 use crate::northbound::model::{
     Collector, Encap, Filter, Source, TapFlow, TapService, TapServiceId,
@@ -66,6 +85,108 @@ const PRIORITY_TUNNEL_GUARD: u16 = 140;
 const PRIORITY_DISCOVERY: u16 = 200;
 /// The LLDP ethertype.
 const ETH_TYPE_LLDP: u16 = 0x88cc;
+
+/// Guest mode: the register that says how far a frame has come through periscope's flows in
+/// table 0. Registers are zero when a frame enters a bridge.
+pub const STAGE_REG: u8 = 13;
+/// Guest stage: the copies of what the interface sent are made.
+const STAGE_SENT_COPIED: u32 = 1;
+/// Guest stage: every copy is made; the frame is the owner's.
+const STAGE_COPIED: u32 = 2;
+/// Guest stage, inside a clone: choosing the copies of a sent frame.
+const STAGE_FILTER_OUT: u32 = 4;
+/// Guest stage, inside a clone: choosing the copies of a delivered frame.
+const STAGE_FILTER_IN: u32 = 5;
+/// Both filter stages under one mask.
+const STAGE_FILTER_MASK: u32 = !1;
+/// The controller connection id periscope takes in guest mode (`NXT_SET_CONTROLLER_ID`): its
+/// probe flows send frames to this connection only, so the owner never sees them (and
+/// periscope never sees the owner's packet-ins, which go to connection id 0).
+pub const GUEST_CONTROLLER_ID: u16 = 0x5053;
+/// Guest priorities: above any of the owner's flows (faucet's highest is 9099, os-ken's
+/// `simple_switch_13` uses 0 and 1; the Neutron OVS agent's few flows at 65535 come first).
+const GUEST_PRIORITY_PROBE: u16 = 0xfff8;
+const GUEST_PRIORITY_TAP_OUT: u16 = 0xfff6;
+const GUEST_PRIORITY_TAP_IN: u16 = 0xfff5;
+const GUEST_PRIORITY_FILTER: u16 = 0xfff4;
+const GUEST_PRIORITY_FILTER_MISS: u16 = 0xfff3;
+/// Guest priorities of a VM collector's deliveries and of the guard on periscope's tunnel
+/// ports: above the owner's flows, as in owner mode, and in the same order.
+const GUEST_PRIORITY_DELIVER: u16 = 0xfffa;
+const GUEST_PRIORITY_TUNNEL_GUARD: u16 = 0xfff9;
+/// `NXAST_CONTROLLER`'s subtype and `OFPR_ACTION`.
+const NXAST_CONTROLLER: u16 = 20;
+const OFPR_ACTION: u8 = 1;
+
+/// Where and how the copies of one direction are made.
+struct Stage {
+    /// The table and priority of the fan-out.
+    classify: (u8, u16),
+    /// What the fan-out matches besides the interface (guest: how far the frame has come).
+    guard: Option<OxmField>,
+    /// The table and priority of the filters.
+    filter: (u8, u16),
+    /// What a clone sets before it looks the filters up, and the filters match (guest: the
+    /// filter stage).
+    filter_mark: Option<OxmField>,
+    /// Where the frame goes once copied: the next table (owner), or back into table 0 with
+    /// this stage (guest).
+    then: Then,
+}
+
+/// Where a frame goes once its copies are made.
+enum Then {
+    Goto(u8),
+    Reenter(u32),
+}
+
+impl Stage {
+    /// The copies of what an interface sends.
+    fn sent(mode: Mode) -> Stage {
+        match mode {
+            Mode::Owner => Stage {
+                classify: (TABLE_TAP_OUT, PRIORITY_CLASSIFY),
+                guard: None,
+                filter: (TABLE_FILTER_OUT, PRIORITY_FILTER),
+                filter_mark: None,
+                then: Then::Goto(TABLE_TAP_IN),
+            },
+            Mode::Guest => Stage {
+                classify: (0, GUEST_PRIORITY_TAP_OUT),
+                guard: Some(stage_is(0, None)),
+                filter: (0, GUEST_PRIORITY_FILTER),
+                filter_mark: Some(stage_is(STAGE_FILTER_OUT, None)),
+                then: Then::Reenter(STAGE_SENT_COPIED),
+            },
+        }
+    }
+
+    /// The copies of what is delivered to an interface.
+    fn delivered(mode: Mode) -> Stage {
+        match mode {
+            Mode::Owner => Stage {
+                classify: (TABLE_TAP_IN, PRIORITY_CLASSIFY),
+                guard: None,
+                filter: (TABLE_FILTER_IN, PRIORITY_FILTER),
+                filter_mark: None,
+                then: Then::Goto(TABLE_FORWARD),
+            },
+            Mode::Guest => Stage {
+                classify: (0, GUEST_PRIORITY_TAP_IN),
+                // At ingress, or once the copies of what the sender sent are made.
+                guard: Some(stage_is(0, Some(!STAGE_SENT_COPIED))),
+                filter: (0, GUEST_PRIORITY_FILTER),
+                filter_mark: Some(stage_is(STAGE_FILTER_IN, None)),
+                then: Then::Reenter(STAGE_COPIED),
+            },
+        }
+    }
+}
+
+/// The guest stage register at `value` (under `mask`).
+fn stage_is(value: u32, mask: Option<u32>) -> OxmField {
+    OxmField::Reg(STAGE_REG, value, mask)
+}
 
 /// What one bridge needs for mirroring.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,7 +255,7 @@ pub fn plan_bridge(view: &BridgeView, taps: &Taps) -> BridgePlan {
 
 /// [`plan_bridge`] with the tap flows already indexed (one index serves every bridge).
 pub fn plan_bridge_indexed(view: &BridgeView, taps: &Taps, index: &TapIndex<'_>) -> BridgePlan {
-    let mut plan = BridgePlan { flows: base_flows(), tunnels: BTreeSet::new() };
+    let mut plan = BridgePlan { flows: base_flows(view.mode), tunnels: BTreeSet::new() };
     let mut ifaces: Vec<&IfaceView> = view.interfaces.iter().collect();
     ifaces.sort_by(|a, b| (a.ofport, &a.iface_id).cmp(&(b.ofport, &b.iface_id)));
     for iface in ifaces {
@@ -171,45 +292,24 @@ pub fn plan_bridge_indexed(view: &BridgeView, taps: &Taps, index: &TapIndex<'_>)
             // table) knows the VM is here, so every frame towards it is still copied at the
             // place it runs from, once. A VM collector's first frame here likewise tells the
             // controller to send its copies here from then on.
-            plan.flows.push(DesiredFlow {
-                table: TableId(TABLE_TAP_OUT),
-                priority: PRIORITY_PROBE,
-                matches: Match::new(vec![OxmField::InPort(iface.ofport)]),
-                instructions: vec![Instruction::ApplyActions(
-                    vec![Action::Output {
-                        port: PortNo::CONTROLLER,
-                        max_len: CONTROLLER_MAX_LEN_NO_BUFFER,
-                    }]
-                    .into(),
-                )]
-                .into(),
-                cookie: cookie::cookie(Kind::Probe, 0),
-            });
+            plan.flows.push(probe_flow(view.mode, iface.ofport));
         }
         if !out.is_empty() {
             let at = vec![OxmField::InPort(iface.ofport)];
-            plan.flows.extend(direction_flows(
-                TABLE_TAP_OUT,
-                TABLE_FILTER_OUT,
-                TABLE_TAP_IN,
-                &at,
-                &out,
-            ));
+            plan.flows.extend(direction_flows(&Stage::sent(view.mode), &at, &out));
         }
         if let (false, Some(mac)) = (inn.is_empty(), iface.mac) {
             let at = vec![OxmField::EthDst(mac, None)];
-            plan.flows.extend(direction_flows(
-                TABLE_TAP_IN,
-                TABLE_FILTER_IN,
-                TABLE_FORWARD,
-                &at,
-                &inn,
-            ));
+            plan.flows.extend(direction_flows(&Stage::delivered(view.mode), &at, &inn));
         }
     }
+    let guard = match view.mode {
+        Mode::Owner => PRIORITY_TUNNEL_GUARD,
+        Mode::Guest => GUEST_PRIORITY_TUNNEL_GUARD,
+    };
     plan.flows.extend(view.tunnel_ports.values().map(|port| DesiredFlow {
         table: TableId(TABLE_TAP_OUT),
-        priority: PRIORITY_TUNNEL_GUARD,
+        priority: guard,
         matches: Match::new(vec![OxmField::InPort(*port)]),
         instructions: Default::default(),
         cookie: cookie::cookie(Kind::Delivery, 0),
@@ -271,7 +371,10 @@ fn delivery_flows(
         let Some(port) = view.tunnel_ports.get(&svc.encap) else { continue };
         flows.push(DesiredFlow {
             table: TableId(TABLE_TAP_OUT),
-            priority: PRIORITY_DELIVER,
+            priority: match view.mode {
+                Mode::Owner => PRIORITY_DELIVER,
+                Mode::Guest => GUEST_PRIORITY_DELIVER,
+            },
             matches: Match::new(vec![
                 OxmField::InPort(*port),
                 OxmField::TunnelId(svc.key as u64, None),
@@ -286,11 +389,56 @@ fn delivery_flows(
     flows
 }
 
-/// The base pipeline: every table passes frames on, and the last forwards like a learning
-/// switch, so a bridge with no tap forwards exactly as `NORMAL` would. LLDP goes to the
-/// controller only (link discovery), before any copy is made.
-fn base_flows() -> Vec<DesiredFlow> {
+/// The flow that sends the frames an interface sends here to the controller (and nowhere
+/// else); in guest mode to periscope's connection only.
+fn probe_flow(mode: Mode, port: PortNo) -> DesiredFlow {
+    let (priority, matches, action) = match mode {
+        Mode::Owner => (
+            PRIORITY_PROBE,
+            vec![OxmField::InPort(port)],
+            Action::Output { port: PortNo::CONTROLLER, max_len: CONTROLLER_MAX_LEN_NO_BUFFER },
+        ),
+        Mode::Guest => (
+            GUEST_PRIORITY_PROBE,
+            vec![OxmField::InPort(port), stage_is(0, None)],
+            controller_action(GUEST_CONTROLLER_ID),
+        ),
+    };
+    DesiredFlow {
+        table: TableId(TABLE_TAP_OUT),
+        priority,
+        matches: Match::new(matches),
+        instructions: vec![Instruction::ApplyActions(vec![action].into())].into(),
+        cookie: cookie::cookie(Kind::Probe, 0),
+    }
+}
+
+/// `controller(id=ID)`: the whole frame to the controller connections with that id only
+/// (`struct nx_action_controller`: subtype, max_len, controller_id, reason, zero).
+fn controller_action(id: u16) -> Action {
+    let mut data = Vec::with_capacity(8);
+    data.extend_from_slice(&NXAST_CONTROLLER.to_be_bytes());
+    data.extend_from_slice(&CONTROLLER_MAX_LEN_NO_BUFFER.to_be_bytes());
+    data.extend_from_slice(&id.to_be_bytes());
+    data.extend_from_slice(&[OFPR_ACTION, 0]);
+    Action::Experimenter { experimenter: NICIRA_EXPERIMENTER_ID, data }
+}
+
+/// The base pipeline. Owner: every table passes frames on, and the last forwards like a
+/// learning switch, so a bridge with no tap forwards exactly as `NORMAL` would; LLDP goes to the
+/// controller only (link discovery), before any copy is made. Guest: only the flow that keeps
+/// clones out of the owner's flows (the owner forwards, and discovers links if it wants).
+fn base_flows(mode: Mode) -> Vec<DesiredFlow> {
     let c = cookie::cookie(Kind::Base, 0);
+    if mode == Mode::Guest {
+        return vec![DesiredFlow {
+            table: TableId(0),
+            priority: GUEST_PRIORITY_FILTER_MISS,
+            matches: Match::new(vec![stage_is(STAGE_FILTER_OUT, Some(STAGE_FILTER_MASK))]),
+            instructions: Default::default(),
+            cookie: c,
+        }];
+    }
     let pass = |from: u8, to: u8| DesiredFlow {
         table: TableId(from),
         priority: 0,
@@ -330,31 +478,40 @@ fn base_flows() -> Vec<DesiredFlow> {
 
 /// The classify flow of one interface and direction, and its filter flows.
 fn direction_flows(
-    classify_table: u8,
-    filter_table: u8,
-    next_table: u8,
+    stage: &Stage,
     at: &[OxmField],
     services: &[(&TapService, CopyTo, Vec<&TapFlow>)],
 ) -> Vec<DesiredFlow> {
     let mut flows = Vec::new();
-    let fanout: Actions = services
+    let (filter_table, filter_priority) = stage.filter;
+    let mut fanout: Actions = services
         .iter()
         .map(|(svc, _, _)| {
-            Action::Clone(vec![
-                Action::SetField(OxmField::Reg(SERVICE_REG, svc.id.0 as u32, None)),
-                Action::ResubmitTable { in_port: PortNo::IN_PORT, table: TableId(filter_table) },
-            ])
+            let mut clone =
+                vec![Action::SetField(OxmField::Reg(SERVICE_REG, svc.id.0 as u32, None))];
+            clone.extend(stage.filter_mark.iter().cloned().map(Action::SetField));
+            clone.push(Action::ResubmitTable {
+                in_port: PortNo::IN_PORT,
+                table: TableId(filter_table),
+            });
+            Action::Clone(clone)
         })
         .collect();
+    let next = match stage.then {
+        Then::Goto(table) => Some(Instruction::GotoTable(TableId(table))),
+        Then::Reenter(value) => {
+            fanout.push(Action::SetField(stage_is(value, None)));
+            fanout.push(Action::ResubmitTable { in_port: PortNo::IN_PORT, table: TableId(0) });
+            None
+        }
+    };
+    let mut classify_match = at.to_vec();
+    classify_match.extend(stage.guard.iter().cloned());
     flows.push(DesiredFlow {
-        table: TableId(classify_table),
-        priority: PRIORITY_CLASSIFY,
-        matches: Match::new(at.to_vec()),
-        instructions: vec![
-            Instruction::ApplyActions(fanout),
-            Instruction::GotoTable(TableId(next_table)),
-        ]
-        .into(),
+        table: TableId(stage.classify.0),
+        priority: stage.classify.1,
+        matches: Match::new(classify_match),
+        instructions: std::iter::once(Instruction::ApplyActions(fanout)).chain(next).collect(),
         cookie: cookie::cookie(Kind::Classify, 0),
     });
     for (svc, to, tap_flows) in services {
@@ -362,6 +519,7 @@ fn direction_flows(
         let mut seen = BTreeSet::new();
         for f in tap_flows {
             let mut fields = at.to_vec();
+            fields.extend(stage.filter_mark.iter().cloned());
             fields.push(OxmField::Reg(SERVICE_REG, svc.id.0 as u32, None));
             fields.extend(filter_fields(&f.filter));
             let m = Match::new(fields);
@@ -373,7 +531,7 @@ fn direction_flows(
             }
             flows.push(DesiredFlow {
                 table: TableId(filter_table),
-                priority: PRIORITY_FILTER,
+                priority: filter_priority,
                 matches: m,
                 instructions: vec![Instruction::ApplyActions(copy.clone())].into(),
                 cookie: cookie::cookie(Kind::Mirror, f.id.0),

@@ -66,7 +66,13 @@ impl Packet {
     fn matches(&self, m: &Match) -> bool {
         m.fields.iter().all(|f| {
             let (Some(info), Some((v, mask))) = (f.info(), f.value()) else { return false };
-            let Some(have) = self.fields.get(&id(info)) else { return false };
+            // Registers are zero when a packet enters the switch; other fields a packet lacks
+            // match nothing.
+            let have = match (self.fields.get(&id(info)), f) {
+                (Some(v), _) => *v,
+                (None, OxmField::Reg(..) | OxmField::XReg(..)) => 0,
+                (None, _) => return false,
+            };
             let mask = mask.map_or(u128::MAX, |m| m.as_u128());
             have & mask == v.as_u128() & mask
         })

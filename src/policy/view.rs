@@ -56,4 +56,18 @@ pub struct BridgeView {
     /// here has its collector nowhere reachable now (absent, moving, or another tenant's), and
     /// nothing is copied towards it.
     pub collectors: BTreeMap<TapServiceId, CollectorPlace>,
+    /// Who owns the bridge's forwarding.
+    pub mode: Mode,
+}
+
+/// Who owns a bridge's forwarding, and so where periscope's flows go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Mode {
+    /// periscope owns the pipeline: tables 0-4, `NORMAL` at the end.
+    #[default]
+    Owner,
+    /// Another controller owns the pipeline (tables, flows, forwarding): periscope only adds
+    /// flows of its own to table 0, above any of the owner's, and hands every frame on to the
+    /// owner's pipeline unchanged.
+    Guest,
 }

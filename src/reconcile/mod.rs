@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::BytesMut;
 
 use periscope_codec::openflow::{
-    Cookie, FlowMod, FlowModCommand, FlowStats, Instruction, Instructions, Match, TableId,
+    Cookie, FlowMod, FlowModCommand, FlowRemoved, FlowStats, Instruction, Instructions, Match,
+    TableId,
 };
 
 use crate::policy::{cookie, DesiredFlow};
@@ -70,6 +71,11 @@ fn entry(
         FlowKey { table: table.0, priority, match_wire },
         FlowBody { cookie, matches, instructions: Instructions::from(ins) },
     )
+}
+
+/// The key of the flow in `table` at `priority` with match `m`.
+pub fn flow_key(table: TableId, priority: u16, m: &Match) -> FlowKey {
+    FlowKey { table: table.0, priority, match_wire: canonical_match(m).1 }
 }
 
 /// The desired flows as a set.
@@ -250,6 +256,30 @@ impl Reconciler {
             }
         }
         refused
+    }
+
+    /// The switch says a flow is gone (FLOW_REMOVED). Returns whether it was one of ours it was
+    /// known to hold; it is known not to hold it any more.
+    pub fn handle_removed(&mut self, removed: &FlowRemoved) -> bool {
+        if !cookie::is_ours(removed.cookie) {
+            return false;
+        }
+        let key = flow_key(removed.table_id, removed.priority, &removed.matches);
+        self.actual.as_mut().is_some_and(|a| a.remove(&key).is_some())
+    }
+
+    /// Takes a flow dump read while no batch was in flight (one in flight now makes it
+    /// stale: it is ignored): flows of ours the switch was known to hold and does not are known
+    /// gone. Returns how many.
+    pub fn handle_audit(&mut self, flows: &[FlowStats]) -> usize {
+        if self.in_flight.is_some() {
+            return 0;
+        }
+        let Some(actual) = self.actual.as_mut() else { return 0 };
+        let on_switch = ours_set(flows);
+        let before = actual.len();
+        actual.retain(|k, _| on_switch.contains_key(k));
+        before - actual.len()
     }
 
     /// The connection was lost: nothing is known about the switch any more.

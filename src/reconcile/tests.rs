@@ -171,3 +171,56 @@ fn refused_flows_are_not_retried_until_desired_changes() {
     assert!(r.plan(&desired).is_none());
     assert!(r.plan(&desired_set(&[mirror_flow(3)])).is_some());
 }
+
+/// What a switch says when a flow leaves it.
+fn removed(f: &FlowStats) -> FlowRemoved {
+    FlowRemoved {
+        cookie: f.cookie,
+        priority: f.priority,
+        reason: periscope_codec::openflow::flow_removed::FlowRemovedReason::Delete,
+        table_id: f.table_id,
+        duration_sec: 0,
+        duration_nsec: 0,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        packet_count: 0,
+        byte_count: 0,
+        matches: f.matches.clone(),
+    }
+}
+
+#[test]
+fn a_flow_of_ours_someone_else_removed_is_put_back_and_theirs_are_not_ours_to_mourn() {
+    let mut r = Reconciler::new();
+    let mut t = FakeTable { flows: vec![foreign_flow()] };
+    r.handle_dump(&t.flows);
+    let desired = desired_set(&[mirror_flow(1), mirror_flow(2)]);
+    run(&mut r, &mut t, &desired);
+    // The bridge's owner wipes everything (cookie mask 0): the switch reports each flow.
+    let wiped = std::mem::take(&mut t.flows);
+    let ours: Vec<bool> = wiped.iter().map(|f| r.handle_removed(&removed(f))).collect();
+    assert_eq!(ours, vec![false, true, true], "only ours were known to us");
+    assert_eq!(run(&mut r, &mut t, &desired), 2, "both put back");
+    assert_eq!(run(&mut r, &mut t, &desired), 0);
+}
+
+#[test]
+fn an_audit_finds_flows_gone_silently_unless_a_batch_makes_it_stale() {
+    let mut r = Reconciler::new();
+    let mut t = FakeTable::default();
+    r.handle_dump(&t.flows);
+    let desired = desired_set(&[mirror_flow(1), mirror_flow(2)]);
+    run(&mut r, &mut t, &desired);
+    t.flows.pop();
+    let read = t.flows.clone();
+    // Read while a batch is in flight: the read may predate the batch, so it proves nothing.
+    let busy = r.plan(&desired_set(&[mirror_flow(1), mirror_flow(2), mirror_flow(3)]));
+    assert!(busy.is_some());
+    assert_eq!(r.handle_audit(&read), 0);
+    r.handle_confirmed(busy.map_or(0, |b| b.id));
+    r.handle_dump(&t.flows);
+    run(&mut r, &mut t, &desired);
+    t.flows.pop();
+    assert_eq!(r.handle_audit(&t.flows), 1);
+    assert_eq!(run(&mut r, &mut t, &desired), 1, "put back");
+}

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use periscope_codec::openflow::{
-    Cookie, Dpid, FlowStats, FlowStatsRequest, Match, Message, MultipartReplyBody,
-    MultipartRequest, MultipartRequestBody, TableId,
+    Cookie, Dpid, FlowStats, FlowStatsRequest, Match, Message, MultipartRequest,
+    MultipartRequestBody, TableId,
 };
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -132,17 +132,7 @@ impl Core {
     pub(super) fn handle_flow_dump_reply(&mut self, tag: u64, replies: Vec<Message>) {
         let Some(p) = self.dumps.pending.get(&tag) else { return };
         let (dpid, kind) = (p.dpid, p.kind.clone());
-        let flows: Vec<FlowStats> = replies
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::MultipartReply(r) => match r.body {
-                    MultipartReplyBody::Flow(f) => Some(f),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        let flows = super::flow_stats(replies);
         let bridge = self.topology.bridge_by_dpid(dpid);
         let mut body = json!({
             "dpid": dpid.to_string(),

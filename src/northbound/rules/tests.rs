@@ -208,7 +208,7 @@ fn copies(flows: &[crate::policy::DesiredFlow], packet: &Packet) -> Vec<(u64, Ip
 }
 
 fn check(nb: &Northbound, topo: &Topology) -> Result<(), TestCaseError> {
-    let plans = desired(topo, &nb.taps, &Activity::new(), None);
+    let plans = desired(topo, &nb.taps, &Activity::new(), None, crate::policy::view::Mode::Owner);
     let Some(plan) = plans.get(&Dpid(1)) else { return Ok(()) };
     let by_key: BTreeMap<u64, &super::super::model::TapService> =
         nb.taps.services().map(|s| (u64::from(s.key), s)).collect();
@@ -293,7 +293,7 @@ fn a_tenant_that_set_up_a_tap_gets_copies() {
         apply(&mut nb, &topo, &c);
     }
     assert_eq!(nb.taps.flows().count(), 1, "{:?}", nb.taps);
-    let plans = desired(&topo, &nb.taps, &Activity::new(), None);
+    let plans = desired(&topo, &nb.taps, &Activity::new(), None, crate::policy::view::Mode::Owner);
     let sent = Packet::new([
         OxmField::InPort(PortNo(1)),
         OxmField::EthSrc(mac(0), None),
@@ -304,6 +304,6 @@ fn a_tenant_that_set_up_a_tap_gets_copies() {
     assert_eq!(got.len(), 1, "{got:?}");
     // Narrowing the allow-list stops the copies at once.
     apply(&mut nb, &topo, &Call::PutTenant { tenant: 0, prefixes: vec![2] });
-    let plans = desired(&topo, &nb.taps, &Activity::new(), None);
+    let plans = desired(&topo, &nb.taps, &Activity::new(), None, crate::policy::view::Mode::Owner);
     assert!(copies(&plans[&Dpid(1)].plan.flows, &sent).is_empty());
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 use crate::northbound::model::{TapFlowSpec, TapServiceSpec};
 use crate::policy::trace::{Output, Packet, Pipeline};
-use crate::policy::view::{BridgeView, CollectorPlace, IfaceView};
+use crate::policy::view::{BridgeView, CollectorPlace, IfaceView, Mode};
 
 const VXLAN_PORT: PortNo = PortNo(100);
 const GRE_PORT: PortNo = PortNo(101);
@@ -39,6 +39,7 @@ fn bridge(ifaces: Vec<IfaceView>) -> BridgeView {
         collectors: Default::default(),
         interfaces: ifaces,
         tunnel_ports: BTreeMap::from([(Encap::Vxlan, VXLAN_PORT), (Encap::Gre, GRE_PORT)]),
+        mode: Mode::Owner,
     }
 }
 
@@ -91,15 +92,56 @@ fn ip_packet(from_port: u8, src: u8, dst: u8, proto: u8, dst_port: u16) -> Packe
     Packet::new(f)
 }
 
-/// (tunnel port, key, destination) of every copy.
+/// (tunnel port, key, destination) of every copy. The same bridge in guest mode, beside an
+/// owner whose pipeline starts in table 0 and forwards from a table periscope does not know,
+/// makes the same copies and hands the owner the packet unchanged but for periscope's stage.
 fn copies(view: &BridgeView, taps: &Taps, p: &Packet) -> Vec<(PortNo, u64, Ipv4Addr)> {
+    let owned = copies_in(view, taps, p, None);
+    let guest = BridgeView { mode: Mode::Guest, ..view.clone() };
+    let owner = [
+        DesiredFlow {
+            table: TableId(0),
+            priority: 1,
+            matches: Match::default(),
+            instructions: vec![Instruction::GotoTable(TableId(7))].into(),
+            cookie: periscope_codec::openflow::Cookie(0x5adc15c0),
+        },
+        DesiredFlow {
+            table: TableId(7),
+            priority: 0,
+            matches: Match::default(),
+            instructions: vec![Instruction::ApplyActions(
+                vec![Action::output(PortNo::NORMAL)].into(),
+            )]
+            .into(),
+            cookie: periscope_codec::openflow::Cookie(0x5adc15c0),
+        },
+    ];
+    assert_eq!(copies_in(&guest, taps, p, Some(&owner)), owned, "guest mode copies the same");
+    owned
+}
+
+/// [`copies`] in the bridge's own mode, with the owner's flows beside periscope's.
+fn copies_in(
+    view: &BridgeView,
+    taps: &Taps,
+    p: &Packet,
+    owner: Option<&[DesiredFlow]>,
+) -> Vec<(PortNo, u64, Ipv4Addr)> {
     let plan = plan_bridge(view, taps);
-    let t = Pipeline::new(&plan.flows).run(p);
+    let t = Pipeline::new(plan.flows.iter().chain(owner.into_iter().flatten())).run(p);
     assert!(t.unmodelled.is_empty(), "{:?}", t.unmodelled);
-    // The tenant's own forwarding is untouched: exactly one NORMAL, with no tunnel metadata.
+    // The tenant's own forwarding is untouched: exactly one NORMAL, with no tunnel metadata
+    // (a guest's stage register aside, which no owner's flow matches).
     let normal = t.normal();
     assert_eq!(normal.len(), 1, "{t:?}");
-    assert_eq!(*normal[0], *p, "forwarding saw a modified packet");
+    let mut expect = p.clone();
+    if let (Mode::Guest, Some(stage)) =
+        (view.mode, normal[0].get(&OxmField::Reg(STAGE_REG, 0, None)))
+    {
+        expect.set(&OxmField::Reg(STAGE_REG, stage as u32, None));
+    }
+    assert_eq!(*normal[0], expect, "forwarding saw a modified packet");
     let mut out: Vec<_> = t
         .outputs
         .iter()
@@ -308,5 +350,39 @@ fn a_vm_collector_gets_copies_through_the_tunnel_or_locally_and_nothing_else() {
     for (port, key) in [(VXLAN_PORT, svc.key as u64 + 1), (GRE_PORT, svc.key as u64)] {
         let t = arriving(port, key);
         assert!(t.outputs.is_empty() && t.normal().is_empty(), "{t:?}");
+    }
+}
+
+#[test]
+fn a_guest_keeps_to_table_0_above_the_owners_flows_and_probes_on_its_own_connection() {
+    let mut taps = Taps::new();
+    let s = service(&mut taps, "a", "vxlan", COLLECTOR_A, json!({}));
+    flow(&mut taps, "a", &s, json!({"iface_id": "port-1"}), "BOTH", json!({"ip_proto": 6}));
+    let mut moving = iface(1, "a", "web");
+    (moving.in_active, moving.probe) = (false, true);
+    for (arriving, ifaces) in
+        [(false, vec![iface(1, "a", "web"), iface(2, "a", "db")]), (true, vec![moving])]
+    {
+        let view = BridgeView { mode: Mode::Guest, ..bridge(ifaces) };
+        let plan = plan_bridge(&view, &taps);
+        for f in &plan.flows {
+            assert_eq!(f.table, TableId(0), "{f:?}");
+            // Above faucet's highest (9099) and os-ken's simple_switch_13 (0 and 1).
+            assert!(f.priority > 0xff00, "{f:?}");
+            assert!(cookie::is_ours(f.cookie), "{f:?}");
+        }
+        let probe = plan.flows.iter().find(|f| cookie::decode(f.cookie).map(|d| d.0) == Some(4));
+        assert_eq!(probe.is_some(), arriving, "{plan:?}");
+        if let Some(p) = probe {
+            // controller(id=0x5053), not output:CONTROLLER (which every id-0 connection gets).
+            let Instruction::ApplyActions(a) = &p.instructions[0] else { panic!("{p:?}") };
+            assert_eq!(
+                a.to_vec(),
+                vec![Action::Experimenter {
+                    experimenter: NICIRA_EXPERIMENTER_ID,
+                    data: vec![0, 20, 0xff, 0xff, 0x50, 0x53, 1, 0],
+                }]
+            );
+        }
     }
 }
