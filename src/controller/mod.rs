@@ -19,7 +19,7 @@ use crate::northbound::config::Config;
 use crate::northbound::server::{Files, Supervisor};
 use crate::openflow::listener::{Bound, ListenAddr};
 use crate::openflow::session::SessionConfig;
-use crate::ovsdb::driver::{spawn_active, DriverConfig, Listener};
+use crate::ovsdb::driver::{spawn_active, spawn_active_any, DriverConfig, Listener};
 use crate::ovsdb::remote::Remote;
 use crate::ovsdb::tls::{TlsConfig, TlsFiles};
 
@@ -53,8 +53,16 @@ pub struct RunArgs {
     /// `tcp:IP:PORT` or `ssl:IP:PORT` of an ovsdb-server serving `Periscope_Northbound`,
     /// standalone or clustered. Without it, periscope runs its own ovsdb-server on a database
     /// in `--data-dir`.
-    #[arg(long, value_name = "REMOTE")]
-    pub nb: Option<Remote>,
+    /// Several remotes, comma-separated (`unix:A,unix:B,unix:C`), are the members of one
+    /// clustered database: each connection goes to the next member that answers.
+    #[arg(long, value_name = "REMOTE[,REMOTE...]")]
+    pub nb: Option<NbRemotes>,
+    /// Share the bridges with other instances on the same `--nb` database: the instance that
+    /// holds the OVSDB lock `periscope_leader` is MASTER on every bridge and programs them; the
+    /// others are SLAVE and stand by. Each uses a clustered database's leader member only
+    /// (locks are local to each member). Bridges list every instance as a controller.
+    #[arg(long)]
+    pub leader_election: bool,
     /// Where periscope keeps its files: the embedded northbound database, the bootstrap
     /// operator token.
     #[arg(long, default_value = "/var/lib/periscope", value_name = "DIR")]
@@ -98,6 +106,38 @@ impl std::str::FromStr for OvsdbArg {
         };
         let remote: Remote = remote.parse().map_err(|e| format!("{e}"))?;
         Ok(OvsdbArg { name, remote })
+    }
+}
+
+/// The `--nb` argument: one remote, or the members of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NbRemotes(pub Vec<Remote>);
+
+impl std::str::FromStr for NbRemotes {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let remotes = s
+            .split(',')
+            .map(|r| {
+                let remote: Remote = r.trim().parse().map_err(|e| format!("{e}"))?;
+                if remote.is_passive() {
+                    return Err(format!(
+                        "remote {remote:?}: the northbound database is connected to; expected \
+                         unix:PATH, tcp:IP:PORT or ssl:IP:PORT"
+                    ));
+                }
+                Ok(remote)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(NbRemotes(remotes))
+    }
+}
+
+impl std::fmt::Display for NbRemotes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<String> = self.0.iter().map(Remote::to_string).collect();
+        f.write_str(&all.join(","))
     }
 }
 
@@ -223,13 +263,14 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let nb_cfg = DriverConfig {
         session: crate::ovsdb::session::SessionConfig {
             database: &crate::northbound::db::DATABASE,
+            leader_only: args.leader_election,
             ..Default::default()
         },
         ..ovsdb_cfg.clone()
     };
-    let nb = spawn_active(
+    let nb = spawn_active_any(
         periscope_topology::HypervisorId::from("northbound"),
-        nb_remote.clone(),
+        nb_remote.0.clone(),
         nb_cfg,
         nb_tx,
         log.new(o!("database" => "northbound")),
@@ -239,6 +280,9 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let mut core =
         core::Core::with_northbound(log.new(o!()), topology, nb_config, nb.commands.clone());
     core.set_log_control(log_level);
+    if args.leader_election {
+        core.enable_leader_election();
+    }
     listeners.push(nb.task);
     let (ovsdb_tx, mut ovsdb_rx) = mpsc::channel(EVENT_QUEUE);
     for arg in &args.ovsdb {
@@ -349,7 +393,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
 async fn northbound(
     args: &RunArgs,
     log: &slog::Logger,
-) -> anyhow::Result<(Config, Remote, Option<Supervisor>)> {
+) -> anyhow::Result<(Config, NbRemotes, Option<Supervisor>)> {
     let mut config = match &args.config {
         Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Config::default(),
@@ -371,7 +415,7 @@ async fn northbound(
     let server = Supervisor::start(files.clone(), log.new(o!("database" => "northbound")))
         .await
         .context("starting the embedded northbound database")?;
-    Ok((config, Remote::Unix(files.socket()), Some(server)))
+    Ok((config, NbRemotes(vec![Remote::Unix(files.socket())]), Some(server)))
 }
 
 #[cfg(test)]

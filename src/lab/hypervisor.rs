@@ -62,24 +62,25 @@ pub enum ControllerTarget {
 pub struct HypervisorOptions {
     /// `br-int`'s fail mode.
     pub fail_mode: FailMode,
-    /// `br-int`'s controller, if any.
-    pub controller: Option<ControllerTarget>,
+    /// `br-int`'s controllers (none: no controller; several: every instance of a controller
+    /// that elects a leader among them).
+    pub controllers: Vec<ControllerTarget>,
 }
 
 impl HypervisorOptions {
     /// Options with `br-int` in standalone mode and no controller.
     pub fn standalone() -> HypervisorOptions {
-        HypervisorOptions { fail_mode: FailMode::Standalone, controller: None }
+        HypervisorOptions { fail_mode: FailMode::Standalone, controllers: Vec::new() }
     }
 
     /// Options with `br-int` in secure mode and no controller.
     pub fn secure() -> HypervisorOptions {
-        HypervisorOptions { fail_mode: FailMode::Secure, controller: None }
+        HypervisorOptions { fail_mode: FailMode::Secure, controllers: Vec::new() }
     }
 
-    /// Sets the controller target.
+    /// Adds a controller target (call again for each instance of a controller cluster).
     pub fn controller(mut self, target: ControllerTarget) -> HypervisorOptions {
-        self.controller = Some(target);
+        self.controllers.push(target);
         self
     }
 }
@@ -305,9 +306,11 @@ impl Hypervisor {
         args.push(format!("fail_mode={}", options.fail_mode.as_str()));
         args.push(format!("other-config:datapath-id={:016x}", self.dpid));
         args.push("other-config:disable-in-band=true".into());
-        if let Some(target) = &options.controller {
+        if !options.controllers.is_empty() {
             args.extend(["--", "set-controller", "br-int"].map(String::from));
-            args.push(self.controller_string(target)?);
+            for target in &options.controllers {
+                args.push(self.controller_string(target)?);
+            }
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.vsctl(&refs)?;
@@ -386,8 +389,17 @@ impl Hypervisor {
 
     /// Sets (replacing) `br-int`'s controller.
     pub fn set_controller(&self, target: &ControllerTarget) -> Result<()> {
-        let target = self.controller_string(target)?;
-        self.vsctl(&["set-controller", "br-int", &target]).map(|_| ())
+        self.set_controllers(std::slice::from_ref(target))
+    }
+
+    /// Sets (replacing) `br-int`'s controllers: every instance of a controller cluster.
+    pub fn set_controllers(&self, targets: &[ControllerTarget]) -> Result<()> {
+        let mut args = vec!["set-controller".to_string(), "br-int".to_string()];
+        for t in targets {
+            args.push(self.controller_string(t)?);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.vsctl(&refs).map(|_| ())
     }
 
     /// The hypervisor's name.

@@ -82,6 +82,8 @@ pub struct Metrics {
     pub migrations_started: u64,
     /// Interfaces that went back to one place.
     pub migrations_finished: u64,
+    /// Times this instance became the leader of the controllers sharing the bridges.
+    pub leader_changes: u64,
 }
 
 impl Default for Metrics {
@@ -94,6 +96,7 @@ impl Default for Metrics {
             reprogram: Histogram::new(REPROGRAM_BUCKETS),
             migrations_started: 0,
             migrations_finished: 0,
+            leader_changes: 0,
         }
     }
 }
@@ -139,6 +142,26 @@ impl Metrics {
                 out.sample(name, &[], v);
             }
         }
+        let cluster = &stats["cluster"];
+        if let Some(leader) = cluster["leader"].as_bool() {
+            let name = "periscope_leader";
+            out.family(
+                name,
+                "gauge",
+                "1 while this instance programs the bridges (the elected leader, or the only \
+                 controller), 0 while it follows.",
+            );
+            out.sample(name, &[], f64::from(u8::from(leader)));
+        }
+        if let Some(ms) = cluster["last_claim_ms"].as_f64() {
+            let name = "periscope_leader_claim_seconds";
+            out.family(
+                name,
+                "gauge",
+                "Time from this instance's last election to MASTER confirmed on every bridge.",
+            );
+            out.sample(name, &[], ms / 1e3);
+        }
         let name = "periscope_queue_depth";
         out.family(name, "gauge", "Items waiting in the controller's bounded queues, by queue.");
         for (q, n) in stats.get("queues").and_then(Value::as_object).into_iter().flatten() {
@@ -183,6 +206,11 @@ impl Metrics {
                 "periscope_migrations_finished_total",
                 "Interfaces that went back to one place (a live migration ended).",
                 self.migrations_finished,
+            ),
+            (
+                "periscope_leader_elections_total",
+                "Times this instance was elected leader of the controllers sharing the bridges.",
+                self.leader_changes,
             ),
         ] {
             out.family(name, "counter", help);
