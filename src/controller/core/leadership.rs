@@ -22,6 +22,8 @@ use crate::ovsdb::session::LockOp;
 pub const LEADER_LOCK: &str = "periscope_leader";
 /// Tag of role requests (the role asked for is in the request itself).
 pub(super) const TAG_ROLE: u64 = u64::MAX - 3;
+/// The generation id Open vSwitch reports while no controller has claimed a role with one.
+const NO_GENERATION: u64 = u64::MAX;
 /// Role requests a switch may answer with another role (or refuse as stale) in a row before
 /// the instance gives up on it until it reconnects (another instance keeps raising the
 /// generation: two leaders).
@@ -157,7 +159,7 @@ impl Core {
         if matches!(self.leader.standing, Standing::Leader { .. }) {
             return;
         }
-        let generation = clock_generation().max(self.leader.seen + 1);
+        let generation = clock_generation().max(self.leader.seen.saturating_add(1));
         info!(self.log, "leader: claiming every bridge"; "generation" => generation,
             "bridges" => self.by_dpid.len());
         self.leader.standing = Standing::Leader { generation };
@@ -225,7 +227,9 @@ impl Core {
     /// The switch answered a role request: confirmed, or (the answer to a query, or a role
     /// that lags the standing) asked again with the newest generation known.
     pub(super) fn handle_role_reply(&mut self, conn: ConnId, reply: RoleMsg) {
-        self.leader.seen = self.leader.seen.max(reply.generation_id);
+        if reply.generation_id != NO_GENERATION {
+            self.leader.seen = self.leader.seen.max(reply.generation_id);
+        }
         let wanted = self.wanted_role();
         if wanted.is_some_and(|w| w != reply.role) {
             self.raise_generation();
@@ -281,7 +285,7 @@ impl Core {
     fn raise_generation(&mut self) {
         if let Standing::Leader { generation } = self.leader.standing {
             if self.leader.seen >= generation {
-                let generation = self.leader.seen + 1;
+                let generation = self.leader.seen.saturating_add(1);
                 info!(self.log, "leader: a switch knows a newer generation; raising ours";
                     "generation" => generation);
                 self.leader.standing = Standing::Leader { generation };
