@@ -36,6 +36,10 @@ pub struct ControllerConfig {
     pub log_level: String,
     /// `--data-dir`: kept across restarts, so the northbound database is too.
     pub data_dir: PathBuf,
+    /// `--nb`: a shared northbound database (else the embedded one in `data_dir`).
+    pub nb: Option<String>,
+    /// `--leader-election`.
+    pub leader_election: bool,
 }
 
 impl ControllerConfig {
@@ -55,6 +59,12 @@ impl ControllerConfig {
         a.push(self.log_level.clone().into());
         a.push("--data-dir".into());
         a.push(self.data_dir.clone().into());
+        if let Some(nb) = &self.nb {
+            a.push(format!("--nb={nb}").into());
+        }
+        if self.leader_election {
+            a.push("--leader-election".into());
+        }
         a
     }
 }
