@@ -51,6 +51,7 @@ fn the_shipped_scenarios_pass() {
         "scale-out",
         "restarts",
         "link-cut",
+        "failover",
         "large",
     ] {
         let (outcome, failed) = run(name);

@@ -437,6 +437,19 @@ mod tests {
     }
 
     #[test]
+    fn nb_takes_the_members_of_a_cluster_and_refuses_passive_remotes() {
+        let a = args(&["--nb", "unix:/m1/nb.sock,tcp:192.0.2.7:6641,unix:/m3/nb.sock"]);
+        let nb = a.nb.expect("--nb");
+        assert_eq!(nb.0.len(), 3);
+        assert_eq!(nb.to_string(), "unix:/m1/nb.sock,tcp:192.0.2.7:6641,unix:/m3/nb.sock");
+        let e = Cli::try_parse_from(["periscope", "--nb", "unix:/a,ptcp:6641"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("ptcp:6641") && e.contains("connected to"), "{e}");
+    }
+
+    #[test]
     fn no_tls_remote_and_no_tls_flag_needs_no_tls() {
         let a = args(&["--ovsdb", "tcp:127.0.0.1:6640", "--ovsdb", "punix:/tmp/x.sock"]);
         assert!(a.ovsdb_tls().expect("no TLS needed").is_none());
