@@ -1063,9 +1063,8 @@ fn play(
             }
             vec![format!("tap flow {tap_flow}"), "the controller".into()]
         }
-        Action::KillLeader | Action::KillNbLeader => {
-            vec!["the controllers".into(), "everything".into()]
-        }
+        // Another instance takes over: steps that go on meanwhile (a migration) are the point.
+        Action::KillLeader | Action::KillNbLeader => vec!["the leader".into()],
         Action::RestartController | Action::KillController => {
             if let (Action::RestartController, Some(hv)) = (a, openflow_cut(w)) {
                 return Err(sec.field_err(
