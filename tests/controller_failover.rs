@@ -12,7 +12,7 @@ use periscope::lab::controller::ControllerProcess;
 use periscope::lab::nbcluster::NbCluster;
 use periscope::lab::{
     Capture, ControllerTarget, EchoKind, Encap, Frame, Hypervisor, HypervisorOptions, Lab,
-    MigrationStep, TunnelKey, TunnelKind, TunnelRemote, VmOptions,
+    MigrationStep, VmOptions,
 };
 use serde_json::{json, Value};
 
@@ -117,16 +117,7 @@ fn a_killed_leader_is_replaced_during_a_migration_and_a_lost_db_member_changes_n
     let hv2 = lab.add_hypervisor("hv2", opts()).expect("hv2");
     let hv3 = lab.add_hypervisor("hv3", opts()).expect("hv3");
     let hvs = [&hv1, &hv2, &hv3];
-    for (edge, other) in [(&hv1, &hv3), (&hv2, &hv3), (&hv3, &hv1), (&hv3, &hv2)] {
-        let name = format!("vx-{}", other.name());
-        edge.add_tunnel_port(
-            &name,
-            TunnelKind::Vxlan,
-            TunnelRemote::Ip(other.underlay_ip()),
-            TunnelKey::Fixed(7),
-        )
-        .expect("tenant tunnel");
-    }
+    hv3.add_overlay_star(&[&hv1, &hv2], 7).expect("tenant tunnels");
     let mut vm1 =
         lab.add_vm(&hv1, VmOptions::new("vm1").external_id("tenant-id", "bank-a")).expect("vm1");
     let vm3 =

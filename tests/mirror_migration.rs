@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{
-    ControllerTarget, EchoKind, Encap, Hypervisor, HypervisorOptions, Lab, MigrationStep,
-    TunnelKey, TunnelKind, TunnelRemote, VmOptions,
+    ControllerTarget, EchoKind, Encap, Hypervisor, HypervisorOptions, Lab, MigrationStep, VmOptions,
 };
 use serde_json::{json, Value};
 
@@ -69,16 +68,7 @@ fn copies_follow_a_live_migration_without_gap_duplicate_or_leak() {
     let hv2 = lab.add_hypervisor("hv2", opts()).expect("hv2");
     let hv3 = lab.add_hypervisor("hv3", opts()).expect("hv3");
     // The tenants' own overlay: a VXLAN star around hv3 (key 7), forwarded by NORMAL.
-    for (edge, other) in [(&hv1, &hv3), (&hv2, &hv3), (&hv3, &hv1), (&hv3, &hv2)] {
-        let name = format!("vx-{}", other.name());
-        edge.add_tunnel_port(
-            &name,
-            TunnelKind::Vxlan,
-            TunnelRemote::Ip(other.underlay_ip()),
-            TunnelKey::Fixed(7),
-        )
-        .expect("tenant tunnel");
-    }
+    hv3.add_overlay_star(&[&hv1, &hv2], 7).expect("tenant tunnels");
     let mut vm1 =
         lab.add_vm(&hv1, VmOptions::new("vm1").external_id("tenant-id", "bank-a")).expect("vm1");
     let vm3 =

@@ -547,6 +547,23 @@ impl Hypervisor {
         Ok(!out.trim().is_empty())
     }
 
+    /// The tenants' own overlay, a VXLAN star around this hypervisor with a fixed key: a port
+    /// `vx-<other>` here towards each of `edges` and one `vx-<this>` on each of them back
+    /// (forwarded by `NORMAL`, never periscope's).
+    pub fn add_overlay_star(&self, edges: &[&Hypervisor], key: u32) -> Result<()> {
+        for edge in edges {
+            for (from, to) in [(*edge, self), (self, *edge)] {
+                from.add_tunnel_port(
+                    &format!("vx-{}", to.name()),
+                    TunnelKind::Vxlan,
+                    TunnelRemote::Ip(to.underlay_ip()),
+                    TunnelKey::Fixed(key),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a tunnel port to `br-int` with `local_ip` set to the underlay address; returns its
     /// OpenFlow port number.
     pub fn add_tunnel_port(
