@@ -174,6 +174,9 @@ impl Core {
             self.claim_role(conn);
         }
         self.claimed_all();
+        // Tunnel ports the old leader did not get to create (or remove): now, not at the next
+        // full recompute.
+        self.reconcile_tunnels();
     }
 
     /// The lock is gone (stolen, or its database connection lost): stop programming now and
@@ -259,7 +262,9 @@ impl Core {
             json!({"dpid": sw.dpid.map(|d| d.to_string()), "role": sw.role.name(),
                    "generation": reply.generation_id}),
         );
-        if reply.role == ControllerRole::Master && before != Some(ControllerRole::Master) {
+        // A MASTER confirmed again right after a step down finds the reconciler reset too.
+        let fresh = before != Some(ControllerRole::Master) || sw.reconciler.needs_dump();
+        if reply.role == ControllerRole::Master && fresh {
             // What the old leader left is unknown: read the flows and send the difference.
             sw.reconciler.reset();
             self.start_dump(conn);
