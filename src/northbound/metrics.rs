@@ -373,8 +373,10 @@ mod tests {
         m.reprogram.observe(Duration::from_millis(40));
         m.reprogram.observe(Duration::from_secs(60));
         m.barrier_rtt.observe(Duration::from_micros(700));
+        m.leader_changes = 2;
         let stats = json!({"switches": 2, "hypervisors": 1, "tap_flows": 3, "tap_flows_active": 1,
-                           "reprogram_ms": {"count": 3}, "queues": {"api_calls": 2}});
+                           "reprogram_ms": {"count": 3}, "queues": {"api_calls": 2},
+                           "cluster": {"leader": true, "last_claim_ms": 6.5}});
         let switches = json!([
             {"dpid": "00000000000000aa", "our_flows": 12, "queue_depth": 0, "echo_rtt_ms": 1.5},
             {"dpid": "00000000000000bb", "our_flows": null, "queue_depth": 4},
@@ -384,6 +386,9 @@ mod tests {
         assert_eq!(s["periscope_switches_connected"], 2.0);
         assert_eq!(s["periscope_queue_depth{queue=\"api_calls\"}"], 2.0);
         assert_eq!(s["periscope_tap_flows_active"], 1.0);
+        assert_eq!(s["periscope_leader"], 1.0);
+        assert_eq!(s["periscope_leader_claim_seconds"], 0.0065);
+        assert_eq!(s["periscope_leader_elections_total"], 2.0);
         assert!(!s.contains_key("periscope_tenants"), "absent from stats: not invented");
         assert_eq!(s["periscope_switch_flows{dpid=\"00000000000000aa\"}"], 12.0);
         assert!(!s.contains_key("periscope_switch_flows{dpid=\"00000000000000bb\"}"));
