@@ -346,3 +346,157 @@ impl Core {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use periscope_codec::openflow::{Dpid, FeaturesReply, MsgType, Xid};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::openflow::driver::{SwitchCommand, SwitchEvent};
+    use crate::openflow::session::{Outstanding, SessionEvent};
+    use crate::ovsdb::driver::DriverEvent;
+    use crate::ovsdb::session::SessionEvent as OvsdbEvent;
+
+    /// A core with a northbound writer (whose commands are returned) and one ready switch
+    /// (whose requests are returned).
+    fn core_with_switch(
+        election: bool,
+    ) -> (Core, mpsc::Receiver<OvsdbCommand>, mpsc::Receiver<SwitchCommand>) {
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        let (nb_tx, nb_rx) = mpsc::channel(16);
+        let mut core = Core::with_northbound(log, Default::default(), Default::default(), nb_tx);
+        if election {
+            core.enable_leader_election();
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let conn = ConnId(1);
+        core.handle_switch_event(conn, SwitchEvent::Accepted { peer: "test".into(), commands: tx });
+        let features = FeaturesReply {
+            datapath_id: Dpid(0xe1a),
+            n_buffers: 0,
+            n_tables: 254,
+            auxiliary_id: 0,
+            capabilities: 0,
+            reserved: 0,
+        };
+        core.handle_switch_event(
+            conn,
+            SwitchEvent::Session(SessionEvent::Ready { features, ports: Vec::new() }),
+        );
+        (core, nb_rx, rx)
+    }
+
+    /// The role requests sent so far (role, generation).
+    fn roles_sent(rx: &mut mpsc::Receiver<SwitchCommand>) -> Vec<(ControllerRole, u64)> {
+        let mut out = Vec::new();
+        while let Ok(SwitchCommand::Send(requests)) = rx.try_recv() {
+            for r in requests {
+                if let Message::RoleRequest(m) = r.msg {
+                    out.push((m.role, m.generation_id));
+                }
+            }
+        }
+        out
+    }
+
+    fn reply(core: &mut Core, role: ControllerRole, generation_id: u64) {
+        let request = Outstanding {
+            xid: Xid(1),
+            msg_type: MsgType::RoleRequest,
+            tag: TAG_ROLE,
+            label: String::new(),
+            sent_at: Instant::now(),
+        };
+        let replies = vec![Message::RoleReply(RoleMsg { role, generation_id })];
+        core.handle_switch_event(
+            ConnId(1),
+            SwitchEvent::Session(SessionEvent::Reply { request, replies }),
+        );
+    }
+
+    fn nb(core: &mut Core, ev: OvsdbEvent) {
+        core.handle_nb_event(DriverEvent::Session(ev));
+    }
+
+    #[test]
+    fn alone_no_role_is_asked_and_every_bridge_is_programmed() {
+        let (core, _, mut rx) = core_with_switch(false);
+        assert_eq!(roles_sent(&mut rx), vec![]);
+        assert!(core.programs() && core.may_program(ConnId(1)));
+        assert_eq!(core.cluster()["standing"], "alone");
+    }
+
+    #[test]
+    fn a_follower_asks_the_generation_then_slave_and_programs_nothing() {
+        let (mut core, mut nb_rx, mut rx) = core_with_switch(true);
+        assert!(matches!(
+            nb_rx.try_recv(),
+            Ok(OvsdbCommand::Lock { op: LockOp::Lock, ref lock }) if lock == LEADER_LOCK
+        ));
+        assert_eq!(roles_sent(&mut rx), vec![(ControllerRole::NoChange, 0)]);
+        // No controller claimed yet: the switch reports no generation (all ones).
+        reply(&mut core, ControllerRole::Equal, NO_GENERATION);
+        assert_eq!(roles_sent(&mut rx), vec![(ControllerRole::Slave, 0)]);
+        reply(&mut core, ControllerRole::Slave, 0);
+        assert!(!core.may_program(ConnId(1)));
+        assert_eq!(core.cluster()["switches_slave"], 1);
+        assert_eq!(core.cluster()["leader"], false);
+    }
+
+    #[test]
+    fn the_lock_makes_a_leader_above_every_generation_seen_and_losing_it_steps_down() {
+        let (mut core, _, mut rx) = core_with_switch(true);
+        roles_sent(&mut rx);
+        // Another leader's generation, far in the future of this clock.
+        let theirs = u64::MAX / 2;
+        reply(&mut core, ControllerRole::Equal, theirs);
+        assert_eq!(roles_sent(&mut rx), vec![(ControllerRole::Slave, theirs)]);
+        reply(&mut core, ControllerRole::Slave, theirs);
+        nb(&mut core, OvsdbEvent::Locked { lock: LEADER_LOCK.into() });
+        assert_eq!(roles_sent(&mut rx), vec![(ControllerRole::Master, theirs + 1)]);
+        assert!(!core.may_program(ConnId(1)), "not before the switch confirms");
+        reply(&mut core, ControllerRole::Master, theirs + 1);
+        assert!(core.may_program(ConnId(1)));
+        assert_eq!(core.cluster()["standing"], "leader");
+        assert_eq!(core.cluster()["switches_master"], 1);
+        // The database connection carrying the lock is lost: SLAVE at once, nothing programmed.
+        nb(&mut core, OvsdbEvent::LockLost { lock: LEADER_LOCK.into() });
+        assert_eq!(roles_sent(&mut rx), vec![(ControllerRole::Slave, theirs + 1)]);
+        assert!(!core.programs() && !core.may_program(ConnId(1)));
+        assert_eq!(core.cluster()["standing"], "follower");
+    }
+
+    #[test]
+    fn a_stale_claim_asks_the_switch_and_claims_above_what_it_holds() {
+        let (mut core, _, mut rx) = core_with_switch(true);
+        nb(&mut core, OvsdbEvent::Locked { lock: LEADER_LOCK.into() });
+        let sent = roles_sent(&mut rx);
+        let Some(&(ControllerRole::Master, ours)) = sent.last() else { panic!("{sent:?}") };
+        let request = Outstanding {
+            xid: Xid(2),
+            msg_type: MsgType::RoleRequest,
+            tag: TAG_ROLE,
+            label: String::new(),
+            sent_at: Instant::now(),
+        };
+        let error = ErrorMsg {
+            err_type: ErrorType::RoleRequestFailed,
+            code: periscope_codec::openflow::error::role_request_failed::STALE,
+            experimenter: None,
+            data: Vec::new(),
+        };
+        core.handle_switch_event(
+            ConnId(1),
+            SwitchEvent::Session(SessionEvent::RequestFailed {
+                request: Some(request),
+                xid: Xid(2),
+                error,
+            }),
+        );
+        assert_eq!(roles_sent(&mut rx), vec![(ControllerRole::NoChange, 0)]);
+        reply(&mut core, ControllerRole::Slave, ours + 10);
+        assert_eq!(roles_sent(&mut rx), vec![(ControllerRole::Master, ours + 11)]);
+        assert_eq!(core.cluster()["generation"], ours + 11);
+    }
+}
