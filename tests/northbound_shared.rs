@@ -3,83 +3,15 @@
 //! other serves; two writers racing for one key, or for a tenant's last quota place, cannot
 //! both win; a member going away changes nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use periscope::lab::controller::ControllerProcess;
+use periscope::lab::nbcluster::NbCluster;
 use periscope::lab::{wait_until, Lab};
 
 const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
-const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/northbound/periscope-nb.ovsschema");
-const DB: &str = "Periscope_Northbound";
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().expect(program);
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// One member of the cluster, in its own directory; stopped by pid when dropped.
-struct Member {
-    dir: PathBuf,
-}
-
-impl Member {
-    fn start(dir: PathBuf, create: bool, first_raft: &Path) -> Member {
-        std::fs::create_dir_all(&dir).expect("member dir");
-        let d = dir.display().to_string();
-        let raft = format!("unix:{d}/raft.sock");
-        if create {
-            run("ovsdb-tool", &["create-cluster", &format!("{d}/nb.db"), SCHEMA, &raft]);
-        } else {
-            let first = format!("unix:{}", first_raft.display());
-            run("ovsdb-tool", &["join-cluster", &format!("{d}/nb.db"), DB, &raft, &first]);
-        }
-        run(
-            "ovsdb-server",
-            &[
-                &format!("{d}/nb.db"),
-                &format!("--remote=punix:{d}/nb.sock"),
-                &format!("--unixctl={d}/nb.ctl"),
-                &format!("--pidfile={d}/nb.pid"),
-                &format!("--log-file={d}/nb.log"),
-                "--detach",
-            ],
-        );
-        Member { dir }
-    }
-
-    fn remote(&self) -> String {
-        format!("unix:{}/nb.sock", self.dir.display())
-    }
-
-    fn raft(&self) -> PathBuf {
-        self.dir.join("raft.sock")
-    }
-
-    fn joined(&self) -> bool {
-        let ctl = format!("{}/nb.ctl", self.dir.display());
-        Command::new("ovs-appctl")
-            .args(["-t", &ctl, "cluster/status", DB])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("Status: cluster member"))
-            .unwrap_or(false)
-    }
-
-    /// Stops the member by the pid in its pidfile (the same layout as the embedded database).
-    fn stop(&self) {
-        periscope::northbound::server::stop_leftover(&self.dir);
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn controller(lab: &Lab, name: &str, nb: &str) -> ControllerProcess {
     let sock = lab.dir().join(format!("{name}-of.sock"));
@@ -109,13 +41,8 @@ fn race(a: &ControllerProcess, b: &ControllerProcess, body_a: Value, body_b: Val
 #[test]
 fn two_controllers_share_a_clustered_northbound_and_cannot_both_win_a_race() {
     let lab = Lab::new().expect("lab");
-    let m1 = Member::start(lab.dir().join("m1"), true, Path::new(""));
-    let m2 = Member::start(lab.dir().join("m2"), false, &m1.raft());
-    let m3 = Member::start(lab.dir().join("m3"), false, &m1.raft());
-    wait_until("the cluster to form", Duration::from_secs(20), || {
-        m1.joined() && m2.joined() && m3.joined()
-    })
-    .expect("3 members");
+    let cluster = NbCluster::start(&lab.dir().join("nb"), 3).expect("3 members");
+    let [m1, m2, m3] = cluster.members() else { panic!("3 members") };
 
     let a = controller(&lab, "ctl-a", &m1.remote());
     let b = controller(&lab, "ctl-b", &m2.remote());
@@ -183,5 +110,5 @@ fn two_controllers_share_a_clustered_northbound_and_cannot_both_win_a_race() {
     .expect("one more service, not two");
     assert!(list.as_array().map_or(0, Vec::len) <= have + 1, "{list}");
     drop((a, b));
-    drop((m1, m2));
+    drop(cluster);
 }

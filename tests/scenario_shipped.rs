@@ -52,6 +52,7 @@ fn the_shipped_scenarios_pass() {
         "restarts",
         "link-cut",
         "tls",
+        "failover",
         "large",
     ] {
         let (outcome, failed) = run(name);

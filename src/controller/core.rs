@@ -35,6 +35,7 @@ use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconc
 
 mod events;
 mod flows;
+pub mod leadership;
 mod migrations;
 mod northbound;
 
@@ -68,6 +69,8 @@ struct Switch {
     connected_at: std::time::SystemTime,
     /// The last echo round trip time.
     echo_rtt: Option<Duration>,
+    /// Its role towards this instance (several controllers).
+    role: leadership::SwitchRole,
 }
 
 /// Frames a VM sent at its new place before the copies of what it receives were moved there:
@@ -193,6 +196,8 @@ pub struct Core {
     mode: Mode,
     /// When a guest last read its flows back from every switch.
     last_audit: Instant,
+    /// Leader or follower among the controllers sharing the bridges.
+    leader: leadership::Leadership,
 }
 
 /// Reads how many items wait in a queue.
@@ -227,6 +232,7 @@ impl Core {
             queues: Vec::new(),
             mode: Mode::Owner,
             last_audit: Instant::now(),
+            leader: Default::default(),
         }
     }
 
@@ -243,6 +249,9 @@ impl Core {
     /// Forgets links no longer seen and sends the probes due now, from switches that hold the
     /// flow keeping LLDP away from everything but the controller.
     fn discover(&mut self) {
+        if !self.programs() {
+            return;
+        }
         let now = self.now_ms();
         let expired = self.prober.expire(&mut self.topology, now);
         self.handle_events(expired);
@@ -341,6 +350,11 @@ impl Core {
     /// A frame from a probe flow: the VM now runs behind that port. The frame is held until the
     /// copies of delivered frames have moved here (and left the old place), then re-injected.
     fn handle_probe(&mut self, dpid: Dpid, pin: periscope_codec::openflow::PacketIn) {
+        // A follower changes nothing: the frame is dropped (the VM sends again), and the leader
+        // moves the copies when the switch sends it the next one.
+        if !self.by_dpid.get(&dpid).is_some_and(|c| self.may_program(*c)) {
+            return;
+        }
         let Some(port) = pin.in_port() else { return };
         if let Some(h) = self.holds.get_mut(&(dpid, port)) {
             if h.frames.len() < HOLD_MAX_FRAMES {
@@ -700,6 +714,9 @@ impl Core {
     /// Creates and removes periscope's tunnel ports so that each bridge has exactly those its
     /// taps need. At most one change per bridge and encapsulation is in flight.
     fn reconcile_tunnels(&mut self) {
+        if !self.programs() {
+            return;
+        }
         let needed =
             self.plans.values().map(|d| (d.bridge.clone(), d.plan.tunnels.clone())).collect();
         for change in plan_tunnels(&self.topology, &needed) {
@@ -898,6 +915,7 @@ impl Core {
                         last_reprogram: None,
                         connected_at: std::time::SystemTime::now(),
                         echo_rtt: None,
+                        role: Default::default(),
                     },
                 );
             }
@@ -940,6 +958,21 @@ impl Core {
                     self.send(conn, guest_requests());
                 }
                 self.start_dump(conn);
+                self.claim_role(conn);
+            }
+            SessionEvent::Reply { request, replies } if request.tag == leadership::TAG_ROLE => {
+                for m in replies {
+                    self.metrics.received(m.msg_type());
+                    if let Message::RoleReply(r) = m {
+                        self.handle_role_reply(conn, r);
+                    }
+                }
+            }
+            SessionEvent::RequestFailed { request: Some(r), error, .. }
+                if r.tag == leadership::TAG_ROLE =>
+            {
+                self.metrics.switch_error(&error);
+                self.handle_role_refused(conn, &error);
             }
             SessionEvent::Reply { request, replies } if request.tag == TAG_DUMP => {
                 for m in &replies {
@@ -1131,7 +1164,7 @@ impl Core {
     fn reconcile(&mut self, conn: ConnId) {
         // Until the desired state is read, what a switch holds is kept as it is: a restarted
         // controller must not clean copies it has not yet been told about.
-        if !self.nb.ready {
+        if !self.nb.ready || !self.may_program(conn) {
             return;
         }
         let Some(dpid) = self.switches.get(&conn).and_then(|s| s.dpid) else { return };

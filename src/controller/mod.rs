@@ -19,7 +19,7 @@ use crate::northbound::config::Config;
 use crate::northbound::server::{Files, Supervisor};
 use crate::openflow::listener::{connect_forever, Bound, ListenAddr, Shared};
 use crate::openflow::session::SessionConfig;
-use crate::ovsdb::driver::{spawn_active, DriverConfig, Listener};
+use crate::ovsdb::driver::{spawn_active, spawn_active_any, DriverConfig, Listener};
 use crate::ovsdb::remote::Remote;
 use crate::tls::{TlsConfig, TlsFiles};
 
@@ -61,8 +61,16 @@ pub struct RunArgs {
     /// `tcp:IP:PORT` or `ssl:IP:PORT` of an ovsdb-server serving `Periscope_Northbound`,
     /// standalone or clustered. Without it, periscope runs its own ovsdb-server on a database
     /// in `--data-dir`.
-    #[arg(long, value_name = "REMOTE")]
-    pub nb: Option<Remote>,
+    /// Several remotes, comma-separated (`unix:A,unix:B,unix:C`), are the members of one
+    /// clustered database: each connection goes to the next member that answers.
+    #[arg(long, value_name = "REMOTE[,REMOTE...]")]
+    pub nb: Option<NbRemotes>,
+    /// Share the bridges with other instances on the same `--nb` database: the instance that
+    /// holds the OVSDB lock `periscope_leader` is MASTER on every bridge and programs them; the
+    /// others are SLAVE and stand by. Each uses a clustered database's leader member only
+    /// (locks are local to each member). Bridges list every instance as a controller.
+    #[arg(long)]
+    pub leader_election: bool,
     /// Where periscope keeps its files: the embedded northbound database, the bootstrap
     /// operator token.
     #[arg(long, default_value = "/var/lib/periscope", value_name = "DIR")]
@@ -113,6 +121,38 @@ impl std::str::FromStr for OvsdbArg {
     }
 }
 
+/// The `--nb` argument: one remote, or the members of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NbRemotes(pub Vec<Remote>);
+
+impl std::str::FromStr for NbRemotes {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let remotes = s
+            .split(',')
+            .map(|r| {
+                let remote: Remote = r.trim().parse().map_err(|e| format!("{e}"))?;
+                if remote.is_passive() {
+                    return Err(format!(
+                        "remote {remote:?}: the northbound database is connected to; expected \
+                         unix:PATH, tcp:IP:PORT or ssl:IP:PORT"
+                    ));
+                }
+                Ok(remote)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(NbRemotes(remotes))
+    }
+}
+
+impl std::fmt::Display for NbRemotes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<String> = self.0.iter().map(Remote::to_string).collect();
+        f.write_str(&all.join(","))
+    }
+}
+
 impl RunArgs {
     /// What uses TLS, for the error when files are missing: the first `ssl:`/`pssl:`
     /// endpoint or `--api-tls`.
@@ -121,7 +161,10 @@ impl RunArgs {
         let ovsdb = || {
             self.ovsdb.iter().find(|a| a.remote.is_tls()).map(|a| format!("--ovsdb {}", a.remote))
         };
-        let nb = || self.nb.as_ref().filter(|r| r.is_tls()).map(|r| format!("--nb {r}"));
+        let nb = || {
+            let nb = self.nb.as_ref()?;
+            nb.0.iter().find(|r| r.is_tls()).map(|r| format!("--nb {r}"))
+        };
         let api = || self.api_tls.then(|| "--api-tls".to_string());
         openflow.or_else(ovsdb).or_else(nb).or_else(api)
     }
@@ -259,13 +302,14 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let nb_cfg = DriverConfig {
         session: crate::ovsdb::session::SessionConfig {
             database: &crate::northbound::db::DATABASE,
+            leader_only: args.leader_election,
             ..Default::default()
         },
         ..ovsdb_cfg.clone()
     };
-    let nb = spawn_active(
+    let nb = spawn_active_any(
         periscope_topology::HypervisorId::from("northbound"),
-        nb_remote.clone(),
+        nb_remote.0.clone(),
         nb_cfg,
         nb_tx,
         log.new(o!("database" => "northbound")),
@@ -276,6 +320,9 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         core::Core::with_northbound(log.new(o!()), topology, nb_config, nb.commands.clone());
     core.set_log_control(log_level);
     core.set_mode(args.mode);
+    if args.leader_election {
+        core.enable_leader_election();
+    }
     listeners.push(nb.task);
     let (ovsdb_tx, mut ovsdb_rx) = mpsc::channel(EVENT_QUEUE);
     for arg in &args.ovsdb {
@@ -386,7 +433,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
 async fn northbound(
     args: &RunArgs,
     log: &slog::Logger,
-) -> anyhow::Result<(Config, Remote, Option<Supervisor>)> {
+) -> anyhow::Result<(Config, NbRemotes, Option<Supervisor>)> {
     let mut config = match &args.config {
         Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Config::default(),
@@ -408,7 +455,7 @@ async fn northbound(
     let server = Supervisor::start(files.clone(), log.new(o!("database" => "northbound")))
         .await
         .context("starting the embedded northbound database")?;
-    Ok((config, Remote::Unix(files.socket()), Some(server)))
+    Ok((config, NbRemotes(vec![Remote::Unix(files.socket())]), Some(server)))
 }
 
 #[cfg(test)]
@@ -427,6 +474,19 @@ mod tests {
         let mut all = vec!["periscope"];
         all.extend_from_slice(a);
         Cli::try_parse_from(all).unwrap_or_else(|e| panic!("{a:?}: {e}")).run
+    }
+
+    #[test]
+    fn nb_takes_the_members_of_a_cluster_and_refuses_passive_remotes() {
+        let a = args(&["--nb", "unix:/m1/nb.sock,tcp:192.0.2.7:6641,unix:/m3/nb.sock"]);
+        let nb = a.nb.expect("--nb");
+        assert_eq!(nb.0.len(), 3);
+        assert_eq!(nb.to_string(), "unix:/m1/nb.sock,tcp:192.0.2.7:6641,unix:/m3/nb.sock");
+        let e = Cli::try_parse_from(["periscope", "--nb", "unix:/a,ptcp:6641"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("ptcp:6641") && e.contains("connected to"), "{e}");
     }
 
     #[test]

@@ -67,24 +67,25 @@ pub enum ControllerTarget {
 pub struct HypervisorOptions {
     /// `br-int`'s fail mode.
     pub fail_mode: FailMode,
-    /// `br-int`'s controller, if any.
-    pub controller: Option<ControllerTarget>,
+    /// `br-int`'s controllers (none: no controller; several: every instance of a controller
+    /// that elects a leader among them).
+    pub controllers: Vec<ControllerTarget>,
 }
 
 impl HypervisorOptions {
     /// Options with `br-int` in standalone mode and no controller.
     pub fn standalone() -> HypervisorOptions {
-        HypervisorOptions { fail_mode: FailMode::Standalone, controller: None }
+        HypervisorOptions { fail_mode: FailMode::Standalone, controllers: Vec::new() }
     }
 
     /// Options with `br-int` in secure mode and no controller.
     pub fn secure() -> HypervisorOptions {
-        HypervisorOptions { fail_mode: FailMode::Secure, controller: None }
+        HypervisorOptions { fail_mode: FailMode::Secure, controllers: Vec::new() }
     }
 
-    /// Sets the controller target.
+    /// Adds a controller target (call again for each instance of a controller cluster).
     pub fn controller(mut self, target: ControllerTarget) -> HypervisorOptions {
-        self.controller = Some(target);
+        self.controllers.push(target);
         self
     }
 }
@@ -316,9 +317,11 @@ impl Hypervisor {
         args.push(format!("fail_mode={}", options.fail_mode.as_str()));
         args.push(format!("other-config:datapath-id={:016x}", self.dpid));
         args.push("other-config:disable-in-band=true".into());
-        if let Some(target) = &options.controller {
+        if !options.controllers.is_empty() {
             args.extend(["--", "set-controller", "br-int"].map(String::from));
-            args.push(self.controller_string(target)?);
+            for target in &options.controllers {
+                args.push(self.controller_string(target)?);
+            }
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.vsctl(&refs)?;
@@ -578,6 +581,23 @@ impl Hypervisor {
             &format!("external_ids:iface-id=\"{iface_id}\""),
         ])?;
         Ok(!out.trim().is_empty())
+    }
+
+    /// The tenants' own overlay, a VXLAN star around this hypervisor with a fixed key: a port
+    /// `vx-<other>` here towards each of `edges` and one `vx-<this>` on each of them back
+    /// (forwarded by `NORMAL`, never periscope's).
+    pub fn add_overlay_star(&self, edges: &[&Hypervisor], key: u32) -> Result<()> {
+        for edge in edges {
+            for (from, to) in [(*edge, self), (self, *edge)] {
+                from.add_tunnel_port(
+                    &format!("vx-{}", to.name()),
+                    TunnelKind::Vxlan,
+                    TunnelRemote::Ip(to.underlay_ip()),
+                    TunnelKey::Fixed(key),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds a tunnel port to `br-int` with `local_ip` set to the underlay address; returns its

@@ -19,6 +19,7 @@ pub mod collector;
 pub mod controller;
 pub mod frame;
 mod hypervisor;
+pub mod nbcluster;
 pub mod pki;
 pub mod preflight;
 mod vm;

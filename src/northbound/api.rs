@@ -141,6 +141,8 @@ pub enum ApiCall {
     Switches,
     /// `GET /v1/stats`.
     Stats,
+    /// `GET /v1/cluster`: this instance's standing among the controllers sharing the bridges.
+    Cluster,
     /// `GET /metrics`: the Prometheus text exposition (the reply's body is its text).
     Metrics,
     /// `GET /v1/switches/{dpid}/flows[?ours=true]`: the flows the switch holds, read from it now.
@@ -548,6 +550,7 @@ const RESOURCES: &[&str] = &[
     "/v1/switches/{dpid}/diff",
     "/v1/switches/{dpid}/trace",
     "/v1/stats",
+    "/v1/cluster",
     "/v1/openapi.json",
     "/metrics",
 ];
@@ -631,6 +634,7 @@ where
         }),
         (["v1", "switches", _, "flows" | "diff" | "trace"], _) => Err(not_allowed("GET")),
         (["v1", "stats"], &Method::GET) => Ok(ApiCall::Stats),
+        (["v1", "cluster"], &Method::GET) => Ok(ApiCall::Cluster),
         (["metrics"], &Method::GET) => Ok(ApiCall::Metrics),
         (["metrics"], _) => Err(not_allowed("GET")),
         (["v1", "interfaces", iface], &Method::GET) => Ok(ApiCall::Interface(iface.to_string())),

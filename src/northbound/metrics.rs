@@ -86,6 +86,8 @@ pub struct Metrics {
     pub migrations_started: u64,
     /// Interfaces that went back to one place.
     pub migrations_finished: u64,
+    /// Times this instance became the leader of the controllers sharing the bridges.
+    pub leader_changes: u64,
 }
 
 impl Default for Metrics {
@@ -100,6 +102,7 @@ impl Default for Metrics {
             reprogram: Histogram::new(REPROGRAM_BUCKETS),
             migrations_started: 0,
             migrations_finished: 0,
+            leader_changes: 0,
         }
     }
 }
@@ -171,6 +174,26 @@ impl Metrics {
                 out.sample(name, &[], v);
             }
         }
+        let cluster = &stats["cluster"];
+        if let Some(leader) = cluster["leader"].as_bool() {
+            let name = "periscope_leader";
+            out.family(
+                name,
+                "gauge",
+                "1 while this instance programs the bridges (the elected leader, or the only \
+                 controller), 0 while it follows.",
+            );
+            out.sample(name, &[], f64::from(u8::from(leader)));
+        }
+        if let Some(ms) = cluster["last_claim_ms"].as_f64() {
+            let name = "periscope_leader_claim_seconds";
+            out.family(
+                name,
+                "gauge",
+                "Time from this instance's last election to MASTER confirmed on every bridge.",
+            );
+            out.sample(name, &[], ms / 1e3);
+        }
         let name = "periscope_queue_depth";
         out.family(name, "gauge", "Items waiting in the controller's bounded queues, by queue.");
         for (q, n) in stats.get("queues").and_then(Value::as_object).into_iter().flatten() {
@@ -230,6 +253,11 @@ impl Metrics {
                 "periscope_migrations_finished_total",
                 "Interfaces that went back to one place (a live migration ended).",
                 self.migrations_finished,
+            ),
+            (
+                "periscope_leader_elections_total",
+                "Times this instance was elected leader of the controllers sharing the bridges.",
+                self.leader_changes,
             ),
         ] {
             out.family(name, "counter", help);
@@ -402,8 +430,10 @@ mod tests {
         m.reprogram.observe(Duration::from_millis(40));
         m.reprogram.observe(Duration::from_secs(60));
         m.barrier_rtt.observe(Duration::from_micros(700));
+        m.leader_changes = 2;
         let stats = json!({"switches": 2, "hypervisors": 1, "tap_flows": 3, "tap_flows_active": 1,
-                           "reprogram_ms": {"count": 3}, "queues": {"api_calls": 2}});
+                           "reprogram_ms": {"count": 3}, "queues": {"api_calls": 2},
+                           "cluster": {"leader": true, "last_claim_ms": 6.5}});
         let switches = json!([
             {"dpid": "00000000000000aa", "our_flows": 12, "queue_depth": 0, "echo_rtt_ms": 1.5},
             {"dpid": "00000000000000bb", "our_flows": null, "queue_depth": 4},
@@ -419,6 +449,9 @@ mod tests {
         assert_eq!(s["periscope_ovsdb_errors_total{type=\"echo_timeout\"}"], 1.0);
         assert_eq!(s["periscope_queue_depth{queue=\"api_calls\"}"], 2.0);
         assert_eq!(s["periscope_tap_flows_active"], 1.0);
+        assert_eq!(s["periscope_leader"], 1.0);
+        assert_eq!(s["periscope_leader_claim_seconds"], 0.0065);
+        assert_eq!(s["periscope_leader_elections_total"], 2.0);
         assert!(!s.contains_key("periscope_tenants"), "absent from stats: not invented");
         assert_eq!(s["periscope_switch_flows{dpid=\"00000000000000aa\"}"], 12.0);
         assert!(!s.contains_key("periscope_switch_flows{dpid=\"00000000000000bb\"}"));

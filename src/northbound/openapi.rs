@@ -201,6 +201,7 @@ pub const ROUTES: &[Route] = &[
         false,
     ),
     r("get", "/v1/stats", "Counters and reprogramming times", Access::Operator, None, false),
+    r("get", "/v1/cluster", "This instance's standing in the leader election", Access::Operator, None, false),
     r("get", "/v1/openapi.json", "This document", Access::Public, None, false),
     r("get", "/metrics", "Prometheus metrics (text format 0.0.4)", Access::Operator, None, false),
 ];

@@ -157,12 +157,30 @@ pub fn spawn_active(
     events: EventSender,
     log: Logger,
 ) -> Result<Handle, NotActive> {
-    if remote.is_passive() {
-        return Err(NotActive(remote.to_string()));
+    spawn_active_any(hypervisor, vec![remote], cfg, events, log)
+}
+
+/// Starts the driver of one database served by several active remotes (the members of a
+/// cluster, as `ovs-vsctl --db=tcp:A,tcp:B,tcp:C` takes them): each connection goes to the next
+/// remote after the last one, so a member that is gone or refused (not the leader, with
+/// [`SessionConfig::leader_only`]) is passed over at once; the backoff grows only once every
+/// remote failed in a row.
+pub fn spawn_active_any(
+    hypervisor: HypervisorId,
+    remotes: Vec<Remote>,
+    cfg: DriverConfig,
+    events: EventSender,
+    log: Logger,
+) -> Result<Handle, NotActive> {
+    if let Some(r) = remotes.iter().find(|r| r.is_passive()) {
+        return Err(NotActive(r.to_string()));
+    }
+    if remotes.is_empty() {
+        return Err(NotActive("(no remote)".into()));
     }
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let log = log.new(o!("hypervisor" => hypervisor.to_string(), "remote" => remote.to_string()));
-    let task = tokio::spawn(run_active(hypervisor.clone(), remote, cfg, rx, events, log));
+    let log = log.new(o!("hypervisor" => hypervisor.to_string()));
+    let task = tokio::spawn(run_active(hypervisor.clone(), remotes, cfg, rx, events, log));
     Ok(Handle { hypervisor, commands: tx, task })
 }
 
@@ -370,12 +388,13 @@ impl Driver {
 
 async fn run_active(
     hypervisor: HypervisorId,
-    remote: Remote,
+    remotes: Vec<Remote>,
     cfg: DriverConfig,
     commands: mpsc::Receiver<Command>,
     events: EventSender,
     log: Logger,
 ) {
+    let base_log = log;
     let mut d = Driver {
         session: Session::new(Instant::now(), hypervisor, cfg.session.clone()),
         session_cfg: cfg.session.clone(),
@@ -384,11 +403,14 @@ async fn run_active(
         oneshots: HashMap::new(),
         accepted: None,
         reached_ready: false,
-        log,
+        log: base_log.clone(),
     };
     let mut delay = cfg.backoff_min;
-    loop {
-        match tokio::time::timeout(cfg.connect_timeout, connect(&remote, cfg.tls.as_ref())).await {
+    // Remotes tried in a row without one reaching its monitor.
+    let mut failed = 0;
+    for remote in remotes.iter().cycle() {
+        d.log = base_log.new(o!("remote" => remote.to_string()));
+        match tokio::time::timeout(cfg.connect_timeout, connect(remote, cfg.tls.as_ref())).await {
             Ok(Ok(conn)) => {
                 debug!(d.log, "connected");
                 if let Ended::Stop = d.run_connection(conn).await {
@@ -397,9 +419,13 @@ async fn run_active(
                 d.oneshots.clear();
                 if d.reached_ready {
                     delay = cfg.backoff_min;
+                    failed = 0;
+                } else {
+                    failed += 1;
                 }
             }
             result => {
+                failed += 1;
                 let error = match result {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no connection within {:?}", cfg.connect_timeout),
@@ -415,10 +441,13 @@ async fn run_active(
                 }
             }
         }
-        if !d.pause(delay).await {
-            return;
+        // The next member at once while some have not been tried; the backoff after a round.
+        if failed > 0 && failed % remotes.len() == 0 || remotes.len() == 1 {
+            if !d.pause(delay).await {
+                return;
+            }
+            delay = (delay * 2).min(cfg.backoff_max);
         }
-        delay = (delay * 2).min(cfg.backoff_max);
     }
 }
 

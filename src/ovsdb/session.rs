@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 
 use periscope_codec::ovsdb::jsonrpc::DEFAULT_MAX_MESSAGE;
 use periscope_codec::ovsdb::method::parse_lock_reply;
+use periscope_codec::ovsdb::operation::{Condition, Function};
 use periscope_codec::ovsdb::{
-    validate, CondSinceReply, DatabaseSchema, DecodeError, JsonStream, Message, Notification,
-    Operation, Replica, ReplicaError, Request, Response, RowChange, ServerNotification,
-    TableUpdates, TableUpdates2, TransactReply, Uuid, ValidationError,
+    validate, CondSinceReply, DatabaseSchema, Datum, DecodeError, JsonStream, Message,
+    Notification, Operation, Replica, ReplicaError, Request, Response, RowChange,
+    ServerNotification, TableUpdates, TableUpdates2, TransactReply, Uuid, ValidationError,
 };
 use periscope_topology::{Change, HypervisorId};
 use serde_json::Value;
@@ -103,6 +104,11 @@ pub struct SessionConfig {
     /// Name the hypervisor by its `external_ids:system-id` once the first snapshot shows one
     /// (for connections accepted on a passive remote, whose peer address changes).
     pub name_by_system_id: bool,
+    /// Use a member of a clustered database only while it is the cluster's leader (as Open
+    /// vSwitch's IDL does by default): locks are local to each server, so clients electing a
+    /// leader with one must all talk to the same member. Checked in the server's `_Server`
+    /// database on connecting and at every echo interval; a standalone database always passes.
+    pub leader_only: bool,
 }
 
 impl Default for SessionConfig {
@@ -114,6 +120,7 @@ impl Default for SessionConfig {
             max_message: DEFAULT_MAX_MESSAGE,
             max_outstanding: 1024,
             name_by_system_id: false,
+            leader_only: false,
         }
     }
 }
@@ -223,6 +230,15 @@ pub enum ProtocolError {
         method: &'static str,
         /// The monitor id it named.
         monitor_id: String,
+    },
+    /// The server is a member of a clustered database that is not (or no longer) its leader,
+    /// and the session wants the leader ([`SessionConfig::leader_only`]).
+    #[error("ovsdb-server is not the leader of clustered database {database}: {why}")]
+    NotLeader {
+        /// The database.
+        database: String,
+        /// What `_Server` said.
+        why: String,
     },
     /// The server cancelled our monitor (its database went away).
     #[error("ovsdb-server cancelled the monitor")]
@@ -346,9 +362,16 @@ pub enum SessionEvent {
 enum Pending {
     Schema,
     Monitor(MonitorMethod),
-    Transact { tag: u64 },
-    Lock { lock: String, op: LockOp },
+    Transact {
+        tag: u64,
+    },
+    Lock {
+        lock: String,
+        op: LockOp,
+    },
     Echo,
+    /// A look at `_Server.Database`: is this member the cluster's leader?
+    ClusterRole,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,6 +414,33 @@ fn error_text(e: &Value) -> String {
             _ => e.to_string(),
         },
         _ => e.to_string(),
+    }
+}
+
+/// Whether the answer to the `_Server.Database` select says this server may be used by a
+/// leader-only client: a standalone database, or the connected leader of a cluster. `Err` says
+/// why not.
+fn leads_cluster(result: Result<Value, Value>) -> Result<(), String> {
+    let v = match result {
+        Ok(v) => v,
+        // A server too old for `_Server` has no clusters either.
+        Err(e) if is_unknown_method(&e) => return Ok(()),
+        Err(e) => return Err(format!("_Server refused the select: {}", error_text(&e))),
+    };
+    let row = v.get(0).and_then(|r| r.get("rows")).and_then(|r| r.get(0));
+    let Some(row) = row else {
+        return Err(format!("_Server has no row for the database: {v}"));
+    };
+    match row.get("model").and_then(Value::as_str) {
+        Some("clustered") => {}
+        Some(_) => return Ok(()),
+        None => return Err(format!("_Server row without a model: {row}")),
+    }
+    let flag = |c: &str| row.get(c).and_then(Value::as_bool).unwrap_or(false);
+    match (flag("connected"), flag("leader")) {
+        (true, true) => Ok(()),
+        (false, _) => Err("the member is not connected to its cluster".into()),
+        (true, false) => Err("the member is a follower".into()),
     }
 }
 
@@ -485,8 +535,27 @@ impl Session {
         self.phase = Phase::Schema;
         self.last_rx = now;
         self.probe = None;
+        if self.cfg.leader_only {
+            self.check_cluster_role();
+        }
         let id = self.request(Pending::Schema);
         self.transmit.push_back(Request::get_schema(id.into(), self.cfg.database.name).into());
+    }
+
+    /// Asks `_Server` whether this member leads the database's cluster; the answer closes the
+    /// connection if it does not (requests are answered in order, so nothing is acted on before).
+    fn check_cluster_role(&mut self) {
+        let id = self.request(Pending::ClusterRole);
+        let select = Operation::Select {
+            table: "Database".into(),
+            conditions: vec![Condition {
+                column: "name".into(),
+                function: Function::Eq,
+                value: Datum::atom(self.cfg.database.name),
+            }],
+            columns: Some(vec!["model".into(), "leader".into(), "connected".into()]),
+        };
+        self.transmit.push_back(Request::transact(id.into(), "_Server", &[select]).into());
     }
 
     /// The connection is gone (EOF, socket error). Pending transactions fail; held locks are
@@ -529,6 +598,11 @@ impl Session {
                 if !self.pending.values().any(|p| matches!(p, Pending::Echo)) {
                     let id = self.request(Pending::Echo);
                     self.transmit.push_back(Request::echo(id.into(), vec![]).into());
+                }
+                if self.cfg.leader_only
+                    && !self.pending.values().any(|p| matches!(p, Pending::ClusterRole))
+                {
+                    self.check_cluster_role();
                 }
             }
             None => {}
@@ -698,6 +772,12 @@ impl Session {
             }
             Pending::Lock { lock, op } => self.on_lock_reply(lock, op, result),
             Pending::Echo => {}
+            Pending::ClusterRole => {
+                if let Err(why) = leads_cluster(result) {
+                    let database = self.cfg.database.name.to_string();
+                    self.fail(ProtocolError::NotLeader { database, why });
+                }
+            }
         }
     }
 

@@ -42,6 +42,10 @@ pub struct ControllerConfig {
     /// TLS: the controller's files (`--private-key`, `--certificate`, `--ca-cert`), the API
     /// over HTTPS (`--api-tls`) and how to check its certificate.
     pub tls: Option<(Identity, ApiClientTls)>,
+    /// `--nb`: a shared northbound database (else the embedded one in `data_dir`).
+    pub nb: Option<String>,
+    /// `--leader-election`.
+    pub leader_election: bool,
 }
 
 impl ControllerConfig {
@@ -65,6 +69,12 @@ impl ControllerConfig {
             a.extend(["--private-key".into(), id.private_key.clone().into()]);
             a.extend(["--certificate".into(), id.certificate.clone().into()]);
             a.extend(["--ca-cert".into(), id.ca_cert.clone().into(), "--api-tls".into()]);
+        }
+        if let Some(nb) = &self.nb {
+            a.push(format!("--nb={nb}").into());
+        }
+        if self.leader_election {
+            a.push("--leader-election".into());
         }
         a
     }

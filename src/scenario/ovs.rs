@@ -48,8 +48,12 @@ pub fn patch_to_underlay(hv: &Hypervisor) -> anyhow::Result<()> {
 
 /// Makes `br-int` retry a lost controller every second at most (default: up to 8 s), so a
 /// restarted controller is found again quickly.
+/// Every controller `br-int` lists gets it.
 pub fn fast_reconnect(hv: &Hypervisor) -> anyhow::Result<()> {
-    hv.vsctl(&["set", "Controller", "br-int", "max_backoff=1000"])?;
+    let ids = hv.vsctl(&["--bare", "--columns=_uuid", "list", "Controller"])?;
+    for id in ids.split_whitespace() {
+        hv.vsctl(&["set", "Controller", id, "max_backoff=1000"])?;
+    }
     Ok(())
 }
 

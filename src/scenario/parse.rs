@@ -73,6 +73,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let mut top = Section::new(&ctx, "top level".into(), &root);
     let description = top.string("description")?;
     let settle_s = top.opt_float("settle_s", 0.0, 60.0)?.unwrap_or(1.0);
+    let controllers = top.opt_uint("controllers", 1, 5)?.unwrap_or(1) as usize;
     let hv_tables = top.array("hypervisor")?;
     let vm_tables = top.array("vm")?;
     let col_tables = top.array("collector")?;
@@ -87,6 +88,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         path: file.into(),
         description,
         settle_s,
+        controllers,
         hypervisors: Vec::new(),
         vms: Vec::new(),
         collectors: Vec::new(),
@@ -808,6 +810,14 @@ fn parse_step(sec: &mut Section<'_>, s: &Scenario) -> Result<Step, ScenarioError
         }
         "restart_controller" => Action::RestartController,
         "kill_controller" => Action::KillController,
+        "kill_leader" | "kill_nb_leader" if s.controllers < 2 => {
+            return Err(sec.bad(
+                "action",
+                &format!("another action: {action} needs `controllers = 2` or more at the top level"),
+            ))
+        }
+        "kill_leader" => Action::KillLeader,
+        "kill_nb_leader" => Action::KillNbLeader,
         "restart_vswitchd" => Action::RestartVswitchd { hypervisor: hv_ref(sec, "hypervisor", s)? },
         "restart_ovsdb" => Action::RestartOvsdb { hypervisor: hv_ref(sec, "hypervisor", s)? },
         "wait" => {
@@ -859,7 +869,7 @@ fn parse_step(sec: &mut Section<'_>, s: &Scenario) -> Result<Step, ScenarioError
                 "action",
                 "one of start_ping, start_udp, start_tcp, migrate, create_vm, delete_vm, \
                  create_tap_flow, delete_tap_flow, restart_controller, kill_controller, \
-                 restart_vswitchd, restart_ovsdb, cut_link, restore_link, wait, stop_traffic",
+                 kill_leader, kill_nb_leader, restart_vswitchd, restart_ovsdb, cut_link, restore_link, wait, stop_traffic",
             ))
         }
     };
@@ -1054,6 +1064,8 @@ fn play(
             }
             vec![format!("tap flow {tap_flow}"), "the controller".into()]
         }
+        // Another instance takes over: steps that go on meanwhile (a migration) are the point.
+        Action::KillLeader | Action::KillNbLeader => vec!["the leader".into()],
         Action::RestartController | Action::KillController => {
             if let (Action::RestartController, Some(hv)) = (a, openflow_cut(w)) {
                 return Err(sec.field_err(

@@ -35,6 +35,7 @@ use super::spec::{
 };
 use super::traffic::stream::{StreamOutcome, StreamProc, StreamStart};
 use super::traffic::{PingOutcome, PingProc};
+use crate::lab::nbcluster::NbCluster;
 use crate::lab::pki::Pki;
 use crate::lab::{
     Collector, ControllerTarget, Hypervisor, HypervisorOptions, Lab, MigrationStep, Vm, VmOptions,
@@ -214,6 +215,10 @@ struct Run<'a> {
     pings: Mutex<Vec<PingProc>>,
     streams: Mutex<Vec<StreamProc>>,
     controller: Mutex<Option<ControllerProc>>,
+    /// The other instances, with `controllers = N` (the API is called on `controller`).
+    standby: Mutex<Vec<ControllerProc>>,
+    /// Their clustered northbound database, with `controllers = N`.
+    nb_cluster: Option<NbCluster>,
     links: BTreeMap<String, Links>,
     spec: &'a Scenario,
     opts: &'a RunOptions,
@@ -265,6 +270,8 @@ impl<'a> Run<'a> {
             pings: Mutex::new(Vec::new()),
             streams: Mutex::new(Vec::new()),
             controller: Mutex::new(None),
+            standby: Mutex::new(Vec::new()),
+            nb_cluster: None,
             links: BTreeMap::new(),
             spec,
             opts,
@@ -302,6 +309,22 @@ impl<'a> Run<'a> {
         let of_dir = self.lab.dir().join("controller");
         std::fs::create_dir_all(&of_dir).context("creating the controller directory")?;
         let unix_sock = of_dir.join("of.sock");
+        let several = spec.controllers > 1;
+        if several
+            && (spec.hypervisors.iter().any(|h| h.controller != Transport::Unix)
+                || !spec.cut_hypervisors().is_empty()
+                || spec.steps.iter().any(|s| s.action == Action::RestartController))
+        {
+            bail!(
+                "controllers = {}: every hypervisor's controller must be \"unix\", with no \
+                 cut_link and no restart_controller step",
+                spec.controllers
+            );
+        }
+        // Instance i listens on of.sock (the first) or of-<i>.sock.
+        let sockets: Vec<PathBuf> = (0..spec.controllers)
+            .map(|i| if i == 0 { unix_sock.clone() } else { of_dir.join(format!("of-{i}.sock")) })
+            .collect();
         let uses = |t: Transport| spec.hypervisors.iter().any(|h| h.controller == t);
         let tcp_port = if uses(Transport::Tcp) {
             Some(free_port().context("finding a free port for OpenFlow")?)
@@ -355,9 +378,13 @@ impl<'a> Run<'a> {
                 }
                 _ => ControllerTarget::Unix(unix_sock.clone()),
             };
+            let options =
+                sockets[1..].iter().fold(HypervisorOptions::secure().controller(target), |o, s| {
+                    o.controller(ControllerTarget::Unix(s.clone()))
+                });
             let hv = self
                 .lab
-                .add_hypervisor(&h.name, HypervisorOptions::secure().controller(target))
+                .add_hypervisor(&h.name, options)
                 .with_context(|| format!("hypervisor {}", h.name))?;
             ovs::patch_to_underlay(&hv)?;
             ovs::fast_reconnect(&hv)?;
@@ -436,8 +463,11 @@ impl<'a> Run<'a> {
             log_level: self.opts.log_level.clone(),
             data_dir: self.lab.dir().join("controller.data"),
             tls: ssl.map(|(_, controller, _, api)| (controller, api)),
+            nb: None,
+            leader_election: false,
         };
         self.check_stop()?;
+        let cfg = if several { self.start_standbys(cfg, &sockets)? } else { cfg };
         let ctl = ControllerProc::start(&cfg)?;
         self.controller_facts.insert("api".into(), ctl.api.to_string());
         self.controller_facts.insert("openflow".into(), ctl.openflow.join(" "));
@@ -460,6 +490,10 @@ impl<'a> Run<'a> {
         *lock(&self.controller) = Some(ctl);
         self.ctl_cfg = Some(cfg);
         let took = self.wait_switches(&api)?;
+        if several {
+            let (pid, _) = self.wait_leader(Instant::now())?;
+            self.progress.say(&format!("controller pid {pid} leads, MASTER on every bridge"));
+        }
         self.progress.say(&format!("{} switches connected after {took:.0} ms", self.hvs.len()));
         for v in spec.vms.iter().filter(|v| v.create) {
             self.check_stop()?;
@@ -842,6 +876,8 @@ impl<'a> Run<'a> {
                 Ok(format!("pid {pid} killed"))
             }
             Action::RestartController => self.restart_controller(),
+            Action::KillLeader => self.kill_leader(),
+            Action::KillNbLeader => self.kill_nb_leader(),
             Action::RestartOvsdb { hypervisor } => {
                 let hv = self.hv(hypervisor)?;
                 let start = Instant::now();
@@ -1112,6 +1148,133 @@ impl<'a> Run<'a> {
             parts.push("no controller running".into());
         }
         Ok(format!("{} restored: {}", link.as_str(), parts.join(", ")))
+    }
+
+    /// With `controllers = N`: starts the northbound cluster and instances 2..N (each on its own
+    /// socket, log and data), and returns the first one's configuration, on the cluster too.
+    fn start_standbys(
+        &mut self,
+        first: ControllerConfig,
+        sockets: &[PathBuf],
+    ) -> anyhow::Result<ControllerConfig> {
+        let nb = NbCluster::start(&self.lab.dir().join("nb"), 3)
+            .context("starting the 3-member northbound cluster")?;
+        let first = ControllerConfig { nb: Some(nb.remotes()), leader_election: true, ..first };
+        self.progress.say(&format!("northbound cluster of 3 members: {}", nb.remotes()));
+        self.nb_cluster = Some(nb);
+        for (i, sock) in sockets.iter().enumerate().skip(1) {
+            self.check_stop()?;
+            let cfg = ControllerConfig {
+                openflow: vec![format!("punix:{}", sock.display())],
+                log: self.lab.dir().join(format!("controller-{i}.log")),
+                data_dir: self.lab.dir().join(format!("controller-{i}.data")),
+                ..first.clone()
+            };
+            let c = ControllerProc::start(&cfg)?;
+            self.progress.say(&format!(
+                "controller {} pid {} api http://{}",
+                i + 1,
+                c.pid(),
+                c.api
+            ));
+            lock(&self.standby).push(c);
+        }
+        Ok(first)
+    }
+
+    /// Every live instance's `GET /v1/cluster`, with its pid.
+    fn cluster_views(&self) -> Vec<(u32, Value)> {
+        let view = |c: &ControllerProc| {
+            let reply = http::request_to(&c.api, c.token.as_deref(), "GET", "/v1/cluster", None);
+            (c.pid(), reply.map(|(_, v)| v).unwrap_or(Value::Null))
+        };
+        let mut out: Vec<(u32, Value)> = lock(&self.controller).iter().map(view).collect();
+        out.extend(lock(&self.standby).iter().map(view));
+        out
+    }
+
+    /// Kills the instance that leads (by pid, SIGKILL) and waits until another is MASTER on
+    /// every bridge; the API is called on a survivor from then on.
+    fn kill_leader(&self) -> anyhow::Result<String> {
+        let n = self.hvs.len();
+        let leader = self
+            .cluster_views()
+            .into_iter()
+            .find(|(_, v)| v["standing"] == "leader")
+            .map(|(pid, _)| pid)
+            .ok_or_else(|| anyhow!("no instance leads"))?;
+        let killed_at = Instant::now();
+        {
+            let mut api = lock(&self.controller);
+            let mut standby = lock(&self.standby);
+            if api.as_ref().is_some_and(|c| c.pid() == leader) {
+                if let Some(mut c) = api.take() {
+                    c.kill();
+                }
+                *api = (!standby.is_empty()).then(|| standby.remove(0));
+            } else if let Some(i) = standby.iter().position(|c| c.pid() == leader) {
+                standby.remove(i).kill();
+            }
+        }
+        let (pid, v) = self.wait_leader(killed_at)?;
+        Ok(format!(
+            "leader pid {leader} killed; pid {pid} MASTER on {n} bridges after {:.0} ms (claim \
+             {:.1} ms after the lock)",
+            killed_at.elapsed().as_secs_f64() * 1e3,
+            v["last_claim_ms"].as_f64().unwrap_or(f64::NAN)
+        ))
+    }
+
+    /// Waits until one instance leads with MASTER confirmed on every bridge, and makes it the
+    /// one the API calls go to; its pid and `GET /v1/cluster`.
+    fn wait_leader(&self, since: Instant) -> anyhow::Result<(u32, Value)> {
+        let n = self.hvs.len() as u64;
+        while since.elapsed() < CONNECT_TIMEOUT {
+            self.check_stop()?;
+            let claimed = self.cluster_views().into_iter().find(|(_, v)| {
+                v["standing"] == "leader" && v["switches_master"].as_u64() == Some(n)
+            });
+            if let Some((pid, v)) = claimed {
+                self.call_api_on(pid);
+                return Ok((pid, v));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        bail!("no instance became MASTER on every bridge within {CONNECT_TIMEOUT:?}")
+    }
+
+    /// Makes the instance with `pid` the one the API calls go to (the leader: followers do not
+    /// program, so only the leader knows whether a bridge is).
+    fn call_api_on(&self, pid: u32) {
+        let mut api = lock(&self.controller);
+        let mut standby = lock(&self.standby);
+        if api.as_ref().is_some_and(|c| c.pid() == pid) {
+            return;
+        }
+        if let Some(i) = standby.iter().position(|c| c.pid() == pid) {
+            let leader = standby.remove(i);
+            if let Some(old) = api.replace(leader) {
+                standby.push(old);
+            }
+        }
+    }
+
+    /// Stops the northbound cluster's leader member and waits until an instance leads again
+    /// with MASTER on every bridge.
+    fn kill_nb_leader(&self) -> anyhow::Result<String> {
+        let nb = self.nb_cluster.as_ref().ok_or_else(|| anyhow!("no northbound cluster"))?;
+        let m = nb.leader().ok_or_else(|| anyhow!("the northbound cluster has no leader"))?;
+        let start = Instant::now();
+        nb.members()[m].stop();
+        // The instances notice the member gone at once: give them that moment.
+        std::thread::sleep(Duration::from_millis(200));
+        let (pid, _) = self.wait_leader(start)?;
+        Ok(format!(
+            "member {} stopped; pid {pid} leads, MASTER on {} bridges, {:.0} ms later",
+            m + 1,
+            self.hvs.len(),
+            start.elapsed().as_secs_f64() * 1e3
+        ))
     }
 
     fn restart_controller(&self) -> anyhow::Result<String> {

@@ -21,6 +21,10 @@ pub struct Scenario {
     pub description: String,
     /// Seconds to let the controller program the taps before the timeline starts.
     pub settle_s: f64,
+    /// Controller instances sharing the bridges (`controllers = N`): more than one run with
+    /// `--leader-election` on a 3-member clustered northbound database, and every `br-int`
+    /// lists them all.
+    pub controllers: usize,
     /// `[[hypervisor]]`, in file order.
     pub hypervisors: Vec<HypervisorSpec>,
     /// `[[vm]]`, in file order.
@@ -350,6 +354,11 @@ pub enum Action {
     RestartController,
     /// Kills the controller (SIGKILL); a later `restart_controller` starts it again.
     KillController,
+    /// With several controllers: kills the leader (SIGKILL) and waits until another is MASTER
+    /// on every bridge; the API calls go to a survivor from then on.
+    KillLeader,
+    /// With several controllers: stops the member of the northbound cluster that leads it.
+    KillNbLeader,
     /// Restarts one hypervisor's ovs-vswitchd (flows and tunnel neighbors are lost).
     RestartVswitchd {
         /// The hypervisor.
@@ -388,6 +397,8 @@ impl Action {
             Action::DeleteTapFlow { .. } => "delete_tap_flow",
             Action::RestartController => "restart_controller",
             Action::KillController => "kill_controller",
+            Action::KillLeader => "kill_leader",
+            Action::KillNbLeader => "kill_nb_leader",
             Action::RestartVswitchd { .. } => "restart_vswitchd",
             Action::RestartOvsdb { .. } => "restart_ovsdb",
             Action::Wait { .. } => "wait",
@@ -427,6 +438,8 @@ impl Action {
             Action::DeleteTapFlow { tap_flow } => format!("delete_tap_flow {tap_flow}"),
             Action::RestartController => "restart_controller".into(),
             Action::KillController => "kill_controller".into(),
+            Action::KillLeader => "kill_leader".into(),
+            Action::KillNbLeader => "kill_nb_leader".into(),
             Action::RestartVswitchd { hypervisor } => format!("restart_vswitchd {hypervisor}"),
             Action::RestartOvsdb { hypervisor } => format!("restart_ovsdb {hypervisor}"),
             Action::Wait { seconds } => format!("wait {seconds} s"),

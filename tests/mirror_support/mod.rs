@@ -11,7 +11,7 @@ use std::time::Duration;
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{
     Capture, ControllerTarget, EchoKind, Encap, Hypervisor, HypervisorOptions, Lab, MigrationStep,
-    MigrationTimings, TunnelKey, TunnelKind, TunnelRemote, Vm,
+    MigrationTimings, Vm,
 };
 use serde_json::Value;
 
@@ -88,16 +88,7 @@ pub fn star(lab: &Lab) -> [Hypervisor; 3] {
     let opts = || HypervisorOptions::secure().controller(ControllerTarget::Unix(sock.clone()));
     let hvs = ["hv1", "hv2", "hv3"].map(|n| lab.add_hypervisor(n, opts()).expect(n));
     let [hv1, hv2, hv3] = &hvs;
-    for (edge, other) in [(hv1, hv3), (hv2, hv3), (hv3, hv1), (hv3, hv2)] {
-        let name = format!("vx-{}", other.name());
-        edge.add_tunnel_port(
-            &name,
-            TunnelKind::Vxlan,
-            TunnelRemote::Ip(other.underlay_ip()),
-            TunnelKey::Fixed(7),
-        )
-        .expect("tenant tunnel");
-    }
+    hv3.add_overlay_star(&[hv1, hv2], 7).expect("tenant tunnels");
     hvs
 }
 

@@ -17,6 +17,7 @@ use slog::{debug, info, warn};
 use tokio::sync::{mpsc, oneshot};
 
 use super::flows::DumpKind;
+use super::leadership::LEADER_LOCK;
 use super::Core;
 use crate::northbound::api::{ApiCall, ApiReply, ApiRequest};
 use crate::northbound::auth::{Caller, TokenHash, Tokens};
@@ -68,7 +69,7 @@ pub(crate) struct Front {
     pub(crate) state: Northbound,
     /// Whether the desired state has been read: nothing is reconciled before.
     pub(crate) ready: bool,
-    writer: Option<mpsc::Sender<OvsdbCommand>>,
+    pub(super) writer: Option<mpsc::Sender<OvsdbCommand>>,
     config: Config,
     pending: HashMap<u64, PendingWrite>,
     retries: Vec<Retry>,
@@ -295,6 +296,7 @@ impl Core {
             },
             ApiCall::PutLog(body) => self.put_log(&body),
             ApiCall::Stats => ApiReply::ok(self.stats()),
+            ApiCall::Cluster => ApiReply::ok(self.cluster()),
             ApiCall::Metrics => {
                 ApiReply::ok(Value::String(self.metrics.render(&self.stats(), &self.switch_list())))
             }
@@ -541,8 +543,22 @@ impl Core {
             DriverEvent::Session(OvsdbEvent::Connected { monitor, resumed, .. }) => {
                 info!(self.log, "northbound database connected"; "monitor" => monitor.name(), "resumed" => resumed)
             }
+            DriverEvent::Session(OvsdbEvent::Locked { lock }) if lock == LEADER_LOCK => {
+                self.handle_locked()
+            }
+            DriverEvent::Session(OvsdbEvent::LockWaiting { lock }) if lock == LEADER_LOCK => {
+                info!(self.log, "follower: another instance holds the leader lock")
+            }
+            DriverEvent::Session(OvsdbEvent::Stolen { lock }) if lock == LEADER_LOCK => {
+                self.step_down("another instance stole the leader lock");
+                self.ask_lock();
+            }
+            DriverEvent::Session(OvsdbEvent::LockLost { lock }) if lock == LEADER_LOCK => {
+                self.step_down("the northbound database connection that held the lock is lost")
+            }
             DriverEvent::Session(OvsdbEvent::Closed { reason }) => {
                 warn!(self.log, "northbound database connection lost"; "reason" => ?reason);
+                self.step_down("the northbound database connection is lost");
                 let tags: Vec<u64> = self.nb.pending.keys().copied().collect();
                 for tag in tags {
                     self.finish_write(
@@ -659,9 +675,7 @@ impl Core {
                         "hypervisor": bridge.map(|b| b.bridge.hypervisor.to_string()),
                         "bridge": bridge.map(|b| b.row.name.clone()),
                         "connected_since_ms": since.map(|d| d.as_millis() as u64),
-                        // No role request is ever sent: the switch holds every controller at
-                        // the role OpenFlow starts it with.
-                        "role": "equal",
+                        "role": s.role.name(),
                         "our_flows": s.reconciler.actual().map(|a| a.len()),
                         "programmed": s.dirty_since.is_none() && !s.reconciler.busy(),
                         "last_reprogram_ms": s.last_reprogram.map(|d| d.as_secs_f64() * 1e3),
@@ -703,6 +717,7 @@ impl Core {
             "tenants": self.nb.state.tenants.len(),
             "tunnel_ports": crate::policy::tunnels::count_ours(&self.topology),
             "northbound_writes_pending": self.nb.pending.len(),
+            "cluster": self.cluster(),
             "topology_generation": self.topology.generation().0,
             "queues": self
                 .queues

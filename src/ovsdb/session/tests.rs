@@ -628,3 +628,58 @@ fn input_split_anywhere_gives_the_same_result() {
         );
     }
 }
+
+/// The `_Server` row of the monitored database, as ovsdb-server answers the leader check.
+fn server_row(model: &str, leader: bool, connected: bool) -> Value {
+    json!([{"rows": [{"model": model, "leader": leader, "connected": connected}]}])
+}
+
+#[test]
+fn leader_only_asks_server_first_and_closes_on_a_follower_member() {
+    let mut p = Pair::with(SessionConfig { leader_only: true, ..SessionConfig::default() });
+    p.session.handle_connect(p.now);
+    let out = p.sent();
+    let [check, get_schema] = &out[..] else { panic!("{out:?}") };
+    assert_eq!((check.method.as_str(), &check.params[0]), ("transact", &json!("_Server")));
+    assert_eq!(check.params[1]["table"], "Database");
+    assert_eq!(check.params[1]["where"], json!([["name", "==", "Open_vSwitch"]]));
+    assert_eq!(get_schema.method, "get_schema");
+    p.reply(check, server_row("clustered", false, true));
+    match p.closed_reason() {
+        CloseReason::Protocol(ProtocolError::NotLeader { database, why }) => {
+            assert_eq!(database, "Open_vSwitch");
+            assert!(why.contains("follower"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A member cut off from its cluster is refused too.
+    p.session.handle_connect(p.now);
+    let out = p.sent();
+    p.reply(&out[0], server_row("clustered", true, false));
+    assert!(matches!(p.closed_reason(), CloseReason::Protocol(ProtocolError::NotLeader { .. })));
+}
+
+#[test]
+fn leader_only_goes_on_with_the_leader_or_a_standalone_server_and_checks_again_when_idle() {
+    for model in ["clustered", "standalone"] {
+        let mut p = Pair::with(SessionConfig { leader_only: true, ..SessionConfig::default() });
+        p.session.handle_connect(p.now);
+        let out = p.sent();
+        p.reply(&out[0], server_row(model, model == "clustered", true));
+        p.reply(&out[1], schema_json());
+        let out = p.sent();
+        let [monitor] = &out[..] else { panic!("{out:?}") };
+        p.reply(monitor, json!([false, TXN1, initial_rows()]));
+        assert_eq!(p.session.phase(), Phase::Ready, "{model}");
+        // Silence: the echo goes with a new look at `_Server`; leadership lost closes.
+        p.advance(Duration::from_secs(6));
+        let out = p.sent();
+        let methods: Vec<&str> = out.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(methods, ["echo", "transact"], "{model}");
+        p.reply(&out[1], server_row("clustered", false, true));
+        assert!(matches!(
+            p.closed_reason(),
+            CloseReason::Protocol(ProtocolError::NotLeader { .. })
+        ));
+    }
+}

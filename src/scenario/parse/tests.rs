@@ -230,6 +230,9 @@ const BAD: &[(&str, &str, &str)] = &[
     ("direction = \"OUT\"", "direction = \"out\"", "direction"),
     ("filter = { ip_proto = 1 }", "filter = 1", "filter"),
     ("action = \"migrate\"", "action = \"teleport\"", "action"),
+    // One controller: no leader to kill.
+    ("action = \"migrate\"", "action = \"kill_leader\"", "action"),
+    ("settle_s = 0.5", "settle_s = 0.5\ncontrollers = 9", "controllers"),
     ("at = 1.5", "at = -1.5", "at"),
     ("at = 1.5", "at = \"soon\"", "at"),
     ("seconds = 1", "seconds = \"one\"", "seconds"),
@@ -607,4 +610,18 @@ fn link_cuts_are_checked_on_paper() {
     let (_, field, _, expected) = field_error(&t);
     assert_eq!(field, "at");
     assert!(expected.contains("VM vm"), "{expected}");
+}
+
+#[test]
+fn several_controllers_and_their_steps_parse() {
+    let t = GOOD.replacen("settle_s = 0.5", "settle_s = 0.5\ncontrollers = 3", 1).replacen(
+        "action = \"migrate\"\nvm = \"vm1\"\nto = \"hv2\"",
+        "action = \"kill_leader\"\n\n[[step]]\naction = \"kill_nb_leader\"\n\n[[step]]\naction = \"migrate\"\nvm = \"vm1\"\nto = \"hv2\"",
+        1,
+    );
+    let s = parse("t.toml", &t).expect("parses");
+    assert_eq!(s.controllers, 3);
+    let actions: Vec<&str> = s.steps.iter().map(|st| st.action.kind()).collect();
+    assert!(actions.contains(&"kill_leader") && actions.contains(&"kill_nb_leader"), "{actions:?}");
+    assert_eq!(parse("t.toml", GOOD).expect("parses").controllers, 1);
 }
