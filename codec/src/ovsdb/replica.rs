@@ -505,7 +505,7 @@ impl Replica {
                     Some(prev) => {
                         let columns: Vec<ColumnName> = row
                             .iter()
-                            .filter(|(c, d)| prev.get(*c) != Some(d))
+                            .filter(|(c, d)| prev.get(c) != Some(d))
                             .map(|(c, _)| c.clone())
                             .collect();
                         if !columns.is_empty() {
