@@ -467,7 +467,7 @@ pub fn wait_for(
 
 /// Only the given columns of a row.
 pub fn project(row: &Row, columns: &[&str]) -> Row {
-    columns.iter().filter_map(|c| Some((Arc::<str>::from(*c), row.get(*c)?.clone()))).collect()
+    columns.iter().filter_map(|c| Some((Arc::<str>::from(*c), row.get(c)?.clone()))).collect()
 }
 
 /// The row of a token (its hash, never the token).

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use serde_json::{Number, Value};
 
 use super::error::{DecodeError, Loc};
+use super::row::Row;
 
 /// A row or transaction UUID, printed in the canonical 8-4-4-4-12 lowercase hex form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -374,6 +375,158 @@ impl From<Uuid> for Atom {
     }
 }
 
+/// The elements of a set [`Datum`], sorted and without duplicates; it reads as a slice. A set of
+/// one, the value of every scalar column, is held inline: copying or parsing it allocates nothing.
+/// `==`, order and hash are those of the slice, however the set is held.
+#[derive(Clone)]
+pub struct AtomSet(AtomSetRepr);
+
+#[derive(Clone)]
+enum AtomSetRepr {
+    One(Atom),
+    /// Zero or two or more elements (one is held as `One`).
+    Many(Vec<Atom>),
+}
+
+impl AtomSet {
+    /// The empty set.
+    pub const fn new() -> AtomSet {
+        AtomSet(AtomSetRepr::Many(Vec::new()))
+    }
+
+    /// The set of one atom.
+    pub const fn one(a: Atom) -> AtomSet {
+        AtomSet(AtomSetRepr::One(a))
+    }
+
+    /// The elements.
+    pub fn as_slice(&self) -> &[Atom] {
+        match &self.0 {
+            AtomSetRepr::One(a) => std::slice::from_ref(a),
+            AtomSetRepr::Many(v) => v,
+        }
+    }
+
+    /// The elements as a vector.
+    pub fn into_vec(self) -> Vec<Atom> {
+        match self.0 {
+            AtomSetRepr::One(a) => vec![a],
+            AtomSetRepr::Many(v) => v,
+        }
+    }
+}
+
+impl Default for AtomSet {
+    fn default() -> Self {
+        AtomSet::new()
+    }
+}
+
+impl From<Vec<Atom>> for AtomSet {
+    /// The atoms must be sorted and without duplicates, as [`Datum::set`] makes them.
+    fn from(mut v: Vec<Atom>) -> Self {
+        match v.pop() {
+            Some(a) if v.is_empty() => AtomSet::one(a),
+            Some(a) => {
+                v.push(a);
+                AtomSet(AtomSetRepr::Many(v))
+            }
+            None => AtomSet(AtomSetRepr::Many(v)),
+        }
+    }
+}
+
+impl std::ops::Deref for AtomSet {
+    type Target = [Atom];
+
+    fn deref(&self) -> &[Atom] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for AtomSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for AtomSet {}
+
+impl PartialOrd for AtomSet {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for AtomSet {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for AtomSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl fmt::Debug for AtomSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+/// The iterator of an owned [`AtomSet`].
+pub struct AtomSetIntoIter(AtomSetIntoIterRepr);
+
+enum AtomSetIntoIterRepr {
+    One(Option<Atom>),
+    Many(std::vec::IntoIter<Atom>),
+}
+
+impl Iterator for AtomSetIntoIter {
+    type Item = Atom;
+
+    fn next(&mut self) -> Option<Atom> {
+        match &mut self.0 {
+            AtomSetIntoIterRepr::One(a) => a.take(),
+            AtomSetIntoIterRepr::Many(it) => it.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            AtomSetIntoIterRepr::One(a) => {
+                (usize::from(a.is_some()), Some(usize::from(a.is_some())))
+            }
+            AtomSetIntoIterRepr::Many(it) => it.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for AtomSetIntoIter {}
+
+impl IntoIterator for AtomSet {
+    type Item = Atom;
+    type IntoIter = AtomSetIntoIter;
+
+    fn into_iter(self) -> AtomSetIntoIter {
+        AtomSetIntoIter(match self.0 {
+            AtomSetRepr::One(a) => AtomSetIntoIterRepr::One(Some(a)),
+            AtomSetRepr::Many(v) => AtomSetIntoIterRepr::Many(v.into_iter()),
+        })
+    }
+}
+
+impl<'s> IntoIterator for &'s AtomSet {
+    type Item = &'s Atom;
+    type IntoIter = std::slice::Iter<'s, Atom>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
 /// The value of a column: a set of atoms (a single atom is a set of one) or a map. Always in
 /// canonical form (sorted, no duplicate elements or keys); build it with [`Datum::set`],
 /// [`Datum::map`], [`Datum::atom`] or parse it, and `==` is OVSDB equality.
@@ -381,7 +534,7 @@ impl From<Uuid> for Atom {
 #[non_exhaustive]
 pub enum Datum {
     /// A set of atoms, sorted and without duplicates.
-    Set(Vec<Atom>),
+    Set(AtomSet),
     /// A map, sorted by key, keys unique.
     Map(Vec<(Atom, Atom)>),
 }
@@ -389,12 +542,12 @@ pub enum Datum {
 impl Datum {
     /// A set holding one atom (the form of a scalar column's value).
     pub fn atom(a: impl Into<Atom>) -> Self {
-        Datum::Set(vec![a.into()])
+        Datum::Set(AtomSet::one(a.into()))
     }
 
     /// The empty set.
     pub fn empty_set() -> Self {
-        Datum::Set(Vec::new())
+        Datum::Set(AtomSet::new())
     }
 
     /// The empty map.
@@ -407,7 +560,7 @@ impl Datum {
         let mut v: Vec<Atom> = atoms.into_iter().map(Into::into).collect();
         v.sort();
         v.dedup();
-        Datum::Set(v)
+        Datum::Set(v.into())
     }
 
     /// A map of the given pairs; for a duplicated key the last pair wins.
@@ -420,7 +573,7 @@ impl Datum {
     /// The only atom, if this is a set of exactly one.
     pub fn as_atom(&self) -> Option<&Atom> {
         match self {
-            Datum::Set(v) if v.len() == 1 => v.first(),
+            Datum::Set(AtomSet(AtomSetRepr::One(a))) => Some(a),
             _ => None,
         }
     }
@@ -428,7 +581,7 @@ impl Datum {
     /// The elements, if this is a set.
     pub fn as_set(&self) -> Option<&[Atom]> {
         match self {
-            Datum::Set(v) => Some(v),
+            Datum::Set(v) => Some(v.as_slice()),
             Datum::Map(_) => None,
         }
     }
@@ -495,7 +648,7 @@ impl Datum {
             _ => None,
         });
         let Some((is_set, body)) = tagged else {
-            return Ok(Datum::Set(vec![Atom::from_json_at(v, loc)?]));
+            return Ok(Datum::atom(Atom::from_json_at(v, loc)?));
         };
         let body_loc = loc.index(1);
         let items = body_loc.array(body)?;
@@ -508,7 +661,7 @@ impl Datum {
             if let Some(w) = atoms.windows(2).find(|w| w[0] == w[1]) {
                 return Err(body_loc.error("a set without duplicates", &w[0].to_json()));
             }
-            Ok(Datum::Set(atoms))
+            Ok(Datum::Set(atoms.into()))
         } else {
             let mut pairs = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
@@ -533,13 +686,11 @@ impl Datum {
 /// A column name. Shared: the rows of a replica hold their table's names, not copies of them.
 pub type ColumnName = Arc<str>;
 
-/// A row: column name to value. Depending on context it holds every column or only some.
-pub type Row = BTreeMap<ColumnName, Datum>;
-
 /// Parses a `<row>` object, each member a datum.
 pub(crate) fn row_from_json(v: &Value, loc: &Loc<'_>) -> Result<Row, DecodeError> {
-    let mut row = Row::new();
-    for (k, d) in loc.object(v)? {
+    let members = loc.object(v)?;
+    let mut row = Row::with_capacity(members.len());
+    for (k, d) in members {
         row.insert(ColumnName::from(k.as_str()), Datum::from_json_at(d, &loc.key(k))?);
     }
     Ok(row)
@@ -552,13 +703,14 @@ pub fn row_to_json(row: &Row) -> Value {
 
 impl From<Atom> for Datum {
     fn from(a: Atom) -> Self {
-        Datum::Set(vec![a])
+        Datum::atom(a)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     const U: &str = "a4dee483-b10d-4805-9d68-39aa5f73d7c1";
@@ -651,6 +803,95 @@ mod tests {
         let e = Datum::from_json(&json!(["map", [["a"]]])).unwrap_err();
         assert_eq!(e.to_string(), "datum[1][0]: expected a [key, value] pair, found [\"a\"]");
         assert!(Datum::from_json(&json!(["set", 1])).is_err());
+    }
+
+    /// The datum as it was held before sets of one were inline: the reference the inline form
+    /// must behave as.
+    #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    enum VecDatum {
+        Set(Vec<Atom>),
+        Map(Vec<(Atom, Atom)>),
+    }
+
+    fn as_vec_datum(d: &Datum) -> VecDatum {
+        match d {
+            Datum::Set(s) => VecDatum::Set(s.to_vec()),
+            Datum::Map(m) => VecDatum::Map(m.clone()),
+        }
+    }
+
+    fn hash_of(x: &impl Hash) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        x.hash(&mut h);
+        h.finish()
+    }
+
+    fn atom() -> impl Strategy<Value = Atom> {
+        prop_oneof![
+            (-3i64..3).prop_map(Atom::Integer),
+            (-2i32..2).prop_map(|r| Atom::Real(f64::from(r) / 2.0)),
+            any::<bool>().prop_map(Atom::Boolean),
+            "[ab]{0,2}".prop_map(Atom::String),
+            (0u128..3).prop_map(|u| Atom::Uuid(Uuid(u))),
+        ]
+    }
+
+    fn datum() -> impl Strategy<Value = Datum> {
+        prop_oneof![
+            prop::collection::vec(atom(), 0..4).prop_map(Datum::set),
+            prop::collection::vec((atom(), atom()), 0..3).prop_map(Datum::map),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn inline_sets_behave_as_vectors(a in datum(), b in datum()) {
+            let (va, vb) = (as_vec_datum(&a), as_vec_datum(&b));
+            prop_assert_eq!(a == b, va == vb);
+            prop_assert_eq!(a.cmp(&b), va.cmp(&vb));
+            if a == b {
+                prop_assert_eq!(hash_of(&a), hash_of(&b));
+            }
+            prop_assert_eq!(format!("{:?}", a), format!("{:?}", va));
+            let one = match &va {
+                VecDatum::Set(v) if v.len() == 1 => v.first(),
+                _ => None,
+            };
+            prop_assert_eq!(a.as_atom(), one);
+            prop_assert_eq!(a.len(), match &va { VecDatum::Set(v) => v.len(), VecDatum::Map(m) => m.len() });
+            if let Datum::Set(s) = a.clone() {
+                let v: Vec<Atom> = s.clone().into_iter().collect();
+                prop_assert_eq!(&v, &s.to_vec());
+                prop_assert_eq!(AtomSet::from(v.clone()), s.clone());
+                prop_assert_eq!(s.into_vec(), v);
+            }
+        }
+
+        #[test]
+        fn datums_round_trip_through_json(a in datum()) {
+            let json = a.to_json();
+            let back = Datum::from_json(&json).unwrap();
+            prop_assert_eq!(&back, &a);
+            prop_assert_eq!(back.as_atom(), a.as_atom());
+            // A set of one parses the same spelled bare or as a set.
+            if let Some(x) = a.as_atom() {
+                let spelled = json!(["set", [x.to_json()]]);
+                let parsed = Datum::from_json(&spelled).unwrap();
+                prop_assert_eq!(parsed.as_atom(), Some(x));
+            }
+        }
+    }
+
+    #[test]
+    fn a_set_of_one_is_held_inline() {
+        assert!(matches!(Datum::atom(1), Datum::Set(AtomSet(AtomSetRepr::One(_)))));
+        assert!(matches!(Datum::set([1]), Datum::Set(AtomSet(AtomSetRepr::One(_)))));
+        assert!(matches!(
+            Datum::from_json(&json!(["set", ["x"]])).unwrap(),
+            Datum::Set(AtomSet(AtomSetRepr::One(_)))
+        ));
+        assert_eq!(AtomSet::from(vec![Atom::Integer(1)]), AtomSet::one(Atom::Integer(1)));
+        assert_eq!(std::mem::size_of::<Datum>(), 32, "no larger than a vector and its tag");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Layered like Open vSwitch's own client: [`jsonrpc::JsonStream`] splits the byte stream into
 //! JSON-RPC [`Message`]s; [`method`] builds requests and types replies and notifications;
-//! [`datum`], [`schema`], [`operation`] and [`update`] are the data they carry;
+//! [`datum`], [`row`], [`schema`], [`operation`] and [`update`] are the data they carry;
 //! [`replica::Replica`] applies monitor updates to an in-memory copy of the tables. No I/O.
 
 pub mod datum;
@@ -11,10 +11,11 @@ pub mod jsonrpc;
 pub mod method;
 pub mod operation;
 pub mod replica;
+pub mod row;
 pub mod schema;
 pub mod update;
 
-pub use datum::{Atom, AtomicType, Datum, Row, Uuid};
+pub use datum::{Atom, AtomSet, AtomicType, Datum, Uuid};
 pub use error::{DecodeError, Problem, ReplicaError, ValidationError};
 pub use jsonrpc::{JsonStream, Message, Notification, Request, Response};
 pub use method::{
@@ -25,5 +26,6 @@ pub use operation::{
     TransactReply, WaitUntil,
 };
 pub use replica::{ChangeKind, Replica, RowChange};
+pub use row::Row;
 pub use schema::{BaseType, ColumnSchema, ColumnType, DatabaseSchema, MaxCount, TableSchema};
 pub use update::{RowUpdate, RowUpdate2, TableUpdates, TableUpdates2};

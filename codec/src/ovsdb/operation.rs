@@ -20,8 +20,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use super::datum::{is_id, row_from_json, row_to_json, Atom, AtomicType, Datum, Row, Uuid};
+use super::datum::{is_id, row_from_json, row_to_json, Atom, AtomicType, Datum, Uuid};
 use super::error::{DecodeError, Loc, Problem, ValidationError};
+use super::row::Row;
 use super::schema::{ColumnType, DatabaseSchema, MaxCount, TableSchema};
 
 macro_rules! string_enum {

@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use super::datum::{Atom, ColumnName, Datum, Row, Uuid};
+use super::datum::{Atom, ColumnName, Datum, Uuid};
 use super::error::{Problem, ReplicaError};
 use super::method::{CondSinceReply, MonitorRequest, MonitorRequests};
+use super::row::Row;
 use super::schema::{ColumnType, DatabaseSchema};
 use super::update::{RowUpdate2, TableUpdates, TableUpdates2};
 
@@ -50,27 +51,35 @@ pub struct RowChange {
 
 #[derive(Debug, Clone, PartialEq)]
 struct TableReplica {
-    /// The monitored columns and their types.
-    columns: BTreeMap<ColumnName, ColumnType>,
     /// Every monitored column at its default value: the start of every inserted row, which
-    /// then shares these column names.
+    /// then shares these column names. Every row holds the same columns, so a column is at
+    /// the same [`Row::position`] in each.
     defaults: Row,
+    /// The type of each monitored column, at the column's position in `defaults`.
+    types: Vec<ColumnType>,
     rows: BTreeMap<Uuid, Row>,
 }
 
 impl TableReplica {
     fn new(columns: BTreeMap<ColumnName, ColumnType>) -> TableReplica {
         let defaults = columns.iter().map(|(c, ty)| (c.clone(), ty.default_datum())).collect();
-        TableReplica { columns, defaults, rows: BTreeMap::new() }
+        let types = columns.into_values().collect();
+        TableReplica { defaults, types, rows: BTreeMap::new() }
     }
 
     /// The same columns, no rows.
     fn emptied(&self) -> TableReplica {
         TableReplica {
-            columns: self.columns.clone(),
             defaults: self.defaults.clone(),
+            types: self.types.clone(),
             rows: BTreeMap::new(),
         }
+    }
+
+    /// The position and type of a monitored column.
+    fn column(&self, column: &str) -> Option<(usize, &ColumnType)> {
+        let i = self.defaults.position(column).ok()?;
+        Some((i, self.types.get(i)?))
     }
 }
 
@@ -119,7 +128,7 @@ fn apply_diff(old: &Datum, diff: Datum) -> Result<Datum, Problem> {
                 }
             }
             out.extend_from_slice(&a[i..]);
-            Ok(Datum::Set(out))
+            Ok(Datum::Set(out.into()))
         }
         (Datum::Map(a), Datum::Map(d)) => {
             // Absent key: add; same pair: remove; other value: replace.
@@ -202,7 +211,7 @@ impl Replica {
             .map(|(name, t)| {
                 (
                     name.clone(),
-                    vec![MonitorRequest::columns(t.columns.keys().map(|c| c.to_string()))],
+                    vec![MonitorRequest::columns(t.defaults.keys().map(|c| c.to_string()))],
                 )
             })
             .collect()
@@ -225,7 +234,7 @@ impl Replica {
 
     /// The monitored columns of a table.
     pub fn columns(&self, table: &str) -> Option<impl Iterator<Item = &str>> {
-        self.tables.get(table).map(|t| t.columns.keys().map(|c| &**c))
+        self.tables.get(table).map(|t| t.defaults.keys().map(|c| &**c))
     }
 
     /// The transaction id of the last `update3` or `monitor_cond_since` reply applied, to
@@ -256,7 +265,9 @@ impl Replica {
         let mut out = t.defaults.clone();
         for (col, d) in given {
             let e = |p| err(table, Some(uuid), Some(&col), p);
-            let (Some(ty), Some(slot)) = (t.columns.get(&col), out.get_mut(&col)) else {
+            let Some((ty, slot)) =
+                t.column(&col).and_then(|(i, ty)| Some((ty, out.value_at_mut(i)?)))
+            else {
                 return Err(e(Problem::NoSuchColumn));
             };
             let d = ty.coerce(d);
@@ -280,23 +291,22 @@ impl Replica {
         let mut changed = Vec::new();
         for (col, d) in given {
             let e = |p| err(table, Some(uuid), Some(&col), p);
-            let ty = t.columns.get(&*col).ok_or_else(|| e(Problem::NoSuchColumn))?;
+            let (i, ty) = t.column(&col).ok_or_else(|| e(Problem::NoSuchColumn))?;
             let d = ty.coerce(d);
+            let (name, cur) = old.entry_at(i).ok_or_else(|| e(Problem::NoSuchColumn))?;
             let new = if diff && ty.is_composite() {
                 ty.relaxed().check(&d, false).map_err(e)?;
-                match old.get(&col) {
-                    Some(cur) => apply_diff(cur, d),
-                    None => apply_diff(&ty.default_datum(), d),
-                }
-                .map_err(e)?
+                apply_diff(cur, d).map_err(e)?
             } else {
                 d
             };
             ty.check(&new, false).map_err(e)?;
-            if old.get(&col) != Some(&new) {
-                changed.push(col.clone());
+            if *cur != new {
+                changed.push(name.clone());
             }
-            row.insert(col, new);
+            if let Some(slot) = row.value_at_mut(i) {
+                *slot = new;
+            }
         }
         Ok((row, changed))
     }
@@ -495,7 +505,7 @@ impl Replica {
                     Some(prev) => {
                         let columns: Vec<ColumnName> = row
                             .iter()
-                            .filter(|(c, d)| prev.get(*c) != Some(d))
+                            .filter(|(c, d)| prev.get(c) != Some(d))
                             .map(|(c, _)| c.clone())
                             .collect();
                         if !columns.is_empty() {

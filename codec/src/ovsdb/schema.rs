@@ -213,7 +213,7 @@ impl BaseType {
         let mut o = Map::new();
         o.insert("type".into(), self.atomic.as_str().into());
         if let Some(e) = &self.enumeration {
-            o.insert("enum".into(), Datum::Set(e.clone()).to_json());
+            o.insert("enum".into(), Datum::Set(e.clone().into()).to_json());
         }
         let mut put = |k: &str, v: Option<Value>| {
             if let Some(v) = v {
@@ -308,7 +308,7 @@ impl ColumnType {
         } else if let Some(v) = &self.value {
             Datum::Map(vec![(self.key.atomic.default_atom(), v.atomic.default_atom())])
         } else {
-            Datum::Set(vec![self.key.atomic.default_atom()])
+            Datum::atom(self.key.atomic.default_atom())
         }
     }
 

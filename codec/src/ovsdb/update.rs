@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::datum::{row_from_json, row_to_json, Row, Uuid};
+use super::datum::{row_from_json, row_to_json, Uuid};
 use super::error::{DecodeError, Loc};
+use super::row::Row;
 
 /// One row's change in a `<table-updates>`: insert (`new` only), delete (`old` only) or modify
 /// (both; `old` holds the previous values of the changed columns, `new` every monitored column).
