@@ -17,6 +17,7 @@ use crate::log::{logger_with_control, LogFormat, LogLevel};
 use crate::northbound::auth::{KnownToken, Role};
 use crate::northbound::config::Config;
 use crate::northbound::server::{Files, Supervisor};
+use crate::openflow::learning::App;
 use crate::openflow::listener::{Bound, ListenAddr};
 use crate::openflow::session::SessionConfig;
 use crate::ovsdb::driver::{spawn_active, DriverConfig, Listener};
@@ -71,6 +72,11 @@ pub struct RunArgs {
     /// Log level: critical, error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub log_level: LogLevel,
+    /// A reactive app every switch connection also runs: `learning-switch` answers packet-ins
+    /// (other than periscope's own) as an Ethernet learning switch, for `periscope bench
+    /// reactive`.
+    #[arg(long, value_enum)]
+    pub app: Option<App>,
     /// Seconds of silence after which a switch is sent an echo request.
     #[arg(long, default_value_t = 5)]
     pub echo_interval: u64,
@@ -191,6 +197,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         listeners.push(tokio::spawn(bound.serve(
             ids.clone(),
             cfg.clone(),
+            args.app,
             tx.clone(),
             log.new(o!()),
         )));

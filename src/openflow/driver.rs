@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use slog::{debug, o, warn, Logger};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -12,6 +12,7 @@ use tokio_util::codec::Framed;
 use periscope_codec::openflow::Message;
 
 use super::framing::OfpCodec;
+use super::learning::{App, LearningSwitch};
 use super::session::{SendError, Session, SessionConfig, SessionEvent};
 
 /// Identifies one accepted OpenFlow connection for the lifetime of the process.
@@ -62,12 +63,21 @@ pub enum SwitchEvent {
 /// Capacity of a connection's command queue: a slow switch fills its own queue, not others'.
 pub const COMMAND_QUEUE: usize = 256;
 
-/// Runs one connection until it closes. Events go to `events`, tagged with `conn`.
+/// Frames read and handled at most before the answers are written out: the batch that one
+/// write system call carries when the switch keeps the pipe full.
+const READ_BATCH: usize = 256;
+
+/// Tag of the requests the driver's app sends (its barriers' confirmations stay here).
+pub const TAG_APP: u64 = u64::MAX - 3;
+
+/// Runs one connection until it closes. Events go to `events`, tagged with `conn`; with an
+/// `app`, the packet-ins that are for it are answered here, in the connection's own task.
 pub async fn drive<S>(
     stream: S,
     conn: ConnId,
     peer: String,
     cfg: SessionConfig,
+    app: Option<App>,
     events: mpsc::Sender<(ConnId, SwitchEvent)>,
     log: Logger,
 ) where
@@ -80,42 +90,95 @@ pub async fn drive<S>(
     }
     let mut framed = Framed::new(stream, OfpCodec);
     let mut session = Session::new(Instant::now(), cfg);
+    let mut learning = app.map(|App::LearningSwitch| LearningSwitch::new());
+    let mut answers = Vec::new();
     loop {
-        let mut wrote = false;
-        while let Some(m) = session.poll_transmit() {
-            wrote = true;
-            if let Err(e) = framed.feed(m).await {
-                session.handle_close(format!("write failed: {e}"));
-                break;
-            }
-        }
-        if wrote {
-            if let Err(e) = framed.flush().await {
-                session.handle_close(format!("write failed: {e}"));
-            }
-        }
         let mut closed = false;
+        let mut app_sent = false;
         while let Some(ev) = session.poll_event() {
+            let ev = match (ev, learning.as_mut()) {
+                (SessionEvent::PacketIn(pin), Some(sw)) if LearningSwitch::wants(&pin) => {
+                    sw.handle_packet_in(&pin, &mut answers);
+                    let now = Instant::now();
+                    for msg in answers.drain(..) {
+                        match session.send(now, msg, TAG_APP, String::new()) {
+                            Ok(_) => app_sent = true,
+                            Err(e) => debug!(log, "learning switch answer not sent"; "error" => %e),
+                        }
+                    }
+                    continue;
+                }
+                (SessionEvent::Confirmed { barrier, .. }, _) if barrier.tag == TAG_APP => continue,
+                (SessionEvent::RequestFailed { request: Some(r), error, .. }, _)
+                    if r.tag == TAG_APP =>
+                {
+                    warn!(log, "switch refused a learning switch request";
+                        "error" => format!("{:?} code {}", error.err_type, error.code));
+                    continue;
+                }
+                (ev, _) => ev,
+            };
             closed |= matches!(ev, SessionEvent::Closed(_));
             if events.send((conn, SwitchEvent::Session(ev))).await.is_err() {
                 return;
             }
         }
+        // One barrier confirms the whole batch of answers (and keeps the session's record of
+        // outstanding requests short).
+        if app_sent {
+            if let Err(e) = session.barrier(Instant::now(), TAG_APP) {
+                debug!(log, "learning switch barrier not sent"; "error" => %e);
+            }
+        }
+        let mut wrote = false;
+        let mut write_failed = false;
+        while let Some(m) = session.poll_transmit() {
+            wrote = true;
+            if let Err(e) = framed.feed(m).await {
+                session.handle_close(format!("write failed: {e}"));
+                write_failed = true;
+                break;
+            }
+        }
+        if wrote && !write_failed {
+            if let Err(e) = framed.flush().await {
+                session.handle_close(format!("write failed: {e}"));
+                write_failed = true;
+            }
+        }
         if closed {
-            // Best effort: anything queued before closing (HELLO_FAILED) is already flushed.
+            // Best effort: anything queued before closing (HELLO_FAILED) is flushed above.
             debug!(log, "connection closed");
             return;
         }
+        if write_failed {
+            // The Closed event goes out at the top of the loop.
+            continue;
+        }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            frame = framed.next() => match frame {
-                Some(Ok(f)) => session.handle_frame(Instant::now(), f),
-                Some(Err(e)) => {
-                    warn!(log, "dropping connection"; "error" => %e);
-                    session.handle_close(e.to_string());
+            frame = framed.next() => {
+                let mut frame = frame;
+                // What else has already arrived is handled with it, and answered in one write.
+                for _ in 0..READ_BATCH {
+                    match frame {
+                        Some(Ok(f)) => session.handle_frame(Instant::now(), f),
+                        Some(Err(e)) => {
+                            warn!(log, "dropping connection"; "error" => %e);
+                            session.handle_close(e.to_string());
+                            break;
+                        }
+                        None => {
+                            session.handle_close("connection closed by the switch");
+                            break;
+                        }
+                    }
+                    match framed.next().now_or_never() {
+                        Some(f) => frame = f,
+                        None => break,
+                    }
                 }
-                None => session.handle_close("connection closed by the switch"),
-            },
+            }
             cmd = commands.recv() => match cmd {
                 Some(SwitchCommand::Send(requests)) => {
                     let now = Instant::now();

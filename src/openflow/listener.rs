@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
 
 use super::driver::{drive, ConnId, SwitchEvent};
+use super::learning::App;
 use super::session::SessionConfig;
 
 /// The IANA port for OpenFlow.
@@ -107,6 +108,7 @@ impl Bound {
         self,
         ids: Arc<AtomicU64>,
         cfg: SessionConfig,
+        app: Option<App>,
         events: mpsc::Sender<(ConnId, SwitchEvent)>,
         log: Logger,
     ) {
@@ -118,14 +120,14 @@ impl Bound {
                 Bound::Tcp(l) => match l.accept().await {
                     Ok((s, peer)) => {
                         let _ = s.set_nodelay(true);
-                        tokio::spawn(drive(s, conn, format!("tcp:{peer}"), cfg, events, log));
+                        tokio::spawn(drive(s, conn, format!("tcp:{peer}"), cfg, app, events, log));
                     }
                     Err(e) => accept_failed(&log, e).await,
                 },
                 Bound::Unix(l, p) => match l.accept().await {
                     Ok((s, _)) => {
                         let peer = format!("unix:{}#{}", p.display(), conn.0);
-                        tokio::spawn(drive(s, conn, peer, cfg, events, log));
+                        tokio::spawn(drive(s, conn, peer, cfg, app, events, log));
                     }
                     Err(e) => accept_failed(&log, e).await,
                 },
