@@ -136,11 +136,9 @@ fn main() -> std::process::ExitCode {
         .add_hypervisor("hv1", HypervisorOptions::secure().controller(ControllerTarget::Unix(sock)))
         .expect("hypervisor");
     let mut sw = rt.block_on(async {
-        let commands = loop {
-            match rx.recv().await.expect("listener") {
-                (_, SwitchEvent::Accepted { commands, .. }) => break commands,
-                other => panic!("before accept: {other:?}"),
-            }
+        let commands = match rx.recv().await.expect("listener") {
+            (_, SwitchEvent::Accepted { commands, .. }) => commands,
+            other => panic!("before accept: {other:?}"),
         };
         let mut sw = Switch { commands, events: rx };
         match sw.next().await {

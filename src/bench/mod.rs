@@ -278,33 +278,27 @@ async fn bench_reactive(
             all.push(reactive::measure("periscope", addr, pid, plan, args.switches, window).await);
         }
     }
-    if let Some(manager) = &args.osken {
-        let app = args
-            .osken_app
-            .clone()
-            .unwrap_or_else(|| "target/peers/simple_switch_13.py".to_string());
-        match start_osken(manager, &app, dir).await {
+    let measure_peer = |name: &'static str, started: anyhow::Result<(Child, SocketAddr)>| async move {
+        match started {
             Ok((child, addr)) => {
                 let pid = child.id();
                 let _target = Target { _periscope: None, peer: Some(child) };
-                all.push(
-                    reactive::measure("os-ken", addr, Some(pid), plan, args.switches, window).await,
-                );
+                Some(reactive::measure(name, addr, Some(pid), plan, args.switches, window).await)
             }
-            Err(e) => eprintln!("os-ken skipped: {e:#}"),
+            // The peers are a comparison: periscope's figures stand without them.
+            Err(e) => {
+                eprintln!("{name} skipped: {e:#}");
+                None
+            }
         }
+    };
+    if let Some(manager) = &args.osken {
+        let app = args.osken_app.as_deref().unwrap_or("target/peers/simple_switch_13.py");
+        all.extend(measure_peer("os-ken", start_osken(manager, app, dir).await).await);
     }
     if let Some(faucet) = &args.faucet {
-        match start_faucet(faucet, args.switches, args.ports, dir).await {
-            Ok((child, addr)) => {
-                let pid = child.id();
-                let _target = Target { _periscope: None, peer: Some(child) };
-                all.push(
-                    reactive::measure("faucet", addr, Some(pid), plan, args.switches, window).await,
-                );
-            }
-            Err(e) => eprintln!("faucet skipped: {e:#}"),
-        }
+        let started = start_faucet(faucet, args.switches, args.ports, dir).await;
+        all.extend(measure_peer("faucet", started).await);
     }
     Ok(all)
 }
