@@ -1,7 +1,9 @@
 //! `periscope bench`: emulates N OpenFlow 1.3 switches (like cbench) against a controller and
-//! measures the connection storm, idle memory and CPU per connection, and echo round trips;
-//! optionally against os-ken in the same run.
+//! measures the connection storm, idle memory and CPU per connection, echo round trips, and
+//! the reactive packet-in to flow mod rate (cbench's method); optionally against os-ken (and
+//! for the reactive mode faucet) in the same run.
 
+pub mod reactive;
 pub mod run;
 pub mod switch;
 
@@ -25,6 +27,9 @@ pub enum Mode {
     Storm,
     /// The storm, then each switch sends `--echo-count` echo requests one after the other.
     Echo,
+    /// cbench: packet-ins with varying source MACs to a learning switch (periscope's
+    /// `--app learning-switch`, os-ken's `simple_switch_13`, faucet), responses per second.
+    Reactive,
 }
 
 /// Options of `periscope bench`.
@@ -65,10 +70,29 @@ pub struct BenchArgs {
     /// `target/peers/osken/bin/osken-manager`, made by `benches/peers/setup.sh`).
     #[arg(long, value_name = "PATH")]
     pub osken: Option<PathBuf>,
-    /// The os-ken application to run: a module name or a file. The default installs a
-    /// table-miss flow and a barrier at features time (os-ken 3 ships no example apps).
-    #[arg(long, default_value = "benches/peers/osken_table_miss.py")]
-    pub osken_app: String,
+    /// The os-ken application to run: a module name or a file. The default for `storm` and
+    /// `echo` installs a table-miss flow and a barrier at features time; for `reactive` it is
+    /// os-ken 1.4.1's `simple_switch_13.py`, which `benches/peers/setup.sh` puts in
+    /// `target/peers/apps/` (os-ken 3 ships no example apps).
+    #[arg(long)]
+    pub osken_app: Option<String>,
+    /// `reactive`: also measure faucet in the same run: the path of its `faucet` (e.g.
+    /// `target/peers/faucet/bin/faucet`, made by `benches/peers/setup.sh`); it execs the
+    /// `osken-manager` beside it.
+    #[arg(long, value_name = "PATH")]
+    pub faucet: Option<PathBuf>,
+    /// `reactive`: how the switches send.
+    #[arg(id = "reactive_mode", long = "mode", value_enum, default_value = "throughput")]
+    pub reactive_mode: reactive::ReactiveMode,
+    /// `reactive`: hosts (source MACs) per emulated switch.
+    #[arg(long, default_value_t = 1000)]
+    pub macs: usize,
+    /// `reactive`: seconds of packet-ins before counting starts.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_secs: u64,
+    /// `reactive`: seconds counted.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
     /// Log level of the `periscope run` the bench starts.
     #[arg(long, default_value = "info")]
     pub controller_log_level: String,
@@ -139,13 +163,13 @@ pub struct Figures {
 struct Target {
     /// A `periscope run` we started (it stops itself when dropped).
     _periscope: Option<ControllerProcess>,
-    /// An os-ken we started.
-    osken: Option<Child>,
+    /// A Python peer (os-ken, faucet) we started.
+    peer: Option<Child>,
 }
 
 impl Drop for Target {
     fn drop(&mut self) {
-        if let Some(c) = &mut self.osken {
+        if let Some(c) = &mut self.peer {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -171,25 +195,112 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(0)
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = rt.block_on(bench_all(&args, &dir));
+    let result = if args.mode == Mode::Reactive {
+        rt.block_on(bench_reactive(&args, &dir)).map(|all| {
+            reactive::print_table(&all);
+            let ok = all.iter().all(|f| f.failures == 0);
+            (serde_json::to_value(&all), ok)
+        })
+    } else {
+        rt.block_on(bench_all(&args, &dir)).map(|all| {
+            print_table(&all);
+            let ok = all.iter().all(|f| f.failures == 0);
+            (serde_json::to_value(&all), ok)
+        })
+    };
     match &result {
         Ok(_) => {
             let _ = std::fs::remove_dir_all(&dir);
         }
         Err(_) => eprintln!("controller logs kept in {}", dir.display()),
     }
-    let all = result?;
-    print_table(&all);
+    let (all, ok) = result?;
     if let Some(p) = &args.json {
         let body = serde_json::json!({
             "mode": args.mode,
             "command": std::env::args().collect::<Vec<_>>().join(" "),
-            "results": all,
+            "results": all?,
         });
         std::fs::write(p, serde_json::to_string_pretty(&body)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    Ok(if all.iter().all(|f| f.failures == 0) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Starts `periscope run` (this binary) on an ephemeral loopback port with `extra` arguments.
+fn start_periscope(
+    args: &BenchArgs,
+    dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(ControllerProcess, SocketAddr)> {
+    let exe = std::env::current_exe().context("finding the periscope binary")?;
+    let mut run_args = vec!["--openflow=ptcp:0:127.0.0.1".to_string()];
+    run_args.extend(extra.iter().map(|a| a.to_string()));
+    let ctl = ControllerProcess::start_logging(
+        exe,
+        &run_args,
+        &dir.join("periscope.log"),
+        &args.controller_log_level,
+    )
+    .map_err(|e| anyhow::anyhow!("starting periscope run: {e}"))?;
+    let of = ctl.openflow().first().cloned().unwrap_or_default();
+    let addr = parse_controller(&of).context("the address periscope run printed")?;
+    Ok((ctl, addr))
+}
+
+/// `reactive`: periscope's learning switch, then the peers, one after the other.
+async fn bench_reactive(
+    args: &BenchArgs,
+    dir: &Path,
+) -> anyhow::Result<Vec<reactive::ReactiveFigures>> {
+    let plan = reactive::SwitchPlan {
+        index: 0,
+        ports: args.ports,
+        macs: args.macs.max(1),
+        mode: args.reactive_mode,
+        // simple_switch_13 and faucet send no barrier after their first flows.
+        ready_on: ReadyOn::FlowMod,
+    };
+    let window = reactive::Window {
+        handshake: Duration::from_secs(args.timeout_secs),
+        warmup: Duration::from_secs(args.warmup_secs),
+        measure: Duration::from_secs(args.duration_secs.max(1)),
+    };
+    let mut all = Vec::new();
+    match &args.controller {
+        Some(c) => {
+            let addr = parse_controller(c)?;
+            all.push(reactive::measure(c, addr, args.pid, plan, args.switches, window).await);
+        }
+        None => {
+            let (ctl, addr) = start_periscope(args, dir, &["--app", "learning-switch"])?;
+            let pid = Some(ctl.pid());
+            all.push(reactive::measure("periscope", addr, pid, plan, args.switches, window).await);
+        }
+    }
+    let measure_peer = |name: &'static str, started: anyhow::Result<(Child, SocketAddr)>| async move {
+        match started {
+            Ok((child, addr)) => {
+                let pid = child.id();
+                let _target = Target { _periscope: None, peer: Some(child) };
+                Some(reactive::measure(name, addr, Some(pid), plan, args.switches, window).await)
+            }
+            // The peers are a comparison: periscope's figures stand without them.
+            Err(e) => {
+                eprintln!("{name} skipped: {e:#}");
+                None
+            }
+        }
+    };
+    if let Some(manager) = &args.osken {
+        let app = args.osken_app.as_deref().unwrap_or("target/peers/apps/simple_switch_13.py");
+        all.extend(measure_peer("os-ken", start_osken(manager, app, dir).await).await);
+    }
+    if let Some(faucet) = &args.faucet {
+        let started = start_faucet(faucet, args.switches, args.ports, dir).await;
+        all.extend(measure_peer("faucet", started).await);
+    }
+    Ok(all)
 }
 
 async fn bench_all(args: &BenchArgs, dir: &Path) -> anyhow::Result<Vec<Figures>> {
@@ -197,28 +308,20 @@ async fn bench_all(args: &BenchArgs, dir: &Path) -> anyhow::Result<Vec<Figures>>
     let (target, addr, pid, name) = match &args.controller {
         Some(c) => (Target::default(), parse_controller(c)?, args.pid, c.clone()),
         None => {
-            let exe = std::env::current_exe().context("finding the periscope binary")?;
-            let ctl = ControllerProcess::start_logging(
-                exe,
-                &["--openflow=ptcp:0:127.0.0.1".to_string()],
-                &dir.join("periscope.log"),
-                &args.controller_log_level,
-            )
-            .map_err(|e| anyhow::anyhow!("starting periscope run: {e}"))?;
-            let of = ctl.openflow().first().cloned().unwrap_or_default();
-            let addr = parse_controller(&of).context("the address periscope run printed")?;
+            let (ctl, addr) = start_periscope(args, dir, &[])?;
             let pid = ctl.pid();
-            let target = Target { _periscope: Some(ctl), osken: None };
+            let target = Target { _periscope: Some(ctl), peer: None };
             (target, addr, Some(pid), "periscope".to_string())
         }
     };
     all.push(measure(args, &name, addr, pid, args.ready_on).await);
     drop(target);
     if let Some(manager) = &args.osken {
-        match start_osken(manager, &args.osken_app, dir).await {
+        let app = args.osken_app.as_deref().unwrap_or("benches/peers/osken_table_miss.py");
+        match start_osken(manager, app, dir).await {
             Ok((child, addr)) => {
                 let pid = child.id();
-                let target = Target { _periscope: None, osken: Some(child) };
+                let target = Target { _periscope: None, peer: Some(child) };
                 all.push(measure(args, "os-ken", addr, Some(pid), args.ready_on).await);
                 drop(target);
             }
@@ -410,26 +513,69 @@ fn check_fd_limit(switches: usize) -> anyhow::Result<()> {
 
 /// Starts os-ken's manager with `app` on a free loopback port and waits until it accepts.
 async fn start_osken(manager: &Path, app: &str, dir: &Path) -> anyhow::Result<(Child, SocketAddr)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .context("finding a free port for os-ken")?
-        .port();
-    let log = dir.join("osken.log");
+    start_peer("os-ken", Command::new(manager), "--", &[app], dir).await
+}
+
+/// Starts faucet for the emulated switches (its configuration, logs and metrics in `dir`, its
+/// Prometheus endpoint on a free loopback port) and waits until it accepts.
+async fn start_faucet(
+    faucet: &Path,
+    switches: usize,
+    ports: u16,
+    dir: &Path,
+) -> anyhow::Result<(Child, SocketAddr)> {
+    let config = dir.join("faucet.yaml");
+    std::fs::write(&config, reactive::faucet_yaml(switches, ports))
+        .with_context(|| format!("writing {}", config.display()))?;
+    let prometheus = free_port().context("finding a free port for faucet's metrics")?;
+    // faucet execs the osken-manager of its own virtual environment, found on PATH.
+    let bin = faucet.parent().unwrap_or(Path::new("."));
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = Command::new(faucet);
+    cmd.env("PATH", path)
+        .env("FAUCET_CONFIG", &config)
+        .env("FAUCET_LOG", dir.join("faucet-app.log"))
+        .env("FAUCET_EXCEPTION_LOG", dir.join("faucet-exception.log"))
+        .env("FAUCET_PROMETHEUS_ADDR", "127.0.0.1")
+        .env("FAUCET_PROMETHEUS_PORT", prometheus.to_string());
+    // faucet's own options name os-ken's with a `--ryu-` prefix.
+    start_peer("faucet", cmd, "--ryu-", &[], dir).await
+}
+
+fn free_port() -> std::io::Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port())
+}
+
+/// Starts a Python peer on a free loopback port (its options `ofp-listen-host` and
+/// `ofp-tcp-listen-port` spelled with `prefix`), with `args` after the options, and waits until
+/// it accepts.
+async fn start_peer(
+    name: &str,
+    mut cmd: Command,
+    prefix: &str,
+    args: &[&str],
+    dir: &Path,
+) -> anyhow::Result<(Child, SocketAddr)> {
+    let port = free_port().with_context(|| format!("finding a free port for {name}"))?;
+    let log = dir.join(format!("{name}.log"));
     let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let err = out.try_clone().context("os-ken log")?;
-    let mut child = Command::new(manager)
-        .args(["--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port", &port.to_string(), app])
+    let err = out.try_clone().with_context(|| format!("{name} log"))?;
+    let shown = format!("{:?}", cmd.get_program());
+    let mut child = cmd
+        .arg(format!("{prefix}ofp-listen-host=127.0.0.1"))
+        .arg(format!("{prefix}ofp-tcp-listen-port={port}"))
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .spawn()
-        .with_context(|| format!("starting {}", manager.display()))?;
+        .with_context(|| format!("starting {shown}"))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < until {
         if let Ok(Some(status)) = child.try_wait() {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            anyhow::bail!("{} exited ({status}):\n{tail}", manager.display());
+            anyhow::bail!("{shown} exited ({status}):\n{tail}");
         }
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Ok((child, addr));
@@ -438,7 +584,7 @@ async fn start_osken(manager: &Path, app: &str, dir: &Path) -> anyhow::Result<(C
     }
     let _ = child.kill();
     let _ = child.wait();
-    anyhow::bail!("os-ken did not listen on {addr} within 30 s (log in {})", log.display())
+    anyhow::bail!("{name} did not listen on {addr} within 30 s (log in {})", log.display())
 }
 
 /// One row of the printed table: how to show a figure.

@@ -74,8 +74,7 @@ pub async fn switch_task(
     progress: mpsc::UnboundedSender<Progress>,
 ) -> SwitchReport {
     let mut report = SwitchReport::default();
-    // Datapath ids from 1, with a high byte that tells them apart from real bridges.
-    let mut sw = EmulatedSwitch::new(0xbe00_0000_0000_0000 | (index as u64 + 1), n_ports);
+    let mut sw = EmulatedSwitch::new(super::reactive::dpid(index), n_ports);
     let fail = |report: &mut SwitchReport, why: String| {
         report.error = Some(why);
         let _ = progress.send(Progress::Failed);

@@ -17,6 +17,7 @@ use crate::log::{logger_with_control, LogFormat, LogLevel};
 use crate::northbound::auth::{KnownToken, Role};
 use crate::northbound::config::Config;
 use crate::northbound::server::{Files, Supervisor};
+use crate::openflow::learning::App;
 use crate::openflow::listener::{connect_forever, Bound, ListenAddr, Shared};
 use crate::openflow::session::SessionConfig;
 use crate::ovsdb::driver::{spawn_active, spawn_active_any, DriverConfig, Listener};
@@ -87,6 +88,11 @@ pub struct RunArgs {
     /// Log level: critical, error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub log_level: LogLevel,
+    /// A reactive app every switch connection also runs: `learning-switch` answers packet-ins
+    /// (other than periscope's own) as an Ethernet learning switch, for `periscope bench
+    /// reactive`.
+    #[arg(long, value_enum)]
+    pub app: Option<App>,
     /// Seconds of silence after which a switch is sent an echo request.
     #[arg(long, default_value_t = 5)]
     pub echo_interval: u64,
@@ -253,8 +259,13 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let ids = Arc::new(AtomicU64::new(1));
     let mut listeners = Vec::new();
     for addr in &args.openflow {
-        let shared =
-            Shared { ids: ids.clone(), cfg: cfg.clone(), events: tx.clone(), log: log.new(o!()) };
+        let shared = Shared {
+            ids: ids.clone(),
+            cfg: cfg.clone(),
+            events: tx.clone(),
+            app: args.app,
+            log: log.new(o!()),
+        };
         if !addr.is_passive() {
             println!("openflow connecting to {addr}");
             listeners.push(tokio::spawn(connect_forever(addr.clone(), tls.clone(), shared)));

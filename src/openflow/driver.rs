@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use futures::{SinkExt, StreamExt};
-use slog::{debug, o, Logger};
+use futures::{FutureExt, SinkExt, StreamExt};
+use slog::{debug, o, warn, Logger};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -12,6 +12,7 @@ use tokio_util::codec::Framed;
 use periscope_codec::openflow::Message;
 
 use super::framing::{FramingError, OfpCodec};
+use super::learning::{App, LearningSwitch};
 use super::session::{SendError, Session, SessionConfig, SessionEvent};
 
 /// Identifies one accepted OpenFlow connection for the lifetime of the process.
@@ -62,12 +63,21 @@ pub enum SwitchEvent {
 /// Capacity of a connection's command queue: a slow switch fills its own queue, not others'.
 pub const COMMAND_QUEUE: usize = 256;
 
-/// Runs one connection until it closes. Events go to `events`, tagged with `conn`.
+/// Frames read and handled at most before the answers are written out: the batch that one
+/// write system call carries when the switch keeps the pipe full.
+const READ_BATCH: usize = 256;
+
+/// Tag of the requests the driver's app sends (its barriers' confirmations stay here).
+pub const TAG_APP: u64 = u64::MAX - 3;
+
+/// Runs one connection until it closes. Events go to `events`, tagged with `conn`; with an
+/// `app`, the packet-ins that are for it are answered here, in the connection's own task.
 pub async fn drive<S>(
     stream: S,
     conn: ConnId,
     peer: String,
     cfg: SessionConfig,
+    app: Option<App>,
     events: mpsc::Sender<(ConnId, SwitchEvent)>,
     log: Logger,
 ) where
@@ -80,37 +90,97 @@ pub async fn drive<S>(
     }
     let mut framed = Framed::new(stream, OfpCodec);
     let mut session = Session::new(Instant::now(), cfg);
+    let mut learning = app.map(|App::LearningSwitch| LearningSwitch::new());
+    let mut answers = Vec::new();
     loop {
-        // A switch that stops reading must not hold its driver here forever, deaf to its
-        // timers and commands: the write gets as long as a silent peer gets to answer an echo.
-        let limit = session.write_limit();
-        match tokio::time::timeout(limit, write_pending(&mut framed, &mut session)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => session.handle_close(format!("write failed: {e}")),
-            Err(_) => session.handle_write_stalled(limit),
-        }
         let mut closed = false;
+        let mut app_sent = false;
         while let Some(ev) = session.poll_event() {
+            let ev = match (ev, learning.as_mut()) {
+                (SessionEvent::PacketIn(pin), Some(sw)) if LearningSwitch::wants(&pin) => {
+                    sw.handle_packet_in(&pin, &mut answers);
+                    let now = Instant::now();
+                    for msg in answers.drain(..) {
+                        match session.send(now, msg, TAG_APP, String::new()) {
+                            Ok(_) => app_sent = true,
+                            Err(e) => debug!(log, "learning switch answer not sent"; "error" => %e),
+                        }
+                    }
+                    continue;
+                }
+                (SessionEvent::Confirmed { barrier, .. }, _) if barrier.tag == TAG_APP => continue,
+                (SessionEvent::RequestFailed { request: Some(r), error, .. }, _)
+                    if r.tag == TAG_APP =>
+                {
+                    warn!(log, "switch refused a learning switch request";
+                        "error" => format!("{:?} code {}", error.err_type, error.code));
+                    continue;
+                }
+                (ev, _) => ev,
+            };
             closed |= matches!(ev, SessionEvent::Closed(_));
             if events.send((conn, SwitchEvent::Session(ev))).await.is_err() {
                 return;
             }
         }
+        // One barrier confirms the whole batch of answers (and keeps the session's record of
+        // outstanding requests short).
+        if app_sent {
+            if let Err(e) = session.barrier(Instant::now(), TAG_APP) {
+                debug!(log, "learning switch barrier not sent"; "error" => %e);
+            }
+        }
+        // A switch that stops reading must not hold its driver here forever, deaf to its
+        // timers and commands: the write gets as long as a silent peer gets to answer an echo.
+        let limit = session.write_limit();
+        let written =
+            match tokio::time::timeout(limit, write_pending(&mut framed, &mut session)).await {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    session.handle_close(format!("write failed: {e}"));
+                    false
+                }
+                Err(_) => {
+                    session.handle_write_stalled(limit);
+                    false
+                }
+            };
         if closed {
-            // Best effort: anything queued before closing (HELLO_FAILED) is already flushed.
+            // Best effort: anything queued before closing (HELLO_FAILED) is flushed above.
             debug!(log, "connection closed");
             return;
         }
+        if !written {
+            // The Closed event goes out at the top of the loop.
+            continue;
+        }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            frame = framed.next() => match frame {
-                Some(Ok(f)) => session.handle_frame(Instant::now(), f),
-                Some(Err(FramingError::BadFrame(e))) => {
-                    session.handle_bad_frame(framed.read_buffer(), &e);
+            frame = framed.next() => {
+                let mut frame = frame;
+                // What else has already arrived is handled with it, and answered in one write.
+                for _ in 0..READ_BATCH {
+                    match frame {
+                        Some(Ok(f)) => session.handle_frame(Instant::now(), f),
+                        Some(Err(FramingError::BadFrame(e))) => {
+                            session.handle_bad_frame(framed.read_buffer(), &e);
+                            break;
+                        }
+                        Some(Err(e)) => {
+                            session.handle_close(e.to_string());
+                            break;
+                        }
+                        None => {
+                            session.handle_close("connection closed by the switch");
+                            break;
+                        }
+                    }
+                    match framed.next().now_or_never() {
+                        Some(f) => frame = f,
+                        None => break,
+                    }
                 }
-                Some(Err(e)) => session.handle_close(e.to_string()),
-                None => session.handle_close("connection closed by the switch"),
-            },
+            }
             cmd = commands.recv() => match cmd {
                 Some(SwitchCommand::Send(requests)) => {
                     let now = Instant::now();

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::mpsc;
 
 use super::driver::{drive, ConnId, SwitchEvent};
+use super::learning::App;
 use super::session::SessionConfig;
 use crate::tls::{handshake_error, TlsConfig};
 
@@ -145,6 +146,8 @@ pub struct Shared {
     pub cfg: SessionConfig,
     /// Where the drivers' events go.
     pub events: mpsc::Sender<(ConnId, SwitchEvent)>,
+    /// The app each connection runs in its own task, if any.
+    pub app: Option<App>,
     /// The log.
     pub log: Logger,
 }
@@ -156,7 +159,7 @@ impl Shared {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
-        drive(stream, conn, peer(conn), self.cfg, self.events, self.log).await;
+        drive(stream, conn, peer(conn), self.cfg, self.app, self.events, self.log).await;
     }
 
     /// Runs one connection in a task of its own.

@@ -3,5 +3,6 @@
 
 pub mod driver;
 pub mod framing;
+pub mod learning;
 pub mod listener;
 pub mod session;

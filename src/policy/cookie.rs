@@ -33,6 +33,9 @@ pub enum Kind {
     /// The delivery of copies arriving through periscope's tunnel ports to a VM collector
     /// (owner: the tap service), and the guard that drops anything else arriving there (0).
     Delivery = 6,
+    /// A flow the `learning-switch` app learned: it expires by its idle timeout, and the
+    /// reconciler leaves it alone.
+    Learned = 7,
 }
 
 /// The cookie of a flow of `kind` serving `owner` (40 bits; larger ids are truncated).
@@ -51,6 +54,12 @@ pub fn serves_taps(c: Cookie) -> bool {
     matches!(decode(c), Some((k, _)) if k == Kind::Mirror as u8 || k == Kind::Classify as u8 || k == Kind::Probe as u8 || k == Kind::Delivery as u8)
 }
 
+/// Whether a cookie is periscope's and reconciled: everything of ours but the flows the
+/// `learning-switch` app learned.
+pub fn is_reconciled(c: Cookie) -> bool {
+    is_ours(c) && !matches!(decode(c), Some((k, _)) if k == Kind::Learned as u8)
+}
+
 /// The kind and owner of one of our cookies.
 pub fn decode(c: Cookie) -> Option<(u8, u64)> {
     is_ours(c).then_some(((c.0 >> 40) as u8, c.0 & 0xff_ffff_ffff))
@@ -67,5 +76,7 @@ mod tests {
         assert_eq!(decode(c), Some((2, 42)));
         assert!(!is_ours(Cookie(0)));
         assert!(!is_ours(Cookie(0x1234 << 48)));
+        assert!(is_reconciled(c));
+        assert!(!is_reconciled(cookie(Kind::Learned, 0)));
     }
 }

@@ -90,7 +90,7 @@ pub fn desired_set(flows: &[DesiredFlow]) -> FlowSet {
 pub fn ours_set(flows: &[FlowStats]) -> FlowSet {
     flows
         .iter()
-        .filter(|f| cookie::is_ours(f.cookie))
+        .filter(|f| cookie::is_reconciled(f.cookie))
         .map(|f| entry(f.table_id, f.priority, &f.matches, f.cookie, &f.instructions))
         .collect()
 }

@@ -427,6 +427,11 @@ impl Session {
             _ => Completion::Barrier,
         };
         let xid = self.alloc_xid();
+        let mut msg = msg;
+        if let Message::BundleAdd(b) = &mut msg {
+            // The switch checks that the message inside carries the bundle add's own xid.
+            b.message.xid = xid;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let req =

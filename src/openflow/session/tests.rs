@@ -350,3 +350,23 @@ fn a_message_type_nobody_knows_is_answered_with_bad_type() {
     assert!(matches!(p.events()[..], [SessionEvent::Malformed { msg_type: 0x63, .. }]));
     assert_eq!(p.session.phase(), Phase::Ready, "the stream is still framed: stay up");
 }
+
+#[test]
+fn a_bundle_add_carries_its_own_xid_inside() {
+    let mut p = Pair::new();
+    p.handshake();
+    p.sent();
+    let inner = OfpMessage::new(Xid(0), Message::FlowMod(Box::default()));
+    let add = bundle::BundleAdd {
+        bundle_id: bundle::BundleId(1),
+        flags: bundle::BUNDLE_ATOMIC,
+        message: Box::new(inner),
+        properties: Vec::new(),
+    };
+    let xid = p.session.send(p.now, Message::BundleAdd(add), 5, "add").expect("ready");
+    let out = p.sent();
+    // Through the wire format, as the switch reads it: OVS refuses a different inner xid.
+    let m = OfpMessage::parse(&out[0].to_vec()).expect("bundle add parses");
+    let Message::BundleAdd(b) = m.msg else { panic!("{m:?}") };
+    assert_eq!((m.xid, b.message.xid), (xid, xid));
+}
