@@ -127,14 +127,29 @@ const HOLD_MAX: Duration = Duration::from_millis(500);
 const FULL_RECOMPUTE: Duration = Duration::from_secs(1);
 /// Reprogramming times kept for statistics.
 const REPROGRAMS_KEPT: usize = 4096;
+// The fixed tags of requests the core sends, all distinct, and distinct from the tag of the
+// requests a connection's own app sends ([`crate::openflow::driver::TAG_APP`], `u64::MAX - 3`).
 /// Tag of re-injected frames.
 const TAG_RELEASE: u64 = u64::MAX - 1;
 /// Tag of LLDP probes.
 const TAG_LLDP: u64 = u64::MAX - 2;
 /// Tag of the messages that make a guest connection what it is (role, controller id).
-const TAG_GUEST: u64 = u64::MAX - 3;
+const TAG_GUEST: u64 = u64::MAX - 4;
 /// Tag of a guest's periodic read of its flows.
-const TAG_AUDIT: u64 = u64::MAX - 4;
+const TAG_AUDIT: u64 = u64::MAX - 5;
+/// Tag of role requests (the role asked for is in the request itself).
+const TAG_ROLE: u64 = u64::MAX - 6;
+/// Every fixed tag, for the test that keeps them apart.
+#[cfg(test)]
+const FIXED_TAGS: [u64; 7] = [
+    TAG_DUMP,
+    TAG_RELEASE,
+    TAG_LLDP,
+    crate::openflow::driver::TAG_APP,
+    TAG_GUEST,
+    TAG_AUDIT,
+    TAG_ROLE,
+];
 /// How often a guest reads its flows back, in case one went without a FLOW_REMOVED (the switch
 /// sends one per flow, but an owner's connection could, say, flush the bridge while ours was
 /// down): a missing flow is put back at most this late.
@@ -960,7 +975,7 @@ impl Core {
                 self.start_dump(conn);
                 self.claim_role(conn);
             }
-            SessionEvent::Reply { request, replies } if request.tag == leadership::TAG_ROLE => {
+            SessionEvent::Reply { request, replies } if request.tag == TAG_ROLE => {
                 for m in replies {
                     self.metrics.received(m.msg_type());
                     if let Message::RoleReply(r) = m {
@@ -968,9 +983,7 @@ impl Core {
                     }
                 }
             }
-            SessionEvent::RequestFailed { request: Some(r), error, .. }
-                if r.tag == leadership::TAG_ROLE =>
-            {
+            SessionEvent::RequestFailed { request: Some(r), error, .. } if r.tag == TAG_ROLE => {
                 self.metrics.switch_error(&error);
                 self.handle_role_refused(conn, &error);
             }

@@ -489,9 +489,11 @@ mod tests {
     fn live_dump_tags_stay_clear_of_batch_and_fixed_tags() {
         assert!(is_live_dump(TAG_BASE) && is_live_dump(TAG_BASE + TAG_SPAN - 1));
         assert!(!is_live_dump(TAG_BASE + TAG_SPAN));
-        for fixed in [u64::MAX, u64::MAX - 1, u64::MAX - 2] {
+        for fixed in super::super::FIXED_TAGS {
             assert!(!is_live_dump(fixed));
         }
+        let distinct: std::collections::BTreeSet<u64> = super::super::FIXED_TAGS.into();
+        assert_eq!(distinct.len(), super::super::FIXED_TAGS.len(), "fixed tags collide");
         // A batch tag is the batch id shifted by 24 bits: a billion batches stay below.
         assert!(!is_live_dump((1_000_000_000u64 << 24) | 0xff_ffff));
     }

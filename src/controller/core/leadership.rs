@@ -13,15 +13,13 @@ use periscope_codec::openflow::{ControllerRole, ErrorMsg, ErrorType, Message, Ro
 use serde_json::{json, Value};
 use slog::{info, warn};
 
-use super::Core;
+use super::{Core, TAG_ROLE};
 use crate::openflow::driver::{ConnId, Request};
 use crate::ovsdb::driver::Command as OvsdbCommand;
 use crate::ovsdb::session::LockOp;
 
 /// The northbound database lock whose holder is the leader.
 pub const LEADER_LOCK: &str = "periscope_leader";
-/// Tag of role requests (the role asked for is in the request itself).
-pub(super) const TAG_ROLE: u64 = u64::MAX - 3;
 /// The generation id Open vSwitch reports while no controller has claimed a role with one.
 const NO_GENERATION: u64 = u64::MAX;
 /// Role requests a switch may answer with another role (or refuse as stale) in a row before
