@@ -71,6 +71,22 @@ fn assert_copied_once(cap: &Capture, key: u32, report: &PingReport, pinger: &Vm,
     assert_eq!(cap.duplicates().len(), 0, "duplicate copies: {:?}", cap.duplicates());
 }
 
+/// `pinger` pings `vm` 30 times; every echo answered is copied exactly once. Stops the collector
+/// and returns what it received from then on.
+fn ping_copied_once(pinger: &Vm, vm: &Vm, col: &mut Collector, key: u32) -> Capture {
+    let after = now_ns();
+    let report = pinger.ping(vm.ip(), 30, Duration::from_millis(20)).expect("ping after");
+    std::thread::sleep(Duration::from_millis(300));
+    let cap = col.stop().expect("capture");
+    let fresh = Capture {
+        frames: cap.frames.into_iter().filter(|f| f.t_ns >= after).collect(),
+        ..Default::default()
+    };
+    assert!(report.received >= 28, "{} reachable: {:?}", vm.name(), report.lost());
+    assert_copied_once(&fresh, key, &report, pinger, vm);
+    fresh
+}
+
 /// A tapped vm1 on hv1 (VXLAN service to one collector), a pinger vm3 on hv3, the controller
 /// with every bridge programmed.
 struct Setup {
@@ -179,16 +195,7 @@ fn a_restarted_controller_changes_nothing_and_catches_up_a_migration() {
     wait_for("hv1 cleaned of vm1's tap", Duration::from_secs(10), || {
         !has_port(hv1, "psc-vx-") && ovs::leftover_flows(hv1).is_ok_and(|f| f.is_empty())
     });
-    let after = now_ns();
-    let report = vm3.ping(vm1.ip(), 30, Duration::from_millis(20)).expect("ping after");
-    std::thread::sleep(Duration::from_millis(300));
-    let cap = col.stop().expect("capture");
-    let fresh = Capture {
-        frames: cap.frames.iter().filter(|f| f.t_ns >= after).cloned().collect(),
-        ..Default::default()
-    };
-    assert!(report.received >= 28, "vm1 reachable at hv2: {:?}", report.lost());
-    assert_copied_once(&fresh, key, &report, &vm3, &vm1);
+    let fresh = ping_copied_once(&vm3, &vm1, &mut col, key);
     assert!(
         fresh
             .frames
@@ -251,14 +258,5 @@ fn switch_restarts_lose_nothing_for_long() {
     assert_eq!(ours.len(), 1, "one periscope tunnel port per encapsulation: {ports:?}");
     assert!(ours[0].starts_with("psc-vx-"), "{ports:?}");
     assert_eq!(tunnel_changes(&ctl), before, "tunnel ports changed by an ovsdb-server restart");
-    let after = now_ns();
-    let report = vm3.ping(vm1.ip(), 30, Duration::from_millis(20)).expect("ping after");
-    std::thread::sleep(Duration::from_millis(300));
-    let cap = col.stop().expect("capture");
-    let fresh = Capture {
-        frames: cap.frames.iter().filter(|f| f.t_ns >= after).cloned().collect(),
-        ..Default::default()
-    };
-    assert!(report.received >= 28, "{:?}", report.lost());
-    assert_copied_once(&fresh, key, &report, &vm3, &vm1);
+    ping_copied_once(&vm3, &vm1, &mut col, key);
 }
