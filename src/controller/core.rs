@@ -729,7 +729,9 @@ impl Core {
     /// Creates and removes periscope's tunnel ports so that each bridge has exactly those its
     /// taps need. At most one change per bridge and encapsulation is in flight.
     fn reconcile_tunnels(&mut self) {
-        if !self.programs() {
+        // As for flows: until the desired state is read, a restarted controller keeps the
+        // tunnel ports it finds (the taps it has not yet been told about use them).
+        if !self.nb.ready || !self.programs() {
             return;
         }
         let needed =

@@ -547,7 +547,13 @@ impl Topology {
         }
     }
 
-    fn set_bridge(&mut self, r: RowRef, new: Option<BridgeRow>, p: &mut Pending) {
+    fn set_bridge(&mut self, r: RowRef, mut new: Option<BridgeRow>, p: &mut Pending) {
+        // `datapath_id` is ephemeral in Open vSwitch's schema: a restarted ovsdb-server has
+        // forgotten it until ovs-vswitchd writes it again. The same bridge row keeps the
+        // datapath id it had meanwhile, rather than looking disconnected for that while.
+        if let (Some(n), Some(o)) = (new.as_mut(), self.raw.bridges.get(&r)) {
+            n.datapath_id = n.datapath_id.or(o.datapath_id);
+        }
         if self.raw.bridges.get(&r) == new.as_ref() {
             return;
         }

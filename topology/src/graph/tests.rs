@@ -411,6 +411,29 @@ fn bridge_connection_follows_dpid_and_switch() {
 }
 
 #[test]
+fn a_bridge_keeps_its_dpid_while_a_restarted_ovsdb_server_has_forgotten_it() {
+    let mut t = Topology::default();
+    let bridge = BridgeRow {
+        uuid: "br".into(),
+        name: "br-int".into(),
+        datapath_id: Some(DP_A),
+        ..Default::default()
+    };
+    kinds(&mut t, vec![Change::SwitchConnected { dpid: DP_A }]);
+    kinds(&mut t, vec![Change::BridgeUpserted { hypervisor: hv("h"), row: bridge.clone() }]);
+    // The resync after an ovsdb-server restart: the same row, `datapath_id` (ephemeral) empty.
+    let forgotten = BridgeRow { datapath_id: None, ..bridge };
+    let snap = HypervisorSnapshot { bridges: vec![forgotten], ..Default::default() };
+    assert_eq!(
+        kinds(&mut t, vec![Change::HypervisorReplaced { hypervisor: hv("h"), snapshot: snap }]),
+        vec![]
+    );
+    let br = RowRef::new("h", "br");
+    assert!(t.bridge(&br).unwrap().connected);
+    assert_eq!(t.bridge_by_dpid(DP_A).unwrap().bridge, &br);
+}
+
+#[test]
 fn rows_in_any_order_converge_and_orphans_are_not_attached() {
     let mut t = Topology::default();
     add_hypervisor(&mut t, "h", DP_A, "192.0.2.1");
