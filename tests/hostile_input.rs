@@ -6,6 +6,8 @@
 //! protocol's error or is closed, with the cause in the log; memory stays bounded; nothing
 //! panics. Figures (inputs, connections, memory peak, time) are printed for the README.
 
+mod mirror_support;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixListener;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mirror_support::post;
 use periscope::bench::run::rss_kib;
 use periscope::bench::switch::{EmulatedSwitch, Milestone};
 use periscope::codec::openflow::{
@@ -620,24 +623,17 @@ fn sick_switches_are_isolated_while_real_bridges_are_reprogrammed_through_a_migr
     .expect("controller");
     let addr = tcp_endpoint(&ctl);
     ctl.allow("bank-a", &["192.0.2.0/24"]).expect("allow-list");
-    let (status, svc) = ctl
-        .call(
-            "POST",
-            "/v1/tap_services",
-            Some(&json!({"name": "ids", "tenant": "bank-a", "encap": "vxlan",
-                         "remote_ip": "192.0.2.200"})),
-        )
-        .expect("api");
-    assert_eq!(status, 201, "{svc}");
-    let (status, flow) = ctl
-        .call(
-            "POST",
-            "/v1/tap_flows",
-            Some(&json!({"name": "vm1", "tenant": "bank-a", "tap_service": svc["id"],
-                         "source": {"iface_id": vm1.iface_id()}, "direction": "BOTH"})),
-        )
-        .expect("api");
-    assert_eq!(status, 201, "{flow}");
+    let svc = post(
+        &ctl,
+        "/v1/tap_services",
+        json!({"name": "ids", "tenant": "bank-a", "encap": "vxlan", "remote_ip": "192.0.2.200"}),
+    );
+    post(
+        &ctl,
+        "/v1/tap_flows",
+        json!({"name": "vm1", "tenant": "bank-a", "tap_service": svc["id"],
+               "source": {"iface_id": vm1.iface_id()}, "direction": "BOTH"}),
+    );
     let copies = |hv: &periscope::lab::Hypervisor| {
         hv.ofctl(&["dump-flows", "br-int"])
             .map(|d| d.lines().filter(|l| l.contains("192.0.2.200")).count())

@@ -2,20 +2,19 @@
 //! in the Prometheus text format, and `periscope shell -c ...` showing the switch, where a VM
 //! is and its taps.
 
+mod mirror_support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mirror_support::{post, wait_for};
 use periscope::lab::controller::ControllerProcess;
 use periscope::lab::{ControllerTarget, HypervisorOptions, Lab, VmOptions};
 use serde_json::json;
 
 const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
-
-fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
-    periscope::lab::wait_until(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"));
-}
 
 /// `GET path` as plain text: `(status, content type, body)`.
 fn get_text(api: SocketAddr, token: Option<&str>, path: &str) -> (u16, String, String) {
@@ -70,24 +69,18 @@ fn an_engineer_sees_the_switch_the_vm_and_its_tap() {
     let ctl = ControllerProcess::start(PERISCOPE, &args, &lab.dir().join("controller.log"))
         .expect("controller");
     ctl.allow("bank-a", &[&format!("{}/32", col.ip())]).expect("bank-a's collectors");
-    let (s, svc) = ctl
-        .call(
-            "POST",
-            "/v1/tap_services",
-            Some(&json!({"name": "perf", "tenant": "bank-a", "encap": "vxlan",
-                         "remote_ip": col.ip().to_string(), "key": 4242})),
-        )
-        .expect("tap service");
-    assert_eq!(s, 201, "{svc}");
-    let (s, flow) = ctl
-        .call(
-            "POST",
-            "/v1/tap_flows",
-            Some(&json!({"name": "vm1-both", "tenant": "bank-a", "tap_service": svc["id"],
-                         "source": {"iface_id": vm.iface_id()}, "direction": "BOTH"})),
-        )
-        .expect("tap flow");
-    assert_eq!(s, 201, "{flow}");
+    let svc = post(
+        &ctl,
+        "/v1/tap_services",
+        json!({"name": "perf", "tenant": "bank-a", "encap": "vxlan",
+               "remote_ip": col.ip().to_string(), "key": 4242}),
+    );
+    let flow = post(
+        &ctl,
+        "/v1/tap_flows",
+        json!({"name": "vm1-both", "tenant": "bank-a", "tap_service": svc["id"],
+               "source": {"iface_id": vm.iface_id()}, "direction": "BOTH"}),
+    );
     let path = format!("/v1/tap_flows/{}", flow["id"]);
     wait_for("the tap flow to be active and programmed", Duration::from_secs(20), || {
         ctl.call("GET", &path, None)
