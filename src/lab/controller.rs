@@ -2,8 +2,8 @@
 //! given, its endpoints read from the lines it prints, stopped by pid when dropped.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{LabError, Result};
+use crate::scenario::http::{self, Endpoint};
 
 /// A running controller.
 pub struct ControllerProcess {
@@ -203,8 +204,7 @@ impl Drop for ControllerProcess {
     }
 }
 
-/// A minimal HTTP/1.1 JSON request over a fresh connection, with a bearer token when given:
-/// `(status, body)`.
+/// One API call over loopback TCP, answered as `(status, JSON body)` (`Null` when empty).
 pub fn http_json(
     addr: SocketAddr,
     token: Option<&str>,
@@ -212,19 +212,10 @@ pub fn http_json(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value)> {
-    let (status, text) = http_text(addr, token, method, path, body)?;
-    let json = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).map_err(|_| LabError::Output {
-            command: format!("{method} http://{addr}{path}"),
-            output: text.clone(),
-        })?
-    };
-    Ok((status, json))
+    Ok(http::request_to(&Endpoint::Tcp(addr), token, method, path, body)?)
 }
 
-/// One HTTP/1.1 request, answered as `(status, body text)` (`GET /metrics` is not JSON).
+/// One API call answered as `(status, body text)` (`GET /metrics` is not JSON).
 pub fn http_text(
     addr: SocketAddr,
     token: Option<&str>,
@@ -232,21 +223,5 @@ pub fn http_text(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, String)> {
-    let what = format!("{method} http://{addr}{path}");
-    let io = |e| LabError::Io { what: what.clone(), source: e };
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io)?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(io)?;
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
-        payload.len()
-    );
-    s.write_all(req.as_bytes()).map_err(io)?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).map_err(io)?;
-    let bad = || LabError::Output { command: what.clone(), output: raw.clone() };
-    let status: u16 = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-    let (_, text) = raw.split_once("\r\n\r\n").ok_or_else(bad)?;
-    Ok((status, text.to_string()))
+    Ok(http::request_text_to(&Endpoint::Tcp(addr), token, method, path, body)?)
 }

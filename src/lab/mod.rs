@@ -102,6 +102,9 @@ pub enum LabError {
         /// What it printed.
         output: String,
     },
+    /// A call to the controller's API got no usable answer.
+    #[error(transparent)]
+    Http(#[from] crate::scenario::http::HttpError),
     /// The lab has already been torn down.
     #[error("the lab {prefix} has been torn down")]
     TornDown {

@@ -92,7 +92,7 @@ pub fn request_as(
     request_to(&Endpoint::Tcp(addr), token, method, path, body)
 }
 
-/// [`request_as`] to an API over TCP or a unix socket.
+/// [`request_as`] to an API over TCP, HTTPS or a unix socket.
 pub fn request_to(
     addr: &Endpoint,
     token: Option<&str>,
@@ -100,6 +100,27 @@ pub fn request_to(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value), HttpError> {
+    let (status, text) = request_text_to(addr, token, method, path, body)?;
+    if text.trim().is_empty() {
+        return Ok((status, Value::Null));
+    }
+    let json = serde_json::from_str(&text).map_err(|e| HttpError::Response {
+        method: method.into(),
+        path: path.into(),
+        addr: addr.clone(),
+        reason: format!("body is not JSON: {e}"),
+    })?;
+    Ok((status, json))
+}
+
+/// One request whose answer is text (`GET /metrics`): returns the status and the body.
+pub fn request_text_to(
+    addr: &Endpoint,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, String), HttpError> {
     let io = |source| HttpError::Io {
         method: method.into(),
         path: path.into(),
@@ -127,12 +148,15 @@ pub fn request_to(
             exchange(s, &a.to_string(), token, method, path, body).map_err(io)?
         }
     };
-    parse_response(&raw).map_err(|reason| HttpError::Response {
+    let bad = |reason| HttpError::Response {
         method: method.into(),
         path: path.into(),
         addr: addr.clone(),
         reason,
-    })
+    };
+    let (status, body) = split_response(&raw).map_err(bad)?;
+    let text = String::from_utf8(body).map_err(|_| bad("body is not UTF-8".into()))?;
+    Ok((status, text))
 }
 
 /// Writes one request on a fresh connection and reads the whole (bounded) response.
@@ -162,9 +186,19 @@ fn exchange(
     Ok(raw)
 }
 
-/// Splits a complete response into its status and JSON body. Understands `Content-Length`,
-/// `chunked` and read-to-close bodies.
+/// Splits a complete response into its status and JSON body (`Null` when empty).
 pub fn parse_response(raw: &[u8]) -> Result<(u16, Value), String> {
+    let (status, body) = split_response(raw)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok((status, Value::Null));
+    }
+    let v = serde_json::from_slice(&body).map_err(|e| format!("body is not JSON: {e}"))?;
+    Ok((status, v))
+}
+
+/// Splits a complete response into its status and body bytes. Understands `Content-Length`,
+/// `chunked` and read-to-close bodies.
+fn split_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of headers")?;
     let head = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
     let rest = &raw[end + 4..];
@@ -196,11 +230,7 @@ pub fn parse_response(raw: &[u8]) -> Result<(u16, Value), String> {
     } else {
         rest.to_vec()
     };
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok((status, Value::Null));
-    }
-    let v = serde_json::from_slice(&body).map_err(|e| format!("body is not JSON: {e}"))?;
-    Ok((status, v))
+    Ok((status, body))
 }
 
 fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
