@@ -31,7 +31,9 @@ use crate::policy::desired::{copies_delivered_frames, desired, feeding, Activity
 use crate::policy::mirror::{plan_bridge, GUEST_CONTROLLER_ID};
 use crate::policy::tunnels::{plan_tunnels, TunnelChange};
 use crate::policy::view::{BridgeView, Mode};
-use crate::reconcile::{desired_set, Batch, Change as FlowChange, FlowSet, Reconciler};
+use crate::reconcile::{
+    desired_set, share_bodies, Batch, Change as FlowChange, FlowSet, Reconciler,
+};
 
 mod events;
 mod flows;
@@ -176,6 +178,8 @@ pub struct Core {
     plans: std::collections::BTreeMap<Dpid, BridgeDesired>,
     /// The flows of each plan in the reconciler's form, kept with the plans.
     flowsets: HashMap<Dpid, FlowSet>,
+    /// The flows of a bridge the topology does not know, whose bodies all such bridges share.
+    base_flows: FlowSet,
     /// When every plan was last recomputed.
     last_full: Instant,
     /// Where each migrating iface-id is known to run (observed: from the topology's events and
@@ -190,6 +194,10 @@ pub struct Core {
     next_txn: u64,
     /// LLDP link discovery between switches.
     prober: Prober,
+    /// The ports worth probing, as of a revision of the topology: read again only when the
+    /// topology changed, so that an idle controller does not walk every port of every switch
+    /// ten times a second.
+    probed: (u64, BTreeSet<periscope_topology::SwitchPort>),
     /// The zero of the topology's clock.
     epoch: Instant,
     /// While events are drained in a batch ([`Core::defer_reconcile`]): the bridges they
@@ -229,6 +237,7 @@ impl Core {
             topology: Topology::new(topology),
             plans: Default::default(),
             flowsets: HashMap::new(),
+            base_flows: FlowSet::new(),
             last_full: Instant::now(),
             activity: Activity::new(),
             holds: HashMap::new(),
@@ -237,6 +246,7 @@ impl Core {
             tunnel_txns: HashMap::new(),
             next_txn: 1,
             prober: Prober::new(ProberConfig::default(), nonce()),
+            probed: (0, BTreeSet::new()),
             epoch: Instant::now(),
             deferred: None,
             metrics: Default::default(),
@@ -270,9 +280,11 @@ impl Core {
         let now = self.now_ms();
         let expired = self.prober.expire(&mut self.topology, now);
         self.handle_events(expired);
-        let ports = probed_ports(&self.topology);
+        if self.probed.0 != self.topology.revision() {
+            self.probed = (self.topology.revision(), probed_ports(&self.topology));
+        }
         let mut per_switch: HashMap<ConnId, Vec<Request>> = HashMap::new();
-        for p in self.prober.poll_probes(now, &ports) {
+        for p in self.prober.poll_probes(now, &self.probed.1) {
             let Some(conn) = self.by_dpid.get(&p.dpid).copied() else { continue };
             let guarded =
                 self.switches.get(&conn).and_then(|s| s.reconciler.actual()).is_some_and(|a| {
@@ -885,7 +897,11 @@ impl Core {
         let mut changed = Vec::new();
         for (dpid, d) in &plans {
             if self.plans.get(dpid) != Some(d) {
-                self.flowsets.insert(*dpid, desired_set(&d.plan.flows));
+                let mut set = desired_set(&d.plan.flows);
+                if let Some(old) = self.flowsets.get(dpid) {
+                    share_bodies(&mut set, old);
+                }
+                self.flowsets.insert(*dpid, set);
                 changed.push(*dpid);
             }
         }
@@ -1186,7 +1202,9 @@ impl Core {
         if !self.flowsets.contains_key(&dpid) {
             // A bridge the topology does not know (yet): the base pipeline.
             let view = BridgeView { mode: self.mode, ..Default::default() };
-            let base = desired_set(&plan_bridge(&view, &self.nb.state.taps).flows);
+            let mut base = desired_set(&plan_bridge(&view, &self.nb.state.taps).flows);
+            share_bodies(&mut base, &self.base_flows);
+            self.base_flows = base.clone();
             self.flowsets.insert(dpid, base);
         }
         let Some(desired) = self.flowsets.get(&dpid) else { return };

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use bytes::BytesMut;
 use futures::{FutureExt, SinkExt, StreamExt};
 use slog::{debug, o, warn, Logger};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -70,6 +71,15 @@ const READ_BATCH: usize = 256;
 /// Tag of the requests the driver's app sends (its barriers' confirmations stay here).
 pub const TAG_APP: u64 = u64::MAX - 3;
 
+/// Capacity of each of a connection's buffers (read and write) while the switch is quiet: its
+/// echo, a port status or a handshake reply fit; a longer message grows the buffer to its size.
+/// Ten thousand idle switches then hold a few hundred bytes each rather than tokio-util's
+/// 8 KiB per direction.
+const QUIET_BUFFER: usize = 256;
+/// Capacity of the read buffer once the switch sends several messages at a time, so that one
+/// read system call carries a batch; also the size at which queued writes are flushed.
+const BUSY_BUFFER: usize = 8 * 1024;
+
 /// Runs one connection until it closes. Events go to `events`, tagged with `conn`; with an
 /// `app`, the packet-ins that are for it are answered here, in the connection's own task.
 pub async fn drive<S>(
@@ -88,7 +98,9 @@ pub async fn drive<S>(
     if events.send((conn, SwitchEvent::Accepted { peer, commands: cmd_tx })).await.is_err() {
         return;
     }
-    let mut framed = Framed::new(stream, OfpCodec);
+    let mut framed = Framed::with_capacity(stream, OfpCodec, QUIET_BUFFER);
+    framed.set_backpressure_boundary(BUSY_BUFFER);
+    let mut busy = false;
     let mut session = Session::new(Instant::now(), cfg);
     let mut learning = app.map(|App::LearningSwitch| LearningSwitch::new());
     let mut answers = Vec::new();
@@ -159,7 +171,12 @@ pub async fn drive<S>(
             frame = framed.next() => {
                 let mut frame = frame;
                 // What else has already arrived is handled with it, and answered in one write.
-                for _ in 0..READ_BATCH {
+                for read in 0..READ_BATCH {
+                    if read == 1 && !busy {
+                        // More than one message at a time: the switch is busy, read in batches.
+                        framed.read_buffer_mut().reserve(BUSY_BUFFER);
+                        busy = true;
+                    }
                     match frame {
                         Some(Ok(f)) => session.handle_frame(Instant::now(), f),
                         Some(Err(FramingError::BadFrame(e))) => {
@@ -194,9 +211,27 @@ pub async fn drive<S>(
                 }
                 Some(SwitchCommand::Close) | None => session.handle_close("closed by the controller"),
             },
-            _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            _ = sleep_until(deadline) => {
+                session.handle_timeout(Instant::now());
+                // The timer fires only after a silence (an echo interval without a message, or
+                // a deadline): give back what a busy spell grew.
+                release_buffers(&mut framed);
+                busy = false;
+            }
         }
     }
+}
+
+/// Replaces the empty buffers of a quiet connection with small ones (a buffer holding part of
+/// a message or unsent bytes is kept).
+fn release_buffers<S>(framed: &mut Framed<S, OfpCodec>) {
+    let shrink = |buf: &mut BytesMut| {
+        if buf.is_empty() {
+            *buf = BytesMut::with_capacity(QUIET_BUFFER);
+        }
+    };
+    shrink(framed.read_buffer_mut());
+    shrink(framed.write_buffer_mut());
 }
 
 /// Writes and flushes everything the session has queued.
@@ -222,5 +257,96 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::{SinkExt, StreamExt};
+    use periscope_codec::openflow::{MultipartRequest, MultipartRequestBody};
+
+    use super::*;
+    use crate::bench::switch::EmulatedSwitch;
+    use crate::openflow::framing::Frame;
+    use crate::openflow::session::Outstanding;
+
+    const TAG_PORTS: u64 = 7;
+
+    /// A switch whose PORT_DESC reply (16 + 100 * 64 bytes) is far longer than a quiet buffer,
+    /// asked for it again after its connection was quiet twice (its buffers given back).
+    #[tokio::test]
+    async fn a_quiet_connection_still_reads_messages_longer_than_its_buffers() {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (tx, mut events) = mpsc::channel(64);
+        let cfg =
+            SessionConfig { echo_interval: Duration::from_millis(100), ..SessionConfig::default() };
+        let log = Logger::root(slog::Discard, o!());
+        tokio::spawn(drive(ours, ConnId(1), "test".into(), cfg, None, tx, log));
+        let mut sw = EmulatedSwitch::new(0xbe, 100);
+        let mut wire = Framed::new(theirs, OfpCodec);
+        wire.send(sw.hello()).await.expect("HELLO");
+        let (mut out, mut milestones) = (Vec::new(), Vec::new());
+        let (mut commands, mut ready_ports, mut asked) = (None, None, false);
+        let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                tokio::select! {
+                    frame = wire.next() => {
+                        let Some(Ok(Frame::Message(m))) = frame else {
+                            panic!("the controller's side broke: {frame:?}");
+                        };
+                        sw.handle(m, &mut out, &mut milestones);
+                        for m in out.drain(..) {
+                            wire.send(m).await.expect("answer");
+                        }
+                    }
+                    ev = events.recv() => match ev.map(|(_, e)| e) {
+                        Some(SwitchEvent::Accepted { commands: c, .. }) => commands = Some(c),
+                        Some(SwitchEvent::Session(SessionEvent::Ready { ports, .. })) => {
+                            ready_ports = Some(ports.len());
+                        }
+                        Some(SwitchEvent::Session(SessionEvent::Reply { request, replies }))
+                            if request.tag == TAG_PORTS =>
+                        {
+                            return (request, replies);
+                        }
+                        Some(SwitchEvent::Session(SessionEvent::Closed(why))) => {
+                            panic!("closed: {why}")
+                        }
+                        Some(_) => {}
+                        None => panic!("the driver stopped"),
+                    },
+                }
+                if sw.counts().echo_requests >= 2 && !asked {
+                    asked = true;
+                    let ask = Request {
+                        msg: Message::MultipartRequest(MultipartRequest {
+                            flags: 0,
+                            body: MultipartRequestBody::PortDesc,
+                        }),
+                        tag: TAG_PORTS,
+                        label: "ports again".into(),
+                    };
+                    let c = commands.as_ref().expect("accepted before any echo");
+                    c.send(SwitchCommand::Send(vec![ask])).await.expect("command");
+                }
+            }
+        })
+        .await;
+        let (request, replies): (Outstanding, Vec<Message>) = outcome.expect("no reply in 10 s");
+        assert_eq!(ready_ports, Some(100));
+        assert_eq!(request.label, "ports again");
+        let ports: usize = replies
+            .iter()
+            .map(|m| match m {
+                Message::MultipartReply(r) => match &r.body {
+                    periscope_codec::openflow::MultipartReplyBody::PortDesc(p) => p.len(),
+                    _ => 0,
+                },
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(ports, 100);
     }
 }

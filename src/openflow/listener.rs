@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use slog::{info, o, warn, Logger};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener};
 use tokio::sync::mpsc;
 
 use super::driver::{drive, ConnId, SwitchEvent};
@@ -28,6 +28,10 @@ pub const OPENFLOW_PORT: u16 = 6653;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first and the longest wait between attempts to reach a listening switch.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(8));
+/// Connections the kernel may hold for us to accept (it caps this at `net.core.somaxconn`).
+/// With tokio's 1024, a storm of thousands of switches overflows the queue and the switches
+/// left out wait for their SYN retransmits (1 s, then 3 s, 7 s...).
+const LISTEN_BACKLOG: u32 = 65_535;
 
 /// Where the controller meets switches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,10 +190,10 @@ impl Bound {
     /// process is replaced.
     pub async fn bind(addr: &ListenAddr, tls: Option<&TlsConfig>) -> std::io::Result<Bound> {
         match addr {
-            ListenAddr::Tcp(a) => Ok(Bound::Tcp(TcpListener::bind(a).await?)),
+            ListenAddr::Tcp(a) => Ok(Bound::Tcp(listen_tcp(*a)?)),
             ListenAddr::Ssl(a) => {
                 let tls = tls.ok_or_else(|| unusable(addr, NO_TLS))?;
-                Ok(Bound::Ssl(TcpListener::bind(a).await?, tls.clone()))
+                Ok(Bound::Ssl(listen_tcp(*a)?, tls.clone()))
             }
             ListenAddr::Unix(p) => {
                 if p.exists() && std::os::unix::net::UnixStream::connect(p).is_err() {
@@ -261,6 +265,15 @@ impl Bound {
             }
         }
     }
+}
+
+/// A TCP listener on `addr` with a backlog of [`LISTEN_BACKLOG`] (and, like
+/// `TcpListener::bind`, `SO_REUSEADDR`, so that a restarted controller gets its port back).
+fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Connects to a listening switch (`tcp:` or `ssl:`) and runs its connection; when it ends or

@@ -6,6 +6,7 @@
 //! reconciliation never touches anything it did not install. Pure: no I/O, no clocks.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 
@@ -40,8 +41,10 @@ pub struct FlowBody {
     pub instructions: Instructions,
 }
 
-/// A set of flows by key.
-pub type FlowSet = BTreeMap<FlowKey, FlowBody>;
+/// A set of flows by key. The bodies (about 760 bytes each, their matches and instructions
+/// inline) are shared: a flow the switch confirmed is the very body that was wanted, so a
+/// bridge's desired and confirmed sets hold it once, and a tree node holds small handles.
+pub type FlowSet = BTreeMap<FlowKey, Arc<FlowBody>>;
 
 /// Puts a match's fields in canonical order.
 pub fn canonical_match(m: &Match) -> (Match, Vec<u8>) {
@@ -65,11 +68,11 @@ fn entry(
     m: &Match,
     cookie: Cookie,
     ins: &[Instruction],
-) -> (FlowKey, FlowBody) {
+) -> (FlowKey, Arc<FlowBody>) {
     let (matches, match_wire) = canonical_match(m);
     (
         FlowKey { table: table.0, priority, match_wire },
-        FlowBody { cookie, matches, instructions: Instructions::from(ins) },
+        Arc::new(FlowBody { cookie, matches, instructions: Instructions::from(ins) }),
     )
 }
 
@@ -86,6 +89,16 @@ pub fn desired_set(flows: &[DesiredFlow]) -> FlowSet {
         .collect()
 }
 
+/// Makes `fresh` hold the bodies of `known` where they are equal: a recomputed plan then
+/// shares its unchanged flows with the old plan and with what the switch confirmed of it.
+pub fn share_bodies(fresh: &mut FlowSet, known: &FlowSet) {
+    for (k, body) in fresh.iter_mut() {
+        if let Some(old) = known.get(k).filter(|old| *old == body) {
+            *body = old.clone();
+        }
+    }
+}
+
 /// The flows of a dump that carry periscope's cookie, as a set.
 pub fn ours_set(flows: &[FlowStats]) -> FlowSet {
     flows
@@ -99,9 +112,9 @@ pub fn ours_set(flows: &[FlowStats]) -> FlowSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Remove a flow of ours.
-    Delete(FlowKey, FlowBody),
+    Delete(FlowKey, Arc<FlowBody>),
     /// Add a flow, or replace one with the same key.
-    Put(FlowKey, FlowBody),
+    Put(FlowKey, Arc<FlowBody>),
 }
 
 impl Change {

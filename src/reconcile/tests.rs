@@ -117,6 +117,29 @@ fn converges_and_then_sends_nothing() {
 }
 
 #[test]
+fn a_recomputed_plan_and_the_confirmed_flows_share_the_unchanged_bodies() {
+    let mut r = Reconciler::new();
+    let mut t = FakeTable::default();
+    r.handle_dump(&t.flows);
+    let mut want = base_pipeline();
+    want.push(mirror_flow(1));
+    let old = desired_set(&want);
+    run(&mut r, &mut t, &old);
+    let held = |k: &FlowKey| r.actual().and_then(|a| a.get(k)).cloned();
+    assert!(old.iter().all(|(k, b)| held(k).is_some_and(|h| Arc::ptr_eq(&h, b))));
+    // The plan is recomputed with one flow changed: the others are the same bodies again.
+    want.pop();
+    want.push(mirror_flow(2));
+    let mut fresh = desired_set(&want);
+    share_bodies(&mut fresh, &old);
+    let (same, new): (Vec<_>, Vec<_>) = fresh.iter().partition(|(k, _)| old.contains_key(*k));
+    assert_eq!((same.len(), new.len()), (want.len() - 1, 1));
+    assert!(same.iter().all(|(k, b)| held(k).is_some_and(|h| Arc::ptr_eq(&h, b))));
+    // Only the changed flow is sent.
+    assert_eq!(run(&mut r, &mut t, &fresh), 2);
+}
+
+#[test]
 fn field_order_does_not_matter() {
     let mut r = Reconciler::new();
     let mut t = FakeTable::default();

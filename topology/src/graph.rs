@@ -42,6 +42,8 @@ impl Default for TopologyConfig {
 pub struct Topology {
     pub(crate) config: TopologyConfig,
     pub(crate) generation: Generation,
+    /// Applies given at least one change, whether or not they emitted events.
+    pub(crate) revision: u64,
     pub(crate) raw: Raw,
     pub(crate) idx: Indexes,
 }
@@ -107,6 +109,13 @@ impl Topology {
         self.generation
     }
 
+    /// How many applies were given at least one change, whether or not anything visible
+    /// changed (a port's state does not make an event): what is read from the graph stays
+    /// valid while this stays the same.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
     /// Applies one change; see [`Topology::apply_batch`].
     pub fn apply(&mut self, change: Change) -> Vec<Event> {
         self.apply_batch(std::iter::once(change))
@@ -121,6 +130,9 @@ impl Topology {
     pub fn apply_batch(&mut self, changes: impl IntoIterator<Item = Change>) -> Vec<Event> {
         let mut changes = changes.into_iter();
         let (first, second) = (changes.next(), changes.next());
+        if first.is_some() {
+            self.revision += 1;
+        }
         let kinds = match (first, second) {
             (Some(Change::HypervisorReplaced { hypervisor, snapshot }), None)
                 if self.holds_no_rows(&hypervisor) =>

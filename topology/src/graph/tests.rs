@@ -826,3 +826,20 @@ fn fresh_snapshot_sharing_an_iface_id_starts_a_migration() {
     assert_eq!(got, want);
     assert_eq!(t.idx, general.idx);
 }
+
+#[test]
+fn a_port_state_change_moves_the_revision_without_an_event() {
+    let mut t = two_hosts_with_vm();
+    let port = |live| OfPort { port_no: PortNo(40), name: "eth-phys".into(), live };
+    t.apply(Change::PortStatus { dpid: DP_A, reason: PortStatusReason::Add, port: port(true) });
+    let (generation, revision) = (t.generation(), t.revision());
+    // The port goes down: no event, but what is read from the ports changed.
+    let down =
+        Change::PortStatus { dpid: DP_A, reason: PortStatusReason::Modify, port: port(false) };
+    assert!(t.apply(down).is_empty());
+    assert_eq!(t.generation(), generation);
+    assert_eq!(t.revision(), revision + 1);
+    // An apply given nothing changes nothing.
+    t.apply_batch(Vec::new());
+    assert_eq!(t.revision(), revision + 1);
+}
