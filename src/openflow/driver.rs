@@ -76,7 +76,7 @@ pub async fn drive<S>(
     stream: S,
     conn: ConnId,
     peer: String,
-    cfg: SessionConfig,
+    mut cfg: SessionConfig,
     app: Option<App>,
     events: mpsc::Sender<(ConnId, SwitchEvent)>,
     log: Logger,
@@ -89,23 +89,25 @@ pub async fn drive<S>(
         return;
     }
     let mut framed = Framed::new(stream, OfpCodec);
-    let mut session = Session::new(Instant::now(), cfg);
     let mut learning = app.map(|App::LearningSwitch| LearningSwitch::new());
-    let mut answers = Vec::new();
+    if learning.is_some() {
+        cfg.app_packet_ins = Some(LearningSwitch::wants);
+    }
+    let mut session = Session::new(Instant::now(), cfg);
     loop {
         let mut closed = false;
         let mut app_sent = false;
+        // One clock reading for the whole batch of answers.
+        let now = Instant::now();
         while let Some(ev) = session.poll_event() {
             let ev = match (ev, learning.as_mut()) {
                 (SessionEvent::PacketIn(pin), Some(sw)) if LearningSwitch::wants(&pin) => {
-                    sw.handle_packet_in(&pin, &mut answers);
-                    let now = Instant::now();
-                    for msg in answers.drain(..) {
-                        match session.send(now, msg, TAG_APP, String::new()) {
+                    sw.handle_packet_in(&pin, |msg| {
+                        match session.send_ref(now, msg, TAG_APP, String::new()) {
                             Ok(_) => app_sent = true,
                             Err(e) => debug!(log, "learning switch answer not sent"; "error" => %e),
                         }
-                    }
+                    });
                     continue;
                 }
                 (SessionEvent::Confirmed { barrier, .. }, _) if barrier.tag == TAG_APP => continue,
@@ -126,7 +128,7 @@ pub async fn drive<S>(
         // One barrier confirms the whole batch of answers (and keeps the session's record of
         // outstanding requests short).
         if app_sent {
-            if let Err(e) = session.barrier(Instant::now(), TAG_APP) {
+            if let Err(e) = session.barrier(now, TAG_APP) {
                 debug!(log, "learning switch barrier not sent"; "error" => %e);
             }
         }
@@ -158,10 +160,11 @@ pub async fn drive<S>(
         tokio::select! {
             frame = framed.next() => {
                 let mut frame = frame;
+                let now = Instant::now();
                 // What else has already arrived is handled with it, and answered in one write.
                 for _ in 0..READ_BATCH {
                     match frame {
-                        Some(Ok(f)) => session.handle_frame(Instant::now(), f),
+                        Some(Ok(f)) => session.handle_frame(now, f),
                         Some(Err(FramingError::BadFrame(e))) => {
                             session.handle_bad_frame(framed.read_buffer(), &e);
                             break;
@@ -199,7 +202,8 @@ pub async fn drive<S>(
     }
 }
 
-/// Writes and flushes everything the session has queued.
+/// Writes and flushes everything the session has queued: its bytes go straight into the
+/// write buffer, and out in as few writes as the socket takes.
 async fn write_pending<S>(
     framed: &mut Framed<S, OfpCodec>,
     session: &mut Session,
@@ -207,12 +211,7 @@ async fn write_pending<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut wrote = false;
-    while let Some(m) = session.poll_transmit() {
-        wrote = true;
-        framed.feed(m).await?;
-    }
-    if wrote {
+    if session.poll_transmit(framed.write_buffer_mut()) {
         framed.flush().await?;
     }
     Ok(())
