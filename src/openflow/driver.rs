@@ -162,7 +162,7 @@ pub async fn drive<S>(
                 let mut frame = frame;
                 let now = Instant::now();
                 // What else has already arrived is handled with it, and answered in one write.
-                for _ in 0..READ_BATCH {
+                for handled in 1..=READ_BATCH {
                     match frame {
                         Some(Ok(f)) => session.handle_frame(now, f),
                         Some(Err(FramingError::BadFrame(e))) => {
@@ -177,6 +177,10 @@ pub async fn drive<S>(
                             session.handle_close("connection closed by the switch");
                             break;
                         }
+                    }
+                    if handled == READ_BATCH {
+                        // The next frame stays in the buffer for the next turn.
+                        break;
                     }
                     match framed.next().now_or_never() {
                         Some(f) => frame = f,
@@ -221,5 +225,55 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use periscope_codec::openflow::OfpMessage;
+
+    use super::*;
+    use crate::bench::switch::{EmulatedSwitch, Milestone};
+    use crate::openflow::framing::Frame;
+
+    /// A regression test: the frame after a full read batch was taken from the stream and
+    /// dropped, so every 257th message of a busy switch was lost (a packet-in unanswered, and
+    /// as well a barrier reply or an error).
+    #[tokio::test]
+    async fn no_frame_is_lost_past_a_full_read_batch() {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let (tx, _rx) = mpsc::channel(COMMAND_QUEUE);
+        let log = Logger::root(slog::Discard, o!());
+        let cfg = SessionConfig::default();
+        let driver = tokio::spawn(drive(ours, ConnId(1), "test".into(), cfg, None, tx, log));
+        let mut sw = EmulatedSwitch::new(1, 2);
+        let mut framed = Framed::new(theirs, OfpCodec);
+        // The HELLO and three full batches of echo requests and one more, in one write.
+        let echoes = 3 * READ_BATCH as u32;
+        let mut out: Vec<OfpMessage> = vec![sw.hello()];
+        out.extend((0..echoes).map(EmulatedSwitch::echo_request));
+        for m in out.drain(..) {
+            framed.feed(m).await.expect("written");
+        }
+        framed.flush().await.expect("written");
+        let mut answered = 0;
+        let mut milestones = Vec::new();
+        let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while answered < echoes {
+                let Some(Ok(Frame::Message(m))) = framed.next().await else { break };
+                sw.handle(m, &mut out, &mut milestones);
+                answered +=
+                    milestones.drain(..).filter(|m| matches!(m, Milestone::EchoReply(_))).count()
+                        as u32;
+                for m in out.drain(..) {
+                    framed.feed(m).await.expect("written");
+                }
+                framed.flush().await.expect("written");
+            }
+        });
+        let _ = wait.await;
+        assert_eq!(answered, echoes, "echo requests answered");
+        drop(framed);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), driver).await;
     }
 }
