@@ -12,7 +12,7 @@ use http_body_util::Full;
 use serde_json::{json, Value};
 use tokio_util::codec::Decoder;
 
-use periscope_codec::openflow::{OfpMessage, OFP_VERSION_1_3};
+use periscope_codec::openflow::{frame_len, OfpMessage, OFP_VERSION_1_3};
 use periscope_codec::ovsdb::JsonStream;
 use periscope_topology::{HypervisorId, Topology, TopologyConfig};
 
@@ -22,7 +22,7 @@ use crate::northbound::config::Quota;
 use crate::northbound::db::Northbound;
 use crate::northbound::rules::{tenant_from_json, Context, Outcome, Reserved};
 use crate::northbound::taas::{self, Kind, Op};
-use crate::openflow::framing::{FramingError, OfpCodec};
+use crate::openflow::framing::{FramingError, OfpCodec, MAX_FRAME};
 use crate::openflow::session::{Session as OfSession, SessionConfig as OfSessionConfig};
 use crate::ovsdb::session::{Session as DbSession, SessionConfig as DbSessionConfig};
 use crate::ovsdb::{Phase as DbPhase, SessionEvent as DbEvent};
@@ -80,16 +80,24 @@ pub fn openflow_session(data: &[u8]) {
 }
 
 fn drain_openflow(session: &mut OfSession) {
-    while let Some(m) = session.poll_transmit() {
-        let bytes = m.to_vec();
+    let mut wire = BytesMut::new();
+    session.poll_transmit(&mut wire);
+    loop {
+        let len = match frame_len(&wire, MAX_FRAME) {
+            Ok(Some(len)) if len <= wire.len() => len,
+            Ok(_) => break,
+            Err(e) => panic!("we sent what cannot be framed: {e}: {wire:02x?}"),
+        };
+        let bytes = wire.split_to(len);
         // HELLO_FAILED goes out in the peer's own version, which only the peer reads.
-        if m.version == OFP_VERSION_1_3 {
+        if bytes[0] == OFP_VERSION_1_3 {
             assert!(
                 OfpMessage::parse(&bytes).is_ok(),
                 "we sent what we cannot parse: {bytes:02x?}"
             );
         }
     }
+    assert!(wire.is_empty(), "we sent a partial message: {wire:02x?}");
     while session.poll_event().is_some() {}
 }
 

@@ -62,6 +62,9 @@ fn throughput_packet_ins_are_answered_by_flow_mods_and_packet_outs() {
     assert!(count(&r, "packet_outs") > 0, "{r}");
     assert!(r["responses_per_sec"].as_f64().is_some_and(|x| x > 0.0), "{r}");
     assert!(table.contains("responses/s"), "{table}");
+    // The learning switch floods every announcement back: all 40 hosts are known.
+    assert_eq!(count(&r, "hosts_learned"), 40, "{r}");
+    assert!(r["hosts_learned_per_sec"].as_f64().is_some_and(|x| x > 0.0), "{r}");
 }
 
 #[test]

@@ -150,16 +150,86 @@ pub fn faucet_yaml(switches: usize, ports: u16) -> String {
     y
 }
 
-/// The sequence number a PACKET_OUT carries back in its frame, if it carries one of ours.
-pub fn packet_out_seq(msg: &[u8]) -> Option<u32> {
+/// The frame a PACKET_OUT carries, if any.
+fn packet_out_frame(msg: &[u8]) -> Option<&[u8]> {
     // header 8, buffer_id 4, in_port 4, actions_len 2, pad 6: then the actions, then the frame.
     let actions_len = usize::from(u16::from_be_bytes([*msg.get(16)?, *msg.get(17)?]));
-    let frame = msg.get(24 + actions_len..)?;
+    msg.get(24 + actions_len..)
+}
+
+/// The sequence number a PACKET_OUT carries back in its frame, if it carries one of ours.
+pub fn packet_out_seq(msg: &[u8]) -> Option<u32> {
+    let frame = packet_out_frame(msg)?;
     if frame.get(12..14)? != ETHERTYPE.to_be_bytes() {
         return None;
     }
     let s = frame.get(SEQ_AT..SEQ_AT + 4)?;
     Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Which of one switch's hosts the controller has shown it knows: by a flow mod that names
+/// the host's MAC (as source or destination), or a packet-out that carries the host's frame.
+#[derive(Debug)]
+pub struct HostsLearned {
+    index: usize,
+    known: Vec<bool>,
+    count: usize,
+    last: Option<Instant>,
+}
+
+impl HostsLearned {
+    /// None of the `macs` hosts of switch `index` known yet.
+    pub fn new(index: usize, macs: usize) -> Self {
+        HostsLearned { index, known: vec![false; macs], count: 0, last: None }
+    }
+
+    /// Hosts known.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// When the last of them became known.
+    pub fn last(&self) -> Option<Instant> {
+        self.last
+    }
+
+    /// Hosts not known yet.
+    fn unknown(&self) -> impl Iterator<Item = usize> + '_ {
+        self.known.iter().enumerate().filter(|(_, k)| !**k).map(|(h, _)| h)
+    }
+
+    /// Counts the host with this MAC, if it is one of this switch's.
+    fn see(&mut self, mac: &[u8]) {
+        let [2, hi, lo, a, b, c] = *mac else { return };
+        if [hi, lo] != [(self.index >> 8) as u8, self.index as u8] {
+            return;
+        }
+        let k = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+        if let Some(known @ false) = self.known.get_mut(k) {
+            *known = true;
+            self.count += 1;
+            self.last = Some(Instant::now());
+        }
+    }
+
+    /// Counts the hosts a flow mod (raw, header included) names in its match.
+    pub fn from_flow_mod(&mut self, msg: &[u8]) {
+        let Ok(OfpMessage { msg: Message::FlowMod(fm), .. }) = OfpMessage::parse(msg) else {
+            return;
+        };
+        for f in &fm.matches.fields {
+            if let OxmField::EthSrc(mac, _) | OxmField::EthDst(mac, _) = f {
+                self.see(&mac.0);
+            }
+        }
+    }
+
+    /// Counts the host whose frame a packet-out (raw, header included) carries.
+    pub fn from_packet_out(&mut self, msg: &[u8]) {
+        if let Some(src) = packet_out_frame(msg).and_then(|f| f.get(6..12)) {
+            self.see(src);
+        }
+    }
 }
 
 /// Counters all switches add to, a batch at a time.
@@ -202,12 +272,22 @@ impl Counters {
     }
 }
 
+/// What one switch's learning phase brought.
+#[derive(Debug, Clone, Copy)]
+pub struct Learned {
+    /// Flow mods and packet-outs that answered the announcements.
+    pub answers: u64,
+    /// Hosts the controller showed it knows.
+    pub hosts: usize,
+    /// When the last of them became known.
+    pub last: Option<Instant>,
+}
+
 /// What one switch tells the coordinator.
 #[derive(Debug)]
 pub enum Progress {
-    /// Handshaken, its hosts announced (the flow mods and packet-outs they brought back):
-    /// waiting for the start.
-    Ready(u64),
+    /// Handshaken, its hosts announced (what that brought): waiting for the start.
+    Ready(Learned),
     /// Failed (why).
     Failed(String),
 }
@@ -258,8 +338,8 @@ pub async fn switch_task(
     let template = PacketInTemplate::new();
     let mut wire = Wire::new(sw, parts);
     match learn(plan, &mut wire, &template, &mut orders).await {
-        Ok(answers) => {
-            let _ = progress.send(Progress::Ready(answers));
+        Ok(learned) => {
+            let _ = progress.send(Progress::Ready(learned));
         }
         Err(e) => {
             let _ = progress.send(Progress::Failed(e));
@@ -337,6 +417,8 @@ struct Wire {
     sw: EmulatedSwitch,
     replies: Vec<OfpMessage>,
     milestones: Vec<Milestone>,
+    /// During the learning phase: the hosts the answers showed known.
+    learned: Option<HostsLearned>,
 }
 
 /// What one read brought.
@@ -357,6 +439,7 @@ impl Wire {
             sw,
             replies: Vec::new(),
             milestones: Vec::new(),
+            learned: None,
         }
     }
 
@@ -401,9 +484,17 @@ impl Wire {
             }
             let msg = self.inbuf.split_to(len);
             match msg[1] {
-                t if t == u8::from(MsgType::FlowMod) => got.flow_mods += 1,
+                t if t == u8::from(MsgType::FlowMod) => {
+                    got.flow_mods += 1;
+                    if let Some(l) = &mut self.learned {
+                        l.from_flow_mod(&msg);
+                    }
+                }
                 t if t == u8::from(MsgType::PacketOut) => {
                     got.packet_outs += 1;
+                    if let Some(l) = &mut self.learned {
+                        l.from_packet_out(&msg);
+                    }
                     got.answered |= in_flight.is_some() && packet_out_seq(&msg) == in_flight;
                 }
                 _ => match OfpMessage::parse(&msg) {
@@ -429,29 +520,49 @@ impl Wire {
 /// Seconds without any answer after which the learning phase ends (some controllers do not
 /// answer every announcement).
 const LEARN_QUIET: Duration = Duration::from_secs(2);
+/// The hosts not known yet announce themselves again this often, as real hosts keep sending.
+const REANNOUNCE: Duration = Duration::from_secs(1);
+/// The learning phase lasts this long at most.
+const LEARN_LIMIT: Duration = Duration::from_secs(10);
 
-/// The learning phase: every host announces itself once (a broadcast), so that the
-/// measurement starts with every MAC known, as cbench's does after its first round.
+/// The learning phase: every host announces itself (a broadcast), again every second while
+/// the controller has not shown it knows it, so that the measurement starts with every MAC
+/// known, as cbench's does after its first round.
 async fn learn(
     plan: SwitchPlan,
     wire: &mut Wire,
     template: &PacketInTemplate,
     stop: &mut watch::Receiver<Order>,
-) -> Result<u64, String> {
+) -> Result<Learned, String> {
     for k in 0..plan.macs {
         template.put_announcement(&mut wire.outbuf, plan.index, k, plan.ports);
     }
-    let mut answers = 0u64;
-    let mut last = Instant::now();
-    while answers < plan.macs as u64 && last.elapsed() < LEARN_QUIET {
-        if let Some(a) = wire.exchange(Some(LEARN_QUIET), stop, None).await? {
+    wire.learned = Some(HostsLearned::new(plan.index, plan.macs));
+    let known = |w: &Wire| w.learned.as_ref().map_or(0, HostsLearned::count);
+    let start = Instant::now();
+    let (mut answers, mut last, mut announced) = (0u64, start, start);
+    while known(wire) < plan.macs && last.elapsed() < LEARN_QUIET && start.elapsed() < LEARN_LIMIT {
+        if announced.elapsed() >= REANNOUNCE && wire.outbuf.is_empty() {
+            if let Some(hosts) = &wire.learned {
+                for k in hosts.unknown() {
+                    template.put_announcement(&mut wire.outbuf, plan.index, k, plan.ports);
+                }
+            }
+            announced = Instant::now();
+        }
+        if let Some(a) = wire.exchange(Some(REANNOUNCE), stop, None).await? {
             if a.flow_mods + a.packet_outs > 0 {
                 answers += a.flow_mods + a.packet_outs;
                 last = Instant::now();
             }
         }
     }
-    Ok(answers)
+    let hosts = wire.learned.take();
+    Ok(Learned {
+        answers,
+        hosts: hosts.as_ref().map_or(0, HostsLearned::count),
+        last: hosts.and_then(|h| h.last()),
+    })
 }
 
 /// The measurement loop.
@@ -531,6 +642,11 @@ pub struct ReactiveFigures {
     pub handshaken: usize,
     /// Flow mods and packet-outs that answered the hosts' announcements (one per host).
     pub learn_responses: u64,
+    /// Hosts the controller showed it knows by the end of the learning phase (a flow mod
+    /// naming the host's MAC, or a packet-out carrying its frame).
+    pub hosts_learned: usize,
+    /// Those hosts per second, from the start until the last of them was known.
+    pub hosts_learned_per_sec: Option<f64>,
     /// From the start until every switch was handshaken and had its hosts announced, ms
     /// (a controller that answers each announcement: hosts learned at this rate).
     pub learn_ms: Option<f64>,
@@ -610,11 +726,14 @@ pub async fn measure(
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + window.handshake;
     let mut errors = Vec::new();
+    let mut last_learned: Option<Instant> = None;
     while f.handshaken + errors.len() < switches {
         match tokio::time::timeout_at(deadline, prx.recv()).await {
-            Ok(Some(Progress::Ready(answers))) => {
+            Ok(Some(Progress::Ready(learned))) => {
                 f.handshaken += 1;
-                f.learn_responses += answers;
+                f.learn_responses += learned.answers;
+                f.hosts_learned += learned.hosts;
+                last_learned = last_learned.max(learned.last);
                 if f.handshaken == switches {
                     f.learn_ms = Some(start.elapsed().as_secs_f64() * 1e3);
                 }
@@ -622,6 +741,10 @@ pub async fn measure(
             Ok(Some(Progress::Failed(e))) => errors.push(e),
             Ok(None) | Err(_) => break,
         }
+    }
+    if let Some(last) = last_learned {
+        let secs = last.saturating_duration_since(start).as_secs_f64();
+        f.hosts_learned_per_sec = (secs > 0.0).then(|| f.hosts_learned as f64 / secs);
     }
     if f.handshaken < switches && errors.is_empty() {
         errors.push(format!("not handshaken within {} s", window.handshake.as_secs()));
@@ -700,6 +823,10 @@ pub fn print_table(all: &[ReactiveFigures]) {
             "learning: answers, ms",
             Box::new(move |f| format!("{}, {}", f.learn_responses, opt(f.learn_ms, 0))),
         ),
+        (
+            "hosts learned, per s",
+            Box::new(move |f| format!("{}, {}", f.hosts_learned, opt(f.hosts_learned_per_sec, 0))),
+        ),
         ("window s", Box::new(|f| format!("{:.1}", f.seconds))),
         ("packet-ins sent", Box::new(|f| f.packet_ins.to_string())),
         ("responses/s", Box::new(|f| format!("{:.0}", f.responses_per_sec))),
@@ -750,6 +877,8 @@ pub fn print_table(all: &[ReactiveFigures]) {
 
 #[cfg(test)]
 mod tests {
+    use periscope_codec::openflow::{Action, FlowMod, MacAddr, PacketOut};
+
     use super::*;
 
     #[test]
@@ -794,6 +923,33 @@ mod tests {
         let y = faucet_yaml(2, 3);
         assert!(y.contains("dp_id: 0xbe00000000000001") && y.contains("dp_id: 0xbe00000000000002"));
         assert_eq!(y.matches("native_vlan: bench").count(), 6);
+    }
+
+    #[test]
+    fn hosts_are_known_from_the_flow_mods_and_packet_outs_that_name_them() {
+        let mut hosts = HostsLearned::new(3, 4);
+        let fm = FlowMod {
+            matches: Match::new([OxmField::EthDst(MacAddr(host_mac(3, 1)), None)]),
+            ..FlowMod::default()
+        };
+        hosts.from_flow_mod(&OfpMessage::new(Xid(1), Message::FlowMod(fm.into())).to_vec());
+        let mut frame = vec![0; FRAME_LEN];
+        frame[6..12].copy_from_slice(&host_mac(3, 2));
+        let po = PacketOut {
+            buffer_id: BufferId::NO_BUFFER,
+            in_port: PortNo(1),
+            actions: vec![Action::Output { port: PortNo::FLOOD, max_len: 0 }],
+            data: frame,
+        };
+        let po = OfpMessage::new(Xid(2), Message::PacketOut(po)).to_vec();
+        hosts.from_packet_out(&po);
+        hosts.from_packet_out(&po);
+        // Another switch's host, and one past this switch's hosts, are not counted.
+        hosts.see(&host_mac(4, 0));
+        hosts.see(&host_mac(3, 4));
+        assert_eq!(hosts.count(), 2);
+        assert_eq!(hosts.unknown().collect::<Vec<_>>(), [0, 3]);
+        assert!(hosts.last().is_some());
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub async fn drive<S>(
     stream: S,
     conn: ConnId,
     peer: String,
-    cfg: SessionConfig,
+    mut cfg: SessionConfig,
     app: Option<App>,
     events: mpsc::Sender<(ConnId, SwitchEvent)>,
     log: Logger,
@@ -101,23 +101,25 @@ pub async fn drive<S>(
     let mut framed = Framed::with_capacity(stream, OfpCodec, QUIET_BUFFER);
     framed.set_backpressure_boundary(BUSY_BUFFER);
     let mut busy = false;
-    let mut session = Session::new(Instant::now(), cfg);
     let mut learning = app.map(|App::LearningSwitch| LearningSwitch::new());
-    let mut answers = Vec::new();
+    if learning.is_some() {
+        cfg.app_packet_ins = Some(LearningSwitch::wants);
+    }
+    let mut session = Session::new(Instant::now(), cfg);
     loop {
         let mut closed = false;
         let mut app_sent = false;
+        // One clock reading for the whole batch of answers.
+        let now = Instant::now();
         while let Some(ev) = session.poll_event() {
             let ev = match (ev, learning.as_mut()) {
                 (SessionEvent::PacketIn(pin), Some(sw)) if LearningSwitch::wants(&pin) => {
-                    sw.handle_packet_in(&pin, &mut answers);
-                    let now = Instant::now();
-                    for msg in answers.drain(..) {
-                        match session.send(now, msg, TAG_APP, String::new()) {
+                    sw.handle_packet_in(&pin, |msg| {
+                        match session.send_ref(now, msg, TAG_APP, String::new()) {
                             Ok(_) => app_sent = true,
                             Err(e) => debug!(log, "learning switch answer not sent"; "error" => %e),
                         }
-                    }
+                    });
                     continue;
                 }
                 (SessionEvent::Confirmed { barrier, .. }, _) if barrier.tag == TAG_APP => continue,
@@ -138,7 +140,7 @@ pub async fn drive<S>(
         // One barrier confirms the whole batch of answers (and keeps the session's record of
         // outstanding requests short).
         if app_sent {
-            if let Err(e) = session.barrier(Instant::now(), TAG_APP) {
+            if let Err(e) = session.barrier(now, TAG_APP) {
                 debug!(log, "learning switch barrier not sent"; "error" => %e);
             }
         }
@@ -170,15 +172,16 @@ pub async fn drive<S>(
         tokio::select! {
             frame = framed.next() => {
                 let mut frame = frame;
+                let now = Instant::now();
                 // What else has already arrived is handled with it, and answered in one write.
-                for read in 0..READ_BATCH {
-                    if read == 1 && !busy {
+                for handled in 1..=READ_BATCH {
+                    if handled == 2 && !busy {
                         // More than one message at a time: the switch is busy, read in batches.
                         framed.read_buffer_mut().reserve(BUSY_BUFFER);
                         busy = true;
                     }
                     match frame {
-                        Some(Ok(f)) => session.handle_frame(Instant::now(), f),
+                        Some(Ok(f)) => session.handle_frame(now, f),
                         Some(Err(FramingError::BadFrame(e))) => {
                             session.handle_bad_frame(framed.read_buffer(), &e);
                             break;
@@ -191,6 +194,10 @@ pub async fn drive<S>(
                             session.handle_close("connection closed by the switch");
                             break;
                         }
+                    }
+                    if handled == READ_BATCH {
+                        // The next frame stays in the buffer for the next turn.
+                        break;
                     }
                     match framed.next().now_or_never() {
                         Some(f) => frame = f,
@@ -234,7 +241,8 @@ fn release_buffers<S>(framed: &mut Framed<S, OfpCodec>) {
     shrink(framed.write_buffer_mut());
 }
 
-/// Writes and flushes everything the session has queued.
+/// Writes and flushes everything the session has queued: its bytes go straight into the
+/// write buffer, and out in as few writes as the socket takes.
 async fn write_pending<S>(
     framed: &mut Framed<S, OfpCodec>,
     session: &mut Session,
@@ -242,12 +250,7 @@ async fn write_pending<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut wrote = false;
-    while let Some(m) = session.poll_transmit() {
-        wrote = true;
-        framed.feed(m).await?;
-    }
-    if wrote {
+    if session.poll_transmit(framed.write_buffer_mut()) {
         framed.flush().await?;
     }
     Ok(())
@@ -265,10 +268,10 @@ mod tests {
     use std::time::Duration;
 
     use futures::{SinkExt, StreamExt};
-    use periscope_codec::openflow::{MultipartRequest, MultipartRequestBody};
+    use periscope_codec::openflow::{MultipartRequest, MultipartRequestBody, OfpMessage};
 
     use super::*;
-    use crate::bench::switch::EmulatedSwitch;
+    use crate::bench::switch::{EmulatedSwitch, Milestone};
     use crate::openflow::framing::Frame;
     use crate::openflow::session::Outstanding;
 
@@ -348,5 +351,46 @@ mod tests {
             })
             .sum();
         assert_eq!(ports, 100);
+    }
+
+    /// A regression test: the frame after a full read batch was taken from the stream and
+    /// dropped, so every 257th message of a busy switch was lost (a packet-in unanswered, and
+    /// as well a barrier reply or an error).
+    #[tokio::test]
+    async fn no_frame_is_lost_past_a_full_read_batch() {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let (tx, _rx) = mpsc::channel(COMMAND_QUEUE);
+        let log = Logger::root(slog::Discard, o!());
+        let cfg = SessionConfig::default();
+        let driver = tokio::spawn(drive(ours, ConnId(1), "test".into(), cfg, None, tx, log));
+        let mut sw = EmulatedSwitch::new(1, 2);
+        let mut framed = Framed::new(theirs, OfpCodec);
+        // The HELLO and three full batches of echo requests and one more, in one write.
+        let echoes = 3 * READ_BATCH as u32;
+        let mut out: Vec<OfpMessage> = vec![sw.hello()];
+        out.extend((0..echoes).map(EmulatedSwitch::echo_request));
+        for m in out.drain(..) {
+            framed.feed(m).await.expect("written");
+        }
+        framed.flush().await.expect("written");
+        let mut answered = 0;
+        let mut milestones = Vec::new();
+        let wait = tokio::time::timeout(Duration::from_secs(10), async {
+            while answered < echoes {
+                let Some(Ok(Frame::Message(m))) = framed.next().await else { break };
+                sw.handle(m, &mut out, &mut milestones);
+                answered +=
+                    milestones.drain(..).filter(|m| matches!(m, Milestone::EchoReply(_))).count()
+                        as u32;
+                for m in out.drain(..) {
+                    framed.feed(m).await.expect("written");
+                }
+                framed.flush().await.expect("written");
+            }
+        });
+        let _ = wait.await;
+        assert_eq!(answered, echoes, "echo requests answered");
+        drop(framed);
+        let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
     }
 }

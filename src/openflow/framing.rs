@@ -51,11 +51,13 @@ impl Decoder for OfpCodec {
             src.reserve(len - src.len());
             return Ok(None);
         }
-        let raw = src.split_to(len);
-        Ok(Some(match OfpMessage::parse(&raw) {
+        // Parsed in place: the message copies what it keeps, so the frame is not split off.
+        let frame = match OfpMessage::parse(&src[..len]) {
             Ok(m) => Frame::Message(m),
-            Err(error) => Frame::Malformed { raw: raw.to_vec(), error },
-        }))
+            Err(error) => Frame::Malformed { raw: src[..len].to_vec(), error },
+        };
+        src.advance(len);
+        Ok(Some(frame))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FramingError> {

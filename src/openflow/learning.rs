@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 
 use periscope_codec::openflow::{
-    Action, BufferId, FlowMod, Instruction, MacAddr, Match, Message, OxmField, PacketIn, PacketOut,
-    PortNo, TableId,
+    Action, Actions, BufferId, FlowMod, Instruction, Instructions, MacAddr, Match, Message,
+    OxmField, PacketIn, PacketOut, PortNo, TableId,
 };
 
 use crate::policy::cookie::{self, Kind};
@@ -32,9 +32,27 @@ pub enum App {
 }
 
 /// The learning switch of one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LearningSwitch {
     mac_to_port: HashMap<MacAddr, PortNo>,
+    /// The answers, kept from one packet-in to the next so that answering allocates nothing.
+    flow_mod: Message,
+    packet_out: Message,
+}
+
+impl Default for LearningSwitch {
+    fn default() -> Self {
+        LearningSwitch {
+            mac_to_port: HashMap::new(),
+            flow_mod: Message::FlowMod(Box::default()),
+            packet_out: Message::PacketOut(PacketOut {
+                buffer_id: BufferId::NO_BUFFER,
+                in_port: PortNo::CONTROLLER,
+                actions: Vec::new(),
+                data: Vec::new(),
+            }),
+        }
+    }
 }
 
 impl LearningSwitch {
@@ -54,9 +72,9 @@ impl LearningSwitch {
         !cookie::is_ours(pin.cookie)
     }
 
-    /// Learns from one packet-in and pushes the answers (a flow mod, a packet-out, or both)
-    /// to `out`. A packet-in without an input port or an Ethernet header is ignored.
-    pub fn handle_packet_in(&mut self, pin: &PacketIn, out: &mut Vec<Message>) {
+    /// Learns from one packet-in and hands its answers (a flow mod, a packet-out, or both) to
+    /// `send`, in order. A packet-in without an input port or an Ethernet header is ignored.
+    pub fn handle_packet_in(&mut self, pin: &PacketIn, mut send: impl FnMut(&Message)) {
         let (Some(in_port), Some(eth)) = (pin.in_port(), pin.data.get(..12)) else { return };
         let mut dst = [0u8; 6];
         let mut src = [0u8; 6];
@@ -72,31 +90,41 @@ impl LearningSwitch {
         let out_port = self.mac_to_port.get(&dst).copied().unwrap_or(PortNo::FLOOD);
         let output = Action::Output { port: out_port, max_len: 0 };
         if out_port != PortNo::FLOOD {
-            out.push(Message::FlowMod(Box::new(FlowMod {
-                cookie: cookie::cookie(Kind::Learned, 0),
-                table_id: TableId(0),
-                idle_timeout: LEARNED_IDLE_SECS,
-                priority: LEARNED_PRIORITY,
-                buffer_id: pin.buffer_id,
-                matches: Match::new([
-                    OxmField::InPort(in_port),
-                    OxmField::EthDst(dst, None),
-                    OxmField::EthSrc(src, None),
-                ]),
-                instructions: vec![Instruction::ApplyActions(vec![output.clone()].into())].into(),
-                ..FlowMod::default()
-            })));
+            if let Message::FlowMod(fm) = &mut self.flow_mod {
+                **fm = FlowMod {
+                    cookie: cookie::cookie(Kind::Learned, 0),
+                    table_id: TableId(0),
+                    idle_timeout: LEARNED_IDLE_SECS,
+                    priority: LEARNED_PRIORITY,
+                    buffer_id: pin.buffer_id,
+                    matches: Match::new([
+                        OxmField::InPort(in_port),
+                        OxmField::EthDst(dst, None),
+                        OxmField::EthSrc(src, None),
+                    ]),
+                    instructions: Instructions::from_iter([Instruction::ApplyActions(
+                        Actions::from_iter([output.clone()]),
+                    )]),
+                    ..FlowMod::default()
+                };
+            }
+            send(&self.flow_mod);
             if pin.buffer_id != BufferId::NO_BUFFER {
                 // The switch applies the flow to the buffered packet itself.
                 return;
             }
         }
-        out.push(Message::PacketOut(PacketOut {
-            buffer_id: pin.buffer_id,
-            in_port,
-            actions: vec![output],
-            data: if pin.buffer_id == BufferId::NO_BUFFER { pin.data.clone() } else { Vec::new() },
-        }));
+        if let Message::PacketOut(po) = &mut self.packet_out {
+            po.buffer_id = pin.buffer_id;
+            po.in_port = in_port;
+            po.actions.clear();
+            po.actions.push(output);
+            po.data.clear();
+            if pin.buffer_id == BufferId::NO_BUFFER {
+                po.data.extend_from_slice(&pin.data);
+            }
+        }
+        send(&self.packet_out);
     }
 }
 
@@ -127,7 +155,7 @@ mod tests {
 
     fn answer(sw: &mut LearningSwitch, p: &PacketIn) -> Vec<Message> {
         let mut out = Vec::new();
-        sw.handle_packet_in(p, &mut out);
+        sw.handle_packet_in(p, |m| out.push(m.clone()));
         out
     }
 

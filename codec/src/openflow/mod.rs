@@ -290,19 +290,7 @@ impl OfpMessage {
 
     /// Appends the message, header included, to `buf`.
     pub fn emit(&self, buf: &mut BytesMut) {
-        let hint = match &self.msg {
-            Message::FlowMod(m) => m.size_hint(),
-            _ => 0,
-        };
-        let mut w = Writer::new(buf, HEADER_LEN + hint);
-        let g = w.guard(2);
-        w.array([self.version, self.msg.msg_type().into(), 0, 0]);
-        w.u32(self.xid.0);
-        match &self.msg {
-            Message::FlowMod(m) => m.write(&mut w),
-            msg => w.with_buf(|buf| msg.emit_body(buf)),
-        }
-        g.finish(&mut w);
+        self.msg.emit_with_header(self.version, self.xid, buf);
     }
 
     /// The message as a fresh byte vector.
@@ -328,6 +316,24 @@ pub fn frame_len(data: &[u8], max_len: usize) -> Result<Option<usize>, DecodeErr
 }
 
 impl Message {
+    /// Emits the message with its header (`version`, `xid`), without being moved into an
+    /// [`OfpMessage`]: what a sender that keeps its messages uses.
+    pub fn emit_with_header(&self, version: u8, xid: Xid, buf: &mut BytesMut) {
+        let hint = match self {
+            Message::FlowMod(m) => m.size_hint(),
+            _ => 0,
+        };
+        let mut w = Writer::new(buf, HEADER_LEN + hint);
+        let g = w.guard(2);
+        w.array([version, self.msg_type().into(), 0, 0]);
+        w.u32(xid.0);
+        match self {
+            Message::FlowMod(m) => m.write(&mut w),
+            msg => w.with_buf(|buf| msg.emit_body(buf)),
+        }
+        g.finish(&mut w);
+    }
+
     /// The header type of this message.
     pub fn msg_type(&self) -> MsgType {
         match self {

@@ -7,16 +7,18 @@
 //! of errors, replies and barrier replies to the requests that caused them. It never touches a
 //! socket or a clock: the driver does.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
 
 use periscope_codec::openflow::error::hello_failed;
 use periscope_codec::openflow::multipart::MULTIPART_MORE;
 use periscope_codec::openflow::{
     DecodeError, Dpid, ErrorMsg, ErrorType, FeaturesReply, Hello, Message, MsgType, MultipartReply,
-    MultipartReplyBody, MultipartRequest, MultipartRequestBody, OfpMessage, Port, PortReason,
-    PortStatus, SwitchConfig, Xid, OFP_VERSION_1_3,
+    MultipartReplyBody, MultipartRequest, MultipartRequestBody, OfpMessage, PacketIn, Port,
+    PortReason, PortStatus, SwitchConfig, Xid, OFP_VERSION_1_3,
 };
 
 use super::framing::Frame;
@@ -41,6 +43,10 @@ pub struct SessionConfig {
     /// on per second, with as many in a burst; more are dropped and counted, so that a
     /// flooding switch costs the controller no more than this.
     pub max_unsolicited_per_sec: u32,
+    /// Packet-ins for which this is true are answered by the connection's own app, in its
+    /// driver task: they are passed on without the unsolicited limit, since what they cost
+    /// stays with their connection (bounded by `max_outstanding` and the socket).
+    pub app_packet_ins: Option<fn(&PacketIn) -> bool>,
 }
 
 impl Default for SessionConfig {
@@ -52,6 +58,7 @@ impl Default for SessionConfig {
             miss_send_len: 128,
             max_outstanding: 65_536,
             max_unsolicited_per_sec: 1_000,
+            app_packet_ins: None,
         }
     }
 }
@@ -219,11 +226,21 @@ enum Completion {
     IsBarrier,
 }
 
+/// A request with a reply of its own, or a barrier.
 #[derive(Debug)]
 struct Entry {
     req: Outstanding,
+    /// Its place in the send order.
+    seq: u64,
     completion: Completion,
     parts: Vec<Message>,
+}
+
+/// A request that the next barrier confirms.
+#[derive(Debug)]
+struct Pending {
+    req: Outstanding,
+    seq: u64,
 }
 
 /// The OpenFlow session with one switch.
@@ -233,16 +250,19 @@ pub struct Session {
     phase: Phase,
     next_xid: u32,
     next_seq: u64,
-    /// Outstanding requests by send order.
-    outstanding: BTreeMap<u64, Entry>,
-    seq_by_xid: HashMap<Xid, u64>,
+    /// Requests with a reply of their own, and barriers, by xid.
+    by_xid: HashMap<Xid, Entry>,
+    /// Requests the next barrier confirms, in send order (so in xid order, modulo wrapping):
+    /// a barrier reply confirms a prefix, and an error finds its request by binary search.
+    awaiting_barrier: VecDeque<Pending>,
     features: Option<FeaturesReply>,
     ports: Vec<Port>,
     handshake_xid: Option<Xid>,
     handshake_deadline: Instant,
     last_rx: Instant,
     echo: Option<(Xid, Instant)>,
-    transmit: VecDeque<OfpMessage>,
+    /// What to send, already encoded, in order.
+    transmit: BytesMut,
     events: VecDeque<SessionEvent>,
     flood: FloodGate,
 }
@@ -265,14 +285,14 @@ impl Session {
             phase: Phase::Hello,
             next_xid: 1,
             next_seq: 0,
-            outstanding: BTreeMap::new(),
-            seq_by_xid: HashMap::new(),
+            by_xid: HashMap::new(),
+            awaiting_barrier: VecDeque::new(),
             features: None,
             ports: Vec::new(),
             handshake_xid: None,
             last_rx: now,
             echo: None,
-            transmit: VecDeque::new(),
+            transmit: BytesMut::new(),
             events: VecDeque::new(),
             flood: FloodGate { tokens: 0.0, refilled: now, dropped: 0, reported: None },
         };
@@ -294,12 +314,19 @@ impl Session {
 
     /// Requests awaiting a reply or a barrier.
     pub fn outstanding(&self) -> usize {
-        self.outstanding.len()
+        self.by_xid.len() + self.awaiting_barrier.len()
     }
 
-    /// The next message to send, if any.
-    pub fn poll_transmit(&mut self) -> Option<OfpMessage> {
-        self.transmit.pop_front()
+    /// Appends everything queued for sending to `out`, encoded, in order; returns whether
+    /// there was anything.
+    pub fn poll_transmit(&mut self, out: &mut BytesMut) -> bool {
+        if self.transmit.is_empty() {
+            return false;
+        }
+        out.extend_from_slice(&self.transmit);
+        // Not kept: an idle connection holds no buffer of the largest batch it ever sent.
+        self.transmit = BytesMut::new();
+        true
     }
 
     /// The next event, if any.
@@ -403,15 +430,32 @@ impl Session {
     pub fn send(
         &mut self,
         now: Instant,
-        msg: Message,
+        mut msg: Message,
         tag: u64,
         label: impl Into<String>,
     ) -> Result<Xid, SendError> {
-        if self.phase != Phase::Ready {
-            return Err(SendError::NotReady(self.phase));
+        self.check_ready()?;
+        if let Message::BundleAdd(b) = &mut msg {
+            // The switch checks that the message inside carries the bundle add's own xid.
+            b.message.xid = Xid(self.next_xid);
         }
-        if self.outstanding.len() >= self.cfg.max_outstanding {
-            return Err(SendError::Busy(self.outstanding.len()));
+        self.send_ref(now, &msg, tag, label)
+    }
+
+    /// [`Session::send`] of a message the caller keeps (it is encoded at once): an app that
+    /// answers every packet-in reuses its messages. A bundle add is copied to take its xid.
+    pub fn send_ref(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        tag: u64,
+        label: impl Into<String>,
+    ) -> Result<Xid, SendError> {
+        self.check_ready()?;
+        if let Message::BundleAdd(b) = msg {
+            if b.message.xid.0 != self.next_xid {
+                return self.send(now, msg.clone(), tag, label);
+            }
         }
         let completion = match msg.msg_type() {
             MsgType::BarrierRequest => Completion::IsBarrier,
@@ -427,19 +471,27 @@ impl Session {
             _ => Completion::Barrier,
         };
         let xid = self.alloc_xid();
-        let mut msg = msg;
-        if let Message::BundleAdd(b) = &mut msg {
-            // The switch checks that the message inside carries the bundle add's own xid.
-            b.message.xid = xid;
-        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let req =
             Outstanding { xid, msg_type: msg.msg_type(), tag, label: label.into(), sent_at: now };
-        self.outstanding.insert(seq, Entry { req, completion, parts: Vec::new() });
-        self.seq_by_xid.insert(xid, seq);
-        self.push(xid, msg);
+        if completion == Completion::Barrier {
+            self.awaiting_barrier.push_back(Pending { req, seq });
+        } else {
+            self.by_xid.insert(xid, Entry { req, seq, completion, parts: Vec::new() });
+        }
+        self.emit(OFP_VERSION_1_3, xid, msg);
         Ok(xid)
+    }
+
+    fn check_ready(&self) -> Result<(), SendError> {
+        if self.phase != Phase::Ready {
+            return Err(SendError::NotReady(self.phase));
+        }
+        if self.outstanding() >= self.cfg.max_outstanding {
+            return Err(SendError::Busy(self.outstanding()));
+        }
+        Ok(())
     }
 
     /// Queues a barrier request; its reply confirms everything sent before it.
@@ -455,7 +507,11 @@ impl Session {
     }
 
     fn push(&mut self, xid: Xid, msg: Message) {
-        self.transmit.push_back(OfpMessage::new(xid, msg));
+        self.emit(OFP_VERSION_1_3, xid, &msg);
+    }
+
+    fn emit(&mut self, version: u8, xid: Xid, msg: &Message) {
+        msg.emit_with_header(version, xid, &mut self.transmit);
     }
 
     fn close(&mut self, reason: CloseReason) {
@@ -484,11 +540,7 @@ impl Session {
                             data: text,
                         };
                         // Answer in the peer's own version so that it can read why.
-                        self.transmit.push_back(OfpMessage {
-                            version,
-                            xid,
-                            msg: Message::Error(err),
-                        });
+                        self.emit(version, xid, &Message::Error(err));
                         self.close(CloseReason::IncompatibleVersion { peer_version: version });
                     }
                 }
@@ -536,10 +588,13 @@ impl Session {
                     self.events.push_back(SessionEvent::PortStatus(ps));
                 }
             }
+            Message::PacketIn(p) if self.cfg.app_packet_ins.is_some_and(|is_app| is_app(&p)) => {
+                self.events.push_back(SessionEvent::PacketIn(p))
+            }
             Message::PacketIn(p) => self.unsolicited(now, SessionEvent::PacketIn(p)),
             Message::FlowRemoved(f) => self.unsolicited(now, SessionEvent::FlowRemoved(f)),
             Message::Error(error) => {
-                let request = self.take_outstanding(xid).map(|e| e.req);
+                let request = self.take_outstanding(xid);
                 if request.is_none()
                     && self.handshake_xid == Some(xid)
                     && self.phase != Phase::Ready
@@ -564,7 +619,7 @@ impl Session {
             | Message::QueueGetConfigReply(_)
             | Message::FeaturesReply(_)
             | Message::BundleControl(_)
-            | Message::EchoReply(_)) => match self.take_outstanding(xid) {
+            | Message::EchoReply(_)) => match self.by_xid.remove(&xid) {
                 Some(e) => self
                     .events
                     .push_back(SessionEvent::Reply { request: e.req, replies: vec![msg] }),
@@ -625,48 +680,46 @@ impl Session {
         }
     }
 
-    fn take_outstanding(&mut self, xid: Xid) -> Option<Entry> {
-        let seq = self.seq_by_xid.remove(&xid)?;
-        self.outstanding.remove(&seq)
+    /// Forgets the outstanding request `xid` (it failed, or was answered) and returns it.
+    fn take_outstanding(&mut self, xid: Xid) -> Option<Outstanding> {
+        if let Some(e) = self.by_xid.remove(&xid) {
+            return Some(e.req);
+        }
+        // Xids grow with the send order; distances from the oldest one do not wrap.
+        let base = self.awaiting_barrier.front()?.req.xid.0;
+        let at = self
+            .awaiting_barrier
+            .binary_search_by_key(&xid.0.wrapping_sub(base), |p| p.req.xid.0.wrapping_sub(base))
+            .ok()?;
+        self.awaiting_barrier.remove(at).map(|p| p.req)
     }
 
     fn handle_reply_part(&mut self, xid: Xid, r: MultipartReply) {
         let more = r.flags & MULTIPART_MORE != 0;
-        let Some(&seq) = self.seq_by_xid.get(&xid) else {
+        let Some(e) = self.by_xid.get_mut(&xid) else {
             self.events
                 .push_back(SessionEvent::Other(OfpMessage::new(xid, Message::MultipartReply(r))));
             return;
         };
-        if let Some(e) = self.outstanding.get_mut(&seq) {
-            e.parts.push(Message::MultipartReply(r));
-        }
+        e.parts.push(Message::MultipartReply(r));
         if !more {
-            if let Some(e) = self.take_outstanding(xid) {
+            if let Some(e) = self.by_xid.remove(&xid) {
                 self.events.push_back(SessionEvent::Reply { request: e.req, replies: e.parts });
             }
         }
     }
 
     fn handle_barrier_reply(&mut self, xid: Xid) {
-        let Some(&barrier_seq) = self.seq_by_xid.get(&xid) else {
+        let Some(barrier) = self.by_xid.get(&xid).filter(|e| e.completion == Completion::IsBarrier)
+        else {
             return;
         };
+        let barrier_seq = barrier.seq;
         // Everything sent before the barrier that awaits a barrier is now done. Requests that
         // failed were already removed by their errors, which the switch sends first.
-        let done: Vec<u64> = self
-            .outstanding
-            .range(..barrier_seq)
-            .filter(|(_, e)| e.completion == Completion::Barrier)
-            .map(|(s, _)| *s)
-            .collect();
-        let mut tags = Vec::with_capacity(done.len());
-        for s in done {
-            if let Some(e) = self.outstanding.remove(&s) {
-                self.seq_by_xid.remove(&e.req.xid);
-                tags.push(e.req.tag);
-            }
-        }
-        if let Some(b) = self.take_outstanding(xid) {
+        let done = self.awaiting_barrier.partition_point(|p| p.seq < barrier_seq);
+        let tags = self.awaiting_barrier.drain(..done).map(|p| p.req.tag).collect();
+        if let Some(b) = self.by_xid.remove(&xid) {
             self.events.push_back(SessionEvent::Confirmed { barrier: b.req, tags });
         }
     }

@@ -18,9 +18,21 @@ impl Pair {
         Pair { now, session: Session::new(now, SessionConfig::default()) }
     }
 
-    /// Everything the session wants to send now.
+    /// Everything the session wants to send now, parsed back (a HELLO_FAILED in the peer's
+    /// own version too).
     fn sent(&mut self) -> Vec<OfpMessage> {
-        std::iter::from_fn(|| self.session.poll_transmit()).collect()
+        let mut wire = bytes::BytesMut::new();
+        self.session.poll_transmit(&mut wire);
+        let mut out = Vec::new();
+        while let Some(len) = frame_len(&wire, usize::from(u16::MAX)).expect("framed") {
+            let mut frame = wire.split_to(len);
+            let version = std::mem::replace(&mut frame[0], OFP_VERSION_1_3);
+            let mut m = OfpMessage::parse(&frame).expect("the session sends what parses");
+            m.version = version;
+            out.push(m);
+        }
+        assert!(wire.is_empty(), "a partial message: {wire:02x?}");
+        out
     }
 
     fn events(&mut self) -> Vec<SessionEvent> {
@@ -216,6 +228,37 @@ fn errors_name_the_request_and_barrier_confirms_the_rest() {
 }
 
 #[test]
+fn an_error_after_the_xids_wrapped_names_its_request() {
+    let mut p = Pair::new();
+    p.handshake();
+    p.session.next_xid = u32::MAX - 1;
+    let fm = |prio| Message::FlowMod(FlowMod { priority: prio, ..FlowMod::default() }.into());
+    let xids: Vec<Xid> = (1..=4)
+        .map(|t| p.session.send(p.now, fm(t as u16), t, format!("flow {t}")).unwrap())
+        .collect();
+    assert_eq!(xids, [Xid(u32::MAX - 1), Xid(u32::MAX), Xid(1), Xid(2)], "0 is skipped");
+    let b = p.session.barrier(p.now, 99).unwrap();
+    p.sent();
+    let err = ErrorMsg { err_type: ErrorType::BadMatch, code: 4, experimenter: None, data: vec![] };
+    for x in [xids[2], xids[0]] {
+        p.deliver(OfpMessage::new(x, Message::Error(err.clone())));
+    }
+    p.deliver(OfpMessage::new(b, Message::BarrierReply));
+    let ev = p.events();
+    let failed: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::RequestFailed { request: Some(r), xid, .. } => Some((r.tag, *xid)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, [(3, xids[2]), (1, xids[0])]);
+    let Some(SessionEvent::Confirmed { tags, .. }) = ev.last() else { panic!("{ev:?}") };
+    assert_eq!(tags, &[2, 4]);
+    assert_eq!(p.session.outstanding(), 0);
+}
+
+#[test]
 fn multipart_reply_is_reassembled() {
     let mut p = Pair::new();
     p.handshake();
@@ -325,6 +368,44 @@ fn a_flood_of_packet_ins_is_cut_to_the_limit_and_reported_once_a_second() {
     // The session itself stays up and keeps answering.
     p.deliver(OfpMessage::new(Xid(3), Message::EchoRequest(vec![1])));
     assert!(matches!(p.sent()[..], [OfpMessage { msg: Message::EchoReply(_), .. }]));
+}
+
+#[test]
+fn packet_ins_the_connection_s_app_answers_are_not_cut_by_the_flood_limit() {
+    let now = Instant::now();
+    let cfg = SessionConfig {
+        max_unsolicited_per_sec: 10,
+        app_packet_ins: Some(|pin| pin.cookie != Cookie(0xdead)),
+        ..SessionConfig::default()
+    };
+    let mut p = Pair { now, session: Session::new(now, cfg) };
+    p.handshake();
+    let Ok(OfpMessage { msg: Message::PacketIn(mut pin), .. }) =
+        OfpMessage::parse(&captured_packet_in())
+    else {
+        panic!("the captured packet-in parses")
+    };
+    pin.cookie = Cookie(1);
+    let for_app = OfpMessage::new(Xid(1), Message::PacketIn(pin.clone()));
+    pin.cookie = Cookie(0xdead);
+    let for_core = OfpMessage::new(Xid(2), Message::PacketIn(pin));
+    let (mut app, mut core) = (0, 0);
+    // 1000 of each in one second: all of the app's pass, the others are cut to the limit.
+    for i in 0..1000u64 {
+        p.now = now + Duration::from_millis(i);
+        p.session.handle_frame(p.now, Frame::Message(for_app.clone()));
+        p.session.handle_frame(p.now, Frame::Message(for_core.clone()));
+        for ev in p.events() {
+            match ev {
+                SessionEvent::PacketIn(pin) if pin.cookie == Cookie(1) => app += 1,
+                SessionEvent::PacketIn(_) => core += 1,
+                SessionEvent::Flooding { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!(app, 1000);
+    assert!((18..=22).contains(&core), "core got {core}");
 }
 
 fn captured_packet_in() -> Vec<u8> {
