@@ -260,6 +260,7 @@ async fn bench_reactive(
         mode: args.reactive_mode,
         // simple_switch_13 and faucet send no barrier after their first flows.
         ready_on: ReadyOn::FlowMod,
+        vlan: None,
     };
     let window = reactive::Window {
         handshake: Duration::from_secs(args.timeout_secs),
@@ -278,7 +279,9 @@ async fn bench_reactive(
             all.push(reactive::measure("periscope", addr, pid, plan, args.switches, window).await);
         }
     }
-    let measure_peer = |name: &'static str, started: anyhow::Result<(Child, SocketAddr)>| async move {
+    let measure_peer = |name: &'static str,
+                        plan: reactive::SwitchPlan,
+                        started: anyhow::Result<(Child, SocketAddr)>| async move {
         match started {
             Ok((child, addr)) => {
                 let pid = child.id();
@@ -294,11 +297,12 @@ async fn bench_reactive(
     };
     if let Some(manager) = &args.osken {
         let app = args.osken_app.as_deref().unwrap_or("target/peers/apps/simple_switch_13.py");
-        all.extend(measure_peer("os-ken", start_osken(manager, app, dir).await).await);
+        all.extend(measure_peer("os-ken", plan, start_osken(manager, app, dir).await).await);
     }
     if let Some(faucet) = &args.faucet {
         let started = start_faucet(faucet, args.switches, args.ports, dir).await;
-        all.extend(measure_peer("faucet", started).await);
+        let tagged = reactive::SwitchPlan { vlan: Some(reactive::FAUCET_VID), ..plan };
+        all.extend(measure_peer("faucet", tagged, started).await);
     }
     Ok(all)
 }

@@ -50,6 +50,14 @@ pub const ETHERTYPE: u16 = 0x88b5;
 pub const FRAME_LEN: usize = 60;
 /// Where a frame carries its sequence number: after the Ethernet header.
 const SEQ_AT: usize = 14;
+/// Bytes an 802.1Q tag adds to the Ethernet header.
+const VLAN_TAG_LEN: usize = 4;
+/// The EtherType that announces an 802.1Q tag.
+const ETHERTYPE_VLAN: u16 = 0x8100;
+/// The VLAN faucet puts every emulated port on. Its pipeline tags a frame of a native-VLAN port
+/// before the frame reaches faucet, and faucet learns only from tagged packet-ins, so its
+/// switches send their frames tagged with it.
+pub const FAUCET_VID: u16 = 100;
 /// Packet-ins queued for the socket at most, per switch, in throughput mode.
 const OUT_BATCH: usize = 64;
 /// A packet-in unanswered this long in latency mode counts as lost, and the next one goes.
@@ -77,12 +85,14 @@ pub struct PacketInTemplate {
     bytes: Vec<u8>,
     in_port_at: usize,
     data_at: usize,
+    vlan: Option<u16>,
 }
 
 impl PacketInTemplate {
     /// The template: sent by an output-to-controller action (faucet drops table-miss
-    /// packet-ins), unbuffered, the whole frame included, in_port metadata.
-    pub fn new() -> Self {
+    /// packet-ins), unbuffered, the whole frame included, in_port metadata; the frames carry
+    /// an 802.1Q tag with `vlan` when one is given.
+    pub fn new(vlan: Option<u16>) -> Self {
         let pin = PacketIn {
             buffer_id: BufferId::NO_BUFFER,
             total_len: FRAME_LEN as u16,
@@ -96,7 +106,7 @@ impl PacketInTemplate {
         let data_at = bytes.len() - FRAME_LEN;
         // header 8, buffer_id 4, total_len 2, reason 1, table 1, cookie 8, match type and
         // length 4, the in_port OXM header 4: then its value.
-        PacketInTemplate { bytes, in_port_at: 32, data_at }
+        PacketInTemplate { bytes, in_port_at: 32, data_at, vlan }
     }
 
     /// Appends packet-in number `seq` of switch `index` with `macs` hosts behind `ports`
@@ -122,21 +132,23 @@ impl PacketInTemplate {
         let d = self.data_at;
         b[d..d + 6].copy_from_slice(&dst);
         b[d + 6..d + 12].copy_from_slice(&src);
+        let d = match self.vlan {
+            Some(vid) => {
+                b[d + 12..d + 14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+                b[d + 14..d + 16].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
+                d + VLAN_TAG_LEN
+            }
+            None => d,
+        };
         b[d + 12..d + 14].copy_from_slice(&ETHERTYPE.to_be_bytes());
         b[d + SEQ_AT..d + SEQ_AT + 4].copy_from_slice(&seq.to_be_bytes());
-    }
-}
-
-impl Default for PacketInTemplate {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
 /// faucet's configuration for `switches` emulated switches of `ports` ports, all on one VLAN.
 /// The packet-ins carry no faucet cookie, so faucet is told not to insist on it.
 pub fn faucet_yaml(switches: usize, ports: u16) -> String {
-    let mut y = String::from("vlans:\n  bench:\n    vid: 100\ndps:\n");
+    let mut y = format!("vlans:\n  bench:\n    vid: {FAUCET_VID}\ndps:\n");
     for index in 0..switches {
         y.push_str(&format!(
             "  bench{index}:\n    dp_id: {:#x}\n    hardware: Open vSwitch\n    \
@@ -159,7 +171,10 @@ fn packet_out_frame(msg: &[u8]) -> Option<&[u8]> {
 
 /// The sequence number a PACKET_OUT carries back in its frame, if it carries one of ours.
 pub fn packet_out_seq(msg: &[u8]) -> Option<u32> {
-    let frame = packet_out_frame(msg)?;
+    let mut frame = packet_out_frame(msg)?;
+    if frame.get(12..14)? == ETHERTYPE_VLAN.to_be_bytes() {
+        frame = frame.get(VLAN_TAG_LEN..)?;
+    }
     if frame.get(12..14)? != ETHERTYPE.to_be_bytes() {
         return None;
     }
@@ -316,6 +331,8 @@ pub struct SwitchPlan {
     pub mode: ReactiveMode,
     /// When it counts as handshaken.
     pub ready_on: ReadyOn,
+    /// The 802.1Q tag its frames carry, if any ([`FAUCET_VID`] for faucet).
+    pub vlan: Option<u16>,
 }
 
 /// Runs one switch: handshake, every host announced once, then packet-ins until told to stop. Returns its latency
@@ -335,7 +352,7 @@ pub async fn switch_task(
             return Vec::new();
         }
     };
-    let template = PacketInTemplate::new();
+    let template = PacketInTemplate::new(plan.vlan);
     let mut wire = Wire::new(sw, parts);
     match learn(plan, &mut wire, &template, &mut orders).await {
         Ok(learned) => {
@@ -883,7 +900,7 @@ mod tests {
 
     #[test]
     fn packet_ins_parse_with_the_fields_patched_in() {
-        let t = PacketInTemplate::new();
+        let t = PacketInTemplate::new(None);
         let mut buf = BytesMut::new();
         t.put(&mut buf, 3, 41, 10, 4);
         t.put(&mut buf, 3, 42, 10, 4);
@@ -901,7 +918,7 @@ mod tests {
 
     #[test]
     fn a_packet_out_carries_the_sequence_back() {
-        let t = PacketInTemplate::new();
+        let t = PacketInTemplate::new(None);
         let mut buf = BytesMut::new();
         t.put(&mut buf, 0, 7, 5, 2);
         let Message::PacketIn(p) = OfpMessage::parse(&buf).expect("parses").msg else {
@@ -916,6 +933,28 @@ mod tests {
         let bytes = OfpMessage::new(Xid(9), Message::PacketOut(po)).to_vec();
         assert_eq!(packet_out_seq(&bytes), Some(7));
         assert_eq!(packet_out_seq(&bytes[..30]), None);
+    }
+
+    #[test]
+    fn tagged_frames_carry_the_vlan_and_the_sequence_back() {
+        let t = PacketInTemplate::new(Some(FAUCET_VID));
+        let mut buf = BytesMut::new();
+        t.put(&mut buf, 1, 9, 5, 2);
+        let Message::PacketIn(p) = OfpMessage::parse(&buf).expect("parses").msg else {
+            panic!("not a packet-in")
+        };
+        assert_eq!(p.data[12..14], [0x81, 0x00]);
+        assert_eq!(u16::from_be_bytes([p.data[14], p.data[15]]), FAUCET_VID);
+        assert_eq!(p.data[16..18], ETHERTYPE.to_be_bytes());
+        assert_eq!(p.data.len(), FRAME_LEN);
+        let po = PacketOut {
+            buffer_id: BufferId::NO_BUFFER,
+            in_port: PortNo(1),
+            actions: vec![Action::output(PortNo::FLOOD)],
+            data: p.data.clone(),
+        };
+        let bytes = OfpMessage::new(Xid(3), Message::PacketOut(po)).to_vec();
+        assert_eq!(packet_out_seq(&bytes), Some(9));
     }
 
     #[test]
