@@ -109,10 +109,7 @@ impl<Q: Borrow<str> + ?Sized> Index<&Q> for ReplicaRow {
     /// The value of a column the row is known to have; panics otherwise, as [`Row`] does.
     fn index(&self, column: &Q) -> &Datum {
         let column = column.borrow();
-        match self.get(column) {
-            Some(d) => d,
-            None => panic!("row has no column {column:?}"),
-        }
+        self.get(column).unwrap_or_else(|| panic!("row has no column {column:?}"))
     }
 }
 
