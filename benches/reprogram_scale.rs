@@ -229,7 +229,7 @@ fn iface_row(uuid: &str, name: &str, ofport: u32, vm: usize) -> InterfaceRow {
         ("tenant-id", format!("tenant-{:02}", vm % TENANTS)),
     ];
     for (k, v) in ids {
-        r.external_ids.insert(k.to_string(), v);
+        r.external_ids.insert(k.into(), v.into());
     }
     r
 }

@@ -13,7 +13,7 @@ use periscope_codec::ovsdb::operation::WaitUntil;
 use periscope_codec::ovsdb::{
     validate, Atom, ChangeKind, CondSinceReply, Condition, DatabaseSchema, Datum, Function,
     JsonStream, Message, Mutation, Mutator, Notification, OpResult, Operation, Problem, Replica,
-    Request, Response, Row, RowChange, ServerNotification, TransactReply, Uuid,
+    ReplicaRow, Request, Response, Row, RowChange, ServerNotification, TransactReply, Uuid,
 };
 use serde_json::{json, Value};
 
@@ -181,7 +181,7 @@ fn by_name(name: &str) -> Vec<Condition> {
     vec![Condition::new("name", Function::Eq, Atom::from(name))]
 }
 
-fn find<'r>(replica: &'r Replica, table: &str, name: &str) -> (Uuid, &'r Row) {
+fn find<'r>(replica: &'r Replica, table: &str, name: &str) -> (Uuid, &'r ReplicaRow) {
     replica
         .table(table)
         .and_then(|t| t.iter().find(|(_, r)| r["name"] == Datum::atom(name)))

@@ -285,7 +285,7 @@ mod tests {
             uuid: Uuid::from("i4"),
             name: "vm1".into(),
             ofport: Some(PortNo(4)),
-            external_ids: [("iface-id".to_string(), "vm1-port".to_string())].into(),
+            external_ids: [("iface-id".into(), "vm1-port".into())].into(),
             ..InterfaceRow::default()
         };
         topo.apply_batch([

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use periscope_codec::ovsdb::{
-    Atom, Condition, Datum, Function, Operation, Replica, Row, Uuid, WaitUntil,
+    Atom, Condition, Datum, Function, Operation, Replica, ReplicaRow, Row, Uuid, WaitUntil,
 };
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -132,26 +132,26 @@ pub struct Northbound {
     pub problems: Vec<String>,
 }
 
-fn column<'a>(row: &'a Row, name: &str) -> Option<&'a Atom> {
+fn column<'a>(row: &'a ReplicaRow, name: &str) -> Option<&'a Atom> {
     row.get(name).and_then(Datum::as_atom)
 }
 
-fn string(row: &Row, name: &str) -> Option<String> {
+fn string(row: &ReplicaRow, name: &str) -> Option<String> {
     column(row, name).and_then(Atom::as_str).map(str::to_string)
 }
 
-fn integer(row: &Row, name: &str) -> Option<i64> {
+fn integer(row: &ReplicaRow, name: &str) -> Option<i64> {
     column(row, name).and_then(Atom::as_integer)
 }
 
-fn strings(row: &Row, name: &str) -> Vec<String> {
+fn strings(row: &ReplicaRow, name: &str) -> Vec<String> {
     row.get(name)
         .and_then(Datum::as_set)
         .map(|s| s.iter().filter_map(Atom::as_str).map(str::to_string).collect())
         .unwrap_or_default()
 }
 
-fn string_map(row: &Row, name: &str) -> BTreeMap<String, String> {
+fn string_map(row: &ReplicaRow, name: &str) -> BTreeMap<String, String> {
     row.get(name)
         .and_then(Datum::as_map)
         .map(|m| {
@@ -162,7 +162,7 @@ fn string_map(row: &Row, name: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn opt_u32(row: &Row, name: &str) -> Option<u32> {
+fn opt_u32(row: &ReplicaRow, name: &str) -> Option<u32> {
     integer(row, name).and_then(|n| u32::try_from(n).ok())
 }
 
@@ -260,7 +260,7 @@ impl Northbound {
     }
 }
 
-fn tenant_from_row(row: &Row) -> Result<Tenant, String> {
+fn tenant_from_row(row: &ReplicaRow) -> Result<Tenant, String> {
     let name = string(row, "name").ok_or("no name")?;
     let mut allowed = Vec::new();
     for c in strings(row, "allowed_collectors") {
@@ -274,7 +274,7 @@ fn tenant_from_row(row: &Row) -> Result<Tenant, String> {
     })
 }
 
-fn token_from_row(row: &Row) -> Result<(TokenHash, KnownToken), String> {
+fn token_from_row(row: &ReplicaRow) -> Result<(TokenHash, KnownToken), String> {
     let name = string(row, "name").ok_or("no name")?;
     let hash = TokenHash::parse(&string(row, "sha256").unwrap_or_default())
         .map_err(|e| format!("sha256: {e}"))?;
@@ -286,7 +286,7 @@ fn token_from_row(row: &Row) -> Result<(TokenHash, KnownToken), String> {
     Ok((hash, KnownToken { name, role, origin: "api" }))
 }
 
-fn service_from_row(row: &Row) -> Result<TapService, String> {
+fn service_from_row(row: &ReplicaRow) -> Result<TapService, String> {
     let id = integer(row, "id").filter(|i| *i > 0).ok_or("no id")? as u64;
     let mut body = json!({
         "name": string(row, "name"),
@@ -314,7 +314,10 @@ fn service_from_row(row: &Row) -> Result<TapService, String> {
     })
 }
 
-fn flow_from_row(row: &Row, services: &BTreeMap<Uuid, TapServiceId>) -> Result<TapFlow, String> {
+fn flow_from_row(
+    row: &ReplicaRow,
+    services: &BTreeMap<Uuid, TapServiceId>,
+) -> Result<TapFlow, String> {
     let id = integer(row, "id").filter(|i| *i > 0).ok_or("no id")? as u64;
     let svc = column(row, "tap_service")
         .and_then(Atom::as_uuid)
@@ -554,9 +557,9 @@ mod tests {
             insert(TAP_FLOW, flow_row(&flow, Uuid(7))),
         ];
         periscope_codec::ovsdb::validate(&s, &ops).expect("valid against the schema");
-        assert_eq!(service_from_row(&service_row(&svc)), Ok(svc.clone()));
+        assert_eq!(service_from_row(&ReplicaRow::from(service_row(&svc))), Ok(svc.clone()));
         let services = BTreeMap::from([(Uuid(7), svc.id)]);
-        assert_eq!(flow_from_row(&flow_row(&flow, Uuid(7)), &services), Ok(flow));
+        assert_eq!(flow_from_row(&ReplicaRow::from(flow_row(&flow, Uuid(7))), &services), Ok(flow));
     }
 
     #[test]
@@ -571,7 +574,7 @@ mod tests {
             snaplen: None,
         });
         row.insert("remote_ip".into(), Datum::atom("not-an-ip"));
-        let e = service_from_row(&row).expect_err("bad ip");
+        let e = service_from_row(&ReplicaRow::from(row)).expect_err("bad ip");
         assert!(e.contains("remote_ip"), "{e}");
     }
 

@@ -7,10 +7,11 @@
 //! against the schema, so that only happens with a schema that changed a column's type.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use periscope_codec::openflow::MacAddr;
 use periscope_codec::ovsdb::{
-    Atom, ChangeKind, Datum, Replica, ReplicaError, Row, RowChange, TableUpdates2, Uuid,
+    Atom, ChangeKind, Datum, Replica, ReplicaError, ReplicaRow, RowChange, TableUpdates2, Uuid,
 };
 use periscope_topology::{
     ofport_from_ovsdb, parse_datapath_id, BridgeRow, Change, Event, HypervisorId, HypervisorInfo,
@@ -36,25 +37,23 @@ pub const HOSTNAME_KEY: &str = "hostname";
 /// (comma-separated), read as the hypervisor's underlay addresses.
 pub const ENCAP_IP_KEY: &str = "ovn-encap-ip";
 
-fn atom<'r>(row: &'r Row, column: &str) -> Option<&'r Atom> {
+fn atom<'r>(row: &'r ReplicaRow, column: &str) -> Option<&'r Atom> {
     row.get(column).and_then(Datum::as_atom)
 }
 
-fn string<'r>(row: &'r Row, column: &str) -> Option<&'r str> {
-    match atom(row, column)? {
-        Atom::String(s) => Some(s),
-        _ => None,
-    }
+fn string<'r>(row: &'r ReplicaRow, column: &str) -> Option<&'r str> {
+    atom(row, column)?.as_str()
 }
 
-fn integer(row: &Row, column: &str) -> Option<i64> {
+fn integer(row: &ReplicaRow, column: &str) -> Option<i64> {
     match atom(row, column)? {
         Atom::Integer(i) => Some(*i),
         _ => None,
     }
 }
 
-fn string_map(row: &Row, column: &str) -> BTreeMap<String, String> {
+/// A string map column; its strings are the replica's, shared.
+fn string_map(row: &ReplicaRow, column: &str) -> BTreeMap<Arc<str>, Arc<str>> {
     let Some(pairs) = row.get(column).and_then(Datum::as_map) else {
         return BTreeMap::new();
     };
@@ -69,21 +68,18 @@ fn string_map(row: &Row, column: &str) -> BTreeMap<String, String> {
     out
 }
 
-fn map_string<'r>(row: &'r Row, column: &str, key: &str) -> Option<&'r str> {
+fn map_string<'r>(row: &'r ReplicaRow, column: &str, key: &str) -> Option<&'r str> {
     let pairs = row.get(column)?.as_map()?;
     let i = pairs
         .binary_search_by(|(k, _)| match k {
-            Atom::String(k) => k.as_str().cmp(key),
-            other => other.cmp(&Atom::String(key.to_string())),
+            Atom::String(k) => (**k).cmp(key),
+            other => other.cmp(&Atom::from(key)),
         })
         .ok()?;
-    match &pairs[i].1 {
-        Atom::String(s) => Some(s),
-        _ => None,
-    }
+    pairs[i].1.as_str()
 }
 
-fn uuid_set(row: &Row, column: &str) -> BTreeSet<RowUuid> {
+fn uuid_set(row: &ReplicaRow, column: &str) -> BTreeSet<RowUuid> {
     let Some(atoms) = row.get(column).and_then(Datum::as_set) else {
         return BTreeSet::new();
     };
@@ -138,12 +134,12 @@ pub fn row_uuid(u: Uuid) -> RowUuid {
 }
 
 /// `external_ids:system-id` of an `Open_vSwitch` row, if set and not empty.
-pub fn system_id(row: &Row) -> Option<&str> {
+pub fn system_id(row: &ReplicaRow) -> Option<&str> {
     map_string(row, "external_ids", SYSTEM_ID_KEY).filter(|s| !s.is_empty())
 }
 
 /// The hypervisor facts of an `Open_vSwitch` row.
-pub fn hypervisor_info(row: &Row) -> HypervisorInfo {
+pub fn hypervisor_info(row: &ReplicaRow) -> HypervisorInfo {
     let non_empty = |k| map_string(row, "external_ids", k).filter(|s| !s.is_empty());
     HypervisorInfo {
         system_id: non_empty(SYSTEM_ID_KEY).map(str::to_string),
@@ -155,7 +151,7 @@ pub fn hypervisor_info(row: &Row) -> HypervisorInfo {
 }
 
 /// A `Bridge` row; an unparseable `datapath_id` reads as not yet known.
-pub fn bridge_row(uuid: Uuid, row: &Row) -> BridgeRow {
+pub fn bridge_row(uuid: Uuid, row: &ReplicaRow) -> BridgeRow {
     BridgeRow {
         uuid: row_uuid(uuid),
         name: string(row, "name").unwrap_or_default().to_string(),
@@ -165,7 +161,7 @@ pub fn bridge_row(uuid: Uuid, row: &Row) -> BridgeRow {
 }
 
 /// A `Port` row.
-pub fn port_row(uuid: Uuid, row: &Row) -> PortRow {
+pub fn port_row(uuid: Uuid, row: &ReplicaRow) -> PortRow {
     PortRow {
         uuid: row_uuid(uuid),
         name: string(row, "name").unwrap_or_default().to_string(),
@@ -174,7 +170,7 @@ pub fn port_row(uuid: Uuid, row: &Row) -> PortRow {
 }
 
 /// An `Interface` row; `ofport` goes through [`ofport_from_ovsdb`].
-pub fn interface_row(uuid: Uuid, row: &Row) -> InterfaceRow {
+pub fn interface_row(uuid: Uuid, row: &ReplicaRow) -> InterfaceRow {
     InterfaceRow {
         uuid: row_uuid(uuid),
         name: string(row, "name").unwrap_or_default().to_string(),
@@ -187,13 +183,13 @@ pub fn interface_row(uuid: Uuid, row: &Row) -> InterfaceRow {
 }
 
 /// The hypervisor's `Open_vSwitch` row (the table holds one).
-pub fn root_row(replica: &Replica) -> Option<&Row> {
+pub fn root_row(replica: &Replica) -> Option<&ReplicaRow> {
     replica.table(OPEN_VSWITCH)?.values().next()
 }
 
 /// Everything the replica holds about the hypervisor, as one resync.
 pub fn snapshot(replica: &Replica) -> HypervisorSnapshot {
-    fn rows<T>(replica: &Replica, table: &str, f: fn(Uuid, &Row) -> T) -> Vec<T> {
+    fn rows<T>(replica: &Replica, table: &str, f: fn(Uuid, &ReplicaRow) -> T) -> Vec<T> {
         replica.table(table).map(|t| t.iter().map(|(u, r)| f(*u, r)).collect()).unwrap_or_default()
     }
     HypervisorSnapshot {
@@ -301,7 +297,7 @@ pub fn apply_update(
 mod tests {
     use super::*;
     use periscope_codec::openflow::{Dpid, PortNo};
-    use periscope_codec::ovsdb::DatabaseSchema;
+    use periscope_codec::ovsdb::{DatabaseSchema, Row};
     use periscope_topology::{EventKind, TopologyConfig};
     use serde_json::{json, Value};
 
@@ -464,6 +460,21 @@ mod tests {
     }
 
     #[test]
+    fn interface_strings_are_the_replicas() {
+        let mut r = replica();
+        r.load(initial()).expect("load");
+        let row = r.row(INTERFACE, u(IF)).expect("interface");
+        let i = interface_row(u(IF), row);
+        let Some(Datum::Map(pairs)) = row.get("external_ids") else { panic!("{row:?}") };
+        for (k, v) in pairs {
+            let (Atom::String(k), Atom::String(v)) = (k, v) else { panic!("{k:?}") };
+            let (ik, iv) = i.external_ids.get_key_value(&**k).expect("copied");
+            assert!(Arc::ptr_eq(k, ik) && Arc::ptr_eq(v, iv), "{k} is shared");
+        }
+        assert_eq!(i.external_ids.len(), pairs.len());
+    }
+
+    #[test]
     fn mac_in_use_reads_as_mac_addr_parses_it() {
         for s in [
             "02:00:00:00:00:01",
@@ -486,10 +497,10 @@ mod tests {
         row.insert("ofport".into(), Datum::empty_set());
         row.insert("mac_in_use".into(), Datum::atom("not-a-mac"));
         row.insert("external_ids".into(), Datum::map([(1, "x")]));
-        let i = interface_row(u(IF), &row);
+        let i = interface_row(u(IF), &ReplicaRow::from(row));
         assert_eq!((i.name.as_str(), i.ofport, i.mac_in_use), ("", None, None));
         assert!(i.external_ids.is_empty());
-        let info = hypervisor_info(&Row::new());
+        let info = hypervisor_info(&ReplicaRow::from(Row::new()));
         assert_eq!(info, HypervisorInfo::default());
     }
 }

@@ -280,7 +280,7 @@ mod tests {
                     ..Default::default()
                 };
                 for (k, v) in ids {
-                    i.external_ids.insert(k.into(), v);
+                    i.external_ids.insert(k.into(), v.into());
                 }
                 if !kind.is_empty() {
                     i.options.insert("remote_ip".into(), "flow".into());

@@ -206,7 +206,9 @@ pub fn selects(flow: &TapFlow, iface: &IfaceView) -> bool {
     match &flow.source {
         Source::IfaceId(id) => *id == iface.iface_id,
         Source::Vm(vm) => iface.vm.as_deref() == Some(vm.as_str()),
-        Source::Selector(sel) => sel.iter().all(|(k, v)| iface.external_ids.get(k) == Some(v)),
+        Source::Selector(sel) => {
+            sel.iter().all(|(k, v)| iface.external_ids.get(k.as_str()).map(|v| &**v) == Some(v))
+        }
     }
 }
 

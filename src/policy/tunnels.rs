@@ -29,9 +29,9 @@ pub fn port_name(encap: Encap, bridge: Uuid) -> String {
 
 /// Whether an interface is one of periscope's tunnel ports.
 pub fn is_our_tunnel(row: &InterfaceRow) -> bool {
-    row.external_ids.get(OWNED_KEY).map(String::as_str) == Some("true")
-        && row.options.get("remote_ip").map(String::as_str) == Some("flow")
-        && row.options.get("key").map(String::as_str) == Some("flow")
+    row.external_ids.get(OWNED_KEY).map(|v| &**v) == Some("true")
+        && row.options.get("remote_ip").map(|v| &**v) == Some("flow")
+        && row.options.get("key").map(|v| &**v) == Some("flow")
 }
 
 /// The encapsulation of a tunnel interface.
@@ -44,12 +44,7 @@ pub fn tunnel_encap(row: &InterfaceRow) -> Option<Encap> {
 }
 
 fn string_map(pairs: &[(&str, &str)]) -> Datum {
-    Datum::Map(
-        pairs
-            .iter()
-            .map(|(k, v)| (Atom::String(k.to_string()), Atom::String(v.to_string())))
-            .collect(),
-    )
+    Datum::Map(pairs.iter().map(|(k, v)| (Atom::from(*k), Atom::from(*v))).collect())
 }
 
 /// Adds periscope's tunnel port for `encap` to the bridge row `bridge`.
@@ -57,12 +52,12 @@ pub fn create_ops(bridge: Uuid, encap: Encap) -> Vec<Operation> {
     let name = port_name(encap, bridge);
     let owned = string_map(&[(OWNED_KEY, "true")]);
     let mut iface = Row::new();
-    iface.insert("name".into(), Datum::atom(Atom::String(name.clone())));
-    iface.insert("type".into(), Datum::atom(Atom::String(encap.ovs_type().into())));
+    iface.insert("name".into(), Datum::atom(name.as_str()));
+    iface.insert("type".into(), Datum::atom(encap.ovs_type()));
     iface.insert("options".into(), string_map(&[("key", "flow"), ("remote_ip", "flow")]));
     iface.insert("external_ids".into(), owned.clone());
     let mut port = Row::new();
-    port.insert("name".into(), Datum::atom(Atom::String(name.clone())));
+    port.insert("name".into(), Datum::atom(name.as_str()));
     port.insert("interfaces".into(), Datum::atom(Atom::NamedUuid("iface".into())));
     port.insert("external_ids".into(), owned);
     vec![

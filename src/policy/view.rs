@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use periscope_codec::openflow::{MacAddr, PortNo};
 
@@ -17,8 +18,9 @@ pub struct IfaceView {
     pub vm: Option<String>,
     /// The owning tenant, if known.
     pub tenant: Option<String>,
-    /// All of the interface's external_ids (selectors match on these).
-    pub external_ids: BTreeMap<String, String>,
+    /// All of the interface's external_ids (selectors match on these), shared with the
+    /// topology's row.
+    pub external_ids: BTreeMap<Arc<str>, Arc<str>>,
     /// OpenFlow port number on the bridge.
     pub ofport: PortNo,
     /// The VM's MAC address (`attached-mac`), used to recognise frames delivered to it.

@@ -25,7 +25,7 @@ fn main() {
                 ofport: Some(PortNo(i + 1)),
                 ..Default::default()
             };
-            row.external_ids.insert("iface-id".into(), format!("port-{i}"));
+            row.external_ids.insert("iface-id".into(), format!("port-{i}").into());
             row.external_ids.insert("tenant-id".into(), "t".into());
             let port = PortRow {
                 uuid: Uuid::from(format!("p{i}")),

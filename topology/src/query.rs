@@ -128,7 +128,11 @@ impl Topology {
                 };
                 narrowed
                     .into_iter()
-                    .filter(|i| sel.iter().all(|(k, v)| i.row.external_ids.get(k) == Some(v)))
+                    .filter(|i| {
+                        sel.iter().all(|(k, v)| {
+                            i.row.external_ids.get(k.as_str()).map(|v| &**v) == Some(v.as_str())
+                        })
+                    })
                     .collect()
             }
         }

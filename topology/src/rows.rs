@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use periscope_codec::openflow::{Dpid, MacAddr, PortNo};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::ids::Uuid;
 
@@ -115,10 +116,25 @@ pub struct InterfaceRow {
     pub ofport: Option<PortNo>,
     /// `Interface.mac_in_use`.
     pub mac_in_use: Option<MacAddr>,
-    /// `Interface.external_ids`.
-    pub external_ids: BTreeMap<String, String>,
+    /// `Interface.external_ids`. The strings are shared with the OVSDB replica's row.
+    #[serde(serialize_with = "shared_string_map")]
+    pub external_ids: BTreeMap<Arc<str>, Arc<str>>,
     /// `Interface.options` (tunnel `remote_ip`/`local_ip`/`key`, patch `peer`).
-    pub options: BTreeMap<String, String>,
+    #[serde(serialize_with = "shared_string_map")]
+    pub options: BTreeMap<Arc<str>, Arc<str>>,
+}
+
+/// A copy of a map of shared strings (`external_ids`, `options`) as owned strings.
+pub fn owned_strings(map: &BTreeMap<Arc<str>, Arc<str>>) -> BTreeMap<String, String> {
+    map.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Serializes a map of shared strings as a map of strings.
+fn shared_string_map<S: Serializer>(
+    map: &BTreeMap<Arc<str>, Arc<str>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(map.iter().map(|(k, v)| (&**k, &**v)))
 }
 
 /// A tunnel endpoint option (`remote_ip`, `local_ip`): a fixed address or `flow`.
@@ -169,8 +185,8 @@ fn key(value: &str) -> Option<TunnelKey> {
     parsed.map(TunnelKey::Value)
 }
 
-fn non_empty(v: Option<&String>) -> Option<&str> {
-    v.map(String::as_str).filter(|s| !s.is_empty())
+fn non_empty(v: Option<&Arc<str>>) -> Option<&str> {
+    v.map(|s| &**s).filter(|s| !s.is_empty())
 }
 
 impl InterfaceRow {
@@ -297,7 +313,7 @@ mod tests {
         assert_eq!(row.tunnel(), None);
         assert_eq!(row.mac(), Some(MacAddr([2, 0, 0, 0, 0, 1])));
         row.external_ids.insert(ATTACHED_MAC_KEY.into(), "fa:16:3e:00:00:09".into());
-        row.external_ids.insert(IFACE_ID_KEY.into(), String::new());
+        row.external_ids.insert(IFACE_ID_KEY.into(), "".into());
         assert_eq!(row.mac(), Some(MacAddr([0xfa, 0x16, 0x3e, 0, 0, 9])));
         assert_eq!(row.iface_id(), None, "an empty iface-id is no iface-id");
     }

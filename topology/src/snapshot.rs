@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::event::{Link, Location};
 use crate::graph::Topology;
 use crate::ids::{Generation, HypervisorId, RowRef, Uuid};
-use crate::rows::{HypervisorInfo, OfPort};
+use crate::rows::{owned_strings, HypervisorInfo, OfPort};
 
 /// The whole graph at one generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -203,8 +203,8 @@ impl Topology {
                     iface_id: att.iface_id.as_deref().map(str::to_owned),
                     vm_uuid: att.vm_uuid.as_deref().map(str::to_owned),
                     tenant: att.tenant.as_deref().map(str::to_owned),
-                    external_ids: row.external_ids.clone(),
-                    options: row.options.clone(),
+                    external_ids: owned_strings(&row.external_ids),
+                    options: owned_strings(&row.options),
                     ready: att.location.is_ready(),
                 })
             })

@@ -3,6 +3,7 @@
 //! which independent facts arrive does not matter.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use periscope_codec::openflow::{Dpid, MacAddr, PortNo};
 use periscope_topology::{
@@ -156,8 +157,8 @@ enum Step {
 /// The upsert of `t`'s attached interface `r` with field number `field` changed.
 fn tweak(t: &Topology, r: &RowRef, field: u8) -> Option<Change> {
     let mut row = t.interface(r)?.row.clone();
-    let toggle = |m: &mut BTreeMap<String, String>, k: &str, a: &str, b: &str| {
-        let next = if m.get(k).map(String::as_str) == Some(a) { b } else { a };
+    let toggle = |m: &mut BTreeMap<Arc<str>, Arc<str>>, k: &str, a: &str, b: &str| {
+        let next = if m.get(k).map(|v| &**v) == Some(a) { b } else { a };
         m.insert(k.into(), next.into());
     };
     match field {
@@ -378,7 +379,7 @@ fn facts() -> impl Strategy<Value = Vec<Change>> {
                 ofport: ovsdb_knows.then_some(no),
                 ..Default::default()
             };
-            row.external_ids.insert("iface-id".into(), format!("port-{i}"));
+            row.external_ids.insert("iface-id".into(), format!("port-{i}").into());
             let port = PortRow {
                 uuid: Uuid::from(format!("p{i}")),
                 name: row.name.clone(),

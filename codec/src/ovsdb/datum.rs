@@ -140,7 +140,7 @@ impl AtomicType {
             AtomicType::Integer => Atom::Integer(0),
             AtomicType::Real => Atom::Real(0.0),
             AtomicType::Boolean => Atom::Boolean(false),
-            AtomicType::String => Atom::String(String::new()),
+            AtomicType::String => Atom::String(Arc::from("")),
             AtomicType::Uuid => Atom::Uuid(Uuid::ZERO),
         }
     }
@@ -163,8 +163,9 @@ pub enum Atom {
     Real(f64),
     /// A boolean.
     Boolean(bool),
-    /// A string.
-    String(String),
+    /// A string. Shared: the copies made of it (rows of a replica, what they are translated
+    /// into) hold one allocation.
+    String(Arc<str>),
     /// A UUID.
     Uuid(Uuid),
     /// A name given to a row inserted earlier in the same transaction (`uuid-name`).
@@ -184,7 +185,7 @@ impl Atom {
     }
 
     /// A string atom.
-    pub fn string(s: impl Into<String>) -> Self {
+    pub fn string(s: impl Into<Arc<str>>) -> Self {
         Atom::String(s.into())
     }
 
@@ -229,7 +230,7 @@ impl Atom {
             Atom::Integer(i) => Value::Number((*i).into()),
             Atom::Real(r) => Number::from_f64(*r).map(Value::Number).unwrap_or(Value::Null),
             Atom::Boolean(b) => Value::Bool(*b),
-            Atom::String(s) => Value::String(s.clone()),
+            Atom::String(s) => Value::String(s.to_string()),
             Atom::Uuid(u) => Value::Array(vec!["uuid".into(), u.to_string().into()]),
             Atom::NamedUuid(n) => Value::Array(vec!["named-uuid".into(), n.clone().into()]),
         }
@@ -256,7 +257,7 @@ impl Atom {
                 }
             }
             Value::Bool(b) => Ok(Atom::Boolean(*b)),
-            Value::String(s) => Ok(Atom::String(s.clone())),
+            Value::String(s) => Ok(Atom::String(Arc::from(s.as_str()))),
             Value::Array(a) => match (a.first().and_then(Value::as_str), a.get(1), a.len()) {
                 (Some("uuid"), Some(Value::String(s)), 2) => s
                     .parse()
@@ -329,7 +330,8 @@ impl Hash for Atom {
             Atom::Integer(i) => i.hash(state),
             Atom::Real(r) => r.to_bits().hash(state),
             Atom::Boolean(b) => b.hash(state),
-            Atom::String(s) | Atom::NamedUuid(s) => s.hash(state),
+            Atom::String(s) => s.hash(state),
+            Atom::NamedUuid(s) => s.hash(state),
             Atom::Uuid(u) => u.hash(state),
         }
     }
@@ -359,13 +361,13 @@ impl From<bool> for Atom {
 
 impl From<&str> for Atom {
     fn from(s: &str) -> Self {
-        Atom::String(s.to_string())
+        Atom::String(Arc::from(s))
     }
 }
 
 impl From<String> for Atom {
     fn from(s: String) -> Self {
-        Atom::String(s)
+        Atom::String(Arc::from(s))
     }
 }
 
@@ -683,15 +685,45 @@ impl Datum {
     }
 }
 
-/// A column name. Shared: the rows of a replica hold their table's names, not copies of them.
+/// A column name. Shared: a replica keeps each table's names once, and the rows of a table in
+/// one parsed message share theirs.
 pub type ColumnName = Arc<str>;
 
-/// Parses a `<row>` object, each member a datum.
-pub(crate) fn row_from_json(v: &Value, loc: &Loc<'_>) -> Result<Row, DecodeError> {
+/// The column names met while parsing rows of one table: each is allocated once and shared by
+/// every row that has it, so rows cost no name allocation and drop none.
+#[derive(Debug, Default)]
+pub(crate) struct ColumnNames(Vec<ColumnName>);
+
+impl ColumnNames {
+    /// A table has a few dozen columns: names beyond this many are not shared, so that a peer
+    /// sending thousands of made-up names cannot make each search and insert slow.
+    const MAX: usize = 256;
+
+    /// The shared name equal to `name`.
+    pub(crate) fn name(&mut self, name: &str) -> ColumnName {
+        match self.0.binary_search_by(|c| (**c).cmp(name)) {
+            Ok(i) => self.0[i].clone(),
+            Err(i) => {
+                let c = ColumnName::from(name);
+                if self.0.len() < Self::MAX {
+                    self.0.insert(i, c.clone());
+                }
+                c
+            }
+        }
+    }
+}
+
+/// Parses a `<row>` object, each member a datum, its column names taken from `names`.
+pub(crate) fn row_from_json(
+    v: &Value,
+    loc: &Loc<'_>,
+    names: &mut ColumnNames,
+) -> Result<Row, DecodeError> {
     let members = loc.object(v)?;
     let mut row = Row::with_capacity(members.len());
     for (k, d) in members {
-        row.insert(ColumnName::from(k.as_str()), Datum::from_json_at(d, &loc.key(k))?);
+        row.insert(names.name(k), Datum::from_json_at(d, &loc.key(k))?);
     }
     Ok(row)
 }
@@ -831,7 +863,7 @@ mod tests {
             (-3i64..3).prop_map(Atom::Integer),
             (-2i32..2).prop_map(|r| Atom::Real(f64::from(r) / 2.0)),
             any::<bool>().prop_map(Atom::Boolean),
-            "[ab]{0,2}".prop_map(Atom::String),
+            "[ab]{0,2}".prop_map(Atom::from),
             (0u128..3).prop_map(|u| Atom::Uuid(Uuid(u))),
         ]
     }

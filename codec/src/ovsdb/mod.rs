@@ -3,7 +3,8 @@
 //! Layered like Open vSwitch's own client: [`jsonrpc::JsonStream`] splits the byte stream into
 //! JSON-RPC [`Message`]s; [`method`] builds requests and types replies and notifications;
 //! [`datum`], [`row`], [`schema`], [`operation`] and [`update`] are the data they carry;
-//! [`replica::Replica`] applies monitor updates to an in-memory copy of the tables. No I/O.
+//! [`replica::Replica`] applies monitor updates to an in-memory copy of the tables, whose rows
+//! are [`replica_row::ReplicaRow`]s. No I/O.
 
 pub mod datum;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod jsonrpc;
 pub mod method;
 pub mod operation;
 pub mod replica;
+pub mod replica_row;
 pub mod row;
 pub mod schema;
 pub mod update;
@@ -26,6 +28,7 @@ pub use operation::{
     TransactReply, WaitUntil,
 };
 pub use replica::{ChangeKind, Replica, RowChange};
+pub use replica_row::{Columns, ReplicaRow};
 pub use row::Row;
 pub use schema::{BaseType, ColumnSchema, ColumnType, DatabaseSchema, MaxCount, TableSchema};
 pub use update::{RowUpdate, RowUpdate2, TableUpdates, TableUpdates2};

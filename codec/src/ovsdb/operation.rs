@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use super::datum::{is_id, row_from_json, row_to_json, Atom, AtomicType, Datum, Uuid};
+use super::datum::{is_id, row_from_json, row_to_json, Atom, AtomicType, ColumnNames, Datum, Uuid};
 use super::error::{DecodeError, Loc, Problem, ValidationError};
 use super::row::Row;
 use super::schema::{ColumnType, DatabaseSchema, MaxCount, TableSchema};
@@ -369,7 +369,7 @@ impl Operation {
             }
             Ok::<_, DecodeError>(out)
         };
-        let row = || row_from_json(get("row")?, &loc.key("row"));
+        let row = || row_from_json(get("row")?, &loc.key("row"), &mut ColumnNames::default());
         Ok(match op {
             "insert" => Operation::Insert {
                 table: table()?,
@@ -402,9 +402,9 @@ impl Operation {
                 let until =
                     WaitUntil::from_name(ul.string(u)?).ok_or_else(|| ul.error("== or !=", u))?;
                 let rl = loc.key("rows");
-                let mut rows = Vec::new();
+                let (mut rows, mut names) = (Vec::new(), ColumnNames::default());
                 for (i, r) in rl.array(get("rows")?)?.iter().enumerate() {
-                    rows.push(row_from_json(r, &rl.index(i))?);
+                    rows.push(row_from_json(r, &rl.index(i), &mut names)?);
                 }
                 Operation::Wait {
                     table: table()?,
@@ -482,9 +482,9 @@ impl OpResult {
         }
         if let Some(r) = o.get("rows") {
             let rl = loc.key("rows");
-            let mut rows = Vec::new();
+            let (mut rows, mut names) = (Vec::new(), ColumnNames::default());
             for (i, row) in rl.array(r)?.iter().enumerate() {
-                rows.push(row_from_json(row, &rl.index(i))?);
+                rows.push(row_from_json(row, &rl.index(i), &mut names)?);
             }
             return Ok(OpResult::Select(rows));
         }

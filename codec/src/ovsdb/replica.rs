@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use super::datum::{Atom, ColumnName, Datum, Uuid};
 use super::error::{Problem, ReplicaError};
 use super::method::{CondSinceReply, MonitorRequest, MonitorRequests};
+use super::replica_row::{position, Columns, ReplicaRow};
 use super::row::Row;
 use super::schema::{ColumnType, DatabaseSchema};
 use super::update::{RowUpdate2, TableUpdates, TableUpdates2};
@@ -34,7 +35,7 @@ pub enum ChangeKind {
     /// The row is gone; its last contents.
     Deleted {
         /// The row as it was.
-        old: Row,
+        old: ReplicaRow,
     },
 }
 
@@ -51,34 +52,37 @@ pub struct RowChange {
 
 #[derive(Debug, Clone, PartialEq)]
 struct TableReplica {
-    /// Every monitored column at its default value: the start of every inserted row, which
-    /// then shares these column names. Every row holds the same columns, so a column is at
-    /// the same [`Row::position`] in each.
-    defaults: Row,
-    /// The type of each monitored column, at the column's position in `defaults`.
+    /// The monitored columns in name order, shared by every row: a row holds a value for each,
+    /// at the column's position here.
+    columns: Columns,
+    /// The type of each column, at its position.
     types: Vec<ColumnType>,
-    rows: BTreeMap<Uuid, Row>,
+    /// The default value of each column, at its position: what an inserted row holds for the
+    /// columns it omits.
+    defaults: Vec<Datum>,
+    rows: BTreeMap<Uuid, ReplicaRow>,
 }
 
 impl TableReplica {
     fn new(columns: BTreeMap<ColumnName, ColumnType>) -> TableReplica {
-        let defaults = columns.iter().map(|(c, ty)| (c.clone(), ty.default_datum())).collect();
-        let types = columns.into_values().collect();
-        TableReplica { defaults, types, rows: BTreeMap::new() }
+        let defaults = columns.values().map(ColumnType::default_datum).collect();
+        let (columns, types): (Vec<_>, Vec<_>) = columns.into_iter().unzip();
+        TableReplica { columns: columns.into(), types, defaults, rows: BTreeMap::new() }
     }
 
     /// The same columns, no rows.
     fn emptied(&self) -> TableReplica {
         TableReplica {
-            defaults: self.defaults.clone(),
+            columns: self.columns.clone(),
             types: self.types.clone(),
+            defaults: self.defaults.clone(),
             rows: BTreeMap::new(),
         }
     }
 
     /// The position and type of a monitored column.
     fn column(&self, column: &str) -> Option<(usize, &ColumnType)> {
-        let i = self.defaults.position(column).ok()?;
+        let i = position(&self.columns, column)?;
         Some((i, self.types.get(i)?))
     }
 }
@@ -92,8 +96,9 @@ pub struct Replica {
 
 /// A change checked and computed, waiting to be committed.
 enum Action {
-    Insert(Row),
-    Modify(Row, Vec<ColumnName>),
+    Insert(ReplicaRow),
+    /// The new row and the positions of the columns whose value changed, ascending.
+    Modify(ReplicaRow, Vec<usize>),
     Delete,
 }
 
@@ -211,19 +216,19 @@ impl Replica {
             .map(|(name, t)| {
                 (
                     name.clone(),
-                    vec![MonitorRequest::columns(t.defaults.keys().map(|c| c.to_string()))],
+                    vec![MonitorRequest::columns(t.columns.iter().map(|c| c.to_string()))],
                 )
             })
             .collect()
     }
 
     /// The rows of a table.
-    pub fn table(&self, table: &str) -> Option<&BTreeMap<Uuid, Row>> {
+    pub fn table(&self, table: &str) -> Option<&BTreeMap<Uuid, ReplicaRow>> {
         self.tables.get(table).map(|t| &t.rows)
     }
 
     /// One row.
-    pub fn row(&self, table: &str, uuid: Uuid) -> Option<&Row> {
+    pub fn row(&self, table: &str, uuid: Uuid) -> Option<&ReplicaRow> {
         self.tables.get(table)?.rows.get(&uuid)
     }
 
@@ -234,7 +239,7 @@ impl Replica {
 
     /// The monitored columns of a table.
     pub fn columns(&self, table: &str) -> Option<impl Iterator<Item = &str>> {
-        self.tables.get(table).map(|t| t.defaults.keys().map(|c| &**c))
+        self.tables.get(table).map(|t| t.columns.iter().map(|c| &**c))
     }
 
     /// The transaction id of the last `update3` or `monitor_cond_since` reply applied, to
@@ -254,46 +259,54 @@ impl Replica {
         self.tables.get(table).ok_or_else(|| err(table, None, None, Problem::NoSuchTable))
     }
 
-    /// A complete row from the columns given, others at their defaults: a copy of the table's
-    /// row of defaults (which shares its column names), with the given values put in.
+    /// A complete row from the columns given, others at their defaults.
     fn full_row(
         t: &TableReplica,
         table: &str,
         uuid: Uuid,
         given: Row,
-    ) -> Result<Row, ReplicaError> {
-        let mut out = t.defaults.clone();
-        for (col, d) in given {
-            let e = |p| err(table, Some(uuid), Some(&col), p);
-            let Some((ty, slot)) =
-                t.column(&col).and_then(|(i, ty)| Some((ty, out.value_at_mut(i)?)))
-            else {
-                return Err(e(Problem::NoSuchColumn));
-            };
-            let d = ty.coerce(d);
-            ty.check(&d, false).map_err(e)?;
-            *slot = d;
+    ) -> Result<ReplicaRow, ReplicaError> {
+        let mut given = given.into_iter().peekable();
+        let mut values = Vec::with_capacity(t.columns.len());
+        for ((name, ty), default) in t.columns.iter().zip(&t.types).zip(&t.defaults) {
+            // Both are in name order: a given column is taken when the merge reaches its name,
+            // and one the table lacks stops the merge at itself.
+            match given.next_if(|(c, _)| c == name) {
+                Some((col, d)) => {
+                    let d = ty.coerce(d);
+                    ty.check(&d, false).map_err(|p| err(table, Some(uuid), Some(&col), p))?;
+                    values.push(d);
+                }
+                None => values.push(default.clone()),
+            }
         }
-        Ok(out)
+        if let Some((col, _)) = given.next() {
+            return Err(err(table, Some(uuid), Some(&col), Problem::NoSuchColumn));
+        }
+        Ok(ReplicaRow::from_parts(t.columns.clone(), values.into()))
     }
 
     /// The row after replacing (`diff` false) or diffing (`diff` true, update2) columns, and
-    /// the columns whose value changed.
+    /// the positions of the columns whose value changed.
     fn modified_row(
         t: &TableReplica,
         table: &str,
         uuid: Uuid,
-        old: &Row,
+        old: &ReplicaRow,
         given: Row,
         diff: bool,
-    ) -> Result<(Row, Vec<ColumnName>), ReplicaError> {
-        let mut row = old.clone();
+    ) -> Result<(ReplicaRow, Vec<usize>), ReplicaError> {
+        let mut values: Box<[Datum]> = old.values().into();
         let mut changed = Vec::new();
         for (col, d) in given {
             let e = |p| err(table, Some(uuid), Some(&col), p);
             let (i, ty) = t.column(&col).ok_or_else(|| e(Problem::NoSuchColumn))?;
             let d = ty.coerce(d);
-            let (name, cur) = old.entry_at(i).ok_or_else(|| e(Problem::NoSuchColumn))?;
+            let (cur, slot) = old
+                .values()
+                .get(i)
+                .zip(values.get_mut(i))
+                .ok_or_else(|| e(Problem::NoSuchColumn))?;
             let new = if diff && ty.is_composite() {
                 ty.relaxed().check(&d, false).map_err(e)?;
                 apply_diff(cur, d).map_err(e)?
@@ -302,13 +315,11 @@ impl Replica {
             };
             ty.check(&new, false).map_err(e)?;
             if *cur != new {
-                changed.push(name.clone());
+                changed.push(i);
             }
-            if let Some(slot) = row.value_at_mut(i) {
-                *slot = new;
-            }
+            *slot = new;
         }
-        Ok((row, changed))
+        Ok((ReplicaRow::from_parts(old.columns().clone(), values), changed))
     }
 
     fn stage2(&self, updates: TableUpdates2) -> Result<Staged, ReplicaError> {
@@ -379,13 +390,22 @@ impl Replica {
                         t.rows.insert(uuid, row);
                         ChangeKind::Inserted
                     }
-                    Action::Modify(row, columns) => {
+                    Action::Modify(row, changed) => {
                         let Some(slot) = t.rows.get_mut(&uuid) else { continue };
-                        let mut prev = std::mem::replace(slot, row);
-                        if columns.is_empty() {
+                        let prev = std::mem::replace(slot, row);
+                        if changed.is_empty() {
                             continue;
                         }
-                        let old = columns.iter().filter_map(|c| prev.remove_entry(c)).collect();
+                        let names = prev.columns().clone();
+                        let mut values = prev.into_values();
+                        let mut columns = Vec::with_capacity(changed.len());
+                        let mut old = Row::with_capacity(changed.len());
+                        for i in changed {
+                            if let (Some(c), Some(d)) = (names.get(i), values.get_mut(i)) {
+                                columns.push(c.clone());
+                                old.insert(c.clone(), std::mem::replace(d, Datum::empty_set()));
+                            }
+                        }
                         ChangeKind::Modified { columns, old }
                     }
                     Action::Delete => match t.rows.remove(&uuid) {
@@ -511,8 +531,7 @@ impl Replica {
                         if !columns.is_empty() {
                             let old = columns
                                 .iter()
-                                .filter_map(|c| prev.get_key_value(c))
-                                .map(|(c, d)| (c.clone(), d.clone()))
+                                .filter_map(|c| Some((c.clone(), prev.get(c)?.clone())))
                                 .collect();
                             changes.push(RowChange {
                                 table: name.clone(),
@@ -664,6 +683,33 @@ mod tests {
         assert!(matches!(&ch[0].kind, ChangeKind::Deleted { old } if old["i"] == Datum::atom(2)));
         assert!(r.table("T").unwrap().is_empty());
         assert!(Replica::with_columns(&schema(), &[("T", Some(&["zz"]))]).is_err());
+    }
+
+    #[test]
+    fn rows_share_their_tables_column_names() {
+        let r = with_row();
+        let b = "00000000-0000-0000-0000-00000000000b";
+        let mut two = r.clone();
+        two.apply_update2(u2(json!({"T": {b: {"insert": {"two": "q"}}}}))).unwrap();
+        let (x, y) = (two.row("T", Uuid(10)).unwrap(), two.row("T", Uuid(11)).unwrap());
+        assert!(std::sync::Arc::ptr_eq(x.columns(), y.columns()));
+        assert!(x.columns().iter().map(|c| &**c).eq(two.columns("T").unwrap()));
+    }
+
+    #[test]
+    fn an_unknown_column_is_named_wherever_it_sorts() {
+        for col in ["a", "j", "zz"] {
+            let mut r = with_row();
+            let before = r.clone();
+            let b = "00000000-0000-0000-0000-00000000000b";
+            let e = r
+                .apply_update2(u2(json!({"T": {b: {"insert": {"i": 2, col: 1, "two": "x"}}}})))
+                .unwrap_err();
+            assert_eq!(e.column.as_deref(), Some(col), "{e}");
+            assert_eq!(r, before);
+            let e = r.load(u2(json!({"T": {b: {"initial": {col: 1}}}}))).unwrap_err();
+            assert_eq!(e.column.as_deref(), Some(col), "{e}");
+        }
     }
 
     #[test]

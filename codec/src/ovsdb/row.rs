@@ -10,8 +10,9 @@ use super::datum::{ColumnName, Datum};
 /// only some. Iteration is in column-name order, as for a `BTreeMap`.
 ///
 /// The entries are one vector sorted by name, not a tree: a row has a few dozen columns at
-/// most, and every row a replica inserts starts as a copy of its table's row of defaults. A
-/// vector copies in one allocation where a tree takes several, and is searched in as few steps.
+/// most, and a vector is built and copied in one allocation where a tree takes several, and is
+/// searched in as few steps. A replica keeps its rows as [`ReplicaRow`](super::ReplicaRow)s,
+/// values only.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Row {
     entries: Vec<(ColumnName, Datum)>,
@@ -34,9 +35,8 @@ impl Row {
         Row { entries: Vec::with_capacity(n) }
     }
 
-    /// Where `column` is (`Ok`), or where it would go (`Err`). The same index holds the same
-    /// column in every row that has the same columns.
-    pub fn position(&self, column: &str) -> Result<usize, usize> {
+    /// Where `column` is (`Ok`), or where it would go (`Err`).
+    fn position(&self, column: &str) -> Result<usize, usize> {
         self.entries.binary_search_by(|(c, _)| (**c).cmp(column))
     }
 
@@ -61,16 +61,6 @@ impl Row {
     /// True if the row has `column`.
     pub fn contains_key(&self, column: &str) -> bool {
         self.position(column).is_ok()
-    }
-
-    /// The name and value at `index` (see [`Row::position`]).
-    pub fn entry_at(&self, index: usize) -> Option<(&ColumnName, &Datum)> {
-        self.entries.get(index).map(|(c, d)| (c, d))
-    }
-
-    /// The value at `index` (see [`Row::position`]), to change it.
-    pub fn value_at_mut(&mut self, index: usize) -> Option<&mut Datum> {
-        self.entries.get_mut(index).map(|(_, d)| d)
     }
 
     /// Sets `column` to `value`, returning the value it replaced.
@@ -235,8 +225,7 @@ mod tests {
             let n = name(c);
             assert_eq!(row.get(&n), map.get(&n));
             assert_eq!(row.contains_key(&n), map.contains_key(&n));
-            let at = row.position(&n).ok().and_then(|i| row.entry_at(i));
-            assert_eq!(at, map.get_key_value(&n));
+            assert_eq!(row.get_key_value(&n), map.get_key_value(&n));
         }
     }
 
@@ -278,15 +267,5 @@ mod tests {
         assert_eq!(row.keys().map(|c| &**c).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(row["b"], Datum::atom(3));
         assert_eq!(row.values().collect::<Vec<_>>(), [&Datum::atom(2), &Datum::atom(3)]);
-    }
-
-    #[test]
-    fn a_value_at_a_position_is_that_column() {
-        let mut row = Row::from([("a".into(), Datum::atom(1)), ("b".into(), Datum::atom(2))]);
-        let i = row.position("b").unwrap();
-        *row.value_at_mut(i).unwrap() = Datum::atom(5);
-        assert_eq!(row.get("b"), Some(&Datum::atom(5)));
-        assert_eq!(row.position("ab"), Err(1));
-        assert!(row.value_at_mut(2).is_none() && row.entry_at(2).is_none());
     }
 }

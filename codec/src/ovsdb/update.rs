@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::datum::{row_from_json, row_to_json, Uuid};
+use super::datum::{row_from_json, row_to_json, ColumnNames, Uuid};
 use super::error::{DecodeError, Loc};
 use super::row::Row;
 
@@ -58,22 +58,23 @@ pub struct TableUpdates2 {
     pub tables: BTreeMap<String, BTreeMap<Uuid, RowUpdate2>>,
 }
 
-/// Parses `{<table>: {<uuid>: X}}`, handing each X to `row`.
+/// Parses `{<table>: {<uuid>: X}}`, handing each X to `row` with the table's column names.
 fn parse_nested<T>(
     v: &Value,
     loc: &Loc<'_>,
-    row: impl Fn(&Value, &Loc<'_>) -> Result<T, DecodeError>,
+    row: impl Fn(&Value, &Loc<'_>, &mut ColumnNames) -> Result<T, DecodeError>,
 ) -> Result<BTreeMap<String, BTreeMap<Uuid, T>>, DecodeError> {
     let mut tables = BTreeMap::new();
     for (table, rows) in loc.object(v)? {
         let tl = loc.key(table);
         let mut out = BTreeMap::new();
+        let mut names = ColumnNames::default();
         for (uuid, u) in tl.object(rows)? {
             let ul = tl.key(uuid);
             let id: Uuid = uuid
                 .parse()
                 .map_err(|_| tl.error("row UUIDs as keys", &Value::String(uuid.clone())))?;
-            out.insert(id, row(u, &ul)?);
+            out.insert(id, row(u, &ul, &mut names)?);
         }
         tables.insert(table.clone(), out);
     }
@@ -104,10 +105,10 @@ impl TableUpdates {
     }
 
     pub(crate) fn from_json_at(v: &Value, loc: &Loc<'_>) -> Result<TableUpdates, DecodeError> {
-        let tables = parse_nested(v, loc, |u, l| {
+        let tables = parse_nested(v, loc, |u, l, names| {
             let o = l.object(u)?;
-            let old = o.get("old").map(|r| row_from_json(r, &l.key("old"))).transpose()?;
-            let new = o.get("new").map(|r| row_from_json(r, &l.key("new"))).transpose()?;
+            let old = o.get("old").map(|r| row_from_json(r, &l.key("old"), names)).transpose()?;
+            let new = o.get("new").map(|r| row_from_json(r, &l.key("new"), names)).transpose()?;
             if old.is_none() && new.is_none() {
                 return Err(l.error("a row update with \"old\" or \"new\"", u));
             }
@@ -143,7 +144,7 @@ impl TableUpdates2 {
     }
 
     pub(crate) fn from_json_at(v: &Value, loc: &Loc<'_>) -> Result<TableUpdates2, DecodeError> {
-        let tables = parse_nested(v, loc, |u, l| {
+        let tables = parse_nested(v, loc, |u, l, names| {
             let o = l.object(u)?;
             let mut it = o.iter();
             let (Some((kind, row)), None) = (it.next(), it.next()) else {
@@ -151,9 +152,9 @@ impl TableUpdates2 {
             };
             let rl = l.key(kind);
             Ok(match kind.as_str() {
-                "initial" => RowUpdate2::Initial(row_from_json(row, &rl)?),
-                "insert" => RowUpdate2::Insert(row_from_json(row, &rl)?),
-                "modify" => RowUpdate2::Modify(row_from_json(row, &rl)?),
+                "initial" => RowUpdate2::Initial(row_from_json(row, &rl, names)?),
+                "insert" => RowUpdate2::Insert(row_from_json(row, &rl, names)?),
+                "modify" => RowUpdate2::Modify(row_from_json(row, &rl, names)?),
                 "delete" => match row {
                     Value::Null => RowUpdate2::Delete,
                     Value::Object(m) if m.is_empty() => RowUpdate2::Delete,
@@ -198,6 +199,32 @@ mod tests {
     use serde_json::json;
 
     const U1: &str = "a4dee483-b10d-4805-9d68-39aa5f73d7c1";
+
+    #[test]
+    fn rows_of_a_table_share_their_column_names() {
+        let u2 = "a4dee483-b10d-4805-9d68-39aa5f73d7c2";
+        let v = json!({
+            "Port": {U1: {"initial": {"name": "a", "tag": 1}}, u2: {"insert": {"name": "b"}}},
+            "Bridge": {U1: {"modify": {"name": "c"}}},
+        });
+        let u = TableUpdates2::from_json(&v).unwrap();
+        let name = |table: &str, uuid: &str| match &u.tables[table][&uuid.parse().unwrap()] {
+            RowUpdate2::Initial(r) | RowUpdate2::Insert(r) | RowUpdate2::Modify(r) => {
+                r.get_key_value("name").unwrap().0.clone()
+            }
+            RowUpdate2::Delete => unreachable!(),
+        };
+        assert!(std::sync::Arc::ptr_eq(&name("Port", U1), &name("Port", u2)));
+        assert!(!std::sync::Arc::ptr_eq(&name("Port", U1), &name("Bridge", U1)));
+        assert_eq!(u.to_json(), v);
+
+        // Past the names a table can share, rows still read every column.
+        let many: serde_json::Map<String, Value> =
+            (0..300).map(|i| (format!("c{i}"), json!(i))).collect();
+        let v = json!({"T": {U1: {"initial": many}, u2: {"initial": many}}});
+        let u = TableUpdates2::from_json(&v).unwrap();
+        assert_eq!(u.to_json(), v);
+    }
 
     #[test]
     fn update_round_trip() {

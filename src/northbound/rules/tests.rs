@@ -61,7 +61,7 @@ fn topology() -> Topology {
             ("tenant-id", TENANTS[n as usize % 3].to_string()),
             ("app", "payments".to_string()),
         ] {
-            i.external_ids.insert(k.into(), v);
+            i.external_ids.insert(k.into(), v.into());
         }
         add(i, &mut snap);
     }

@@ -25,7 +25,7 @@ fn iface(n: u8, tenant: &str, app: &str) -> IfaceView {
         iface_id: format!("port-{n}"),
         vm: Some(format!("vm-{n}")),
         tenant: Some(tenant.into()),
-        external_ids: BTreeMap::from([("app".to_string(), app.to_string())]),
+        external_ids: BTreeMap::from([("app".into(), app.into())]),
         ofport: PortNo(n as u32),
         mac: Some(mac(n)),
         in_active: true,
