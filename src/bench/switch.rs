@@ -122,10 +122,10 @@ impl EmulatedSwitch {
         Some(port_status(PortReason::Delete, self.ports.remove(i)))
     }
 
-    /// True if a flow held matches on `in_port=port`.
-    pub fn has_flows_on(&self, port: u32) -> bool {
+    /// The flows held that match on `in_port=port`.
+    pub fn flows_on(&self, port: u32) -> impl Iterator<Item = &FlowStats> {
         let on = OxmField::InPort(PortNo(port));
-        self.flows.iter().flatten().any(|f| f.matches.fields.contains(&on))
+        self.flows.iter().flatten().filter(move |f| f.matches.fields.contains(&on))
     }
 
     /// Flows held.
@@ -456,15 +456,15 @@ mod tests {
         }
         feed(&mut sw, 200, Message::FlowMod(Box::new(flow(5, 7))));
         assert_eq!(sw.flow_count(), 100, "an add replaces the flow with the same match");
-        assert!(sw.has_flows_on(5));
+        assert_eq!(sw.flows_on(5).count(), 1);
         // A strict delete with another cookie leaves the flow alone.
         let mut del = flow(5, 8);
         del.command = FlowModCommand::DeleteStrict;
         feed(&mut sw, 201, Message::FlowMod(Box::new(del.clone())));
-        assert!(sw.has_flows_on(5));
+        assert_eq!(sw.flows_on(5).count(), 1);
         del.cookie = periscope_codec::openflow::Cookie(7);
         feed(&mut sw, 202, Message::FlowMod(Box::new(del)));
-        assert!(!sw.has_flows_on(5));
+        assert_eq!(sw.flows_on(5).count(), 0);
         let req =
             MultipartRequest { flags: 0, body: MultipartRequestBody::Flow(Default::default()) };
         let (out, _) = feed(&mut sw, 203, Message::MultipartRequest(req));

@@ -10,8 +10,9 @@
 //! confirmed, unplugged from the source.
 //!
 //! A migration's **install** time runs from the destination's OVSDB update leaving the
-//! hypervisor to the barrier reply after which its switch holds flows for the new port (the
-//! destination confirmed its flows); **cleanup** runs from the source's update to the barrier
+//! hypervisor to the barrier reply after which its switch holds the flows that copy the new
+//! port's frames (the fan-out to the tap services and the copy itself: the destination
+//! confirmed its flows); **cleanup** runs from the source's update to the barrier
 //! reply after which the source holds none for the old port. Then the controller is restarted
 //! against the same hypervisors and northbound database: the time until every bridge is
 //! programmed (`/v1/stats`) and no flow mod has come for a second, and how many came.
@@ -39,6 +40,7 @@ use super::switch::EmulatedSwitch;
 use super::BenchArgs;
 use crate::lab::controller::ControllerProcess;
 use crate::openflow::framing::{Frame, OfpCodec};
+use crate::policy::cookie;
 
 /// Tenants the VMs belong to (each with one tap service).
 const TENANTS: usize = 20;
@@ -618,14 +620,14 @@ impl Hypervisor {
                         // The reply goes out below: what the switch holds now is confirmed.
                         let sw = &self.sw;
                         installs.retain(|(vm, port, at)| {
-                            let done = sw.has_flows_on(*port);
+                            let done = copies_ready(sw, *port);
                             if done {
                                 let _ = reports.send(Report::Installed(*vm, at.elapsed()));
                             }
                             !done
                         });
                         cleanups.retain(|(vm, port, at)| {
-                            let done = !sw.has_flows_on(*port);
+                            let done = sw.flows_on(*port).next().is_none();
                             if done {
                                 let _ = reports.send(Report::Cleaned(*vm, at.elapsed()));
                             }
@@ -662,6 +664,15 @@ impl Hypervisor {
             }
         }
     }
+}
+
+/// True when the switch holds what copies the frames of the VM on `port`: its fan-out to the
+/// tap services (classify, or probe before the VM's first frame there) and a copy flow.
+fn copies_ready(sw: &EmulatedSwitch, port: u32) -> bool {
+    let kinds: Vec<u8> =
+        sw.flows_on(port).filter_map(|f| cookie::decode(f.cookie)).map(|(k, _)| k).collect();
+    let has = |k: cookie::Kind| kinds.contains(&(k as u8));
+    has(cookie::Kind::Mirror) && (has(cookie::Kind::Classify) || has(cookie::Kind::Probe))
 }
 
 /// A message for one of the two connections.
