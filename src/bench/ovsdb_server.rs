@@ -283,10 +283,12 @@ impl EmulatedOvsdb {
             }
             "transact" => {
                 let (results, updates) = self.transact(&r.params, ports);
-                out.push(reply(Value::Array(results)));
+                // As ovsdb-server does: the monitor hears of the commit before the client's
+                // reply, so the client's replica holds it when the reply arrives.
                 if !updates.is_empty() {
                     out.extend(self.notification(updates));
                 }
+                out.push(reply(Value::Array(results)));
             }
             other => out.push(
                 Response {

@@ -46,6 +46,8 @@ use crate::policy::cookie;
 const TENANTS: usize = 20;
 /// How long flow mods must have stopped before a reconciliation counts as over.
 const QUIET: Duration = Duration::from_secs(1);
+/// Threads creating the tap flows: each call waits for its northbound write.
+const API_THREADS: usize = 16;
 /// How often the controller's `/v1/stats` is read while waiting for it.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -284,6 +286,9 @@ pub async fn bench(args: &BenchArgs, dir: &Path) -> anyhow::Result<Vec<WavesFigu
     f.cleanup_p50_ms = percentile_ms(&cleanups, 50.0);
     f.cleanup_p99_ms = percentile_ms(&cleanups, 99.0);
     f.cleanup_max_ms = cleanups.last().map(|d| ms(*d));
+    // The controller finishes what the last wave started (tunnel ports no longer needed)
+    // before it is restarted.
+    settle(&ctl, n, taps, &totals, Instant::now(), args.timeout_secs).await;
     f.rss_after_waves_kib = rss_kib(pid);
     f.controller_reprogram_ms =
         stats(&ctl).await.map(|s| s["reprogram_ms"].clone()).unwrap_or_default();
@@ -343,7 +348,7 @@ fn listening(ctl: &ControllerProcess) -> anyhow::Result<Endpoints> {
 }
 
 /// The tenants (each may send to 192.0.2.0/24), one tap service each, and a tap flow per VM
-/// in `tapped` (its interface registered to its tenant), through the REST API from four
+/// in `tapped` (its interface registered to its tenant), through the REST API from several
 /// threads.
 fn northbound(ctl: &ControllerProcess, tapped: &[usize]) -> anyhow::Result<()> {
     let call = |method: &str, path: &str, body: Value| -> anyhow::Result<Value> {
@@ -367,7 +372,7 @@ fn northbound(ctl: &ControllerProcess, tapped: &[usize]) -> anyhow::Result<()> {
         services
             .push(reply["id"].as_u64().ok_or_else(|| anyhow::anyhow!("no service id: {reply}"))?);
     }
-    let chunk = tapped.len().div_ceil(4).max(1);
+    let chunk = tapped.len().div_ceil(API_THREADS).max(1);
     std::thread::scope(|s| {
         let workers: Vec<_> = tapped
             .chunks(chunk)
