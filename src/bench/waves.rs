@@ -352,11 +352,16 @@ fn listening(ctl: &ControllerProcess) -> anyhow::Result<Endpoints> {
 /// threads.
 fn northbound(ctl: &ControllerProcess, tapped: &[usize]) -> anyhow::Result<()> {
     let call = |method: &str, path: &str, body: Value| -> anyhow::Result<Value> {
-        match ctl.call(method, path, Some(&body)) {
-            Ok((200 | 201, reply)) => Ok(reply),
-            Ok((status, reply)) => anyhow::bail!("{method} {path} {body}: {status} {reply}"),
-            Err(e) => anyhow::bail!("{method} {path}: {e}"),
+        // A write that raced another thread's is refused as a conflict: try it again.
+        for _ in 0..20 {
+            match ctl.call(method, path, Some(&body)) {
+                Ok((200 | 201, reply)) => return Ok(reply),
+                Ok((409, reply)) if reply["error"]["code"] == "conflict" => continue,
+                Ok((status, reply)) => anyhow::bail!("{method} {path} {body}: {status} {reply}"),
+                Err(e) => anyhow::bail!("{method} {path}: {e}"),
+            }
         }
+        anyhow::bail!("{method} {path} {body}: still conflicting after 20 tries")
     };
     let mut services = Vec::new();
     for t in 0..TENANTS {
