@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use periscope_codec::openflow::Message;
-use periscope_codec::ovsdb::{JsonStream, Message as JsonMessage};
+use periscope_codec::ovsdb::{JsonStream, Message as JsonMessage, Request};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,6 +46,8 @@ use crate::policy::cookie;
 const TENANTS: usize = 20;
 /// How long flow mods must have stopped before a reconciliation counts as over.
 const QUIET: Duration = Duration::from_secs(1);
+/// ovsdb-server's default inactivity probe.
+const PROBE: Duration = Duration::from_secs(5);
 /// Threads creating the tap flows: each call waits for its northbound write.
 const API_THREADS: usize = 16;
 /// How often the controller's `/v1/stats` is read while waiting for it.
@@ -508,16 +510,21 @@ impl Hypervisor {
             let target = *self.endpoints.borrow_and_update();
             if let Some(e) = target {
                 let served = self.serve(e, &reports, &totals, &mut installs, &mut cleanups).await;
+                self.db.disconnected();
+                self.sw.reconnected();
                 match served {
-                    Ok(true) => return error,
-                    Ok(false) => {}
+                    Ok(Served::Done) => return error,
+                    Ok(Served::Closed) => {}
+                    Ok(Served::Silent) => {
+                        // As ovsdb-server after an unanswered probe: connect again, soon.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
                     Err(e) => {
                         let _ = reports.send(Report::Failed(e.clone()));
                         error.get_or_insert(e);
                     }
                 }
-                self.db.disconnected();
-                self.sw.reconnected();
             }
             tokio::select! {
                 changed = self.endpoints.changed() => if changed.is_err() { return error },
@@ -555,8 +562,8 @@ impl Hypervisor {
         out
     }
 
-    /// One pair of connections: true when the coordinator is done, false when the endpoints
-    /// changed or the controller closed.
+    /// One pair of connections, until the coordinator is done, the endpoints change, the
+    /// controller closes, or its OVSDB client stays silent.
     async fn serve(
         &mut self,
         e: Endpoints,
@@ -564,7 +571,7 @@ impl Hypervisor {
         totals: &Totals,
         installs: &mut Waiting,
         cleanups: &mut Waiting,
-    ) -> Result<bool, String> {
+    ) -> Result<Served, String> {
         let mut ovsdb = TcpStream::connect(e.ovsdb)
             .await
             .map_err(|err| format!("connecting to ovsdb endpoint {}: {err}", e.ovsdb))?;
@@ -579,13 +586,34 @@ impl Hypervisor {
         let mut buf = vec![0u8; 64 << 10];
         let (mut json_out, mut of_out, mut ports, mut milestones) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // ovsdb-server's inactivity probe: an echo after [`PROBE`] of silence, and a new
+        // connection when that goes unanswered as long (a connection the controller's full
+        // accept queue dropped is only found so, since the server speaks second).
+        let mut heard = Instant::now();
+        let mut probed = false;
+        let mut probe = tokio::time::interval(PROBE / 5);
         loop {
             tokio::select! {
+                _ = probe.tick() => {
+                    if heard.elapsed() >= PROBE * 2 && probed {
+                        return Ok(Served::Silent);
+                    }
+                    if heard.elapsed() >= PROBE && !probed {
+                        probed = true;
+                        let mut bytes = Vec::new();
+                        JsonMessage::from(Request::echo(json!("probe"), Vec::new())).emit(&mut bytes);
+                        if ovsdb.write_all(&bytes).await.is_err() {
+                            return Ok(Served::Closed);
+                        }
+                    }
+                }
                 r = ovsdb.read(&mut buf) => {
+                    heard = Instant::now();
+                    probed = false;
                     let n = match r {
-                        Ok(0) => return Ok(false),
+                        Ok(0) => return Ok(Served::Closed),
                         Ok(n) => n,
-                        Err(_) => return Ok(false),
+                        Err(_) => return Ok(Served::Closed),
                     };
                     stream.push(&buf[..n]).map_err(|err| format!("from the controller's OVSDB client: {err}"))?;
                     let mut bytes = Vec::new();
@@ -594,6 +622,7 @@ impl Hypervisor {
                             Ok(Some(JsonMessage::Request(r))) => {
                                 self.db.handle(r, &mut json_out, &mut ports);
                             }
+                            // The probe's reply.
                             Ok(Some(_)) => {}
                             Ok(None) => break,
                             Err(err) => return Err(format!("from the controller's OVSDB client: {err}")),
@@ -609,7 +638,7 @@ impl Hypervisor {
                         }
                     }
                     if ovsdb.write_all(&bytes).await.is_err() {
-                        return Ok(false);
+                        return Ok(Served::Closed);
                     }
                 }
                 frame = of.next() => {
@@ -618,7 +647,7 @@ impl Hypervisor {
                         Some(Ok(Frame::Malformed { error, .. })) => {
                             return Err(format!("the controller sent a malformed message: {error}"));
                         }
-                        Some(Err(_)) | None => return Ok(false),
+                        Some(Err(_)) | None => return Ok(Served::Closed),
                     };
                     let barrier = matches!(m.msg, Message::BarrierRequest);
                     if matches!(m.msg, Message::FlowMod(_)) {
@@ -646,7 +675,7 @@ impl Hypervisor {
                     }
                 }
                 order = self.orders.recv() => {
-                    let Some(o) = order else { return Ok(true) };
+                    let Some(o) = order else { return Ok(Served::Done) };
                     let mut bytes = Vec::new();
                     for out in self.order(o, installs, cleanups) {
                         match out {
@@ -655,21 +684,21 @@ impl Hypervisor {
                         }
                     }
                     if ovsdb.write_all(&bytes).await.is_err() {
-                        return Ok(false);
+                        return Ok(Served::Closed);
                     }
                 }
                 changed = self.endpoints.changed() => {
-                    return Ok(changed.is_err());
+                    return Ok(if changed.is_err() { Served::Done } else { Served::Closed });
                 }
             }
             if !of_out.is_empty() {
                 for m in of_out.drain(..) {
                     if of.feed(m).await.is_err() {
-                        return Ok(false);
+                        return Ok(Served::Closed);
                     }
                 }
                 if of.flush().await.is_err() {
-                    return Ok(false);
+                    return Ok(Served::Closed);
                 }
             }
         }
@@ -683,6 +712,16 @@ fn copies_ready(sw: &EmulatedSwitch, port: u32) -> bool {
         sw.flows_on(port).filter_map(|f| cookie::decode(f.cookie)).map(|(k, _)| k).collect();
     let has = |k: cookie::Kind| kinds.contains(&(k as u8));
     has(cookie::Kind::Mirror) && (has(cookie::Kind::Classify) || has(cookie::Kind::Probe))
+}
+
+/// How a hypervisor's pair of connections ended.
+enum Served {
+    /// The coordinator is done.
+    Done,
+    /// The controller closed, or the coordinator gave other endpoints.
+    Closed,
+    /// The controller's OVSDB client never answered the probe.
+    Silent,
 }
 
 /// A message for one of the two connections.
