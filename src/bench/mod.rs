@@ -1,11 +1,14 @@
 //! `periscope bench`: emulates N OpenFlow 1.3 switches (like cbench) against a controller and
 //! measures the connection storm, idle memory and CPU per connection, echo round trips, and
 //! the reactive packet-in to flow mod rate (cbench's method); optionally against os-ken (and
-//! for the reactive mode faucet) in the same run.
+//! for the reactive mode faucet) in the same run. `waves` emulates whole hypervisors (an
+//! ovsdb-server and a switch each) and times the reprogramming of VMs migrating at once.
 
+pub mod ovsdb_server;
 pub mod reactive;
 pub mod run;
 pub mod switch;
+pub mod waves;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,9 @@ pub enum Mode {
     /// cbench: packet-ins with varying source MACs to a learning switch (periscope's
     /// `--app learning-switch`, os-ken's `simple_switch_13`, faucet), responses per second.
     Reactive,
+    /// Emulated hypervisors (ovsdb-server and switch), tap flows, and waves of VMs migrating
+    /// at once: reprogramming time until every destination confirmed, then a restart.
+    Waves,
 }
 
 /// Options of `periscope bench`.
@@ -93,6 +99,21 @@ pub struct BenchArgs {
     /// `reactive`: seconds counted.
     #[arg(long, default_value_t = 10)]
     pub duration_secs: u64,
+    /// `waves`: emulated hypervisors, one bridge each.
+    #[arg(long, default_value_t = 1000)]
+    pub hypervisors: usize,
+    /// `waves`: VM interfaces, spread evenly over the hypervisors.
+    #[arg(long, default_value_t = 50_000)]
+    pub interfaces: usize,
+    /// `waves`: tap flows, each selecting one VM interface (spread evenly).
+    #[arg(long, default_value_t = 10_000)]
+    pub tap_flows: usize,
+    /// `waves`: VMs that migrate at once in each wave (all tapped).
+    #[arg(long, default_value_t = 100)]
+    pub migrations: usize,
+    /// `waves`: how many waves.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
     /// Log level of the `periscope run` the bench starts.
     #[arg(long, default_value = "info")]
     pub controller_log_level: String,
@@ -181,7 +202,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.switches == 0 {
         anyhow::bail!("--switches 0: expected at least 1 switch");
     }
-    check_fd_limit(args.switches)?;
+    if args.mode == Mode::Waves {
+        // A hypervisor holds two connections (OVSDB and OpenFlow).
+        let h = args.hypervisors;
+        check_fd_limit(&format!("--hypervisors {h} (two connections each)"), 2 * h)?;
+    } else {
+        check_fd_limit(&format!("--switches {}", args.switches), args.switches)?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -195,7 +222,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(0)
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = if args.mode == Mode::Reactive {
+    let result = if args.mode == Mode::Waves {
+        rt.block_on(waves::bench(&args, &dir)).map(|all| {
+            waves::print_table(&all);
+            let ok = all.iter().all(|f| f.failures == 0 && f.first_error.is_none());
+            (serde_json::to_value(&all), ok)
+        })
+    } else if args.mode == Mode::Reactive {
         rt.block_on(bench_reactive(&args, &dir)).map(|all| {
             reactive::print_table(&all);
             let ok = all.iter().all(|f| f.failures == 0);
@@ -495,9 +528,9 @@ fn parse_controller(s: &str) -> anyhow::Result<SocketAddr> {
     a.parse().map_err(|_| anyhow::anyhow!("--controller {s:?}: expected tcp:IP:PORT"))
 }
 
-/// The emulated switches need one file descriptor each, in this process (and the controller
-/// in its own): refuse early with the fix rather than fail half way.
-fn check_fd_limit(switches: usize) -> anyhow::Result<()> {
+/// The emulated connections need one file descriptor each, in this process (and the controller
+/// in its own): refuse early with the fix rather than fail half way. `what` names the option.
+fn check_fd_limit(what: &str, connections: usize) -> anyhow::Result<()> {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let soft = limits
         .lines()
@@ -505,11 +538,11 @@ fn check_fd_limit(switches: usize) -> anyhow::Result<()> {
         .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|v| v.parse::<usize>().ok());
     match soft {
-        Some(n) if switches + 64 > n => anyhow::bail!(
-            "--switches {switches} needs about {} open files, but the limit is {n}: \
+        Some(n) if connections + 64 > n => anyhow::bail!(
+            "{what} needs about {} open files, but the limit is {n}: \
              raise it with `ulimit -n {}` (the hard limit caps it)",
-            switches + 64,
-            switches + 1024
+            connections + 64,
+            connections + 1024
         ),
         _ => Ok(()),
     }

@@ -5,13 +5,24 @@
 //! and the multipart requests a controller makes at connection time: PORT_DESC (its ports),
 //! DESC, FLOW and TABLE (empty). Everything else (flow mods, packet outs, group mods...) is
 //! counted and, like a switch that accepts it, not answered.
+//!
+//! A switch made [`EmulatedSwitch::keeping_flows`] also holds the flows it is sent (add and
+//! delete, strict or not, by cookie) and answers the FLOW request with them, as a controller
+//! restarting against it reads them back; its ports can come and go
+//! ([`EmulatedSwitch::add_port`], [`EmulatedSwitch::remove_port`]) with a PORT_STATUS each.
 
-use periscope_codec::openflow::multipart::{MultipartReply, MultipartReplyBody, SwitchDesc};
+use periscope_codec::openflow::multipart::{
+    FlowStats, FlowStatsRequest, MultipartReply, MultipartReplyBody, SwitchDesc, MULTIPART_MORE,
+};
 use periscope_codec::openflow::{
-    Dpid, ErrorMsg, ErrorType, FeaturesReply, Hello, MacAddr, Message, MultipartRequestBody,
-    OfpMessage, Port, PortNo, SwitchConfig, Xid, OFP_VERSION_1_3,
+    Dpid, ErrorMsg, ErrorType, FeaturesReply, FlowMod, FlowModCommand, Hello, MacAddr, Message,
+    MultipartRequestBody, OfpMessage, OxmField, Port, PortNo, PortReason, PortStatus, SwitchConfig,
+    TableId, Xid, OFP_VERSION_1_3,
 };
 use serde::Serialize;
+
+/// Flows per part of a flow statistics reply (well under OpenFlow's 64 KiB per message).
+const FLOWS_PER_PART: usize = 64;
 
 /// First xid of the echo requests the switch sends itself (far from the controller's).
 pub const ECHO_XID_BASE: u32 = 0xbe00_0000;
@@ -63,6 +74,8 @@ pub struct EmulatedSwitch {
     features: bool,
     confirmed: bool,
     config: SwitchConfig,
+    /// The flows held, when the switch keeps them.
+    flows: Option<Vec<FlowStats>>,
 }
 
 impl EmulatedSwitch {
@@ -77,7 +90,107 @@ impl EmulatedSwitch {
             features: false,
             confirmed: false,
             config: SwitchConfig { flags: 0, miss_send_len: 128 },
+            flows: None,
         }
+    }
+
+    /// The same switch with `ports` (number, name) instead, holding the flows it is sent.
+    pub fn keeping_flows(mut self, ports: &[(u32, String)]) -> Self {
+        self.ports = ports.iter().map(|(n, name)| named_port(self.dpid.0, *n, name)).collect();
+        self.flows = Some(Vec::new());
+        self
+    }
+
+    /// A new connection: the handshake starts over; flows, ports and counts stay.
+    pub fn reconnected(&mut self) {
+        self.hello = false;
+        self.features = false;
+        self.confirmed = false;
+    }
+
+    /// Adds port `n`: the PORT_STATUS to send.
+    pub fn add_port(&mut self, n: u32, name: &str) -> OfpMessage {
+        let desc = named_port(self.dpid.0, n, name);
+        self.ports.retain(|p| p.port_no.0 != n);
+        self.ports.push(desc.clone());
+        port_status(PortReason::Add, desc)
+    }
+
+    /// Removes port `n`: the PORT_STATUS to send, if it was there.
+    pub fn remove_port(&mut self, n: u32) -> Option<OfpMessage> {
+        let i = self.ports.iter().position(|p| p.port_no.0 == n)?;
+        Some(port_status(PortReason::Delete, self.ports.remove(i)))
+    }
+
+    /// The flows held that match on `in_port=port`.
+    pub fn flows_on(&self, port: u32) -> impl Iterator<Item = &FlowStats> {
+        let on = OxmField::InPort(PortNo(port));
+        self.flows.iter().flatten().filter(move |f| f.matches.fields.contains(&on))
+    }
+
+    /// Flows held.
+    pub fn flow_count(&self) -> usize {
+        self.flows.as_ref().map_or(0, Vec::len)
+    }
+
+    fn apply(&mut self, fm: &FlowMod) {
+        let Some(flows) = &mut self.flows else { return };
+        let same = |f: &FlowStats| {
+            f.table_id == fm.table_id && f.priority == fm.priority && f.matches == fm.matches
+        };
+        let cookie_hit = |f: &FlowStats| (f.cookie.0 ^ fm.cookie.0) & fm.cookie_mask == 0;
+        let table_hit = |f: &FlowStats| fm.table_id == TableId::ALL || f.table_id == fm.table_id;
+        match fm.command {
+            FlowModCommand::Add => {
+                flows.retain(|f| !same(f));
+                flows.push(FlowStats {
+                    table_id: fm.table_id,
+                    duration_sec: 0,
+                    duration_nsec: 0,
+                    priority: fm.priority,
+                    idle_timeout: fm.idle_timeout,
+                    hard_timeout: fm.hard_timeout,
+                    flags: fm.flags,
+                    cookie: fm.cookie,
+                    packet_count: 0,
+                    byte_count: 0,
+                    matches: fm.matches.clone(),
+                    instructions: fm.instructions.clone(),
+                });
+            }
+            FlowModCommand::DeleteStrict => flows.retain(|f| !(same(f) && cookie_hit(f))),
+            // Non-strict: every flow whose match holds all of the request's fields.
+            FlowModCommand::Delete => flows.retain(|f| {
+                let wider = fm.matches.fields.iter().all(|m| f.matches.fields.contains(m));
+                !(table_hit(f) && cookie_hit(f) && wider)
+            }),
+            _ => {}
+        }
+    }
+
+    /// The flow statistics reply parts for `r`.
+    fn flow_stats(&self, r: &FlowStatsRequest) -> Vec<MultipartReply> {
+        let picked: Vec<FlowStats> = self
+            .flows
+            .iter()
+            .flatten()
+            .filter(|f| r.table_id == TableId::ALL || f.table_id == r.table_id)
+            .filter(|f| (f.cookie.0 ^ r.cookie.0) & r.cookie_mask == 0)
+            .cloned()
+            .collect();
+        let parts: Vec<&[FlowStats]> = picked.chunks(FLOWS_PER_PART).collect();
+        if parts.is_empty() {
+            return vec![MultipartReply { flags: 0, body: MultipartReplyBody::Flow(Vec::new()) }];
+        }
+        let last = parts.len() - 1;
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| MultipartReply {
+                flags: if i < last { MULTIPART_MORE } else { 0 },
+                body: MultipartReplyBody::Flow(p.to_vec()),
+            })
+            .collect()
     }
 
     /// The HELLO the switch sends when it connects.
@@ -151,7 +264,8 @@ impl EmulatedSwitch {
                 self.config = c;
             }
             Message::GetConfigRequest => out.push(reply(Message::GetConfigReply(self.config))),
-            Message::FlowMod(_) => {
+            Message::FlowMod(fm) => {
+                self.apply(&fm);
                 self.counts.flow_mods += 1;
                 if self.counts.flow_mods == 1 {
                     milestones.push(Milestone::FirstFlowMod);
@@ -171,7 +285,14 @@ impl EmulatedSwitch {
                     MultipartRequestBody::PortDesc => {
                         MultipartReplyBody::PortDesc(self.ports.clone())
                     }
-                    MultipartRequestBody::Flow(_) => MultipartReplyBody::Flow(Vec::new()),
+                    MultipartRequestBody::Flow(f) => {
+                        out.extend(
+                            self.flow_stats(&f)
+                                .into_iter()
+                                .map(|p| reply(Message::MultipartReply(p))),
+                        );
+                        return;
+                    }
                     MultipartRequestBody::Table => MultipartReplyBody::Table(Vec::new()),
                     MultipartRequestBody::Desc => MultipartReplyBody::Desc(SwitchDesc {
                         mfr_desc: "periscope".into(),
@@ -199,13 +320,21 @@ impl EmulatedSwitch {
     }
 }
 
+fn port_status(reason: PortReason, desc: Port) -> OfpMessage {
+    OfpMessage::new(Xid(0), Message::PortStatus(PortStatus { reason, desc }))
+}
+
 /// Port `n` of the switch with datapath id `dpid`: up, 10 Gb/s, a locally administered MAC.
 fn port(dpid: u64, n: u32) -> Port {
+    named_port(dpid, n, &format!("p{n}"))
+}
+
+fn named_port(dpid: u64, n: u32, name: &str) -> Port {
     let d = dpid.to_be_bytes();
     Port {
         port_no: PortNo(n),
         hw_addr: MacAddr([0x02, d[5], d[6], d[7], (n >> 8) as u8, n as u8]),
-        name: format!("p{n}"),
+        name: name.to_string(),
         config: 0,
         state: 0,
         // OFPPF_10GB_FD | OFPPF_COPPER.
@@ -307,5 +436,51 @@ mod tests {
         let (out, ms) = feed(&mut sw, req.xid.0, Message::EchoReply(vec![]));
         assert!(out.is_empty());
         assert_eq!(ms, vec![Milestone::EchoReply(41)]);
+    }
+
+    #[test]
+    fn a_switch_keeping_flows_answers_the_dump_with_them_and_deletes_by_cookie() {
+        let mut sw = EmulatedSwitch::new(1, 0).keeping_flows(&[(5, "tap5".into())]);
+        let flow = |port: u32, cookie: u64| FlowMod {
+            cookie: periscope_codec::openflow::Cookie(cookie),
+            cookie_mask: u64::MAX,
+            table_id: TableId(0),
+            priority: 100,
+            matches: periscope_codec::openflow::Match {
+                fields: vec![OxmField::InPort(PortNo(port))].into(),
+            },
+            ..FlowMod::default()
+        };
+        for n in 0..100u32 {
+            feed(&mut sw, n, Message::FlowMod(Box::new(flow(n, 7))));
+        }
+        feed(&mut sw, 200, Message::FlowMod(Box::new(flow(5, 7))));
+        assert_eq!(sw.flow_count(), 100, "an add replaces the flow with the same match");
+        assert_eq!(sw.flows_on(5).count(), 1);
+        // A strict delete with another cookie leaves the flow alone.
+        let mut del = flow(5, 8);
+        del.command = FlowModCommand::DeleteStrict;
+        feed(&mut sw, 201, Message::FlowMod(Box::new(del.clone())));
+        assert_eq!(sw.flows_on(5).count(), 1);
+        del.cookie = periscope_codec::openflow::Cookie(7);
+        feed(&mut sw, 202, Message::FlowMod(Box::new(del)));
+        assert_eq!(sw.flows_on(5).count(), 0);
+        let req =
+            MultipartRequest { flags: 0, body: MultipartRequestBody::Flow(Default::default()) };
+        let (out, _) = feed(&mut sw, 203, Message::MultipartRequest(req));
+        let parts: Vec<(u16, usize)> = out
+            .iter()
+            .map(|m| match &m.msg {
+                Message::MultipartReply(MultipartReply {
+                    flags,
+                    body: MultipartReplyBody::Flow(f),
+                }) => (*flags, f.len()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(parts, vec![(MULTIPART_MORE, 64), (0, 35)]);
+        let Message::PortStatus(ps) = sw.add_port(9, "tap9").msg else { panic!() };
+        assert_eq!((ps.reason, ps.desc.name.as_str()), (PortReason::Add, "tap9"));
+        assert!(sw.remove_port(9).is_some() && sw.remove_port(9).is_none());
     }
 }

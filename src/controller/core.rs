@@ -40,6 +40,8 @@ mod flows;
 pub mod leadership;
 mod migrations;
 mod northbound;
+#[cfg(test)]
+mod tests;
 
 /// Tag of the flow dump that starts every reconciliation of a new connection.
 const TAG_DUMP: u64 = u64::MAX;
@@ -1199,13 +1201,21 @@ impl Core {
             return;
         }
         let Some(dpid) = self.switches.get(&conn).and_then(|s| s.dpid) else { return };
-        if !self.flowsets.contains_key(&dpid) {
-            // A bridge the topology does not know (yet): the base pipeline.
+        if !self.plans.contains_key(&dpid) {
+            // A bridge the topology does not know (yet): the base pipeline. The copies it holds
+            // stay until its hypervisor's database says which are wanted: after a restart a
+            // switch often reconnects before its ovsdb-server, and removing them meanwhile
+            // would stop the copies only to make them again a moment later.
             let view = BridgeView { mode: self.mode, ..Default::default() };
             let mut base = desired_set(&plan_bridge(&view, &self.nb.state.taps).flows);
             share_bodies(&mut base, &self.base_flows);
             self.base_flows = base.clone();
-            self.flowsets.insert(dpid, base);
+            let mut want = base;
+            if let Some(held) = self.switches.get(&conn).and_then(|s| s.reconciler.actual()) {
+                let copies = held.iter().filter(|(_, b)| cookie::serves_taps(b.cookie));
+                want.extend(copies.map(|(k, b)| (k.clone(), b.clone())));
+            }
+            self.flowsets.insert(dpid, want);
         }
         let Some(desired) = self.flowsets.get(&dpid) else { return };
         let Some(sw) = self.switches.get_mut(&conn) else { return };

@@ -22,6 +22,7 @@ pub struct ControllerProcess {
     data: PathBuf,
     token: Option<String>,
     openflow: Vec<String>,
+    ovsdb: Vec<String>,
 }
 
 impl ControllerProcess {
@@ -74,6 +75,7 @@ impl ControllerProcess {
         let mut seen = String::new();
         let mut token = None;
         let mut openflow = Vec::new();
+        let mut ovsdb = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(line) => {
@@ -85,6 +87,9 @@ impl ControllerProcess {
                     }
                     if let Some(addr) = line.strip_prefix("openflow listening on ") {
                         openflow.push(addr.trim().to_string());
+                    }
+                    if let Some(addr) = line.strip_prefix("ovsdb listening on ") {
+                        ovsdb.push(addr.trim().to_string());
                     }
                     let api = line.strip_prefix("api listening on http://");
                     if let Some(addr) =
@@ -99,6 +104,7 @@ impl ControllerProcess {
                                 data,
                                 token,
                                 openflow,
+                                ovsdb,
                             });
                         }
                     }
@@ -125,6 +131,12 @@ impl ControllerProcess {
     /// The OpenFlow endpoints it printed (`tcp:IP:PORT`, `unix:PATH`), in listener order.
     pub fn openflow(&self) -> &[String] {
         &self.openflow
+    }
+
+    /// The passive OVSDB endpoints it printed (`tcp:IP:PORT`, `unix:PATH`), where
+    /// ovsdb-servers told `set-manager` connect.
+    pub fn ovsdb(&self) -> &[String] {
+        &self.ovsdb
     }
 
     /// The process id.
