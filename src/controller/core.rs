@@ -1403,6 +1403,15 @@ fn datapath_settle(confirm_took: Duration) -> Duration {
     (confirm_took * SETTLE_PER_CONFIRM).clamp(DATAPATH_SETTLE, SETTLE_MAX)
 }
 
+/// Microseconds since the Unix epoch, now: log records are written later than they are made
+/// (asynchronously), and this says when the event happened, comparable with a collector's
+/// receive times.
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 #[cfg(test)]
 mod settle_tests {
     use super::*;
@@ -1415,13 +1424,4 @@ mod settle_tests {
         assert_eq!(datapath_settle(ms(900)), SETTLE_MAX);
         assert!(SETTLE_MAX < HOLD_MAX);
     }
-}
-
-/// Microseconds since the Unix epoch, now: log records are written later than they are made
-/// (asynchronously), and this says when the event happened, comparable with a collector's
-/// receive times.
-fn unix_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
