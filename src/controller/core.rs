@@ -88,6 +88,8 @@ struct Hold {
     iface_id: String,
     /// How far the move of the copies of delivered frames has come.
     phase: HoldPhase,
+    /// Since when it is in that phase (see [`HOLD_MAX`]).
+    phase_since: Instant,
     /// The bridges that must confirm the current phase, with the batch that carries it.
     involved: Vec<(Dpid, u64)>,
 }
@@ -98,9 +100,9 @@ enum HoldPhase {
     /// The new place cannot copy yet (a tunnel port it needs is still being created): nothing
     /// has moved, the old place still copies.
     Waiting,
-    /// The copies are leaving the old places; once they confirm, the datapaths there are given
-    /// until `settled` to apply it.
-    Leaving { settled: Option<Instant> },
+    /// The copies are leaving the old places (asked `since`); once they confirm, the datapaths
+    /// there are given until `settled` to apply it (see [`datapath_settle`]).
+    Leaving { since: Instant, settled: Option<Instant> },
     /// The copies are arriving at the new place.
     Arriving,
     /// The copies are here and the first held frame went on, teaching the bridges where the VM
@@ -109,13 +111,17 @@ enum HoldPhase {
 }
 
 /// How long a bridge's datapath may go on with its old actions after the switch confirmed a
-/// change. Open vSwitch answers a barrier once its flow tables hold the change, but the flows
-/// cached in the datapath are revalidated afterwards, by other threads, with no OpenFlow message
-/// telling when: on this machine copies were seen leaving a bridge 3 ms after it confirmed their
-/// removal, and 17 ms after while it was deleting a port (a margin, not a bound). The copies of delivered
-/// frames arrive at the new place only this long after the old places confirmed they left, so
-/// that no frame passing both is copied at both.
+/// change, at least. Open vSwitch answers a barrier once its flow tables hold the change, but the
+/// flows cached in the datapath are revalidated afterwards, by other threads, with no OpenFlow
+/// message telling when: on this machine copies were seen leaving a bridge 3 ms after it confirmed
+/// their removal, and 17 ms after while it was deleting a port (a margin, not a bound). The copies
+/// of delivered frames arrive at the new place only this long after the old places confirmed they
+/// left (longer when they were slow to confirm: [`datapath_settle`]), so that no frame passing
+/// both is copied at both.
 const DATAPATH_SETTLE: Duration = Duration::from_millis(50);
+/// The margin at most, well below [`HOLD_MAX`]: a hypervisor that slow makes the VM's traffic
+/// pause this long, not longer.
+const SETTLE_MAX: Duration = Duration::from_millis(300);
 /// How long the frames held after the first wait for the bridges to have learnt where the VM
 /// now is from the first. Open vSwitch updates its MAC table as it forwards that frame, but the
 /// flows cached in its datapath, which still send the VM's address to the old place, are
@@ -125,8 +131,12 @@ const DATAPATH_SETTLE: Duration = Duration::from_millis(50);
 const LEARN_SETTLE: Duration = Duration::from_millis(10);
 /// Frames held per probed port, at most; more are dropped (the VM retransmits).
 const HOLD_MAX_FRAMES: usize = 512;
-/// Held frames are released after this long even if a bridge never confirmed.
-const HOLD_MAX: Duration = Duration::from_millis(500);
+/// Held frames are released when a bridge took this long to confirm one phase of the move (it is
+/// taken as gone, and the copies may then overlap for a moment). Per phase, not per hold: with the
+/// machine's two cores starved (load 30-36), one phase took up to 470 ms and a whole hold over
+/// 700 ms, and releasing such a hold at 500 ms started the new place's copies while the old one
+/// had not yet confirmed it stopped making them.
+const HOLD_MAX: Duration = Duration::from_secs(1);
 /// How often every bridge's plan is recomputed whatever happened.
 const FULL_RECOMPUTE: Duration = Duration::from_secs(1);
 /// Reprogramming times kept for statistics.
@@ -402,7 +412,7 @@ impl Core {
             return;
         }
         info!(self.log, "interface active at its new place"; "iface_id" => &id,
-            "hypervisor" => %me.hypervisor, "ofport" => port.0);
+            "hypervisor" => %me.hypervisor, "ofport" => port.0, "unix_us" => unix_us());
         if let Some(sw) = self.by_dpid.get(&dpid).and_then(|c| self.switches.get_mut(c)) {
             sw.dirty_since.get_or_insert(Instant::now());
         }
@@ -416,6 +426,7 @@ impl Core {
             to: me,
             iface_id: id,
             phase: HoldPhase::Waiting,
+            phase_since: Instant::now(),
             involved: Vec::new(),
         };
         self.holds.insert((dpid, port), hold);
@@ -453,7 +464,13 @@ impl Core {
             .holds
             .iter()
             .filter(|(k, h)| {
-                (h.since.elapsed() > HOLD_MAX && !matches!(h.phase, HoldPhase::Teaching { .. }))
+                // A hold whose old places all confirmed ends when their datapaths had time to
+                // follow (at most SETTLE_MAX), not before: its frames would be copied twice.
+                (h.phase_since.elapsed() > HOLD_MAX
+                    && !matches!(
+                        h.phase,
+                        HoldPhase::Teaching { .. } | HoldPhase::Leaving { settled: Some(_), .. }
+                    ))
                     || (h.phase == HoldPhase::Arriving
                         && h.involved.iter().all(|i| self.phase_done(i))
                         && self.plans.get(&k.0).is_none_or(|d| d.complete))
@@ -474,7 +491,8 @@ impl Core {
             let (dpid, port) = key;
             let Some(conn) = self.by_dpid.get(&dpid).copied() else { continue };
             debug!(self.log, "re-injecting held frames"; "dpid" => dpid.to_string(), "port" => port.0,
-                "frames" => h.frames.len(), "held_ms" => h.since.elapsed().as_secs_f64() * 1e3);
+                "frames" => h.frames.len(), "held_ms" => h.since.elapsed().as_secs_f64() * 1e3,
+                "unix_us" => unix_us());
             let mut frames = h.frames.into_iter();
             let first = frames.next().map(|data| reinject(port, data));
             self.send(conn, first.into_iter().collect());
@@ -531,6 +549,7 @@ impl Core {
                         let involved = self.reconcile_tracking(&here);
                         if let Some(h) = self.holds.get_mut(&key) {
                             h.phase = HoldPhase::Arriving;
+                            h.phase_since = now;
                             h.involved = involved;
                         }
                         *moved = true;
@@ -539,22 +558,31 @@ impl Core {
                     let feeders = feeding(&self.topology, taps, &id);
                     others.extend(feeders.into_iter().filter(|d| *d != key.0));
                     let others: Vec<Dpid> = others.into_iter().collect();
+                    debug!(self.log, "copies of delivered frames leaving"; "iface_id" => &id,
+                        "bridges" => ?others, "unix_us" => unix_us());
                     self.activity.insert(id, None);
                     let involved = self.reconcile_tracking(&others);
                     if let Some(h) = self.holds.get_mut(&key) {
-                        h.phase = HoldPhase::Leaving { settled: None };
+                        h.phase = HoldPhase::Leaving { since: now, settled: None };
+                        h.phase_since = now;
                         h.involved = involved;
                     }
                     *moved = true;
                 }
-                HoldPhase::Leaving { settled: None } if confirmed => {
+                HoldPhase::Leaving { since, settled: None } if confirmed => {
+                    let settle = datapath_settle(now.saturating_duration_since(since));
+                    debug!(self.log, "copies of delivered frames left"; "iface_id" => &h.iface_id,
+                        "confirmed_ms" => now.saturating_duration_since(since).as_secs_f64() * 1e3,
+                        "settle_ms" => settle.as_secs_f64() * 1e3, "unix_us" => unix_us());
                     if let Some(h) = self.holds.get_mut(&key) {
-                        h.phase = HoldPhase::Leaving { settled: Some(now + DATAPATH_SETTLE) };
+                        h.phase = HoldPhase::Leaving { since, settled: Some(now + settle) };
                     }
                     *moved = true;
                 }
-                HoldPhase::Leaving { settled: Some(t) } if now >= t => {
+                HoldPhase::Leaving { settled: Some(t), .. } if now >= t => {
                     let (id, to) = (h.iface_id.clone(), h.to.clone());
+                    debug!(self.log, "copies of delivered frames arriving"; "iface_id" => &id,
+                        "unix_us" => unix_us());
                     let mut here = feeding(&self.topology, &self.nb.state.taps, &id);
                     here.insert(key.0);
                     self.activity.insert(id, Some(to));
@@ -562,6 +590,7 @@ impl Core {
                     let involved = self.reconcile_tracking(&here);
                     if let Some(h) = self.holds.get_mut(&key) {
                         h.phase = HoldPhase::Arriving;
+                        h.phase_since = now;
                         h.involved = involved;
                     }
                     *moved = true;
@@ -583,7 +612,7 @@ impl Core {
         self.holds
             .values()
             .filter_map(|h| match h.phase {
-                HoldPhase::Leaving { settled } => settled,
+                HoldPhase::Leaving { settled, .. } => settled,
                 HoldPhase::Teaching { until } => Some(until),
                 _ => None,
             })
@@ -1059,7 +1088,7 @@ impl Core {
                 let (batch, _) = split_tag(barrier.tag);
                 let refused = sw.reconciler.handle_confirmed(batch);
                 info!(sw.log, "batch confirmed"; "batch" => batch, "refused" => refused.len(),
-                    "ms" => barrier.sent_at.elapsed().as_secs_f64() * 1e3);
+                    "ms" => barrier.sent_at.elapsed().as_secs_f64() * 1e3, "unix_us" => unix_us());
                 let started = sw.dirty_since.take();
                 let dpid = sw.dpid;
                 self.reconcile(conn);
@@ -1385,4 +1414,39 @@ fn batch_requests(batch: &Batch, mode: Mode) -> Vec<Request> {
         label: format!("barrier of batch {}", batch.id),
     });
     out
+}
+
+/// How long the old places' datapaths are given to follow the removal of the copies of delivered
+/// frames, once they took `confirm_took` to confirm it: [`DATAPATH_SETTLE`] on a responsive
+/// machine, a quarter longer than they took on a busy or starved one, at most [`SETTLE_MAX`]. It
+/// assumes that the revalidator thread that updates a datapath's cached flows, woken by the thread
+/// that answered, and a frame it let through on its way to the next bridge, wait for the CPU no
+/// longer than that answer did (an assumption: a collector starved too receives in bursts, so
+/// its times cannot tell when a copy was made). A quarter, not more: a bridge busy deleting a
+/// port confirmed in 46 ms on a quiet machine, and the VM's traffic waits for this margin.
+fn datapath_settle(confirm_took: Duration) -> Duration {
+    (confirm_took + confirm_took / 4).clamp(DATAPATH_SETTLE, SETTLE_MAX)
+}
+
+/// Microseconds since the Unix epoch, now: log records are written later than they are made
+/// (asynchronously), and this says when the event happened, comparable with a collector's
+/// receive times.
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod settle_tests {
+    use super::*;
+
+    #[test]
+    fn the_margin_grows_with_a_slow_confirmation_within_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(datapath_settle(ms(2)), DATAPATH_SETTLE);
+        assert_eq!(datapath_settle(ms(120)), ms(150));
+        assert_eq!(datapath_settle(ms(900)), SETTLE_MAX);
+        assert!(SETTLE_MAX < HOLD_MAX);
+    }
 }

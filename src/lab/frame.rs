@@ -2,7 +2,7 @@
 //! [`crate::collector::decap`]), and the analysis tests run on a capture: counts per key,
 //! duplicates, foreign keys, gaps.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -43,14 +43,25 @@ impl Capture {
             }
         }
         self.segments.sort_by_key(|s| s.t_ns);
+        // The pcap files hold inner frames only: the sender is that of the JSON line written
+        // for the same frame (same tunnel, same receive time, which pcap keeps in microseconds).
+        let senders: HashMap<(Encap, Option<u32>, u64), Ipv4Addr> =
+            self.frames.iter().map(|f| ((f.encap, f.key, f.t_ns / 1_000), f.outer_src)).collect();
+        for s in &mut self.segments {
+            s.outer_src = senders.get(&(s.encap, s.key, s.t_ns / 1_000)).copied();
+        }
         Ok(())
     }
 
     /// UDP and TCP packets received more than once under the same key (byte for byte); each
     /// extra copy is listed once.
     pub fn segment_duplicates(&self) -> Vec<&Segment> {
-        let mut seen = HashSet::new();
-        self.segments.iter().filter(|s| !seen.insert((s.encap, s.key, s.digest))).collect()
+        self.segment_duplicate_pairs().into_iter().map(|(_, again)| again).collect()
+    }
+
+    /// [`Capture::segment_duplicates`], each with the first copy of the same packet.
+    pub fn segment_duplicate_pairs(&self) -> Vec<(&Segment, &Segment)> {
+        first_and_again(&self.segments, |s: &Segment| (s.encap, s.key, s.digest))
     }
 
     /// Number of frames per (encapsulation, key).
@@ -82,22 +93,15 @@ impl Capture {
     /// Echo frames seen more than once under the same key (same inner addresses, kind, id and
     /// seq); each extra copy is listed once.
     pub fn duplicates(&self) -> Vec<&Frame> {
-        let mut seen = HashSet::new();
-        self.frames
-            .iter()
-            .filter(|f| {
-                f.icmp.is_some()
-                    && !seen.insert((
-                        f.encap,
-                        f.key,
-                        f.inner_src.clone(),
-                        f.inner_dst.clone(),
-                        f.ip_src,
-                        f.ip_dst,
-                        f.icmp,
-                    ))
-            })
-            .collect()
+        self.duplicate_pairs().into_iter().map(|(_, again)| again).collect()
+    }
+
+    /// [`Capture::duplicates`], each with the first copy of the same echo: which hypervisor
+    /// (outer source) made each copy, and when each arrived.
+    pub fn duplicate_pairs(&self) -> Vec<(&Frame, &Frame)> {
+        first_and_again(self.frames.iter().filter(|f| f.icmp.is_some()), |f: &Frame| {
+            (f.encap, f.key, f.inner_src.clone(), f.inner_dst.clone(), f.ip_src, f.ip_dst, f.icmp)
+        })
     }
 
     /// Every (encapsulation, key) seen that is not in `expected`.
@@ -129,6 +133,25 @@ impl Capture {
         };
         (*first..=*last).filter(|s| seqs.binary_search(s).is_err()).collect()
     }
+}
+
+/// Every item of `items` whose identity an earlier item had, paired with that earlier (first)
+/// item.
+fn first_and_again<'a, T: 'a, K: std::hash::Hash + Eq>(
+    items: impl IntoIterator<Item = &'a T>,
+    identity: impl Fn(&T) -> K,
+) -> Vec<(&'a T, &'a T)> {
+    let mut first: HashMap<K, &T> = HashMap::new();
+    let mut pairs = Vec::new();
+    for item in items {
+        match first.entry(identity(item)) {
+            std::collections::hash_map::Entry::Occupied(e) => pairs.push((*e.get(), item)),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(item);
+            }
+        }
+    }
+    pairs
 }
 
 /// IP protocol numbers of the transports a [`Segment`] describes.
@@ -199,6 +222,9 @@ pub struct Segment {
     pub stream: Option<(u32, u32)>,
     /// A digest of the inner frame as received: two copies of one frame are byte for byte equal.
     pub digest: u64,
+    /// The outer IPv4 source (the hypervisor that made the copy), from the collector's JSON
+    /// line of the same frame; `None` until [`Capture::read_pcap_dir`] found it.
+    pub outer_src: Option<Ipv4Addr>,
 }
 
 impl Segment {
@@ -267,6 +293,7 @@ impl Segment {
             tcp,
             stream,
             digest: std::hash::Hasher::finish(&h),
+            outer_src: None,
         })
     }
 
@@ -406,5 +433,30 @@ mod tests {
         let dups = c.segment_duplicates();
         assert_eq!(dups.len(), 1);
         assert_eq!(dups[0].stream, Some((5, 2)));
+        let pairs = c.segment_duplicate_pairs();
+        assert_eq!((pairs[0].0.t_ns, pairs[0].1.t_ns), (2_000, 3_000));
+    }
+
+    #[test]
+    fn a_segment_is_attributed_to_the_hypervisor_that_sent_its_copy() {
+        use crate::collector::pcap::{PcapWriter, LINKTYPE_ETHERNET, SNAPLEN};
+        let dir = crate::collector::recorder::tests::TempDir::new();
+        let mut w = PcapWriter::create(Vec::new(), SNAPLEN, LINKTYPE_ETHERNET).expect("header");
+        // pcap keeps microseconds: the JSON lines' nanoseconds are matched on those.
+        for (t, seq) in [(5_000_123u64, 1u32), (6_000_456, 2), (7_000_789, 3)] {
+            w.write(t, &stream_datagram(5, seq)).expect("write");
+        }
+        std::fs::write(dir.0.join("vxlan-100.pcap"), w.into_inner()).expect("pcap file");
+        let from = |t: u64, last: u8| {
+            Frame::parse_vxlan(&vxlan(100), Ipv4Addr::new(192, 0, 2, last), t).expect("decodes")
+        };
+        let mut c =
+            Capture { frames: vec![from(5_000_123, 1), from(6_000_456, 3)], segments: Vec::new() };
+        c.read_pcap_dir(&dir.0).expect("reads");
+        let senders: Vec<Option<Ipv4Addr>> = c.segments.iter().map(|s| s.outer_src).collect();
+        assert_eq!(
+            senders,
+            [Some(Ipv4Addr::new(192, 0, 2, 1)), Some(Ipv4Addr::new(192, 0, 2, 3)), None]
+        );
     }
 }

@@ -274,10 +274,10 @@ fn no_duplicates(f: &Facts, collector: &str, service: Option<&str>) -> Judged {
         },
         None => None,
     };
-    let dups: Vec<&Frame> = cap
-        .duplicates()
+    let dups: Vec<(&Frame, &Frame)> = cap
+        .duplicate_pairs()
         .into_iter()
-        .filter(|fr| only.is_none_or(|(e, k)| fr.encap == e && fr.key == Some(k)))
+        .filter(|(fr, _)| only.is_none_or(|(e, k)| fr.encap == e && fr.key == Some(k)))
         .collect();
     let echoes = cap
         .frames
@@ -285,38 +285,42 @@ fn no_duplicates(f: &Facts, collector: &str, service: Option<&str>) -> Judged {
         .filter(|fr| fr.icmp.is_some())
         .filter(|fr| only.is_none_or(|(e, k)| fr.encap == e && fr.key == Some(k)))
         .count();
-    let sample: Vec<String> = dups
+    let in_scope = |sg: &Segment| only.is_none_or(|(e, k)| sg.encap == e && sg.key == Some(k));
+    let seg_dups: Vec<(&Segment, &Segment)> =
+        cap.segment_duplicate_pairs().into_iter().filter(|(sg, _)| in_scope(sg)).collect();
+    let segs = cap.segments.iter().filter(|sg| in_scope(sg)).count();
+    // Each duplicate names what was copied twice and both copies: which hypervisor made each
+    // (outer source), under which key, and when each arrived, so a user can tell which bridge
+    // copied the frame it should not have.
+    let mut shown: Vec<Value> = dups
         .iter()
-        .take(5)
-        .map(|fr| {
-            let e = fr
+        .map(|(first, again)| {
+            let what = first
                 .icmp
                 .map(|e| format!("{:?} id {} seq {}", e.kind, e.id, e.seq))
                 .unwrap_or_default();
-            format!("{:?} key {:?} {e}", fr.encap, fr.key)
+            let copy = |fr: &Frame| copy_of(fr.encap, fr.key, Some(fr.outer_src), fr.t_ns);
+            json!({"what": what, "copies": [copy(first), copy(again)]})
         })
         .collect();
-    let in_scope = |sg: &&Segment| only.is_none_or(|(e, k)| sg.encap == e && sg.key == Some(k));
-    let seg_dups: Vec<&Segment> = cap.segment_duplicates().into_iter().filter(in_scope).collect();
-    let segs = cap.segments.iter().filter(in_scope).count();
-    let mut sample = sample;
-    sample.extend(seg_dups.iter().take(5).map(|sg| {
-        format!(
-            "{:?} key {:?} {:?} {}:{} -> {}:{} ip id {}",
-            sg.encap,
-            sg.key,
-            sg.transport,
-            sg.ip_src,
-            sg.src_port,
-            sg.ip_dst,
-            sg.dst_port,
-            sg.ip_id
-        )
+    shown.extend(seg_dups.iter().map(|(first, again)| {
+        let what = format!(
+            "{:?} {}:{} -> {}:{} ip id {}",
+            first.transport,
+            first.ip_src,
+            first.src_port,
+            first.ip_dst,
+            first.dst_port,
+            first.ip_id
+        );
+        let copy = |sg: &Segment| copy_of(sg.encap, sg.key, sg.outer_src, sg.t_ns);
+        json!({"what": what, "copies": [copy(first), copy(again)]})
     }));
-    let n = dups.len() + seg_dups.len();
+    let n = shown.len();
     let detail = if n == 0 {
         format!("{echoes} echo copies, {segs} udp/tcp copies, none twice")
     } else {
+        let sample: Vec<String> = shown.iter().take(5).map(describe_duplicate).collect();
         format!(
             "{n} duplicates among {echoes} echo and {segs} udp/tcp copies, e.g. {}",
             sample.join(", ")
@@ -326,7 +330,30 @@ fn no_duplicates(f: &Facts, collector: &str, service: Option<&str>) -> Judged {
         n == 0,
         detail,
         json!({"duplicates": n, "echo_frames": echoes, "segment_duplicates": seg_dups.len(),
-               "segments": segs}),
+               "segments": segs, "copies_twice": shown}),
+    )
+}
+
+/// One copy of a duplicated frame, as the report shows it.
+fn copy_of(encap: WireEncap, key: Option<u32>, outer_src: Option<Ipv4Addr>, t_ns: u64) -> Value {
+    json!({"encap": format!("{encap:?}").to_lowercase(), "key": key,
+           "outer_src": outer_src.map(|a| a.to_string()), "t_ns": t_ns})
+}
+
+/// `what, from A key K at T, again from B key K at T + d ms`.
+fn describe_duplicate(d: &Value) -> String {
+    let c = |i: usize| &d["copies"][i];
+    let from = |i: usize| c(i)["outer_src"].as_str().unwrap_or("?").to_string();
+    let t = |i: usize| c(i)["t_ns"].as_u64().unwrap_or(0);
+    format!(
+        "{} from {} key {} at {}, again from {} key {} {:.1} ms later",
+        d["what"].as_str().unwrap_or(""),
+        from(0),
+        c(0)["key"],
+        t(0),
+        from(1),
+        c(1)["key"],
+        t(1).saturating_sub(t(0)) as f64 / 1e6
     )
 }
 

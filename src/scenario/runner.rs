@@ -1476,8 +1476,17 @@ impl<'a> Run<'a> {
                 files.push((src.join(name).join(f), format!("{name}-{f}")));
             }
         }
-        for name in self.collectors.keys() {
+        for (name, collector) in &self.collectors {
             files.push((src.join(format!("{name}.jsonl")), format!("{name}.jsonl")));
+            // The pcap files too: they alone show which UDP or TCP packet a copy carried.
+            if let Ok(entries) = std::fs::read_dir(collector.pcap_dir()) {
+                std::fs::create_dir_all(dir.join(format!("{name}-pcap")))
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                for e in entries.flatten() {
+                    let to = format!("{name}-pcap/{}", e.file_name().to_string_lossy());
+                    files.push((e.path(), to));
+                }
+            }
         }
         for (from, to) in files {
             if from.exists() {

@@ -157,7 +157,8 @@ fn copies_under_another_key_or_of_another_ping_do_not_count() {
 #[test]
 fn a_doubled_copy_fails_copies_and_no_duplicates() {
     let mut f = facts();
-    let again = echo(100, EchoKind::Request, 5, 101);
+    let mut again = echo(100, EchoKind::Request, 5, 101);
+    again.outer_src = Ipv4Addr::new(192, 0, 2, 2);
     frames(&mut f).push(again);
     let v = judge(&copies("a", Direction::Out, 0), &f);
     assert!(!v.passed);
@@ -165,6 +166,15 @@ fn a_doubled_copy_fails_copies_and_no_duplicates() {
     let v = judge(&no_dups(), &f);
     assert!(!v.passed);
     assert_eq!(v.measured["duplicates"], 1);
+    // Both copies are named: which hypervisor made each, under which key, and when.
+    let twice = &v.measured["copies_twice"][0]["copies"];
+    assert_eq!(
+        (twice[0]["outer_src"].as_str(), twice[1]["outer_src"].as_str()),
+        (Some("192.0.2.1"), Some("192.0.2.2"))
+    );
+    assert_eq!((twice[0]["key"].as_u64(), twice[1]["key"].as_u64()), (Some(100), Some(100)));
+    assert!(v.detail.contains("from 192.0.2.1 key 100"), "{}", v.detail);
+    assert!(v.detail.contains("again from 192.0.2.2 key 100"), "{}", v.detail);
     let other_service =
         Expect::NoDuplicates { collector: "col1".into(), service: Some("svc".into()) };
     assert!(!judge(&other_service, &f).passed);
@@ -322,6 +332,7 @@ fn seg(
         stream: udp_seq.map(|s| (9, s)),
         // Distinct frames differ; a duplicate is the same frame again.
         digest: u64::from(ip_id) << 32 | u64::from(fwd) << 31 | u64::from(udp_seq.unwrap_or(0)),
+        outer_src: None,
     }
 }
 
@@ -402,11 +413,18 @@ fn every_udp_datagram_received_must_be_copied_once() {
     assert!(judge(&stream_copies("a", Direction::Out), &lost).passed);
     // A doubled copy fails the copies and no_duplicates.
     let mut doubled = udp_facts();
-    let again = segments(&mut doubled)[2].clone();
+    let mut again = segments(&mut doubled)[2].clone();
+    again.outer_src = Some(Ipv4Addr::new(192, 0, 2, 3));
     segments(&mut doubled).push(again);
     let v = judge(&stream_copies("b", Direction::In), &doubled);
     assert!(!v.passed && v.detail.contains("duplicated [3]"), "{}", v.detail);
-    assert!(!judge(&no_dups(), &doubled).passed);
+    let v = judge(&no_dups(), &doubled);
+    assert!(!v.passed);
+    assert!(
+        v.detail.contains("from ? key 100") && v.detail.contains("again from 192.0.2.3"),
+        "{}",
+        v.detail
+    );
     // Another stream's datagrams (another id) are not this one's.
     let mut other = udp_facts();
     for s in segments(&mut other) {
