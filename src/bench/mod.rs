@@ -333,7 +333,7 @@ async fn bench_reactive(
         all.extend(measure_peer("os-ken", plan, start_osken(manager, app, dir).await).await);
     }
     if let Some(faucet) = &args.faucet {
-        let started = start_faucet(faucet, args.switches, args.ports, dir).await;
+        let started = start_faucet(faucet, args.switches, args.ports, args.macs.max(1), dir).await;
         let tagged = reactive::SwitchPlan { vlan: Some(reactive::FAUCET_VID), ..plan };
         all.extend(measure_peer("faucet", tagged, started).await);
     }
@@ -559,10 +559,11 @@ async fn start_faucet(
     faucet: &Path,
     switches: usize,
     ports: u16,
+    macs: usize,
     dir: &Path,
 ) -> anyhow::Result<(Child, SocketAddr)> {
     let config = dir.join("faucet.yaml");
-    std::fs::write(&config, reactive::faucet_yaml(switches, ports))
+    std::fs::write(&config, reactive::faucet_yaml(switches, ports, macs))
         .with_context(|| format!("writing {}", config.display()))?;
     let prometheus = free_port().context("finding a free port for faucet's metrics")?;
     // faucet execs the osken-manager of its own virtual environment, found on PATH.

@@ -145,10 +145,14 @@ impl PacketInTemplate {
     }
 }
 
-/// faucet's configuration for `switches` emulated switches of `ports` ports, all on one VLAN.
-/// The packet-ins carry no faucet cookie, so faucet is told not to insist on it.
-pub fn faucet_yaml(switches: usize, ports: u16) -> String {
-    let mut y = format!("vlans:\n  bench:\n    vid: {FAUCET_VID}\ndps:\n");
+/// faucet's configuration for `switches` emulated switches of `ports` ports, all on one VLAN,
+/// with `macs` hosts behind each switch. The packet-ins carry no faucet cookie, so faucet is told
+/// not to insist on it; its host limits (256 a VLAN, 255 a port by default) are raised to the
+/// hosts there are, or it would stop learning at 256 a switch.
+pub fn faucet_yaml(switches: usize, ports: u16, macs: usize) -> String {
+    let per_port = macs.div_ceil(usize::from(ports.max(1)));
+    let mut y =
+        format!("vlans:\n  bench:\n    vid: {FAUCET_VID}\n    max_hosts: {}\ndps:\n", macs.max(1));
     for index in 0..switches {
         y.push_str(&format!(
             "  bench{index}:\n    dp_id: {:#x}\n    hardware: Open vSwitch\n    \
@@ -156,7 +160,10 @@ pub fn faucet_yaml(switches: usize, ports: u16) -> String {
             dpid(index)
         ));
         for p in 1..=ports.max(1) {
-            y.push_str(&format!("      {p}:\n        native_vlan: bench\n"));
+            y.push_str(&format!(
+                "      {p}:\n        native_vlan: bench\n        max_hosts: {}\n",
+                per_port.max(1)
+            ));
         }
     }
     y
@@ -959,9 +966,11 @@ mod tests {
 
     #[test]
     fn faucet_knows_every_switch_and_port() {
-        let y = faucet_yaml(2, 3);
+        let y = faucet_yaml(2, 3, 1000);
         assert!(y.contains("dp_id: 0xbe00000000000001") && y.contains("dp_id: 0xbe00000000000002"));
         assert_eq!(y.matches("native_vlan: bench").count(), 6);
+        assert!(y.contains("    max_hosts: 1000\n"), "{y}");
+        assert_eq!(y.matches("        max_hosts: 334\n").count(), 6, "{y}");
     }
 
     #[test]
