@@ -21,7 +21,7 @@ use periscope_topology::{
     Change, Event, EventKind, HypervisorId, Millis, Topology, TopologyConfig,
 };
 
-use crate::discovery::{probed_ports, LldpError, Prober, ProberConfig};
+use crate::discovery::{LldpError, ProbedPorts, Prober, ProberConfig};
 use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
 use crate::openflow::session::{CloseReason, SessionEvent};
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
@@ -206,10 +206,10 @@ pub struct Core {
     next_txn: u64,
     /// LLDP link discovery between switches.
     prober: Prober,
-    /// The ports worth probing, as of a revision of the topology: read again only when the
-    /// topology changed, so that an idle controller does not walk every port of every switch
-    /// ten times a second.
-    probed: (u64, BTreeSet<periscope_topology::SwitchPort>),
+    /// The ports worth probing, kept up to date by [`Core::apply_topology`] for the switches
+    /// each change touches, so that neither an idle controller nor a migration wave walks
+    /// every port of every switch ten times a second.
+    probed: ProbedPorts,
     /// The zero of the topology's clock.
     epoch: Instant,
     /// While events are drained in a batch ([`Core::defer_reconcile`]): the bridges they
@@ -258,7 +258,7 @@ impl Core {
             tunnel_txns: HashMap::new(),
             next_txn: 1,
             prober: Prober::new(ProberConfig::default(), nonce()),
-            probed: (0, BTreeSet::new()),
+            probed: ProbedPorts::default(),
             epoch: Instant::now(),
             deferred: None,
             metrics: Default::default(),
@@ -292,11 +292,8 @@ impl Core {
         let now = self.now_ms();
         let expired = self.prober.expire(&mut self.topology, now);
         self.handle_events(expired);
-        if self.probed.0 != self.topology.revision() {
-            self.probed = (self.topology.revision(), probed_ports(&self.topology));
-        }
         let mut per_switch: HashMap<ConnId, Vec<Request>> = HashMap::new();
-        for p in self.prober.poll_probes(now, &self.probed.1) {
+        for p in self.prober.poll_probes(now, self.probed.ports()) {
             let Some(conn) = self.by_dpid.get(&p.dpid).copied() else { continue };
             let guarded =
                 self.switches.get(&conn).and_then(|s| s.reconciler.actual()).is_some_and(|a| {
@@ -809,8 +806,17 @@ impl Core {
 
     /// Applies topology changes (from OVSDB or OpenFlow) and reprograms what they affect.
     pub fn handle_topology(&mut self, changes: Vec<Change>) {
-        let events = self.topology.apply_batch(changes);
+        let events = self.apply_topology(changes);
         self.handle_events(events);
+    }
+
+    /// Applies topology changes and updates the probed ports of the switches they touched:
+    /// every change to the topology goes through here.
+    fn apply_topology(&mut self, changes: Vec<Change>) -> Vec<Event> {
+        let switches: Vec<Dpid> = changes.iter().filter_map(Change::switch).collect();
+        let events = self.topology.apply_batch(changes);
+        self.probed.update(&self.topology, switches, &events);
+        events
     }
 
     /// Follows up on what the topology says changed.
@@ -1014,7 +1020,7 @@ impl Core {
                     }
                 }
                 let ports = ports.iter().map(of_port).collect();
-                self.topology.apply_batch([
+                self.apply_topology(vec![
                     Change::SwitchConnected { dpid },
                     Change::SwitchPortsReplaced { dpid, ports },
                 ]);
@@ -1133,7 +1139,7 @@ impl Core {
                 if let Some(dpid) = sw.dpid {
                     if self.by_dpid.get(&dpid) == Some(&conn) {
                         self.by_dpid.remove(&dpid);
-                        self.topology.apply(Change::SwitchDisconnected { dpid });
+                        self.apply_topology(vec![Change::SwitchDisconnected { dpid }]);
                     }
                 }
                 self.switches.remove(&conn);

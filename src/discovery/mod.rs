@@ -6,4 +6,4 @@ pub mod lldp;
 pub mod prober;
 
 pub use lldp::{LldpError, Probe};
-pub use prober::{probed_ports, ProbeOut, Prober, ProberConfig};
+pub use prober::{probed_ports, ProbeOut, ProbedPorts, Prober, ProberConfig};

@@ -1,11 +1,12 @@
 //! Which probes to send when, and what a received probe means. Sans-IO: the caller passes the
 //! time and the topology, sends the frames it is given, and applies the changes it gets back.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use periscope_codec::openflow::{Dpid, PortNo};
-use periscope_topology::{Change, Event, Millis, SwitchPort, Topology};
+use periscope_topology::rows::OfPort;
+use periscope_topology::{Change, Event, EventKind, Millis, RowRef, SwitchPort, Topology};
 
 use super::lldp::{LldpError, Probe};
 
@@ -150,15 +151,94 @@ impl Prober {
 /// The ports worth probing: live physical ports of connected switches whose bridge OVSDB
 /// describes, except VM interfaces (an attached interface with an iface-id) and periscope's own
 /// tunnel ports. Without OVSDB a VM's port cannot be told from a cable: nothing is probed.
+/// Walks every port: [`ProbedPorts`] keeps the same set up to date switch by switch.
 pub fn probed_ports(topology: &Topology) -> BTreeSet<SwitchPort> {
     topology
         .switch_ports()
-        .filter(|(dpid, _)| topology.bridge_by_dpid(*dpid).is_some())
-        .filter(|(_, p)| p.live && p.port_no.0 != 0 && p.port_no <= PortNo::MAX)
-        .filter(|(_, p)| !p.name.starts_with(TUNNEL_PREFIX))
+        .filter(|(dpid, p)| is_probed(topology, *dpid, p))
         .map(|(dpid, p)| SwitchPort { dpid, port: p.port_no })
-        .filter(|sp| topology.interface_at(*sp).is_none_or(|i| i.iface_id().is_none()))
         .collect()
+}
+
+/// Whether port `p` of switch `dpid` is worth probing (see [`probed_ports`]).
+fn is_probed(topology: &Topology, dpid: Dpid, p: &OfPort) -> bool {
+    p.live
+        && p.port_no.0 != 0
+        && p.port_no <= PortNo::MAX
+        && !p.name.starts_with(TUNNEL_PREFIX)
+        && topology.bridge_by_dpid(dpid).is_some()
+        && topology
+            .interface_at(SwitchPort { dpid, port: p.port_no })
+            .is_none_or(|i| i.iface_id().is_none())
+}
+
+/// The ports worth probing ([`probed_ports`]), updated incrementally: after every change to
+/// the topology, only the switches it may have touched are read again, so a migration wave
+/// among thousands of ports costs the ports of the bridges it moves on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbedPorts {
+    ports: BTreeSet<SwitchPort>,
+    /// The switch each ready interface is at, as the events told: an interface leaving a
+    /// switch for another is told by a [`EventKind::LocationReady`] naming only the new one.
+    ready_on: HashMap<RowRef, Dpid>,
+}
+
+impl ProbedPorts {
+    /// The ports worth probing now.
+    pub fn ports(&self) -> &BTreeSet<SwitchPort> {
+        &self.ports
+    }
+
+    /// Follows `topology` after changes naming `switches` ([`Change::switch`]) were applied to
+    /// it and caused `events`: reads again those switches, the switches the events name
+    /// ([`EventKind::switches`]) and those the interfaces the events are about were ready on.
+    pub fn update(
+        &mut self,
+        topology: &Topology,
+        switches: impl IntoIterator<Item = Dpid>,
+        events: &[Event],
+    ) {
+        let mut touched: BTreeSet<Dpid> = switches.into_iter().collect();
+        for e in events {
+            touched.extend(e.kind.switches());
+            let (row, now) = match &e.kind {
+                EventKind::InterfaceAppeared { location }
+                | EventKind::InterfaceUpdated { location }
+                | EventKind::LocationReady { location } => (
+                    location.interface_ref(),
+                    location.is_ready().then_some(location.dpid).flatten(),
+                ),
+                EventKind::InterfaceGone { location } | EventKind::LocationUnready { location } => {
+                    (location.interface_ref(), None)
+                }
+                _ => continue,
+            };
+            let before = match now {
+                Some(dpid) => self.ready_on.insert(row, dpid),
+                None => self.ready_on.remove(&row),
+            };
+            touched.extend(before);
+        }
+        for dpid in touched {
+            self.refresh(topology, dpid);
+        }
+    }
+
+    /// Reads the probed ports of switch `dpid` again from `topology`.
+    fn refresh(&mut self, topology: &Topology, dpid: Dpid) {
+        let first = SwitchPort { dpid, port: PortNo(0) };
+        let last = SwitchPort { dpid, port: PortNo(u32::MAX) };
+        let stale: Vec<SwitchPort> = self.ports.range(first..=last).copied().collect();
+        for sp in stale {
+            self.ports.remove(&sp);
+        }
+        self.ports.extend(
+            topology
+                .ports_of_switch(dpid)
+                .filter(|p| is_probed(topology, dpid, p))
+                .map(|p| SwitchPort { dpid, port: p.port_no }),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -265,19 +345,25 @@ mod tests {
     #[test]
     fn vm_tunnel_local_and_dead_ports_are_not_probed() {
         let mut topo = Topology::new(TopologyConfig::default());
-        topo.apply_batch([
-            Change::SwitchConnected { dpid: Dpid(1) },
-            Change::SwitchPortsReplaced {
-                dpid: Dpid(1),
-                ports: vec![
-                    port(1, "veth-a", true),
-                    port(2, "psc-vxlan", true),
-                    port(3, "down", false),
-                    port(4, "vm1", true),
-                    port(PortNo::LOCAL.0, "br-int", true),
-                ],
-            },
-        ]);
+        let mut kept = ProbedPorts::default();
+        apply(
+            &mut topo,
+            &mut kept,
+            vec![
+                Change::SwitchConnected { dpid: Dpid(1) },
+                Change::SwitchPortsReplaced {
+                    dpid: Dpid(1),
+                    ports: vec![
+                        port(1, "veth-a", true),
+                        port(2, "psc-vxlan", true),
+                        port(3, "down", false),
+                        port(4, "vm1", true),
+                        port(PortNo::LOCAL.0, "br-int", true),
+                    ],
+                },
+            ],
+        );
+        assert_eq!(kept.ports(), &probed_ports(&topo));
         // Without OVSDB, port 4 could be a VM's: nothing is probed.
         assert_eq!(probed_ports(&topo), BTreeSet::new());
         let hv = periscope_topology::HypervisorId::from("hv1");
@@ -288,26 +374,59 @@ mod tests {
             external_ids: [("iface-id".into(), "vm1-port".into())].into(),
             ..InterfaceRow::default()
         };
-        topo.apply_batch([
-            Change::BridgeUpserted {
-                hypervisor: hv.clone(),
-                row: BridgeRow {
-                    uuid: Uuid::from("b1"),
-                    name: "br-int".into(),
-                    datapath_id: Some(Dpid(1)),
-                    ports: [Uuid::from("p4")].into(),
+        apply(
+            &mut topo,
+            &mut kept,
+            vec![
+                Change::BridgeUpserted {
+                    hypervisor: hv.clone(),
+                    row: BridgeRow {
+                        uuid: Uuid::from("b1"),
+                        name: "br-int".into(),
+                        datapath_id: Some(Dpid(1)),
+                        ports: [Uuid::from("p4")].into(),
+                    },
                 },
-            },
-            Change::PortUpserted {
-                hypervisor: hv.clone(),
-                row: PortRow {
-                    uuid: Uuid::from("p4"),
-                    name: "vm1".into(),
-                    interfaces: [Uuid::from("i4")].into(),
+                Change::PortUpserted {
+                    hypervisor: hv.clone(),
+                    row: PortRow {
+                        uuid: Uuid::from("p4"),
+                        name: "vm1".into(),
+                        interfaces: [Uuid::from("i4")].into(),
+                    },
                 },
-            },
-            Change::InterfaceUpserted { hypervisor: hv, row: vm },
-        ]);
+                Change::InterfaceUpserted { hypervisor: hv, row: vm },
+            ],
+        );
         assert_eq!(probed_ports(&topo), [sp(1, 1)].into());
+        assert_eq!(kept.ports(), &probed_ports(&topo));
+        // The VM's interface moves to the other bridge: its port there is no longer probed,
+        // and the port it left on the first is (whatever is plugged there now is no VM's).
+        apply(
+            &mut topo,
+            &mut kept,
+            vec![
+                Change::SwitchConnected { dpid: Dpid(2) },
+                Change::SwitchPortsReplaced { dpid: Dpid(2), ports: vec![port(4, "vm1", true)] },
+                Change::BridgeUpserted {
+                    hypervisor: "hv1".into(),
+                    row: BridgeRow {
+                        uuid: Uuid::from("b0"),
+                        name: "br-ex".into(),
+                        datapath_id: Some(Dpid(2)),
+                        ports: [Uuid::from("p4")].into(),
+                    },
+                },
+            ],
+        );
+        assert_eq!(kept.ports(), &probed_ports(&topo));
+        assert_eq!(kept.ports(), &[sp(1, 1), sp(1, 4)].into());
+    }
+
+    /// Applies `changes` as the controller core does: the probed ports follow.
+    fn apply(topo: &mut Topology, kept: &mut ProbedPorts, changes: Vec<Change>) {
+        let switches: Vec<Dpid> = changes.iter().filter_map(Change::switch).collect();
+        let events = topo.apply_batch(changes);
+        kept.update(topo, switches, &events);
     }
 }

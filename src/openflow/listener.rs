@@ -29,7 +29,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first and the longest wait between attempts to reach a listening switch.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(8));
 /// Connections the kernel may hold for us to accept (it caps this at `net.core.somaxconn`).
-/// With tokio's 1024, a storm of thousands of switches overflows the queue and the switches
+/// With tokio's 128, a storm of thousands of switches overflows the queue and the switches
 /// left out wait for their SYN retransmits (1 s, then 3 s, 7 s...).
 const LISTEN_BACKLOG: u32 = 65_535;
 
@@ -269,7 +269,8 @@ impl Bound {
 
 /// A TCP listener on `addr` with a backlog of [`LISTEN_BACKLOG`] (and, like
 /// `TcpListener::bind`, `SO_REUSEADDR`, so that a restarted controller gets its port back).
-fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// The OVSDB passive remotes listen so too: a thousand hypervisors reconnect at once.
+pub(crate) fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use super::remote::Remote;
 use super::session::{LockOp, Phase, RequestId, Session, SessionConfig, SessionEvent, TxnError};
+use crate::openflow::listener::listen_tcp;
 use crate::tls::{handshake_error, TlsConfig};
 
 /// Capacity of a hypervisor's command queue.
@@ -468,8 +469,8 @@ impl Listener {
     /// Binds a passive remote. A stale unix socket file left by a dead process is replaced.
     pub async fn bind(remote: &Remote) -> std::io::Result<Listener> {
         match remote {
-            Remote::PTcp(a) => Ok(Listener::Tcp(TcpListener::bind(a).await?)),
-            Remote::PSsl(a) => Ok(Listener::Ssl(TcpListener::bind(a).await?)),
+            Remote::PTcp(a) => Ok(Listener::Tcp(listen_tcp(*a)?)),
+            Remote::PSsl(a) => Ok(Listener::Ssl(listen_tcp(*a)?)),
             Remote::PUnix(p) => {
                 if p.exists() && std::os::unix::net::UnixStream::connect(p).is_err() {
                     std::fs::remove_file(p)?;

@@ -141,6 +141,17 @@ pub enum Change {
 }
 
 impl Change {
+    /// The switch whose OpenFlow state (connection, ports) this change is about, if any.
+    pub fn switch(&self) -> Option<Dpid> {
+        match self {
+            Change::SwitchConnected { dpid }
+            | Change::SwitchDisconnected { dpid }
+            | Change::SwitchPortsReplaced { dpid, .. }
+            | Change::PortStatus { dpid, .. } => Some(*dpid),
+            _ => None,
+        }
+    }
+
     /// A PORT_STATUS `Add` of port `port_no` named `name`, live.
     pub fn port_added(dpid: Dpid, port_no: PortNo, name: &str) -> Change {
         Change::PortStatus {

@@ -203,3 +203,33 @@ pub enum EventKind {
         link: Link,
     },
 }
+
+impl EventKind {
+    /// Every switch the event names: a bridge's dpid, the dpid of a location (LLDP links
+    /// excepted). A connected switch's ports, the bridge of its dpid and the interfaces at its
+    /// ports change only under a change naming the switch ([`crate::Change::switch`]), an event
+    /// naming it, or an event about an interface that was ready on it before (a
+    /// [`EventKind::LocationReady`] names only the new place).
+    pub fn switches(&self) -> Vec<Dpid> {
+        let at = |ls: &[&Location]| ls.iter().filter_map(|l| l.dpid).collect();
+        match self {
+            EventKind::BridgeConnected { dpid, .. }
+            | EventKind::BridgeDisconnected { dpid, .. } => {
+                vec![*dpid]
+            }
+            EventKind::InterfaceAppeared { location }
+            | EventKind::InterfaceGone { location }
+            | EventKind::InterfaceUpdated { location }
+            | EventKind::LocationReady { location }
+            | EventKind::LocationUnready { location } => at(&[location]),
+            EventKind::InterfaceMoved { from, to, .. } => at(&[from, to]),
+            EventKind::MigrationStarted { from, to, .. } => {
+                at(&from.iter().chain(to).collect::<Vec<_>>())
+            }
+            EventKind::MigrationFinished { from, to, .. } => {
+                at(&from.iter().chain([to]).collect::<Vec<_>>())
+            }
+            EventKind::LinkUp { .. } | EventKind::LinkDown { .. } => Vec::new(),
+        }
+    }
+}

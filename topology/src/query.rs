@@ -247,6 +247,17 @@ impl Topology {
             .flat_map(|(d, s)| s.ports.values().map(move |p| (*d, p)))
     }
 
+    /// The OpenFlow ports of switch `dpid` as last reported, by port number; none unless it is
+    /// connected.
+    pub fn ports_of_switch(&self, dpid: Dpid) -> impl Iterator<Item = &crate::rows::OfPort> {
+        self.raw
+            .switches
+            .get(&dpid)
+            .filter(|s| s.connected)
+            .into_iter()
+            .flat_map(|s| s.ports.values())
+    }
+
     /// Every link: patch and tunnel links, then LLDP links.
     pub fn links(&self) -> Vec<Link> {
         let lldp = self.raw.lldp.keys().map(|(a, b)| Link::Lldp { a: *a, b: *b });

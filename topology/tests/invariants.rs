@@ -206,6 +206,25 @@ fn observe(t: &Topology) -> Observed {
     Observed { attached, connections, links: t.links().into_iter().collect() }
 }
 
+/// A connected switch's ports, the bridge of its dpid, and the interface (with its iface-id)
+/// at each port (`None` while the switch is not connected).
+type SwitchView = Option<(Vec<OfPort>, Option<RowRef>, Vec<Option<(RowRef, Option<String>)>>)>;
+
+fn switch_view(t: &Topology, dpid: Dpid) -> SwitchView {
+    if !t.switch_connected(dpid) {
+        return None;
+    }
+    let ports: Vec<OfPort> = t.ports_of_switch(dpid).cloned().collect();
+    let at = ports
+        .iter()
+        .map(|p| {
+            let i = t.interface_at(SwitchPort { dpid, port: p.port_no })?;
+            Some((i.interface_ref(), i.iface_id().map(str::to_owned)))
+        })
+        .collect();
+    Some((ports, t.bridge_by_dpid(dpid).map(|b| b.bridge.clone()), at))
+}
+
 fn places(o: &Observed) -> BTreeMap<String, Vec<Location>> {
     let mut out: BTreeMap<String, Vec<Location>> = BTreeMap::new();
     for (loc, row) in o.attached.values() {
@@ -306,6 +325,12 @@ proptest! {
         for step in steps {
             let before = observe(&t);
             let generation = t.generation();
+            let views: Vec<SwitchView> = (1..4).map(|d| switch_view(&t, Dpid(d))).collect();
+            let mut named: BTreeSet<Dpid> = match &step {
+                Step::One(c) => c.switch().into_iter().collect(),
+                Step::Batch(cs) => cs.iter().filter_map(Change::switch).collect(),
+                Step::Expire(..) | Step::Tweak(..) => BTreeSet::new(),
+            };
             let events = match step {
                 Step::One(c) => t.apply(c),
                 Step::Batch(cs) => t.apply_batch(cs),
@@ -326,6 +351,24 @@ proptest! {
             } else {
                 prop_assert_eq!(t.generation().0, generation.0 + 1);
                 prop_assert!(events.iter().all(|e| e.generation == t.generation()));
+            }
+            // What a switch looks like changes only under a change or an event naming it.
+            named.extend(events.iter().flat_map(|e| e.kind.switches()));
+            let ready_before = |r: RowRef| before.attached.get(&r).and_then(|(l, _)| l.switch_port());
+            named.extend(events.iter().filter_map(|e| match &e.kind {
+                EventKind::InterfaceAppeared { location }
+                | EventKind::InterfaceGone { location }
+                | EventKind::InterfaceUpdated { location }
+                | EventKind::LocationReady { location }
+                | EventKind::LocationUnready { location } => {
+                    ready_before(location.interface_ref()).map(|sp| sp.dpid)
+                }
+                _ => None,
+            }));
+            for (d, before) in (1..4).map(Dpid).zip(views) {
+                if !named.contains(&d) {
+                    prop_assert_eq!(switch_view(&t, d), before, "{} changed unnamed", d);
+                }
             }
             let mut got: Vec<EventKind> = events.into_iter().map(|e| e.kind).collect();
             got.sort();
