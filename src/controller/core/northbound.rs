@@ -22,9 +22,9 @@ use super::Core;
 use crate::northbound::api::{ApiCall, ApiReply, ApiRequest};
 use crate::northbound::auth::{Caller, TokenHash, Tokens};
 use crate::northbound::config::Config;
-use crate::northbound::db::Northbound;
+use crate::northbound::db::{Northbound, Touched};
 use crate::northbound::model::Collector;
-use crate::northbound::model::{TapFlow, TapService};
+use crate::northbound::model::{TapFlow, TapService, TapServiceId};
 use crate::northbound::rules::{Context, Expect, Outcome, Reserved};
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
@@ -493,16 +493,14 @@ impl Core {
     /// Handles an event of the northbound database's driver.
     pub fn handle_nb_event(&mut self, ev: DriverEvent) {
         match ev {
-            DriverEvent::Session(OvsdbEvent::Rows(replica)) => {
-                let state = Northbound::from_replica(&replica);
-                for p in &state.problems {
+            DriverEvent::Session(OvsdbEvent::Rows(rows)) => {
+                let touched = self.nb.state.apply(&rows);
+                for p in &self.nb.state.problems {
                     if self.nb.problems.insert(p.clone()) {
                         warn!(self.log, "northbound row skipped"; "problem" => p);
                     }
                 }
                 let first = !self.nb.ready;
-                let changed = state.taps != self.nb.state.taps;
-                self.nb.state = state;
                 self.nb.ready = true;
                 if first {
                     info!(self.log, "northbound database read";
@@ -510,8 +508,11 @@ impl Core {
                         "tap_flows" => self.nb.state.taps.flows().count(),
                         "tenants" => self.nb.state.tenants.len());
                 }
-                if first || changed {
+                if first || touched.everything {
                     self.reconcile_all();
+                } else if !touched.is_empty() {
+                    let bridges = self.bridges_of(&touched);
+                    self.reconcile_bridges(Some(&bridges));
                 }
                 self.finish_visible();
                 self.run_retries(true);
@@ -622,6 +623,34 @@ impl Core {
             });
         }
         v
+    }
+
+    /// The bridges whose plan a northbound change may change: where the touched tap flows'
+    /// sources are (and the flows of the touched tap services), and where their VM collectors
+    /// run.
+    fn bridges_of(&self, touched: &Touched) -> BTreeSet<Dpid> {
+        let taps = &self.nb.state.taps;
+        let services: BTreeSet<TapServiceId> = touched.services.iter().map(|s| s.id).collect();
+        let flows = touched.flows.iter().chain(
+            taps.flows().filter(|f| !services.is_empty() && services.contains(&f.tap_service)),
+        );
+        let collectors = touched
+            .services
+            .iter()
+            .filter_map(|s| s.collector.iface_id())
+            .chain(
+                touched
+                    .flows
+                    .iter()
+                    .filter_map(|f| taps.service(f.tap_service)?.collector.iface_id()),
+            )
+            .map(|id| TopoSource::IfaceId(id.to_string()));
+        flows
+            .map(|f| topology_source(&f.source))
+            .chain(collectors)
+            .flat_map(|source| self.topology.interfaces(&source))
+            .filter_map(|i| i.location.dpid)
+            .collect()
     }
 
     /// A tap flow with where it is active now and how long its bridges took to reprogram.
