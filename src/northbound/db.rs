@@ -135,6 +135,9 @@ pub struct Northbound {
     rows: Rows,
     /// The row of each [`Northbound::audit`] entry, at the same position.
     audit_rows: Vec<Uuid>,
+    /// Whether two rows register one interface (written around the API): the order of the
+    /// rows decides, so changes are read from scratch.
+    registered_twice: bool,
 }
 
 /// The monitored rows by table.
@@ -151,12 +154,17 @@ pub struct Touched {
     pub services: Vec<TapService>,
     /// The tap flows added or removed (a changed one: as it was and as it is).
     pub flows: Vec<TapFlow>,
+    /// The iface-ids whose registration to a tenant was added, removed or changed.
+    pub interfaces: Vec<String>,
 }
 
 impl Touched {
     /// Whether nothing the policy reads changed.
     pub fn is_empty(&self) -> bool {
-        !self.everything && self.services.is_empty() && self.flows.is_empty()
+        !self.everything
+            && self.services.is_empty()
+            && self.flows.is_empty()
+            && self.interfaces.is_empty()
     }
 }
 
@@ -208,8 +216,8 @@ impl Northbound {
     }
 
     /// Applies the rows a session reported: every row (read from scratch) or those an update
-    /// changed. Adding and removing tap flows and tap services changes only them; anything
-    /// else, or a step the rules refuse, reads every row again, so that the result is always
+    /// changed. Adding and removing tap flows, tap services and interface registrations
+    /// changes only them; anything else, or a step the rules refuse, reads every row again, so that the result is always
     /// what [`Northbound::from_replica`] reads from the same rows (ids are never given back:
     /// [`Taps::last_id`] does not go down).
     pub fn apply(&mut self, changed: &ChangedRows) -> Touched {
@@ -227,7 +235,7 @@ impl Northbound {
         }
         // A failed step leaves the taps half changed: they are read again and all count as
         // changed.
-        let incremental = !changed.full && self.problems.is_empty();
+        let incremental = !changed.full && self.problems.is_empty() && !self.registered_twice;
         if incremental {
             if let Some(touched) = self.apply_changes(changed, &old) {
                 return touched;
@@ -242,7 +250,8 @@ impl Northbound {
         }
     }
 
-    /// Applies additions and removals of tap flows, tap services and audit entries; `None`
+    /// Applies additions and removals of tap flows, tap services, interface registrations
+    /// and audit entries; `None`
     /// when something else changed or a step failed (the caller then reads every row again).
     fn apply_changes(
         &mut self,
@@ -261,13 +270,18 @@ impl Northbound {
         // then the new flows that may refer to them.
         for (table, uuid, old, new) in changes() {
             match (table, old, new) {
-                (TAP_FLOW | AUDIT, _, _) | (TAP_SERVICE, None, Some(_)) => {}
+                (TAP_FLOW | AUDIT | INTERFACE_OWNER, _, _) | (TAP_SERVICE, None, Some(_)) => {}
                 (TAP_SERVICE, Some(_), None) => {}
                 _ => return None,
             }
             if let (TAP_FLOW, Some(o)) = (table, old) {
                 let id = TapFlowId(integer(o, "id").and_then(|i| u64::try_from(i).ok())?);
                 touched.flows.push(self.taps.delete_flow(id).ok()?);
+            }
+            if let (INTERFACE_OWNER, Some(o)) = (table, old) {
+                let iface = string(o, "iface_id")?;
+                self.taps.set_owner(&iface, None);
+                touched.interfaces.push(iface);
             }
             if let (AUDIT, Some(_)) = (table, old) {
                 let at = self.audit_rows.iter().position(|r| *r == uuid)?;
@@ -289,6 +303,15 @@ impl Northbound {
                     self.service_rows.insert(s.id, uuid);
                     self.taps.restore_service(s.clone()).ok()?;
                     touched.services.push(s);
+                }
+                (INTERFACE_OWNER, Some(n)) => {
+                    let (iface, tenant) = (string(n, "iface_id")?, string(n, "tenant")?);
+                    // Two rows for one interface: read from scratch, as the order of rows says.
+                    if self.taps.registered_owner(&iface).is_some() {
+                        return None;
+                    }
+                    self.taps.set_owner(&iface, Some(&tenant));
+                    touched.interfaces.push(iface);
                 }
                 (AUDIT, Some(n)) => {
                     let entry = audit_from_row(n);
@@ -319,7 +342,7 @@ impl Northbound {
                 }
             }
         }
-        if !touched.services.is_empty() {
+        if !touched.services.is_empty() || !touched.interfaces.is_empty() {
             self.refresh_blocked();
         }
         Some(touched)
@@ -345,6 +368,7 @@ impl Northbound {
         }
         for (_, row) in rows(INTERFACE_OWNER) {
             if let (Some(i), Some(t)) = (string(row, "iface_id"), string(row, "tenant")) {
+                nb.registered_twice |= nb.taps.registered_owner(&i).is_some();
                 nb.taps.set_owner(&i, Some(&t));
             }
         }
@@ -883,6 +907,32 @@ mod tests {
                         set(self, AUDIT, u, None);
                     }
                 }
+                11 => {
+                    let iface = format!("vm-{}", c % 3).replace("vm-0", "vm-collector");
+                    match b % 3 {
+                        // Now and then a second row for the same interface.
+                        0 | 1 => {
+                            let (uuid, _) = self.fresh();
+                            let row = Row::from([
+                                ("iface_id".into(), Datum::atom(iface.as_str())),
+                                ("tenant".into(), Datum::atom(tenant)),
+                            ]);
+                            let existing = self.uuids(INTERFACE_OWNER).into_iter().find(|u| {
+                                self.rows[&(INTERFACE_OWNER, *u)].get("iface_id")
+                                    == Some(&Datum::atom(iface.as_str()))
+                            });
+                            match existing {
+                                Some(u) if b % 3 == 0 => set(self, INTERFACE_OWNER, u, Some(row)),
+                                _ => set(self, INTERFACE_OWNER, uuid, Some(row)),
+                            }
+                        }
+                        _ => {
+                            if let Some(u) = self.pick(INTERFACE_OWNER, a) {
+                                set(self, INTERFACE_OWNER, u, None);
+                            }
+                        }
+                    }
+                }
                 _ if a % 4 != 0 => {
                     let bad = self
                         .uuids(TAP_SERVICE)
@@ -927,7 +977,7 @@ mod tests {
         #[test]
         fn applying_changes_equals_reading_from_scratch(
             txns in proptest::collection::vec(
-                proptest::collection::vec((0u8..12, 0u8..255, 0u8..255, 0u8..255), 1..4),
+                proptest::collection::vec((0u8..13, 0u8..255, 0u8..255, 0u8..255), 1..4),
                 1..40,
             )
         ) {
@@ -947,9 +997,22 @@ mod tests {
                             proptest::prop_assert!(flows.contains(&f.id), "flow {} changed unnamed", f.id.0);
                         }
                     }
+                    // A service blocked or let through by its VM collector's registration is
+                    // named by that interface (the bridges feeding it are replanned).
+                    let by_collector = |s: &TapService| {
+                        s.collector.iface_id().is_some_and(|i| touched.interfaces.iter().any(|t| t == i))
+                    };
                     for s in before.services().chain(nb.taps.services()) {
-                        if before.service(s.id) != nb.taps.service(s.id) || before.is_blocked(s.id) != nb.taps.is_blocked(s.id) {
+                        if before.service(s.id) != nb.taps.service(s.id) {
                             proptest::prop_assert!(services.contains(&s.id), "service {} changed unnamed", s.id.0);
+                        }
+                        if before.is_blocked(s.id) != nb.taps.is_blocked(s.id) {
+                            proptest::prop_assert!(services.contains(&s.id) || by_collector(s), "service {} blocked unnamed", s.id.0);
+                        }
+                    }
+                    for (iface, tenant) in before.owners().iter().chain(nb.taps.owners()) {
+                        if before.registered_owner(iface) != nb.taps.registered_owner(iface) {
+                            proptest::prop_assert!(touched.interfaces.contains(iface), "{} of {} unnamed", iface, tenant);
                         }
                     }
                 }

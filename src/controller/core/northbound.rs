@@ -28,7 +28,7 @@ use crate::northbound::model::{TapFlow, TapService, TapServiceId};
 use crate::northbound::rules::{Context, Expect, Outcome, Reserved};
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
-use crate::policy::desired::topology_source;
+use crate::policy::desired::{feeding, topology_source};
 
 /// A committed write that the monitor does not show yet is answered anyway after this long.
 const VISIBLE_WAIT: Duration = Duration::from_secs(2);
@@ -626,8 +626,9 @@ impl Core {
     }
 
     /// The bridges whose plan a northbound change may change: where the touched tap flows'
-    /// sources are (and the flows of the touched tap services), and where their VM collectors
-    /// run.
+    /// sources are (and the flows of the touched tap services), where their VM collectors
+    /// run, where the interfaces whose registration changed are, and those feeding them if
+    /// they are VM collectors.
     fn bridges_of(&self, touched: &Touched) -> BTreeSet<Dpid> {
         let taps = &self.nb.state.taps;
         let services: BTreeSet<TapServiceId> = touched.services.iter().map(|s| s.id).collect();
@@ -644,13 +645,18 @@ impl Core {
                     .iter()
                     .filter_map(|f| taps.service(f.tap_service)?.collector.iface_id()),
             )
+            .chain(touched.interfaces.iter().map(String::as_str))
             .map(|id| TopoSource::IfaceId(id.to_string()));
-        flows
+        let mut bridges: BTreeSet<Dpid> = flows
             .map(|f| topology_source(&f.source))
             .chain(collectors)
             .flat_map(|source| self.topology.interfaces(&source))
             .filter_map(|i| i.location.dpid)
-            .collect()
+            .collect();
+        for id in &touched.interfaces {
+            bridges.extend(feeding(&self.topology, taps, id));
+        }
+        bridges
     }
 
     /// A tap flow with where it is active now and how long its bridges took to reprogram.
