@@ -124,17 +124,18 @@ pub struct Northbound {
     pub tenants: BTreeMap<String, Tenant>,
     /// Tokens made through the API.
     pub tokens: Tokens,
-    /// The audit trail, oldest first.
-    pub audit: Vec<AuditEntry>,
+    /// The audit trail, oldest first (shared by the copies the API's rules make for each
+    /// write, as are the rows below: a write does not copy them).
+    pub audit: Arc<Vec<AuditEntry>>,
     /// Row UUIDs of the tap services (tap flows refer to them).
     pub service_rows: BTreeMap<TapServiceId, Uuid>,
     /// Rows that could not be read, and why.
     pub problems: Vec<String>,
     /// The monitored rows by table, as last read: what [`Northbound::apply`] changes and, when
     /// a change is not a plain addition or removal of taps, reads again from scratch.
-    rows: Rows,
+    rows: Arc<Rows>,
     /// The row of each [`Northbound::audit`] entry, at the same position.
-    audit_rows: Vec<Uuid>,
+    audit_rows: Arc<Vec<Uuid>>,
     /// Whether two rows register one interface (written around the API): the order of the
     /// rows decides, so changes are read from scratch.
     registered_twice: bool,
@@ -212,7 +213,7 @@ impl Northbound {
             .iter()
             .map(|(t, _, _)| (t.to_string(), r.table(t).cloned().unwrap_or_default()))
             .collect();
-        Northbound::from_rows(rows)
+        Northbound::from_rows(Arc::new(rows))
     }
 
     /// Applies the rows a session reported: every row (read from scratch) or those an update
@@ -221,12 +222,13 @@ impl Northbound {
     /// what [`Northbound::from_replica`] reads from the same rows (ids are never given back:
     /// [`Taps::last_id`] does not go down).
     pub fn apply(&mut self, changed: &ChangedRows) -> Touched {
+        let all = Arc::make_mut(&mut self.rows);
         if changed.full {
-            self.rows.clear();
+            all.clear();
         }
         let mut old = Vec::with_capacity(changed.rows.len());
         for (table, uuid, row) in &changed.rows {
-            let rows = self.rows.entry(table.clone()).or_default();
+            let rows = all.entry(table.clone()).or_default();
             let was = match row {
                 Some(r) => rows.insert(*uuid, r.clone()),
                 None => rows.remove(uuid),
@@ -285,8 +287,8 @@ impl Northbound {
             }
             if let (AUDIT, Some(_)) = (table, old) {
                 let at = self.audit_rows.iter().position(|r| *r == uuid)?;
-                self.audit_rows.remove(at);
-                self.audit.remove(at);
+                Arc::make_mut(&mut self.audit_rows).remove(at);
+                Arc::make_mut(&mut self.audit).remove(at);
             }
         }
         for (table, _, old, _) in changes() {
@@ -324,8 +326,8 @@ impl Northbound {
                         })
                         .last()
                         .unwrap_or(at);
-                    self.audit.insert(at, entry);
-                    self.audit_rows.insert(at, uuid);
+                    Arc::make_mut(&mut self.audit).insert(at, entry);
+                    Arc::make_mut(&mut self.audit_rows).insert(at, uuid);
                 }
                 _ => {}
             }
@@ -349,7 +351,7 @@ impl Northbound {
     }
 
     /// Reads every row from scratch.
-    fn from_rows(r: Rows) -> Northbound {
+    fn from_rows(r: Arc<Rows>) -> Northbound {
         let mut nb = Northbound::default();
         let rows = |t: &str| r.get(t).into_iter().flat_map(|m| m.iter());
         for (uuid, row) in rows(TENANT) {
@@ -401,7 +403,8 @@ impl Northbound {
         let mut audit: Vec<(AuditEntry, Uuid)> =
             rows(AUDIT).map(|(uuid, row)| (audit_from_row(row), *uuid)).collect();
         audit.sort_by_key(|(a, _)| a.time_ms);
-        (nb.audit, nb.audit_rows) = audit.into_iter().unzip();
+        let (entries, rows): (Vec<AuditEntry>, Vec<Uuid>) = audit.into_iter().unzip();
+        (nb.audit, nb.audit_rows) = (Arc::new(entries), Arc::new(rows));
         nb.refresh_blocked();
         nb.rows = r;
         nb
