@@ -511,8 +511,11 @@ impl Core {
                 if first || touched.everything {
                     self.reconcile_all();
                 } else if !touched.is_empty() {
+                    // Taps no bridge holds a source or collector of (yet) change no plan.
                     let bridges = self.bridges_of(&touched);
-                    self.reconcile_bridges(Some(&bridges));
+                    if !bridges.is_empty() {
+                        self.reconcile_bridges(Some(&bridges));
+                    }
                 }
                 self.finish_visible();
                 self.run_retries(true);
