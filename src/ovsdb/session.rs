@@ -25,7 +25,7 @@ use periscope_codec::ovsdb::method::parse_lock_reply;
 use periscope_codec::ovsdb::operation::{Condition, Function};
 use periscope_codec::ovsdb::{
     validate, CondSinceReply, DatabaseSchema, Datum, DecodeError, JsonStream, Message,
-    Notification, Operation, Replica, ReplicaError, Request, Response, RowChange,
+    Notification, Operation, Replica, ReplicaError, ReplicaRow, Request, Response, RowChange,
     ServerNotification, TableUpdates, TableUpdates2, TransactReply, Uuid, ValidationError,
 };
 use periscope_topology::{Change, HypervisorId};
@@ -79,9 +79,46 @@ pub enum RowsAs {
     /// As topology changes ([`SessionEvent::Snapshot`], [`SessionEvent::Changes`]): the
     /// hypervisor database.
     Topology,
-    /// As a copy of the whole replica after every change ([`SessionEvent::Rows`]): a small
-    /// database whose reader wants a consistent snapshot (the northbound database).
+    /// As the rows that changed, with their contents now ([`SessionEvent::Rows`]): a small
+    /// database whose reader keeps its own typed copy and applies each change to it (the
+    /// northbound database).
     Replica,
+}
+
+/// Rows of a database read [`RowsAs::Replica`]: every row (a new monitor's snapshot) or those
+/// an update changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangedRows {
+    /// Whether these are every row, replacing whatever the reader held.
+    pub full: bool,
+    /// Table, row, and its contents now (`None`: deleted), in the order the update gave them.
+    pub rows: Vec<(String, Uuid, Option<ReplicaRow>)>,
+}
+
+impl ChangedRows {
+    /// Every row of `replica`.
+    pub fn all(replica: &Replica) -> ChangedRows {
+        let rows = replica
+            .table_names()
+            .flat_map(|t| {
+                replica
+                    .table(t)
+                    .into_iter()
+                    .flatten()
+                    .map(move |(u, r)| (t.to_string(), *u, Some(r.clone())))
+            })
+            .collect();
+        ChangedRows { full: true, rows }
+    }
+
+    /// The rows `changes` touched, as `replica` holds them after the changes.
+    pub fn of(replica: &Replica, changes: &[RowChange]) -> ChangedRows {
+        let rows = changes
+            .iter()
+            .map(|c| (c.table.clone(), c.uuid, replica.row(&c.table, c.uuid).cloned()))
+            .collect();
+        ChangedRows { full: false, rows }
+    }
 }
 
 /// The hypervisor's `Open_vSwitch` database, read into the topology.
@@ -316,9 +353,9 @@ pub enum SessionEvent {
     Snapshot(Change),
     /// Rows changed.
     Changes(Vec<Change>),
-    /// The whole replica, after the monitor's first reply and after every change (only for a
-    /// database read [`RowsAs::Replica`]).
-    Rows(Box<Replica>),
+    /// Every row after the monitor's first reply, then the rows each change touched (only
+    /// for a database read [`RowsAs::Replica`]).
+    Rows(Box<ChangedRows>),
     /// The reply to [`Session::transact`].
     TxnReply {
         /// The request.
@@ -919,7 +956,7 @@ impl Session {
             resumed: !full,
         });
         if !topology {
-            self.events.push_back(SessionEvent::Rows(Box::new(replica.clone())));
+            self.events.push_back(SessionEvent::Rows(Box::new(ChangedRows::all(replica))));
         } else if full || !self.announced {
             self.events
                 .push_back(SessionEvent::Snapshot(translate::replaced(&self.hypervisor, replica)));
@@ -1012,7 +1049,8 @@ impl Session {
                 let Some(replica) = &self.replica else { return };
                 if self.cfg.database.rows == RowsAs::Replica {
                     if !rc.is_empty() {
-                        self.events.push_back(SessionEvent::Rows(Box::new(replica.clone())));
+                        self.events
+                            .push_back(SessionEvent::Rows(Box::new(ChangedRows::of(replica, &rc))));
                     }
                 } else {
                     let c = translate::changes(&self.hypervisor, replica, &rc);

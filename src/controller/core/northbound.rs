@@ -22,13 +22,13 @@ use super::Core;
 use crate::northbound::api::{ApiCall, ApiReply, ApiRequest};
 use crate::northbound::auth::{Caller, TokenHash, Tokens};
 use crate::northbound::config::Config;
-use crate::northbound::db::Northbound;
+use crate::northbound::db::{Northbound, Touched};
 use crate::northbound::model::Collector;
-use crate::northbound::model::{TapFlow, TapService};
+use crate::northbound::model::{TapFlow, TapService, TapServiceId};
 use crate::northbound::rules::{Context, Expect, Outcome, Reserved};
 use crate::ovsdb::driver::{Command as OvsdbCommand, DriverEvent, ReplyTo};
 use crate::ovsdb::session::SessionEvent as OvsdbEvent;
-use crate::policy::desired::topology_source;
+use crate::policy::desired::{feeding, topology_source};
 
 /// A committed write that the monitor does not show yet is answered anyway after this long.
 const VISIBLE_WAIT: Duration = Duration::from_secs(2);
@@ -493,16 +493,14 @@ impl Core {
     /// Handles an event of the northbound database's driver.
     pub fn handle_nb_event(&mut self, ev: DriverEvent) {
         match ev {
-            DriverEvent::Session(OvsdbEvent::Rows(replica)) => {
-                let state = Northbound::from_replica(&replica);
-                for p in &state.problems {
+            DriverEvent::Session(OvsdbEvent::Rows(rows)) => {
+                let touched = self.nb.state.apply(&rows);
+                for p in &self.nb.state.problems {
                     if self.nb.problems.insert(p.clone()) {
                         warn!(self.log, "northbound row skipped"; "problem" => p);
                     }
                 }
                 let first = !self.nb.ready;
-                let changed = state.taps != self.nb.state.taps;
-                self.nb.state = state;
                 self.nb.ready = true;
                 if first {
                     info!(self.log, "northbound database read";
@@ -510,8 +508,14 @@ impl Core {
                         "tap_flows" => self.nb.state.taps.flows().count(),
                         "tenants" => self.nb.state.tenants.len());
                 }
-                if first || changed {
+                if first || touched.everything {
                     self.reconcile_all();
+                } else if !touched.is_empty() {
+                    // Taps no bridge holds a source or collector of (yet) change no plan.
+                    let bridges = self.bridges_of(&touched);
+                    if !bridges.is_empty() {
+                        self.reconcile_bridges(Some(&bridges));
+                    }
                 }
                 self.finish_visible();
                 self.run_retries(true);
@@ -622,6 +626,40 @@ impl Core {
             });
         }
         v
+    }
+
+    /// The bridges whose plan a northbound change may change: where the touched tap flows'
+    /// sources are (and the flows of the touched tap services), where their VM collectors
+    /// run, where the interfaces whose registration changed are, and those feeding them if
+    /// they are VM collectors.
+    fn bridges_of(&self, touched: &Touched) -> BTreeSet<Dpid> {
+        let taps = &self.nb.state.taps;
+        let services: BTreeSet<TapServiceId> = touched.services.iter().map(|s| s.id).collect();
+        let flows = touched.flows.iter().chain(
+            taps.flows().filter(|f| !services.is_empty() && services.contains(&f.tap_service)),
+        );
+        let collectors = touched
+            .services
+            .iter()
+            .filter_map(|s| s.collector.iface_id())
+            .chain(
+                touched
+                    .flows
+                    .iter()
+                    .filter_map(|f| taps.service(f.tap_service)?.collector.iface_id()),
+            )
+            .chain(touched.interfaces.iter().map(String::as_str))
+            .map(|id| TopoSource::IfaceId(id.to_string()));
+        let mut bridges: BTreeSet<Dpid> = flows
+            .map(|f| topology_source(&f.source))
+            .chain(collectors)
+            .flat_map(|source| self.topology.interfaces(&source))
+            .filter_map(|i| i.location.dpid)
+            .collect();
+        for id in &touched.interfaces {
+            bridges.extend(feeding(&self.topology, taps, id));
+        }
+        bridges
     }
 
     /// A tap flow with where it is active now and how long its bridges took to reprogram.
