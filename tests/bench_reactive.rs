@@ -2,51 +2,20 @@
 //! the emulated switches' packet-ins are answered by flow mods and packet-outs in both modes,
 //! and the latency mode times the packet-out that carries each packet-in back.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod bench_support;
 
+use bench_support::{bench, count};
 use serde_json::Value;
-
-const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
-
-/// A JSON file path unique to this test run, removed when dropped.
-struct TempJson(PathBuf);
-
-impl Drop for TempJson {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// Runs `periscope bench reactive --mode MODE` on 4 switches of 10 hosts each: (exit success,
 /// the table, periscope's result).
 fn reactive(mode: &str) -> (bool, String, Value) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let json =
-        TempJson(std::env::temp_dir().join(format!(
-            "periscope-test-bench-reactive-{mode}-{}-{nanos}.json",
-            std::process::id()
-        )));
-    let out = Command::new(PERISCOPE)
-        .args(["bench", "reactive", "--mode", mode, "--switches", "4", "--macs", "10"])
-        .args(["--warmup-secs", "1", "--duration-secs", "1", "--timeout-secs", "60", "--json"])
-        .arg(&json.0)
-        .output()
-        .expect("running periscope bench");
-    let table = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let body = std::fs::read_to_string(&json.0)
-        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{table}\n{stderr}"));
-    let v: Value = serde_json::from_str(&body).expect("JSON parses");
-    assert_eq!(v["mode"], "reactive", "{v}");
-    (out.status.success(), table, v["results"][0].clone())
-}
-
-fn count(r: &Value, k: &str) -> u64 {
-    r[k].as_u64().unwrap_or_else(|| panic!("{k}: {r}"))
+    let args = ["reactive", "--mode", mode, "--switches", "4", "--macs", "10"];
+    let window = ["--warmup-secs", "1", "--duration-secs", "1", "--timeout-secs", "60"];
+    let run = bench(&format!("reactive-{mode}"), &[&args[..], &window[..]].concat());
+    assert_eq!(run.report["mode"], "reactive", "{}", run.report);
+    let first = run.first().clone();
+    (run.ok, run.table, first)
 }
 
 #[test]

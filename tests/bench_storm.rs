@@ -3,51 +3,15 @@
 //! the base pipeline confirmed by a barrier; switch-initiated echo is answered; a controller
 //! that is not there is reported as failures, not as figures.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod bench_support;
 
 use serde_json::Value;
 
-const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
-
-/// A JSON file path unique to this test run, removed when dropped.
-struct TempJson(PathBuf);
-
-impl TempJson {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        TempJson(
-            std::env::temp_dir()
-                .join(format!("periscope-test-bench-{name}-{}-{nanos}.json", std::process::id())),
-        )
-    }
-}
-
-impl Drop for TempJson {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Runs `periscope bench ARGS --json FILE`: (exit success, stdout, the first result).
 fn bench(name: &str, args: &[&str]) -> (bool, String, Value) {
-    let json = TempJson::new(name);
-    let out = Command::new(PERISCOPE)
-        .arg("bench")
-        .args(args)
-        .arg("--json")
-        .arg(&json.0)
-        .output()
-        .expect("running periscope bench");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let body = std::fs::read_to_string(&json.0)
-        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\n{stderr}"));
-    let v: Value = serde_json::from_str(&body).expect("JSON parses");
-    (out.status.success(), stdout, v["results"][0].clone())
+    let run = bench_support::bench(name, args);
+    let first = run.first().clone();
+    (run.ok, run.table, first)
 }
 
 #[test]

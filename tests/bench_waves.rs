@@ -3,50 +3,18 @@
 //! programmed at the start and again after the controller's restart, which sends no flow mod
 //! (the emulated switches kept their flows).
 
-use std::path::PathBuf;
-use std::process::Command;
+mod bench_support;
 
-use serde_json::Value;
-
-const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
-
-/// A JSON file path unique to this test run, removed when dropped.
-struct TempJson(PathBuf);
-
-impl Drop for TempJson {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn count(r: &Value, k: &str) -> u64 {
-    r[k].as_u64().unwrap_or_else(|| panic!("{k}: {r}"))
-}
+use bench_support::{bench, count};
 
 #[test]
 fn every_migration_is_confirmed_and_a_restart_sends_nothing() {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let json = TempJson(
-        std::env::temp_dir()
-            .join(format!("periscope-test-bench-waves-{}-{nanos}.json", std::process::id())),
-    );
-    let out = Command::new(PERISCOPE)
-        .args(["bench", "waves", "--hypervisors", "6", "--interfaces", "60", "--tap-flows", "12"])
-        .args(["--migrations", "4", "--rounds", "3", "--timeout-secs", "60", "--json"])
-        .arg(&json.0)
-        .output()
-        .expect("running periscope bench");
-    let table = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let body = std::fs::read_to_string(&json.0)
-        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{table}\n{stderr}"));
-    let v: Value = serde_json::from_str(&body).expect("JSON parses");
-    assert!(out.status.success(), "bench failed:\n{table}\n{stderr}");
-    assert_eq!(v["mode"], "waves", "{v}");
-    let r = &v["results"][0];
+    let args = ["waves", "--hypervisors", "6", "--interfaces", "60", "--tap-flows", "12"];
+    let more = ["--migrations", "4", "--rounds", "3", "--timeout-secs", "60"];
+    let run = bench("waves", &[&args[..], &more[..]].concat());
+    run.assert_ok();
+    assert_eq!(run.report["mode"], "waves", "{}", run.report);
+    let (r, table) = (run.first(), &run.table);
     assert_eq!(r["controller"], "periscope", "{r}");
     assert_eq!((count(r, "hypervisors"), count(r, "interfaces")), (6, 60), "{r}");
     // Twelve migrations in all, each confirmed at both ends.
