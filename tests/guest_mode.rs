@@ -23,6 +23,8 @@ mod mirror_support;
 use mirror_support::{echo_seqs, has_port, migrate_once_programmed, post, wait_for};
 
 const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
+/// How long faucet's restart, its wipe and periscope's restore may each take.
+const WIPE_WAIT: Duration = Duration::from_secs(20);
 const PINGS: u32 = 100;
 /// periscope's cookies, as `ovs-ofctl dump-flows` prints them.
 const OURS: &str = "cookie=0x5053";
@@ -434,20 +436,23 @@ fn guest_mirrors_a_migrating_vm_beside(kind: OwnerKind) {
         let seen = owner.log().len();
         let log_seen = ctl.log().len();
         owner.restart();
-        wait_for("faucet's wipe and periscope's flows back", Duration::from_secs(20), || {
-            owner.log().get(seen..).is_some_and(|l| l.contains("Cold start"))
-                && copy_flows(hv2) >= 4
+        // Faucet logs its cold start before it wipes, and our copy flows are still there
+        // until the wipe lands: wait for periscope to see the wipe, then for the restore.
+        let saw_wipe = || {
+            ctl.log()
+                .get(log_seen..)
+                .is_some_and(|l| l.contains("a flow of ours was removed; restoring it"))
+        };
+        wait_for("faucet's cold start and its wipe, seen as FLOW_REMOVED", WIPE_WAIT, || {
+            owner.log().get(seen..).is_some_and(|l| l.contains("Cold start")) && saw_wipe()
         });
+        wait_for("periscope's flows back on hv2", WIPE_WAIT, || copy_flows(hv2) >= 4);
         eprintln!(
             "faucet restarted; periscope's {ours_before} flows back on hv2 after {:?}",
             t0.elapsed()
         );
         let log = ctl.log();
         let since = log.get(log_seen..).unwrap_or_default();
-        assert!(
-            since.contains("a flow of ours was removed; restoring it"),
-            "periscope saw the wipe as FLOW_REMOVED"
-        );
         in_sync(&ctl, &hvs);
         // How long each bridge took, from the first FLOW_REMOVED to the confirmed restore.
         for l in since.lines().filter(|l| l.contains("bridge reprogrammed")) {
