@@ -1,11 +1,13 @@
 //! The desired taps: what tenants asked for, owned here and nowhere else. Every operation
 //! checks everything first and then applies, so a refused request changes nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use super::model::{TapFlow, TapFlowId, TapFlowSpec, TapService, TapServiceId, TapServiceSpec};
+use super::model::{
+    Source, TapFlow, TapFlowId, TapFlowSpec, TapService, TapServiceId, TapServiceSpec,
+};
 
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
@@ -56,7 +58,46 @@ pub struct Taps {
     keys: BTreeMap<u32, TapServiceId>,
     owners: BTreeMap<String, String>,
     blocked: BTreeSet<TapServiceId>,
+    by_source: BySource,
     next_id: u64,
+}
+
+/// The tap flows by the kind of source they name, kept with them, so that the tap flows that
+/// may select one interface are found without looking at every tap flow: by iface-id and by
+/// VM through a map; only the selectors are tried one by one.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct BySource {
+    iface_id: HashMap<String, BTreeSet<TapFlowId>>,
+    vm: HashMap<String, BTreeSet<TapFlowId>>,
+    selectors: BTreeSet<TapFlowId>,
+}
+
+impl BySource {
+    fn insert(&mut self, f: &TapFlow) {
+        match &f.source {
+            Source::IfaceId(id) => self.iface_id.entry(id.clone()).or_default().insert(f.id),
+            Source::Vm(vm) => self.vm.entry(vm.clone()).or_default().insert(f.id),
+            Source::Selector(_) => self.selectors.insert(f.id),
+        };
+    }
+
+    fn remove(&mut self, f: &TapFlow) {
+        fn take(map: &mut HashMap<String, BTreeSet<TapFlowId>>, key: &str, id: TapFlowId) {
+            if let Some(ids) = map.get_mut(key) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+        match &f.source {
+            Source::IfaceId(id) => take(&mut self.iface_id, id, f.id),
+            Source::Vm(vm) => take(&mut self.vm, vm, f.id),
+            Source::Selector(_) => {
+                self.selectors.remove(&f.id);
+            }
+        }
+    }
 }
 
 /// Keys below this are left for the operator's manual use.
@@ -164,7 +205,7 @@ impl Taps {
             return Err(StoreError::ForeignService { service: svc.id.0, tenant: f.tenant });
         }
         self.next_id = self.next_id.max(f.id.0);
-        self.flows.insert(f.id, f);
+        self.put_flow(f);
         Ok(())
     }
 
@@ -256,13 +297,37 @@ impl Taps {
             direction: spec.direction,
             filter: spec.filter,
         };
-        self.flows.insert(id, f.clone());
+        self.put_flow(f.clone());
         Ok(f)
     }
 
     /// Deletes a tap flow.
     pub fn delete_flow(&mut self, id: TapFlowId) -> Result<TapFlow, StoreError> {
-        self.flows.remove(&id).ok_or(StoreError::NotFound { what: "tap flow", id: id.0 })
+        let f =
+            self.flows.remove(&id).ok_or(StoreError::NotFound { what: "tap flow", id: id.0 })?;
+        self.by_source.remove(&f);
+        Ok(f)
+    }
+
+    /// The tap flows whose source may select an interface with this iface-id and VM: those
+    /// naming the iface-id, those naming the VM, and every selector (in no particular order;
+    /// whether each really selects the interface is the caller's question).
+    pub fn naming(&self, iface_id: &str, vm: Option<&str>) -> impl Iterator<Item = &TapFlow> {
+        let by_iface = self.by_source.iface_id.get(iface_id).into_iter().flatten();
+        let by_vm = vm.and_then(|vm| self.by_source.vm.get(vm)).into_iter().flatten();
+        by_iface
+            .chain(by_vm)
+            .chain(self.by_source.selectors.iter())
+            .filter_map(|id| self.flows.get(id))
+    }
+
+    /// Stores a tap flow, replacing one with the same id, and indexes it by its source.
+    fn put_flow(&mut self, f: TapFlow) {
+        if let Some(old) = self.flows.remove(&f.id) {
+            self.by_source.remove(&old);
+        }
+        self.by_source.insert(&f);
+        self.flows.insert(f.id, f);
     }
 
     /// Every key in use.
@@ -324,5 +389,48 @@ mod tests {
         t.delete_service(s.id).unwrap();
         // Its key is free again.
         assert_eq!(t.create_service(svc("a", None)).unwrap().key, 1000);
+    }
+
+    /// Whatever was created, deleted and restored over, the flows naming an interface are
+    /// those a look at every flow finds.
+    #[test]
+    fn the_index_by_source_follows_every_change() {
+        let mut t = Taps::new();
+        let s = t.create_service(svc("a", None)).unwrap();
+        let sources = [
+            Source::IfaceId("p1".into()),
+            Source::IfaceId("p2".into()),
+            Source::Vm("vm1".into()),
+            Source::Vm("vm2".into()),
+            Source::Selector(BTreeMap::from([("app".into(), "db".into())])),
+        ];
+        let mut ids = Vec::new();
+        for (n, source) in sources.iter().cycle().take(12).enumerate() {
+            let f = t.create_flow(TapFlowSpec { source: source.clone(), ..flow("a", s.id) });
+            ids.push((n, f.unwrap()));
+        }
+        for (_, f) in ids.iter().filter(|(n, _)| n % 3 == 0) {
+            t.delete_flow(f.id).unwrap();
+        }
+        // Restored over an existing id with another source: the old source no longer names it.
+        let (_, moved) = &ids[1];
+        t.restore_flow(TapFlow { source: Source::Vm("vm9".into()), ..moved.clone() }).unwrap();
+        for (iface, vm) in
+            [("p1", None), ("p2", Some("vm1")), ("p3", Some("vm9")), ("p1", Some("vm2"))]
+        {
+            let mut found: Vec<TapFlowId> = t.naming(iface, vm).map(|f| f.id).collect();
+            found.sort();
+            let expected: Vec<TapFlowId> = t
+                .flows()
+                .filter(|f| match &f.source {
+                    Source::IfaceId(id) => id == iface,
+                    Source::Vm(v) => Some(v.as_str()) == vm,
+                    Source::Selector(_) => true,
+                })
+                .map(|f| f.id)
+                .collect();
+            assert_eq!(found, expected, "{iface} {vm:?}");
+            assert!(!found.is_empty(), "{iface} {vm:?}: every case names some flow");
+        }
     }
 }

@@ -208,7 +208,17 @@ pub fn feeding(topology: &Topology, taps: &Taps, iface_id: &str) -> BTreeSet<Dpi
 /// Whether frames delivered to `iface_id` are copied (a tap flow of its tenant selects it with
 /// direction `IN` or `BOTH`): moving those copies needs the old places to stop first.
 pub fn copies_delivered_frames(topology: &Topology, taps: &Taps, iface_id: &str) -> bool {
-    taps.flows().filter(|f| f.direction.r#in()).any(|f| {
+    // Only the tap flows naming the iface-id, one of its VMs, or a selector can select it.
+    let vms: BTreeSet<&str> = topology
+        .interfaces(&TopoSource::IfaceId(iface_id.to_owned()))
+        .iter()
+        .filter_map(|i| i.vm_uuid())
+        .collect();
+    let mut candidates: BTreeMap<_, _> = BTreeMap::new();
+    for vm in vms.iter().map(|vm| Some(*vm)).chain([None]) {
+        candidates.extend(taps.naming(iface_id, vm).map(|f| (f.id, f)));
+    }
+    candidates.into_values().filter(|f| f.direction.r#in()).any(|f| {
         topology.interfaces(&topology_source(&f.source)).iter().any(|i| {
             i.iface_id() == Some(iface_id)
                 && taps.tenant_of(Some(iface_id), i.tenant()) == Some(f.tenant.as_str())

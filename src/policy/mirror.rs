@@ -44,7 +44,7 @@
 //!           them from table 0 unchanged but for reg13)
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use periscope_codec::openflow::action::CONTROLLER_MAX_LEN_NO_BUFFER;
@@ -212,39 +212,26 @@ pub fn selects(flow: &TapFlow, iface: &IfaceView) -> bool {
     }
 }
 
-/// The tap flows by the kind of source they name, so that the tap flows of an interface are
-/// found without looking at every tap flow: by iface-id and by VM through a map, and only the
-/// selectors are tried one by one.
-#[derive(Debug, Default)]
+/// Finds the tap flows of an interface through the index [`Taps`] keeps by source, so that
+/// planning a bridge costs what its interfaces cost, whatever the number of tap flows.
+#[derive(Debug, Clone, Copy)]
 pub struct TapIndex<'a> {
-    by_iface: HashMap<&'a str, Vec<&'a TapFlow>>,
-    by_vm: HashMap<&'a str, Vec<&'a TapFlow>>,
-    selectors: Vec<&'a TapFlow>,
+    taps: &'a Taps,
 }
 
 impl<'a> TapIndex<'a> {
-    /// Indexes every tap flow.
+    /// The index of these taps (kept by them: nothing is built here).
     pub fn new(taps: &'a Taps) -> Self {
-        let mut ix = TapIndex::default();
-        for f in taps.flows() {
-            match &f.source {
-                Source::IfaceId(id) => ix.by_iface.entry(id.as_str()).or_default().push(f),
-                Source::Vm(vm) => ix.by_vm.entry(vm.as_str()).or_default().push(f),
-                Source::Selector(_) => ix.selectors.push(f),
-            }
-        }
-        ix
+        TapIndex { taps }
     }
 
     /// The tap flows that select an interface, in id order.
     pub fn selecting(&self, iface: &IfaceView) -> Vec<&'a TapFlow> {
-        let mut v: Vec<&TapFlow> =
-            self.by_iface.get(iface.iface_id.as_str()).into_iter().flatten().copied().collect();
-        if let Some(vm) = &iface.vm {
-            v.extend(self.by_vm.get(vm.as_str()).into_iter().flatten().copied());
-        }
-        v.extend(self.selectors.iter().copied());
-        v.retain(|f| selects(f, iface));
+        let mut v: Vec<&TapFlow> = self
+            .taps
+            .naming(&iface.iface_id, iface.vm.as_deref())
+            .filter(|f| selects(f, iface))
+            .collect();
         v.sort_by_key(|f| f.id);
         v
     }
