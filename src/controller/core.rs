@@ -194,10 +194,6 @@ pub struct Core {
     base_flows: FlowSet,
     /// When every plan was last recomputed.
     last_full: Instant,
-    /// What every plan was last recomputed from: while it stays the same, the once-a-second
-    /// recompute would find every plan as it is, and is skipped (at 1000 bridges and 10,000
-    /// tap flows it takes ~90 ms, which a migration arriving meanwhile would wait for).
-    full_inputs: Option<PlanInputs>,
     /// Where each migrating iface-id is known to run (observed: from the topology's events and
     /// from the first frame a VM sends at its new place).
     activity: Activity,
@@ -242,26 +238,6 @@ pub struct Core {
 /// Reads how many items wait in a queue.
 type QueueProbe = Box<dyn Fn() -> Option<usize> + Send>;
 
-/// Everything the plans are computed from besides the fixed mode (see [`desired`]).
-#[derive(Debug)]
-struct PlanInputs {
-    /// The topology's revision.
-    revision: u64,
-    /// The taps.
-    taps: crate::northbound::store::Taps,
-    /// Where migrating iface-ids are known to run.
-    activity: Activity,
-}
-
-impl PlanInputs {
-    /// Whether the core's inputs are these still.
-    fn same_as(&self, core: &Core) -> bool {
-        self.revision == core.topology.revision()
-            && self.activity == core.activity
-            && self.taps == core.nb.state.taps
-    }
-}
-
 impl Core {
     /// An empty controller.
     pub fn new(log: Logger, topology: TopologyConfig) -> Self {
@@ -275,7 +251,6 @@ impl Core {
             flowsets: HashMap::new(),
             base_flows: FlowSet::new(),
             last_full: Instant::now(),
-            full_inputs: None,
             activity: Activity::new(),
             holds: HashMap::new(),
             reprograms: std::collections::VecDeque::new(),
@@ -302,7 +277,6 @@ impl Core {
     /// their forwarding. Set before any switch connects.
     pub fn set_mode(&mut self, mode: Mode) {
         self.mode = mode;
-        self.full_inputs = None;
     }
 
     fn now_ms(&self) -> Millis {
@@ -650,13 +624,7 @@ impl Core {
     /// every bridge's plan (changes are otherwise recomputed only for the bridges they touch).
     pub fn tick(&mut self) {
         if self.last_full.elapsed() >= FULL_RECOMPUTE {
-            if self.full_inputs.as_ref().is_some_and(|i| i.same_as(self)) {
-                self.last_full = Instant::now();
-                // Tunnel ports that could not be made are still retried every second.
-                self.reconcile_tunnels();
-            } else {
-                self.reconcile_all();
-            }
+            self.reconcile_all();
         }
         if !self.holds.is_empty() {
             self.release_holds();
@@ -956,11 +924,6 @@ impl Core {
     fn reconcile_all(&mut self) {
         self.last_full = Instant::now();
         self.reconcile_bridges(None);
-        self.full_inputs = Some(PlanInputs {
-            revision: self.topology.revision(),
-            taps: self.nb.state.taps.clone(),
-            activity: self.activity.clone(),
-        });
     }
 
     /// Recomputes what the given bridges (all, with `None`) should hold and reconciles those
