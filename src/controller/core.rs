@@ -18,7 +18,7 @@ use periscope_codec::openflow::{
 use periscope_topology::change::PortStatusReason;
 use periscope_topology::rows::OfPort;
 use periscope_topology::{
-    Change, Event, EventKind, HypervisorId, Millis, Topology, TopologyConfig,
+    Change, Event, EventKind, HypervisorId, Location, Millis, Topology, TopologyConfig,
 };
 
 use crate::discovery::{LldpError, ProbedPorts, Prober, ProberConfig};
@@ -92,6 +92,9 @@ struct Hold {
     phase_since: Instant,
     /// The bridges that must confirm the current phase, with the batch that carries it.
     involved: Vec<(Dpid, u64)>,
+    /// The bridges the interface was deleted from before its copies left them: the copies
+    /// leave those too (the deletion's own batch) before they arrive here.
+    left: BTreeSet<Dpid>,
 }
 
 /// The steps of moving the copies of delivered frames to where a VM now runs.
@@ -345,18 +348,16 @@ impl Core {
                 if let Some(id) =
                     self.topology.interface(&location.interface_ref()).and_then(|i| i.iface_id())
                 {
-                    if self.topology.locations(id).len() == 1 {
+                    if self.topology.locations(id).len() == 1 && !self.holding(id) {
                         self.activity.insert(id.to_string(), Some(location.interface_ref()));
                     }
                 }
             }
-            // While frames are held for an iface-id, the hold alone moves its copies: the old
-            // place going away does not make the new one copy before the hold's phases say so.
-            EventKind::InterfaceMoved { iface_id, to, .. }
-            | EventKind::MigrationFinished { iface_id, to, .. }
-                if !self.holding(iface_id) =>
-            {
-                self.activity.insert(iface_id.clone(), Some(to.interface_ref()));
+            EventKind::InterfaceMoved { iface_id, from, to } => {
+                self.left_behind(iface_id, std::slice::from_ref(from), to)
+            }
+            EventKind::MigrationFinished { iface_id, from, to } => {
+                self.left_behind(iface_id, from, to)
             }
             EventKind::InterfaceGone { location } => {
                 let gone = Some(location.interface_ref());
@@ -375,6 +376,59 @@ impl Core {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// An iface-id's interface is gone from `from` and remains at `to`. The bridges of `from`
+    /// are removing its copies, in batches no hold waited for: the copies of delivered frames
+    /// arrive at `to` only once those bridges confirmed (and their datapaths had time to
+    /// follow). Else a frame still passing an old bridge on its way to `to` (flooded there, now
+    /// that its port and the MAC learnt on it are gone) is copied at both.
+    fn left_behind(&mut self, iface_id: &str, from: &[Location], to: &Location) {
+        let left: BTreeSet<Dpid> = from.iter().filter_map(|l| l.dpid).collect();
+        if let Some(h) = self.holds.values_mut().find(|h| h.iface_id == iface_id) {
+            // While frames are held, the hold alone moves the copies; it waits for these too.
+            if h.phase == HoldPhase::Waiting {
+                h.left.extend(left);
+            }
+            return;
+        }
+        let (to_ref, was) = (to.interface_ref(), self.activity.get(iface_id).cloned());
+        let copied_before = match &was {
+            None => true,
+            Some(Some(r)) => from.iter().any(|l| l.interface_ref() == *r),
+            Some(None) => false,
+        };
+        let taps = &self.nb.state.taps;
+        let key = to.dpid.zip(to.ofport);
+        match key {
+            Some(key)
+                if copied_before
+                    && !left.is_empty()
+                    && copies_delivered_frames(&self.topology, taps, iface_id) =>
+            {
+                debug!(self.log, "copies of delivered frames to follow the deleted interface";
+                    "iface_id" => iface_id, "left" => ?left, "unix_us" => unix_us());
+                // Nobody copies them meanwhile; what the VM sends at `to` is held as usual.
+                self.activity.insert(iface_id.to_string(), None);
+                let now = Instant::now();
+                self.holds.insert(
+                    key,
+                    Hold {
+                        frames: Vec::new(),
+                        since: now,
+                        to: to_ref,
+                        iface_id: iface_id.to_string(),
+                        phase: HoldPhase::Waiting,
+                        phase_since: now,
+                        involved: Vec::new(),
+                        left,
+                    },
+                );
+            }
+            _ => {
+                self.activity.insert(iface_id.to_string(), Some(to_ref));
+            }
         }
     }
 
@@ -425,6 +479,7 @@ impl Core {
             phase: HoldPhase::Waiting,
             phase_since: Instant::now(),
             involved: Vec::new(),
+            left: BTreeSet::new(),
         };
         self.holds.insert((dpid, port), hold);
         self.release_holds();
@@ -554,6 +609,7 @@ impl Core {
                     }
                     let feeders = feeding(&self.topology, taps, &id);
                     others.extend(feeders.into_iter().filter(|d| *d != key.0));
+                    others.extend(h.left.iter().filter(|d| **d != key.0));
                     let others: Vec<Dpid> = others.into_iter().collect();
                     debug!(self.log, "copies of delivered frames leaving"; "iface_id" => &id,
                         "bridges" => ?others, "unix_us" => unix_us());
@@ -852,8 +908,15 @@ impl Core {
                 other => debug!(self.log, "topology"; "generation" => g, "event" => ?other),
             }
         }
-        for e in &events {
+        // An iface-id's moves first: its interfaces appearing and going in the same batch then
+        // find the copies already in the hands of a hold.
+        let (moves, rest): (Vec<&Event>, Vec<&Event>) = events.iter().partition(|e| {
+            matches!(e.kind, EventKind::InterfaceMoved { .. } | EventKind::MigrationFinished { .. })
+        });
+        for e in moves.into_iter().chain(rest) {
             self.track_activity(&e.kind);
+        }
+        for e in &events {
             self.events.topology(e, &self.topology);
         }
         // Every bridge an event touches owes a confirmation from now on: the reprogramming time
@@ -873,7 +936,13 @@ impl Core {
         affected.extend(feeders);
         match &mut self.deferred {
             Some(d) => d.extend(affected),
-            None => self.reconcile_bridges(Some(&affected)),
+            None => {
+                self.reconcile_bridges(Some(&affected));
+                // A hold the events began (or whose bridges they changed) moves on now.
+                if !self.holds.is_empty() {
+                    self.release_holds();
+                }
+            }
         }
     }
 
@@ -910,6 +979,9 @@ impl Core {
     pub fn flush(&mut self) {
         if let Some(d) = self.deferred.take().filter(|d| !d.is_empty()) {
             self.reconcile_bridges(Some(&d));
+            if !self.holds.is_empty() {
+                self.release_holds();
+            }
         }
     }
 
