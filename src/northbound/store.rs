@@ -2,6 +2,7 @@
 //! checks everything first and then applies, so a refused request changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -51,7 +52,7 @@ pub enum StoreError {
 }
 
 /// The tap services and tap flows, and the interfaces the operator registered to a tenant.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone)]
 pub struct Taps {
     services: BTreeMap<TapServiceId, TapService>,
     flows: BTreeMap<TapFlowId, TapFlow>,
@@ -60,7 +61,25 @@ pub struct Taps {
     blocked: BTreeSet<TapServiceId>,
     by_source: BySource,
     next_id: u64,
+    /// Which content this is (see [`Taps::revision`]).
+    revision: u64,
 }
+
+/// Equal content, whatever the revisions say.
+impl PartialEq for Taps {
+    fn eq(&self, other: &Self) -> bool {
+        self.services == other.services
+            && self.flows == other.flows
+            && self.keys == other.keys
+            && self.owners == other.owners
+            && self.blocked == other.blocked
+            && self.by_source == other.by_source
+            && self.next_id == other.next_id
+    }
+}
+
+/// The revision the next change of any [`Taps`] in the process takes.
+static NEXT_REVISION: AtomicU64 = AtomicU64::new(1);
 
 /// The tap flows by the kind of source they name, kept with them, so that the tap flows that
 /// may select one interface are found without looking at every tap flow: by iface-id and by
@@ -107,6 +126,18 @@ impl Taps {
     /// No taps.
     pub fn new() -> Self {
         Taps::default()
+    }
+
+    /// Names this content: two `Taps` with one revision hold the same taps (a clone keeps its
+    /// original's; every change takes one no other change in the process took). What the
+    /// controller computed from the taps stays true while their revision does.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Gives the content about to change a revision of its own.
+    fn changing(&mut self) {
+        self.revision = NEXT_REVISION.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every tap service.
@@ -166,6 +197,7 @@ impl Taps {
 
     /// Registers `iface_id` to `tenant` (or removes the registration with `None`).
     pub fn set_owner(&mut self, iface_id: &str, tenant: Option<&str>) {
+        self.changing();
         match tenant {
             Some(t) => self.owners.insert(iface_id.to_string(), t.to_string()),
             None => self.owners.remove(iface_id),
@@ -175,6 +207,7 @@ impl Taps {
     /// Marks the tap services whose copies must not go out (their collector is outside their
     /// tenant's allowed collectors); the policy leaves them out.
     pub fn set_blocked(&mut self, blocked: BTreeSet<TapServiceId>) {
+        self.changing();
         self.blocked = blocked;
     }
 
@@ -185,6 +218,7 @@ impl Taps {
 
     /// Puts back a tap service read from storage, keeping its id and key.
     pub fn restore_service(&mut self, s: TapService) -> Result<(), StoreError> {
+        self.changing();
         if let Some(by) = self.keys.get(&s.key) {
             return Err(StoreError::KeyTaken { key: s.key, by: by.0 });
         }
@@ -197,6 +231,7 @@ impl Taps {
     /// Puts back a tap flow read from storage; its tap service must be there already and
     /// belong to the same tenant.
     pub fn restore_flow(&mut self, f: TapFlow) -> Result<(), StoreError> {
+        self.changing();
         let svc = self
             .services
             .get(&f.tap_service)
@@ -221,6 +256,7 @@ impl Taps {
         spec: TapServiceSpec,
         avoid: &BTreeSet<u32>,
     ) -> Result<TapService, StoreError> {
+        self.changing();
         let key = match spec.key {
             Some(k) => {
                 if let Some(by) = self.keys.get(&k) {
@@ -262,6 +298,7 @@ impl Taps {
 
     /// Deletes a tap service that no tap flow uses.
     pub fn delete_service(&mut self, id: TapServiceId) -> Result<TapService, StoreError> {
+        self.changing();
         if !self.services.contains_key(&id) {
             return Err(StoreError::NotFound { what: "tap service", id: id.0 });
         }
@@ -280,6 +317,7 @@ impl Taps {
 
     /// Creates a tap flow towards one of the same tenant's tap services.
     pub fn create_flow(&mut self, spec: TapFlowSpec) -> Result<TapFlow, StoreError> {
+        self.changing();
         let svc = self
             .services
             .get(&spec.tap_service)
@@ -303,6 +341,7 @@ impl Taps {
 
     /// Deletes a tap flow.
     pub fn delete_flow(&mut self, id: TapFlowId) -> Result<TapFlow, StoreError> {
+        self.changing();
         let f =
             self.flows.remove(&id).ok_or(StoreError::NotFound { what: "tap flow", id: id.0 })?;
         self.by_source.remove(&f);
@@ -432,5 +471,35 @@ mod tests {
             assert_eq!(found, expected, "{iface} {vm:?}");
             assert!(!found.is_empty(), "{iface} {vm:?}: every case names some flow");
         }
+    }
+
+    /// One revision, one content: a clone keeps its original's, every change takes a new one,
+    /// and equal content compares equal whatever the revisions.
+    #[test]
+    fn every_change_takes_a_revision_of_its_own() {
+        let mut t = Taps::new();
+        let empty = t.revision();
+        let s = t.create_service(svc("a", None)).expect("a service");
+        let mut seen = BTreeSet::from([empty, t.revision()]);
+        let copy = t.clone();
+        assert_eq!((copy.revision(), &copy), (t.revision(), &t));
+        let mut other = t.clone();
+        let f = t.create_flow(flow("a", s.id)).expect("a flow");
+        other.create_flow(flow("a", s.id)).expect("a flow");
+        assert_eq!(other, t, "same content");
+        assert!(seen.insert(t.revision()) && seen.insert(other.revision()), "distinct revisions");
+        t.set_owner("p1", Some("a"));
+        assert!(seen.insert(t.revision()));
+        t.set_blocked(BTreeSet::from([s.id]));
+        assert!(seen.insert(t.revision()));
+        t.delete_flow(f.id).expect("deleted");
+        assert!(seen.insert(t.revision()));
+        t.delete_service(s.id).expect("deleted");
+        assert!(seen.insert(t.revision()));
+        let mut back = Taps::new();
+        back.restore_service(s).expect("restored");
+        assert!(seen.insert(back.revision()));
+        back.restore_flow(f).expect("restored");
+        assert!(seen.insert(back.revision()));
     }
 }
