@@ -21,6 +21,7 @@ use periscope_topology::{
     Change, Event, EventKind, HypervisorId, Location, Millis, Topology, TopologyConfig,
 };
 
+use self::sweep::{PlanInputs, Sweep, Tracked};
 use crate::discovery::{LldpError, ProbedPorts, Prober, ProberConfig};
 use crate::openflow::driver::{ConnId, Request, SwitchCommand, SwitchEvent};
 use crate::openflow::session::{CloseReason, SessionEvent};
@@ -40,6 +41,7 @@ mod flows;
 pub mod leadership;
 mod migrations;
 mod northbound;
+mod sweep;
 #[cfg(test)]
 mod tests;
 
@@ -140,8 +142,6 @@ const HOLD_MAX_FRAMES: usize = 512;
 /// 700 ms, and releasing such a hold at 500 ms started the new place's copies while the old one
 /// had not yet confirmed it stopped making them.
 const HOLD_MAX: Duration = Duration::from_secs(1);
-/// How often every bridge's plan is recomputed whatever happened.
-const FULL_RECOMPUTE: Duration = Duration::from_secs(1);
 /// Reprogramming times kept for statistics.
 const REPROGRAMS_KEPT: usize = 4096;
 // The fixed tags of requests the core sends, all distinct, and distinct from the tag of the
@@ -195,11 +195,14 @@ pub struct Core {
     flowsets: HashMap<Dpid, FlowSet>,
     /// The flows of a bridge the topology does not know, whose bodies all such bridges share.
     base_flows: FlowSet,
-    /// When every plan was last recomputed.
-    last_full: Instant,
+    /// The recompute of every plan now and then, in case a change reached fewer bridges than
+    /// it touched.
+    sweep: Sweep,
+    /// When tunnel port changes that could not be made were last tried again.
+    tunnels_retried: Instant,
     /// Where each migrating iface-id is known to run (observed: from the topology's events and
     /// from the first frame a VM sends at its new place).
-    activity: Activity,
+    activity: Tracked<Activity>,
     holds: HashMap<(Dpid, PortNo), Hold>,
     /// The most recent reprogramming times (bounded), for `GET /v1/stats`.
     reprograms: std::collections::VecDeque<Duration>,
@@ -253,8 +256,9 @@ impl Core {
             plans: Default::default(),
             flowsets: HashMap::new(),
             base_flows: FlowSet::new(),
-            last_full: Instant::now(),
-            activity: Activity::new(),
+            sweep: Sweep::default(),
+            tunnels_retried: Instant::now(),
+            activity: Tracked::default(),
             holds: HashMap::new(),
             reprograms: std::collections::VecDeque::new(),
             ovsdb: HashMap::new(),
@@ -349,7 +353,7 @@ impl Core {
                     self.topology.interface(&location.interface_ref()).and_then(|i| i.iface_id())
                 {
                     if self.topology.locations(id).len() == 1 && !self.holding(id) {
-                        self.activity.insert(id.to_string(), Some(location.interface_ref()));
+                        self.activity.edit().insert(id.to_string(), Some(location.interface_ref()));
                     }
                 }
             }
@@ -369,9 +373,9 @@ impl Core {
                     .collect();
                 for id in ids {
                     if self.holding(&id) {
-                        self.activity.insert(id, None);
+                        self.activity.edit().insert(id, None);
                     } else {
-                        self.activity.remove(&id);
+                        self.activity.edit().remove(&id);
                     }
                 }
             }
@@ -410,7 +414,7 @@ impl Core {
                 debug!(self.log, "copies of delivered frames to follow the deleted interface";
                     "iface_id" => iface_id, "left" => ?left, "unix_us" => unix_us());
                 // Nobody copies them meanwhile; what the VM sends at `to` is held as usual.
-                self.activity.insert(iface_id.to_string(), None);
+                self.activity.edit().insert(iface_id.to_string(), None);
                 let now = Instant::now();
                 self.holds.insert(
                     key,
@@ -427,7 +431,7 @@ impl Core {
                 );
             }
             _ => {
-                self.activity.insert(iface_id.to_string(), Some(to_ref));
+                self.activity.edit().insert(iface_id.to_string(), Some(to_ref));
             }
         }
     }
@@ -537,7 +541,7 @@ impl Core {
                 // Waited too long: let the copies arrive here now, whatever happened elsewhere.
                 warn!(self.log, "held frames released before the copies moved";
                     "iface_id" => &h.iface_id, "phase" => ?h.phase);
-                self.activity.insert(h.iface_id.clone(), Some(h.to.clone()));
+                self.activity.edit().insert(h.iface_id.clone(), Some(h.to.clone()));
                 self.reconcile_all();
             }
             let (dpid, port) = key;
@@ -596,7 +600,7 @@ impl Core {
                         // they may go to the new place at once, with nothing to leave first.
                         others.extend(feeding(&self.topology, taps, &id));
                         others.insert(key.0);
-                        self.activity.insert(id, Some(to));
+                        self.activity.edit().insert(id, Some(to));
                         let here: Vec<Dpid> = others.into_iter().collect();
                         let involved = self.reconcile_tracking(&here);
                         if let Some(h) = self.holds.get_mut(&key) {
@@ -613,7 +617,7 @@ impl Core {
                     let others: Vec<Dpid> = others.into_iter().collect();
                     debug!(self.log, "copies of delivered frames leaving"; "iface_id" => &id,
                         "bridges" => ?others, "unix_us" => unix_us());
-                    self.activity.insert(id, None);
+                    self.activity.edit().insert(id, None);
                     let involved = self.reconcile_tracking(&others);
                     if let Some(h) = self.holds.get_mut(&key) {
                         h.phase = HoldPhase::Leaving { since: now, settled: None };
@@ -638,7 +642,7 @@ impl Core {
                         "unix_us" => unix_us());
                     let mut here = feeding(&self.topology, &self.nb.state.taps, &id);
                     here.insert(key.0);
-                    self.activity.insert(id, Some(to));
+                    self.activity.edit().insert(id, Some(to));
                     let here: Vec<Dpid> = here.into_iter().collect();
                     let involved = self.reconcile_tracking(&here);
                     if let Some(h) = self.holds.get_mut(&key) {
@@ -676,12 +680,11 @@ impl Core {
         self.by_dpid.get(&dpid).and_then(|c| self.switches.get(c))
     }
 
-    /// Lets time pass: releases held frames that waited too long, and now and then recomputes
-    /// every bridge's plan (changes are otherwise recomputed only for the bridges they touch).
+    /// Lets time pass: releases held frames that waited too long, and goes on with the
+    /// recompute of every plan when something changed (changes are otherwise recomputed only
+    /// for the bridges they touch).
     pub fn tick(&mut self) {
-        if self.last_full.elapsed() >= FULL_RECOMPUTE {
-            self.reconcile_all();
-        }
+        self.sweep_tick();
         if !self.holds.is_empty() {
             self.release_holds();
         }
@@ -994,14 +997,69 @@ impl Core {
 
     /// Recomputes what every bridge should hold and reconciles the bridges whose plan changed.
     fn reconcile_all(&mut self) {
-        self.last_full = Instant::now();
-        self.reconcile_bridges(None);
+        let changed = self.replan(None);
+        self.sweep.done(Instant::now(), self.plan_inputs());
+        for dpid in changed {
+            if let Some(c) = self.by_dpid.get(&dpid).copied() {
+                self.reconcile(c);
+            }
+        }
+    }
+
+    /// What the plans are computed from, by revision.
+    fn plan_inputs(&self) -> PlanInputs {
+        PlanInputs {
+            topology: self.topology.revision(),
+            taps: self.nb.state.taps.revision(),
+            activity: self.activity.changes(),
+            mode: self.mode,
+        }
+    }
+
+    /// One tick's part of the recompute of every plan, when one is under way or due; and, every
+    /// [`sweep::PASS_EVERY`], another try at the tunnel port changes that could not be made.
+    fn sweep_tick(&mut self) {
+        let now = Instant::now();
+        let inputs = self.plan_inputs();
+        let (topology, plans) = (&self.topology, &self.plans);
+        let part = self.sweep.next(now, inputs, || {
+            let known = topology.bridges().filter_map(|b| b.row.datapath_id);
+            known.chain(plans.keys().copied()).collect()
+        });
+        if let Some(part) = part {
+            for dpid in self.replan(Some(&part)) {
+                if let Some(c) = self.by_dpid.get(&dpid).copied() {
+                    self.reconcile(c);
+                }
+            }
+        } else if now.saturating_duration_since(self.tunnels_retried) >= sweep::PASS_EVERY {
+            self.tunnels_retried = now;
+            self.reconcile_tunnels();
+        }
     }
 
     /// Recomputes what the given bridges (all, with `None`) should hold and reconciles those
-    /// whose plan changed (a bridge whose plan did not change has nothing new to do: its own
+    /// whose plan changed, and every one of `only` (a bridge an event touched is looked at even
+    /// when its plan did not change, so that one with nothing to do is seen to hold what it
+    /// should; a bridge whose plan did not change otherwise has nothing new to do: its own
     /// confirmations drive it on).
     fn reconcile_bridges(&mut self, only: Option<&BTreeSet<Dpid>>) {
+        let mut changed = self.replan(only);
+        if let Some(o) = only {
+            changed.extend(o.iter().filter(|d| !changed.contains(d)).copied().collect::<Vec<_>>());
+        }
+        for dpid in changed {
+            if let Some(c) = self.by_dpid.get(&dpid).copied() {
+                self.reconcile(c);
+            }
+        }
+    }
+
+    /// Recomputes what the given bridges (all, with `None`) should hold, drops the plans of
+    /// those among them the topology no longer has, and brings the tunnel ports in line;
+    /// returns the bridges whose plan changed.
+    fn replan(&mut self, only: Option<&BTreeSet<Dpid>>) -> Vec<Dpid> {
+        self.tunnels_retried = Instant::now();
         let plans = desired(&self.topology, &self.nb.state.taps, &self.activity, only, self.mode);
         let mut changed = Vec::new();
         for (dpid, d) in &plans {
@@ -1027,16 +1085,7 @@ impl Core {
         }
         self.plans.extend(plans);
         self.reconcile_tunnels();
-        // The bridges an event touched are looked at even when their plan did not change, so
-        // that one with nothing to do is seen to hold what it should.
-        if let Some(o) = only {
-            changed.extend(o.iter().filter(|d| !changed.contains(d)).copied().collect::<Vec<_>>());
-        }
-        for dpid in changed {
-            if let Some(c) = self.by_dpid.get(&dpid).copied() {
-                self.reconcile(c);
-            }
-        }
+        changed
     }
 
     /// Handles one event from a switch connection.
