@@ -828,14 +828,31 @@ impl Core {
     /// Creates and removes periscope's tunnel ports so that each bridge has exactly those its
     /// taps need. At most one change per bridge and encapsulation is in flight.
     fn reconcile_tunnels(&mut self) {
+        self.reconcile_tunnels_of(None);
+    }
+
+    /// [`Core::reconcile_tunnels`] for the bridges with these datapath ids only (all with
+    /// `None`): what a replan of a few bridges among a thousand costs stays theirs.
+    fn reconcile_tunnels_of(&mut self, only: Option<&BTreeSet<Dpid>>) {
         // As for flows: until the desired state is read, a restarted controller keeps the
         // tunnel ports it finds (the taps it has not yet been told about use them).
         if !self.nb.ready || !self.programs() {
             return;
         }
-        let needed =
-            self.plans.values().map(|d| (d.bridge.clone(), d.plan.tunnels.clone())).collect();
-        for change in plan_tunnels(&self.topology, &needed) {
+        let needed = self
+            .plans
+            .iter()
+            .filter(|(dpid, _)| only.is_none_or(|o| o.contains(dpid)))
+            .map(|(_, d)| (d.bridge.clone(), d.plan.tunnels.clone()))
+            .collect();
+        let scope: Option<BTreeSet<periscope_topology::RowRef>> = only.map(|o| {
+            self.topology
+                .bridges()
+                .filter(|b| b.row.datapath_id.is_some_and(|d| o.contains(&d)))
+                .map(|b| b.bridge.clone())
+                .collect()
+        });
+        for change in plan_tunnels(&self.topology, &needed, scope.as_ref()) {
             let key = change.key();
             if self.tunnel_txns.values().any(|c| c.key() == key) {
                 continue;
@@ -1084,7 +1101,7 @@ impl Core {
             changed.push(d);
         }
         self.plans.extend(plans);
-        self.reconcile_tunnels();
+        self.reconcile_tunnels_of(only);
         changed
     }
 

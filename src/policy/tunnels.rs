@@ -157,14 +157,15 @@ pub fn count_ours(topology: &Topology) -> usize {
     topology.bridges().map(|b| our_tunnel_ports(topology, b.bridge).count()).sum()
 }
 
-/// The tunnel port changes that make every bridge hold exactly the tunnel ports its taps need:
-/// `needed` maps each bridge to the encapsulations its plan asks for.
+/// The tunnel port changes that make every bridge (or each of `only`) hold exactly the tunnel
+/// ports its taps need: `needed` maps each bridge to the encapsulations its plan asks for.
 pub fn plan_tunnels(
     topology: &Topology,
     needed: &BTreeMap<RowRef, BTreeSet<Encap>>,
+    only: Option<&BTreeSet<RowRef>>,
 ) -> Vec<TunnelChange> {
     let mut out = Vec::new();
-    for b in topology.bridges() {
+    for b in topology.bridges().filter(|b| only.is_none_or(|o| o.contains(b.bridge))) {
         let want = needed.get(b.bridge).cloned().unwrap_or_default();
         let mut have = BTreeSet::new();
         for (t, encap) in our_tunnel_ports(topology, b.bridge) {
@@ -184,4 +185,89 @@ pub fn plan_tunnels(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use periscope_codec::openflow::{Dpid, PortNo};
+    use periscope_topology::change::HypervisorSnapshot;
+    use periscope_topology::rows::{BridgeRow, InterfaceRow, PortRow};
+    use periscope_topology::{Change, HypervisorId, Topology, TopologyConfig, Uuid};
+
+    use super::{plan_tunnels, Encap, TunnelChange, OWNED_KEY};
+
+    /// Two hypervisors' bridges; the first holds periscope's VXLAN port.
+    fn two_bridges() -> Topology {
+        let mut t = Topology::new(TopologyConfig::default());
+        let changes: Vec<Change> = (0..2u64)
+            .map(|h| {
+                let mut snapshot = HypervisorSnapshot::default();
+                let mut bridge = BridgeRow {
+                    uuid: Uuid::from(format!("br{h}")),
+                    name: "br-int".into(),
+                    datapath_id: Some(Dpid(h + 1)),
+                    ports: BTreeSet::new(),
+                };
+                if h == 0 {
+                    let i = InterfaceRow {
+                        uuid: Uuid::from("vx-i".to_string()),
+                        name: "psc-vx".into(),
+                        kind: "vxlan".into(),
+                        ofport: Some(PortNo(100)),
+                        external_ids: [(OWNED_KEY.into(), "true".into())].into(),
+                        options: [
+                            ("remote_ip".into(), "flow".into()),
+                            ("key".into(), "flow".into()),
+                        ]
+                        .into(),
+                        ..Default::default()
+                    };
+                    let p = PortRow {
+                        uuid: Uuid::from("vx-p".to_string()),
+                        name: "psc-vx".into(),
+                        interfaces: [i.uuid.clone()].into(),
+                    };
+                    bridge.ports.insert(p.uuid.clone());
+                    snapshot.ports.push(p);
+                    snapshot.interfaces.push(i);
+                }
+                snapshot.bridges.push(bridge);
+                let hypervisor = HypervisorId::from(format!("hv{h}"));
+                Change::HypervisorReplaced { hypervisor, snapshot }
+            })
+            .collect();
+        t.apply_batch(changes);
+        t
+    }
+
+    #[test]
+    fn only_the_bridges_asked_about_are_changed() {
+        let t = two_bridges();
+        let bridges: Vec<_> = t.bridges().map(|b| b.bridge.clone()).collect();
+        let (first, second) = (bridges[0].clone(), bridges[1].clone());
+        // The first now wants GRE instead of VXLAN, the second VXLAN.
+        let needed = BTreeMap::from([
+            (first.clone(), BTreeSet::from([Encap::Gre])),
+            (second.clone(), BTreeSet::from([Encap::Vxlan])),
+        ]);
+        let all = plan_tunnels(&t, &needed, None);
+        let of = |c: &TunnelChange| match c {
+            TunnelChange::Create { bridge, encap } => (bridge.clone(), *encap, true),
+            TunnelChange::Delete { bridge, encap, .. } => (bridge.clone(), *encap, false),
+        };
+        let all: BTreeSet<_> = all.iter().map(of).collect();
+        assert_eq!(
+            all,
+            BTreeSet::from([
+                (first.clone(), Encap::Vxlan, false),
+                (first.clone(), Encap::Gre, true),
+                (second.clone(), Encap::Vxlan, true),
+            ])
+        );
+        let only_second = plan_tunnels(&t, &needed, Some(&BTreeSet::from([second.clone()])));
+        let only_second: BTreeSet<_> = only_second.iter().map(of).collect();
+        assert_eq!(only_second, BTreeSet::from([(second, Encap::Vxlan, true)]));
+    }
 }
