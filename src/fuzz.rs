@@ -258,7 +258,10 @@ pub fn api_request(data: &[u8]) {
                 Outcome::Reply(r) => check_reply(&r),
                 Outcome::Write(w) => {
                     check_reply(&w.reply);
-                    nb = w.after;
+                    // The rules decided it on this very state: it must apply.
+                    if let Err(e) = nb.edit(w.edit) {
+                        panic!("a write the rules decided does not apply: {e}");
+                    }
                 }
             }
         }

@@ -26,7 +26,7 @@ use super::model::{
     Collector, Ipv4Cidr, Source, TapFlow, TapFlowId, TapFlowSpec, TapService, TapServiceId,
     TapServiceSpec,
 };
-use super::store::Taps;
+use super::store::{StoreError, Taps};
 use crate::ovsdb::session::{ChangedRows, Database, RowsAs};
 
 /// The schema, as shipped.
@@ -139,6 +139,41 @@ pub struct Northbound {
     /// Whether two rows register one interface (written around the API): the order of the
     /// rows decides, so changes are read from scratch.
     registered_twice: bool,
+}
+
+/// One change to the desired state, as a write of the API's rules makes it (see
+/// [`Northbound::edit`]): the rules describe it rather than make it on a copy of the state,
+/// which at 10,000 tap flows cost more than everything else a write does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    /// A new tap service, id and key given.
+    AddService(TapService),
+    /// A tap service no tap flow uses goes.
+    RemoveService(TapServiceId),
+    /// A new tap flow, id given.
+    AddFlow(TapFlow),
+    /// A tap flow goes.
+    RemoveFlow(TapFlowId),
+    /// A tenant is configured, or configured again.
+    PutTenant(Tenant),
+    /// A tenant goes.
+    RemoveTenant(String),
+    /// An interface is registered to a tenant (or no longer, with `None`).
+    SetOwner {
+        /// The interface's iface-id.
+        iface_id: String,
+        /// Its tenant.
+        tenant: Option<String>,
+    },
+    /// A token made through the API.
+    AddToken {
+        /// What the caller presents, hashed.
+        hash: TokenHash,
+        /// Whose it is.
+        token: KnownToken,
+    },
+    /// The token of that name goes.
+    RemoveToken(String),
 }
 
 /// The monitored rows by table.
@@ -408,6 +443,38 @@ impl Northbound {
         nb.refresh_blocked();
         nb.rows = r;
         nb
+    }
+
+    /// Makes a change the API's rules decided (in memory, at once; with a database the monitor
+    /// brings it back once it committed). The rules checked it against this state: it applies
+    /// whole, or, on a state that moved meanwhile, not at all.
+    pub fn edit(&mut self, e: Edit) -> Result<(), StoreError> {
+        match e {
+            Edit::AddService(s) => self.taps.restore_service(s)?,
+            Edit::RemoveService(id) => {
+                self.taps.delete_service(id)?;
+                self.service_rows.remove(&id);
+            }
+            Edit::AddFlow(f) => self.taps.restore_flow(f)?,
+            Edit::RemoveFlow(id) => {
+                self.taps.delete_flow(id)?;
+            }
+            Edit::PutTenant(t) => {
+                self.tenants.insert(t.name.clone(), t);
+                self.refresh_blocked();
+            }
+            Edit::RemoveTenant(name) => {
+                self.tenants.remove(&name);
+                self.refresh_blocked();
+            }
+            Edit::SetOwner { iface_id, tenant } => {
+                self.taps.set_owner(&iface_id, tenant.as_deref());
+                self.refresh_blocked();
+            }
+            Edit::AddToken { hash, token } => self.tokens.insert(hash, token),
+            Edit::RemoveToken(name) => self.tokens = self.tokens.without(&name),
+        }
+        Ok(())
     }
 
     /// Blocks the tap services whose collector their tenant's allowed collectors do not

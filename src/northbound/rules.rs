@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use super::api::{ApiCall, ApiReply};
 use super::auth::{new_token, Caller, Role, TokenHash};
 use super::config::Quota;
-use super::db::{self, AuditEntry, Northbound, Tenant};
+use super::db::{self, AuditEntry, Edit, Northbound, Tenant};
 use super::model::{
     Collector, FieldError, Ipv4Cidr, Source, TapFlowId, TapFlowSpec, TapServiceId, TapServiceSpec,
 };
@@ -88,8 +88,8 @@ impl Expect {
 pub struct Write {
     /// The transaction.
     pub ops: Vec<Operation>,
-    /// The state once it committed.
-    pub after: Northbound,
+    /// What it changes in the state once it committed.
+    pub edit: Edit,
     /// The answer once it committed.
     pub reply: ApiReply,
     /// What shows it committed.
@@ -335,9 +335,7 @@ impl Context<'_> {
                 format!("tenant {} has {} of its {max} tap services", spec.tenant, mine.len()),
             );
         }
-        let mut after = self.nb.clone();
-        after.taps.reserve_ids(self.next_id());
-        let s = match after.taps.create_service_avoiding(spec, &self.reserved.keys) {
+        let s = match self.nb.taps.new_service(spec, &self.reserved.keys, self.next_id()) {
             Ok(s) => s,
             Err(e) => return Outcome::Reply(store_error(e)),
         };
@@ -356,7 +354,7 @@ impl Context<'_> {
         ]);
         to_write(Write {
             ops,
-            after,
+            edit: Edit::AddService(s.clone()),
             reply: ApiReply { status: 201, body: json!(s) },
             expect: Expect::Service(s.id, true),
             id: Some(s.id.0),
@@ -373,11 +371,9 @@ impl Context<'_> {
                 id: id.0,
             }));
         };
-        let mut after = self.nb.clone();
-        if let Err(e) = after.taps.delete_service(id) {
+        if let Err(e) = self.nb.taps.deletable_service(id) {
             return Outcome::Reply(store_error(e));
         }
-        after.service_rows.remove(&id);
         let ops = vec![
             db::delete(db::TAP_SERVICE, "id", id.0 as i64),
             self.audit(
@@ -390,7 +386,7 @@ impl Context<'_> {
         ];
         to_write(Write {
             ops,
-            after,
+            edit: Edit::RemoveService(id),
             reply: ApiReply::ok(json!(s)),
             expect: Expect::Service(id, false),
             id: None,
@@ -443,9 +439,7 @@ impl Context<'_> {
                 format!("tenant {} has {} of its {max} tap flows", spec.tenant, mine.len()),
             );
         }
-        let mut after = self.nb.clone();
-        after.taps.reserve_ids(self.next_id());
-        let f = match after.taps.create_flow(spec) {
+        let f = match self.nb.taps.new_flow(spec, self.next_id()) {
             Ok(f) => f,
             Err(e) => return Outcome::Reply(store_error(e)),
         };
@@ -462,7 +456,7 @@ impl Context<'_> {
         ));
         to_write(Write {
             ops,
-            after,
+            edit: Edit::AddFlow(f.clone()),
             reply: ApiReply { status: 201, body: json!(f) },
             expect: Expect::Flow(f.id, true),
             id: Some(f.id.0),
@@ -478,10 +472,6 @@ impl Context<'_> {
                 id: id.0,
             }));
         };
-        let mut after = self.nb.clone();
-        if let Err(e) = after.taps.delete_flow(id) {
-            return Outcome::Reply(store_error(e));
-        }
         let ops = vec![
             db::delete(db::TAP_FLOW, "id", id.0 as i64),
             self.audit(
@@ -494,7 +484,7 @@ impl Context<'_> {
         ];
         to_write(Write {
             ops,
-            after,
+            edit: Edit::RemoveFlow(id),
             reply: ApiReply::ok(json!(f)),
             expect: Expect::Flow(id, false),
             id: None,
@@ -520,9 +510,6 @@ impl Context<'_> {
             Err(e) => return Outcome::Reply(bad_field(e)),
         };
         let before = self.nb.tenants.get(name);
-        let mut after = self.nb.clone();
-        after.tenants.insert(name.to_string(), t.clone());
-        after.refresh_blocked();
         let write = match before {
             Some(_) => db::update(db::TENANT, "name", name, db::tenant_row(&t)),
             None => db::insert(db::TENANT, db::tenant_row(&t)),
@@ -534,7 +521,7 @@ impl Context<'_> {
         let status = if before.is_some() { 200 } else { 201 };
         to_write(Write {
             ops,
-            after,
+            edit: Edit::PutTenant(t.clone()),
             reply: ApiReply { status, body: json!(t) },
             expect: Expect::Tenant(name.to_string(), Some(t)),
             id: None,
@@ -559,9 +546,6 @@ impl Context<'_> {
                 format!("tenant {name} still has tap services {services:?}; delete them first"),
             );
         }
-        let mut after = self.nb.clone();
-        after.tenants.remove(name);
-        after.refresh_blocked();
         let ops = vec![
             self.count_guard(db::TAP_SERVICE, name, std::iter::empty()),
             db::delete(db::TENANT, "name", name),
@@ -575,7 +559,7 @@ impl Context<'_> {
         ];
         to_write(Write {
             ops,
-            after,
+            edit: Edit::RemoveTenant(name.to_string()),
             reply: ApiReply::ok(json!(t)),
             expect: Expect::Tenant(name.into(), None),
             id: None,
@@ -624,8 +608,6 @@ impl Context<'_> {
                 );
             }
         }
-        let mut after = self.nb.clone();
-        after.taps.set_owner(iface, Some(&tenant));
         let row = Row::from([
             ("iface_id".into(), Datum::atom(iface)),
             ("tenant".into(), Datum::atom(tenant.as_str())),
@@ -647,7 +629,7 @@ impl Context<'_> {
         let status = if before.is_some() { 200 } else { 201 };
         to_write(Write {
             ops,
-            after,
+            edit: Edit::SetOwner { iface_id: iface.to_string(), tenant: Some(tenant.clone()) },
             reply: ApiReply { status, body: json!({ "iface_id": iface, "tenant": tenant }) },
             expect: Expect::Owner(iface.to_string(), Some(tenant)),
             id: None,
@@ -695,10 +677,8 @@ impl Context<'_> {
             Err(e) => return refuse(500, "internal", e),
         };
         let hash = TokenHash::of(&token);
-        let mut after = self.nb.clone();
         let entry =
             super::auth::KnownToken { name: name.to_string(), role: role.clone(), origin: "api" };
-        after.tokens.insert(hash.clone(), entry.clone());
         let ops = vec![
             db::insert(db::TOKEN, db::token_row(name, &hash, &role, self.now_ms)),
             self.audit(
@@ -713,7 +693,7 @@ impl Context<'_> {
         body["token"] = json!(token);
         to_write(Write {
             ops,
-            after,
+            edit: Edit::AddToken { hash: hash.clone(), token: entry.clone() },
             reply: ApiReply { status: 201, body },
             expect: Expect::Token(name.into(), true),
             id: None,
@@ -733,8 +713,6 @@ impl Context<'_> {
                 format!("no token named {name:?} was made through the API"),
             );
         };
-        let mut after = self.nb.clone();
-        after.tokens = self.nb.tokens.without(name);
         let ops = vec![
             db::delete(db::TOKEN, "name", name),
             self.audit(
@@ -747,7 +725,7 @@ impl Context<'_> {
         ];
         to_write(Write {
             ops,
-            after,
+            edit: Edit::RemoveToken(name.to_string()),
             reply: ApiReply::ok(json!(entry)),
             expect: Expect::Token(name.into(), false),
             id: None,

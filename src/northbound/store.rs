@@ -160,11 +160,6 @@ impl Taps {
         self.flows.get(&id)
     }
 
-    fn alloc_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
-    }
-
     /// The next id [`Taps::create_service`] or [`Taps::create_flow`] will give is above `floor`.
     pub fn reserve_ids(&mut self, floor: u64) {
         self.next_id = self.next_id.max(floor);
@@ -256,7 +251,19 @@ impl Taps {
         spec: TapServiceSpec,
         avoid: &BTreeSet<u32>,
     ) -> Result<TapService, StoreError> {
-        self.changing();
+        let s = self.new_service(spec, avoid, 0)?;
+        self.restore_service(s.clone())?;
+        Ok(s)
+    }
+
+    /// The tap service [`Taps::create_service_avoiding`] would create, with an id above
+    /// `floor` too, without creating it (put it in with [`Taps::restore_service`]).
+    pub fn new_service(
+        &self,
+        spec: TapServiceSpec,
+        avoid: &BTreeSet<u32>,
+        floor: u64,
+    ) -> Result<TapService, StoreError> {
         let key = match spec.key {
             Some(k) => {
                 if let Some(by) = self.keys.get(&k) {
@@ -266,19 +273,15 @@ impl Taps {
             }
             None => self.free_key(spec.encap.max_key(), avoid)?,
         };
-        let id = TapServiceId(self.alloc_id());
-        let s = TapService {
-            id,
+        Ok(TapService {
+            id: TapServiceId(self.next_id.max(floor) + 1),
             name: spec.name,
             tenant: spec.tenant,
             encap: spec.encap,
             collector: spec.collector,
             key,
             snaplen: spec.snaplen,
-        };
-        self.keys.insert(key, id);
-        self.services.insert(id, s.clone());
-        Ok(s)
+        })
     }
 
     fn free_key(&self, max: u32, avoid: &BTreeSet<u32>) -> Result<u32, StoreError> {
@@ -299,14 +302,7 @@ impl Taps {
     /// Deletes a tap service that no tap flow uses.
     pub fn delete_service(&mut self, id: TapServiceId) -> Result<TapService, StoreError> {
         self.changing();
-        if !self.services.contains_key(&id) {
-            return Err(StoreError::NotFound { what: "tap service", id: id.0 });
-        }
-        let flows: Vec<u64> =
-            self.flows.values().filter(|f| f.tap_service == id).map(|f| f.id.0).collect();
-        if !flows.is_empty() {
-            return Err(StoreError::InUse { id: id.0, flows });
-        }
+        self.deletable_service(id)?;
         let s = self
             .services
             .remove(&id)
@@ -315,9 +311,29 @@ impl Taps {
         Ok(s)
     }
 
+    /// The tap service, if it is there and no tap flow uses it (what
+    /// [`Taps::delete_service`] asks).
+    pub fn deletable_service(&self, id: TapServiceId) -> Result<&TapService, StoreError> {
+        let s =
+            self.services.get(&id).ok_or(StoreError::NotFound { what: "tap service", id: id.0 })?;
+        let flows: Vec<u64> =
+            self.flows.values().filter(|f| f.tap_service == id).map(|f| f.id.0).collect();
+        if !flows.is_empty() {
+            return Err(StoreError::InUse { id: id.0, flows });
+        }
+        Ok(s)
+    }
+
     /// Creates a tap flow towards one of the same tenant's tap services.
     pub fn create_flow(&mut self, spec: TapFlowSpec) -> Result<TapFlow, StoreError> {
-        self.changing();
+        let f = self.new_flow(spec, 0)?;
+        self.restore_flow(f.clone())?;
+        Ok(f)
+    }
+
+    /// The tap flow [`Taps::create_flow`] would create, with an id above `floor` too, without
+    /// creating it (put it in with [`Taps::restore_flow`]).
+    pub fn new_flow(&self, spec: TapFlowSpec, floor: u64) -> Result<TapFlow, StoreError> {
         let svc = self
             .services
             .get(&spec.tap_service)
@@ -325,18 +341,15 @@ impl Taps {
         if svc.tenant != spec.tenant {
             return Err(StoreError::ForeignService { service: svc.id.0, tenant: spec.tenant });
         }
-        let id = TapFlowId(self.alloc_id());
-        let f = TapFlow {
-            id,
+        Ok(TapFlow {
+            id: TapFlowId(self.next_id.max(floor) + 1),
             name: spec.name,
             tenant: spec.tenant,
             tap_service: spec.tap_service,
             source: spec.source,
             direction: spec.direction,
             filter: spec.filter,
-        };
-        self.put_flow(f.clone());
-        Ok(f)
+        })
     }
 
     /// Deletes a tap flow.

@@ -384,7 +384,10 @@ impl Core {
             Outcome::Write(w) => *w,
         };
         let Some(writer) = &self.nb.writer else {
-            self.nb.state = w.after;
+            // Decided on this very state, with nothing in between: it applies.
+            if let Err(e) = self.nb.state.edit(w.edit) {
+                return Answer::Now(crate::northbound::rules::store_error(e));
+            }
             self.reconcile_all();
             return Answer::Now(w.reply);
         };

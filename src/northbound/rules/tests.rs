@@ -190,7 +190,7 @@ fn apply(nb: &mut Northbound, topo: &Topology, c: &Call) {
         },
     };
     if let Outcome::Write(w) = outcome {
-        *nb = w.after;
+        nb.edit(w.edit).expect("a write the rules decided applies to the state they read");
     }
 }
 
