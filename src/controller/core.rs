@@ -574,9 +574,13 @@ impl Core {
         }
     }
 
-    /// One step of every hold whose current phase is over (see [`Core::release_holds`]).
+    /// One step of every hold whose current phase is over (see [`Core::release_holds`]). The
+    /// bridges of every hold that moves on are replanned together, once: a wave of a hundred
+    /// migrations costs one replan per step, not a hundred.
     fn advance_holds(&mut self, now: Instant, moved: &mut bool) {
         let keys: Vec<(Dpid, PortNo)> = self.holds.keys().copied().collect();
+        // The holds entering a phase whose bridges must confirm it, with those bridges.
+        let mut steps: Vec<((Dpid, PortNo), HoldPhase, Vec<Dpid>)> = Vec::new();
         for key in keys {
             let Some(h) = self.holds.get(&key) else { continue };
             let confirmed = h.involved.iter().all(|i| self.phase_done(i));
@@ -601,13 +605,7 @@ impl Core {
                         others.extend(feeding(&self.topology, taps, &id));
                         others.insert(key.0);
                         self.activity.edit().insert(id, Some(to));
-                        let here: Vec<Dpid> = others.into_iter().collect();
-                        let involved = self.reconcile_tracking(&here);
-                        if let Some(h) = self.holds.get_mut(&key) {
-                            h.phase = HoldPhase::Arriving;
-                            h.phase_since = now;
-                            h.involved = involved;
-                        }
+                        steps.push((key, HoldPhase::Arriving, others.into_iter().collect()));
                         *moved = true;
                         continue;
                     }
@@ -618,12 +616,7 @@ impl Core {
                     debug!(self.log, "copies of delivered frames leaving"; "iface_id" => &id,
                         "bridges" => ?others, "unix_us" => unix_us());
                     self.activity.edit().insert(id, None);
-                    let involved = self.reconcile_tracking(&others);
-                    if let Some(h) = self.holds.get_mut(&key) {
-                        h.phase = HoldPhase::Leaving { since: now, settled: None };
-                        h.phase_since = now;
-                        h.involved = involved;
-                    }
+                    steps.push((key, HoldPhase::Leaving { since: now, settled: None }, others));
                     *moved = true;
                 }
                 HoldPhase::Leaving { since, settled: None } if confirmed => {
@@ -643,16 +636,23 @@ impl Core {
                     let mut here = feeding(&self.topology, &self.nb.state.taps, &id);
                     here.insert(key.0);
                     self.activity.edit().insert(id, Some(to));
-                    let here: Vec<Dpid> = here.into_iter().collect();
-                    let involved = self.reconcile_tracking(&here);
-                    if let Some(h) = self.holds.get_mut(&key) {
-                        h.phase = HoldPhase::Arriving;
-                        h.phase_since = now;
-                        h.involved = involved;
-                    }
+                    steps.push((key, HoldPhase::Arriving, here.into_iter().collect()));
                     *moved = true;
                 }
                 _ => {}
+            }
+        }
+        if steps.is_empty() {
+            return;
+        }
+        let all: BTreeSet<Dpid> = steps.iter().flat_map(|(_, _, d)| d.iter().copied()).collect();
+        let all: Vec<Dpid> = all.into_iter().collect();
+        let batches: HashMap<Dpid, u64> = self.reconcile_tracking(&all).into_iter().collect();
+        for (key, phase, dpids) in steps {
+            if let Some(h) = self.holds.get_mut(&key) {
+                h.phase = phase;
+                h.phase_since = now;
+                h.involved = dpids.iter().filter_map(|d| Some((*d, *batches.get(d)?))).collect();
             }
         }
     }
