@@ -136,11 +136,16 @@ mod tests {
         (1..=n).map(Dpid).collect()
     }
 
-    /// Runs ticks 100 ms apart from `t` until a tick recomputes nothing; returns the bridges
-    /// recomputed, in order, and the number of ticks that did.
-    fn run(s: &mut Sweep, t: &mut Instant, at: PlanInputs, n: u64) -> (Vec<Dpid>, usize) {
+    /// Runs ticks 100 ms apart from `t`, with `all` the bridges, until a tick recomputes
+    /// nothing; returns the bridges recomputed, in order, and the number of ticks that did.
+    fn run(
+        s: &mut Sweep,
+        t: &mut Instant,
+        at: PlanInputs,
+        all: &BTreeSet<Dpid>,
+    ) -> (Vec<Dpid>, usize) {
         let (mut seen, mut ticks) = (Vec::new(), 0);
-        while let Some(part) = s.next(*t, at, || bridges(n)) {
+        while let Some(part) = s.next(*t, at, || all.clone()) {
             seen.extend(part);
             ticks += 1;
             *t += Duration::from_millis(100);
@@ -151,14 +156,14 @@ mod tests {
     #[test]
     fn a_pass_visits_every_bridge_once_over_its_parts_then_rests_while_nothing_changes() {
         let (mut s, mut t) = (Sweep::default(), Instant::now());
-        let (seen, ticks) = run(&mut s, &mut t, inputs(1), 1000);
+        let (seen, ticks) = run(&mut s, &mut t, inputs(1), &bridges(1000));
         assert_eq!(seen, bridges(1000).into_iter().collect::<Vec<_>>());
         assert_eq!(ticks, PASS_PARTS);
         // Nothing changed: no pass however long it waits.
         t += Duration::from_secs(10);
         assert_eq!(s.next(t, inputs(1), || bridges(1000)), None);
         // A change: a whole pass again, once PASS_EVERY has gone since the last began.
-        let (seen, _) = run(&mut s, &mut t, inputs(2), 1000);
+        let (seen, _) = run(&mut s, &mut t, inputs(2), &bridges(1000));
         assert_eq!(seen.len(), 1000);
     }
 
@@ -171,7 +176,7 @@ mod tests {
         // The inputs change while the pass goes on: it ends, and since what it began with is
         // not what holds now, a whole pass follows as soon as PASS_EVERY has gone since it
         // began; then the sweep rests.
-        let (rest, _) = run(&mut s, &mut t, inputs(2), 40);
+        let (rest, _) = run(&mut s, &mut t, inputs(2), &bridges(40));
         let mut want: Vec<Dpid> = bridges(40).into_iter().skip(2).collect();
         want.extend(bridges(40));
         assert_eq!(rest, want);
@@ -188,11 +193,7 @@ mod tests {
         // Bridge 5 (done) and 50 (not yet) go, 201 to 251 come: the pass goes on after 10.
         let now: BTreeSet<Dpid> =
             bridges(251).into_iter().filter(|d| d.0 != 5 && d.0 != 50).collect();
-        let mut rest = Vec::new();
-        while let Some(part) = s.next(t, inputs(1), || now.clone()) {
-            rest.extend(part);
-            t += Duration::from_millis(100);
-        }
+        let (rest, _) = run(&mut s, &mut t, inputs(1), &now);
         let want: Vec<Dpid> = now.iter().filter(|d| d.0 > 10).copied().collect();
         assert_eq!(rest, want);
     }
