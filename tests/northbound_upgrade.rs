@@ -43,6 +43,8 @@ fn an_older_database_is_converted_and_keeps_its_rows() {
         r#"["Periscope_Northbound", {"op": "select", "table": "Tenant", "where": []}]"#,
     ]);
     assert!(rows.contains("bank-a"), "{rows}");
+    // Schema 1.2.0 counts each tenant's creations: an older row starts at none.
+    assert!(rows.contains(r#""creations":0"#), "{rows}");
     // Once current, it is only opened.
     assert_eq!(rt.block_on(prepare(&files)).expect("prepare"), "opened");
     let _ = std::fs::remove_dir_all(&dir);

@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use periscope_codec::ovsdb::{
-    Atom, Condition, Datum, Function, Operation, Replica, ReplicaRow, Row, Uuid, WaitUntil,
+    Atom, Condition, Datum, Function, Mutation, Mutator, Operation, Replica, ReplicaRow, Row, Uuid,
+    WaitUntil,
 };
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -48,10 +49,15 @@ pub const TAP_FLOW: &str = "Tap_Flow";
 pub const AUDIT: &str = "Audit";
 /// `Tap_Service` column of a VM collector's iface-id (schema 1.1.0; empty for an address).
 pub const COLLECTOR_IFACE: &str = "collector_iface";
+/// `Tenant` column counting the tap services and tap flows created for it (schema 1.2.0). A
+/// creation waits for it unchanged and adds one: two writers that decided on the same count
+/// cannot both commit, and the wait reads one row, not every row of the tenant's (which made
+/// each write cost as much as the table it added to).
+pub const CREATIONS: &str = "creations";
 
 /// Everything is monitored, every column.
 const TABLES: &[(&str, bool, &[&str])] = &[
-    (TENANT, true, &["name", "allowed_collectors", "max_tap_services", "max_tap_flows"]),
+    (TENANT, true, &["name", "allowed_collectors", "max_tap_services", "max_tap_flows", CREATIONS]),
     (TOKEN, true, &["name", "sha256", "role", "tenant", "created_ms"]),
     (INTERFACE_OWNER, true, &["iface_id", "tenant"]),
     (
@@ -139,6 +145,10 @@ pub struct Northbound {
     /// Whether two rows register one interface (written around the API): the order of the
     /// rows decides, so changes are read from scratch.
     registered_twice: bool,
+    /// Each tenant's [`CREATIONS`] count.
+    creations: BTreeMap<String, i64>,
+    /// The row of each interface registration (the last, for one registered twice).
+    owner_rows: BTreeMap<String, Uuid>,
 }
 
 /// One change to the desired state, as a write of the API's rules makes it (see
@@ -251,6 +261,17 @@ impl Northbound {
         Northbound::from_rows(Arc::new(rows))
     }
 
+    /// A tenant's [`CREATIONS`] count as last read (0 for a tenant not read, or from an older
+    /// schema).
+    pub fn creations(&self, tenant: &str) -> i64 {
+        self.creations.get(tenant).copied().unwrap_or(0)
+    }
+
+    /// The row registering an interface, if the database holds one.
+    pub fn owner_row(&self, iface_id: &str) -> Option<Uuid> {
+        self.owner_rows.get(iface_id).copied()
+    }
+
     /// Applies the rows a session reported: every row (read from scratch) or those an update
     /// changed. Adding and removing tap flows, tap services and interface registrations
     /// changes only them; anything else, or a step the rules refuse, reads every row again, so that the result is always
@@ -309,6 +330,8 @@ impl Northbound {
             match (table, old, new) {
                 (TAP_FLOW | AUDIT | INTERFACE_OWNER, _, _) | (TAP_SERVICE, None, Some(_)) => {}
                 (TAP_SERVICE, Some(_), None) => {}
+                // What every creation does to its tenant's row.
+                (TENANT, Some(o), Some(n)) if only_creations_differ(o, n) => {}
                 _ => return None,
             }
             if let (TAP_FLOW, Some(o)) = (table, old) {
@@ -317,6 +340,7 @@ impl Northbound {
             }
             if let (INTERFACE_OWNER, Some(o)) = (table, old) {
                 let iface = string(o, "iface_id")?;
+                self.owner_rows.remove(&iface);
                 self.taps.set_owner(&iface, None);
                 touched.interfaces.push(iface);
             }
@@ -335,6 +359,9 @@ impl Northbound {
         }
         for (table, uuid, _, new) in changes() {
             match (table, new) {
+                (TENANT, Some(n)) => {
+                    self.creations.insert(string(n, "name")?, integer(n, CREATIONS).unwrap_or(0));
+                }
                 (TAP_SERVICE, Some(n)) => {
                     let s = service_from_row(n).ok()?;
                     self.service_rows.insert(s.id, uuid);
@@ -348,6 +375,7 @@ impl Northbound {
                         return None;
                     }
                     self.taps.set_owner(&iface, Some(&tenant));
+                    self.owner_rows.insert(iface.clone(), uuid);
                     touched.interfaces.push(iface);
                 }
                 (AUDIT, Some(n)) => {
@@ -392,6 +420,7 @@ impl Northbound {
         for (uuid, row) in rows(TENANT) {
             match tenant_from_row(row) {
                 Ok(t) => {
+                    nb.creations.insert(t.name.clone(), integer(row, CREATIONS).unwrap_or(0));
                     nb.tenants.insert(t.name.clone(), t);
                 }
                 Err(e) => nb.problems.push(format!("{TENANT} row {uuid}: {e}")),
@@ -403,10 +432,11 @@ impl Northbound {
                 Err(e) => nb.problems.push(format!("{TOKEN} row {uuid}: {e}")),
             }
         }
-        for (_, row) in rows(INTERFACE_OWNER) {
+        for (uuid, row) in rows(INTERFACE_OWNER) {
             if let (Some(i), Some(t)) = (string(row, "iface_id"), string(row, "tenant")) {
                 nb.registered_twice |= nb.taps.registered_owner(&i).is_some();
                 nb.taps.set_owner(&i, Some(&t));
+                nb.owner_rows.insert(i, *uuid);
             }
         }
         // Services first (sorted by id, so that a key two rows claim goes to the older one),
@@ -525,6 +555,13 @@ fn tenant_from_row(row: &ReplicaRow) -> Result<Tenant, String> {
         max_tap_services: opt_u32(row, "max_tap_services"),
         max_tap_flows: opt_u32(row, "max_tap_flows"),
     })
+}
+
+/// Whether two versions of a tenant's row differ in [`CREATIONS`] alone (every other monitored
+/// column is what [`tenant_from_row`] reads).
+fn only_creations_differ(old: &ReplicaRow, new: &ReplicaRow) -> bool {
+    let (o, n) = (tenant_from_row(old), tenant_from_row(new));
+    o.is_ok() && o == n
 }
 
 fn token_from_row(row: &ReplicaRow) -> Result<(TokenHash, KnownToken), String> {
@@ -717,6 +754,28 @@ pub fn wait_for(
         columns: columns.iter().map(|c| c.to_string()).collect(),
         until: WaitUntil::Eq,
         rows,
+        timeout: Some(0),
+    }
+}
+
+/// Adds one to the [`CREATIONS`] count of tenant `name` (see [`CREATIONS`]).
+pub fn count_creation(name: &str) -> Operation {
+    Operation::Mutate {
+        table: TENANT.into(),
+        conditions: eq("name", name),
+        mutations: vec![Mutation::new(CREATIONS, Mutator::Add, Datum::atom(1i64))],
+    }
+}
+
+/// [`wait_for`] one row, named by its UUID: ovsdb-server finds it at once, where a condition on
+/// another column reads every row of the table.
+pub fn wait_for_row(table: &str, row: Uuid, columns: &[&str], expect: Row) -> Operation {
+    Operation::Wait {
+        table: table.into(),
+        conditions: eq("_uuid", Atom::Uuid(row)),
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        until: WaitUntil::Eq,
+        rows: vec![expect],
         timeout: Some(0),
     }
 }
@@ -946,6 +1005,16 @@ mod tests {
                         set(self, TAP_SERVICE, svc, Some(row));
                     }
                 }
+                8 if c % 2 == 0
+                    && self.rows.contains_key(&(TENANT, Uuid(1 << 100 | u128::from(a % 2)))) =>
+                {
+                    // What every creation does: one more in the tenant's count.
+                    let uuid = Uuid(1 << 100 | u128::from(a % 2));
+                    let mut row = self.rows[&(TENANT, uuid)].clone();
+                    let n = row.get(CREATIONS).and_then(Datum::as_atom).and_then(Atom::as_integer);
+                    row.insert(CREATIONS.into(), Datum::atom(n.unwrap_or(0) + 1));
+                    set(self, TENANT, uuid, Some(row));
+                }
                 8 => {
                     let uuid = Uuid(1 << 100 | u128::from(a % 2));
                     let t = Tenant {
@@ -1096,9 +1165,11 @@ mod tests {
         let mut nb = Northbound::default();
         nb.apply(&world.transact(&[(8, 0, 3, 0), (5, 0, 0, 1)]));
         for i in 0..50u8 {
-            let touched = nb.apply(&world.transact(&[(0, 0, 1, i), (9, 0, i, 0)]));
+            // As a creation through the API: the row, its audit entry, the tenant's count.
+            let touched = nb.apply(&world.transact(&[(0, 0, 1, i), (9, 0, i, 0), (8, 0, 0, 0)]));
             assert!(!touched.everything && touched.flows.len() == 1, "{touched:?}");
         }
+        assert_eq!(nb.creations("bank-a"), 50, "{:?}", nb.tenants);
         let touched = nb.apply(&world.transact(&[(3, 7, 0, 0)]));
         assert!(!touched.everything && touched.flows.len() == 1, "{touched:?}");
         assert_eq!(nb.taps.flows().count(), 49);

@@ -203,16 +203,18 @@ impl Context<'_> {
         })
     }
 
-    /// Guards what a tenant's checks read: its row, unchanged.
-    fn tenant_guard(&self, t: &Tenant) -> Operation {
-        const COLS: &[&str] = &["allowed_collectors", "max_tap_services", "max_tap_flows"];
-        db::wait_for(
-            db::TENANT,
-            "name",
-            t.name.as_str(),
-            COLS,
-            vec![db::project(&db::tenant_row(t), COLS)],
-        )
+    /// Guards what a creation for a tenant reads, and counts it: the tenant's row unchanged,
+    /// [`db::CREATIONS`] included (so that its counts of tap services and tap flows, and the
+    /// names taken, are as read), then one more creation.
+    fn creation_guard(&self, t: &Tenant) -> [Operation; 2] {
+        const COLS: &[&str] =
+            &["allowed_collectors", "max_tap_services", "max_tap_flows", db::CREATIONS];
+        let mut row = db::tenant_row(t);
+        row.insert(db::CREATIONS.into(), Datum::atom(self.nb.creations(&t.name)));
+        [
+            db::wait_for(db::TENANT, "name", t.name.as_str(), COLS, vec![db::project(&row, COLS)]),
+            db::count_creation(&t.name),
+        ]
     }
 
     /// Guards a count: the tenant's rows of `table` are exactly `ids`.
@@ -252,13 +254,20 @@ impl Context<'_> {
         field: &str,
     ) -> Result<Option<Operation>, ApiReply> {
         match self.nb.taps.registered_owner(iface) {
-            Some(t) if t == tenant => Ok(Some(db::wait_for(
-                db::INTERFACE_OWNER,
-                "iface_id",
-                iface,
-                &["tenant"],
-                vec![Row::from([("tenant".into(), Datum::atom(t))])],
-            ))),
+            Some(t) if t == tenant => {
+                let expect = Row::from([
+                    ("iface_id".into(), Datum::atom(iface)),
+                    ("tenant".into(), Datum::atom(t)),
+                ]);
+                let columns = &["iface_id", "tenant"];
+                Ok(Some(match self.nb.owner_row(iface) {
+                    Some(row) => db::wait_for_row(db::INTERFACE_OWNER, row, columns, expect),
+                    // Not read from a database (in memory): the same, by the interface.
+                    None => {
+                        db::wait_for(db::INTERFACE_OWNER, "iface_id", iface, columns, vec![expect])
+                    }
+                }))
+            }
             None if (self.iface_tenant)(iface).as_deref() == Some(tenant) => Ok(None),
             _ => Err(not_owned(tenant, iface, field)),
         }
@@ -287,9 +296,7 @@ impl Context<'_> {
             Ok(s) => s,
             Err(o) => return o,
         };
-        if let Some(s) =
-            self.nb.taps.services().find(|s| s.tenant == spec.tenant && s.name == spec.name)
-        {
+        if let Some(s) = self.nb.taps.service_named(&spec.tenant, &spec.name) {
             let same = s.encap == spec.encap
                 && s.collector == spec.collector
                 && spec.key.is_none_or(|k| k == s.key)
@@ -325,14 +332,13 @@ impl Context<'_> {
                 }
             }
         }
-        let mine: Vec<u64> =
-            self.nb.taps.services().filter(|s| s.tenant == spec.tenant).map(|s| s.id.0).collect();
+        let mine = self.nb.taps.services_of(&spec.tenant);
         let max = tenant.max_tap_services.unwrap_or(self.quota.tap_services);
-        if mine.len() >= max as usize {
+        if mine >= max as usize {
             return refuse(
                 403,
                 "quota_exceeded",
-                format!("tenant {} has {} of its {max} tap services", spec.tenant, mine.len()),
+                format!("tenant {} has {mine} of its {max} tap services", spec.tenant),
             );
         }
         let s = match self.nb.taps.new_service(spec, &self.reserved.keys, self.next_id()) {
@@ -340,9 +346,8 @@ impl Context<'_> {
             Err(e) => return Outcome::Reply(store_error(e)),
         };
         let mut ops = guards;
+        ops.extend(self.creation_guard(tenant));
         ops.extend([
-            self.tenant_guard(tenant),
-            self.count_guard(db::TAP_SERVICE, &s.tenant, mine.into_iter()),
             db::insert(db::TAP_SERVICE, db::service_row(&s)),
             self.audit(
                 Some(&s.tenant),
@@ -400,9 +405,7 @@ impl Context<'_> {
             Ok(s) => s,
             Err(o) => return o,
         };
-        if let Some(f) =
-            self.nb.taps.flows().find(|f| f.tenant == spec.tenant && f.name == spec.name)
-        {
+        if let Some(f) = self.nb.taps.flow_named(&spec.tenant, &spec.name) {
             let same = f.tap_service == spec.tap_service
                 && f.source == spec.source
                 && f.direction == spec.direction
@@ -429,14 +432,13 @@ impl Context<'_> {
             Ok(t) => t,
             Err(o) => return o,
         };
-        let mine: Vec<u64> =
-            self.nb.taps.flows().filter(|f| f.tenant == spec.tenant).map(|f| f.id.0).collect();
+        let mine = self.nb.taps.flows_of(&spec.tenant);
         let max = tenant.max_tap_flows.unwrap_or(self.quota.tap_flows);
-        if mine.len() >= max as usize {
+        if mine >= max as usize {
             return refuse(
                 403,
                 "quota_exceeded",
-                format!("tenant {} has {} of its {max} tap flows", spec.tenant, mine.len()),
+                format!("tenant {} has {mine} of its {max} tap flows", spec.tenant),
             );
         }
         let f = match self.nb.taps.new_flow(spec, self.next_id()) {
@@ -444,8 +446,7 @@ impl Context<'_> {
             Err(e) => return Outcome::Reply(store_error(e)),
         };
         let mut ops = guards;
-        ops.push(self.tenant_guard(tenant));
-        ops.push(self.count_guard(db::TAP_FLOW, &f.tenant, mine.into_iter()));
+        ops.extend(self.creation_guard(tenant));
         ops.push(db::insert(db::TAP_FLOW, db::flow_row(&f, service_row)));
         ops.push(self.audit(
             Some(&f.tenant),

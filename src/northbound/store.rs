@@ -60,9 +60,63 @@ pub struct Taps {
     owners: BTreeMap<String, String>,
     blocked: BTreeSet<TapServiceId>,
     by_source: BySource,
+    /// Tap services by tenant and name.
+    service_names: ByTenant<TapServiceId>,
+    /// Tap flows by tenant and name.
+    flow_names: ByTenant<TapFlowId>,
+    /// The tap flows of each tap service.
+    flows_of: HashMap<TapServiceId, BTreeSet<TapFlowId>>,
     next_id: u64,
     /// Which content this is (see [`Taps::revision`]).
     revision: u64,
+}
+
+/// Ids by tenant and name, and how many each tenant has: what a write's checks ask (is the
+/// name taken, is the quota full) answered without looking at every tap of every tenant.
+#[derive(Debug, Clone)]
+struct ByTenant<Id> {
+    names: HashMap<String, BTreeMap<String, BTreeSet<Id>>>,
+    counts: HashMap<String, usize>,
+}
+
+impl<Id> Default for ByTenant<Id> {
+    fn default() -> Self {
+        ByTenant { names: HashMap::new(), counts: HashMap::new() }
+    }
+}
+
+impl<Id: Ord + Copy> ByTenant<Id> {
+    fn insert(&mut self, tenant: &str, name: &str, id: Id) {
+        let names = self.names.entry(tenant.to_string()).or_default();
+        if names.entry(name.to_string()).or_default().insert(id) {
+            *self.counts.entry(tenant.to_string()).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, tenant: &str, name: &str, id: Id) {
+        let Some(names) = self.names.get_mut(tenant) else { return };
+        let Some(ids) = names.get_mut(name) else { return };
+        if !ids.remove(&id) {
+            return;
+        }
+        if ids.is_empty() {
+            names.remove(name);
+        }
+        if names.is_empty() {
+            self.names.remove(tenant);
+            self.counts.remove(tenant);
+        } else if let Some(n) = self.counts.get_mut(tenant) {
+            *n -= 1;
+        }
+    }
+
+    fn named(&self, tenant: &str, name: &str) -> Option<Id> {
+        self.names.get(tenant)?.get(name)?.first().copied()
+    }
+
+    fn count(&self, tenant: &str) -> usize {
+        self.counts.get(tenant).copied().unwrap_or(0)
+    }
 }
 
 /// Equal content, whatever the revisions say.
@@ -160,6 +214,26 @@ impl Taps {
         self.flows.get(&id)
     }
 
+    /// The tenant's tap service of that name.
+    pub fn service_named(&self, tenant: &str, name: &str) -> Option<&TapService> {
+        self.service_names.named(tenant, name).and_then(|id| self.services.get(&id))
+    }
+
+    /// The tenant's tap flow of that name.
+    pub fn flow_named(&self, tenant: &str, name: &str) -> Option<&TapFlow> {
+        self.flow_names.named(tenant, name).and_then(|id| self.flows.get(&id))
+    }
+
+    /// How many tap services the tenant has.
+    pub fn services_of(&self, tenant: &str) -> usize {
+        self.service_names.count(tenant)
+    }
+
+    /// How many tap flows the tenant has.
+    pub fn flows_of(&self, tenant: &str) -> usize {
+        self.flow_names.count(tenant)
+    }
+
     /// The next id [`Taps::create_service`] or [`Taps::create_flow`] will give is above `floor`.
     pub fn reserve_ids(&mut self, floor: u64) {
         self.next_id = self.next_id.max(floor);
@@ -218,7 +292,12 @@ impl Taps {
             return Err(StoreError::KeyTaken { key: s.key, by: by.0 });
         }
         self.next_id = self.next_id.max(s.id.0);
+        if let Some(old) = self.services.remove(&s.id) {
+            self.keys.remove(&old.key);
+            self.service_names.remove(&old.tenant, &old.name, old.id);
+        }
         self.keys.insert(s.key, s.id);
+        self.service_names.insert(&s.tenant, &s.name, s.id);
         self.services.insert(s.id, s);
         Ok(())
     }
@@ -308,6 +387,8 @@ impl Taps {
             .remove(&id)
             .ok_or(StoreError::NotFound { what: "tap service", id: id.0 })?;
         self.keys.remove(&s.key);
+        self.service_names.remove(&s.tenant, &s.name, s.id);
+        self.flows_of.remove(&s.id);
         Ok(s)
     }
 
@@ -316,8 +397,7 @@ impl Taps {
     pub fn deletable_service(&self, id: TapServiceId) -> Result<&TapService, StoreError> {
         let s =
             self.services.get(&id).ok_or(StoreError::NotFound { what: "tap service", id: id.0 })?;
-        let flows: Vec<u64> =
-            self.flows.values().filter(|f| f.tap_service == id).map(|f| f.id.0).collect();
+        let flows: Vec<u64> = self.flows_of.get(&id).into_iter().flatten().map(|f| f.0).collect();
         if !flows.is_empty() {
             return Err(StoreError::InUse { id: id.0, flows });
         }
@@ -357,7 +437,7 @@ impl Taps {
         self.changing();
         let f =
             self.flows.remove(&id).ok_or(StoreError::NotFound { what: "tap flow", id: id.0 })?;
-        self.by_source.remove(&f);
+        self.unindex_flow(&f);
         Ok(f)
     }
 
@@ -376,10 +456,24 @@ impl Taps {
     /// Stores a tap flow, replacing one with the same id, and indexes it by its source.
     fn put_flow(&mut self, f: TapFlow) {
         if let Some(old) = self.flows.remove(&f.id) {
-            self.by_source.remove(&old);
+            self.unindex_flow(&old);
         }
         self.by_source.insert(&f);
+        self.flow_names.insert(&f.tenant, &f.name, f.id);
+        self.flows_of.entry(f.tap_service).or_default().insert(f.id);
         self.flows.insert(f.id, f);
+    }
+
+    /// Takes a tap flow out of the indexes.
+    fn unindex_flow(&mut self, f: &TapFlow) {
+        self.by_source.remove(f);
+        self.flow_names.remove(&f.tenant, &f.name, f.id);
+        if let Some(ids) = self.flows_of.get_mut(&f.tap_service) {
+            ids.remove(&f.id);
+            if ids.is_empty() {
+                self.flows_of.remove(&f.tap_service);
+            }
+        }
     }
 
     /// Every key in use.
@@ -484,6 +578,58 @@ mod tests {
             assert_eq!(found, expected, "{iface} {vm:?}");
             assert!(!found.is_empty(), "{iface} {vm:?}: every case names some flow");
         }
+    }
+
+    /// Names, counts and the tap flows of each tap service, as looking at every tap says,
+    /// through creations, deletions, duplicate names and a restore over an existing id.
+    #[test]
+    fn the_indexes_by_tenant_name_and_service_follow_every_change() {
+        let mut t = Taps::new();
+        let mut services = Vec::new();
+        for (n, tenant) in ["a", "b", "a"].iter().enumerate() {
+            let spec = TapServiceSpec { name: format!("s{}", n % 2), ..svc(tenant, None) };
+            services.push(t.create_service(spec).unwrap());
+        }
+        let mut flows = Vec::new();
+        for n in 0..20usize {
+            let s = &services[n % 3];
+            let spec = TapFlowSpec { name: format!("f{}", n % 4), ..flow(&s.tenant, s.id) };
+            flows.push(t.create_flow(spec).unwrap());
+        }
+        for f in flows.iter().step_by(3) {
+            t.delete_flow(f.id).unwrap();
+        }
+        t.restore_flow(TapFlow { name: "renamed".into(), ..flows[1].clone() }).unwrap();
+        let check = |t: &Taps| {
+            for tenant in ["a", "b", "c"] {
+                let all = || t.flows().filter(|f| f.tenant == tenant);
+                assert_eq!(t.flows_of(tenant), all().count(), "{tenant}");
+                let svcs = t.services().filter(|s| s.tenant == tenant).count();
+                assert_eq!(t.services_of(tenant), svcs, "{tenant}");
+                for name in ["f0", "f1", "f2", "f3", "renamed", "none"] {
+                    let first = all().filter(|f| f.name == name).map(|f| f.id).min();
+                    assert_eq!(t.flow_named(tenant, name).map(|f| f.id), first, "{tenant} {name}");
+                }
+                for name in ["s0", "s1"] {
+                    let first =
+                        t.services().filter(|s| s.tenant == tenant && s.name == name).map(|s| s.id);
+                    assert_eq!(t.service_named(tenant, name).map(|s| s.id), first.min());
+                }
+            }
+            for s in t.services() {
+                let using = t.flows().filter(|f| f.tap_service == s.id).count();
+                assert_eq!(t.deletable_service(s.id).is_ok(), using == 0, "service {}", s.id.0);
+            }
+        };
+        check(&t);
+        // Emptied: every tap flow of the second tenant goes, then its service.
+        let b: Vec<TapFlowId> = t.flows().filter(|f| f.tenant == "b").map(|f| f.id).collect();
+        for id in b {
+            t.delete_flow(id).unwrap();
+        }
+        t.delete_service(services[1].id).unwrap();
+        check(&t);
+        assert_eq!((t.flows_of("b"), t.services_of("b")), (0, 0));
     }
 
     /// One revision, one content: a clone keeps its original's, every change takes a new one,
