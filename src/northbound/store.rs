@@ -224,6 +224,11 @@ impl Taps {
         self.flow_names.named(tenant, name).and_then(|id| self.flows.get(&id))
     }
 
+    /// The tap flows copying to a tap service.
+    pub fn flows_using(&self, service: TapServiceId) -> impl Iterator<Item = &TapFlow> {
+        self.flows_of.get(&service).into_iter().flatten().filter_map(|id| self.flows.get(id))
+    }
+
     /// How many tap services the tenant has.
     pub fn services_of(&self, tenant: &str) -> usize {
         self.service_names.count(tenant)

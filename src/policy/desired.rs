@@ -198,8 +198,9 @@ pub fn feeding(topology: &Topology, taps: &Taps, iface_id: &str) -> BTreeSet<Dpi
     if services.is_empty() {
         return BTreeSet::new();
     }
-    taps.flows()
-        .filter(|f| services.contains(&f.tap_service))
+    services
+        .iter()
+        .flat_map(|s| taps.flows_using(*s))
         .flat_map(|f| topology.interfaces(&topology_source(&f.source)))
         .filter_map(|i| i.location.dpid)
         .collect()

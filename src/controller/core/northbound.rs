@@ -638,9 +638,7 @@ impl Core {
     fn bridges_of(&self, touched: &Touched) -> BTreeSet<Dpid> {
         let taps = &self.nb.state.taps;
         let services: BTreeSet<TapServiceId> = touched.services.iter().map(|s| s.id).collect();
-        let flows = touched.flows.iter().chain(
-            taps.flows().filter(|f| !services.is_empty() && services.contains(&f.tap_service)),
-        );
+        let flows = touched.flows.iter().chain(services.iter().flat_map(|s| taps.flows_using(*s)));
         let collectors = touched
             .services
             .iter()
