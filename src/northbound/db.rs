@@ -748,14 +748,7 @@ pub fn wait_for(
     columns: &[&str],
     rows: Vec<Row>,
 ) -> Operation {
-    Operation::Wait {
-        table: table.into(),
-        conditions: eq(column, value),
-        columns: columns.iter().map(|c| c.to_string()).collect(),
-        until: WaitUntil::Eq,
-        rows,
-        timeout: Some(0),
-    }
+    wait_where(table, eq(column, value), columns, rows)
 }
 
 /// Adds one to the [`CREATIONS`] count of tenant `name` (see [`CREATIONS`]).
@@ -770,12 +763,22 @@ pub fn count_creation(name: &str) -> Operation {
 /// [`wait_for`] one row, named by its UUID: ovsdb-server finds it at once, where a condition on
 /// another column reads every row of the table.
 pub fn wait_for_row(table: &str, row: Uuid, columns: &[&str], expect: Row) -> Operation {
+    wait_where(table, eq("_uuid", Atom::Uuid(row)), columns, vec![expect])
+}
+
+/// Fails the transaction unless the rows meeting `conditions` show exactly `rows` in `columns`.
+fn wait_where(
+    table: &str,
+    conditions: Vec<Condition>,
+    columns: &[&str],
+    rows: Vec<Row>,
+) -> Operation {
     Operation::Wait {
         table: table.into(),
-        conditions: eq("_uuid", Atom::Uuid(row)),
+        conditions,
         columns: columns.iter().map(|c| c.to_string()).collect(),
         until: WaitUntil::Eq,
-        rows: vec![expect],
+        rows,
         timeout: Some(0),
     }
 }
