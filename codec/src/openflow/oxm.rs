@@ -1,5 +1,6 @@
 //! Flow matches: `ofp_match` of type OFPMT_OXM with its OXM TLVs (spec 1.3.5 §7.2.3), plus the
-//! Nicira (NXM) and ONF experimenter fields Open vSwitch uses in OpenFlow 1.3.
+//! Nicira (NXM), Nicira experimenter (NXOXM, the ERSPAN tunnel metadata) and ONF experimenter
+//! fields Open vSwitch uses in OpenFlow 1.3.
 //!
 //! ```text
 //! struct ofp_match { uint16_t type; uint16_t length; uint8_t oxm_fields[0]; uint8_t pad[...]; };
@@ -19,7 +20,7 @@ use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use super::experimenter::ONF_EXPERIMENTER_ID;
+use super::experimenter::{NICIRA_EXPERIMENTER_ID, ONF_EXPERIMENTER_ID};
 use super::types::{MacAddr, PortNo};
 use super::wire::{Reader, Writer};
 use super::DecodeError;
@@ -597,6 +598,7 @@ const B: u16 = OXM_CLASS_OPENFLOW_BASIC;
 const NX: u16 = OXM_CLASS_NXM_1;
 const EXP: u16 = OXM_CLASS_EXPERIMENTER;
 const ONF: Option<u32> = Some(ONF_EXPERIMENTER_ID);
+const NXOXM: Option<u32> = Some(NICIRA_EXPERIMENTER_ID);
 
 // Columns: variant(type) = class, experimenter, field, wire kind, text kind, OVS name,
 // printed match name, significant bits, rank in `ovs-ofctl`'s match order.
@@ -693,7 +695,18 @@ oxm_fields! {
         /// NXM_NX_TUN_IPV4_DST: outer IPv4 destination of a tunnel.
         TunIpv4Dst(Ipv4Addr) = NX, None, 32, Ipv4, Ip, "tun_dst", "tun_dst", 32, 62;
         /// NXM_NX_TUN_FLAGS: tunnel flags (bit 0: OAM).
-        TunFlags(u16) = NX, None, 104, U16, TunFlags, "tun_flags", "tun_flags", 1, 63;
+        TunFlags(u16) = NX, None, 104, U16, TunFlags, "tun_flags", "tun_flags", 1, 68;
+        /// NXOXM_ET_ERSPAN_IDX: ERSPAN v1 session index (low 20 bits; Open vSwitch 2.10+).
+        TunErspanIdx(u32) = EXP, NXOXM, 11, U32, Hex, "tun_erspan_idx", "tun_erspan_idx", 20, 65;
+        /// NXOXM_ET_ERSPAN_VER: ERSPAN version, 1 or 2 (low 4 bits). Open vSwitch keeps a match
+        /// on it with the value as its mask (`tun_erspan_ver=2` is `(2, Some(2))` on the wire).
+        TunErspanVer(u8) = EXP, NXOXM, 12, U8, Dec, "tun_erspan_ver", "tun_erspan_ver", 4, 64;
+        /// NXOXM_ET_ERSPAN_DIR: ERSPAN v2 direction, 0 ingress or 1 egress (low bit); matched
+        /// with the value as its mask, as `TunErspanVer`.
+        TunErspanDir(u8) = EXP, NXOXM, 13, U8, Dec, "tun_erspan_dir", "tun_erspan_dir", 1, 66;
+        /// NXOXM_ET_ERSPAN_HWID: ERSPAN v2 hardware id (low 6 bits); matched with the value as
+        /// its mask, as `TunErspanVer`.
+        TunErspanHwid(u8) = EXP, NXOXM, 14, U8, Hex, "tun_erspan_hwid", "tun_erspan_hwid", 6, 67;
         /// NXM_NX_PKT_MARK: packet mark (Linux skb mark).
         PktMark(u32) = NX, None, 33, U32, Hex, "pkt_mark", "pkt_mark", 32, 5;
         /// NXM_NX_CT_STATE: conntrack state flags.
@@ -735,6 +748,7 @@ struct FieldIndex {
     nxm1: [u8; 128],
     packet_regs: [u8; 128],
     onf: [u8; 128],
+    nicira: [u8; 128],
 }
 
 const FIELD_INDEX: FieldIndex = build_field_index();
@@ -745,6 +759,7 @@ const fn build_field_index() -> FieldIndex {
         nxm1: [NO_FIELD; 128],
         packet_regs: [NO_FIELD; 128],
         onf: [NO_FIELD; 128],
+        nicira: [NO_FIELD; 128],
     };
     let mut i = 0;
     let n = FIELD_TABLE.len() + REG_TABLE.len() + XREG_TABLE.len();
@@ -763,6 +778,7 @@ const fn build_field_index() -> FieldIndex {
             (OXM_CLASS_NXM_1, None) => &mut ix.nxm1,
             (OXM_CLASS_PACKET_REGS, None) => &mut ix.packet_regs,
             (OXM_CLASS_EXPERIMENTER, Some(ONF_EXPERIMENTER_ID)) => &mut ix.onf,
+            (OXM_CLASS_EXPERIMENTER, Some(NICIRA_EXPERIMENTER_ID)) => &mut ix.nicira,
             _ => panic!("a field class without an index slot"),
         };
         if slot[f.field as usize] == NO_FIELD {
@@ -813,6 +829,7 @@ fn field_index(class: u16, experimenter: Option<u32>, field: u8) -> Option<usize
         (OXM_CLASS_NXM_1, None) => &FIELD_INDEX.nxm1,
         (OXM_CLASS_PACKET_REGS, None) => &FIELD_INDEX.packet_regs,
         (OXM_CLASS_EXPERIMENTER, Some(ONF_EXPERIMENTER_ID)) => &FIELD_INDEX.onf,
+        (OXM_CLASS_EXPERIMENTER, Some(NICIRA_EXPERIMENTER_ID)) => &FIELD_INDEX.nicira,
         _ => return None,
     };
     match slot.get(usize::from(field)) {
@@ -1219,9 +1236,10 @@ impl OxmHeader {
         self.info().map_or((vlen * 8) as u16, |i| i.bits)
     }
 
-    /// The NXM/OXM name Open vSwitch prints in `load`/`move` (`NXM_NX_REG0`, `OXM_OF_METADATA`).
+    /// The NXM/OXM name Open vSwitch prints in `load`/`move` (`NXM_NX_REG0`, `OXM_OF_METADATA`,
+    /// `NXOXM_ET_ERSPAN_IDX`).
     pub fn nxm_name(&self) -> Option<&'static str> {
-        nxm_entry(self).map(|n| n.2)
+        nxm_entry(self).map(|n| n.2).or_else(|| experimenter_entry(self).map(|n| n.2))
     }
 
     /// The header for an NXM/OXM name as `nxm_name` gives it, or an OVS field name.
@@ -1234,6 +1252,9 @@ impl OxmHeader {
                 length: bytes,
                 experimenter: None,
             });
+        }
+        if let Some(&(_, _, _, field)) = EXPERIMENTER_NAMES.iter().find(|n| n.2 == name) {
+            return FieldInfo::by_name(field).map(FieldInfo::header);
         }
         if name == "ONFOXM_ET_TCP_FLAGS" {
             return FieldInfo::by_name("tcp_flags").map(FieldInfo::header);
@@ -1355,6 +1376,23 @@ static NXM_NAMES: &[(u16, u8, &str, u16, u8)] = &[
     (B, 38, "OXM_OF_TUNNEL_ID", 64, 8),
     (B, 39, "OXM_OF_IPV6_EXTHDR", 9, 2),
 ];
+
+/// Names Open vSwitch prints in `move` for the headers of experimenter fields that have no
+/// NXM header: (experimenter, field, name, OVS field name). The header is the field's own
+/// ([`FieldInfo::header`]).
+static EXPERIMENTER_NAMES: &[(u32, u8, &str, &str)] = &[
+    (NICIRA_EXPERIMENTER_ID, 11, "NXOXM_ET_ERSPAN_IDX", "tun_erspan_idx"),
+    (NICIRA_EXPERIMENTER_ID, 12, "NXOXM_ET_ERSPAN_VER", "tun_erspan_ver"),
+    (NICIRA_EXPERIMENTER_ID, 13, "NXOXM_ET_ERSPAN_DIR", "tun_erspan_dir"),
+    (NICIRA_EXPERIMENTER_ID, 14, "NXOXM_ET_ERSPAN_HWID", "tun_erspan_hwid"),
+];
+
+fn experimenter_entry(h: &OxmHeader) -> Option<&'static (u32, u8, &'static str, &'static str)> {
+    let e = h.experimenter?;
+    let n = EXPERIMENTER_NAMES.iter().find(|n| n.0 == e && n.1 == h.field)?;
+    // Only the field's own header, as `move` carries it: no mask, the field's length.
+    FieldInfo::by_name(n.3).filter(|i| i.header() == *h).map(|_| n)
+}
 
 fn nxm_entry(h: &OxmHeader) -> Option<&'static (u16, u8, &'static str, u16, u8)> {
     if h.has_mask || h.experimenter.is_some() {
@@ -1478,6 +1516,15 @@ mod tests {
             ("0001d402 0005", CtZone(5)),
             ("0001d708 00000001 00000003", CtMark(1, Some(3))),
             ("00013a01 40", NwTtl(64)),
+            // The ERSPAN fields as ovs-ofctl 3.1 sent them (`tun_erspan_ver=1` is (1, Some(1))).
+            ("ffff1608 00002320 00012345", TunErspanIdx(0x12345, None)),
+            ("ffff170c 00002320 00012345 000fffff", TunErspanIdx(0x12345, Some(0xfffff))),
+            ("ffff1805 00002320 02", TunErspanVer(2, None)),
+            ("ffff1906 00002320 01 01", TunErspanVer(1, Some(1))),
+            ("ffff1a05 00002320 01", TunErspanDir(1, None)),
+            ("ffff1b06 00002320 01 01", TunErspanDir(1, Some(1))),
+            ("ffff1c05 00002320 3f", TunErspanHwid(0x3f, None)),
+            ("ffff1d06 00002320 05 05", TunErspanHwid(5, Some(5))),
             ("ffff5406 4f4e4600 0012", TcpFlags(0x12, None)),
             ("ffff5508 4f4e4600 0002 0012", TcpFlags(0x2, Some(0x12))),
             (
@@ -1652,5 +1699,59 @@ mod tests {
         assert_eq!(h.nxm_name(), Some("NXM_NX_REG0"));
         assert_eq!(OxmHeader::by_name("reg3").unwrap().field, 3);
         assert_eq!(OxmHeader::by_name("NXM_NX_TUN_FLAGS").unwrap().bits(), 1);
+    }
+
+    #[test]
+    fn erspan_fields_are_nicira_experimenter_fields() {
+        // (OVS name, move name, field number, value bytes, significant bits)
+        let want = [
+            ("tun_erspan_idx", "NXOXM_ET_ERSPAN_IDX", 11, 4, 20),
+            ("tun_erspan_ver", "NXOXM_ET_ERSPAN_VER", 12, 1, 4),
+            ("tun_erspan_dir", "NXOXM_ET_ERSPAN_DIR", 13, 1, 1),
+            ("tun_erspan_hwid", "NXOXM_ET_ERSPAN_HWID", 14, 1, 6),
+        ];
+        for (name, nxm, field, width, bits) in want {
+            let info = FieldInfo::by_name(name).unwrap();
+            assert_eq!(
+                (info.class, info.experimenter, info.field, info.kind.width(), info.bits),
+                (OXM_CLASS_EXPERIMENTER, Some(NICIRA_EXPERIMENTER_ID), field, width, bits),
+                "{name}"
+            );
+            assert!(info.maskable, "{name}");
+            let h = OxmHeader::by_name(nxm).unwrap();
+            assert_eq!(h, info.header(), "{nxm}");
+            assert_eq!(h.length as usize, 4 + width, "{nxm}");
+            assert_eq!(h.nxm_name(), Some(nxm));
+            assert_eq!(h.bits(), bits, "{nxm}");
+            // A masked header is no field's own header: no name for it.
+            assert_eq!(OxmHeader { has_mask: true, ..h }.nxm_name(), None);
+        }
+        // The ONF experimenter id does not reach them.
+        assert_eq!(FieldInfo::by_id(OXM_CLASS_EXPERIMENTER, ONF, 12), None);
+    }
+
+    #[test]
+    fn erspan_ranks_sit_between_tun_dst_and_tun_flags() {
+        // ovs-ofctl 3.1 prints tun_id, tun_src, tun_dst, tun_erspan_ver, tun_erspan_idx,
+        // tun_erspan_dir, tun_erspan_hwid, tun_flags.
+        let ranks: Vec<u16> = [
+            "tun_id",
+            "tun_src",
+            "tun_dst",
+            "tun_erspan_ver",
+            "tun_erspan_idx",
+            "tun_erspan_dir",
+            "tun_erspan_hwid",
+            "tun_flags",
+        ]
+        .iter()
+        .map(|n| FieldInfo::by_name(n).unwrap().rank)
+        .collect();
+        assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{ranks:?}");
+        // No other field of `FIELDS` shares a rank with them.
+        for f in FIELDS {
+            let same = FIELDS.iter().filter(|g| g.rank == f.rank).count();
+            assert_eq!(same, 1, "rank {} of {} is shared", f.rank, f.name);
+        }
     }
 }
