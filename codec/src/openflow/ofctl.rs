@@ -179,9 +179,11 @@ fn fmt_value(info: &FieldInfo, v: Value, m: Option<Value>, ctx: Ctx) -> String {
         _ => {}
     }
     match info.text {
-        TextKind::Dec => match m {
-            None => v.as_u128().to_string(),
-            Some(m) => format!("{}/{}", hx(v.as_u128()), hx(m.as_u128())),
+        TextKind::Dec => match (m, ctx) {
+            (None, _) => v.as_u128().to_string(),
+            (Some(m), Ctx::Match) => format!("{}/{}", hx(v.as_u128()), hx(m.as_u128())),
+            // A masked `set_field` (NXAST_REG_LOAD2) keeps the value decimal: `2/0x3`.
+            (Some(m), Ctx::SetField) => format!("{}/{}", v.as_u128(), hx(m.as_u128())),
         },
         TextKind::Hex => match m {
             None => hx(v.as_u128()),
@@ -1765,6 +1767,20 @@ mod tests {
         assert!(e.reason.contains("unbalanced"), "{e}");
         let e = parse_actions("move:NXM_NX_REG0[0..3]->NXM_NX_REG1[0..4]").unwrap_err();
         assert!(e.reason.contains("bits"), "{e}");
+    }
+
+    #[test]
+    fn masked_set_field_keeps_a_decimal_value_as_ovs_prints_it() {
+        // NXAST_REG_LOAD2 of tcp_dst 80/0xf0: ovs-ofctl 3.1 ofp-print writes
+        // `set_field:80/0xf0->tcp_dst`.
+        let a = [Action::RegLoad2(OxmField::TcpDst(80, Some(0xf0)))];
+        assert_eq!(ActionList(&a).to_string(), "set_field:80/0xf0->tcp_dst");
+        assert_eq!(
+            a[0].to_vec(),
+            crate::openflow::action::tests::hex(
+                "ffff 0018 00002320 0021 80001d04 0050 00f0 000000000000"
+            )
+        );
     }
 
     #[test]
