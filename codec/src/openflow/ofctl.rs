@@ -17,6 +17,14 @@
 //! would send: `output:N` ignores `max_len` for ports other than CONTROLLER (parsed as 0),
 //! `resubmit:N` comes back as NXAST_RESUBMIT_TABLE with table 255, an exact NXAST_REG_LOAD2
 //! comes back as OFPAT_SET_FIELD, and empty apply-actions instructions print as nothing.
+//!
+//! Open vSwitch keeps a match on `tun_erspan_ver`, `tun_erspan_dir` or `tun_erspan_hwid` with
+//! the value as its mask, whatever mask it is sent, and prints the value alone: the parser sends
+//! `tun_erspan_ver=2` as value 2, mask 2, as `ovs-ofctl` does, and the printer writes that form
+//! (and an exact 0xff) as `tun_erspan_ver=2`; any other form of these three prints in the opaque
+//! syntax. Open vSwitch also leaves out of its match text `tun_erspan_idx` unless
+//! `tun_erspan_ver=1`, `tun_erspan_dir` and `tun_erspan_hwid` unless `tun_erspan_ver=2`, and the
+//! mask of a masked `tun_erspan_idx`; this printer writes them all.
 
 use std::fmt::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -232,6 +240,46 @@ fn fmt_opaque_field(f: &OxmField) -> Option<(String, String)> {
     Some((name, value))
 }
 
+/// Whether Open vSwitch keeps a match on this field with the value as its mask: it does so
+/// for `tun_erspan_ver`, `tun_erspan_dir` and `tun_erspan_hwid` (3.1 at least), whatever mask
+/// it is given, and prints only the value.
+fn ovs_masks_with_value(info: &FieldInfo) -> bool {
+    matches!(info.name, "tun_erspan_ver" | "tun_erspan_dir" | "tun_erspan_hwid")
+}
+
+/// The value of `kind` with every bit set.
+fn all_ones(kind: Kind) -> u128 {
+    1u128.checked_shl(8 * kind.width() as u32).map_or(u128::MAX, |b| b - 1)
+}
+
+/// The match text of a field that [`ovs_masks_with_value`]: `name=value` for the forms Open
+/// vSwitch sends and keeps (the value as mask, or 0xff exact), which is how it prints them;
+/// any other form in our opaque syntax, which parses back to the same field.
+fn fmt_masked_by_value(info: &FieldInfo, f: &OxmField, v: Value, m: Option<Value>) -> String {
+    let all_ones = Value::from_u128(info.kind, all_ones(info.kind));
+    let ovs_form = match m {
+        Some(m) => m == v && v.as_u128() != 0 && Some(v) != all_ones,
+        None => Some(v) == all_ones,
+    };
+    if ovs_form {
+        return format!("{}={}", info.match_name, fmt_value(info, v, None, Ctx::Match));
+    }
+    let mut b = bytes::BytesMut::new();
+    f.emit(&mut b);
+    let h = f.header();
+    let at = h.wire_len();
+    let opaque = OxmField::Experimenter {
+        experimenter: h.experimenter.unwrap_or_default(),
+        field: h.field,
+        has_mask: h.has_mask,
+        payload: b.get(at..).unwrap_or_default().to_vec(),
+    };
+    match fmt_opaque_field(&opaque) {
+        Some((n, v)) => format!("{n}={v}"),
+        None => String::new(),
+    }
+}
+
 /// Prints a field as `name=value` with Open vSwitch's own field name (`tcp_dst=443`,
 /// `icmpv6_type=135`, `vlan_vid=4101`): unambiguous without the rest of the match.
 impl fmt::Display for OxmField {
@@ -334,6 +382,7 @@ impl fmt::Display for Match {
                     Some(m) => format!("vlan_vid={vid:#06x}/{m:#06x}"),
                 },
                 OxmField::IpDscp(d) if *d > 63 => format!("ip_dscp={d}"),
+                _ if ovs_masks_with_value(info) => fmt_masked_by_value(info, field, v, m),
                 _ => format!(
                     "{}={}",
                     match_name(info, field, eth, proto),
@@ -862,7 +911,8 @@ const MATCH_FIELDS_ACCEPTED: &str = "protocol names (ip, tcp, udp, sctp, icmp, a
      dl_vlan_pcp, vlan_vid, nw_src, nw_dst, nw_proto, nw_tos, ip_dscp, nw_ecn, nw_ttl, tp_src, \
      tp_dst, tcp_flags, icmp_type, icmp_code, arp_op, arp_spa, arp_tpa, arp_sha, arp_tha, \
      ipv6_src, ipv6_dst, ipv6_label, nd_target, nd_sll, nd_tll, mpls_label, mpls_tc, mpls_bos, \
-     metadata, tun_id, tun_src, tun_dst, tun_flags, reg0..reg15, xreg0..xreg7, pkt_mark, \
+     metadata, tun_id, tun_src, tun_dst, tun_flags, tun_erspan_idx, tun_erspan_ver, \
+     tun_erspan_dir, tun_erspan_hwid, reg0..reg15, xreg0..xreg7, pkt_mark, \
      ct_state, ct_zone, ct_mark, pbb_isid, ipv6_exthdr, any OVS field name, or \
      oxm:CLASS:FIELD[:EXPERIMENTER]=0xVALUE[/0xMASK]";
 
@@ -966,6 +1016,9 @@ impl MatchBuilder {
             );
         };
         let (mut v, m) = parse_field_value(token, info, value)?;
+        if ovs_masks_with_value(info) {
+            return self.masked_by_value(token, info, v, m);
+        }
         if let Some(m) = m {
             // Bits outside the mask do not matter; Open vSwitch clears them, and so do we.
             v = Value::from_u128(info.kind, v.as_u128() & m.as_u128()).unwrap_or(v);
@@ -976,6 +1029,39 @@ impl MatchBuilder {
                 Ok(())
             }
             None => err(token, format!("{} cannot be masked", info.name)),
+        }
+    }
+
+    /// A field that [`ovs_masks_with_value`], as `ovs-ofctl` sends `name=V[/M]`: the value
+    /// `V & M` under the mask `V`, exact when `V` is all ones. `V = 0` would be no match at all,
+    /// which `ovs-ofctl` drops without a word; here it is an error.
+    fn masked_by_value(
+        &mut self,
+        token: &str,
+        info: &FieldInfo,
+        v: Value,
+        m: Option<Value>,
+    ) -> Result<(), TextError> {
+        let all_ones = all_ones(info.kind);
+        let mask = v.as_u128();
+        if mask == 0 {
+            return err(
+                token,
+                format!(
+                    "Open vSwitch matches {} with the value as its mask, so it cannot match 0 \
+                     (ovs-ofctl drops the field)",
+                    info.name
+                ),
+            );
+        }
+        let value = Value::from_u128(info.kind, mask & m.map_or(all_ones, |m| m.as_u128()));
+        let mask = if mask == all_ones { None } else { Some(v) };
+        match value.and_then(|value| OxmField::from_value(info, value, mask)) {
+            Some(f) => {
+                self.fields.push(f);
+                Ok(())
+            }
+            None => err(token, format!("value does not fit {}", info.name)),
         }
     }
 }
@@ -1767,6 +1853,196 @@ mod tests {
         assert!(e.reason.contains("unbalanced"), "{e}");
         let e = parse_actions("move:NXM_NX_REG0[0..3]->NXM_NX_REG1[0..4]").unwrap_err();
         assert!(e.reason.contains("bits"), "{e}");
+    }
+
+    /// `ovs-ofctl -O OpenFlow13 add-flow` 3.1 sent this FLOW_MOD (to a fake switch) for
+    /// [`OVS_ERSPAN_FLOW`].
+    const OVS_ERSPAN_FLOW_MOD: &str = "
+        040e00c8 00000006 0000000000000000 0000000000000000 0100 0000 0000 000a ffffffff ffffffff
+        ffffffff 0000 0000 00010004 00000000
+        0004 0090 00000000
+          0019 0010 ffff1805 00002320 02 000000
+          0019 0010 ffff1608 00002320 00012345
+          0019 0010 ffff1a05 00002320 01 000000
+          0019 0010 ffff1c05 00002320 3f 000000
+          ffff 0018 00002320 0021 ffff1906 00002320 0203 00000000
+          ffff 0020 00002320 0021 ffff170c 00002320 00000005 000000ff 000000000000
+          0000 0010 00000001 0000 000000000000";
+    const OVS_ERSPAN_FLOW: &str = "table=1,priority=10,actions=set_field:2->tun_erspan_ver,\
+        set_field:0x12345->tun_erspan_idx,set_field:1->tun_erspan_dir,\
+        set_field:0x3f->tun_erspan_hwid,set_field:2/0x3->tun_erspan_ver,\
+        set_field:0x5/0xff->tun_erspan_idx,output:1";
+    /// What `ofp-print` 3.1 printed for the actions of [`OVS_ERSPAN_FLOW_MOD`].
+    const OVS_ERSPAN_ACTIONS: &str = "set_field:2->tun_erspan_ver,\
+        set_field:0x12345->tun_erspan_idx,set_field:1->tun_erspan_dir,\
+        set_field:0x3f->tun_erspan_hwid,set_field:2/0x3->tun_erspan_ver,\
+        set_field:0x5/0xff->tun_erspan_idx,output:1";
+
+    #[test]
+    fn erspan_set_fields_from_ovs_parse_re_emit_and_print_as_ovs_does() {
+        use crate::openflow::action::tests::hex;
+        use crate::openflow::{Message, OfpMessage, Xid};
+        use OxmField::*;
+
+        let b = hex(OVS_ERSPAN_FLOW_MOD);
+        let msg = OfpMessage::parse(&b).unwrap();
+        assert_eq!(msg.to_vec(), b, "re-emit");
+        let Message::FlowMod(fm) = &msg.msg else { panic!("{msg:?}") };
+        let [Instruction::ApplyActions(actions)] = &fm.instructions[..] else { panic!("{fm:?}") };
+        assert_eq!(
+            &actions[..],
+            [
+                Action::SetField(TunErspanVer(2, None)),
+                Action::SetField(TunErspanIdx(0x12345, None)),
+                Action::SetField(TunErspanDir(1, None)),
+                Action::SetField(TunErspanHwid(0x3f, None)),
+                Action::RegLoad2(TunErspanVer(2, Some(3))),
+                Action::RegLoad2(TunErspanIdx(5, Some(0xff))),
+                Action::Output { port: PortNo(1), max_len: 0 },
+            ]
+        );
+        assert_eq!(InstructionList(&fm.instructions).to_string(), OVS_ERSPAN_ACTIONS);
+
+        // Our parser makes the same bytes of the same flow.
+        let ours = parse_flow(OVS_ERSPAN_FLOW).unwrap();
+        assert_eq!(OfpMessage::new(Xid(6), Message::FlowMod(ours.into())).to_vec(), b);
+    }
+
+    /// An OFPST_FLOW reply of ovs-vswitchd 3.1 (userspace datapath) holding the flow of
+    /// [`OVS_ERSPAN_FLOW`] (table 1), `tun_erspan_ver=1,tun_erspan_idx=0x12345/0xfffff` from
+    /// `ovs-ofctl` (table 2), and a flow mod we sent by hand with `tun_erspan_ver` 2 exact,
+    /// `tun_erspan_dir` 1/1 and `tun_erspan_hwid` 5/0x3f (table 3), which the switch keeps with
+    /// each value as its mask.
+    const OVS_ERSPAN_FLOW_STATS: &str = "
+        041301d0 0000004d 0001 0000 00000000
+        0050 00 00 0000000c 36a84f40 0000 0000 0000 0000 00000000
+          0000000000000000 0000000000000000 0000000000000000 00010004 00000000
+          0004 0018 00000000 0000 0010 fffffffa 0000 000000000000
+        00c8 01 00 00000004 171126c0 000a 0000 0000 0000 00000000
+          0000000000000000 0000000000000000 0000000000000000 00010004 00000000
+          0004 0090 00000000
+            0019 0010 ffff1805 00002320 02 000000
+            0019 0010 ffff1608 00002320 00012345
+            0019 0010 ffff1a05 00002320 01 000000
+            0019 0010 ffff1c05 00002320 3f 000000
+            ffff 0018 00002320 0021 ffff1906 00002320 0203 00000000
+            ffff 0020 00002320 0021 ffff170c 00002320 00000005 000000ff 000000000000
+            0000 0010 00000001 0000 000000000000
+        0050 02 00 00000004 161d02c0 0014 0000 0000 0000 00000000
+          0000000000000000 0000000000000000 0000000000000000
+          0001 001e ffff170c 00002320 00012345 000fffff ffff1906 00002320 0101 0000
+        0058 03 00 00000004 0a7d8c00 8000 0000 0000 0000 00000000
+          0000000000000000 0000000000000000 0000000000000000
+          0001 0022 ffff1906 00002320 0202 ffff1b06 00002320 0101 ffff1d06 00002320 0505
+          000000000000";
+
+    #[test]
+    fn erspan_flow_stats_from_ovs_parse_re_emit_and_print_as_ovs_does() {
+        use crate::openflow::action::tests::hex;
+        use crate::openflow::{Message, MultipartReplyBody, OfpMessage};
+        use OxmField::*;
+
+        let b = hex(OVS_ERSPAN_FLOW_STATS);
+        let msg = OfpMessage::parse(&b).unwrap();
+        assert_eq!(msg.to_vec(), b, "re-emit");
+        let Message::MultipartReply(r) = &msg.msg else { panic!("{msg:?}") };
+        let MultipartReplyBody::Flow(flows) = &r.body else { panic!("{r:?}") };
+        let lines: Vec<String> = flows.iter().map(ToString::to_string).collect();
+        // As `ovs-ofctl ofp-print` 3.1 printed them, but for the mask of tun_erspan_idx, which
+        // it leaves out.
+        assert_eq!(
+            lines,
+            [
+                "cookie=0x0, duration=12.917s, table=0, n_packets=0, n_bytes=0, priority=0 \
+                 actions=NORMAL"
+                    .to_string(),
+                format!(
+                    "cookie=0x0, duration=4.387s, table=1, n_packets=0, n_bytes=0, priority=10 \
+                     actions={OVS_ERSPAN_ACTIONS}"
+                ),
+                "cookie=0x0, duration=4.371s, table=2, n_packets=0, n_bytes=0, priority=20,\
+                 tun_erspan_ver=1,tun_erspan_idx=0x12345/0xfffff actions=drop"
+                    .to_string(),
+                "cookie=0x0, duration=4.176s, table=3, n_packets=0, n_bytes=0, \
+                 tun_erspan_ver=2,tun_erspan_dir=1,tun_erspan_hwid=0x5 actions=drop"
+                    .to_string(),
+            ]
+        );
+
+        // The set_field actions come back as they were sent.
+        let sent = parse_flow(OVS_ERSPAN_FLOW).unwrap();
+        assert_eq!(flows[1].instructions, sent.instructions);
+
+        // The matches come back with each value as the mask of ver, dir and hwid; that is what
+        // our parser makes of the text too, and what it prints back.
+        let m2 = Match::new(vec![TunErspanIdx(0x12345, Some(0xfffff)), TunErspanVer(1, Some(1))]);
+        let m3 = Match::new(vec![
+            TunErspanVer(2, Some(2)),
+            TunErspanDir(1, Some(1)),
+            TunErspanHwid(5, Some(5)),
+        ]);
+        assert_eq!((&flows[2].matches, &flows[3].matches), (&m2, &m3));
+        let text = "tun_erspan_ver=2,tun_erspan_dir=1,tun_erspan_hwid=0x5";
+        assert_eq!(parse_match(text).unwrap(), m3);
+        let text = "tun_erspan_idx=0x12345/0xfffff,tun_erspan_ver=1";
+        assert_eq!(parse_match(text).unwrap(), m2);
+    }
+
+    #[test]
+    fn erspan_matches_take_the_value_as_mask_as_ovs_ofctl_sends_them() {
+        use OxmField::*;
+        // What ovs-ofctl 3.1 add-flow sent for each (captured from a fake switch).
+        for (text, field) in [
+            ("tun_erspan_ver=2", TunErspanVer(2, Some(2))),
+            ("tun_erspan_ver=2/0xf", TunErspanVer(2, Some(2))),
+            ("tun_erspan_ver=3/1", TunErspanVer(1, Some(3))),
+            ("tun_erspan_ver=0x12", TunErspanVer(0x12, Some(0x12))),
+            ("tun_erspan_ver=255", TunErspanVer(0xff, None)),
+            ("tun_erspan_ver=0xff/0x0f", TunErspanVer(0x0f, None)),
+            ("tun_erspan_hwid=0x3f", TunErspanHwid(0x3f, Some(0x3f))),
+            ("tun_erspan_hwid=0x5/0xf", TunErspanHwid(5, Some(5))),
+            ("tun_erspan_dir=1/1", TunErspanDir(1, Some(1))),
+            ("tun_erspan_idx=0xfffff", TunErspanIdx(0xfffff, None)),
+            ("tun_erspan_idx=0x1/0xff", TunErspanIdx(1, Some(0xff))),
+        ] {
+            assert_eq!(parse_match(text).unwrap(), Match::new(vec![field]), "{text}");
+        }
+        // ovs-ofctl drops a zero, which would match anything.
+        let e = parse_match("tun_erspan_dir=0").unwrap_err();
+        assert!(e.reason.contains("cannot match 0"), "{e}");
+        // Forms Open vSwitch neither sends nor prints faithfully print in the opaque syntax.
+        for (field, text) in [
+            (TunErspanVer(2, None), "oxm:0xffff:12:0x00002320=0x02"),
+            (TunErspanVer(1, Some(3)), "oxm:0xffff:12:0x00002320=0x01/0x03"),
+            (TunErspanHwid(0, Some(0x3f)), "oxm:0xffff:14:0x00002320=0x00/0x3f"),
+            (TunErspanDir(0xff, Some(0xff)), "oxm:0xffff:13:0x00002320=0xff/0xff"),
+        ] {
+            let m = Match::new(vec![field]);
+            assert_eq!(m.to_string(), text);
+            assert_eq!(parse_match(text).unwrap(), m, "{text}");
+        }
+        // Next to the other tunnel fields, in ovs-ofctl's order.
+        let text = "tun_id=0x64,tun_src=1.2.3.4,tun_dst=192.0.2.9,tun_erspan_ver=1,\
+                    tun_erspan_idx=0x5,tun_erspan_dir=1,tun_erspan_hwid=0x3,tun_flags=+oam";
+        let mut m = parse_match(text).unwrap();
+        m.fields.reverse();
+        assert_eq!(m.to_string(), text);
+    }
+
+    #[test]
+    fn erspan_headers_take_their_nxoxm_names_in_move() {
+        // As ovs-ofctl 3.1 prints them.
+        let text = "move:NXOXM_ET_ERSPAN_IDX[0..7]->NXM_NX_REG1[0..7],\
+                    move:NXM_NX_REG2[0..3]->NXOXM_ET_ERSPAN_VER[],\
+                    move:NXOXM_ET_ERSPAN_HWID[]->NXOXM_ET_ERSPAN_HWID[],\
+                    move:NXOXM_ET_ERSPAN_DIR[]->NXM_NX_REG3[5]";
+        let a = parse_actions(text).unwrap();
+        assert_eq!(ActionList(&a).to_string(), text);
+        // The source header of the first move is the 8-byte experimenter header.
+        let b = a[0].to_vec();
+        assert_eq!(&b[16..24], [0xff, 0xff, 0x16, 0x08, 0, 0, 0x23, 0x20]);
+        let e = parse_actions("load:0x1->NXOXM_ET_ERSPAN_VER[]").unwrap_err();
+        assert!(e.reason.contains("set_field"), "{e}");
     }
 
     #[test]
