@@ -112,23 +112,23 @@ pub fn text_matches() -> BoxedStrategy<Match> {
 
 /// A named field header (as `load`/`move` use them) with a bit range inside its width.
 pub fn subfield() -> BoxedStrategy<Subfield> {
-    let names = vec![
-        "NXM_NX_REG0",
-        "NXM_NX_REG7",
-        "NXM_NX_REG15",
-        "NXM_NX_TUN_ID",
-        "NXM_OF_ETH_DST",
-        "NXM_OF_IP_SRC",
-        "NXM_NX_TUN_IPV4_DST",
-        "NXM_NX_TUN_FLAGS",
-        "NXM_NX_CT_MARK",
-        "OXM_OF_METADATA",
-        "OXM_OF_PKT_REG3",
-        "OXM_OF_VLAN_VID",
-        "OXM_OF_MPLS_LABEL",
-        "NXM_NX_IPV6_SRC",
-        "NXM_OF_VLAN_TCI",
-    ];
+    subfield_of(SUBFIELD_NAMES.to_vec())
+}
+
+/// A field header as `move` may name it: NXM and OXM headers, and the 8-byte experimenter
+/// headers of fields that have no other (`NXOXM_ET_ERSPAN_IDX`), which `load` cannot carry.
+pub fn move_subfield() -> BoxedStrategy<Subfield> {
+    let mut names = SUBFIELD_NAMES.to_vec();
+    names.extend([
+        "NXOXM_ET_ERSPAN_IDX",
+        "NXOXM_ET_ERSPAN_VER",
+        "NXOXM_ET_ERSPAN_DIR",
+        "NXOXM_ET_ERSPAN_HWID",
+    ]);
+    subfield_of(names)
+}
+
+fn subfield_of(names: Vec<&'static str>) -> BoxedStrategy<Subfield> {
     proptest::sample::select(names)
         .prop_flat_map(|n| {
             let h = OxmHeader::by_name(n).expect("known header");
@@ -140,6 +140,25 @@ pub fn subfield() -> BoxedStrategy<Subfield> {
         .boxed()
 }
 
+/// Headers of NXM and OXM fields, by the names Open vSwitch prints for them.
+const SUBFIELD_NAMES: &[&str] = &[
+    "NXM_NX_REG0",
+    "NXM_NX_REG7",
+    "NXM_NX_REG15",
+    "NXM_NX_TUN_ID",
+    "NXM_OF_ETH_DST",
+    "NXM_OF_IP_SRC",
+    "NXM_NX_TUN_IPV4_DST",
+    "NXM_NX_TUN_FLAGS",
+    "NXM_NX_CT_MARK",
+    "OXM_OF_METADATA",
+    "OXM_OF_PKT_REG3",
+    "OXM_OF_VLAN_VID",
+    "OXM_OF_MPLS_LABEL",
+    "NXM_NX_IPV6_SRC",
+    "NXM_OF_VLAN_TCI",
+];
+
 fn reg_load() -> BoxedStrategy<Action> {
     (subfield(), any::<u64>())
         .prop_map(|(dst, v)| {
@@ -150,7 +169,7 @@ fn reg_load() -> BoxedStrategy<Action> {
 }
 
 fn reg_move() -> BoxedStrategy<Action> {
-    (subfield(), subfield())
+    (move_subfield(), move_subfield())
         .prop_map(|(src, mut dst)| {
             let n = src.n_bits.min(dst.n_bits);
             dst.n_bits = n;

@@ -44,6 +44,14 @@ pub const FLOWS: &[&str] = &[
     "udp6,ipv6_src=2001:db8::1,udp_dst=4789,actions=output(port=5,max_len=256)",
     "ct_state=-new+est+trk,ct_mark=0x7,tcp,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],\
      move:NXM_NX_TUN_ID[0..31]->NXM_NX_REG3[],load:0xabc->NXM_NX_TUN_ID[0..23],output:1",
+    "table=2,priority=20,tun_id=0x64,tun_src=1.2.3.4,tun_flags=+oam,tun_erspan_ver=1,\
+     tun_erspan_idx=0x12345,actions=set_field:2->tun_erspan_ver,\
+     set_field:0x12345->tun_erspan_idx,set_field:1->tun_erspan_dir,\
+     set_field:0x3f->tun_erspan_hwid,set_field:2/0x3->tun_erspan_ver,\
+     set_field:0x5/0xff->tun_erspan_idx,move:NXOXM_ET_ERSPAN_IDX[0..7]->NXM_NX_REG1[0..7],\
+     output:1",
+    "tun_erspan_ver=2,tun_erspan_dir=1,tun_erspan_hwid=0x5,tun_dst=192.0.2.9,\
+     actions=set_field:0->tun_erspan_dir,move:NXM_NX_REG2[0..5]->NXOXM_ET_ERSPAN_HWID[],output:2",
 ];
 
 /// The `ovs-ofctl` binary. Fails loudly when it is missing: these tests exist to cross-check
