@@ -256,6 +256,104 @@ fn gre_copies_on_loopback_are_split_by_key() {
     assert_eq!(pcap_records(&pcaps.join(format!("gre-{key}.pcap"))), [74, 74, 74]);
 }
 
+/// Bytes from hexadecimal digits, whitespace ignored.
+fn hex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_digit(16).expect("a hex digit") as u8)
+        .collect();
+    digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
+}
+
+/// ERSPAN on loopback: the GRE header onwards of copies Open vSwitch 3.1 sent (Type II session 7
+/// index 5 with an echo request; Type III session 7, hardware ID 3, egress, with an ARP request
+/// and an echo request), sent by a raw socket of ours. The collector listens on a loopback
+/// address of its own (127.77.x.y from the pid), so that the GRE test's collector, or another
+/// run's, sees none of these packets and this one sees none of theirs.
+#[test]
+fn erspan_copies_on_loopback_are_split_by_version() {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let pid = std::process::id();
+    let listen = Ipv4Addr::new(127, 77, (pid >> 8) as u8, pid as u8 | 1);
+    let tmp = TempDir::new();
+    let pcaps = tmp.0.join("pcap");
+    let json = tmp.0.join("frames.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_periscope"))
+        .args(["collector", "--listen", &listen.to_string(), "--vxlan-port", "0", "--stdin-stop"])
+        .arg("--pcap-dir")
+        .arg(&pcaps)
+        .arg("--output")
+        .arg(&json)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("periscope collector starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the listening line");
+    assert!(line.contains(&format!("gre on raw ip {listen}")), "{line}");
+    let mut col = Running { child, vxlan: "127.0.0.1:0".parse().expect("addr"), stderr };
+
+    let v1 = hex("1000 88be 0000 0003 1000 0007 0000 0005 0251 0000 0004 0251 0000 0003 0800 4500
+                  0054 0fc6 4000 4001 d674 c633 6403 c633 6404 0800 07b6 144e 0001 99d5 146b 0000
+                  0000 6be7 0300 0000 0000 1011 1213 1415 1617 1819 1a1b 1c1d 1e1f 2021 2223 2425
+                  2627 2829 2a2b 2c2d 2e2f 3031 3233 3435 3637");
+    let v2_arp =
+        hex("1000 22eb 0000 0000 2000 0007 ddda 164d 0000 0038 ffff ffff ffff 0251 0000 0003
+                      0806 0001 0800 0604 0001 0251 0000 0003 c633 6403 0000 0000 0000 c633 6404");
+    let v2_echo =
+        hex("1000 22eb 0000 0001 2000 0007 ddda 1651 0000 0038 0251 0000 0004 0251 0000 0003
+                       0800 4500 0054 438c 4000 4001 a2ae c633 6403 c633 6404 0800 f18f 1563 0001
+                       a8d5 146b 0000 0000 67f8 0d00 0000 0000 1011 1213 1415 1617 1819 1a1b 1c1d
+                       1e1f 2021 2223 2425 2627 2829 2a2b 2c2d 2e2f 3031 3233 3435 3637");
+    let mut type_i = v1.clone();
+    type_i[0] = 0x00; // no sequence number: ERSPAN Type I, not decoded
+    let mut bad_version = v2_echo.clone();
+    bad_version[8] = 0x10; // version 1 under the Type III protocol type
+
+    let sender = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(47))).expect("raw");
+    let to = SockAddr::from(SocketAddr::from((listen, 0)));
+    for p in [&type_i, &bad_version, &v1, &v2_arp, &v2_echo] {
+        sender.send_to(p, &to).expect("send ERSPAN");
+    }
+    // One socket, one queue: once the third copy is written, the malformed ones were counted.
+    wait_for_lines(&json, 3);
+    drop(col.child.stdin.take());
+    let mut stdout = String::new();
+    col.child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("stdout");
+    assert!(col.child.wait().expect("exits").success());
+    for row in [
+        "encap            key     frames        bytes",
+        "erspan_v1          7          1           98  ",
+        "erspan_v2          7          2          140  ",
+        "malformed erspan-gre-flags: 1 (last: GRE flags 0x0000 at offset 20: ERSPAN expects 0x1000",
+        "malformed erspan-version: 1 (last: ERSPAN version 1 at offset 28: GRE protocol type \
+         0x22eb carries version 2)",
+        "total: 3 frames under 2 keys, 2 malformed",
+    ] {
+        assert!(stdout.lines().any(|l| l.starts_with(row)), "{row:?} in\n{stdout}");
+    }
+    assert_eq!(pcap_records(&pcaps.join("erspan_v1-7.pcap")), [98]);
+    assert_eq!(pcap_records(&pcaps.join("erspan_v2-7.pcap")), [42, 98]);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&json)
+        .expect("json lines")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let meta: Vec<(&str, &serde_json::Value)> =
+        lines.iter().map(|v| (v["encap"].as_str().unwrap_or(""), &v["erspan"])).collect();
+    assert_eq!(
+        meta,
+        [
+            ("erspan_v1", &serde_json::json!({"index": 5})),
+            ("erspan_v2", &serde_json::json!({"direction": "egress", "hw_id": 3})),
+            ("erspan_v2", &serde_json::json!({"direction": "egress", "hw_id": 3})),
+        ]
+    );
+}
+
 #[test]
 fn bad_options_are_refused_with_the_value_and_what_is_accepted() {
     let out = Command::new(env!("CARGO_BIN_EXE_periscope"))

@@ -1,5 +1,6 @@
-//! `periscope collector`: the reference mirror collector. It receives VXLAN (UDP) and GRE (raw
-//! IP protocol 47) copies, splits them by (encapsulation, key), counts frames and bytes per key,
+//! `periscope collector`: the reference mirror collector. It receives VXLAN (UDP) copies, and GRE
+//! and ERSPAN (Type II and III, over GRE) copies on a raw IP protocol 47 socket, splits them by
+//! (encapsulation, key), counts frames and bytes per key,
 //! writes one pcap file per key and optionally one JSON line per frame, and prints a summary
 //! table periodically and when it stops (SIGINT, SIGTERM, or stdin EOF with `--stdin-stop`).
 //!
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 
-pub use decap::{Encap, Malformed, Tunnel};
+pub use decap::{Encap, ErspanDirection, ErspanMeta, Malformed, Tunnel};
 pub use record::{EchoKind, Frame, IcmpEcho};
 pub use recorder::Recorder;
 pub use tally::{KeyStats, Tally};
@@ -52,10 +53,12 @@ pub struct CollectorArgs {
     /// UDP port VXLAN copies arrive on (0: any free port, printed on stderr).
     #[arg(long, default_value_t = 4789, value_name = "PORT")]
     pub vxlan_port: u16,
-    /// Do not open the raw GRE socket (it needs root or CAP_NET_RAW).
+    /// Do not open the raw GRE socket, which receives GRE and ERSPAN copies (it needs root or
+    /// CAP_NET_RAW).
     #[arg(long)]
     pub no_gre: bool,
-    /// Directory for one pcap file per key: `vxlan-<key>.pcap`, `gre-<key>.pcap`.
+    /// Directory for one pcap file per key: `vxlan-<key>.pcap`, `gre-<key>.pcap`,
+    /// `erspan_v1-<session>.pcap`, `erspan_v2-<session>.pcap`.
     #[arg(long, value_name = "DIR")]
     pub pcap_dir: Option<PathBuf>,
     /// File for one JSON object per frame.
@@ -84,7 +87,7 @@ pub struct Config {
     pub listen: Ipv4Addr,
     /// UDP port for VXLAN (0: any free port).
     pub vxlan_port: u16,
-    /// Whether to open the raw GRE socket.
+    /// Whether to open the raw GRE socket (GRE and ERSPAN copies).
     pub gre: bool,
     /// Directory for the pcap files.
     pub pcap_dir: Option<PathBuf>,

@@ -1,11 +1,12 @@
 //! The JSON record a collector writes per received copy (`--output`): tunnel, outer source, inner
-//! addresses and, for pings, the ICMP echo; one object per line.
+//! addresses, for pings the ICMP echo and for ERSPAN copies the ERSPAN metadata; one object per
+//! line.
 
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::decap::{decap_gre, decap_vxlan, Decapsulated, Encap};
+use super::decap::{decap_gre, decap_vxlan, Decapsulated, Encap, ErspanMeta};
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const IPPROTO_ICMP: u8 = 1;
@@ -38,7 +39,7 @@ pub struct Frame {
     pub t_ns: u64,
     /// Encapsulation.
     pub encap: Encap,
-    /// VNI or GRE key; `None` for a GRE header without a key.
+    /// VNI, GRE key or ERSPAN session ID; `None` for a GRE header without a key.
     pub key: Option<u32>,
     /// Outer IPv4 source (the sending hypervisor's underlay address).
     pub outer_src: Ipv4Addr,
@@ -56,6 +57,9 @@ pub struct Frame {
     pub icmp: Option<IcmpEcho>,
     /// Length of the inner Ethernet frame in bytes.
     pub len: usize,
+    /// The ERSPAN metadata of an ERSPAN copy (absent from the JSON of other copies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erspan: Option<ErspanMeta>,
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -87,6 +91,7 @@ impl Frame {
             ip_dst: None,
             icmp: None,
             len: d.frame.len(),
+            erspan: d.erspan,
         };
         if eth.ethertype == ETHERTYPE_IPV4 {
             if let Some(ip) = d.frame.get(eth.payload_offset..) {
@@ -104,8 +109,8 @@ impl Frame {
         decap_vxlan(payload, outer_src).ok().map(|d| Frame::describe(&d, t_ns))
     }
 
-    /// Decodes an IPv4 packet carrying GRE, as a raw `IPPROTO_GRE` socket returns it (see
-    /// [`decap_gre`]); `None` if it is not a well-formed copy.
+    /// Decodes an IPv4 packet carrying GRE (plain GRE or ERSPAN), as a raw `IPPROTO_GRE` socket
+    /// returns it (see [`decap_gre`]); `None` if it is not a well-formed copy.
     pub fn parse_gre(packet: &[u8], t_ns: u64) -> Option<Frame> {
         decap_gre(packet).ok().map(|d| Frame::describe(&d, t_ns))
     }
@@ -134,7 +139,8 @@ fn parse_icmp_echo(ip: &[u8]) -> Option<IcmpEcho> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::decap::tests::{gre, vxlan};
+    use super::super::decap::tests::{erspan_v1_echo, erspan_v2_arp, erspan_v2_echo, gre, vxlan};
+    use super::super::decap::ErspanDirection;
     use super::*;
 
     #[test]
@@ -166,6 +172,53 @@ mod tests {
         assert_eq!(v["outer_src"], "192.0.2.1");
         assert_eq!(v["icmp"]["kind"], "request");
         assert_eq!(v["len"], 42);
+    }
+
+    #[test]
+    fn decodes_erspan_copies_with_their_metadata() {
+        let f = Frame::parse_gre(&erspan_v1_echo(), 5).expect("decodes");
+        assert_eq!(f.tunnel(), (Encap::ErspanV1, Some(7)));
+        assert_eq!(f.erspan, Some(ErspanMeta::V1 { index: 5 }));
+        assert_eq!(
+            (f.inner_src.as_str(), f.inner_dst.as_str()),
+            ("02:51:00:00:00:03", "02:51:00:00:00:04")
+        );
+        assert_eq!(f.ip_dst, Some(Ipv4Addr::new(198, 51, 100, 4)));
+        assert_eq!(f.icmp, Some(IcmpEcho { kind: EchoKind::Request, id: 0x144e, seq: 1 }));
+        assert_eq!(f.len, 98);
+
+        let egress = ErspanMeta::V2 { direction: ErspanDirection::Egress, hw_id: 3 };
+        let arp = Frame::parse_gre(&erspan_v2_arp(), 6).expect("decodes");
+        assert_eq!((arp.tunnel(), arp.erspan), ((Encap::ErspanV2, Some(7)), Some(egress)));
+        assert_eq!((arp.ethertype, arp.ip_src, arp.icmp, arp.len), (0x0806, None, None, 42));
+        let echo = Frame::parse_gre(&erspan_v2_echo(), 7).expect("decodes");
+        assert_eq!((echo.tunnel(), echo.erspan), ((Encap::ErspanV2, Some(7)), Some(egress)));
+        assert_eq!(echo.icmp, Some(IcmpEcho { kind: EchoKind::Request, id: 0x1563, seq: 1 }));
+        assert_eq!(Frame::parse_gre(&gre(200), 5).and_then(|f| f.erspan), None);
+    }
+
+    /// An ERSPAN copy's line names its encapsulation `erspan_v1` or `erspan_v2` and has an
+    /// `erspan` object; other lines have none, and lines without one still parse.
+    #[test]
+    fn erspan_json_lines() {
+        let v1 = Frame::parse_gre(&erspan_v1_echo(), 5).expect("decodes");
+        let v: serde_json::Value = serde_json::to_value(&v1).expect("serializes");
+        assert_eq!(v["encap"], "erspan_v1");
+        assert_eq!(v["key"], 7);
+        assert_eq!(v["erspan"], serde_json::json!({"index": 5}));
+        let v2 = Frame::parse_gre(&erspan_v2_echo(), 5).expect("decodes");
+        let v: serde_json::Value = serde_json::to_value(&v2).expect("serializes");
+        assert_eq!(v["encap"], "erspan_v2");
+        assert_eq!(v["erspan"], serde_json::json!({"direction": "egress", "hw_id": 3}));
+        for f in [v1, v2] {
+            let line = serde_json::to_string(&f).expect("serializes");
+            assert_eq!(serde_json::from_str::<Frame>(&line).expect("parses"), f);
+        }
+
+        let plain = Frame::parse_gre(&gre(200), 5).expect("decodes");
+        let line = serde_json::to_string(&plain).expect("serializes");
+        assert!(!line.contains("erspan"), "{line}");
+        assert_eq!(serde_json::from_str::<Frame>(&line).expect("parses"), plain);
     }
 
     #[test]

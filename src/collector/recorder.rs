@@ -189,8 +189,10 @@ impl Drop for PcapFiles {
 pub(crate) mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    use super::super::decap::tests::{gre, gre_with, inner_echo, vxlan, vxlan_with};
-    use super::super::decap::Encap;
+    use super::super::decap::tests::{
+        erspan_v1_echo, erspan_v2_arp, erspan_v2_echo, gre, gre_with, inner_echo, vxlan, vxlan_with,
+    };
+    use super::super::decap::{Encap, ErspanDirection, ErspanMeta};
     use super::super::pcap;
     use super::*;
 
@@ -387,6 +389,72 @@ pub(crate) mod tests {
         r.record_gre(&p, 9_000).expect("record");
         r.flush().expect("flush");
         assert_eq!(read_pcap(&tmp.0.join("gre-nokey.pcap")), vec![(9_000, inner_echo())]);
+    }
+
+    /// ERSPAN copies arriving on the GRE socket are split from plain GRE copies of the same key
+    /// and from each other by version: one pcap file each, holding the mirrored frames, and
+    /// JSON lines carrying the ERSPAN metadata. Malformed ones are counted by their reason.
+    #[test]
+    fn erspan_copies_get_their_own_files_and_metadata() {
+        let tmp = TempDir::new();
+        let json = tmp.0.join("frames.jsonl");
+        let mut r = Recorder::new(Some(&tmp.0), Some(&json), 16).expect("recorder");
+        r.record_gre(&erspan_v1_echo(), 1_000).expect("record");
+        r.record_gre(&erspan_v2_arp(), 2_000).expect("record");
+        r.record_gre(&erspan_v2_echo(), 3_000).expect("record");
+        r.record_gre(&gre(7), 4_000).expect("record");
+        let mut bad = erspan_v1_echo();
+        bad[28] = 0x20; // version 2 under the Type II protocol type
+        r.record_gre(&bad, 5_000).expect("record");
+        bad[20] = 0x00; // no sequence number
+        r.record_gre(&bad, 6_000).expect("record");
+        r.flush().expect("flush");
+
+        let tunnel = |encap| Tunnel { encap, key: Some(7) };
+        let t = r.tally();
+        assert_eq!(
+            t.keys().iter().map(|(k, s)| (*k, s.frames, s.bytes)).collect::<Vec<_>>(),
+            [
+                (tunnel(Encap::Gre), 1, 42),
+                (tunnel(Encap::ErspanV1), 1, 98),
+                (tunnel(Encap::ErspanV2), 2, 42 + 98)
+            ]
+        );
+        let reasons: Vec<(&str, u64)> = t.malformed().iter().map(|(r, m)| (*r, m.count)).collect();
+        assert_eq!(reasons, [("erspan-gre-flags", 1), ("erspan-version", 1)]);
+
+        let v1 = erspan_v1_echo();
+        assert_eq!(read_pcap(&tmp.0.join("erspan_v1-7.pcap")), vec![(1_000, v1[36..].to_vec())]);
+        assert_eq!(
+            read_pcap(&tmp.0.join("erspan_v2-7.pcap")),
+            vec![(2_000, erspan_v2_arp()[40..].to_vec()), (3_000, erspan_v2_echo()[40..].to_vec())]
+        );
+        assert_eq!(read_pcap(&tmp.0.join("gre-7.pcap")), vec![(4_000, inner_echo())]);
+        assert_eq!(r.pcap_path(tunnel(Encap::ErspanV1)), Some(tmp.0.join("erspan_v1-7.pcap")));
+
+        let frames: Vec<Frame> = fs::read_to_string(&json)
+            .expect("json lines")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a frame"))
+            .collect();
+        let egress = Some(ErspanMeta::V2 { direction: ErspanDirection::Egress, hw_id: 3 });
+        assert_eq!(
+            frames.iter().map(|f| (f.encap, f.key, f.erspan)).collect::<Vec<_>>(),
+            [
+                (Encap::ErspanV1, Some(7), Some(ErspanMeta::V1 { index: 5 })),
+                (Encap::ErspanV2, Some(7), egress),
+                (Encap::ErspanV2, Some(7), egress),
+                (Encap::Gre, Some(7), None),
+            ]
+        );
+
+        let summary = t.summary().to_string();
+        assert!(summary.contains("\nerspan_v1          7          1           98  "), "{summary}");
+        assert!(summary.contains("\ngre                7          1           42  "), "{summary}");
+        if let Some(text) = tcpdump_read(&tmp.0.join("erspan_v2-7.pcap")) {
+            assert!(text.contains("Request who-has 198.51.100.4 tell 198.51.100.3"), "{text}");
+            assert!(text.contains("198.51.100.3 > 198.51.100.4: ICMP echo request"), "{text}");
+        }
     }
 
     /// What `tcpdump -r` prints for a file, or `None` when tcpdump is not installed (CI installs

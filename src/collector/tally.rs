@@ -141,15 +141,17 @@ pub struct Summary<'a>(&'a Tally);
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = self.0;
+        // Six characters as it always was, or as the longest name in a row (erspan_v1: nine).
+        let width = t.keys.keys().map(|k| k.encap.name().len()).fold(6, usize::max);
         writeln!(
             f,
-            "{:<6} {:>10} {:>10} {:>12}  {:<24}  last seen (UTC)",
+            "{:<width$} {:>10} {:>10} {:>12}  {:<24}  last seen (UTC)",
             "encap", "key", "frames", "bytes", "first seen (UTC)"
         )?;
         let row = |f: &mut fmt::Formatter<'_>, encap: &str, key: &str, s: &KeyStats| {
             writeln!(
                 f,
-                "{encap:<6} {key:>10} {:>10} {:>12}  {:<24}  {}",
+                "{encap:<width$} {key:>10} {:>10} {:>12}  {:<24}  {}",
                 s.frames,
                 s.bytes,
                 utc(s.first_ns),
@@ -263,6 +265,26 @@ other           -          1           98  2023-11-14T22:13:21.000Z  2023-11-14T
 malformed vxlan-no-vni: 1 (last: VXLAN flags 0x00 at offset 0: the I flag (0x08) is clear, \
 so there is no VNI)
 total: 2 frames under 1 keys and other, 1 malformed
+"
+        );
+    }
+
+    /// The encapsulation column is as wide as its longest name, so that ERSPAN rows line up;
+    /// without them the table is as it always was.
+    #[test]
+    fn summary_table_with_erspan_rows() {
+        let mut t = Tally::new(4);
+        t.count(vx(100), 98, 1_700_000_000_250_000_000);
+        t.count(Tunnel { encap: Encap::ErspanV2, key: Some(7) }, 42, 1_700_000_000_500_000_000);
+        t.count(Tunnel { encap: Encap::ErspanV1, key: Some(1023) }, 98, 1_700_000_001_000_000_000);
+        assert_eq!(
+            t.summary().to_string(),
+            "\
+encap            key     frames        bytes  first seen (UTC)          last seen (UTC)
+vxlan            100          1           98  2023-11-14T22:13:20.250Z  2023-11-14T22:13:20.250Z
+erspan_v1       1023          1           98  2023-11-14T22:13:21.000Z  2023-11-14T22:13:21.000Z
+erspan_v2          7          1           42  2023-11-14T22:13:20.500Z  2023-11-14T22:13:20.500Z
+total: 3 frames under 3 keys, 0 malformed
 "
         );
     }

@@ -1,5 +1,5 @@
-//! The lab's mirror collector: the program that receives VXLAN and GRE copies and writes one
-//! JSON line per frame, and the [`Collector`] handle that runs it in its own namespace on the
+//! The lab's mirror collector: the program that receives VXLAN, GRE and ERSPAN copies and writes
+//! one JSON line per frame, and the [`Collector`] handle that runs it in its own namespace on the
 //! underlay.
 //!
 //! The program is the product collector ([`crate::collector`]) with the lab's settings: every
@@ -35,7 +35,7 @@ pub struct CollectorArgs {
     /// UDP port VXLAN copies arrive on.
     #[arg(long, default_value_t = 4789)]
     pub vxlan_port: u16,
-    /// Do not open the raw GRE socket.
+    /// Do not open the raw GRE socket (which receives GRE and ERSPAN copies).
     #[arg(long)]
     pub no_gre: bool,
     /// Directory for one pcap file per key (the UDP and TCP analyses read them).

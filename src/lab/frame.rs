@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-pub use crate::collector::{EchoKind, Encap, Frame, IcmpEcho};
+pub use crate::collector::{EchoKind, Encap, ErspanDirection, ErspanMeta, Frame, IcmpEcho};
 
 /// The frames a collector recorded, in arrival order, with the analyses tests need.
 #[derive(Debug, Clone, Default)]
@@ -200,7 +200,7 @@ pub struct Segment {
     pub t_ns: u64,
     /// Encapsulation.
     pub encap: Encap,
-    /// VNI or GRE key.
+    /// VNI, GRE key or ERSPAN session ID.
     pub key: Option<u32>,
     /// Inner IPv4 source.
     pub ip_src: Ipv4Addr,
@@ -298,15 +298,12 @@ impl Segment {
     }
 
     /// Reads one pcap file of the collector (`vxlan-<key>.pcap`, `gre-<key>.pcap`,
-    /// `gre-nokey.pcap`); a record still being written at the end is left out.
+    /// `gre-nokey.pcap`, `erspan_v1-<session>.pcap`, `erspan_v2-<session>.pcap`); a record still
+    /// being written at the end is left out.
     pub fn from_pcap(name: &str, bytes: &[u8]) -> Option<Vec<Segment>> {
         let stem = name.strip_suffix(".pcap")?;
         let (encap, key) = stem.split_once('-')?;
-        let encap = match encap {
-            "vxlan" => Encap::Vxlan,
-            "gre" => Encap::Gre,
-            _ => return None,
-        };
+        let encap = Encap::from_name(encap)?;
         let key = if key == "nokey" { None } else { Some(key.parse().ok()?) };
         let file = match crate::collector::pcap::parse(bytes) {
             Ok(f) => f,
@@ -333,7 +330,7 @@ impl Segment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::decap::tests::{gre, vxlan};
+    use crate::collector::decap::tests::{erspan_v1_echo, erspan_v2_echo, gre, vxlan};
 
     #[test]
     fn capture_analysis() {
@@ -352,6 +349,65 @@ mod tests {
         let ip = Ipv4Addr::new(198, 51, 100, 2);
         assert_eq!(c.missing_seqs(Encap::Vxlan, 100, EchoKind::Request, ip), vec![3, 4]);
         assert_eq!(c.longest_gap(|f| f.encap == Encap::Vxlan), Some(Duration::from_nanos(80)));
+    }
+
+    #[test]
+    fn erspan_copies_are_analysed_under_their_own_encapsulation() {
+        let mut v2_again = erspan_v2_echo();
+        v2_again[27] = 2; // the next GRE sequence number: the same mirrored frame
+        let frames: Vec<Frame> = [
+            Frame::parse_gre(&erspan_v1_echo(), 10),
+            Frame::parse_gre(&erspan_v2_echo(), 20),
+            Frame::parse_gre(&v2_again, 30),
+            Frame::parse_gre(&gre(7), 40),
+        ]
+        .into_iter()
+        .map(|f| f.expect("decodes"))
+        .collect();
+        let text: String =
+            frames.iter().map(|f| serde_json::to_string(f).expect("serializes") + "\n").collect();
+        let c = Capture::from_json_lines(&text);
+        assert_eq!(c.frames, frames);
+        assert_eq!(
+            c.count_by_key().into_iter().collect::<Vec<_>>(),
+            [
+                ((Encap::Gre, Some(7)), 1),
+                ((Encap::ErspanV1, Some(7)), 1),
+                ((Encap::ErspanV2, Some(7)), 2)
+            ]
+        );
+        let ip = Ipv4Addr::new(198, 51, 100, 3);
+        assert_eq!(c.echo_seqs(Encap::ErspanV1, 7, EchoKind::Request, ip), [1]);
+        assert_eq!(
+            c.under(Encap::ErspanV2, 7).map(|f| f.erspan).collect::<Vec<_>>(),
+            [Some(ErspanMeta::V2 { direction: ErspanDirection::Egress, hw_id: 3 }); 2]
+        );
+        assert_eq!(c.duplicates().len(), 1);
+        assert_eq!(c.duplicates()[0].encap, Encap::ErspanV2);
+        assert_eq!(
+            c.foreign_keys(&[(Encap::ErspanV1, 7), (Encap::ErspanV2, 7)]),
+            [(Encap::Gre, Some(7))]
+        );
+    }
+
+    #[test]
+    fn pcap_files_of_erspan_sessions_are_read_by_name() {
+        use crate::collector::pcap::{PcapWriter, LINKTYPE_ETHERNET, SNAPLEN};
+        let mut w = PcapWriter::create(Vec::new(), SNAPLEN, LINKTYPE_ETHERNET).expect("header");
+        w.write(1_000, &stream_datagram(5, 1)).expect("write");
+        let bytes = w.into_inner();
+        for (name, encap) in
+            [("erspan_v1-7.pcap", Encap::ErspanV1), ("erspan_v2-1023.pcap", Encap::ErspanV2)]
+        {
+            let segs = Segment::from_pcap(name, &bytes).expect("reads");
+            assert_eq!(
+                segs.iter().map(|s| (s.encap, s.stream)).collect::<Vec<_>>(),
+                [(encap, Some((5, 1)))]
+            );
+        }
+        assert_eq!(Segment::from_pcap("erspan_v1-7.pcap", &bytes).map(|s| s[0].key), Some(Some(7)));
+        assert_eq!(Segment::from_pcap("erspan-7.pcap", &bytes), None);
+        assert_eq!(Segment::from_pcap("erspan_v3-7.pcap", &bytes), None);
     }
 
     #[test]

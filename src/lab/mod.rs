@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use collector::{Collector, CollectorArgs, CollectorError};
-pub use frame::{Capture, EchoKind, Encap, Frame, IcmpEcho};
+pub use frame::{Capture, EchoKind, Encap, ErspanDirection, ErspanMeta, Frame, IcmpEcho};
 pub use hypervisor::{
     ControllerTarget, FailMode, Hypervisor, HypervisorOptions, TunnelKey, TunnelKind, TunnelRemote,
 };

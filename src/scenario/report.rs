@@ -424,6 +424,7 @@ mod tests {
             ip_dst: None,
             icmp: seq.map(|seq| IcmpEcho { kind: EchoKind::Request, id: 7, seq }),
             len: 98,
+            erspan: None,
         }
     }
 

@@ -31,6 +31,7 @@ fn echo(key: u32, kind: EchoKind, seq: u16, t_ms: u64) -> Frame {
         ip_dst: Some(dst),
         icmp: Some(IcmpEcho { kind, id: 42, seq }),
         len: 98,
+        erspan: None,
     }
 }
 
