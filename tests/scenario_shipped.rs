@@ -46,6 +46,7 @@ fn the_shipped_scenarios_pass() {
     for name in [
         "basic",
         "live-migration",
+        "erspan",
         "two-tenants",
         "ping-pong",
         "scale-out",

@@ -429,7 +429,7 @@ mod tests {
     use periscope_topology::{Change, HypervisorId};
 
     use super::*;
-    use crate::northbound::model::Encap;
+    use crate::northbound::model::TunnelKind;
     use crate::ovsdb::session::{Session, SessionConfig, SessionEvent};
     use crate::policy::tunnels::create_ops;
 
@@ -552,7 +552,7 @@ mod tests {
         let mut p = Pair::new();
         p.events();
         let bridge = p.server.bridge;
-        p.session.transact(&create_ops(bridge, Encap::Vxlan), 9).expect("sent");
+        p.session.transact(&create_ops(bridge, TunnelKind::Vxlan), 9).expect("sent");
         p.run();
         let ev = p.events();
         let ok = ev.iter().any(|e| {

@@ -669,7 +669,7 @@ pub fn service_row(s: &TapService) -> Row {
         ("id".into(), Datum::atom(i64_of(s.id.0))),
         ("name".into(), Datum::atom(s.name.as_str())),
         ("tenant".into(), Datum::atom(s.tenant.as_str())),
-        ("encap".into(), Datum::atom(s.encap.ovs_type())),
+        ("encap".into(), Datum::atom(s.encap.name())),
         (
             "remote_ip".into(),
             Datum::atom(s.collector.remote_ip().map(|ip| ip.to_string()).unwrap_or_default()),

@@ -46,35 +46,101 @@ pub struct TapFlowId(pub u64);
 
 /// How copies travel to the collector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Encap {
     /// VXLAN (UDP 4789); the key is the 24-bit VNI.
+    #[serde(rename = "vxlan")]
     Vxlan,
     /// GRE (IP protocol 47) with a 32-bit key.
+    #[serde(rename = "gre")]
     Gre,
+    /// ERSPAN version 1 (type II, GRE protocol 0x88be); the key is the 10-bit session id, and
+    /// the index carries the mirrored interface's OpenFlow port.
+    #[serde(rename = "erspan_v1")]
+    ErspanV1,
+    /// ERSPAN version 2 (type III, GRE protocol 0x22eb); the key is the 10-bit session id, and
+    /// the direction bit says whether the VM sent the frame (0) or received it (1).
+    #[serde(rename = "erspan_v2")]
+    ErspanV2,
+}
+
+/// The kind of tunnel port copies leave through: ERSPAN's two versions share one port (the
+/// version is set per flow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TunnelKind {
+    /// A flow-based VXLAN port.
+    Vxlan,
+    /// A flow-based GRE port.
+    Gre,
+    /// A flow-based ERSPAN port (`erspan_ver=flow`).
+    Erspan,
+}
+
+impl TunnelKind {
+    /// The OVS interface type of the port.
+    pub fn ovs_type(self) -> &'static str {
+        match self {
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::Gre => "gre",
+            TunnelKind::Erspan => "erspan",
+        }
+    }
 }
 
 impl Encap {
+    /// Every encapsulation, by its name in the API.
+    pub const ALL: [(&'static str, Encap); 4] = [
+        ("vxlan", Encap::Vxlan),
+        ("gre", Encap::Gre),
+        ("erspan_v1", Encap::ErspanV1),
+        ("erspan_v2", Encap::ErspanV2),
+    ];
+
     /// The largest key this encapsulation can carry.
     pub fn max_key(self) -> u32 {
         match self {
             Encap::Vxlan => (1 << 24) - 1,
             Encap::Gre => u32::MAX,
+            Encap::ErspanV1 | Encap::ErspanV2 => (1 << 10) - 1,
         }
     }
 
-    /// The OVS interface type of its tunnel port.
-    pub fn ovs_type(self) -> &'static str {
+    /// Its name in the API and the northbound database.
+    pub fn name(self) -> &'static str {
         match self {
             Encap::Vxlan => "vxlan",
             Encap::Gre => "gre",
+            Encap::ErspanV1 => "erspan_v1",
+            Encap::ErspanV2 => "erspan_v2",
+        }
+    }
+
+    /// The encapsulation an API name stands for.
+    pub fn from_name(name: &str) -> Option<Encap> {
+        Encap::ALL.iter().find(|(n, _)| *n == name).map(|(_, e)| *e)
+    }
+
+    /// The tunnel port its copies leave through.
+    pub fn tunnel(self) -> TunnelKind {
+        match self {
+            Encap::Vxlan => TunnelKind::Vxlan,
+            Encap::Gre => TunnelKind::Gre,
+            Encap::ErspanV1 | Encap::ErspanV2 => TunnelKind::Erspan,
+        }
+    }
+
+    /// The ERSPAN version it sends, if it is ERSPAN.
+    pub fn erspan_version(self) -> Option<u8> {
+        match self {
+            Encap::Vxlan | Encap::Gre => None,
+            Encap::ErspanV1 => Some(1),
+            Encap::ErspanV2 => Some(2),
         }
     }
 }
 
 impl fmt::Display for Encap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.ovs_type())
+        f.write_str(self.name())
     }
 }
 
@@ -378,7 +444,12 @@ const fn field(name: &'static str, kind: FieldKind, required: bool, doc: &'stati
 pub const SERVICE_FIELDS: &[FieldDoc] = &[
     field("name", FieldKind::Text, true, "unique per tenant"),
     field("tenant", FieldKind::Text, false, "the owner; a tenant's token may leave it out"),
-    field("encap", FieldKind::OneOf(&["vxlan", "gre"]), true, "how copies travel"),
+    field(
+        "encap",
+        FieldKind::OneOf(&["vxlan", "gre", "erspan_v1", "erspan_v2"]),
+        true,
+        "how copies travel (ERSPAN: to a remote collector, key 1-1023)",
+    ),
     field(
         "remote_ip",
         FieldKind::Ipv4,
@@ -529,12 +600,15 @@ impl TapServiceSpec {
         let name = f.string("name", NAME_MAX)?;
         let tenant = f.string("tenant", NAME_MAX)?;
         let ev = f.get("encap");
-        let encap = match ev.and_then(Value::as_str) {
-            Some("vxlan") => Encap::Vxlan,
-            Some("gre") => Encap::Gre,
-            _ => return Err(FieldError::new("encap", ev, "\"vxlan\" or \"gre\"")),
+        let Some(encap) = ev.and_then(Value::as_str).and_then(Encap::from_name) else {
+            let accepted = "\"vxlan\", \"gre\", \"erspan_v1\" or \"erspan_v2\"";
+            return Err(FieldError::new("encap", ev, accepted));
         };
         let collector = parse_collector(f.get("remote_ip"), f.get("collector"))?;
+        if let (Some(_), Collector::Iface(_)) = (encap.erspan_version(), &collector) {
+            let accepted = "a VM collector with \"vxlan\" or \"gre\" (ERSPAN goes to remote_ip)";
+            return Err(FieldError::new("encap", ev, accepted));
+        }
         let key = f.opt_uint("key", 1, encap.max_key() as u64)?.map(|k| k as u32);
         let snaplen = f.opt_uint("snaplen", 64, 65535)?.map(|s| s as u16);
         f.finish()?;
@@ -708,7 +782,18 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!((e.field.as_str(), e.value.as_str()), ("encap", "\"vxlam\""));
-        assert!(e.expected.contains("\"vxlan\" or \"gre\""));
+        assert!(e.expected.contains("\"gre\", \"erspan_v1\" or \"erspan_v2\""), "{e}");
+        // An ERSPAN session id has 10 bits; ERSPAN goes to remote collectors only.
+        let e = TapServiceSpec::from_json(&json!({
+            "name": "perf", "tenant": "a", "encap": "erspan_v1", "remote_ip": "192.0.2.50", "key": 1024
+        }))
+        .unwrap_err();
+        assert_eq!((e.field.as_str(), e.value.as_str()), ("key", "1024"));
+        let e = TapServiceSpec::from_json(&json!({
+            "name": "perf", "tenant": "a", "encap": "erspan_v2", "collector": {"iface_id": "p1"}
+        }))
+        .unwrap_err();
+        assert_eq!(e.field, "encap", "{e}");
         let e = TapServiceSpec::from_json(&json!({
             "name": "perf", "tenant": "a", "encap": "vxlan", "remote_ip": "192.0.2.50", "key": 16777216
         }))

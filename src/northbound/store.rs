@@ -355,7 +355,14 @@ impl Taps {
                 }
                 k
             }
-            None => self.free_key(spec.encap.max_key(), avoid)?,
+            // ERSPAN's session ids stop at 1023: allocate them from 1, below the others.
+            None => {
+                let first = match spec.encap.erspan_version() {
+                    Some(_) => 1,
+                    None => FIRST_ALLOCATED_KEY,
+                };
+                self.free_key(first, spec.encap.max_key(), avoid)?
+            }
         };
         Ok(TapService {
             id: TapServiceId(self.next_id.max(floor) + 1),
@@ -368,10 +375,10 @@ impl Taps {
         })
     }
 
-    fn free_key(&self, max: u32, avoid: &BTreeSet<u32>) -> Result<u32, StoreError> {
-        let mut want = FIRST_ALLOCATED_KEY;
+    fn free_key(&self, first: u32, max: u32, avoid: &BTreeSet<u32>) -> Result<u32, StoreError> {
+        let mut want = first;
         let taken = self.keys.keys().chain(avoid.iter()).copied().collect::<BTreeSet<u32>>();
-        for &k in taken.range(FIRST_ALLOCATED_KEY..) {
+        for &k in taken.range(first..) {
             if k != want {
                 break;
             }

@@ -14,8 +14,9 @@
 //!   address outside the cloud); `encap` (`gre`, the default, or `vxlan`), `key` and `snaplen`
 //!   are extension attributes too.
 //! - a tap flow's `source_port` is the interface's iface-id; `vlan_filter` holds one VLAN id.
-//! - a tap mirror (`directions` `{"IN": key, "OUT": key}`, `remote_ip`, `mirror_type` `gre`) is
-//!   one GRE tap service per key, each with one tap flow on `port_id`; ERSPAN is refused.
+//! - a tap mirror (`directions` `{"IN": key, "OUT": key}`, `remote_ip`, `mirror_type` `gre` or
+//!   `erspanv1`) is one tap service per key (`gre` or `erspan_v1`, the key being the GRE key or
+//!   the ERSPAN session id), each with one tap flow on `port_id`.
 //! - `description` is not kept: only an empty one is accepted.
 //! - deleting a tap service deletes its tap flows first, as TaaS does.
 //!
@@ -509,9 +510,15 @@ pub struct MirrorSpec {
     pub port: String,
     /// The collector.
     pub remote_ip: Value,
-    /// Per direction (`IN`, `OUT`), the GRE key.
+    /// Per direction (`IN`, `OUT`), the GRE key or ERSPAN session id.
     pub directions: BTreeMap<&'static str, u64>,
+    /// The `/v1` encapsulation of its parts: `gre` or `erspan_v1`.
+    pub encap: &'static str,
 }
+
+/// TaaS's `mirror_type`s, with the `/v1` encapsulation and the largest key of each.
+const MIRROR_TYPES: [(&str, &str, u64); 2] =
+    [("gre", "gre", u32::MAX as u64), ("erspanv1", "erspan_v1", 1023)];
 
 impl MirrorSpec {
     /// Checks a `POST /v2.0/taas/tap_mirrors` body.
@@ -519,24 +526,18 @@ impl MirrorSpec {
         let o = unwrap_body(Kind::Mirror, body)?;
         known_attributes(Kind::Mirror, o)?;
         no_description(o)?;
-        match attr(o, "mirror_type").and_then(Value::as_str) {
-            Some("gre") => {}
-            Some("erspanv1") => {
-                return Err(bad_input(
-                    "mirror_type",
-                    "\"erspanv1\" is not supported yet; periscope copies over \"gre\" (one key per direction)",
-                ))
-            }
-            _ => {
-                return Err(bad_input(
-                    "mirror_type",
-                    format!(
-                        "{}; expected \"gre\"",
-                        attr(o, "mirror_type").map_or("missing".into(), Value::to_string)
-                    ),
-                ))
-            }
-        }
+        let mv = attr(o, "mirror_type");
+        let Some(&(mirror_type, encap, max_key)) =
+            MIRROR_TYPES.iter().find(|(m, _, _)| mv.and_then(Value::as_str) == Some(*m))
+        else {
+            return Err(bad_input(
+                "mirror_type",
+                format!(
+                    "{}; expected \"gre\" or \"erspanv1\"",
+                    mv.map_or("missing".into(), Value::to_string)
+                ),
+            ));
+        };
         let mut t = Map::new();
         tenant(o, &mut t)?;
         let name = text(o, "name", "a name, unique in the project")?.to_string();
@@ -545,8 +546,13 @@ impl MirrorSpec {
             bad_input("remote_ip", "missing; expected the collector's IPv4 address")
         })?;
         let dv = attr(o, "directions");
-        let expected =
-            "{\"IN\": KEY, \"OUT\": KEY} with one or both, each a GRE key from 1 to 4294967295";
+        let what = match mirror_type {
+            "gre" => "GRE key",
+            _ => "ERSPAN session id",
+        };
+        let expected = format!(
+            "{{\"IN\": KEY, \"OUT\": KEY}} with one or both, each a {what} from 1 to {max_key}"
+        );
         let dirs = dv.and_then(Value::as_object).filter(|d| !d.is_empty()).ok_or_else(|| {
             bad_input(
                 "directions",
@@ -568,7 +574,7 @@ impl MirrorSpec {
             let key = v
                 .as_u64()
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .filter(|k| (1..=u32::MAX as u64).contains(k))
+                .filter(|k| (1..=max_key).contains(k))
                 .ok_or_else(|| {
                     bad_input(&format!("directions.{d}"), format!("{v}; expected {expected}"))
                 })?;
@@ -580,6 +586,7 @@ impl MirrorSpec {
             port: port.to_string(),
             remote_ip,
             directions,
+            encap,
         })
     }
 
@@ -590,7 +597,7 @@ impl MirrorSpec {
             .map(|(d, key)| {
                 let name = format!("{}/{d}", self.name);
                 let mut svc = json!({
-                    "name": name, "encap": "gre", "remote_ip": self.remote_ip, "key": key,
+                    "name": name, "encap": self.encap, "remote_ip": self.remote_ip, "key": key,
                 });
                 let mut flow = json!({
                     "name": name, "source": {"iface_id": self.port}, "direction": d,
@@ -622,7 +629,10 @@ pub fn mirror_from_v1(name: &str, parts: &[(&str, &Value, &Value)]) -> Value {
         "port_id": parts.first().map(|(_, _, f)| f["source"]["iface_id"].clone()),
         "directions": directions,
         "remote_ip": first["remote_ip"],
-        "mirror_type": "gre",
+        "mirror_type": MIRROR_TYPES
+            .iter()
+            .find(|(_, encap, _)| first["encap"] == *encap)
+            .map_or("gre", |(m, _, _)| *m),
     })
 }
 
@@ -997,7 +1007,7 @@ async fn objects(ask: &Asker<'_>, kind: Kind, marker: Option<u64>) -> Result<Vec
 /// A tap service that may be part of a tap mirror: its mirror's name and its direction.
 fn mirror_part(s: &Value) -> Option<(&str, &'static str)> {
     let name = s["name"].as_str()?;
-    if s["encap"] != "gre" {
+    if !MIRROR_TYPES.iter().any(|(_, encap, _)| s["encap"] == *encap) {
         return None;
     }
     if let Some(m) = name.strip_suffix("/IN") {

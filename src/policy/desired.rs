@@ -9,7 +9,7 @@ use periscope_topology::query::Source as TopoSource;
 use periscope_topology::{RowRef, Topology};
 
 use super::mirror::{plan_bridge_indexed, BridgePlan, TapIndex};
-use super::tunnels::{is_our_tunnel, tunnel_encap};
+use super::tunnels::our_tunnel_ports;
 use super::view::{BridgeView, CollectorPlace, IfaceView, Mode};
 use crate::northbound::model::{Source, TapServiceId};
 use crate::northbound::store::Taps;
@@ -57,13 +57,9 @@ pub fn bridge_views(
             continue;
         }
         let mut view = BridgeView::default();
-        for kind in ["vxlan", "gre"] {
-            for t in topology.tunnel_ports(b.bridge, kind) {
-                if let (true, Some(encap), Some(port)) =
-                    (is_our_tunnel(t.row), tunnel_encap(t.row), t.location.ofport)
-                {
-                    view.tunnel_ports.insert(encap, port);
-                }
+        for (t, kind) in our_tunnel_ports(topology, b.bridge) {
+            if let Some(port) = t.location.ofport {
+                view.tunnel_ports.insert(kind, port);
             }
         }
         views.entry(dpid).or_insert((b.bridge.clone(), view));

@@ -56,7 +56,7 @@ use super::cookie::{self, Kind};
 use super::view::{BridgeView, CollectorPlace, IfaceView, Mode};
 use super::DesiredFlow;
 use crate::northbound::model::{
-    Collector, Encap, Filter, Source, TapFlow, TapService, TapServiceId,
+    Collector, Encap, Filter, Source, TapFlow, TapService, TapServiceId, TunnelKind,
 };
 use crate::northbound::store::Taps;
 
@@ -132,6 +132,9 @@ struct Stage {
     /// Where the frame goes once copied: the next table (owner), or back into table 0 with
     /// this stage (guest).
     then: Then,
+    /// The ERSPAN version 2 direction bit of its copies: 0 for frames entering the switch (the
+    /// VM sent them), 1 for frames leaving it (delivered to the VM).
+    erspan_dir: u8,
 }
 
 /// Where a frame goes once its copies are made.
@@ -150,6 +153,7 @@ impl Stage {
                 filter: (TABLE_FILTER_OUT, PRIORITY_FILTER),
                 filter_mark: None,
                 then: Then::Goto(TABLE_TAP_IN),
+                erspan_dir: 0,
             },
             Mode::Guest => Stage {
                 classify: (0, GUEST_PRIORITY_TAP_OUT),
@@ -157,6 +161,7 @@ impl Stage {
                 filter: (0, GUEST_PRIORITY_FILTER),
                 filter_mark: Some(stage_is(STAGE_FILTER_OUT, None)),
                 then: Then::Reenter(STAGE_SENT_COPIED),
+                erspan_dir: 0,
             },
         }
     }
@@ -170,6 +175,7 @@ impl Stage {
                 filter: (TABLE_FILTER_IN, PRIORITY_FILTER),
                 filter_mark: None,
                 then: Then::Goto(TABLE_FORWARD),
+                erspan_dir: 1,
             },
             Mode::Guest => Stage {
                 classify: (0, GUEST_PRIORITY_TAP_IN),
@@ -178,6 +184,7 @@ impl Stage {
                 filter: (0, GUEST_PRIORITY_FILTER),
                 filter_mark: Some(stage_is(STAGE_FILTER_IN, None)),
                 then: Then::Reenter(STAGE_COPIED),
+                erspan_dir: 1,
             },
         }
     }
@@ -193,8 +200,8 @@ fn stage_is(value: u32, mask: Option<u32>) -> OxmField {
 pub struct BridgePlan {
     /// Flows, base pipeline included.
     pub flows: Vec<DesiredFlow>,
-    /// Encapsulations whose tunnel port the bridge needs.
-    pub tunnels: BTreeSet<Encap>,
+    /// The kinds of tunnel port the bridge needs.
+    pub tunnels: BTreeSet<TunnelKind>,
 }
 
 /// Whether a tap flow selects an interface. A tap flow never selects an interface of
@@ -258,7 +265,7 @@ pub fn plan_bridge_indexed(view: &BridgeView, taps: &Taps, index: &TapIndex<'_>)
             }
             let local = matches!(view.collectors.get(&svc.id), Some(CollectorPlace::Here(_)));
             if !local {
-                plan.tunnels.insert(svc.encap);
+                plan.tunnels.insert(svc.encap.tunnel());
             }
             if f.direction.out() {
                 out.entry(svc.id).or_default().push(f);
@@ -285,11 +292,13 @@ pub fn plan_bridge_indexed(view: &BridgeView, taps: &Taps, index: &TapIndex<'_>)
         }
         if !out.is_empty() {
             let at = vec![OxmField::InPort(iface.ofport)];
-            plan.flows.extend(direction_flows(&Stage::sent(view.mode), &at, &out));
+            let stage = Stage::sent(view.mode);
+            plan.flows.extend(direction_flows(&stage, &at, iface.ofport, &out));
         }
         if let (false, Some(mac)) = (inn.is_empty(), iface.mac) {
             let at = vec![OxmField::EthDst(mac, None)];
-            plan.flows.extend(direction_flows(&Stage::delivered(view.mode), &at, &inn));
+            let stage = Stage::delivered(view.mode);
+            plan.flows.extend(direction_flows(&stage, &at, iface.ofport, &inn));
         }
     }
     let guard = match view.mode {
@@ -318,7 +327,7 @@ enum CopyTo {
 /// Where a tap service's copies leave the bridge now, if they can (its tunnel port exists, its
 /// VM collector runs somewhere reachable).
 fn copy_to(svc: &TapService, view: &BridgeView) -> Option<CopyTo> {
-    let tunnel = || view.tunnel_ports.get(&svc.encap).copied();
+    let tunnel = || view.tunnel_ports.get(&svc.encap.tunnel()).copied();
     match &svc.collector {
         Collector::Remote(IpAddr::V4(ip)) => Some(CopyTo::Tunnel(tunnel()?, *ip)),
         Collector::Remote(IpAddr::V6(_)) => None,
@@ -352,12 +361,12 @@ fn delivery_flows(
     taps: &Taps,
     view: &BridgeView,
     iface: &IfaceView,
-    tunnels: &mut BTreeSet<Encap>,
+    tunnels: &mut BTreeSet<TunnelKind>,
 ) -> Vec<DesiredFlow> {
     let mut flows = Vec::new();
     for svc in iface.collects.iter().filter_map(|id| taps.service(*id)) {
-        tunnels.insert(svc.encap);
-        let Some(port) = view.tunnel_ports.get(&svc.encap) else { continue };
+        tunnels.insert(svc.encap.tunnel());
+        let Some(port) = view.tunnel_ports.get(&svc.encap.tunnel()) else { continue };
         flows.push(DesiredFlow {
             table: TableId(TABLE_TAP_OUT),
             priority: match view.mode {
@@ -465,10 +474,12 @@ fn base_flows(mode: Mode) -> Vec<DesiredFlow> {
     ]
 }
 
-/// The classify flow of one interface and direction, and its filter flows.
+/// The classify flow of one interface (at OpenFlow port `ofport`) and direction, and its filter
+/// flows.
 fn direction_flows(
     stage: &Stage,
     at: &[OxmField],
+    ofport: PortNo,
     services: &[(&TapService, CopyTo, Vec<&TapFlow>)],
 ) -> Vec<DesiredFlow> {
     let mut flows = Vec::new();
@@ -504,7 +515,7 @@ fn direction_flows(
         cookie: cookie::cookie(Kind::Classify, 0),
     });
     for (svc, to, tap_flows) in services {
-        let copy = copy_actions(svc, *to);
+        let copy = copy_actions(svc, *to, Erspan { dir: stage.erspan_dir, index: ofport.0 });
         let mut seen = BTreeSet::new();
         for f in tap_flows {
             let mut fields = at.to_vec();
@@ -530,13 +541,32 @@ fn direction_flows(
     flows
 }
 
+/// What an ERSPAN copy says of the mirrored frame.
+struct Erspan {
+    /// Version 2's direction bit (see [`Stage::erspan_dir`]).
+    dir: u8,
+    /// Version 1's index: the mirrored interface's OpenFlow port (20 bits).
+    index: u32,
+}
+
 /// Sends the (cloned) frame to a tap service's collector.
-fn copy_actions(svc: &TapService, to: CopyTo) -> Actions {
+fn copy_actions(svc: &TapService, to: CopyTo, erspan: Erspan) -> Actions {
     let mut a = Actions::new();
     let port = match to {
         CopyTo::Tunnel(port, dst) => {
             a.push(Action::SetField(OxmField::TunnelId(svc.key as u64, None)));
             a.push(Action::SetField(OxmField::TunIpv4Dst(dst, None)));
+            match svc.encap {
+                Encap::Vxlan | Encap::Gre => {}
+                Encap::ErspanV1 => {
+                    a.push(Action::SetField(OxmField::TunErspanVer(1, None)));
+                    a.push(Action::SetField(OxmField::TunErspanIdx(erspan.index & 0xf_ffff, None)));
+                }
+                Encap::ErspanV2 => {
+                    a.push(Action::SetField(OxmField::TunErspanVer(2, None)));
+                    a.push(Action::SetField(OxmField::TunErspanDir(erspan.dir, None)));
+                }
+            }
             port
         }
         CopyTo::Port(port) => port,

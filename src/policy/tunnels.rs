@@ -1,6 +1,6 @@
-//! periscope's tunnel ports: one flow-based port per encapsulation on each bridge that needs
-//! one (`remote_ip=flow`, `key=flow`), marked as periscope's in `external_ids` so that nothing
-//! else is ever taken for one, and the OVSDB operations that create and remove them.
+//! periscope's tunnel ports: one flow-based port per kind (VXLAN, GRE, ERSPAN) on each bridge
+//! that needs one (`remote_ip=flow`, `key=flow`), marked as periscope's in `external_ids` so that
+//! nothing else is ever taken for one, and the OVSDB operations that create and remove them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,20 +10,21 @@ use periscope_codec::ovsdb::{
 use periscope_topology::rows::InterfaceRow;
 use periscope_topology::{InterfaceInfo, RowRef, Topology, Uuid as TopoUuid};
 
-use crate::northbound::model::Encap;
+use crate::northbound::model::TunnelKind;
 
 /// The `external_ids` key that marks rows periscope created.
 pub const OWNED_KEY: &str = "periscope-owned";
 
-/// The name of periscope's tunnel port for an encapsulation on a bridge: `psc-vx-` or
-/// `psc-gre-` and the first six hex digits of the bridge row's uuid. Port names are unique
+/// The name of periscope's tunnel port of a kind on a bridge: `psc-vx-`, `psc-gre-` or
+/// `psc-er-` and the first six hex digits of the bridge row's uuid. Port names are unique
 /// across an Open vSwitch database, which may hold several bridges (Mininet's does), and stay
 /// within the 15 bytes of an interface name.
-pub fn port_name(encap: Encap, bridge: Uuid) -> String {
+pub fn port_name(kind: TunnelKind, bridge: Uuid) -> String {
     let id = format!("{:032x}", bridge.0);
-    match encap {
-        Encap::Vxlan => format!("psc-vx-{}", &id[..6]),
-        Encap::Gre => format!("psc-gre-{}", &id[..6]),
+    match kind {
+        TunnelKind::Vxlan => format!("psc-vx-{}", &id[..6]),
+        TunnelKind::Gre => format!("psc-gre-{}", &id[..6]),
+        TunnelKind::Erspan => format!("psc-er-{}", &id[..6]),
     }
 }
 
@@ -34,27 +35,39 @@ pub fn is_our_tunnel(row: &InterfaceRow) -> bool {
         && row.options.get("key").map(|v| &**v) == Some("flow")
 }
 
-/// The encapsulation of a tunnel interface.
-pub fn tunnel_encap(row: &InterfaceRow) -> Option<Encap> {
-    match row.kind.as_str() {
-        "vxlan" => Some(Encap::Vxlan),
-        "gre" => Some(Encap::Gre),
-        _ => None,
-    }
+/// The kinds of tunnel port periscope makes.
+pub const KINDS: [TunnelKind; 3] = [TunnelKind::Vxlan, TunnelKind::Gre, TunnelKind::Erspan];
+
+/// The kind of a tunnel interface, if it is one periscope makes.
+pub fn tunnel_kind(row: &InterfaceRow) -> Option<TunnelKind> {
+    KINDS.into_iter().find(|k| k.ovs_type() == row.kind.as_str())
 }
 
 fn string_map(pairs: &[(&str, &str)]) -> Datum {
     Datum::Map(pairs.iter().map(|(k, v)| (Atom::from(*k), Atom::from(*v))).collect())
 }
 
-/// Adds periscope's tunnel port for `encap` to the bridge row `bridge`.
-pub fn create_ops(bridge: Uuid, encap: Encap) -> Vec<Operation> {
-    let name = port_name(encap, bridge);
+/// The options of a tunnel port of `kind`: every tunnel parameter comes from the flow. An
+/// ERSPAN port also takes its version from the flow, and its local address: Open vSwitch tells
+/// tunnel ports apart by these parameters, not by type, and a GRE port and an ERSPAN port that
+/// both had `remote_ip=flow key=flow` only would clash (the second is refused).
+fn options(kind: TunnelKind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        TunnelKind::Vxlan | TunnelKind::Gre => &[("key", "flow"), ("remote_ip", "flow")],
+        TunnelKind::Erspan => {
+            &[("erspan_ver", "flow"), ("key", "flow"), ("local_ip", "flow"), ("remote_ip", "flow")]
+        }
+    }
+}
+
+/// Adds periscope's tunnel port of `kind` to the bridge row `bridge`.
+pub fn create_ops(bridge: Uuid, kind: TunnelKind) -> Vec<Operation> {
+    let name = port_name(kind, bridge);
     let owned = string_map(&[(OWNED_KEY, "true")]);
     let mut iface = Row::new();
     iface.insert("name".into(), Datum::atom(name.as_str()));
-    iface.insert("type".into(), Datum::atom(encap.ovs_type()));
-    iface.insert("options".into(), string_map(&[("key", "flow"), ("remote_ip", "flow")]));
+    iface.insert("type".into(), Datum::atom(kind.ovs_type()));
+    iface.insert("options".into(), string_map(options(kind)));
     iface.insert("external_ids".into(), owned.clone());
     let mut port = Row::new();
     port.insert("name".into(), Datum::atom(name.as_str()));
@@ -96,30 +109,30 @@ pub fn delete_ops(bridge: Uuid, port: Uuid) -> Vec<Operation> {
 /// A change to periscope's tunnel ports on one bridge.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TunnelChange {
-    /// The bridge needs a tunnel port for this encapsulation.
+    /// The bridge needs a tunnel port of this kind.
     Create {
         /// The bridge row.
         bridge: RowRef,
-        /// The encapsulation.
-        encap: Encap,
+        /// The kind of port.
+        kind: TunnelKind,
     },
     /// Nobody on the bridge needs this tunnel port any more.
     Delete {
         /// The bridge row.
         bridge: RowRef,
-        /// The encapsulation.
-        encap: Encap,
+        /// The kind of port.
+        kind: TunnelKind,
         /// The `Port` row to remove.
         port: TopoUuid,
     },
 }
 
 impl TunnelChange {
-    /// The bridge and encapsulation it concerns.
-    pub fn key(&self) -> (RowRef, Encap) {
+    /// The bridge and kind of port it concerns.
+    pub fn key(&self) -> (RowRef, TunnelKind) {
         match self {
-            TunnelChange::Create { bridge, encap } | TunnelChange::Delete { bridge, encap, .. } => {
-                (bridge.clone(), *encap)
+            TunnelChange::Create { bridge, kind } | TunnelChange::Delete { bridge, kind, .. } => {
+                (bridge.clone(), *kind)
             }
         }
     }
@@ -131,7 +144,7 @@ impl TunnelChange {
             None => u.to_string().parse::<Uuid>().map_err(|_| format!("bad row uuid {u:?}")),
         };
         match self {
-            TunnelChange::Create { bridge, encap } => Ok(create_ops(parse(&bridge.uuid)?, *encap)),
+            TunnelChange::Create { bridge, kind } => Ok(create_ops(parse(&bridge.uuid)?, *kind)),
             TunnelChange::Delete { bridge, port, .. } => {
                 Ok(delete_ops(parse(&bridge.uuid)?, parse(port)?))
             }
@@ -139,16 +152,17 @@ impl TunnelChange {
     }
 }
 
-/// periscope's tunnel ports on a bridge, with their encapsulation.
-fn our_tunnel_ports<'t>(
+/// periscope's tunnel ports on a bridge, with their kind.
+pub fn our_tunnel_ports<'t>(
     topology: &'t Topology,
     bridge: &'t RowRef,
-) -> impl Iterator<Item = (InterfaceInfo<'t>, Encap)> + 't {
-    ["vxlan", "gre"].into_iter().flat_map(move |kind| {
-        topology.tunnel_ports(bridge, kind).into_iter().filter_map(|t| {
-            let encap = tunnel_encap(t.row).filter(|_| is_our_tunnel(t.row))?;
-            Some((t, encap))
-        })
+) -> impl Iterator<Item = (InterfaceInfo<'t>, TunnelKind)> + 't {
+    KINDS.into_iter().flat_map(move |kind| {
+        topology
+            .tunnel_ports(bridge, kind.ovs_type())
+            .into_iter()
+            .filter(|t| is_our_tunnel(t.row))
+            .map(move |t| (t, kind))
     })
 }
 
@@ -158,30 +172,30 @@ pub fn count_ours(topology: &Topology) -> usize {
 }
 
 /// The tunnel port changes that make every bridge (or each of `only`) hold exactly the tunnel
-/// ports its taps need: `needed` maps each bridge to the encapsulations its plan asks for.
+/// ports its taps need: `needed` maps each bridge to the kinds of port its plan asks for.
 pub fn plan_tunnels(
     topology: &Topology,
-    needed: &BTreeMap<RowRef, BTreeSet<Encap>>,
+    needed: &BTreeMap<RowRef, BTreeSet<TunnelKind>>,
     only: Option<&BTreeSet<RowRef>>,
 ) -> Vec<TunnelChange> {
     let mut out = Vec::new();
     for b in topology.bridges().filter(|b| only.is_none_or(|o| o.contains(b.bridge))) {
         let want = needed.get(b.bridge).cloned().unwrap_or_default();
         let mut have = BTreeSet::new();
-        for (t, encap) in our_tunnel_ports(topology, b.bridge) {
-            have.insert(encap);
-            if !want.contains(&encap) {
+        for (t, kind) in our_tunnel_ports(topology, b.bridge) {
+            have.insert(kind);
+            if !want.contains(&kind) {
                 if let Some(port) = topology.port_of_interface(&t.interface_ref()) {
                     out.push(TunnelChange::Delete {
                         bridge: b.bridge.clone(),
-                        encap,
+                        kind,
                         port: port.uuid.clone(),
                     });
                 }
             }
         }
-        for encap in want.difference(&have) {
-            out.push(TunnelChange::Create { bridge: b.bridge.clone(), encap: *encap });
+        for kind in want.difference(&have) {
+            out.push(TunnelChange::Create { bridge: b.bridge.clone(), kind: *kind });
         }
     }
     out
@@ -196,7 +210,7 @@ mod tests {
     use periscope_topology::rows::{BridgeRow, InterfaceRow, PortRow};
     use periscope_topology::{Change, HypervisorId, Topology, TopologyConfig, Uuid};
 
-    use super::{plan_tunnels, Encap, TunnelChange, OWNED_KEY};
+    use super::{plan_tunnels, TunnelChange, TunnelKind, OWNED_KEY};
 
     /// Two hypervisors' bridges; the first holds periscope's VXLAN port.
     fn two_bridges() -> Topology {
@@ -249,25 +263,25 @@ mod tests {
         let (first, second) = (bridges[0].clone(), bridges[1].clone());
         // The first now wants GRE instead of VXLAN, the second VXLAN.
         let needed = BTreeMap::from([
-            (first.clone(), BTreeSet::from([Encap::Gre])),
-            (second.clone(), BTreeSet::from([Encap::Vxlan])),
+            (first.clone(), BTreeSet::from([TunnelKind::Gre])),
+            (second.clone(), BTreeSet::from([TunnelKind::Vxlan])),
         ]);
         let all = plan_tunnels(&t, &needed, None);
         let of = |c: &TunnelChange| match c {
-            TunnelChange::Create { bridge, encap } => (bridge.clone(), *encap, true),
-            TunnelChange::Delete { bridge, encap, .. } => (bridge.clone(), *encap, false),
+            TunnelChange::Create { bridge, kind } => (bridge.clone(), *kind, true),
+            TunnelChange::Delete { bridge, kind, .. } => (bridge.clone(), *kind, false),
         };
         let all: BTreeSet<_> = all.iter().map(of).collect();
         assert_eq!(
             all,
             BTreeSet::from([
-                (first.clone(), Encap::Vxlan, false),
-                (first.clone(), Encap::Gre, true),
-                (second.clone(), Encap::Vxlan, true),
+                (first.clone(), TunnelKind::Vxlan, false),
+                (first.clone(), TunnelKind::Gre, true),
+                (second.clone(), TunnelKind::Vxlan, true),
             ])
         );
         let only_second = plan_tunnels(&t, &needed, Some(&BTreeSet::from([second.clone()])));
         let only_second: BTreeSet<_> = only_second.iter().map(of).collect();
-        assert_eq!(only_second, BTreeSet::from([(second, Encap::Vxlan, true)]));
+        assert_eq!(only_second, BTreeSet::from([(second, TunnelKind::Vxlan, true)]));
     }
 }

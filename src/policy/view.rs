@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use periscope_codec::openflow::{MacAddr, PortNo};
 
-use crate::northbound::model::{Encap, TapServiceId};
+use crate::northbound::model::{TapServiceId, TunnelKind};
 
 /// An interface present on a bridge, with everything a tap may select or match on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub struct BridgeView {
     /// Interfaces with a known OpenFlow port, in any order.
     pub interfaces: Vec<IfaceView>,
     /// periscope's flow-based tunnel port for each encapsulation, where it exists already.
-    pub tunnel_ports: BTreeMap<Encap, PortNo>,
+    pub tunnel_ports: BTreeMap<TunnelKind, PortNo>,
     /// Where the VM collector of each tap service that has one runs now; a service missing
     /// here has its collector nowhere reachable now (absent, moving, or another tenant's), and
     /// nothing is copied towards it.

@@ -33,6 +33,8 @@ impl ServiceFacts {
         let e = match self.encap {
             Encap::Vxlan => WireEncap::Vxlan,
             Encap::Gre => WireEncap::Gre,
+            Encap::ErspanV1 => WireEncap::ErspanV1,
+            Encap::ErspanV2 => WireEncap::ErspanV2,
         };
         self.key.map(|k| (e, k))
     }
@@ -336,7 +338,7 @@ fn no_duplicates(f: &Facts, collector: &str, service: Option<&str>) -> Judged {
 
 /// One copy of a duplicated frame, as the report shows it.
 fn copy_of(encap: WireEncap, key: Option<u32>, outer_src: Option<Ipv4Addr>, t_ns: u64) -> Value {
-    json!({"encap": format!("{encap:?}").to_lowercase(), "key": key,
+    json!({"encap": encap.name(), "key": key,
            "outer_src": outer_src.map(|a| a.to_string()), "t_ns": t_ns})
 }
 

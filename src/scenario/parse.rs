@@ -196,10 +196,8 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             return Err(sec.bad("name", "a name no other [[tap_service]] has"));
         }
         let tenant = sec.string("tenant")?;
-        let encap = match sec.opt_str("encap")?.as_deref() {
-            Some("vxlan") => Encap::Vxlan,
-            Some("gre") => Encap::Gre,
-            _ => return Err(sec.bad("encap", "\"vxlan\" or \"gre\"")),
+        let Some(encap) = sec.opt_str("encap")?.as_deref().and_then(Encap::from_name) else {
+            return Err(sec.bad("encap", "\"vxlan\", \"gre\", \"erspan_v1\" or \"erspan_v2\""));
         };
         let collector = sec.string("collector")?;
         if !s.collectors.iter().any(|c| c.name == collector) {

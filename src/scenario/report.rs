@@ -141,7 +141,7 @@ pub fn collector_record(name: &str, ip: &str, cap: &Capture, facts: &Facts) -> C
     let dups = cap.duplicates();
     for fr in &cap.frames {
         let row = rows.entry(fr.tunnel()).or_insert_with(|| KeyRow {
-            encap: format!("{:?}", fr.encap).to_lowercase(),
+            encap: fr.encap.name().to_string(),
             key: fr.key,
             service: facts
                 .services

@@ -677,7 +677,7 @@ impl<'a> Run<'a> {
             .get(&s.collector)
             .ok_or_else(|| anyhow!("no collector {}", s.collector))?;
         let mut body = json!({
-            "name": s.name, "tenant": s.tenant, "encap": s.encap.ovs_type(), "remote_ip": ip.to_string(),
+            "name": s.name, "tenant": s.tenant, "encap": s.encap.name(), "remote_ip": ip.to_string(),
         });
         if let Some(k) = s.key {
             body["key"] = json!(k);
@@ -695,8 +695,7 @@ impl<'a> Run<'a> {
             .and_then(Value::as_u64)
             .ok_or_else(|| anyhow!("tap service reply without key: {reply}"))?;
         lock(&self.taps).services.insert(name.to_string(), (id, key as u32));
-        self.progress
-            .say(&format!("tap service {name}: id {id}, {} key {key} -> {ip}", s.encap.ovs_type()));
+        self.progress.say(&format!("tap service {name}: id {id}, {} key {key} -> {ip}", s.encap));
         Ok(())
     }
 

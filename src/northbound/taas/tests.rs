@@ -110,6 +110,42 @@ fn a_gre_tap_mirror_is_one_service_and_flow_per_direction() {
 }
 
 #[test]
+fn an_erspan_tap_mirror_is_one_erspan_v1_service_per_direction_and_reads_back_as_one() {
+    let mut request = mirror_case()["request"].clone();
+    request["tap_mirror"]["mirror_type"] = json!("erspanv1");
+    request["tap_mirror"]["directions"] = json!({"IN": 101, "OUT": 102});
+    let spec = MirrorSpec::from_taas(&request).expect("valid");
+    let parts = spec.to_v1();
+    assert_eq!(parts.len(), 2);
+    for ((d, s, _), (want_d, key)) in parts.iter().zip([("IN", 101), ("OUT", 102)]) {
+        assert_eq!((*d, &s["encap"], &s["key"]), (want_d, &json!("erspan_v1"), &json!(key)));
+    }
+    let services: Vec<Value> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, s, _))| {
+            let mut s = s.clone();
+            s["id"] = json!(40 + 2 * i);
+            s
+        })
+        .collect();
+    let flows: Vec<Value> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, f))| {
+            let mut f = f.clone();
+            f["id"] = json!(41 + 2 * i);
+            f["tap_service"] = json!(40 + 2 * i);
+            f
+        })
+        .collect();
+    let m = mirrors(&services, &flows);
+    assert_eq!(m.list.len(), 1, "{:?}", m.list);
+    assert_eq!(m.list[0]["mirror_type"], "erspanv1");
+    assert_eq!(m.list[0]["directions"], json!({"IN": 101, "OUT": 102}));
+}
+
+#[test]
 fn bad_requests_name_the_attribute() {
     let cases = data(include_str!("../../../tests/data/taas/bad_requests.json"));
     for c in cases["cases"].as_array().expect("cases") {

@@ -13,6 +13,7 @@ use crate::policy::view::{BridgeView, CollectorPlace, IfaceView, Mode};
 
 const VXLAN_PORT: PortNo = PortNo(100);
 const GRE_PORT: PortNo = PortNo(101);
+const ERSPAN_PORT: PortNo = PortNo(102);
 const COLLECTOR_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
 const COLLECTOR_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 60);
 
@@ -38,7 +39,11 @@ fn bridge(ifaces: Vec<IfaceView>) -> BridgeView {
     BridgeView {
         collectors: Default::default(),
         interfaces: ifaces,
-        tunnel_ports: BTreeMap::from([(Encap::Vxlan, VXLAN_PORT), (Encap::Gre, GRE_PORT)]),
+        tunnel_ports: BTreeMap::from([
+            (TunnelKind::Vxlan, VXLAN_PORT),
+            (TunnelKind::Gre, GRE_PORT),
+            (TunnelKind::Erspan, ERSPAN_PORT),
+        ]),
         mode: Mode::Owner,
     }
 }
@@ -176,7 +181,54 @@ fn both_directions_are_copied_once_with_the_service_key() {
     assert_eq!(copies(&view, &taps, &ip_packet(1, 1, 2, 1, 0)), want, "sent by vm1");
     assert_eq!(copies(&view, &taps, &ip_packet(2, 2, 1, 1, 0)), want, "delivered to vm1");
     assert_eq!(copies(&view, &taps, &ip_packet(2, 2, 3, 1, 0)), vec![], "vm2 to elsewhere");
-    assert_eq!(plan_bridge(&view, &taps).tunnels, [Encap::Vxlan].into());
+    assert_eq!(plan_bridge(&view, &taps).tunnels, [TunnelKind::Vxlan].into());
+}
+
+/// The ERSPAN metadata of each copy that leaves through the ERSPAN port: (key, version,
+/// version 1's index, version 2's direction).
+fn erspan_copies(view: &BridgeView, taps: &Taps, p: &Packet) -> Vec<(u64, u128, u128, u128)> {
+    let plan = plan_bridge(view, taps);
+    let t = Pipeline::new(&plan.flows).run(p);
+    assert!(t.unmodelled.is_empty(), "{:?}", t.unmodelled);
+    let mut out: Vec<_> = t
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Port { port, packet, .. } if *port == ERSPAN_PORT => Some((
+                packet.tun_id().unwrap_or(0),
+                packet.get(&OxmField::TunErspanVer(0, None)).unwrap_or(0),
+                packet.get(&OxmField::TunErspanIdx(0, None)).unwrap_or(0),
+                packet.get(&OxmField::TunErspanDir(0, None)).unwrap_or(0),
+            )),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn erspan_copies_say_their_version_port_and_direction() {
+    let mut taps = Taps::new();
+    let v1 = service(&mut taps, "a", "erspan_v1", COLLECTOR_A, json!({}));
+    let v2 = service(&mut taps, "a", "erspan_v2", COLLECTOR_B, json!({}));
+    assert!(v1.key <= 1023 && v2.key <= 1023 && v1.key != v2.key, "session ids: {v1:?} {v2:?}");
+    for s in [&v1, &v2] {
+        flow(&mut taps, "a", s, json!({"iface_id": "port-1"}), "BOTH", serde_json::Value::Null);
+    }
+    let view = bridge(vec![iface(1, "a", "web"), iface(2, "a", "db")]);
+    assert_eq!(plan_bridge(&view, &taps).tunnels, [TunnelKind::Erspan].into(), "one port for both");
+    // Version 1 carries the mirrored port in its index; version 2 says which way the frame went.
+    let sent = vec![(u64::from(v1.key), 1, 1, 0), (u64::from(v2.key), 2, 0, 0)];
+    assert_eq!(erspan_copies(&view, &taps, &ip_packet(1, 1, 2, 1, 0)), sent, "sent by vm1");
+    let got = vec![(u64::from(v1.key), 1, 1, 0), (u64::from(v2.key), 2, 0, 1)];
+    assert_eq!(erspan_copies(&view, &taps, &ip_packet(2, 2, 1, 1, 0)), got, "delivered to vm1");
+    let all = copies(&view, &taps, &ip_packet(1, 1, 2, 1, 0));
+    let want = vec![
+        (ERSPAN_PORT, u64::from(v1.key), COLLECTOR_A),
+        (ERSPAN_PORT, u64::from(v2.key), COLLECTOR_B),
+    ];
+    assert_eq!(all, want, "each collector once, by tun_dst");
 }
 
 #[test]
@@ -257,7 +309,7 @@ fn no_copy_flows_until_the_tunnel_port_exists_but_the_port_is_asked_for() {
     let mut view = bridge(vec![iface(1, "a", "web")]);
     view.tunnel_ports.clear();
     let plan = plan_bridge(&view, &taps);
-    assert_eq!(plan.tunnels, [Encap::Gre].into());
+    assert_eq!(plan.tunnels, [TunnelKind::Gre].into());
     assert_eq!(copies(&view, &taps, &ip_packet(1, 1, 2, 1, 0)), vec![]);
     let _ = IpAddr::V4(COLLECTOR_A);
 }
@@ -330,7 +382,7 @@ fn a_vm_collector_gets_copies_through_the_tunnel_or_locally_and_nothing_else() {
     // Where the collector is: what arrives with its key through the tunnel goes to it alone,
     // anything else arriving through periscope's tunnel ports goes nowhere.
     let plan = plan_bridge(&view, &taps);
-    assert!(plan.tunnels.contains(&Encap::Vxlan), "delivery needs the tunnel port");
+    assert!(plan.tunnels.contains(&TunnelKind::Vxlan), "delivery needs the tunnel port");
     let arriving = |port: PortNo, key: u64| {
         let mut packet = ip_packet(1, 1, 3, 6, 443);
         packet.set(&OxmField::InPort(port));
