@@ -10,6 +10,9 @@
 //! table 4  forward      (miss)             -> NORMAL
 //! ```
 //!
+//! An ERSPAN service's copies also set the version (`tun_erspan_ver`), and version 1's index
+//! (`tun_erspan_idx=P`) or version 2's direction (`tun_erspan_dir`: 0 in table 2, 1 in table 3).
+//!
 //! A tap service whose collector is a VM of the tenant (`Collector::Iface`) is copied to the
 //! tunnel endpoint of the hypervisor where that VM runs now (or straight to its port when it
 //! runs on the same bridge), and that hypervisor delivers it:
