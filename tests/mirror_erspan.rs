@@ -4,68 +4,45 @@
 //! whether the VM sent the frame or received it; both versions share one ERSPAN port, beside
 //! the GRE one, and it goes away with the last ERSPAN tap.
 
+mod mirror_support;
+
 use std::time::Duration;
 
+use mirror_support::{controlled, controller, has_port, post, wait_for};
 use periscope::lab::controller::ControllerProcess;
-use periscope::lab::{
-    ControllerTarget, EchoKind, Encap, ErspanDirection, ErspanMeta, HypervisorOptions, Lab,
-    VmOptions,
-};
+use periscope::lab::{EchoKind, Encap, ErspanDirection, ErspanMeta, Lab, VmOptions};
 use serde_json::{json, Value};
 
-const PERISCOPE: &str = env!("CARGO_BIN_EXE_periscope");
 const PINGS: u16 = 5;
 
 fn call(ctl: &ControllerProcess, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     ctl.call(method, path, body.as_ref()).expect("api")
 }
 
-fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
-    periscope::lab::wait_until(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"));
-}
-
 #[test]
 fn erspan_v1_and_v2_copies_carry_session_port_and_direction_beside_gre() {
     let lab = Lab::new().expect("lab");
-    let sock = lab.dir().join("of.sock");
-    let hv = lab
-        .add_hypervisor(
-            "hv1",
-            HypervisorOptions::secure().controller(ControllerTarget::Unix(sock.clone())),
-        )
-        .expect("hv1");
+    let hv = controlled(&lab, "hv1");
     let tenant = |name: &str| VmOptions::new(name).external_id("tenant-id", "bank-a");
     let vm1 = lab.add_vm(&hv, tenant("vm1")).expect("vm1");
     let web = lab.add_vm(&hv, tenant("web")).expect("web");
     let mut col = lab.add_collector("col").expect("collector");
-    let args = vec![
-        format!("--openflow=punix:{}", sock.display()),
-        format!("--ovsdb=hv1={}", hv.db_remote()),
-    ];
-    let ctl = ControllerProcess::start(PERISCOPE, &args, &lab.dir().join("controller.log"))
-        .expect("controller");
+    let ctl = controller(&lab, &[&hv]);
     ctl.allow("bank-a", &[&format!("{}/32", col.ip())]).expect("bank-a's collectors");
     let remote = col.ip().to_string();
 
     // Bad input first: a session id ERSPAN cannot carry, and ERSPAN towards a VM collector.
-    let (s, v) = call(
-        &ctl,
-        "POST",
-        "/v1/tap_services",
-        Some(
-            json!({"name": "big", "tenant": "bank-a", "encap": "erspan_v1", "remote_ip": remote, "key": 1024}),
-        ),
-    );
-    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("key")), "{v}");
-    let (s, v) = call(
-        &ctl,
-        "POST",
-        "/v1/tap_services",
-        Some(
-            json!({"name": "vmcol", "tenant": "bank-a", "encap": "erspan_v2", "collector": {"iface_id": web.iface_id()}}),
-        ),
-    );
-    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("encap")), "{v}");
+    let refused = |body: Value| {
+        let (s, v) = call(&ctl, "POST", "/v1/tap_services", Some(body));
+        assert_eq!(s, 400, "{v}");
+        v["error"]["field"].as_str().unwrap_or("").to_string()
+    };
+    let big = json!({"name": "big", "tenant": "bank-a", "encap": "erspan_v1", "remote_ip": remote,
+                     "key": 1024});
+    assert_eq!(refused(big), "key");
+    let vm_collector = json!({"name": "vmcol", "tenant": "bank-a", "encap": "erspan_v2",
+                              "collector": {"iface_id": web.iface_id()}});
+    assert_eq!(refused(vm_collector), "encap");
 
     let service = |name: &str, encap: &str, key: Option<u32>| {
         let mut body =
@@ -73,32 +50,25 @@ fn erspan_v1_and_v2_copies_carry_session_port_and_direction_beside_gre() {
         if let Some(k) = key {
             body["key"] = json!(k);
         }
-        let (s, v) = call(&ctl, "POST", "/v1/tap_services", Some(body));
-        assert_eq!(s, 201, "{v}");
-        v
+        post(&ctl, "/v1/tap_services", body)
     };
     let gre = service("gre", "gre", Some(4242));
     let v1 = service("ersp1", "erspan_v1", None);
     let v2 = service("ersp2", "erspan_v2", Some(7));
     let key = |s: &Value| s["key"].as_u64().expect("key") as u32;
     assert!((1..=1023).contains(&key(&v1)), "an allocated session id fits 10 bits: {v1}");
-    let mut flows = Vec::new();
-    for s in [&gre, &v1, &v2] {
-        let (st, f) = call(
-            &ctl,
-            "POST",
-            "/v1/tap_flows",
-            Some(json!({"name": s["name"], "tenant": "bank-a", "tap_service": s["id"],
-                        "source": {"iface_id": vm1.iface_id()}, "direction": "BOTH"})),
-        );
-        assert_eq!(st, 201, "{f}");
-        flows.push(f);
-    }
-    let ports = || hv.vsctl(&["list-ports", "br-int"]).unwrap_or_default();
+    let flows: Vec<Value> = [&gre, &v1, &v2]
+        .iter()
+        .map(|s| {
+            let body = json!({"name": s["name"], "tenant": "bank-a", "tap_service": s["id"],
+                              "source": {"iface_id": vm1.iface_id()}, "direction": "BOTH"});
+            post(&ctl, "/v1/tap_flows", body)
+        })
+        .collect();
     wait_for("the GRE and the ERSPAN port", Duration::from_secs(20), || {
-        let p = ports();
-        p.contains("psc-gre-") && p.contains("psc-er-")
+        has_port(&hv, "psc-gre-") && has_port(&hv, "psc-er-")
     });
+    let ports = || hv.vsctl(&["list-ports", "br-int"]).unwrap_or_default();
     assert_eq!(ports().matches("psc-er-").count(), 1, "one ERSPAN port for both versions");
     let copy_flows = || {
         let dump = hv.ofctl(&["dump-flows", "br-int"]).unwrap_or_default();
@@ -142,9 +112,9 @@ fn erspan_v1_and_v2_copies_carry_session_port_and_direction_beside_gre() {
         let (s, v) = call(&ctl, "DELETE", &format!("/v1/tap_flows/{}", f["id"]), None);
         assert_eq!(s, 200, "{v}");
     }
-    wait_for("the ERSPAN port removed", Duration::from_secs(10), || !ports().contains("psc-er-"));
-    assert!(ports().contains("psc-gre-"), "the GRE tap's port stays");
+    wait_for("the ERSPAN port removed", Duration::from_secs(10), || !has_port(&hv, "psc-er-"));
+    assert!(has_port(&hv, "psc-gre-"), "the GRE tap's port stays");
     let (s, v) = call(&ctl, "DELETE", &format!("/v1/tap_flows/{}", flows[0]["id"]), None);
     assert_eq!(s, 200, "{v}");
-    wait_for("no tunnel port left", Duration::from_secs(10), || !ports().contains("psc-"));
+    wait_for("no tunnel port left", Duration::from_secs(10), || !has_port(&hv, "psc-"));
 }

@@ -23,7 +23,7 @@ pub fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
 }
 
 /// Whether br-int has a port whose name starts with `prefix` (periscope's tunnel ports are
-/// `psc-vx-<bridge>` and `psc-gre-<bridge>`).
+/// `psc-vx-<bridge>`, `psc-gre-<bridge>` and `psc-er-<bridge>`).
 pub fn has_port(hv: &Hypervisor, prefix: &str) -> bool {
     hv.vsctl(&["list-ports", "br-int"])
         .map(|p| p.lines().any(|l| l.trim().starts_with(prefix)))
@@ -84,15 +84,21 @@ pub fn migrate_once_programmed(
 /// tenants' own overlay is a VXLAN star around hv3 (key 7), forwarded by NORMAL, its ports with
 /// `options:local_ip` (which is how periscope learns a hypervisor's tunnel endpoint here).
 pub fn star(lab: &Lab) -> [Hypervisor; 3] {
-    let sock = lab.dir().join("of.sock");
-    let opts = || HypervisorOptions::secure().controller(ControllerTarget::Unix(sock.clone()));
-    let hvs = ["hv1", "hv2", "hv3"].map(|n| lab.add_hypervisor(n, opts()).expect(n));
+    let hvs = ["hv1", "hv2", "hv3"].map(|n| controlled(lab, n));
     let [hv1, hv2, hv3] = &hvs;
     hv3.add_overlay_star(&[hv1, hv2], 7).expect("tenant tunnels");
     hvs
 }
 
-/// periscope controlling the star's bridges and monitoring their databases.
+/// A hypervisor whose secure bridge is controlled over a unix socket in the lab's directory
+/// (the one [`controller`] listens on).
+pub fn controlled(lab: &Lab, name: &str) -> Hypervisor {
+    let sock = lab.dir().join("of.sock");
+    let opts = HypervisorOptions::secure().controller(ControllerTarget::Unix(sock));
+    lab.add_hypervisor(name, opts).expect(name)
+}
+
+/// periscope controlling the lab's bridges and monitoring the databases of `hvs`.
 pub fn controller(lab: &Lab, hvs: &[&Hypervisor]) -> ControllerProcess {
     let mut args = vec![format!("--openflow=punix:{}", lab.dir().join("of.sock").display())];
     for hv in hvs {
