@@ -74,6 +74,36 @@ fn start(extra: &[&str]) -> Running {
     Running { child, vxlan, stderr }
 }
 
+/// Starts the collector receiving raw GRE on `listen` (VXLAN on a free port, unused), writing
+/// pcap files to `pcaps` and JSON lines to `json`, stopped by the end of its stdin.
+fn start_raw(listen: Ipv4Addr, pcaps: &Path, json: &Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_periscope"))
+        .args(["collector", "--listen", &listen.to_string(), "--vxlan-port", "0", "--stdin-stop"])
+        .arg("--pcap-dir")
+        .arg(pcaps)
+        .arg("--output")
+        .arg(json)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("periscope collector starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the listening line");
+    assert!(line.contains(&format!("gre on raw ip {listen}")), "{line}");
+    Running { child, vxlan: "127.0.0.1:0".parse().expect("addr"), stderr }
+}
+
+/// Ends the collector's stdin, which stops it, and returns its summary.
+fn stop_at_eof(col: &mut Running) -> String {
+    drop(col.child.stdin.take());
+    let mut stdout = String::new();
+    col.child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("stdout");
+    assert!(col.child.wait().expect("exits").success());
+    stdout
+}
+
 fn vxlan(vni: u32, inner_len: usize) -> Vec<u8> {
     let mut p = vec![0x08, 0, 0, 0];
     p.extend_from_slice(&(vni << 8).to_be_bytes());
@@ -215,22 +245,7 @@ fn gre_copies_on_loopback_are_split_by_key() {
     let tmp = TempDir::new();
     let pcaps = tmp.0.join("pcap");
     let json = tmp.0.join("frames.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_periscope"))
-        .args(["collector", "--listen", "127.0.0.1", "--vxlan-port", "0", "--stdin-stop"])
-        .arg("--pcap-dir")
-        .arg(&pcaps)
-        .arg("--output")
-        .arg(&json)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("periscope collector starts");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the listening line");
-    assert!(line.contains("gre on raw ip 127.0.0.1"), "{line}");
-    let mut col = Running { child, vxlan: "127.0.0.1:0".parse().expect("addr"), stderr };
+    let mut col = start_raw(Ipv4Addr::LOCALHOST, &pcaps, &json);
 
     let key = 0x5000_0000 | (std::process::id() & 0xff_ffff);
     let sender = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(47))).expect("raw");
@@ -246,10 +261,7 @@ fn gre_copies_on_loopback_are_split_by_key() {
     }
     // One socket, one queue: once the third copy is written, the first datagram was counted.
     wait_for_lines(&json, 3);
-    drop(col.child.stdin.take());
-    let mut stdout = String::new();
-    col.child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("stdout");
-    assert!(col.child.wait().expect("exits").success());
+    let stdout = stop_at_eof(&mut col);
     let row = format!("gre    {key:>10}          3          222");
     assert!(stdout.lines().any(|l| l.starts_with(&row)), "{row:?} in\n{stdout}");
     assert!(stdout.contains("malformed gre-protocol: "), "{stdout}");
@@ -279,22 +291,7 @@ fn erspan_copies_on_loopback_are_split_by_version() {
     let tmp = TempDir::new();
     let pcaps = tmp.0.join("pcap");
     let json = tmp.0.join("frames.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_periscope"))
-        .args(["collector", "--listen", &listen.to_string(), "--vxlan-port", "0", "--stdin-stop"])
-        .arg("--pcap-dir")
-        .arg(&pcaps)
-        .arg("--output")
-        .arg(&json)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("periscope collector starts");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the listening line");
-    assert!(line.contains(&format!("gre on raw ip {listen}")), "{line}");
-    let mut col = Running { child, vxlan: "127.0.0.1:0".parse().expect("addr"), stderr };
+    let mut col = start_raw(listen, &pcaps, &json);
 
     let v1 = hex("1000 88be 0000 0003 1000 0007 0000 0005 0251 0000 0004 0251 0000 0003 0800 4500
                   0054 0fc6 4000 4001 d674 c633 6403 c633 6404 0800 07b6 144e 0001 99d5 146b 0000
@@ -320,10 +317,7 @@ fn erspan_copies_on_loopback_are_split_by_version() {
     }
     // One socket, one queue: once the third copy is written, the malformed ones were counted.
     wait_for_lines(&json, 3);
-    drop(col.child.stdin.take());
-    let mut stdout = String::new();
-    col.child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("stdout");
-    assert!(col.child.wait().expect("exits").success());
+    let stdout = stop_at_eof(&mut col);
     for row in [
         "encap            key     frames        bytes",
         "erspan_v1          7          1           98  ",

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use periscope::collector::pcap;
 use periscope::lab::{
-    Capture, EchoKind, Encap, ErspanDirection, ErspanMeta, HypervisorOptions, Lab, TunnelKey,
-    TunnelKind, TunnelRemote, VmOptions,
+    Capture, Collector, EchoKind, Encap, ErspanDirection, ErspanMeta, Hypervisor,
+    HypervisorOptions, Lab, TunnelKey, TunnelKind, TunnelRemote, Vm, VmOptions,
 };
 
 const PINGS: u32 = 8;
@@ -58,14 +58,21 @@ fn file_names(dir: &Path) -> Vec<String> {
     files
 }
 
-#[test]
-fn pcap_files_per_key_hold_the_mirrored_pings() {
-    let lab = Lab::new().expect("lab");
-    let pcap_dir = collector_with_pcap_files(&lab);
+/// A secure hypervisor with two VMs, and a collector writing pcap files to the returned
+/// directory.
+fn two_vms_and_a_collector(lab: &Lab) -> (PathBuf, Hypervisor, Vm, Vm, Collector) {
+    let pcap_dir = collector_with_pcap_files(lab);
     let hv = lab.add_hypervisor("hv1", HypervisorOptions::secure()).expect("hypervisor");
     let vm1 = lab.add_vm(&hv, VmOptions::new("vm1")).expect("vm1");
     let vm2 = lab.add_vm(&hv, VmOptions::new("vm2")).expect("vm2");
-    let mut col = lab.add_collector("col1").expect("collector");
+    let col = lab.add_collector("col1").expect("collector");
+    (pcap_dir, hv, vm1, vm2, col)
+}
+
+#[test]
+fn pcap_files_per_key_hold_the_mirrored_pings() {
+    let lab = Lab::new().expect("lab");
+    let (pcap_dir, hv, vm1, vm2, mut col) = two_vms_and_a_collector(&lab);
     let vx = hv
         .add_tunnel_port("vxlan-m", TunnelKind::Vxlan, TunnelRemote::Flow, TunnelKey::Flow)
         .expect("vxlan port");
@@ -110,11 +117,7 @@ fn pcap_files_per_key_hold_the_mirrored_pings() {
 #[test]
 fn erspan_copies_from_open_vswitch_are_split_by_version_with_their_metadata() {
     let lab = Lab::new().expect("lab");
-    let pcap_dir = collector_with_pcap_files(&lab);
-    let hv = lab.add_hypervisor("hv1", HypervisorOptions::secure()).expect("hypervisor");
-    let vm1 = lab.add_vm(&hv, VmOptions::new("vm1")).expect("vm1");
-    let vm2 = lab.add_vm(&hv, VmOptions::new("vm2")).expect("vm2");
-    let mut col = lab.add_collector("col1").expect("collector");
+    let (pcap_dir, hv, vm1, vm2, mut col) = two_vms_and_a_collector(&lab);
     let gre = hv
         .add_tunnel_port("gre-m", TunnelKind::Gre, TunnelRemote::Flow, TunnelKey::Flow)
         .expect("gre port");
