@@ -420,9 +420,10 @@ fn taas_v1(ctl: &ControllerProcess, token: &str, path: &str, body: Value) -> (u1
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// On real Open vSwitch: a tap flow and a tap mirror made only through TaaS copy a VM's
-/// frames to the collector under their keys (the mirror's IN key for frames delivered to the
-/// port, its OUT key for frames the port sends), and the tap flow reads ACTIVE.
+/// On real Open vSwitch: a tap flow and two tap mirrors (`gre` and `erspanv1`) made only
+/// through TaaS copy VMs' frames to the collector under their keys (a mirror's IN key for frames
+/// delivered to the port, its OUT key for frames the port sends; ERSPAN session ids whose index
+/// names the port), and the tap flow reads ACTIVE.
 #[test]
 fn taas_made_taps_copy_traffic_on_real_ovs() {
     use periscope::lab::{ControllerTarget, EchoKind, Encap, HypervisorOptions, VmOptions};
@@ -439,6 +440,8 @@ fn taas_made_taps_copy_traffic_on_real_ovs() {
         lab.add_vm(&hv, VmOptions::new("vm1").external_id("tenant-id", "bank-t1")).expect("vm1");
     let vm2 =
         lab.add_vm(&hv, VmOptions::new("vm2").external_id("tenant-id", "bank-t1")).expect("vm2");
+    let vm3 =
+        lab.add_vm(&hv, VmOptions::new("vm3").external_id("tenant-id", "bank-t1")).expect("vm3");
     let mut col = lab.add_collector("col").expect("collector");
     let args = vec![
         format!("--openflow=punix:{}", sock.display()),
@@ -479,6 +482,15 @@ fn taas_made_taps_copy_traffic_on_real_ovs() {
         "remote_ip": col.ip().to_string(), "mirror_type": "gre"}})),
     );
     assert_eq!(s, 201, "{mirror}");
+    let (s, ermirror) = call(
+        "POST",
+        "/v2.0/taas/tap_mirrors",
+        Some(json!({"tap_mirror": {
+        "name": "vm3", "port_id": vm3.iface_id(), "directions": {"IN": 11, "OUT": 12},
+        "remote_ip": col.ip().to_string(), "mirror_type": "erspanv1"}})),
+    );
+    assert_eq!(s, 201, "{ermirror}");
+    assert_eq!(ermirror["tap_mirror"]["mirror_type"], "erspanv1", "{ermirror}");
     let flow_path =
         format!("/v2.0/taas/tap_flows/{}", flow["tap_flow"]["id"].as_str().unwrap_or(""));
     periscope::lab::wait_until("the TaaS tap flow to be ACTIVE", Duration::from_secs(20), || {
@@ -487,12 +499,16 @@ fn taas_made_taps_copy_traffic_on_real_ovs() {
     .unwrap_or_else(|e| panic!("{e}"));
     periscope::lab::wait_until("the copy flows", Duration::from_secs(20), || {
         let dump = hv.ofctl(&["dump-flows", "br-int"]).unwrap_or_default();
-        hv.vsctl(&["list-ports", "br-int"]).unwrap_or_default().contains("psc-gre-")
-            && dump.lines().filter(|l| l.contains("cookie=0x5053")).count() >= 4
+        let ports = hv.vsctl(&["list-ports", "br-int"]).unwrap_or_default();
+        ports.contains("psc-gre-")
+            && ports.contains("psc-er-")
+            && dump.lines().filter(|l| l.contains("cookie=0x5053")).count() >= 6
     })
     .unwrap_or_else(|e| panic!("{e}"));
 
     let r = vm1.ping(vm2.ip(), 5, Duration::from_millis(50)).expect("ping");
+    assert_eq!(r.received, 5, "{r:?}");
+    let r = vm1.ping(vm3.ip(), 5, Duration::from_millis(50)).expect("ping vm3");
     assert_eq!(r.received, 5, "{r:?}");
     std::thread::sleep(Duration::from_millis(300));
     let cap = col.stop().expect("capture");
@@ -526,8 +542,33 @@ fn taas_made_taps_copy_traffic_on_real_ovs() {
         cap.under(Encap::Gre, 4602).all(|f| f.inner_src == vm2.mac()),
         "OUT holds only frames from vm2"
     );
+    // The ERSPAN mirror: its IN and OUT session ids, each copy naming vm3's port.
     assert_eq!(
-        cap.foreign_keys(&[(Encap::Gre, 4545), (Encap::Gre, 4601), (Encap::Gre, 4602)]),
+        cap.echo_seqs(Encap::ErspanV1, 11, EchoKind::Request, vm1.ip()),
+        all,
+        "delivered to vm3: the ERSPAN mirror's IN session"
+    );
+    assert_eq!(
+        cap.echo_seqs(Encap::ErspanV1, 12, EchoKind::Reply, vm3.ip()),
+        all,
+        "sent by vm3: the ERSPAN mirror's OUT session"
+    );
+    let vm3_port = vm3.ofport().expect("vm3's ofport");
+    assert!(
+        cap.frames
+            .iter()
+            .filter(|f| f.encap == Encap::ErspanV1)
+            .all(|f| f.erspan == Some(periscope::lab::ErspanMeta::V1 { index: vm3_port })),
+        "every ERSPAN copy names vm3's port"
+    );
+    assert_eq!(
+        cap.foreign_keys(&[
+            (Encap::Gre, 4545),
+            (Encap::Gre, 4601),
+            (Encap::Gre, 4602),
+            (Encap::ErspanV1, 11),
+            (Encap::ErspanV1, 12)
+        ]),
         vec![]
     );
     assert!(cap.duplicates().is_empty(), "duplicates: {:?}", cap.duplicates());
