@@ -107,6 +107,29 @@ fn erspan_v1_and_v2_copies_carry_session_port_and_direction_beside_gre() {
     }
     assert!(cap.under(Encap::Gre, 4242).all(|f| f.erspan.is_none()));
 
+    // The controller's trace, on the flows read back from the switch now, shows the same.
+    let packet = format!("in_port={ofport},dl_src={},dl_dst={}", vm1.mac(), web.mac());
+    let path = format!("/v1/switches/{:016x}/trace?packet={packet}", hv.dpid());
+    let (s, t) = call(&ctl, "GET", &path, None);
+    assert_eq!(s, 200, "{t}");
+    let mut erspan: Vec<String> = t["trace"]["outputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o.get("erspan").is_some())
+        .map(|o| format!("{} {}", o["tun_id"], o["erspan"]))
+        .collect();
+    erspan.sort();
+    let v1_seen = format!(r#"{} {{"direction":null,"index":{ofport},"version":1}}"#, key(&v1));
+    let v2_seen = r#"7 {"direction":0,"index":null,"version":2}"#.to_string();
+    let mut want = vec![v1_seen, v2_seen];
+    want.sort();
+    assert_eq!(erspan, want, "{t}");
+    // And the switch holds exactly the flows periscope wants: the ERSPAN fields it wrote back
+    // read as sent, so nothing is put again and again.
+    let (s, d) = call(&ctl, "GET", &format!("/v1/switches/{:016x}/diff", hv.dpid()), None);
+    assert_eq!((s, &d["in_sync"]), (200, &json!(true)), "{d}");
+
     // The ERSPAN port leaves with the last ERSPAN tap; the GRE one stays for its own.
     for f in &flows[1..] {
         let (s, v) = call(&ctl, "DELETE", &format!("/v1/tap_flows/{}", f["id"]), None);

@@ -599,6 +599,18 @@ pub fn trace(t: &Value) -> String {
         if let Some(d) = o["tun_dst"].as_str() {
             let _ = write!(line, " tun_dst={d}");
         }
+        let erspan = &o["erspan"];
+        if let Some(v) = erspan["version"].as_u64() {
+            let _ = write!(line, " erspan_v{v}");
+            if let Some(i) = erspan["index"].as_u64() {
+                let _ = write!(line, " index={i}");
+            }
+            match erspan["direction"].as_u64() {
+                Some(0) => line.push_str(" ingress"),
+                Some(_) => line.push_str(" egress"),
+                None => {}
+            }
+        }
         if let Some(m) = o["max_len"].as_u64() {
             let _ = write!(line, " truncated to {m} bytes");
         }
@@ -914,10 +926,18 @@ mod tests {
         let t = json!({"hypervisor": "hv1", "bridge": "br-int", "dpid": "00000000000000aa",
             "packet": "in_port=1", "trace": {"outputs": [
                 {"port": 2, "port_name": "psc-vx-1", "tun_id": 4242, "tun_dst": "192.0.2.9", "max_len": null},
+                {"port": 3, "port_name": "psc-er-1", "tun_id": 12, "tun_dst": "192.0.2.9", "max_len": null,
+                 "erspan": {"version": 2, "index": null, "direction": 1}},
                 {"normal": true, "tun_id": null, "tun_dst": null}], "unmodelled": []}});
         let out = trace(&t);
         assert!(
             out.contains("  output 2 (psc-vx-1) tun_id=0x1092 (4242) tun_dst=192.0.2.9\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "  output 3 (psc-er-1) tun_id=0xc (12) tun_dst=192.0.2.9 erspan_v2 egress\n"
+            ),
             "{out}"
         );
         assert!(out.contains("  NORMAL (the switch's own forwarding)\n"), "{out}");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use periscope_codec::openflow::{
     Cookie, Dpid, FlowStats, FlowStatsRequest, Match, Message, MultipartRequest,
-    MultipartRequestBody, TableId,
+    MultipartRequestBody, OxmField, TableId,
 };
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -245,7 +245,8 @@ impl Core {
 }
 
 /// Runs a packet through the flows of a dump: every output (port, its name, the tunnel key and
-/// destination the copy left with), and what the model does not know.
+/// destination the copy left with, and its ERSPAN version, index and direction if it set them),
+/// and what the model does not know.
 pub(super) fn trace(flows: &[FlowStats], packet: &Match, names: &HashMap<u32, String>) -> Value {
     let mut pipeline = Pipeline::default();
     for f in flows {
@@ -253,10 +254,18 @@ pub(super) fn trace(flows: &[FlowStats], packet: &Match, names: &HashMap<u32, St
     }
     let t = pipeline.run(&Packet::new(packet.fields.iter().cloned()));
     let tunnel = |p: &Packet| {
-        json!({
+        let mut v = json!({
             "tun_id": p.tun_id(),
             "tun_dst": p.tun_dst().filter(|a| !a.is_unspecified()).map(|a| a.to_string()),
-        })
+        });
+        if let Some(version) = p.get(&OxmField::TunErspanVer(0, None)) {
+            v["erspan"] = json!({
+                "version": version,
+                "index": p.get(&OxmField::TunErspanIdx(0, None)),
+                "direction": p.get(&OxmField::TunErspanDir(0, None)),
+            });
+        }
+        v
     };
     let outputs: Vec<Value> = t
         .outputs
@@ -428,8 +437,27 @@ mod tests {
         assert_eq!(t["outputs"][0]["tun_id"], 0x1092);
         assert_eq!(t["outputs"][1]["normal"], true);
         assert_eq!(t["outputs"][1]["tun_id"], Value::Null, "the clone's key stays in the clone");
+        assert_eq!(t["outputs"][0].get("erspan"), None, "not ERSPAN");
         let other = Match::new(vec![OxmField::InPort(PortNo(5))]);
         assert_eq!(trace(&[copy], &other, &names)["outputs"], json!([]), "no flow: dropped");
+        // An ERSPAN copy says its version and what it set.
+        let mut erspan = stats(0, 100, 1, 2);
+        erspan.instructions = vec![Instruction::ApplyActions(
+            vec![
+                Action::SetField(OxmField::TunnelId(12, None)),
+                Action::SetField(OxmField::TunErspanVer(2, None)),
+                Action::SetField(OxmField::TunErspanDir(1, None)),
+                Action::output(PortNo(3)),
+            ]
+            .into(),
+        )]
+        .into();
+        let t = trace(&[erspan], &packet, &names);
+        assert_eq!(
+            t["outputs"][0]["erspan"],
+            json!({"version": 2, "index": null, "direction": 1}),
+            "{t}"
+        );
     }
 
     use crate::northbound::api::ApiCall;
