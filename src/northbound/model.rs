@@ -342,7 +342,7 @@ pub struct TapService {
     /// Where the copies go: `"remote_ip"` or `"collector": {"iface_id"}` in JSON.
     #[serde(flatten)]
     pub collector: Collector,
-    /// The VNI or GRE key that marks this service's copies.
+    /// The VNI, GRE key or ERSPAN session id that marks this service's copies.
     pub key: u32,
     /// Copies are truncated to this many bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -466,7 +466,7 @@ pub const SERVICE_FIELDS: &[FieldDoc] = &[
         "key",
         FieldKind::Integer(1, 4_294_967_295),
         false,
-        "VNI (at most 16777215) or GRE key; allocated when left out",
+        "VNI (at most 16777215), GRE key, or ERSPAN session id (at most 1023); allocated when left out",
     ),
     field("snaplen", FieldKind::Integer(64, 65535), false, "copies are cut to this many bytes"),
 ];
