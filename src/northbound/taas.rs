@@ -11,8 +11,8 @@
 //! - `project_id` / `tenant_id` is periscope's tenant.
 //! - a tap service's collector is TaaS's `port_id`, a VM port of the tenant (its iface-id:
 //!   `/v1`'s `collector.iface_id`), or, as extension attributes, periscope's `remote_ip` (an
-//!   address outside the cloud); `encap` (`gre`, the default, or `vxlan`), `key` and `snaplen`
-//!   are extension attributes too.
+//!   address outside the cloud); `encap` (`gre`, the default, `vxlan`, `erspan_v1` or
+//!   `erspan_v2`), `key` and `snaplen` are extension attributes too.
 //! - a tap flow's `source_port` is the interface's iface-id; `vlan_filter` holds one VLAN id.
 //! - a tap mirror (`directions` `{"IN": key, "OUT": key}`, `remote_ip`, `mirror_type` `gre` or
 //!   `erspanv1`) is one tap service per key (`gre` or `erspan_v1`, the key being the GRE key or
