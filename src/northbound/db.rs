@@ -975,15 +975,19 @@ mod tests {
                 }
                 5 => {
                     let (uuid, id) = self.fresh();
-                    let collector = match c % 3 {
-                        0 => Collector::Iface("vm-collector".into()),
-                        _ => Collector::Remote(format!("192.0.2.{}", c % 20).parse().expect("ip")),
+                    let (collector, encap) = match c % 3 {
+                        0 => (Collector::Iface("vm-collector".into()), Encap::Gre),
+                        // Every encapsulation a remote collector takes, ERSPAN's included.
+                        _ => (
+                            Collector::Remote(format!("192.0.2.{}", c % 20).parse().expect("ip")),
+                            Encap::ALL[usize::from(c / 3) % Encap::ALL.len()].1,
+                        ),
                     };
                     let svc = TapService {
                         id: TapServiceId(id),
                         name: format!("s{id}"),
                         tenant: tenant.into(),
-                        encap: Encap::Gre,
+                        encap,
                         collector,
                         // Few keys, so that two rows claim one.
                         key: 1000 + u32::from(b % 4),
