@@ -2,6 +2,7 @@
 //! are split per key into pcap files, keys beyond `--max-keys` and malformed datagrams are
 //! reported, and SIGTERM or stdin EOF stop it with a final summary.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -53,11 +54,11 @@ impl Drop for Running {
     }
 }
 
-/// Starts the collector on 127.0.0.1, VXLAN on a free port, and reads that port from stderr.
-fn start(extra: &[&str]) -> Running {
+/// Starts `periscope collector ARGS` and returns it with its first stderr line (where it listens).
+fn spawn(args: &[&OsStr]) -> (Child, BufReader<ChildStderr>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_periscope"))
-        .args(["collector", "--listen", "127.0.0.1", "--vxlan-port", "0", "--no-gre"])
-        .args(extra)
+        .arg("collector")
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -66,6 +67,15 @@ fn start(extra: &[&str]) -> Running {
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let mut line = String::new();
     stderr.read_line(&mut line).expect("the listening line");
+    (child, stderr, line)
+}
+
+/// Starts the collector on 127.0.0.1, VXLAN on a free port, and reads that port from stderr.
+fn start(extra: &[&str]) -> Running {
+    let mut args: Vec<&OsStr> =
+        ["--listen", "127.0.0.1", "--vxlan-port", "0", "--no-gre"].map(OsStr::new).to_vec();
+    args.extend(extra.iter().map(OsStr::new));
+    let (child, stderr, line) = spawn(&args);
     // "periscope collector: vxlan on udp 127.0.0.1:PORT, ..."
     let vxlan = line
         .split_whitespace()
@@ -77,20 +87,19 @@ fn start(extra: &[&str]) -> Running {
 /// Starts the collector receiving raw GRE on `listen` (VXLAN on a free port, unused), writing
 /// pcap files to `pcaps` and JSON lines to `json`, stopped by the end of its stdin.
 fn start_raw(listen: Ipv4Addr, pcaps: &Path, json: &Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_periscope"))
-        .args(["collector", "--listen", &listen.to_string(), "--vxlan-port", "0", "--stdin-stop"])
-        .arg("--pcap-dir")
-        .arg(pcaps)
-        .arg("--output")
-        .arg(json)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("periscope collector starts");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the listening line");
+    let listen_s = listen.to_string();
+    let args = [
+        OsStr::new("--listen"),
+        OsStr::new(&listen_s),
+        OsStr::new("--vxlan-port"),
+        OsStr::new("0"),
+        OsStr::new("--stdin-stop"),
+        OsStr::new("--pcap-dir"),
+        pcaps.as_os_str(),
+        OsStr::new("--output"),
+        json.as_os_str(),
+    ];
+    let (child, stderr, line) = spawn(&args);
     assert!(line.contains(&format!("gre on raw ip {listen}")), "{line}");
     Running { child, vxlan: "127.0.0.1:0".parse().expect("addr"), stderr }
 }

@@ -58,27 +58,37 @@ fn file_names(dir: &Path) -> Vec<String> {
     files
 }
 
-/// A secure hypervisor with two VMs, and a collector writing pcap files to the returned
-/// directory.
-fn two_vms_and_a_collector(lab: &Lab) -> (PathBuf, Hypervisor, Vm, Vm, Collector) {
+/// A secure hypervisor with two VMs and a flow-based GRE port, and a collector writing pcap
+/// files to `pcap_dir`.
+struct Setup {
+    pcap_dir: PathBuf,
+    hv: Hypervisor,
+    vm1: Vm,
+    vm2: Vm,
+    col: Collector,
+    /// The GRE port's OpenFlow port number.
+    gre: u32,
+}
+
+fn setup(lab: &Lab) -> Setup {
     let pcap_dir = collector_with_pcap_files(lab);
     let hv = lab.add_hypervisor("hv1", HypervisorOptions::secure()).expect("hypervisor");
     let vm1 = lab.add_vm(&hv, VmOptions::new("vm1")).expect("vm1");
     let vm2 = lab.add_vm(&hv, VmOptions::new("vm2")).expect("vm2");
     let col = lab.add_collector("col1").expect("collector");
-    (pcap_dir, hv, vm1, vm2, col)
+    let gre = hv
+        .add_tunnel_port("gre-m", TunnelKind::Gre, TunnelRemote::Flow, TunnelKey::Flow)
+        .expect("gre port");
+    Setup { pcap_dir, hv, vm1, vm2, col, gre }
 }
 
 #[test]
 fn pcap_files_per_key_hold_the_mirrored_pings() {
     let lab = Lab::new().expect("lab");
-    let (pcap_dir, hv, vm1, vm2, mut col) = two_vms_and_a_collector(&lab);
+    let Setup { pcap_dir, hv, vm1, vm2, mut col, gre } = setup(&lab);
     let vx = hv
         .add_tunnel_port("vxlan-m", TunnelKind::Vxlan, TunnelRemote::Flow, TunnelKey::Flow)
         .expect("vxlan port");
-    let gre = hv
-        .add_tunnel_port("gre-m", TunnelKind::Gre, TunnelRemote::Flow, TunnelKey::Flow)
-        .expect("gre port");
     let p1 = vm1.ofport().expect("vm1 ofport");
     let c = col.ip();
     let copies = format!(
@@ -117,10 +127,7 @@ fn pcap_files_per_key_hold_the_mirrored_pings() {
 #[test]
 fn erspan_copies_from_open_vswitch_are_split_by_version_with_their_metadata() {
     let lab = Lab::new().expect("lab");
-    let (pcap_dir, hv, vm1, vm2, mut col) = two_vms_and_a_collector(&lab);
-    let gre = hv
-        .add_tunnel_port("gre-m", TunnelKind::Gre, TunnelRemote::Flow, TunnelKey::Flow)
-        .expect("gre port");
+    let Setup { pcap_dir, hv, vm1, vm2, mut col, gre } = setup(&lab);
     hv.vsctl(&[
         "add-port",
         "br-int",

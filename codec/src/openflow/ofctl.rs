@@ -1856,7 +1856,7 @@ mod tests {
     }
 
     /// `ovs-ofctl -O OpenFlow13 add-flow` 3.1 sent this FLOW_MOD (to a fake switch) for
-    /// [`OVS_ERSPAN_FLOW`].
+    /// [`ovs_erspan_flow`].
     const OVS_ERSPAN_FLOW_MOD: &str = "
         040e00c8 00000006 0000000000000000 0000000000000000 0100 0000 0000 000a ffffffff ffffffff
         ffffffff 0000 0000 00010004 00000000
@@ -1868,15 +1868,17 @@ mod tests {
           ffff 0018 00002320 0021 ffff1906 00002320 0203 00000000
           ffff 0020 00002320 0021 ffff170c 00002320 00000005 000000ff 000000000000
           0000 0010 00000001 0000 000000000000";
-    const OVS_ERSPAN_FLOW: &str = "table=1,priority=10,actions=set_field:2->tun_erspan_ver,\
-        set_field:0x12345->tun_erspan_idx,set_field:1->tun_erspan_dir,\
-        set_field:0x3f->tun_erspan_hwid,set_field:2/0x3->tun_erspan_ver,\
-        set_field:0x5/0xff->tun_erspan_idx,output:1";
-    /// What `ofp-print` 3.1 printed for the actions of [`OVS_ERSPAN_FLOW_MOD`].
+    /// What `ofp-print` 3.1 printed for the actions of [`OVS_ERSPAN_FLOW_MOD`], which are also
+    /// the actions `ovs-ofctl` was given.
     const OVS_ERSPAN_ACTIONS: &str = "set_field:2->tun_erspan_ver,\
         set_field:0x12345->tun_erspan_idx,set_field:1->tun_erspan_dir,\
         set_field:0x3f->tun_erspan_hwid,set_field:2/0x3->tun_erspan_ver,\
         set_field:0x5/0xff->tun_erspan_idx,output:1";
+
+    /// The flow `ovs-ofctl add-flow` was given for [`OVS_ERSPAN_FLOW_MOD`].
+    fn ovs_erspan_flow() -> String {
+        format!("table=1,priority=10,actions={OVS_ERSPAN_ACTIONS}")
+    }
 
     #[test]
     fn erspan_set_fields_from_ovs_parse_re_emit_and_print_as_ovs_does() {
@@ -1904,12 +1906,12 @@ mod tests {
         assert_eq!(InstructionList(&fm.instructions).to_string(), OVS_ERSPAN_ACTIONS);
 
         // Our parser makes the same bytes of the same flow.
-        let ours = parse_flow(OVS_ERSPAN_FLOW).unwrap();
+        let ours = parse_flow(&ovs_erspan_flow()).unwrap();
         assert_eq!(OfpMessage::new(Xid(6), Message::FlowMod(ours.into())).to_vec(), b);
     }
 
     /// An OFPST_FLOW reply of ovs-vswitchd 3.1 (userspace datapath) holding the flow of
-    /// [`OVS_ERSPAN_FLOW`] (table 1), `tun_erspan_ver=1,tun_erspan_idx=0x12345/0xfffff` from
+    /// [`ovs_erspan_flow`] (table 1), `tun_erspan_ver=1,tun_erspan_idx=0x12345/0xfffff` from
     /// `ovs-ofctl` (table 2), and a flow mod we sent by hand with `tun_erspan_ver` 2 exact,
     /// `tun_erspan_dir` 1/1 and `tun_erspan_hwid` 5/0x3f (table 3), which the switch keeps with
     /// each value as its mask.
@@ -1970,7 +1972,7 @@ mod tests {
         );
 
         // The set_field actions come back as they were sent.
-        let sent = parse_flow(OVS_ERSPAN_FLOW).unwrap();
+        let sent = parse_flow(&ovs_erspan_flow()).unwrap();
         assert_eq!(flows[1].instructions, sent.instructions);
 
         // The matches come back with each value as the mask of ver, dir and hwid; that is what
