@@ -45,48 +45,8 @@ pub const ETHERNET_HEADER_LEN: usize = 14;
 /// Ethertype of an 802.1Q tag.
 const ETHERTYPE_VLAN: u16 = 0x8100;
 
-/// The encapsulation a copy arrived in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Encap {
-    /// VXLAN over UDP (4789 by default); the key is the VNI.
-    Vxlan,
-    /// GRE with an Ethernet payload; the key is the GRE key.
-    Gre,
-    /// ERSPAN version 1 (Type II) over GRE; the key is the 10-bit session ID.
-    #[serde(rename = "erspan_v1")]
-    ErspanV1,
-    /// ERSPAN version 2 (Type III) over GRE; the key is the 10-bit session ID.
-    #[serde(rename = "erspan_v2")]
-    ErspanV2,
-}
-
-impl Encap {
-    /// Every encapsulation, in the order of [`Ord`].
-    pub const ALL: [Encap; 4] = [Encap::Vxlan, Encap::Gre, Encap::ErspanV1, Encap::ErspanV2];
-
-    /// Lowercase name, as in file names, JSON and the summary.
-    pub fn name(self) -> &'static str {
-        match self {
-            Encap::Vxlan => "vxlan",
-            Encap::Gre => "gre",
-            Encap::ErspanV1 => "erspan_v1",
-            Encap::ErspanV2 => "erspan_v2",
-        }
-    }
-
-    /// The encapsulation of a [`Encap::name`].
-    pub fn from_name(name: &str) -> Option<Encap> {
-        Encap::ALL.into_iter().find(|e| e.name() == name)
-    }
-}
-
-impl fmt::Display for Encap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The encapsulation a copy arrived in: the one the tap service asked for.
+pub use crate::northbound::model::Encap;
 
 /// Where a copy came from: encapsulation and key (the tenant's mark).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -980,7 +980,7 @@ mod tests {
                         // Every encapsulation a remote collector takes, ERSPAN's included.
                         _ => (
                             Collector::Remote(format!("192.0.2.{}", c % 20).parse().expect("ip")),
-                            Encap::ALL[usize::from(c / 3) % Encap::ALL.len()].1,
+                            Encap::ALL[usize::from(c / 3) % Encap::ALL.len()],
                         ),
                     };
                     let svc = TapService {

@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A refused request: which field, what it held, what is accepted.
@@ -44,8 +44,8 @@ pub struct TapServiceId(pub u64);
 #[serde(transparent)]
 pub struct TapFlowId(pub u64);
 
-/// How copies travel to the collector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// How copies travel to the collector: what the API accepts and what a collector receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Encap {
     /// VXLAN (UDP 4789); the key is the 24-bit VNI.
     #[serde(rename = "vxlan")]
@@ -87,13 +87,8 @@ impl TunnelKind {
 }
 
 impl Encap {
-    /// Every encapsulation, by its name in the API.
-    pub const ALL: [(&'static str, Encap); 4] = [
-        ("vxlan", Encap::Vxlan),
-        ("gre", Encap::Gre),
-        ("erspan_v1", Encap::ErspanV1),
-        ("erspan_v2", Encap::ErspanV2),
-    ];
+    /// Every encapsulation, in the order of [`Ord`].
+    pub const ALL: [Encap; 4] = [Encap::Vxlan, Encap::Gre, Encap::ErspanV1, Encap::ErspanV2];
 
     /// The largest key this encapsulation can carry.
     pub fn max_key(self) -> u32 {
@@ -104,7 +99,7 @@ impl Encap {
         }
     }
 
-    /// Its name in the API and the northbound database.
+    /// Its name in the API, the northbound database, a collector's JSON lines and pcap files.
     pub fn name(self) -> &'static str {
         match self {
             Encap::Vxlan => "vxlan",
@@ -116,7 +111,7 @@ impl Encap {
 
     /// The encapsulation an API name stands for.
     pub fn from_name(name: &str) -> Option<Encap> {
-        Encap::ALL.iter().find(|(n, _)| *n == name).map(|(_, e)| *e)
+        Encap::ALL.into_iter().find(|e| e.name() == name)
     }
 
     /// The tunnel port its copies leave through.

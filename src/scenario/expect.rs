@@ -11,7 +11,7 @@ use super::spec::{direction_str, Expect};
 use super::traffic::stream::{StreamKind, StreamOutcome};
 use super::traffic::PingOutcome;
 use crate::lab::frame::{Segment, Transport};
-use crate::lab::{Capture, EchoKind, Encap as WireEncap, Frame};
+use crate::lab::{Capture, EchoKind, Frame};
 use crate::northbound::model::{Direction, Encap};
 
 /// A tap service as it ended up (its key comes from the controller when not asked for).
@@ -29,14 +29,8 @@ pub struct ServiceFacts {
 
 impl ServiceFacts {
     /// The (encapsulation, key) its copies arrive under.
-    pub fn tunnel(&self) -> Option<(WireEncap, u32)> {
-        let e = match self.encap {
-            Encap::Vxlan => WireEncap::Vxlan,
-            Encap::Gre => WireEncap::Gre,
-            Encap::ErspanV1 => WireEncap::ErspanV1,
-            Encap::ErspanV2 => WireEncap::ErspanV2,
-        };
-        self.key.map(|k| (e, k))
+    pub fn tunnel(&self) -> Option<(Encap, u32)> {
+        self.key.map(|k| (self.encap, k))
     }
 }
 
@@ -184,7 +178,7 @@ fn lookup<'a>(
     f: &'a Facts,
     collector: &str,
     service: &str,
-) -> Result<(&'a Capture, (WireEncap, u32)), String> {
+) -> Result<(&'a Capture, (Encap, u32)), String> {
     let cap = f.captures.get(collector).ok_or(format!("no capture from collector {collector}"))?;
     let svc = f.services.get(service).ok_or(format!("tap service {service} was never created"))?;
     let tun = svc
@@ -337,7 +331,7 @@ fn no_duplicates(f: &Facts, collector: &str, service: Option<&str>) -> Judged {
 }
 
 /// One copy of a duplicated frame, as the report shows it.
-fn copy_of(encap: WireEncap, key: Option<u32>, outer_src: Option<Ipv4Addr>, t_ns: u64) -> Value {
+fn copy_of(encap: Encap, key: Option<u32>, outer_src: Option<Ipv4Addr>, t_ns: u64) -> Value {
     json!({"encap": encap.name(), "key": key,
            "outer_src": outer_src.map(|a| a.to_string()), "t_ns": t_ns})
 }
@@ -363,7 +357,7 @@ fn no_foreign(f: &Facts, collector: &str, tenant: &str) -> Judged {
     let Some(cap) = f.captures.get(collector) else {
         return fail(format!("no capture from collector {collector}"));
     };
-    let allowed: Vec<(WireEncap, u32)> = f
+    let allowed: Vec<(Encap, u32)> = f
         .services
         .values()
         .filter(|s| s.tenant == tenant && s.collector == collector)

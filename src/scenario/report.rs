@@ -11,7 +11,7 @@ use super::expect::{Facts, ReprogramSample, Verdict};
 use super::traffic::stream::{StreamKind, StreamOutcome};
 use super::traffic::PingOutcome;
 use crate::lab::frame::Transport;
-use crate::lab::{Capture, EchoKind, Encap as WireEncap};
+use crate::lab::{Capture, EchoKind, Encap};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,7 +137,7 @@ pub struct Report {
 
 /// Builds a collector's table from its capture; keys are named after the services in `facts`.
 pub fn collector_record(name: &str, ip: &str, cap: &Capture, facts: &Facts) -> CollectorRecord {
-    let mut rows: BTreeMap<(WireEncap, Option<u32>), KeyRow> = BTreeMap::new();
+    let mut rows: BTreeMap<(Encap, Option<u32>), KeyRow> = BTreeMap::new();
     let dups = cap.duplicates();
     for fr in &cap.frames {
         let row = rows.entry(fr.tunnel()).or_insert_with(|| KeyRow {
@@ -408,7 +408,6 @@ mod tests {
 
     use super::*;
     use crate::lab::{Encap, Frame, IcmpEcho};
-    use crate::northbound::model::Encap as ApiEncap;
     use crate::scenario::expect::ServiceFacts;
 
     fn frame(key: u32, seq: Option<u16>) -> Frame {
@@ -444,7 +443,7 @@ mod tests {
             "vx".into(),
             ServiceFacts {
                 tenant: "t1".into(),
-                encap: ApiEncap::Vxlan,
+                encap: Encap::Vxlan,
                 collector: "col1".into(),
                 key: Some(100),
             },

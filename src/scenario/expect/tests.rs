@@ -21,7 +21,7 @@ fn echo(key: u32, kind: EchoKind, seq: u16, t_ms: u64) -> Frame {
     };
     Frame {
         t_ns: T0 + t_ms * MS,
-        encap: WireEncap::Vxlan,
+        encap: Encap::Vxlan,
         key: Some(key),
         outer_src: Ipv4Addr::new(192, 0, 2, 1),
         inner_src: ms.into(),
@@ -320,7 +320,7 @@ fn seg(
         if fwd { (A, B, 30000, 20000) } else { (B, A, 20000, 30000) };
     Segment {
         t_ns: T0 + t_ms * MS,
-        encap: WireEncap::Vxlan,
+        encap: Encap::Vxlan,
         key: Some(100),
         ip_src,
         ip_dst,
