@@ -474,22 +474,15 @@ fn taas_made_taps_copy_traffic_on_real_ovs() {
         "direction": "BOTH"}})),
     );
     assert_eq!(s, 201, "{flow}");
-    let (s, mirror) = call(
-        "POST",
-        "/v2.0/taas/tap_mirrors",
-        Some(json!({"tap_mirror": {
-        "name": "vm2", "port_id": vm2.iface_id(), "directions": {"IN": 4601, "OUT": 4602},
-        "remote_ip": col.ip().to_string(), "mirror_type": "gre"}})),
-    );
-    assert_eq!(s, 201, "{mirror}");
-    let (s, ermirror) = call(
-        "POST",
-        "/v2.0/taas/tap_mirrors",
-        Some(json!({"tap_mirror": {
-        "name": "vm3", "port_id": vm3.iface_id(), "directions": {"IN": 11, "OUT": 12},
-        "remote_ip": col.ip().to_string(), "mirror_type": "erspanv1"}})),
-    );
-    assert_eq!(s, 201, "{ermirror}");
+    let mirror = |port: &str, directions: Value, mirror_type: &str| {
+        let body = json!({"tap_mirror": {"name": port, "port_id": port, "directions": directions,
+                          "remote_ip": col.ip().to_string(), "mirror_type": mirror_type}});
+        let (s, m) = call("POST", "/v2.0/taas/tap_mirrors", Some(body));
+        assert_eq!(s, 201, "{m}");
+        m
+    };
+    mirror(vm2.iface_id(), json!({"IN": 4601, "OUT": 4602}), "gre");
+    let ermirror = mirror(vm3.iface_id(), json!({"IN": 11, "OUT": 12}), "erspanv1");
     assert_eq!(ermirror["tap_mirror"]["mirror_type"], "erspanv1", "{ermirror}");
     let flow_path =
         format!("/v2.0/taas/tap_flows/{}", flow["tap_flow"]["id"].as_str().unwrap_or(""));
