@@ -82,6 +82,37 @@ fn setup(lab: &Lab) -> Setup {
     Setup { pcap_dir, hv, vm1, vm2, col, gre }
 }
 
+/// Installs `copies` (the actions for what vm1 sends, then for what it receives) before NORMAL,
+/// pings vm2 from vm1, waits until every reply is copied under each of `keys`, and stops the
+/// collector (which flushes its pcap files).
+fn ping_copied(
+    hv: &Hypervisor,
+    copies: [&str; 2],
+    vm1: &Vm,
+    vm2: &Vm,
+    col: &mut Collector,
+    keys: &[(Encap, u32)],
+) -> Capture {
+    let p1 = vm1.ofport().expect("vm1 ofport");
+    for flow in [
+        "table=0,priority=0,actions=NORMAL".to_string(),
+        format!("table=0,priority=100,in_port={p1},actions={}", copies[0]),
+        format!("table=0,priority=100,dl_dst={},actions={}", vm1.mac(), copies[1]),
+    ] {
+        hv.ofctl(&["add-flow", "br-int", &flow]).expect("add-flow");
+    }
+    let r = vm1.ping(vm2.ip(), PINGS, Duration::from_millis(20)).expect("ping");
+    assert_eq!((r.sent, r.received), (PINGS, PINGS), "vm1 -> vm2: {r:?}");
+    col.wait_for(Duration::from_secs(3), |cap| {
+        keys.iter()
+            .all(|(e, k)| cap.echo_seqs(*e, *k, EchoKind::Reply, vm2.ip()).len() == PINGS as usize)
+    })
+    .expect("capture");
+    let cap = col.stop().expect("stop collector");
+    eprintln!("frames per key: {:?}", cap.count_by_key());
+    cap
+}
+
 #[test]
 fn pcap_files_per_key_hold_the_mirrored_pings() {
     let lab = Lab::new().expect("lab");
@@ -89,31 +120,13 @@ fn pcap_files_per_key_hold_the_mirrored_pings() {
     let vx = hv
         .add_tunnel_port("vxlan-m", TunnelKind::Vxlan, TunnelRemote::Flow, TunnelKey::Flow)
         .expect("vxlan port");
-    let p1 = vm1.ofport().expect("vm1 ofport");
     let c = col.ip();
     let copies = format!(
         "clone(set_field:100->tun_id,set_field:{c}->tun_dst,output:{vx}),\
          clone(set_field:200->tun_id,set_field:{c}->tun_dst,output:{gre}),NORMAL"
     );
-    for flow in [
-        "table=0,priority=0,actions=NORMAL".to_string(),
-        format!("table=0,priority=100,in_port={p1},actions={copies}"),
-        format!("table=0,priority=100,dl_dst={},actions={copies}", vm1.mac()),
-    ] {
-        hv.ofctl(&["add-flow", "br-int", &flow]).expect("add-flow");
-    }
-
-    let r = vm1.ping(vm2.ip(), PINGS, Duration::from_millis(20)).expect("ping");
-    assert_eq!((r.sent, r.received), (PINGS, PINGS), "vm1 -> vm2: {r:?}");
     let keys = [(Encap::Vxlan, 100), (Encap::Gre, 200)];
-    col.wait_for(Duration::from_secs(3), |cap| {
-        keys.iter()
-            .all(|(e, k)| cap.echo_seqs(*e, *k, EchoKind::Reply, vm2.ip()).len() == PINGS as usize)
-    })
-    .expect("capture");
-    // The collector flushes its pcap files when it stops.
-    let cap = col.stop().expect("stop collector");
-    eprintln!("frames per key: {:?}", cap.count_by_key());
+    let cap = ping_copied(&hv, [&copies, &copies], &vm1, &vm2, &mut col, &keys);
 
     assert_eq!(file_names(&pcap_dir), ["gre-200.pcap", "vxlan-100.pcap"]);
     check_pcap_files(&pcap_dir, &cap, &keys, (vm1.ip(), vm2.ip()));
@@ -144,7 +157,6 @@ fn erspan_copies_from_open_vswitch_are_split_by_version_with_their_metadata() {
     ])
     .expect("erspan port");
     let erspan = hv.ofport("erspan-m").expect("erspan ofport");
-    let p1 = vm1.ofport().expect("vm1 ofport");
     let c = col.ip();
     let copies = |dir: u8| {
         format!(
@@ -155,24 +167,8 @@ fn erspan_copies_from_open_vswitch_are_split_by_version_with_their_metadata() {
              set_field:{dir}->tun_erspan_dir,set_field:3->tun_erspan_hwid,output:{erspan}),NORMAL"
         )
     };
-    for flow in [
-        "table=0,priority=0,actions=NORMAL".to_string(),
-        format!("table=0,priority=100,in_port={p1},actions={}", copies(0)),
-        format!("table=0,priority=100,dl_dst={},actions={}", vm1.mac(), copies(1)),
-    ] {
-        hv.ofctl(&["add-flow", "br-int", &flow]).expect("add-flow");
-    }
-
-    let r = vm1.ping(vm2.ip(), PINGS, Duration::from_millis(20)).expect("ping");
-    assert_eq!((r.sent, r.received), (PINGS, PINGS), "vm1 -> vm2: {r:?}");
     let keys = [(Encap::Gre, 200), (Encap::ErspanV1, 7), (Encap::ErspanV2, 7)];
-    col.wait_for(Duration::from_secs(3), |cap| {
-        keys.iter()
-            .all(|(e, k)| cap.echo_seqs(*e, *k, EchoKind::Reply, vm2.ip()).len() == PINGS as usize)
-    })
-    .expect("capture");
-    let cap = col.stop().expect("stop collector");
-    eprintln!("frames per key: {:?}", cap.count_by_key());
+    let cap = ping_copied(&hv, [&copies(0), &copies(1)], &vm1, &vm2, &mut col, &keys);
     assert_eq!(cap.foreign_keys(&keys), []);
     assert_eq!(file_names(&pcap_dir), ["erspan_v1-7.pcap", "erspan_v2-7.pcap", "gre-200.pcap"]);
     check_pcap_files(&pcap_dir, &cap, &keys, (vm1.ip(), vm2.ip()));
